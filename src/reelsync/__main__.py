@@ -1,0 +1,3 @@
+from reelsync.cli import main
+
+main()

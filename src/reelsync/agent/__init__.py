@@ -1,0 +1,1 @@
+"""reelsync.agent."""

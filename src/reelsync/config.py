@@ -1,0 +1,155 @@
+"""Settings of every reelsync process, built once at an entry point and passed down.
+
+Rules: no other module reads ``os.environ`` or a config file; builders here take the environment as
+an explicit mapping so tests pass their own. Environment variables use the ``REELSYNC_`` prefix
+(and the accsyn names where a script written for accsyn must keep working).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from reelsync.errors import ConfigError
+
+__all__ = [
+    "SERVER_CONFIG_FILE",
+    "ServerConfig",
+    "SmtpConfig",
+    "load_server_config",
+    "parse_listen",
+]
+
+SERVER_CONFIG_FILE = "server.toml"
+DEFAULT_PORT = 8443
+
+TlsMode = Literal["none", "starttls", "tls"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """Outgoing mail. ``host=None`` means mail is kept in the outbox, not sent."""
+
+    host: str | None = None
+    port: int = 25
+    tls: TlsMode = "none"
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sender: str = "reelsync@localhost"
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The control plane's settings (``reelsync server run``)."""
+
+    data_dir: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    tls: bool = True
+    public_url: str | None = None
+    accsyn_dev_port: int | None = None
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    agent_offline_after_s: float = 60.0
+    log_level: str = "info"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.data_dir / "tls" / "server.crt"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "tls" / "server.key"
+
+    @property
+    def url(self) -> str:
+        """The URL clients should use to reach this server."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls else "http"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"{scheme}://{host}:{self.port}"
+
+    def with_overrides(self, **changes: Any) -> ServerConfig:
+        return replace(self, **changes)
+
+
+def default_database_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'reelsync.db').resolve()}"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``[v6]:PORT`` to a (host, port) pair."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"--listen must be HOST:PORT, got {text!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port_text)
+
+
+def _smtp_from(env: Mapping[str, str], file_cfg: Mapping[str, Any]) -> SmtpConfig:
+    def pick(key: str, env_key: str) -> Any:
+        if env_key in env:
+            return env[env_key]
+        return file_cfg.get(key)
+
+    host = pick("host", "REELSYNC_SMTP_HOST")
+    port = pick("port", "REELSYNC_SMTP_PORT")
+    tls_text = str(pick("tls", "REELSYNC_SMTP_TLS") or "none").lower()
+    tls: TlsMode
+    if tls_text == "none":
+        tls = "none"
+    elif tls_text == "starttls":
+        tls = "starttls"
+    elif tls_text == "tls":
+        tls = "tls"
+    else:
+        raise ConfigError(f"SMTP tls must be none, starttls or tls, got {tls_text!r}")
+    try:
+        port_num = int(port) if port is not None else (465 if tls == "tls" else 25)
+    except ValueError as exc:
+        raise ConfigError(f"SMTP port must be a number, got {port!r}") from exc
+    return SmtpConfig(
+        host=host or None,
+        port=port_num,
+        tls=tls,
+        user=pick("user", "REELSYNC_SMTP_USER") or None,
+        password=pick("password", "REELSYNC_SMTP_PASSWORD") or None,
+        sender=pick("from", "REELSYNC_SMTP_FROM") or "reelsync@localhost",
+    )
+
+
+def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
+    """Build the server's settings from ``DATA_DIR/server.toml`` overlaid by ``REELSYNC_*``."""
+    data_dir = data_dir.expanduser()
+    file_cfg: dict[str, Any] = {}
+    cfg_path = data_dir / SERVER_CONFIG_FILE
+    if cfg_path.exists():
+        try:
+            file_cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {cfg_path}: {exc}") from exc
+    server = file_cfg.get("server", {})
+    database_url = (
+        env.get("REELSYNC_DATABASE_URL")
+        or server.get("database_url")
+        or default_database_url(data_dir)
+    )
+    host, port = "127.0.0.1", DEFAULT_PORT
+    if listen := env.get("REELSYNC_LISTEN") or server.get("listen"):
+        host, port = parse_listen(str(listen))
+    return ServerConfig(
+        data_dir=data_dir,
+        database_url=str(database_url),
+        host=host,
+        port=port,
+        tls=bool(server.get("tls", True)),
+        public_url=env.get("REELSYNC_PUBLIC_URL") or server.get("public_url"),
+        accsyn_dev_port=server.get("accsyn_dev_port"),
+        smtp=_smtp_from(env, file_cfg.get("smtp", {})),
+        agent_offline_after_s=float(server.get("agent_offline_after_s", 60.0)),
+    )

@@ -1,0 +1,1 @@
+"""reelsync demo: everything on one machine."""

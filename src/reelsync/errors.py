@@ -1,0 +1,203 @@
+"""The one exception tree of reelsync.
+
+Every error raised on purpose by reelsync code is a :class:`ReelsyncError`. The tree is split by
+*behaviour* (can the operation be retried as is?) and then by *origin*::
+
+    ReelsyncError                      fatal unless a subclass says otherwise
+    ├── UserError                      the caller asked for something wrong; fix the input (exit 2)
+    │   ├── ValidationError            malformed or inconsistent input            (HTTP 400/422)
+    │   ├── QuerySyntaxError           a find() expression that does not parse    (HTTP 400)
+    │   ├── PathError                  a path outside its volume root, `..`, bad symlink (400)
+    │   ├── NotFoundError              unknown id, code, path or e-mail            (HTTP 404)
+    │   ├── ConflictError              duplicate code, task, or a resource in use  (HTTP 409)
+    │   ├── InvalidTransitionError     a status change the state machine forbids   (HTTP 409)
+    │   ├── AuthenticationError        no or bad credentials                       (HTTP 401)
+    │   ├── PermissionDeniedError      role or ACL forbids it                      (HTTP 403)
+    │   └── NotSupportedError          a feature reelsync deliberately does not offer (HTTP 501)
+    ├── ConfigError                    a broken config file, data dir or environment (exit 78)
+    ├── TransferError                  a data-plane failure of one file            (task fails)
+    │   ├── IntegrityError             checksum mismatch, source changed mid-transfer
+    │   ├── DiskFullError              the destination volume ran out of space
+    │   └── ProtocolError              the peer broke the wire protocol
+    ├── RetryableError                 try again later, the same request may succeed
+    │   ├── ConnectionLostError        a socket dropped, a peer or the server is unreachable
+    │   └── UnavailableError           a dependency (agent, database, SMTP) is down  (HTTP 503)
+    └── InternalError                  a bug: reelsync broke its own rules          (HTTP 500)
+
+Origin: an error raised locally has ``remote = False``. The HTTP client rebuilds the server's error
+as the same class with ``remote = True`` (see :func:`error_from_code`), so callers catch one type
+whichever side noticed the problem. Boundaries translate in one place each: the HTTP layer through
+:attr:`ReelsyncError.http_status`, the CLI through :attr:`ReelsyncError.exit_code`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "ConflictError",
+    "ConnectionLostError",
+    "DiskFullError",
+    "IntegrityError",
+    "InternalError",
+    "InvalidTransitionError",
+    "NotFoundError",
+    "NotSupportedError",
+    "PathError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "QuerySyntaxError",
+    "ReelsyncError",
+    "RetryableError",
+    "TransferError",
+    "UnavailableError",
+    "UserError",
+    "ValidationError",
+    "error_from_code",
+]
+
+
+class ReelsyncError(Exception):
+    """Base of every error reelsync raises on purpose.
+
+    ``message`` is one sentence a person can act on; ``hint`` optionally says what to do next.
+    """
+
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, hint: str | None = None, remote: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.remote = remote
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+    def to_dict(self) -> dict[str, str]:
+        """The error as the JSON object the native API answers with."""
+        body = {"code": self.code, "message": self.message}
+        if self.hint:
+            body["hint"] = self.hint
+        return body
+
+
+class UserError(ReelsyncError):
+    code = "user_error"
+    http_status = 400
+    exit_code = 2
+
+
+class ValidationError(UserError):
+    code = "invalid"
+    http_status = 400
+
+
+class QuerySyntaxError(ValidationError):
+    code = "query_syntax"
+
+
+class PathError(ValidationError):
+    code = "bad_path"
+
+
+class NotFoundError(UserError):
+    code = "not_found"
+    http_status = 404
+
+
+class ConflictError(UserError):
+    code = "conflict"
+    http_status = 409
+
+
+class InvalidTransitionError(ConflictError):
+    code = "invalid_transition"
+
+
+class AuthenticationError(UserError):
+    code = "unauthenticated"
+    http_status = 401
+    exit_code = 77
+
+
+class PermissionDeniedError(UserError):
+    code = "forbidden"
+    http_status = 403
+    exit_code = 77
+
+
+class NotSupportedError(UserError):
+    code = "not_supported"
+    http_status = 501
+
+
+class ConfigError(ReelsyncError):
+    code = "config"
+    http_status = 500
+    exit_code = 78
+
+
+class TransferError(ReelsyncError):
+    code = "transfer_failed"
+    http_status = 500
+    exit_code = 1
+
+
+class IntegrityError(TransferError):
+    code = "integrity"
+    retryable = True
+
+
+class DiskFullError(TransferError):
+    code = "disk_full"
+    http_status = 507
+
+
+class ProtocolError(TransferError):
+    code = "protocol"
+
+
+class RetryableError(ReelsyncError):
+    code = "retryable"
+    http_status = 503
+    exit_code = 75
+    retryable = True
+
+
+class ConnectionLostError(RetryableError):
+    code = "connection_lost"
+
+
+class UnavailableError(RetryableError):
+    code = "unavailable"
+
+
+class InternalError(ReelsyncError):
+    code = "internal"
+    http_status = 500
+    exit_code = 70
+
+
+def _all_subclasses(cls: type[ReelsyncError]) -> list[type[ReelsyncError]]:
+    found: list[type[ReelsyncError]] = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+def error_from_code(
+    code: str, message: str, *, hint: str | None = None, remote: bool = True
+) -> ReelsyncError:
+    """Rebuild an error from its wire ``code`` (as sent by :meth:`ReelsyncError.to_dict`)."""
+    for cls in _all_subclasses(ReelsyncError):
+        if cls.code == code:
+            return cls(message, hint=hint, remote=remote)
+    return ReelsyncError(message, hint=hint, remote=remote)
