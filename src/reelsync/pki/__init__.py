@@ -1,0 +1,1 @@
+"""reelsync.pki: the workspace CA, server and agent certificates (cryptography)."""
