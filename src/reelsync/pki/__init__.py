@@ -1,1 +1,35 @@
-"""reelsync.pki: the workspace CA, server and agent certificates (cryptography)."""
+"""reelsync.pki: the workspace CA, the control plane's HTTPS certificate, agent keys, CSRs and
+certificates, and the TLS contexts that trust only the workspace CA (cryptography + ssl)."""
+
+from __future__ import annotations
+
+from reelsync.pki.authority import (
+    CA_CERT_FILE,
+    CA_KEY_FILE,
+    CertificateAuthority,
+    KeyPair,
+    make_agent_key_and_csr,
+    subject_alt_names,
+)
+from reelsync.pki.identity import PeerIdentity, load_certificate, peer_identity, peer_identity_of
+from reelsync.pki.pemfile import read_pem, read_private_pem, write_pem, write_private_pem
+from reelsync.pki.tlscontext import client_ssl_context, server_ssl_context
+
+__all__ = [
+    "CA_CERT_FILE",
+    "CA_KEY_FILE",
+    "CertificateAuthority",
+    "KeyPair",
+    "PeerIdentity",
+    "client_ssl_context",
+    "load_certificate",
+    "make_agent_key_and_csr",
+    "peer_identity",
+    "peer_identity_of",
+    "read_pem",
+    "read_private_pem",
+    "server_ssl_context",
+    "subject_alt_names",
+    "write_pem",
+    "write_private_pem",
+]
