@@ -1,0 +1,251 @@
+"""What the accsyn adapter knows about entity types: which exist, which reelsync serves, and the
+attributes each exposes (answers to ``entitytypes`` and ``attributes WHERE entitytype=X``).
+
+Rules: a type in :data:`UNSUPPORTED` is one reelsync deliberately does not offer (deliveries,
+compute, publish, collections, ...); every event on it answers a clear "not supported" message.
+Attribute lists are what the adapter actually returns, reads first; creatable and updatable
+lists are narrower and admin-only types hide them from other roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reelsync.errors import NotSupportedError, ValidationError
+
+__all__ = [
+    "ATTRIBUTES",
+    "CLIENT_KINDS",
+    "ENTITY_TYPES",
+    "JOB_KINDS",
+    "SHARE_KINDS",
+    "UNSUPPORTED",
+    "attributes_for",
+    "check_supported",
+]
+
+#: Uri types that name a share (a volume; folders and homes are sub-paths of a volume).
+SHARE_KINDS = frozenset({"share", "volume", "folder", "home"})
+#: Uri types that name a client; ``client`` matches every kind, the others one type each.
+CLIENT_KINDS: Mapping[str, int | None] = {
+    "client": None,
+    "app": 0,
+    "server": 1,
+    "userserver": 2,
+    "browser": 3,
+}
+#: Uri types that name a job: ``transfer`` is type 1, ``job`` any kind (type 2 = queue).
+JOB_KINDS = frozenset({"job", "transfer"})
+
+UNSUPPORTED: Mapping[str, str] = {
+    "compute": "compute (render) jobs",
+    "delivery": "deliveries",
+    "request": "upload requests",
+    "stream": "streaming deliveries",
+    "collection": "collections",
+    "file": "collection files",
+    "lane": "compute lanes",
+    "engine": "compute engines",
+    "publish": "publishing",
+    "integration": "integrations",
+}
+
+#: Every type the ``entitytypes`` event lists (served or not, so scripts see the full model).
+ENTITY_TYPES: tuple[str, ...] = (
+    "user",
+    "workspace",
+    "site",
+    "volume",
+    "folder",
+    "home",
+    "share",
+    "client",
+    "app",
+    "server",
+    "userserver",
+    "browser",
+    "queue",
+    "job",
+    "transfer",
+    "task",
+    "acl",
+    "setting",
+    "log",
+    "compute",
+    "delivery",
+    "request",
+    "stream",
+    "collection",
+    "engine",
+    "lane",
+)
+
+_COMMON = ("id", "code", "name", "description", "status", "metadata", "created", "creator")
+_READ: Mapping[str, tuple[str, ...]] = {
+    "user": (*_COMMON, "email", "role", "role_hr", "inactive", "modified", "queue"),
+    "workspace": ("id", "code", "name", "created", "metadata"),
+    "site": (*_COMMON, "main", "accsyn", "modified"),
+    "share": (
+        *_COMMON,
+        "type",
+        "default",
+        "paths",
+        "site_paths",
+        "path",
+        "parent",
+        "email",
+        "queue",
+        "inactive",
+        "status_hr",
+        "modified",
+    ),
+    "client": (
+        "id",
+        "code",
+        "type",
+        "type_hr",
+        "status",
+        "site",
+        "site_hr",
+        "roles",
+        "user",
+        "user_hr",
+        "os",
+        "host_id",
+        "wan_ip",
+        "last_checkin",
+        "version",
+        "created",
+    ),
+    "queue": (*_COMMON, "type", "priority", "default", "paused", "uri", "parent", "modified"),
+    "job": (
+        *_COMMON,
+        "type",
+        "user",
+        "user_hr",
+        "parent",
+        "parent_hr",
+        "queue",
+        "queue_hr",
+        "progress",
+        "size",
+        "speed",
+        "etr",
+        "finished",
+        "source",
+        "source_hr",
+        "destination",
+        "destination_hr",
+        "uri",
+        "settings",
+        "modified",
+    ),
+    "task": (
+        "id",
+        "uri",
+        "job",
+        "source",
+        "destination",
+        "size",
+        "priority",
+        "status",
+        "tries",
+        "progress",
+        "error",
+        "created",
+        "finished",
+        "metadata",
+    ),
+    "acl": (
+        "id",
+        "entity",
+        "entity_hr",
+        "target",
+        "target_hr",
+        "path",
+        "read",
+        "write",
+        "acknowledged",
+        "role",
+        "status",
+        "created",
+        "creator",
+    ),
+}
+_CREATE: Mapping[str, tuple[str, ...]] = {
+    "user": ("code", "name", "role", "queue", "give_all_volumes_access", "volumes", "metadata"),
+    "site": ("code", "name", "description", "metadata"),
+    "share": ("code", "name", "default", "paths", "site_paths", "description", "metadata"),
+    "queue": ("code", "name", "priority", "default", "status", "description", "metadata"),
+    "job": (
+        "code",
+        "name",
+        "queue",
+        "status",
+        "type",
+        "tasks",
+        "source",
+        "destination",
+        "mirror_paths",
+        "mirror",
+        "append",
+        "allow_duplicates",
+        "settings",
+        "metadata",
+    ),
+    "task": ("tasks", "allow_duplicates"),
+    "acl": ("entity", "target", "path", "read", "write", "notify", "message", "invite"),
+}
+_UPDATE: Mapping[str, tuple[str, ...]] = {
+    "user": ("name", "role", "status", "metadata"),
+    "site": ("name", "description", "status", "metadata"),
+    "share": ("name", "default", "paths", "site_paths", "status", "description", "metadata"),
+    "queue": ("name", "priority", "default", "status", "description", "metadata"),
+    "job": ("name", "code", "status", "queue", "metadata"),
+    "task": ("status", "priority", "metadata"),
+}
+ATTRIBUTES = _READ
+
+_ADMIN_ONLY_WRITES = frozenset({"user", "site", "share", "queue"})
+
+
+def _family(entitytype: str) -> str:
+    if entitytype in SHARE_KINDS:
+        return "share"
+    if entitytype in CLIENT_KINDS:
+        return "client"
+    if entitytype in JOB_KINDS:
+        return "job"
+    return entitytype
+
+
+def check_supported(entitytype: str) -> None:
+    """Raise NotSupportedError for a type reelsync deliberately does not serve."""
+    what = UNSUPPORTED.get(entitytype)
+    if what is not None:
+        raise NotSupportedError(
+            f"{what} are not supported by reelsync",
+            hint="reelsync serves users, sites, volumes, servers, queues, transfers, tasks, ACLs"
+            " and settings",
+        )
+
+
+def attributes_for(entitytype: str, *, role: str, create: bool, update: bool) -> list[str]:
+    """The attribute names a role may read (or create / update) on ``entitytype``."""
+    entitytype = entitytype.strip().strip("'\"").lower()
+    check_supported(entitytype)
+    family = _family(entitytype)
+    if family not in _READ:
+        raise ValidationError(
+            f"unknown entity type {entitytype!r}",
+            hint="list them with find('entitytypes')",
+        )
+    if create or update:
+        table = _CREATE if create else _UPDATE
+        names = list(table.get(family, ()))
+        if update and create:
+            names = sorted(set(names) | set(_UPDATE.get(family, ())))
+        if family in _ADMIN_ONLY_WRITES and role not in ("admin", "support"):
+            return []
+        return names
+    return list(_READ[family])
