@@ -7,6 +7,8 @@ an explicit mapping so tests pass their own. Environment variables use the ``REE
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -16,9 +18,14 @@ from typing import Any, Literal
 from reelsync.errors import ConfigError
 
 __all__ = [
+    "CREDENTIALS_FILE",
     "SERVER_CONFIG_FILE",
+    "ClientConfig",
     "ServerConfig",
     "SmtpConfig",
+    "client_config_from_environment",
+    "credentials_path",
+    "load_client_config",
     "load_server_config",
     "parse_listen",
 ]
@@ -64,6 +71,11 @@ class ServerConfig:
     @property
     def key_file(self) -> Path:
         return self.data_dir / "tls" / "server.key"
+
+    @property
+    def ca_file(self) -> Path:
+        """The workspace CA certificate (clients verify the server against it)."""
+        return self.data_dir / "tls" / "ca.crt"
 
     @property
     def url(self) -> str:
@@ -153,3 +165,108 @@ def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
         smtp=_smtp_from(env, file_cfg.get("smtp", {})),
         agent_offline_after_s=float(server.get("agent_offline_after_s", 60.0)),
     )
+
+
+# --- the client (CLI, Python Session) -------------------------------------------------------------
+
+CREDENTIALS_FILE = "credentials"
+DEFAULT_URL = f"https://127.0.0.1:{DEFAULT_PORT}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where and as whom a client talks to the control plane. ``api_key`` never appears in a repr.
+
+    TLS: with ``ca_file`` the server must present a certificate signed by that CA (the workspace
+    CA, ``DATA_DIR/tls/ca.crt``); without it the system trust store is used (a server behind a
+    reverse proxy with a public certificate); ``verify=False`` only with an explicit --insecure.
+    """
+
+    url: str = DEFAULT_URL
+    api_user: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    verify: bool = True
+    workspace: str | None = None
+    timeout_s: float = 30.0
+
+    def with_overrides(self, **changes: Any) -> ClientConfig:
+        return replace(self, **changes)
+
+
+def credentials_path(env: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/reelsync/credentials`` (``~/.config/reelsync/credentials``)."""
+    if explicit := env.get("REELSYNC_CREDENTIALS_FILE"):
+        return Path(explicit).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(base) / "reelsync" / CREDENTIALS_FILE
+
+
+def _read_credentials(path: Path) -> dict[str, Any]:
+    """The credentials file (TOML). Refused unless only its owner may read it (mode 0600)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"credentials file {path} is readable by others (mode {stat.S_IMODE(mode):04o})",
+            hint=f"chmod 600 {path}",
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read credentials file {path}: {exc}") from exc
+    return data
+
+
+def load_client_config(
+    env: Mapping[str, str],
+    *,
+    url: str | None = None,
+    api_user: str | None = None,
+    api_key: str | None = None,
+    ca_file: str | Path | None = None,
+    insecure: bool = False,
+    workspace: str | None = None,
+    timeout_s: float | None = None,
+) -> ClientConfig:
+    """Resolve the client's settings, first match wins: arguments, ``REELSYNC_URL`` /
+    ``REELSYNC_API_USER`` / ``REELSYNC_API_KEY`` / ``REELSYNC_CA_FILE``, the accsyn names
+    (``ACCSYN_API_USER``, ``ACCSYN_API_KEY``, ``ACCSYN_WORKSPACE``), then the credentials file."""
+    creds = _read_credentials(credentials_path(env))
+
+    def pick(arg: Any, *names: str, key: str) -> Any:
+        if arg not in (None, ""):
+            return arg
+        for name in names:
+            if env.get(name):
+                return env[name]
+        return creds.get(key) or None
+
+    resolved_url = str(pick(url, "REELSYNC_URL", key="url") or DEFAULT_URL).rstrip("/")
+    if not resolved_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"the server URL must start with https:// or http://, got {resolved_url!r}"
+        )
+    ca = pick(ca_file, "REELSYNC_CA_FILE", key="ca_file")
+    ca_path = Path(str(ca)).expanduser() if ca else None
+    if ca_path is not None and not ca_path.is_file():
+        raise ConfigError(f"CA file {ca_path} does not exist")
+    insecure = insecure or env.get("REELSYNC_INSECURE", "") in ("1", "true", "yes")
+    return ClientConfig(
+        url=resolved_url,
+        api_user=pick(api_user, "REELSYNC_API_USER", "ACCSYN_API_USER", key="api_user"),
+        api_key=pick(api_key, "REELSYNC_API_KEY", "ACCSYN_API_KEY", key="api_key"),
+        ca_file=ca_path,
+        verify=not insecure,
+        workspace=pick(workspace, "REELSYNC_WORKSPACE", "ACCSYN_WORKSPACE", key="workspace"),
+        timeout_s=timeout_s if timeout_s is not None else float(creds.get("timeout_s", 30.0)),
+    )
+
+
+def client_config_from_environment(**arguments: Any) -> ClientConfig:
+    """:func:`load_client_config` over this process's environment (for library entry points)."""
+    return load_client_config(os.environ, **arguments)

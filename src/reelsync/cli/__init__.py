@@ -10,6 +10,14 @@ from typing import Any
 import click
 
 from reelsync import __version__
+from reelsync.cli.acl import acl
+from reelsync.cli.connection import Connection
+from reelsync.cli.login import login
+from reelsync.cli.queue import queue
+from reelsync.cli.server import server
+from reelsync.cli.site import site
+from reelsync.cli.user import user
+from reelsync.cli.volume import volume
 from reelsync.errors import ReelsyncError
 
 __all__ = ["cli", "main"]
@@ -28,14 +36,39 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reelsync")
-def cli() -> None:
+@click.option("--url", help="Control plane URL (else REELSYNC_URL or the credentials file).")
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False),
+    help="Workspace CA to verify the server (else REELSYNC_CA_FILE; DATA_DIR/tls/ca.crt).",
+)
+@click.option("--insecure", is_flag=True, help="Do not verify the server's TLS certificate.")
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, ca_file: str | None, insecure: bool) -> None:
     """reelsync: move production assets between hq and remote sites."""
+    conn = ctx.ensure_object(Connection)
+    conn.url, conn.ca_file, conn.insecure = url, ca_file, insecure
+
+
+for _command in (site, volume, queue, user, acl, login, server):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Usage mistakes are one line too (with the --help to read)."""
     try:
-        cli.main(args=argv, prog_name="reelsync", standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover - interactive
+        result = cli.main(args=argv, prog_name="reelsync", standalone_mode=False)
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except ReelsyncError as exc:  # raised outside a command (e.g. while parsing options)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,65 @@
+"""The read and delete sub-commands every admin entity group shares (``list``, ``show``,
+``delete``), built from the entity type and the columns its table shows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from reelsync.cli.connection import pass_session
+from reelsync.cli.output import echo_json, print_entity, print_table, say
+from reelsync.client import Session
+
+__all__ = ["add_read_delete_commands", "created", "json_option"]
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def add_read_delete_commands(
+    group: click.Group, entitytype: str, columns: Sequence[str], ref_name: str = "REF"
+) -> None:
+    """Add ``list``, ``show REF`` and ``delete REF`` for ``entitytype`` to ``group``."""
+
+    @group.command("list")
+    @json_option
+    @pass_session
+    def list_cmd(session: Session, as_json: bool) -> None:
+        rows = session.find(entitytype)
+        if as_json:
+            echo_json(rows)
+        else:
+            print_table(rows, columns, f"{entitytype}s")
+
+    list_cmd.help = f"List every {entitytype}."
+
+    @group.command("show")
+    @click.argument("ref", metavar=ref_name)
+    @json_option
+    @pass_session
+    def show_cmd(session: Session, ref: str, as_json: bool) -> None:
+        entity = session.get_entity(entitytype, ref)
+        if as_json:
+            echo_json(entity)
+        else:
+            print_entity(entity, f"{entitytype} {ref}")
+
+    show_cmd.help = f"Show one {entitytype} ({ref_name} is its id or code)."
+
+    @group.command("delete")
+    @click.argument("ref", metavar=ref_name)
+    @pass_session
+    def delete_cmd(session: Session, ref: str) -> None:
+        session.delete(entitytype, ref)
+        say(f"deleted {entitytype} {ref}")
+
+    delete_cmd.help = f"Delete a {entitytype} ({ref_name} is its id or code)."
+
+
+def created(entitytype: str, entity: dict[str, object], as_json: bool) -> None:
+    """Report a created entity."""
+    if as_json:
+        echo_json(entity)
+    else:
+        label = entity.get("code") or entity.get("email") or entity.get("id")
+        say(f"created {entitytype} {label} (id {entity.get('id')})")

@@ -1,0 +1,10 @@
+"""placeholder"""
+
+import click
+
+__all__ = ["server"]
+
+
+@click.group()
+def server() -> None:
+    """The control plane."""

@@ -1,0 +1,191 @@
+"""The async client core: the accsyn-like verbs (create, find, find_one, get_entity, update,
+delete) over the native REST API, and typed helpers the CLI needs. Rules: every call goes through
+one :class:`~reelsync.client.transport.Transport`; ``find`` takes an entity type with optional
+``key=value`` filters (``"job"``, ``"job where status=running and queue=proj001"`` or keyword
+filters), which become the list endpoint's query parameters - the full accsyn query language is
+the accsyn adapter's job, not this client's."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from reelsync.client.entities import collection_path, item_path
+from reelsync.client.transport import Transport
+from reelsync.config import ClientConfig
+from reelsync.errors import QuerySyntaxError, ValidationError
+
+__all__ = ["AsyncSession", "Entity", "parse_find"]
+
+Entity = dict[str, Any]
+
+_CONDITION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*=\s*(.*?)\s*$")
+
+
+def parse_find(query: str) -> tuple[str, dict[str, str]]:
+    """``"job where status=running and queue=proj001"`` -> ("job", {"status": ..., ...})."""
+    parts = re.split(r"(?i)\s+where\s+", query.strip(), maxsplit=1)
+    head, tail = parts[0], parts[1] if len(parts) > 1 else ""
+    filters: dict[str, str] = {}
+    if tail:
+        for cond in re.split(r"(?i)\s+and\s+", tail):
+            m = _CONDITION.match(cond)
+            if not m:
+                raise QuerySyntaxError(
+                    f"cannot read the condition {cond.strip()!r} (use key=value)"
+                )
+            filters[m.group(1)] = m.group(2).strip("'\"")
+    if not head or " " in head:
+        raise QuerySyntaxError(f"cannot read the query {query!r} (use: TYPE [where key=value ...])")
+    return head.lower(), filters
+
+
+def _items(body: Any) -> list[Entity]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, Mapping):
+        for key in ("items", "result", "data"):
+            if isinstance(body.get(key), list):
+                return list(body[key])
+    raise ValidationError("the server answered a list request with something that is not a list")
+
+
+class AsyncSession:
+    """One connection to a reelsync control plane (async). Use ``async with``."""
+
+    def __init__(
+        self, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.config = config
+        self._t = Transport(config, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"AsyncSession(url={self.config.url!r}, api_user={self.config.api_user!r})"
+
+    async def __aenter__(self) -> AsyncSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._t.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        """A raw call to ``/api/v1{path}``."""
+        return await self._t.request(method, path, json_body=json_body, params=params, auth=auth)
+
+    # -- the accsyn-like verbs ---------------------------------------------------------------------
+
+    async def create(self, entitytype: str, data: Any, entityid: str | None = None) -> Any:
+        """Create an entity; for ``task``, ``entityid`` is the job and ``data`` the task list
+        (or ``{"tasks": [...], "allow_duplicates": ...}``)."""
+        if entitytype.strip().lower() == "task" and isinstance(data, list):
+            data = {"tasks": data}
+        return await self.request("POST", collection_path(entitytype, entityid), json_body=data)
+
+    async def find(
+        self, query: str, *, limit: int | None = None, offset: int | None = None, **filters: Any
+    ) -> list[Entity]:
+        """Entities of a type matching ``key=value`` filters; tasks need ``job=<id>``."""
+        entitytype, parsed = parse_find(query)
+        params: dict[str, Any] = {**parsed, **{k: v for k, v in filters.items() if v is not None}}
+        parent = params.pop("job", None) if entitytype == "task" else None
+        if limit is not None:
+            params["limit"] = limit
+        if offset is not None:
+            params["offset"] = offset
+        for key, value in params.items():
+            if isinstance(value, bool):
+                params[key] = "true" if value else "false"
+        body = await self.request("GET", collection_path(entitytype, parent), params=params or None)
+        return _items(body)
+
+    async def find_one(self, query: str, **filters: Any) -> Entity | None:
+        found = await self.find(query, **filters)
+        return found[0] if found else None
+
+    async def get_entity(self, entitytype: str, ref: str) -> Entity:
+        """One entity by id or code (users: id or e-mail); NotFoundError when there is none."""
+        body = await self.request("GET", item_path(entitytype, ref))
+        return dict(body)
+
+    async def update(self, entitytype: str, ref: str, data: Any) -> Any:
+        """Change an entity; for ``task``, ``ref`` is the job and ``data`` a list of changes."""
+        if entitytype.strip().lower() == "task":
+            return await self.request("PATCH", collection_path("task", ref), json_body=data)
+        return await self.request("PATCH", item_path(entitytype, ref), json_body=data)
+
+    async def delete(self, entitytype: str, ref: str) -> None:
+        await self.request("DELETE", item_path(entitytype, ref))
+
+    # -- typed helpers -----------------------------------------------------------------------------
+
+    async def health(self) -> Entity:
+        return dict(await self.request("GET", "/health", auth=False))
+
+    async def me(self) -> Entity:
+        return dict(await self.request("GET", "/me"))
+
+    async def workspace(self) -> Entity:
+        return dict(await self.request("GET", "/workspace"))
+
+    async def create_apikey(
+        self, user: str, *, description: str | None = None, expires_at: str | None = None
+    ) -> Entity:
+        """A new API key for ``user``; the plaintext key is in ``["api_key"]``, shown once."""
+        body: dict[str, Any] = {}
+        if description:
+            body["description"] = description
+        if expires_at:
+            body["expires_at"] = expires_at
+        return dict(await self.request("POST", f"/users/{user}/apikeys", json_body=body))
+
+    async def list_apikeys(self, user: str) -> list[Entity]:
+        return _items(await self.request("GET", f"/users/{user}/apikeys"))
+
+    async def revoke_apikey(self, user: str, key_id: str) -> None:
+        await self.request("DELETE", f"/users/{user}/apikeys/{key_id}")
+
+    async def grant(
+        self, user: str, volume: str, *, path: str = "", read: bool = True, write: bool = False
+    ) -> Entity:
+        body: dict[str, Any] = {"user": user, "volume": volume, "read": read, "write": write}
+        if path:
+            body["path"] = path
+        return dict(await self.request("POST", "/acls", json_body=body))
+
+    async def acls(self, *, user: str | None = None, volume: str | None = None) -> list[Entity]:
+        return _items(await self.request("GET", "/acls", params={"user": user, "volume": volume}))
+
+    async def revoke_acl(self, acl_id: str) -> None:
+        await self.request("DELETE", f"/acls/{acl_id}")
+
+    async def submit_job(self, job: Mapping[str, Any]) -> Entity:
+        return dict(await self.request("POST", "/jobs", json_body=dict(job)))
+
+    async def tasks(
+        self, job_id: str, *, status: str | None = None, limit: int | None = None
+    ) -> list[Entity]:
+        return _items(
+            await self.request(
+                "GET", f"/jobs/{job_id}/tasks", params={"status": status, "limit": limit}
+            )
+        )

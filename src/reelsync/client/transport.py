@@ -1,0 +1,157 @@
+"""The HTTP boundary of the client: one httpx.AsyncClient per session, and the one place where
+httpx's failures and the server's error bodies become reelsync errors. Rules: a server error is
+rebuilt as the same class with ``remote=True`` (:func:`reelsync.errors.error_from_code`); a server
+that cannot be reached is a ConnectionLostError naming the URL and the reason; a certificate that
+does not verify is a ConfigError saying how to trust the workspace CA; the API key only ever goes
+into the Authorization header, never into a message or a log."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from typing import Any
+
+import httpx
+
+from reelsync import __version__
+from reelsync.config import ClientConfig
+from reelsync.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionLostError,
+    InternalError,
+    NotFoundError,
+    PermissionDeniedError,
+    ReelsyncError,
+    UnavailableError,
+    error_from_code,
+)
+
+__all__ = ["API_PREFIX", "Transport", "error_from_response"]
+
+API_PREFIX = "/api/v1"
+
+
+def _verify(config: ClientConfig) -> ssl.SSLContext | bool:
+    if not config.verify:
+        return False
+    if config.ca_file is not None:
+        try:
+            return ssl.create_default_context(cafile=str(config.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load CA file {config.ca_file}: {exc}") from exc
+    return True
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None:
+            break
+        exc = nxt
+    return exc
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    node: BaseException | None = exc
+    while node is not None:
+        if isinstance(node, OSError) and node.errno:
+            return os.strerror(node.errno).lower()
+        if isinstance(node, OSError) and node.strerror:
+            return node.strerror.lower()
+        node = node.__cause__ or node.__context__
+    text = str(exc) or type(exc).__name__
+    return text.removeprefix("[Errno 111] ").lower()
+
+
+def error_from_response(response: httpx.Response) -> ReelsyncError:
+    """The reelsync error an HTTP error response stands for."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("code"), str):
+        hint = err.get("hint")
+        return error_from_code(
+            err["code"],
+            str(err.get("message") or err["code"]),
+            hint=hint if isinstance(hint, str) else None,
+            remote=True,
+        )
+    status = response.status_code
+    detail = body.get("detail") if isinstance(body, dict) else None
+    message = f"{response.request.method} {response.request.url.path}: HTTP {status}"
+    if detail:
+        message += f": {detail}"
+    by_status: dict[int, type[ReelsyncError]] = {
+        401: AuthenticationError,
+        403: PermissionDeniedError,
+        404: NotFoundError,
+        503: UnavailableError,
+    }
+    cls = by_status.get(status, InternalError if status >= 500 else ReelsyncError)
+    return cls(message, remote=True)
+
+
+class Transport:
+    """JSON over HTTP(S) to one control plane."""
+
+    def __init__(self, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None):
+        self.config = config
+        headers = {"User-Agent": f"reelsync/{__version__}", "Accept": "application/json"}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self._http = httpx.AsyncClient(
+            base_url=config.url + API_PREFIX,
+            headers=headers,
+            verify=_verify(config),
+            timeout=config.timeout_s,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        """Send one request; the decoded JSON body (None for an empty one) or a reelsync error."""
+        if auth and not self.config.api_key:
+            raise AuthenticationError(
+                "no API key",
+                hint="set REELSYNC_API_KEY, pass --api-key, or run `reelsync login`",
+            )
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = await self._http.request(method, path, json=json_body, params=clean or None)
+        except httpx.TimeoutException as exc:
+            raise ConnectionLostError(f"{self.config.url} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            root = _root_cause(exc)
+            if isinstance(root, ssl.SSLCertVerificationError):
+                raise ConfigError(
+                    f"cannot verify the TLS certificate of {self.config.url}: "
+                    f"{root.verify_message or root.reason}",
+                    hint="pass --ca-file DATA_DIR/tls/ca.crt or set REELSYNC_CA_FILE",
+                ) from exc
+            raise ConnectionLostError(f"cannot reach {self.config.url}: {_reason(exc)}") from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InternalError(
+                f"{method} {path}: the server answered something that is not JSON", remote=True
+            ) from exc

@@ -1,0 +1,161 @@
+"""The control plane process: uvicorn serving one ASGI app. Rules: sockets are bound before
+anything starts, so a busy port is one clear error and nothing runs; HTTPS (TLS 1.3, the
+certificate issued by the workspace CA) unless ``tls`` is off; the optional accsyn dev listener is
+plain HTTP on 127.0.0.1 only and serves the same app; SIGTERM and SIGINT stop both listeners
+gracefully (in-flight requests finish, the app's lifespan shutdown runs) and the process exits 0;
+logs go to stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import ssl
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from reelsync.config import ServerConfig
+from reelsync.errors import ConfigError
+from reelsync.pki import server_ssl_context
+
+__all__ = ["bind_socket", "check_data_dir", "log_config", "serve"]
+
+_log = logging.getLogger("reelsync.server")
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's and reelsync's loggers, all to stderr."""
+    fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": fmt}},
+        "handlers": {"stderr": handler},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.access": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "reelsync": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+        },
+    }
+
+
+def check_data_dir(config: ServerConfig) -> None:
+    """Refuse to start on a data dir ``reelsync server init`` did not make."""
+    from reelsync.config import SERVER_CONFIG_FILE
+
+    data_dir = config.data_dir
+    if not data_dir.is_dir():
+        raise ConfigError(
+            f"data dir {data_dir} does not exist",
+            hint=f"run: reelsync server init --data-dir {data_dir} ...",
+        )
+    if not (data_dir / SERVER_CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"{data_dir} is not a reelsync data dir (no {SERVER_CONFIG_FILE})",
+            hint=f"run: reelsync server init --data-dir {data_dir} ...",
+        )
+    if config.tls:
+        for path in (config.cert_file, config.key_file):
+            if not path.is_file():
+                raise ConfigError(f"TLS file {path} is missing", hint="or run with --no-tls")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, or a one-line ConfigError (busy port, unknown address)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(addr)
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from exc
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server whose signals are handled by :func:`serve`, for all listeners at once."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _tls_context(config: ServerConfig) -> ssl.SSLContext:
+    return server_ssl_context(config.cert_file, config.key_file, require_client_cert=False)
+
+
+async def _serve_all(servers: list[tuple[_Server, socket.socket]]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop(signame: str) -> None:
+        _log.info("received %s, shutting down", signame)
+        for server, _ in servers:
+            if server.should_exit:
+                server.force_exit = True
+            server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig.name)
+    try:
+        first, first_sock = servers[0]
+        tasks = [asyncio.create_task(first.serve(sockets=[first_sock]))]
+        while not first.started and not tasks[0].done():
+            await asyncio.sleep(0.02)
+        for server, sock in servers[1:]:
+            tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+        await asyncio.gather(*tasks)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    if not first.started:
+        raise ConfigError("the control plane failed to start (see the log above)")
+
+
+def serve(config: ServerConfig, app: Any) -> None:
+    """Run ``app`` until SIGTERM or SIGINT. Binds every listener first."""
+    main_sock = bind_socket(config.host, config.port)
+    socks = [main_sock]
+    try:
+        if config.accsyn_dev_port is not None:
+            socks.append(bind_socket("127.0.0.1", config.accsyn_dev_port))
+    except ConfigError:
+        main_sock.close()
+        raise
+    logs = log_config(config.log_level)
+    main_cfg = uvicorn.Config(
+        app,
+        log_config=logs,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        ssl_certfile=str(config.cert_file) if config.tls else None,
+        ssl_keyfile=str(config.key_file) if config.tls else None,
+        ssl_context_factory=(lambda _cfg, _default: _tls_context(config)) if config.tls else None,
+    )
+    servers = [(_Server(main_cfg), main_sock)]
+    if len(socks) > 1:
+        dev_cfg = uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=10)
+        servers.append((_Server(dev_cfg), socks[1]))
+    _log.info("reelsync control plane at %s", config.url)
+    if config.accsyn_dev_port is not None:
+        _log.info("accsyn dev listener at http://127.0.0.1:%d", config.accsyn_dev_port)
+    try:
+        asyncio.run(_serve_all(servers))
+    finally:
+        for sock in socks:
+            sock.close()

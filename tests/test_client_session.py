@@ -1,0 +1,212 @@
+"""The client's verbs and its error translation, against an in-memory fake server (httpx
+MockTransport); the real server is exercised in tests/test_server_process_api.py."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import httpx
+import pytest
+
+from reelsync.client import AsyncSession, Session, parse_find
+from reelsync.config import ClientConfig
+from reelsync.errors import (
+    AuthenticationError,
+    ConflictError,
+    ConnectionLostError,
+    InternalError,
+    NotFoundError,
+    QuerySyntaxError,
+    ValidationError,
+)
+
+KEY = "rsk_secret_key_value"
+
+
+class FakeServer:
+    """A tiny in-memory REST v1: records requests, answers from a table."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.volumes: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path.removeprefix("/api/v1")
+        if path == "/health":
+            return httpx.Response(200, json={"status": "ok", "version": "0"})
+        if request.headers.get("authorization") != f"Bearer {KEY}":
+            return httpx.Response(
+                401, json={"error": {"code": "unauthenticated", "message": "bad API key"}}
+            )
+        if path == "/volumes" and request.method == "POST":
+            body = json.loads(request.content)
+            if body["code"] in self.volumes:
+                return httpx.Response(
+                    409,
+                    json={
+                        "error": {
+                            "code": "conflict",
+                            "message": "volume projects exists",
+                            "hint": "pick another code",
+                        }
+                    },
+                )
+            entity = {"id": "a" * 24, **body}
+            self.volumes[body["code"]] = entity
+            return httpx.Response(201, json=entity)
+        if path == "/volumes" and request.method == "GET":
+            rows = list(self.volumes.values())
+            if "code" in request.url.params:
+                rows = [r for r in rows if r["code"] == request.url.params["code"]]
+            return httpx.Response(200, json={"items": rows, "total": len(rows)})
+        if path.startswith("/volumes/"):
+            ref = path.split("/")[2]
+            if ref not in self.volumes:
+                return httpx.Response(
+                    404, json={"error": {"code": "not_found", "message": f"no volume {ref}"}}
+                )
+            if request.method == "DELETE":
+                del self.volumes[ref]
+                return httpx.Response(204)
+            if request.method == "PATCH":
+                self.volumes[ref].update(json.loads(request.content))
+            return httpx.Response(200, json=self.volumes[ref])
+        if path == "/jobs/j1/tasks":
+            return httpx.Response(
+                200, json=[{"uri": "0", "body": json.loads(request.content or b"{}")}]
+            )
+        if path == "/boom":
+            return httpx.Response(500, text="<html>oops</html>")
+        if path == "/notjson":
+            return httpx.Response(200, text="hello")
+        return httpx.Response(404, json={"detail": "Not Found"})
+
+
+@pytest.fixture
+def fake() -> FakeServer:
+    return FakeServer()
+
+
+def _config(**kw: Any) -> ClientConfig:
+    return ClientConfig(url="https://hq.test:8443", api_user="a@b", api_key=KEY, **kw)
+
+
+@pytest.fixture
+def session(fake: FakeServer) -> Any:
+    with Session(_config(), transport=httpx.MockTransport(fake)) as s:
+        yield s
+
+
+def test_verbs_round_trip(session: Session, fake: FakeServer) -> None:
+    created = session.create("volume", {"code": "projects", "paths": {"hq": "/mnt"}})
+    assert created["id"] == "a" * 24
+    assert session.find("volume") == [created]
+    assert session.find_one("volume where code=projects") == created
+    assert session.find_one("volume", code="nope") is None
+    assert session.get_entity("volume", "projects")["paths"] == {"hq": "/mnt"}
+    assert session.update("volume", "projects", {"name": "Projects"})["name"] == "Projects"
+    session.delete("volume", "projects")
+    with pytest.raises(NotFoundError, match="no volume projects") as info:
+        session.get_entity("volume", "projects")
+    assert info.value.remote
+    methods = [(r.method, r.url.path) for r in fake.requests]
+    assert methods[0] == ("POST", "/api/v1/volumes")
+    assert ("DELETE", "/api/v1/volumes/projects") in methods
+
+
+def test_task_verbs_go_under_the_job(session: Session, fake: FakeServer) -> None:
+    out = session.create("task", [{"source": "a", "destination": "b"}], "j1")
+    assert out[0]["body"] == {"tasks": [{"source": "a", "destination": "b"}]}
+    session.update("task", "j1", [{"uri": "0", "status": "paused"}])
+    assert fake.requests[-1].method == "PATCH"
+    with pytest.raises(ValidationError, match="belong to a job"):
+        session.create("task", [])
+
+
+def test_server_errors_keep_their_class_and_hint(session: Session) -> None:
+    session.create("volume", {"code": "projects", "paths": {}})
+    with pytest.raises(ConflictError) as info:
+        session.create("volume", {"code": "projects", "paths": {}})
+    assert str(info.value) == "volume projects exists (pick another code)"
+    assert info.value.remote
+
+
+def test_errors_without_a_reelsync_body(session: Session) -> None:
+    with pytest.raises(InternalError, match="HTTP 500"):
+        session.request("GET", "/boom")
+    with pytest.raises(InternalError, match="not JSON"):
+        session.request("GET", "/notjson")
+    with pytest.raises(NotFoundError, match="HTTP 404: Not Found"):
+        session.request("GET", "/nowhere")
+
+
+def test_bad_key_and_no_key(fake: FakeServer) -> None:
+    with Session(
+        ClientConfig(url="https://x", api_key="wrong"), transport=httpx.MockTransport(fake)
+    ) as s:
+        assert s.health()["status"] == "ok"
+        with pytest.raises(AuthenticationError, match="bad API key"):
+            s.find("volume")
+    with Session(ClientConfig(url="https://x"), transport=httpx.MockTransport(fake)) as s:
+        with pytest.raises(AuthenticationError, match="no API key.*REELSYNC_API_KEY"):
+            s.find("volume")
+    assert all("wrong" not in str(r.url) for r in fake.requests)
+
+
+def test_unknown_entity_type(session: Session) -> None:
+    with pytest.raises(ValidationError, match="unknown entity type 'shot'"):
+        session.find("shot")
+
+
+def test_parse_find() -> None:
+    assert parse_find("Job") == ("job", {})
+    assert parse_find("job WHERE status=running AND queue='proj001'") == (
+        "job",
+        {"status": "running", "queue": "proj001"},
+    )
+    with pytest.raises(QuerySyntaxError):
+        parse_find("job where status>running")
+    with pytest.raises(QuerySyntaxError):
+        parse_find("")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_connection_refused_is_one_clear_error() -> None:
+    port = _closed_port()
+    with Session(ClientConfig(url=f"http://127.0.0.1:{port}", api_key=KEY)) as s:
+        with pytest.raises(ConnectionLostError) as info:
+            s.find("site")
+    assert str(info.value) == f"cannot reach http://127.0.0.1:{port}: connection refused"
+
+
+async def test_async_session_is_the_core(fake: FakeServer) -> None:
+    async with AsyncSession(_config(), transport=httpx.MockTransport(fake)) as s:
+        await s.create("volume", {"code": "v", "paths": {}})
+        assert [v["code"] for v in await s.find("volume")] == ["v"]
+
+
+def test_sync_session_works_inside_a_running_loop(fake: FakeServer) -> None:
+    import asyncio
+
+    async def inside() -> list[dict[str, Any]]:
+        with Session(_config(), transport=httpx.MockTransport(fake)) as s:
+            return s.find("volume")
+
+    assert asyncio.run(inside()) == []
+
+
+def test_closed_session_refuses(fake: FakeServer) -> None:
+    s = Session(_config(), transport=httpx.MockTransport(fake))
+    s.close()
+    s.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        s.find("volume")
+    assert KEY not in repr(s)

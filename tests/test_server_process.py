@@ -1,0 +1,152 @@
+"""reelsync.server.process with a real uvicorn in a real child process: HTTPS with the workspace
+certificate, the plain-HTTP accsyn dev listener, SIGTERM, a busy port. The app is a small
+stand-in; the real control plane app is served in tests/test_server_cli.py."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reelsync import pki
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from fastapi import FastAPI
+    from reelsync.config import ServerConfig
+    from reelsync.errors import ReelsyncError
+    from reelsync.server.process import serve
+
+    app = FastAPI()
+
+    @app.get("/api/v1/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    data_dir, port, tls, dev = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+    config = ServerConfig(data_dir=data_dir, database_url="sqlite://", port=port, tls=tls,
+                          accsyn_dev_port=int(dev) if dev else None)
+    try:
+        serve(config, app)
+    except ReelsyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    ca = pki.CertificateAuthority.create("acme")
+    ca.save(tmp_path / "tls")
+    pair = ca.issue_server_cert()
+    pki.write_pem(tmp_path / "tls" / "server.crt", pair.cert_pem)
+    pki.write_private_pem(tmp_path / "tls" / "server.key", pair.key_pem)
+    return tmp_path
+
+
+def start(
+    data_dir: Path, port: int, *, tls: bool = True, dev: int | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(data_dir),
+            str(port),
+            "1" if tls else "0",
+            str(dev or ""),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_up(url: str, verify: ssl.SSLContext | bool, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(url, verify=verify, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} never came up")
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    return proc.returncode, err
+
+
+def test_https_dev_listener_and_sigterm(data_dir: Path) -> None:
+    port, dev = free_port(), free_port()
+    proc = start(data_dir, port, dev=dev)
+    try:
+        ctx = ssl.create_default_context(cafile=str(data_dir / "tls" / "ca.crt"))
+        wait_up(f"https://127.0.0.1:{port}/api/v1/health", ctx, proc)
+        wait_up(f"https://localhost:{port}/api/v1/health", ctx, proc)
+        # The dev listener: plain HTTP, same app.
+        assert httpx.get(f"http://127.0.0.1:{dev}/api/v1/health").json() == {"status": "ok"}
+        # Plain HTTP on the HTTPS port does not work; an unverified client is refused.
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(f"https://127.0.0.1:{port}/api/v1/health", timeout=2)
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "received SIGTERM, shutting down" in err
+    assert "Traceback" not in err
+
+
+def test_no_tls_serves_plain_http(data_dir: Path) -> None:
+    port = free_port()
+    proc = start(data_dir, port, tls=False)
+    try:
+        wait_up(f"http://127.0.0.1:{port}/api/v1/health", False, proc)
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+
+
+def test_busy_port_is_one_line(data_dir: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = start(data_dir, port)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 78
+    assert err.strip() == f"error: cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+def test_busy_dev_port_releases_the_main_one(data_dir: Path) -> None:
+    port = free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        dev = busy.getsockname()[1]
+        proc = start(data_dir, port, dev=dev)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 78
+    assert f"127.0.0.1:{dev}: address already in use" in err
