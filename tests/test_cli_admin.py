@@ -116,7 +116,8 @@ def test_volume_create_with_paths(run: Any, fake: FakeRest) -> None:
     listed = run("volume", "list", "--json")
     assert json.loads(listed.stdout)[0]["code"] == "projects"
     table = run("volume", "list")
-    assert "projects" in table.stdout and "hq=/mnt/projects" in table.stdout
+    assert "projects" in table.stdout
+    assert "hq=/mnt/projects" in table.stdout
 
 
 def test_queue_create_priority(run: Any, fake: FakeRest) -> None:
@@ -124,7 +125,7 @@ def test_queue_create_priority(run: Any, fake: FakeRest) -> None:
     assert fake.rows["queues"][0]["priority"] == 700
     bad = run("queue", "create", "x", "--priority", "1001")
     assert bad.exit_code == 2
-    assert fake.rows["queues"][0]["code"] == "proj001" and len(fake.rows["queues"]) == 1
+    assert [q["code"] for q in fake.rows["queues"]] == ["proj001"]
 
 
 def test_user_create_with_grant(run: Any, fake: FakeRest) -> None:
@@ -182,7 +183,7 @@ def test_conflict_is_one_line(run: Any) -> None:
 def test_acl_grant_list_revoke(run: Any, fake: FakeRest) -> None:
     assert run("acl", "grant", "a@b.com", "projects/proj001:r").exit_code == 0
     rows = json.loads(run("acl", "list", "--json").stdout)
-    assert rows[0]["path"] == "proj001" and rows[0]["write"] is False
+    assert (rows[0]["path"], rows[0]["write"]) == ("proj001", False)
     assert run("acl", "revoke", rows[0]["id"]).exit_code == 0
 
 

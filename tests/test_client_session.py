@@ -150,9 +150,11 @@ def test_bad_key_and_no_key(fake: FakeServer) -> None:
         assert s.health()["status"] == "ok"
         with pytest.raises(AuthenticationError, match="bad API key"):
             s.find("volume")
-    with Session(ClientConfig(url="https://x"), transport=httpx.MockTransport(fake)) as s:
-        with pytest.raises(AuthenticationError, match="no API key.*REELSYNC_API_KEY"):
-            s.find("volume")
+    with (
+        Session(ClientConfig(url="https://x"), transport=httpx.MockTransport(fake)) as s,
+        pytest.raises(AuthenticationError, match="no API key.*REELSYNC_API_KEY"),
+    ):
+        s.find("volume")
     assert all("wrong" not in str(r.url) for r in fake.requests)
 
 
@@ -181,9 +183,11 @@ def _closed_port() -> int:
 
 def test_connection_refused_is_one_clear_error() -> None:
     port = _closed_port()
-    with Session(ClientConfig(url=f"http://127.0.0.1:{port}", api_key=KEY)) as s:
-        with pytest.raises(ConnectionLostError) as info:
-            s.find("site")
+    with (
+        Session(ClientConfig(url=f"http://127.0.0.1:{port}", api_key=KEY)) as s,
+        pytest.raises(ConnectionLostError) as info,
+    ):
+        s.find("site")
     assert str(info.value) == f"cannot reach http://127.0.0.1:{port}: connection refused"
 
 
