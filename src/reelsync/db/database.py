@@ -1,0 +1,134 @@
+"""The database handle: one engine, sessions, and the schema upgrade.
+
+Rules: SQLite runs in WAL mode with foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` for
+every transaction (a deferred transaction that later writes can fail at once with "database is
+locked" in WAL mode); PostgreSQL is reached through ``postgresql+psycopg://``. The schema is
+made and upgraded only by Alembic (:func:`upgrade_to_head`), never by ``create_all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from reelsync.errors import ConfigError, ConflictError, UnavailableError
+
+__all__ = ["MIGRATIONS_DIR", "Database", "upgrade_to_head"]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _check_url(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"bad database URL {url!r}: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"unsupported database {backend!r}; use sqlite:/// or postgresql+psycopg://"
+        )
+    if backend == "postgresql" and parsed.drivername != "postgresql+psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return parsed.render_as_string(hide_password=False)
+    return url
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine and its session factory. Make one per process and pass it down."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = _check_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.dialect == "sqlite":
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine = create_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            _sqlite_setup(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        A constraint the services did not foresee (a race between two writers) becomes a
+        :class:`ConflictError`; a database that cannot be reached an :class:`UnavailableError`.
+        """
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except DbIntegrityError as exc:
+            raise ConflictError(
+                "the change conflicts with existing data (another request changed it first)",
+                hint="reload and try again",
+            ) from exc
+        except OperationalError as exc:
+            raise UnavailableError(f"the database is unavailable: {exc.orig}") from exc
+
+    def upgrade(self) -> None:
+        """Create or upgrade the schema to the newest revision."""
+        upgrade_to_head(self.url, engine=self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["database_url"] = url
+    return config
+
+
+def upgrade_to_head(url: str, *, engine: Engine | None = None) -> None:
+    """Run every Alembic migration up to the newest (idempotent)."""
+    own = engine is None
+    engine = engine or Database(url).engine
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise UnavailableError(f"cannot reach the database to upgrade it: {exc.orig}") from exc
+    finally:
+        if own:
+            engine.dispose()

@@ -1,0 +1,329 @@
+"""The relational schema of the control plane (SQLAlchemy 2 typed models).
+
+Rules: one workspace per database; top-level ids are 24-hex strings, task ids UUID strings; codes
+are unique and compared lower-cased (stored as typed, looked up through ``code_key``); "exactly one"
+flags (main site, default volume, default queue) are guarded by partial unique indexes; every schema
+change ships as an Alembic revision in ``reelsync/db/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from reelsync.db.types import JSONType, UTCDateTime, utcnow
+
+__all__ = [
+    "Acl",
+    "ApiKey",
+    "Base",
+    "EnrollmentToken",
+    "Job",
+    "Outbox",
+    "Queue",
+    "Server",
+    "ServerVolume",
+    "Setting",
+    "Site",
+    "Task",
+    "User",
+    "Volume",
+    "VolumePath",
+    "Webhook",
+    "Workspace",
+]
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(24)
+TASK_ID = String(36)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class _Stamped:
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    modified: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Workspace(Base):
+    __tablename__ = "workspace"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class User(_Stamped, Base):
+    __tablename__ = "user_account"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    name: Mapped[str] = mapped_column(String(255), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_key"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Site(_Stamped, Base):
+    __tablename__ = "site"
+    __table_args__ = (
+        Index(
+            "uq_site_one_main",
+            "main",
+            unique=True,
+            sqlite_where=text("main"),
+            postgresql_where=text("main"),
+        ),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # stored lower-cased
+    name: Mapped[str] = mapped_column(String(255), default="")
+    main: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Volume(_Stamped, Base):
+    __tablename__ = "volume"
+    __table_args__ = (
+        Index(
+            "uq_volume_one_default",
+            "is_default",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)  # stored lower-cased
+    name: Mapped[str] = mapped_column(String(255), default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class VolumePath(Base):
+    """Where a volume lives at one site (the agents there serve it from this prefix)."""
+
+    __tablename__ = "volume_path"
+    volume_id: Mapped[str] = mapped_column(
+        ForeignKey("volume.id", ondelete="CASCADE"), primary_key=True
+    )
+    site_id: Mapped[str] = mapped_column(
+        ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
+    )
+    prefix: Mapped[str] = mapped_column(String(1024))
+
+
+class Server(_Stamped, Base):
+    """An enrolled site agent."""
+
+    __tablename__ = "server"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("site.id", ondelete="RESTRICT"), index=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="init")
+    version: Mapped[str | None] = mapped_column(String(64))
+    last_checkin: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cert_fingerprint: Mapped[str | None] = mapped_column(String(128), unique=True)
+    cert_serial: Mapped[str | None] = mapped_column(String(64))
+    secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    peer_address: Mapped[str | None] = mapped_column(String(255))
+    peer_port: Mapped[int | None] = mapped_column(Integer)
+    dialable: Mapped[bool] = mapped_column(Boolean, default=False)
+    info: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class ServerVolume(Base):
+    """A volume an agent serves (explicit assignment; by default an agent serves every volume
+    that has a path at its site)."""
+
+    __tablename__ = "server_volume"
+    server_id: Mapped[str] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), primary_key=True
+    )
+    volume_id: Mapped[str] = mapped_column(
+        ForeignKey("volume.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class EnrollmentToken(Base):
+    __tablename__ = "enrollment_token"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    server_id: Mapped[str | None] = mapped_column(ForeignKey("server.id", ondelete="SET NULL"))
+    created_by: Mapped[str | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+
+
+class Queue(_Stamped, Base):
+    __tablename__ = "queue"
+    __table_args__ = (
+        Index(
+            "uq_queue_one_default",
+            "is_default",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)  # stored lower-cased
+    name: Mapped[str] = mapped_column(String(255))
+    priority: Mapped[int] = mapped_column(Integer, default=500)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Job(_Stamped, Base):
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_status_queue", "status", "queue_id"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(16), default="transfer")
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("user_account.id", ondelete="RESTRICT"), index=True
+    )
+    queue_id: Mapped[str] = mapped_column(ForeignKey("queue.id", ondelete="RESTRICT"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(255))
+    destination: Mapped[str] = mapped_column(String(255))
+    source_site_id: Mapped[str] = mapped_column(ForeignKey("site.id", ondelete="RESTRICT"))
+    destination_site_id: Mapped[str] = mapped_column(ForeignKey("site.id", ondelete="RESTRICT"))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    speed: Mapped[float] = mapped_column(Float, default=0.0)
+    task_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_uri: Mapped[int] = mapped_column(Integer, default=0)
+    settings: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Task(Base):
+    """One file (or directory) to move. Inserted in bulk (COPY / executemany), never one ORM
+    object per task."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        UniqueConstraint("job_id", "uri"),
+        Index("ix_task_status_job", "status", "job_id"),
+        Index("ix_task_job_status", "job_id", "status"),
+        Index(
+            "ix_task_server_lease",
+            "server_id",
+            "lease_expires_at",
+            sqlite_where=text("server_id IS NOT NULL"),
+            postgresql_where=text("server_id IS NOT NULL"),
+        ),
+    )
+    id: Mapped[str] = mapped_column(TASK_ID, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    uri: Mapped[str] = mapped_column(String(255))
+    source_volume_id: Mapped[str] = mapped_column(ForeignKey("volume.id", ondelete="RESTRICT"))
+    source_path: Mapped[str] = mapped_column(Text)
+    destination_volume_id: Mapped[str] = mapped_column(ForeignKey("volume.id", ondelete="RESTRICT"))
+    destination_path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    priority: Mapped[int] = mapped_column(Integer, default=500)
+    status: Mapped[str] = mapped_column(String(16))
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    digest: Mapped[str | None] = mapped_column(String(128))
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    server_id: Mapped[str | None] = mapped_column(ForeignKey("server.id", ondelete="SET NULL"))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    settings: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    modified: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Acl(_Stamped, Base):
+    __tablename__ = "acl"
+    __table_args__ = (UniqueConstraint("user_id", "volume_id", "path"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    volume_id: Mapped[str] = mapped_column(ForeignKey("volume.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(1024), default="")  # "" = the whole volume
+    read: Mapped[bool] = mapped_column(Boolean, default=True)
+    write: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Setting(Base):
+    """A string setting; ``target_id`` is "" for the workspace scope (so the key stays unique)."""
+
+    __tablename__ = "setting"
+    __table_args__ = (UniqueConstraint("scope", "target_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(36), default="")
+    key: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Outbox(Base):
+    """Mail and webhook deliveries, written in the transaction that caused them."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # mail | webhook
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Webhook(_Stamped, Base):
+    __tablename__ = "webhook"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(255))
+    events: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)

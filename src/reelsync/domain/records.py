@@ -1,0 +1,245 @@
+"""The control plane's entities as frozen records: what the services return and the adapters
+serialise (the native API as JSON, the accsyn adapter in its own wire shape).
+
+Rules: records are plain values (no ORM, no lazy loading); references carry both the id and the
+human code (``queue_id`` and ``queue``) so adapters never query again; datetimes are aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "Acl",
+    "Actor",
+    "ApiKey",
+    "EnrollmentToken",
+    "Job",
+    "Page",
+    "Queue",
+    "Role",
+    "Server",
+    "ServerStatus",
+    "Setting",
+    "SettingScope",
+    "Site",
+    "Task",
+    "User",
+    "Volume",
+    "Workspace",
+]
+
+T = TypeVar("T")
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    EMPLOYEE = "employee"
+    STANDARD = "standard"
+
+
+class ServerStatus(StrEnum):
+    INIT = "init"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    DISABLED = "disabled"
+
+
+class SettingScope(StrEnum):
+    WORKSPACE = "workspace"
+    VOLUME = "volume"
+    QUEUE = "queue"
+    JOB = "job"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is calling: every service call that reads or changes data takes one."""
+
+    user_id: str
+    email: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    id: str
+    code: str
+    name: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    name: str
+    role: Role
+    enabled: bool
+    created: datetime
+    modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    user_id: str
+    prefix: str
+    description: str
+    created: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str
+    code: str
+    name: str
+    main: bool
+    enabled: bool
+    created: datetime
+    modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    id: str
+    code: str
+    name: str
+    default: bool
+    enabled: bool
+    paths: Mapping[str, str]  # site code -> absolute path prefix at that site
+    created: datetime
+    modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    id: str
+    code: str
+    name: str
+    priority: int
+    default: bool
+    paused: bool
+    created: datetime
+    modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    id: str
+    site_id: str
+    site: str
+    hostname: str
+    status: ServerStatus
+    version: str | None
+    last_checkin: datetime | None
+    cert_fingerprint: str | None
+    peer_address: str | None
+    peer_port: int | None
+    dialable: bool
+    created: datetime
+    modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentToken:
+    id: str
+    site_id: str
+    site: str
+    created: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    server_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    id: str
+    user_id: str
+    user: str  # e-mail
+    volume_id: str
+    volume: str  # code
+    path: str  # relative to the volume root, "" = the whole volume
+    read: bool
+    write: bool
+    created: datetime
+    modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    scope: SettingScope
+    target_id: str | None
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    name: str
+    type: str
+    user_id: str
+    user: str  # e-mail
+    queue_id: str
+    queue: str  # code
+    status: str
+    source: str  # the source party, e.g. "site=hq"
+    destination: str
+    source_site_id: str
+    destination_site_id: str
+    progress: float
+    size: int | None
+    bytes_done: int
+    speed: float
+    tasks: int  # how many tasks the job has
+    settings: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    created: datetime | None = None
+    modified: datetime | None = None
+    finished: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    job_id: str
+    uri: str
+    source_volume_id: str
+    source_volume: str
+    source_path: str
+    destination_volume_id: str
+    destination_volume: str
+    destination_path: str
+    size: int | None
+    priority: int
+    status: str
+    tries: int
+    last_error: str | None
+    digest: str | None
+    bytes_done: int
+    server_id: str | None
+    lease_expires_at: datetime | None
+    not_before: datetime | None
+    metadata: Mapping[str, Any]
+    created: datetime
+    modified: datetime
+    finished: datetime | None

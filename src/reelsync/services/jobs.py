@@ -1,0 +1,312 @@
+"""Transfer jobs: submit (the accsyn job JSON), read, list, change status, delete.
+
+Rules:
+- Admins see and change every job; other users their own. Standard users may not submit.
+- A submit is validated completely before anything is written (see :mod:`.submission`); the job
+  starts ``waiting`` (or ``paused`` when asked), its tasks ``queued`` unless given otherwise.
+- ``append: true`` adds the tasks to the caller's latest job with the same parties (reviving it).
+- Status writes follow :func:`reelsync.domain.status.check_job_transition`: ``paused`` holds the
+  job; ``waiting`` resumes it and re-queues its failed tasks (retry, revive); ``aborted`` stops it;
+  ``done`` ends it, excluding every task not done. Otherwise the status is derived by
+  :func:`reelsync.services.rollup.refresh_job`.
+- A job that has not ended (done, failed, aborted) is deleted only with ``force``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from reelsync.db import Database
+from reelsync.db import models as m
+from reelsync.db.types import utcnow
+from reelsync.domain.ids import new_entity_id
+from reelsync.domain.jobspec import parse_job_spec
+from reelsync.domain.records import Actor, Job, Page
+from reelsync.domain.status import (
+    JOB_FINISHED,
+    JobStatus,
+    TaskStatus,
+    check_job_transition,
+    parse_job_status,
+)
+from reelsync.errors import ConflictError, NotFoundError, ValidationError
+from reelsync.services import queues, tasks, users
+from reelsync.services.rollup import ENDED, refresh_job
+from reelsync.services.submission import party_text, plan_tasks
+
+__all__ = [
+    "MAX_PAGE",
+    "delete_job",
+    "get_job",
+    "get_job_row",
+    "job_record",
+    "list_jobs",
+    "submit_job",
+    "update_job",
+]
+
+MAX_PAGE = 1000
+
+
+def _workspace_code(session: Session) -> str | None:
+    return session.scalar(select(m.Workspace.code).limit(1))
+
+
+def job_record(session: Session, row: m.Job) -> Job:
+    email = session.scalar(select(m.User.email).where(m.User.id == row.user_id)) or ""
+    queue_code = session.scalar(select(m.Queue.code).where(m.Queue.id == row.queue_id)) or ""
+    return _record(row, email, queue_code)
+
+
+def _record(row: m.Job, email: str, queue_code: str) -> Job:
+    return Job(
+        id=row.id,
+        name=row.name,
+        type=row.type,
+        user_id=row.user_id,
+        user=email,
+        queue_id=row.queue_id,
+        queue=queue_code,
+        status=row.status,
+        source=row.source,
+        destination=row.destination,
+        source_site_id=row.source_site_id,
+        destination_site_id=row.destination_site_id,
+        progress=row.progress,
+        size=row.size,
+        bytes_done=row.bytes_done,
+        speed=row.speed,
+        tasks=row.task_count,
+        settings=dict(row.settings or {}),
+        metadata=dict(row.meta or {}),
+        created=row.created,
+        modified=row.modified,
+        finished=row.finished,
+    )
+
+
+def get_job_row(session: Session, actor: Actor, job_id: str, *, lock: bool = False) -> m.Job:
+    """The job, if ``actor`` may see it (else NotFoundError, as if it did not exist)."""
+    query = select(m.Job).where(m.Job.id == job_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalar(query) if isinstance(job_id, str) else None
+    if row is None or (not actor.is_admin and row.user_id != actor.user_id):
+        raise NotFoundError(f"no job {job_id!r}")
+    return row
+
+
+def submit_job(db: Database, actor: Actor, payload: Mapping[str, Any]) -> Job:
+    """Create a transfer job from accsyn job JSON (or append to one with ``append: true``)."""
+    with db.session() as session:
+        spec = parse_job_spec(payload, workspace_code=_workspace_code(session))
+        queue = (
+            queues.get_queue_row(session, spec.queue)
+            if spec.queue
+            else (queues.default_queue_row(session))
+        )
+        plan = plan_tasks(
+            session, actor, spec.tasks, mirror=spec.mirror, default_destination=spec.destination
+        )
+        if spec.append:
+            latest = session.scalar(
+                select(m.Job)
+                .where(
+                    m.Job.user_id == actor.user_id,
+                    m.Job.source_site_id == plan.source_site.id,
+                    m.Job.destination_site_id == plan.destination_site.id,
+                )
+                .order_by(m.Job.created.desc())
+                .limit(1)
+            )
+            if latest is not None:
+                tasks.append_planned(session, latest, plan, spec.allow_duplicates)
+                return job_record(session, latest)
+        status = spec.status or JobStatus.WAITING
+        if status not in (JobStatus.WAITING, JobStatus.PAUSED):
+            raise ValidationError(f"a new job may be waiting or paused, not {status.value}")
+        first = plan.tasks[0].source.path if plan.tasks else ""
+        now = utcnow()
+        job = m.Job(
+            id=new_entity_id(),
+            name=spec.name or (first.rsplit("/", 1)[-1] or "transfer"),
+            type="transfer",
+            user_id=actor.user_id,
+            queue_id=queue.id,
+            status=status.value,
+            source=party_text(plan.source_site),
+            destination=party_text(plan.destination_site),
+            source_site_id=plan.source_site.id,
+            destination_site_id=plan.destination_site.id,
+            progress=0.0,
+            size=None,
+            bytes_done=0,
+            speed=0.0,
+            task_count=0,
+            next_uri=0,
+            settings=dict(spec.settings),
+            meta=dict(spec.metadata),
+            created=now,
+            modified=now,
+        )
+        session.add(job)
+        session.flush()
+        tasks.insert_planned(session, job, plan.tasks, now)
+        refresh_job(session, job)
+        return _record(job, actor.email, queue.code)
+
+
+def get_job(db: Database, actor: Actor, job_id: str) -> Job:
+    with db.session() as session:
+        return job_record(session, get_job_row(session, actor, job_id))
+
+
+def _status_values(status: str | list[str]) -> list[str]:
+    values = status if isinstance(status, list) else [s for s in status.split(",") if s.strip()]
+    return [parse_job_status(v).value for v in values]
+
+
+def list_jobs(
+    db: Database,
+    actor: Actor,
+    *,
+    status: str | list[str] | None = None,
+    queue: str | None = None,
+    user: str | None = None,
+    finished: bool | None = None,
+    name: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[Job]:
+    """Jobs, newest first. ``finished``: None = all, False = not done/aborted, True = only those."""
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset >= 0")
+    with db.session() as session:
+        query = (
+            select(m.Job, m.User.email, m.Queue.code)
+            .join(m.User, m.User.id == m.Job.user_id)
+            .join(m.Queue, m.Queue.id == m.Job.queue_id)
+        )
+        if not actor.is_admin:
+            query = query.where(m.Job.user_id == actor.user_id)
+        if status:
+            query = query.where(m.Job.status.in_(_status_values(status)))
+        if queue is not None:
+            query = query.where(m.Job.queue_id == queues.get_queue_row(session, queue).id)
+        if user is not None:
+            query = query.where(m.Job.user_id == users.get_user_row(session, user).id)
+        if name is not None:
+            query = query.where(func.lower(m.Job.name) == name.strip().lower())
+        ended = [s.value for s in JOB_FINISHED]
+        if finished is True:
+            query = query.where(m.Job.status.in_(ended))
+        elif finished is False:
+            query = query.where(m.Job.status.not_in(ended))
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.execute(
+            query.order_by(m.Job.created.desc(), m.Job.id).limit(limit).offset(offset)
+        ).all()
+        return Page(
+            items=[_record(j, e, q) for j, e, q in rows], total=total, limit=limit, offset=offset
+        )
+
+
+def _requeue_failed(session: Session, job: m.Job) -> None:
+    session.execute(
+        update(m.Task)
+        .where(m.Task.job_id == job.id, m.Task.status == TaskStatus.FAILED.value)
+        .values(
+            status=TaskStatus.QUEUED.value,
+            tries=0,
+            last_error=None,
+            finished=None,
+            server_id=None,
+            lease_expires_at=None,
+            not_before=None,
+            modified=utcnow(),
+        )
+    )
+
+
+def set_job_status(session: Session, job: m.Job, target: JobStatus) -> None:
+    """Apply a user's status write to ``job`` (in ``session``), with its effect on the tasks."""
+    current = JobStatus(job.status)
+    check_job_transition(current, target)
+    now = utcnow()
+    if target is JobStatus.PAUSED:
+        job.status = target.value
+        refresh_job(session, job)
+    elif target is JobStatus.WAITING:
+        _requeue_failed(session, job)
+        job.status = target.value
+        refresh_job(session, job)
+    elif target is JobStatus.ABORTED:
+        job.status = target.value
+        job.finished = now
+        job.speed = 0.0
+    elif target is JobStatus.DONE:
+        session.execute(
+            update(m.Task)
+            .where(
+                m.Task.job_id == job.id,
+                m.Task.status.not_in([TaskStatus.DONE.value, TaskStatus.EXCLUDED.value]),
+            )
+            .values(
+                status=TaskStatus.EXCLUDED.value,
+                finished=now,
+                server_id=None,
+                lease_expires_at=None,
+                modified=now,
+            )
+        )
+        job.status = target.value
+        refresh_job(session, job)
+    job.modified = now
+
+
+def update_job(
+    db: Database,
+    actor: Actor,
+    job_id: str,
+    *,
+    status: str | JobStatus | None = None,
+    name: str | None = None,
+    queue: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Job:
+    with db.session() as session:
+        job = get_job_row(session, actor, job_id, lock=True)
+        if name is not None:
+            if not isinstance(name, str) or not name.strip() or len(name) > 255:
+                raise ValidationError("a job name must be a non-empty string (<= 255)")
+            job.name = name.strip()
+        if queue is not None:
+            job.queue_id = queues.get_queue_row(session, queue).id
+        if metadata is not None:
+            if not isinstance(metadata, Mapping):
+                raise ValidationError("metadata must be an object")
+            job.meta = dict(metadata)
+        if settings is not None:
+            if not isinstance(settings, Mapping):
+                raise ValidationError("settings must be an object of strings")
+            job.settings = {str(k): str(v) for k, v in settings.items()}
+        if status is not None:
+            target = status if isinstance(status, JobStatus) else parse_job_status(status)
+            set_job_status(session, job, target)
+        job.modified = utcnow()
+        return job_record(session, job)
+
+
+def delete_job(db: Database, actor: Actor, job_id: str, *, force: bool = False) -> None:
+    with db.session() as session:
+        job = get_job_row(session, actor, job_id, lock=True)
+        if JobStatus(job.status) not in ENDED and not force:
+            raise ConflictError(
+                f"job {job.name!r} is {job.status}", hint="abort it first, or delete with force"
+            )
+        session.delete(job)

@@ -1,0 +1,62 @@
+"""A job's derived state: status (through :func:`reelsync.domain.status.rollup`), progress, size,
+bytes done and the finished time, recomputed from its tasks in one grouped query.
+
+Rules: call :func:`refresh_job` after anything that changes a job's tasks, in the same transaction
+(the services do; the scheduler and agent reports must too). Progress counts bytes when sizes are
+known, else tasks; excluded tasks do not count. ``finished`` is set when the job reaches done,
+failed or aborted, and cleared when it comes back to life.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from reelsync.db import models as m
+from reelsync.db.types import utcnow
+from reelsync.domain.status import JobStatus, TaskStatus, rollup
+
+__all__ = ["ENDED", "refresh_job", "task_counts"]
+
+ENDED = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.ABORTED})
+
+
+def task_counts(session: Session, job_id: str) -> dict[TaskStatus, int]:
+    rows = session.execute(
+        select(m.Task.status, func.count()).where(m.Task.job_id == job_id).group_by(m.Task.status)
+    )
+    return {TaskStatus(status): int(count) for status, count in rows}
+
+
+def refresh_job(session: Session, job: m.Job) -> JobStatus:
+    """Recompute ``job``'s status and progress from its tasks; returns the new status."""
+    session.flush()
+    counted = session.execute(
+        select(
+            func.count(),
+            func.count(m.Task.size),
+            func.coalesce(func.sum(m.Task.size), 0),
+            func.coalesce(func.sum(m.Task.bytes_done), 0),
+            func.count().filter(m.Task.status == TaskStatus.DONE.value),
+        ).where(m.Task.job_id == job.id, m.Task.status != TaskStatus.EXCLUDED.value)
+    ).one()
+    total, sized, size, bytes_done, done = (int(v or 0) for v in counted)
+    counts = task_counts(session, job.id)
+    status = rollup(JobStatus(job.status), counts)
+    job.status = status.value
+    job.task_count = sum(counts.values())
+    job.size = size if total and sized == total else (size or None)
+    job.bytes_done = bytes_done
+    if size and sized == total:
+        job.progress = round(min(100.0, 100.0 * bytes_done / size), 2)
+    else:
+        job.progress = round(100.0 * done / total, 2) if total else 100.0
+    if status is JobStatus.DONE:
+        job.progress = 100.0
+    if status in ENDED:
+        job.finished = job.finished or utcnow()
+        job.speed = 0.0
+    else:
+        job.finished = None
+    job.modified = utcnow()
+    return status

@@ -1,0 +1,359 @@
+"""Tasks of a job: append, list, edit (status, priority, metadata). Tasks are never deleted (exclude
+them instead).
+
+Rules:
+- Appending continues the job's uris; a task with the same source and destination as one already in
+  the job re-queues that task (unless it is still active) instead of adding a copy, or fails the
+  whole append with a ConflictError when ``allow_duplicates`` is false. New tasks revive an ended
+  job.
+- Edits address tasks by ``id`` or ``uri``; status writes follow
+  :func:`reelsync.domain.status.check_task_transition`; priority is 1..1000. All edits are checked
+  before any is applied; the job's status is then recomputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from reelsync.db import Database
+from reelsync.db import models as m
+from reelsync.db.types import utcnow
+from reelsync.domain.jobspec import parse_task_specs
+from reelsync.domain.records import Actor, Page, Task
+from reelsync.domain.status import (
+    TASK_ACTIVE,
+    JobStatus,
+    TaskStatus,
+    check_task_transition,
+    parse_task_status,
+)
+from reelsync.errors import ConflictError, NotFoundError, ValidationError
+from reelsync.services.rollup import ENDED, refresh_job
+from reelsync.services.submission import (
+    PlannedTask,
+    TaskKey,
+    insert_tasks,
+    plan_tasks,
+    site_party,
+)
+
+__all__ = [
+    "MAX_PAGE",
+    "add_tasks",
+    "append_planned",
+    "get_task",
+    "insert_planned",
+    "list_tasks",
+    "select_tasks",
+    "task_record",
+    "update_tasks",
+]
+
+MAX_PAGE = 10_000
+_CHUNK = 500
+_SrcVolume = aliased(m.Volume)
+_DstVolume = aliased(m.Volume)
+
+
+def select_tasks() -> Select[m.Task, str, str]:
+    """Tasks joined with their volumes' codes, as :func:`task_record` reads them."""
+    return (
+        select(m.Task, _SrcVolume.code, _DstVolume.code)
+        .join(_SrcVolume, _SrcVolume.id == m.Task.source_volume_id)
+        .join(_DstVolume, _DstVolume.id == m.Task.destination_volume_id)
+    )
+
+
+def task_record(row: m.Task, source_volume: str, destination_volume: str) -> Task:
+    return Task(
+        id=row.id,
+        job_id=row.job_id,
+        uri=row.uri,
+        source_volume_id=row.source_volume_id,
+        source_volume=source_volume,
+        source_path=row.source_path,
+        destination_volume_id=row.destination_volume_id,
+        destination_volume=destination_volume,
+        destination_path=row.destination_path,
+        size=row.size,
+        priority=row.priority,
+        status=row.status,
+        tries=row.tries,
+        last_error=row.last_error,
+        digest=row.digest,
+        bytes_done=row.bytes_done,
+        server_id=row.server_id,
+        lease_expires_at=row.lease_expires_at,
+        not_before=row.not_before,
+        metadata=dict(row.meta or {}),
+        created=row.created,
+        modified=row.modified,
+        finished=row.finished,
+    )
+
+
+def _records(session: Session, ids: Sequence[str]) -> list[Task]:
+    out: dict[str, Task] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        for row, src, dst in session.execute(select_tasks().where(m.Task.id.in_(chunk))):
+            out[row.id] = task_record(row, src, dst)
+    return [out[i] for i in ids if i in out]
+
+
+def _job(session: Session, actor: Actor, job_id: str) -> m.Job:
+    # Local import-free lookup (jobs imports this module).
+    row = session.scalar(select(m.Job).where(m.Job.id == job_id).with_for_update())
+    if row is None or (not actor.is_admin and row.user_id != actor.user_id):
+        raise NotFoundError(f"no job {job_id!r}")
+    return row
+
+
+def insert_planned(
+    session: Session, job: m.Job, planned: Sequence[PlannedTask], now: datetime
+) -> list[str]:
+    """Insert new tasks into ``job``, numbering those without a uri; returns their ids."""
+    explicit = [t.uri for t in planned if t.uri is not None]
+    existing: set[str] = set()
+    if explicit and job.task_count:
+        existing = set(session.scalars(select(m.Task.uri).where(m.Task.job_id == job.id)))
+    if len(set(explicit)) != len(explicit):
+        raise ValidationError("two tasks have the same uri")
+    clash = next((u for u in explicit if u in existing), None)
+    if clash is not None:
+        raise ConflictError(f"the job already has a task with uri {clash!r}")
+    taken = set(explicit) | existing
+    counter = job.next_uri
+    uris: list[str] = []
+    for task in planned:
+        if task.uri is not None:
+            uris.append(task.uri)
+            continue
+        while str(counter) in taken:
+            counter += 1
+        uris.append(str(counter))
+        counter += 1
+    numeric = [int(u) for u in explicit if u.isdigit() and len(u) < 10]
+    job.next_uri = max([counter, *(n + 1 for n in numeric)])
+    job.task_count += len(planned)
+    return insert_tasks(session, job.id, planned, uris, now)
+
+
+def _requeue(session: Session, ids: Sequence[str], now: datetime) -> None:
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(
+            update(m.Task)
+            .where(m.Task.id.in_(ids[start : start + _CHUNK]))
+            .values(
+                status=TaskStatus.QUEUED.value,
+                tries=0,
+                last_error=None,
+                finished=None,
+                server_id=None,
+                lease_expires_at=None,
+                not_before=None,
+                bytes_done=0,
+                modified=now,
+            )
+        )
+
+
+def append_planned(
+    session: Session, job: m.Job, plan: Any, allow_duplicates: bool | None
+) -> list[str]:
+    """Add ``plan``'s tasks to ``job`` with the duplicate rule; returns new and re-queued ids."""
+    existing: dict[TaskKey, tuple[str, str]] = {}
+    rows = session.execute(
+        select(
+            m.Task.id,
+            m.Task.status,
+            m.Task.source_volume_id,
+            m.Task.source_path,
+            m.Task.destination_volume_id,
+            m.Task.destination_path,
+        ).where(m.Task.job_id == job.id)
+    )
+    for task_id, status, sv, sp, dv, dp in rows:
+        existing[(sv, sp, dv, dp)] = (task_id, status)
+    fresh: list[PlannedTask] = []
+    again: list[str] = []
+    touched: list[str] = []
+    for task in plan.tasks:
+        found = existing.get(task.key)
+        if found is None:
+            fresh.append(task)
+            continue
+        if allow_duplicates is False:
+            raise ConflictError(
+                f"the job already has a task for {task.source.volume.code}/{task.source.path}",
+                hint="set allow_duplicates to true to re-queue it",
+            )
+        touched.append(found[0])
+        if TaskStatus(found[1]) not in TASK_ACTIVE:
+            again.append(found[0])
+    now = utcnow()
+    _requeue(session, again, now)
+    new_ids = insert_planned(session, job, fresh, now)
+    if JobStatus(job.status) in ENDED and (new_ids or again):
+        job.status = JobStatus.WAITING.value
+        job.finished = None
+    refresh_job(session, job)
+    return new_ids + touched
+
+
+def add_tasks(
+    db: Database, actor: Actor, job_id: str, tasks: Any, *, allow_duplicates: bool | None = None
+) -> list[Task]:
+    """Append tasks (the ``tasks`` value of the job JSON) to a job; returns the tasks added or
+    re-queued, in order."""
+    with db.session() as session:
+        job = _job(session, actor, job_id)
+        workspace = session.scalar(select(m.Workspace.code).limit(1))
+        specs = parse_task_specs(tasks, workspace_code=workspace)
+        if not specs:
+            raise ValidationError("no tasks to add")
+        destination = session.scalar(
+            select(m.Site.code).where(m.Site.id == job.destination_site_id)
+        )
+        plan = plan_tasks(
+            session,
+            actor,
+            specs,
+            default_destination=site_party(destination or ""),
+            sites=(job.source_site_id, job.destination_site_id),
+        )
+        ids = append_planned(session, job, plan, allow_duplicates)
+        return _records(session, ids)
+
+
+def get_task(db: Database, actor: Actor, job_id: str, ref: str) -> Task:
+    """One task of a job by id or uri."""
+    with db.session() as session:
+        job = _job(session, actor, job_id)
+        row = session.execute(
+            select_tasks().where(m.Task.job_id == job.id, (m.Task.id == ref) | (m.Task.uri == ref))
+        ).first()
+        if row is None:
+            raise NotFoundError(f"job {job_id} has no task {ref!r}")
+        return task_record(*row)
+
+
+def list_tasks(
+    db: Database,
+    actor: Actor,
+    job_id: str,
+    *,
+    status: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> Page[Task]:
+    """Tasks of a job in uri order. ``status`` may be a comma list; a leading ``!`` negates it."""
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset >= 0")
+    with db.session() as session:
+        job = _job(session, actor, job_id)
+        query = select_tasks().where(m.Task.job_id == job.id)
+        if status:
+            negate = status.startswith("!")
+            values = [parse_task_status(s).value for s in status.lstrip("!").split(",") if s]
+            query = query.where(
+                m.Task.status.not_in(values) if negate else m.Task.status.in_(values)
+            )
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.execute(
+            query.order_by(func.length(m.Task.uri), m.Task.uri).limit(limit).offset(offset)
+        ).all()
+        return Page(items=[task_record(*r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def _priority(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ValidationError(f"a task priority must be a whole number 1..1000, got {value!r}")
+    return value
+
+
+def _find(rows: Iterable[m.Task], edits: Sequence[Mapping[str, Any]]) -> list[m.Task]:
+    by_id = {r.id: r for r in rows}
+    by_uri = {r.uri: r for r in by_id.values()}
+    found = []
+    for index, edit in enumerate(edits):
+        ref = edit.get("id") if edit.get("id") is not None else edit.get("uri")
+        row = by_id.get(str(ref)) or by_uri.get(str(ref)) if ref is not None else None
+        if row is None:
+            raise NotFoundError(f"edit {index}: the job has no task {ref!r}")
+        found.append(row)
+    return found
+
+
+def update_tasks(
+    db: Database, actor: Actor, job_id: str, edits: Sequence[Mapping[str, Any]]
+) -> list[Task]:
+    """Apply ``[{id|uri, status?, priority?, metadata?}]``; all checked first, then applied."""
+    if not isinstance(edits, Sequence) or not edits:
+        raise ValidationError("edits must be a non-empty list of {id or uri, status, priority}")
+    allowed = {"id", "uri", "status", "priority", "metadata"}
+    for index, edit in enumerate(edits):
+        if not isinstance(edit, Mapping):
+            raise ValidationError(f"edit {index}: must be an object")
+        unknown = sorted(str(k) for k in edit if k not in allowed)
+        if unknown:
+            raise ValidationError(
+                f"edit {index}: only status, priority and metadata can change, not "
+                f"{', '.join(unknown)}"
+            )
+        if edit.get("id") is None and edit.get("uri") is None:
+            raise ValidationError(f"edit {index}: give the task's id or uri")
+    with db.session() as session:
+        job = _job(session, actor, job_id)
+        refs = [str(e.get("id") if e.get("id") is not None else e.get("uri")) for e in edits]
+        rows = session.scalars(
+            select(m.Task).where(
+                m.Task.job_id == job.id, m.Task.id.in_(refs) | m.Task.uri.in_(refs)
+            )
+        ).all()
+        targets = _find(rows, edits)
+        plans: list[tuple[m.Task, TaskStatus | None, int | None, Any]] = []
+        for index, (row, edit) in enumerate(zip(targets, edits, strict=True)):
+            status = None
+            if edit.get("status") is not None:
+                status = parse_task_status(edit["status"])
+                try:
+                    check_task_transition(TaskStatus(row.status), status)
+                except ValidationError as exc:
+                    exc.message = f"task {row.uri}: {exc.message}"
+                    raise
+                except ConflictError as exc:
+                    exc.message = f"task {row.uri}: {exc.message}"
+                    raise
+            priority = _priority(edit["priority"]) if edit.get("priority") is not None else None
+            metadata = edit.get("metadata")
+            if metadata is not None and not isinstance(metadata, Mapping):
+                raise ValidationError(f"edit {index}: metadata must be an object")
+            plans.append((row, status, priority, metadata))
+        now = utcnow()
+        revive = False
+        for row, status, priority, metadata in plans:
+            if status is not None and status.value != row.status:
+                row.status = status.value
+                row.server_id = None
+                row.lease_expires_at = None
+                if status is TaskStatus.QUEUED:
+                    row.tries, row.last_error, row.not_before, row.finished = 0, None, None, None
+                    row.bytes_done = 0
+                    revive = True
+                elif status in (TaskStatus.DONE, TaskStatus.EXCLUDED, TaskStatus.FAILED):
+                    row.finished = now
+            if priority is not None:
+                row.priority = priority
+            if metadata is not None:
+                row.meta = dict(metadata)
+            row.modified = now
+        if revive and job.status in (JobStatus.DONE.value, JobStatus.FAILED.value):
+            job.status = JobStatus.WAITING.value
+        refresh_job(session, job)
+        return _records(session, [row.id for row, *_ in plans])

@@ -1,0 +1,350 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from reelsync.db import Database
+from reelsync.db import models as m
+from reelsync.domain.records import Actor
+from reelsync.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    NotSupportedError,
+    PathError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from reelsync.services import acls, jobs, sites, tasks, users, volumes
+
+
+@pytest.fixture
+def studio(database: Database, admin: Actor) -> dict[str, Actor]:
+    sites.create_site(database, admin, code="london")
+    volumes.create_volume(
+        database, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
+    )
+    volumes.create_volume(database, admin, code="scratch", paths={"hq": "/mnt/scratch"})
+    emp = users.create_user(database, admin, email="coord@acmepost.com", role="employee")
+    std = users.create_user(database, admin, email="std@acmepost.com")
+    acls.grant(
+        database, admin, user=emp.id, volume="projects", path="proj001", read=True, write=True
+    )
+    return {
+        "admin": admin,
+        "employee": Actor(emp.id, emp.email, emp.role),
+        "standard": Actor(std.id, std.email, std.role),
+    }
+
+
+def _counts(db: Database) -> tuple[int, int]:
+    with db.session() as s:
+        return (
+            s.scalar(select(func.count()).select_from(m.Job)) or 0,
+            s.scalar(select(func.count()).select_from(m.Task)) or 0,
+        )
+
+
+def _paths(db: Database, actor: Actor, job_id: str) -> list[tuple[str, str, str, str, str]]:
+    page = tasks.list_tasks(db, actor, job_id)
+    return [
+        (t.uri, t.source_volume, t.source_path, t.destination_volume, t.destination_path)
+        for t in page.items
+    ]
+
+
+def test_form_a_mirrors_to_a_site(database: Database, studio: dict[str, Actor]) -> None:
+    job = jobs.submit_job(
+        database,
+        studio["employee"],
+        {
+            "source": "share=projects/proj001/sc0010/sh0010/scans",
+            "destination": "site=london",
+        },
+    )
+    assert (job.status, job.source, job.destination, job.queue, job.tasks) == (
+        "waiting",
+        "site=hq",
+        "site=london",
+        "medium",
+        1,
+    )
+    assert job.name == "scans"
+    assert job.user == "coord@acmepost.com"
+    assert _paths(database, studio["admin"], job.id) == [
+        ("0", "projects", "proj001/sc0010/sh0010/scans", "projects", "proj001/sc0010/sh0010/scans")
+    ]
+
+
+def test_form_b_and_c_paths_and_trailing_slash(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    admin = studio["admin"]
+    job = jobs.submit_job(
+        database,
+        admin,
+        {
+            "name": "b",
+            "queue": "High",
+            "destination": "site=london",
+            "tasks": [
+                "proj001/a.exr",  # relative: default volume, mirrored
+                {
+                    "source": "volume=projects/proj001/b.exr",
+                    "dest": "site=london:volume=projects/in/",
+                },
+                {
+                    "source": "/mnt/projects/proj001/c.exr",
+                    "destination": "site=london:/data/projects/renamed.exr",
+                },
+                {"source": "volume=(default)/proj001/a.exr"},  # duplicate of the first: dropped
+                {
+                    "source": "acmepost:volume=scratch/x",
+                    "destination": "site=london:volume=projects/",
+                },
+            ],
+        },
+    )
+    assert job.queue == "high"
+    assert job.tasks == 4
+    assert _paths(database, admin, job.id) == [
+        ("0", "projects", "proj001/a.exr", "projects", "proj001/a.exr"),
+        ("1", "projects", "proj001/b.exr", "projects", "in/b.exr"),
+        ("2", "projects", "proj001/c.exr", "projects", "renamed.exr"),
+        ("3", "scratch", "x", "projects", "x"),
+    ]
+    mirrored = jobs.submit_job(
+        database,
+        admin,
+        {
+            "mirror_paths": True,
+            "tasks": {
+                "7": {"source": "proj001/d", "destination": "site=london:volume=projects/backup/"},
+                "x": {"source": "proj001/e", "destination": "site=london"},
+            },
+        },
+    )
+    assert _paths(database, admin, mirrored.id) == [
+        ("7", "projects", "proj001/d", "projects", "backup/proj001/d"),
+        ("x", "projects", "proj001/e", "projects", "proj001/e"),
+    ]
+    added = tasks.add_tasks(database, admin, mirrored.id, ["proj001/f"])
+    assert [t.uri for t in added] == ["8"]  # continues after the numeric uris
+
+
+@pytest.mark.parametrize(
+    ("payload", "error", "words"),
+    [
+        ({"source": "volume=nope/a", "destination": "site=london"}, NotFoundError, "no volume"),
+        ({"source": "proj001/a", "destination": "site=paris"}, NotFoundError, "no site"),
+        ({"source": "proj001/../etc/passwd", "destination": "site=london"}, PathError, ".."),
+        ({"source": "/etc/passwd", "destination": "site=london"}, PathError, "not inside"),
+        (
+            {"source": "volume=scratch/a", "destination": "site=london"},
+            ValidationError,
+            "no path at site london",
+        ),
+        (
+            {"source": "proj001/a", "destination": "site=london", "queue": "nope"},
+            NotFoundError,
+            "no queue",
+        ),
+        ({"source": "proj001/a"}, ValidationError, "no destination"),
+        (
+            {
+                "tasks": [
+                    {"source": "proj001/a", "destination": "site=london"},
+                    {"source": "proj001/b", "destination": "site=hq:volume=scratch/"},
+                ]
+            },
+            ValidationError,
+            "differs",
+        ),
+        (
+            {"source": "proj001/a", "destination": "site=hq:volume=projects/proj001/a"},
+            ValidationError,
+            "the same",
+        ),
+        ({"sources": []}, ValidationError, "unknown job field"),
+        ({"tasks": 5}, ValidationError, "tasks must be"),
+        (
+            {"tasks": [{"source": "a", "destination": "site=london", "tasks": ["b"]}]},
+            NotSupportedError,
+            "nested",
+        ),
+        (
+            {"source": "lisa@acmepost.com:a", "destination": "site=london"},
+            NotSupportedError,
+            "not supported",
+        ),
+        (
+            {"source": "proj001/a", "destination": "site=london", "status": "running"},
+            ValidationError,
+            "waiting or paused",
+        ),
+        (
+            {"tasks": [{"source": "proj001/a", "destination": "site=london", "priority": 0}]},
+            ValidationError,
+            "priority",
+        ),
+    ],
+)
+def test_bad_submits_write_nothing(
+    database: Database, studio: dict[str, Actor], payload: dict, error: type, words: str
+) -> None:
+    before = _counts(database)
+    with pytest.raises(error, match=words.replace(".", r"\.")):
+        jobs.submit_job(database, studio["admin"], payload)
+    assert _counts(database) == before
+
+
+def test_acl_rules_on_submit(database: Database, studio: dict[str, Actor]) -> None:
+    emp = studio["employee"]
+    before = _counts(database)
+    with pytest.raises(PermissionDeniedError, match="read access"):
+        jobs.submit_job(
+            database, emp, {"tasks": ["proj001/a", "proj002/b"], "destination": "site=london"}
+        )
+    with pytest.raises(PermissionDeniedError, match="write access"):
+        jobs.submit_job(
+            database,
+            emp,
+            {"source": "proj001/a", "destination": "site=london:volume=projects/other/"},
+        )
+    with pytest.raises(PermissionDeniedError):
+        jobs.submit_job(
+            database, studio["standard"], {"source": "proj001/a", "destination": "site=london"}
+        )
+    assert _counts(database) == before
+    job = jobs.submit_job(database, emp, {"source": "proj001/a", "destination": "site=london"})
+    with pytest.raises(NotFoundError):
+        jobs.get_job(database, studio["standard"], job.id)
+    assert jobs.list_jobs(database, studio["standard"]).total == 0
+    assert jobs.list_jobs(database, emp).total == 1
+
+
+def test_append_duplicates_and_revive(database: Database, studio: dict[str, Actor]) -> None:
+    admin = studio["admin"]
+    job = jobs.submit_job(
+        database, admin, {"tasks": ["proj001/a", "proj001/b"], "destination": "site=london"}
+    )
+    added = tasks.add_tasks(database, admin, job.id, [{"source": "proj001/c"}])
+    assert [t.uri for t in added] == ["2"]
+    with pytest.raises(ConflictError, match="already has a task"):
+        tasks.add_tasks(database, admin, job.id, ["proj001/d", "proj001/a"], allow_duplicates=False)
+    assert jobs.get_job(database, admin, job.id).tasks == 3  # nothing written
+    edited = tasks.update_tasks(
+        database,
+        admin,
+        job.id,
+        [
+            {"uri": "0", "status": "done"},
+            {"uri": "1", "status": "done"},
+            {"id": added[0].id, "status": "done", "priority": 900, "metadata": {"k": "v"}},
+        ],
+    )
+    assert [t.status for t in edited] == ["done", "done", "done"]
+    assert edited[2].priority == 900
+    assert edited[2].metadata == {"k": "v"}
+    done = jobs.get_job(database, admin, job.id)
+    assert done.status == "done"
+    assert done.finished is not None
+    assert done.progress == 100.0
+    again = tasks.add_tasks(database, admin, job.id, ["proj001/a"])
+    assert [t.uri for t in again] == ["0"]
+    assert again[0].status == "queued"
+    revived = jobs.get_job(database, admin, job.id)
+    assert revived.status in ("waiting", "running")
+    assert revived.finished is None
+    # append:true finds the caller's latest job with the same parties
+    appended = jobs.submit_job(
+        database, admin, {"append": True, "source": "proj001/z", "destination": "site=london"}
+    )
+    assert appended.id == job.id
+    assert appended.tasks == 4
+
+
+def test_task_edits_follow_the_status_machine(database: Database, studio: dict[str, Actor]) -> None:
+    admin = studio["admin"]
+    job = jobs.submit_job(
+        database,
+        admin,
+        {"tasks": ["proj001/a", "proj001/b", "proj001/c"], "destination": "site=london"},
+    )
+    with pytest.raises(InvalidTransitionError):
+        tasks.update_tasks(database, admin, job.id, [{"uri": "0", "status": "executing"}])
+    with pytest.raises(NotFoundError):
+        tasks.update_tasks(database, admin, job.id, [{"uri": "9", "status": "done"}])
+    with pytest.raises(ValidationError):
+        tasks.update_tasks(database, admin, job.id, [{"uri": "0", "path": "x"}])
+    tasks.update_tasks(
+        database,
+        admin,
+        job.id,
+        [
+            {"uri": "2", "status": "onhold"},
+            {"uri": "0", "status": "done"},
+            {"uri": "1", "status": "excluded"},
+        ],
+    )
+    assert jobs.get_job(database, admin, job.id).status == "paused"  # only on-hold tasks left
+    tasks.update_tasks(database, admin, job.id, [{"uri": "2", "status": "excluded"}])
+    assert jobs.get_job(database, admin, job.id).status == "done"
+    page = tasks.list_tasks(database, admin, job.id, status="excluded", limit=1)
+    assert (page.total, len(page.items)) == (2, 1)
+    assert tasks.get_task(database, admin, job.id, "0").status == "done"
+
+
+def test_job_status_writes(database: Database, studio: dict[str, Actor]) -> None:
+    admin = studio["admin"]
+    job = jobs.submit_job(
+        database, admin, {"source": "proj001/a", "destination": "site=london", "status": "paused"}
+    )
+    assert job.status == "paused"
+    assert jobs.update_job(database, admin, job.id, status="waiting").status == "waiting"
+    with pytest.raises(InvalidTransitionError):
+        jobs.update_job(database, admin, job.id, status="running")
+    with pytest.raises(ValidationError):
+        jobs.update_job(database, admin, job.id, status="sleeping")
+    with pytest.raises(ConflictError):
+        jobs.delete_job(database, admin, job.id)
+    aborted = jobs.update_job(
+        database, admin, job.id, status="aborted", name="renamed", queue="low"
+    )
+    assert (aborted.status, aborted.name, aborted.queue) == ("aborted", "renamed", "low")
+    assert aborted.finished is not None
+    assert jobs.list_jobs(database, admin, finished=False).total == 0
+    assert jobs.list_jobs(database, admin, finished=True, status="aborted").total == 1
+    resumed = jobs.update_job(database, admin, job.id, status="waiting")
+    assert resumed.status == "waiting"
+    assert resumed.finished is None
+    finished = jobs.update_job(database, admin, job.id, status="done")
+    assert finished.status == "done"
+    assert tasks.list_tasks(database, admin, job.id).items[0].status == "excluded"
+    jobs.delete_job(database, admin, job.id)
+    assert _counts(database) == (0, 0)
+
+
+def test_list_jobs_filters_and_paging(database: Database, studio: dict[str, Actor]) -> None:
+    admin = studio["admin"]
+    ids = [
+        jobs.submit_job(
+            database,
+            admin,
+            {
+                "name": f"j{i}",
+                "source": f"proj001/{i}",
+                "destination": "site=london",
+                "queue": "high" if i % 2 else "low",
+            },
+        ).id
+        for i in range(5)
+    ]
+    page = jobs.list_jobs(database, admin, limit=2, offset=1)
+    assert page.total == 5
+    assert len(page.items) == 2
+    assert {j.id for j in jobs.list_jobs(database, admin, queue="High").items} == {ids[1], ids[3]}
+    assert jobs.list_jobs(database, admin, user="admin@acmepost.com").total == 5
+    assert jobs.list_jobs(database, admin, name="J3").items[0].id == ids[3]
+    with pytest.raises(ValidationError):
+        jobs.list_jobs(database, admin, limit=0)
