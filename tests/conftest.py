@@ -142,3 +142,6 @@ def workspace(database: Database) -> InitResult:
 @pytest.fixture
 def admin(workspace: InitResult) -> Actor:
     return Actor(user_id=workspace.admin.id, email=workspace.admin.email, role=workspace.admin.role)
+
+
+pytest_plugins = ["support.fixtures"]

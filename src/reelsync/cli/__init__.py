@@ -14,6 +14,7 @@ from reelsync.cli.acl import acl
 from reelsync.cli.connection import Connection
 from reelsync.cli.login import login
 from reelsync.cli.queue import queue
+from reelsync.cli.server import server
 from reelsync.cli.site import site
 from reelsync.cli.user import user
 from reelsync.cli.volume import volume
@@ -49,7 +50,7 @@ def cli(ctx: click.Context, url: str | None, ca_file: str | None, insecure: bool
     conn.url, conn.ca_file, conn.insecure = url, ca_file, insecure
 
 
-for _command in (site, volume, queue, user, acl, login):
+for _command in (site, volume, queue, user, acl, login, server):
     cli.add_command(_command)
 
 

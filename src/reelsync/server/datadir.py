@@ -16,10 +16,13 @@ from typing import Any
 import tomli_w
 
 from reelsync.config import SERVER_CONFIG_FILE, ServerConfig, load_server_config, parse_listen
+from reelsync.db import Database
+from reelsync.domain.codes import parse_code, parse_email
 from reelsync.errors import ConfigError
 from reelsync.pki import CertificateAuthority, write_pem, write_private_pem
+from reelsync.services.bootstrap import init_workspace
 
-__all__ = ["InitResult", "init_data_dir", "write_server_toml"]
+__all__ = ["InitResult", "bootstrap_database", "init_data_dir", "write_server_toml"]
 
 Bootstrap = Callable[[ServerConfig, str, str], tuple[dict[str, Any], str]]
 
@@ -46,6 +49,18 @@ class InitResult:
             "ca_file": str(self.config.ca_file),
             "database_url_kind": self.config.database_url.split(":", 1)[0],
         }
+
+
+def bootstrap_database(
+    config: ServerConfig, workspace: str, admin: str
+) -> tuple[dict[str, Any], str]:
+    """Migrate the schema and seed the workspace (core's ``init_workspace``)."""
+    db = Database(config.database_url)
+    try:
+        result = init_workspace(db, workspace, admin)
+    finally:
+        db.dispose()
+    return {"id": result.admin.id, "email": result.admin.email}, result.api_key
 
 
 def write_server_toml(path: Path, data: dict[str, Any]) -> None:
@@ -93,6 +108,8 @@ def init_data_dir(
     ``bootstrap(config, workspace, admin_email) -> (admin user, plaintext api key)`` is the
     control plane's service that seeds an empty database."""
     data_dir = data_dir.expanduser().absolute()
+    workspace = parse_code("workspace", workspace)
+    admin = parse_email(admin)
     host, port = parse_listen(listen) if listen else (None, None)
     created = _make_dir(data_dir)
     try:

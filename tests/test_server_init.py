@@ -1,0 +1,73 @@
+"""`reelsync server init` as a real child process: what it makes, init twice, user mistakes."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from support.servers import child_env, free_port, init_server, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_init_makes_a_private_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    info = init_server(data, tmp_path, port=free_port())
+    assert {"api_key", "url", "workspace", "admin", "data_dir"} <= set(info)
+    assert info["url"].startswith("https://127.0.0.1:")
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for key in ("tls/ca.key", "tls/server.key", "server.toml"):
+        assert stat.S_IMODE((data / key).stat().st_mode) == 0o600, key
+    assert (data / "tls" / "ca.crt").is_file()
+
+
+def test_init_twice_is_one_clear_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    init_server(data, tmp_path, port=free_port())
+    before = sorted(p.name for p in data.iterdir())
+    again = run_cli(
+        ["server", "init", "--data-dir", str(data), "--workspace", "x", "--admin", "a@x.test"],
+        child_env(tmp_path),
+    )
+    assert again.returncode == 78
+    assert again.stderr.startswith(f"error: {data} is already initialised")
+    assert again.stderr.count("\n") == 1
+    assert sorted(p.name for p in data.iterdir()) == before
+
+
+def test_init_human_output_prints_the_key_once(tmp_path: Path) -> None:
+    done = run_cli(
+        ["server", "init", "--data-dir", str(tmp_path / "d"), "--workspace", "acme",
+         "--admin", "boss@acme.test"],
+        child_env(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    assert key
+    assert "\n" not in key
+    assert key not in done.stderr
+    assert "reelsync server run --data-dir" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "nohost"], "error: --listen must be HOST:PORT, got 'nohost'"),
+        (["--workspace", ""], "error:"),
+        (["--admin", "not-an-email"], "error:"),
+    ],
+)
+def test_init_mistakes_change_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    base = {"--workspace": "acme", "--admin": "a@acme.test"}
+    merged = dict(base)
+    merged.update(dict(zip(args[::2], args[1::2], strict=True)))
+    flat = [x for kv in merged.items() for x in kv]
+    data = tmp_path / "data"
+    done = run_cli(["server", "init", "--data-dir", str(data), *flat], child_env(tmp_path))
+    assert done.returncode != 0
+    assert done.stderr.startswith(message)
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+    assert not data.exists()
