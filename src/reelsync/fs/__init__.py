@@ -1,1 +1,24 @@
-"""reelsync.fs."""
+"""reelsync.fs: volume roots and path confinement, the file operations of an agent, atomic publish
+of received files and the resume journal."""
+
+from __future__ import annotations
+
+from reelsync.fs.journal import JournalHeader, ResumeJournal
+from reelsync.fs.partfile import PartFile, is_unchanged, os_error, write_whole_file
+from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX, is_reserved_name, normalize_relpath
+from reelsync.fs.volume import Entry, Volume
+
+__all__ = [
+    "JOURNAL_SUFFIX",
+    "PART_SUFFIX",
+    "Entry",
+    "JournalHeader",
+    "PartFile",
+    "ResumeJournal",
+    "Volume",
+    "is_reserved_name",
+    "is_unchanged",
+    "normalize_relpath",
+    "os_error",
+    "write_whole_file",
+]

@@ -1,1 +1,89 @@
-"""reelsync.protocol."""
+"""reelsync.protocol: the data-plane wire protocol, sans-I/O (see docs/protocol.md).
+
+Bytes in, events out: :class:`Connection` parses and checks one stream; the engine owns sockets,
+files and the session across streams. Never imports asyncio, socket or ssl.
+"""
+
+from __future__ import annotations
+
+from reelsync.domain.chunks import (
+    CHECKSUM_SIZE,
+    DIGEST_PREFIX,
+    chunk_checksum,
+    chunk_count,
+    chunk_span,
+    digest_text,
+    file_digest,
+)
+from reelsync.protocol.connection import (
+    NEED_DATA,
+    SUPPORTED_VERSIONS,
+    Connection,
+    NeedData,
+    Side,
+    State,
+    choose_version,
+)
+from reelsync.protocol.events import (
+    Ack,
+    Batch,
+    BatchEntry,
+    Bye,
+    Chunk,
+    ConnectionClosed,
+    Event,
+    Failure,
+    FileAbort,
+    FileDone,
+    FileEnd,
+    FileOutcome,
+    Hello,
+    Manifest,
+    ManifestEntry,
+    Nack,
+    Plan,
+    PlanEntry,
+    Role,
+    Want,
+    WantEntry,
+    Welcome,
+)
+
+__all__ = [
+    "CHECKSUM_SIZE",
+    "DIGEST_PREFIX",
+    "NEED_DATA",
+    "SUPPORTED_VERSIONS",
+    "Ack",
+    "Batch",
+    "BatchEntry",
+    "Bye",
+    "Chunk",
+    "Connection",
+    "ConnectionClosed",
+    "Event",
+    "Failure",
+    "FileAbort",
+    "FileDone",
+    "FileEnd",
+    "FileOutcome",
+    "Hello",
+    "Manifest",
+    "ManifestEntry",
+    "Nack",
+    "NeedData",
+    "Plan",
+    "PlanEntry",
+    "Role",
+    "Side",
+    "State",
+    "Want",
+    "WantEntry",
+    "Welcome",
+    "choose_version",
+    "chunk_checksum",
+    "chunk_count",
+    "chunk_span",
+    "digest_text",
+    "file_digest",
+]

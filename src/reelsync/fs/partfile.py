@@ -1,0 +1,187 @@
+"""Atomic publish: a file is written under a temporary name in its destination folder and renamed
+to its final name only once complete and verified.
+
+Rules: the temporary name is ``.<name>.reelsync-part`` (mode 0600, created with ``O_NOFOLLOW``),
+preallocated to the file's size so a full disk fails at the start; chunks land with positional
+writes (``os.pwrite``, safe from several threads). Publishing fsyncs (unless told not to), sets the
+source's mode and mtime, then renames over the final name. Running out of space raises
+:class:`~reelsync.errors.DiskFullError` after removing the part file: nothing partial is ever
+visible under the final name. A part file left by a crash is resumed through its
+:class:`~reelsync.fs.journal.ResumeJournal`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span
+from reelsync.errors import ConflictError, DiskFullError, PermissionDeniedError, TransferError
+from reelsync.fs.journal import JournalHeader, ResumeJournal
+from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX
+from reelsync.fs.volume import Volume
+
+__all__ = ["PartFile", "is_unchanged", "os_error", "write_whole_file"]
+
+_WRITE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def os_error(exc: OSError, where: str) -> TransferError:
+    """The reelsync error for an OS error while writing ``where``."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"no space left on the destination volume writing {where}")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return TransferError(f"cannot write {where}: permission denied")
+    return TransferError(f"cannot write {where}: {exc.strerror or exc}")
+
+
+def _prepare(volume: Volume, rel: str) -> tuple[Path, Path, Path]:
+    final = volume.resolve(rel)
+    if final == volume.real_root:
+        raise ConflictError(f"{volume.code}:{rel} is the volume root")
+    if final.is_dir():
+        raise ConflictError(f"{volume.code}:{rel} exists and is a folder")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise ConflictError(f"a parent of {volume.code}:{rel} is not a folder") from exc
+    except PermissionError as exc:
+        raise PermissionDeniedError(f"cannot create the folder of {volume.code}:{rel}") from exc
+    volume.resolve(rel)  # re-check: no symlink planted in between
+    part = final.parent / f".{final.name}{PART_SUFFIX}"
+    journal = final.parent / f".{final.name}{JOURNAL_SUFFIX}"
+    return final, part, journal
+
+
+def is_unchanged(volume: Volume, rel: str, size: int, mtime_ns: int) -> bool:
+    """True when ``rel`` exists as a regular file with this size and mtime (skip it)."""
+    try:
+        st = os.stat(volume.resolve(rel), follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return (
+        st.st_size == size and st.st_mtime_ns == mtime_ns and not os.path.isdir(volume.resolve(rel))
+    )
+
+
+def _finish(fd: int, part: Path, final: Path, mode: int, mtime_ns: int, fsync: bool) -> None:
+    if fsync:
+        os.fsync(fd)
+    os.fchmod(fd, mode & 0o7777)
+    os.utime(fd, ns=(mtime_ns, mtime_ns))
+    os.close(fd)
+    os.replace(part, final)
+
+
+def write_whole_file(
+    volume: Volume, rel: str, data: bytes, *, mode: int, mtime_ns: int, fsync: bool = True
+) -> None:
+    """Publish a small file in one go (temp name, write, fsync, rename)."""
+    final, part, _ = _prepare(volume, rel)
+    try:
+        fd = os.open(part, _WRITE_FLAGS | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise os_error(exc, f"{volume.code}:{rel}") from exc
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        _finish(fd, part, final, mode, mtime_ns, fsync)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        part.unlink(missing_ok=True)
+        raise os_error(exc, f"{volume.code}:{rel}") from exc
+
+
+class PartFile:
+    """A destination file being assembled from chunks, resumable after a crash."""
+
+    def __init__(
+        self, volume: Volume, rel: str, *, size: int, mtime_ns: int, chunk_size: int
+    ) -> None:
+        self.volume, self.rel, self.size, self.chunk_size = volume, rel, size, chunk_size
+        self.where = f"{volume.code}:{rel}"
+        self.final, self.part, journal_path = _prepare(volume, rel)
+        header = JournalHeader(size, mtime_ns, chunk_size)
+        self._fd = -1
+        try:
+            self.journal = ResumeJournal.open(journal_path, header)
+            if not self.journal.records:
+                self.part.unlink(missing_ok=True)
+            self._fd = os.open(self.part, _WRITE_FLAGS, 0o600)
+            if os.fstat(self._fd).st_size != size:
+                self._preallocate()
+        except OSError as exc:
+            self.discard()
+            raise os_error(exc, self.where) from exc
+
+    def _preallocate(self) -> None:
+        try:
+            if self.size > 0:
+                os.posix_fallocate(self._fd, 0, self.size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+        os.ftruncate(self._fd, self.size)
+
+    @property
+    def chunks(self) -> int:
+        return chunk_count(self.size, self.chunk_size)
+
+    def resumable(self) -> dict[int, bytes]:
+        """Journaled chunks whose bytes on disk still match their checksum (re-read, re-hashed)."""
+        good: dict[int, bytes] = {}
+        for index, checksum in sorted(self.journal.records.items()):
+            if index >= self.chunks:
+                continue
+            offset, length = chunk_span(self.size, self.chunk_size, index)
+            if chunk_checksum(os.pread(self._fd, length, offset)) == checksum:
+                good[index] = checksum
+        return good
+
+    def write_chunk(self, index: int, data: bytes, checksum: bytes) -> None:
+        """Write verified chunk ``index`` in place and journal it."""
+        offset, length = chunk_span(self.size, self.chunk_size, index)
+        if len(data) != length:
+            raise TransferError(f"{self.where}: chunk {index} has {len(data)} bytes, not {length}")
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.pwrite(self._fd, view, offset)
+                view, offset = view[written:], offset + written
+            self.journal.record(index, checksum)
+        except OSError as exc:
+            self.discard()
+            raise os_error(exc, self.where) from exc
+
+    def publish(self, *, mode: int, mtime_ns: int, fsync: bool = True) -> None:
+        """Make the complete, verified file visible under its final name."""
+        try:
+            fd, self._fd = self._fd, -1
+            _finish(fd, self.part, self.final, mode, mtime_ns, fsync)
+        except OSError as exc:
+            self.discard()
+            raise os_error(exc, self.where) from exc
+        self.journal.remove()
+
+    def close(self) -> None:
+        """Stop for now, keeping the part file and its journal for a later resume."""
+        self.journal.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def discard(self) -> None:
+        """Drop the part file and its journal."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+        if hasattr(self, "journal"):
+            self.journal.remove()
+        else:
+            (self.part.parent / f".{self.final.name}{JOURNAL_SUFFIX}").unlink(missing_ok=True)
+        self.part.unlink(missing_ok=True)

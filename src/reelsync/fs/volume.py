@@ -1,0 +1,176 @@
+"""A volume root on this machine and the file operations an agent performs inside it.
+
+Rules: every operation takes a path relative to the root and checks it with
+:func:`~reelsync.fs.paths.normalize_relpath`; the path is then resolved (symlinks followed) and
+must still lie inside the root's resolved path, else PathError. The final component is opened
+with ``O_NOFOLLOW`` so a symlink swapped in after the check is not followed. Listing never
+follows symlinks and never shows reelsync's temporary files.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat as stat_mod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from reelsync.errors import ConflictError, NotFoundError, PathError, PermissionDeniedError
+from reelsync.fs.paths import is_reserved_name, normalize_relpath
+
+__all__ = ["Entry", "Volume"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A file or folder seen in a volume; ``path`` is relative to the volume root."""
+
+    path: str
+    is_dir: bool
+    size: int
+    mtime_ns: int
+    mode: int
+
+
+def _entry(rel: str, st: os.stat_result) -> Entry:
+    is_dir = stat_mod.S_ISDIR(st.st_mode)
+    return Entry(
+        rel, is_dir, 0 if is_dir else st.st_size, st.st_mtime_ns, stat_mod.S_IMODE(st.st_mode)
+    )
+
+
+class Volume:
+    """The files under ``root``, addressed by relative paths, confined to the root."""
+
+    def __init__(self, code: str, root: Path | str) -> None:
+        self.code = code
+        self.root = Path(root)
+        try:
+            self.real_root = Path(os.path.realpath(self.root, strict=True))
+        except OSError as exc:
+            raise NotFoundError(f"volume {code!r}: root {self.root} does not exist") from exc
+        if not self.real_root.is_dir():
+            raise PathError(f"volume {code!r}: root {self.root} is not a folder")
+
+    def __repr__(self) -> str:
+        return f"Volume({self.code!r}, {str(self.root)!r})"
+
+    # -- confinement -----------------------------------------------------------------------------
+    def resolve(self, rel: str) -> Path:
+        """The absolute, symlink-free path of ``rel``, proven to be inside the root."""
+        norm = normalize_relpath(rel)
+        real = Path(os.path.realpath(self.real_root / norm)) if norm else self.real_root
+        if real != self.real_root and self.real_root not in real.parents:
+            raise PathError(f"path {rel!r} resolves outside volume {self.code!r} (symlink)")
+        return real
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.real_root).as_posix()
+
+    # -- queries ---------------------------------------------------------------------------------
+    def stat(self, rel: str) -> Entry:
+        path = self.resolve(rel)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.code}:{rel} does not exist") from exc
+        except PermissionError as exc:
+            raise PermissionDeniedError(f"{self.code}:{rel}: permission denied") from exc
+        return _entry(normalize_relpath(rel), st)
+
+    def exists(self, rel: str) -> bool:
+        try:
+            self.stat(rel)
+        except NotFoundError:
+            return False
+        return True
+
+    def size(self, rel: str) -> int:
+        entry = self.stat(rel)
+        if entry.is_dir:
+            raise ConflictError(f"{self.code}:{rel} is a folder")
+        return entry.size
+
+    def list(self, rel: str = "", *, recursive: bool = False) -> list[Entry]:
+        """Files and folders under ``rel`` (sorted by path), without following symlinks."""
+        return sorted(self.iter(rel, recursive=recursive), key=lambda e: e.path)
+
+    def iter(self, rel: str = "", *, recursive: bool = False) -> Iterator[Entry]:
+        base = self.resolve(rel)
+        if not base.is_dir():
+            if base.exists():
+                yield self.stat(rel)
+                return
+            raise NotFoundError(f"{self.code}:{rel} does not exist")
+        stack = [base]
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    for de in it:
+                        if is_reserved_name(de.name) or de.is_symlink():
+                            continue
+                        st = de.stat(follow_symlinks=False)
+                        yield _entry(self.relative(Path(de.path)), st)
+                        if recursive and de.is_dir(follow_symlinks=False):
+                            stack.append(Path(de.path))
+            except PermissionError as exc:
+                raise PermissionDeniedError(f"{folder}: permission denied") from exc
+
+    # -- changes ---------------------------------------------------------------------------------
+    def mkdir(self, rel: str) -> None:
+        path = self.resolve(rel)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise ConflictError(f"{self.code}:{rel} exists and is not a folder") from exc
+        # a symlink planted between resolve() and mkdir() must not lead us outside
+        self.resolve(rel)
+
+    def rename(self, src: str, dst: str, *, overwrite: bool = False) -> None:
+        a, b = self.resolve(src), self.resolve(dst)
+        if not a.exists():
+            raise NotFoundError(f"{self.code}:{src} does not exist")
+        if b.exists() and not overwrite:
+            raise ConflictError(f"{self.code}:{dst} already exists")
+        b.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(a, b)
+
+    def delete(self, rel: str, *, recursive: bool = False) -> None:
+        path = self.resolve(rel)
+        if path == self.real_root:
+            raise PathError(f"refusing to delete the root of volume {self.code!r}")
+        try:
+            if path.is_dir():
+                if recursive:
+                    shutil.rmtree(path)
+                else:
+                    path.rmdir()
+            else:
+                path.unlink()
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.code}:{rel} does not exist") from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOTEMPTY:
+                raise ConflictError(f"{self.code}:{rel} is a folder that is not empty") from exc
+            raise
+
+    def open_read(self, rel: str) -> int:
+        """A read-only descriptor of the file ``rel`` (``O_NOFOLLOW`` on the final component)."""
+        path = self.resolve(rel)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.code}:{rel} does not exist") from exc
+        except PermissionError as exc:
+            raise PermissionDeniedError(f"{self.code}:{rel}: permission denied") from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise PathError(f"{self.code}:{rel} became a symlink") from exc
+            raise
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ConflictError(f"{self.code}:{rel} is not a regular file")
+        return fd

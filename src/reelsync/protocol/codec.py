@@ -1,0 +1,313 @@
+"""Frame encoding and decoding of the data plane, version 1.
+
+Rules: a frame is a 5-byte header, ``!IB`` = body length (bytes after the header) and frame type,
+then the body. Bulk data frames (CHUNK, BATCH, FILE_END, ACK, NACK) have fixed binary layouts; the
+control frames carry one UTF-8 JSON object. A body longer than :data:`MAX_BODY` or a malformed body
+is a :class:`~reelsync.errors.ProtocolError`. See docs/protocol.md for the byte layouts.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from enum import IntEnum
+from typing import Any
+
+from reelsync.domain.chunks import CHECKSUM_SIZE
+from reelsync.errors import ProtocolError
+from reelsync.protocol.events import (
+    Ack,
+    Batch,
+    BatchEntry,
+    Bye,
+    Chunk,
+    Event,
+    Failure,
+    FileAbort,
+    FileDone,
+    FileEnd,
+    FileOutcome,
+    Hello,
+    Manifest,
+    ManifestEntry,
+    Nack,
+    Plan,
+    PlanEntry,
+    Want,
+    WantEntry,
+    Welcome,
+)
+
+__all__ = ["HEADER", "MAX_BODY", "FrameType", "decode_body", "encode_event"]
+
+HEADER = struct.Struct("!IB")
+MAX_BODY = 72 << 20  # a 64 MiB chunk plus its header, or a large manifest part
+_CHUNK = struct.Struct("!QI16s")
+_BATCH_COUNT = struct.Struct("!I")
+_BATCH_ENTRY = struct.Struct("!QI16s")
+_FILE_END = struct.Struct("!Q16s")
+_PAIR = struct.Struct("!QI")
+
+
+class FrameType(IntEnum):
+    HELLO = 0x01
+    WELCOME = 0x02
+    WANT = 0x03
+    MANIFEST = 0x04
+    PLAN = 0x05
+    CHUNK = 0x10
+    BATCH = 0x11
+    FILE_END = 0x12
+    FILE_ABORT = 0x13
+    ACK = 0x20
+    NACK = 0x21
+    FILE_DONE = 0x22
+    BYE = 0x30
+    FAILURE = 0x3F
+
+
+def _json(kind: FrameType, obj: dict[str, Any]) -> list[bytes]:
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    return [HEADER.pack(len(body), kind) + body]
+
+
+def _pairs(kind: FrameType, items: tuple[tuple[int, int], ...]) -> list[bytes]:
+    body = _BATCH_COUNT.pack(len(items)) + b"".join(_PAIR.pack(f, i) for f, i in items)
+    return [HEADER.pack(len(body), kind) + body]
+
+
+def encode_event(event: Event) -> list[bytes]:
+    """The frame of ``event`` as buffers to write in order (bulk data is not copied)."""
+    match event:
+        case Chunk(file_id, index, checksum, data):
+            head = _CHUNK.pack(file_id, index, checksum)
+            return [HEADER.pack(len(head) + len(data), FrameType.CHUNK) + head, data]
+        case Batch(entries):
+            parts: list[bytes] = [b"", _BATCH_COUNT.pack(len(entries))]
+            total = _BATCH_COUNT.size
+            for e in entries:
+                parts.append(_BATCH_ENTRY.pack(e.file_id, len(e.data), e.checksum))
+                parts.append(e.data)
+                total += _BATCH_ENTRY.size + len(e.data)
+            parts[0] = HEADER.pack(total, FrameType.BATCH)
+            return parts
+        case FileEnd(file_id, digest):
+            body = _FILE_END.pack(file_id, digest)
+            return [HEADER.pack(len(body), FrameType.FILE_END) + body]
+        case Ack(items):
+            return _pairs(FrameType.ACK, items)
+        case Nack(items):
+            return _pairs(FrameType.NACK, items)
+        case Hello():
+            return _json(
+                FrameType.HELLO,
+                {
+                    "magic": "reelsync",
+                    "versions": list(event.versions),
+                    "session": event.session,
+                    "stream": event.stream,
+                    "streams": event.streams,
+                    "role": event.role,
+                    "ticket": event.ticket,
+                },
+            )
+        case Welcome(version, session, stream):
+            return _json(
+                FrameType.WELCOME, {"version": version, "session": session, "stream": stream}
+            )
+        case Want(files):
+            return _json(
+                FrameType.WANT,
+                {
+                    "files": [
+                        [w.id, w.src_volume, w.src_path, w.dst_volume, w.dst_path] for w in files
+                    ]
+                },
+            )
+        case Manifest(chunk_size, files):
+            return _json(
+                FrameType.MANIFEST,
+                {
+                    "chunk_size": chunk_size,
+                    "files": [
+                        [m.id, m.dst_volume, m.dst_path, m.size, m.mtime_ns, m.mode]
+                        + ([m.error_code, m.error_message] if m.error_code else [])
+                        for m in files
+                    ],
+                },
+            )
+        case Plan(files):
+            return _json(
+                FrameType.PLAN,
+                {
+                    "files": [
+                        {
+                            "id": p.id,
+                            "action": p.action,
+                            **({"have": [[i, c.hex()] for i, c in p.have]} if p.have else {}),
+                            **({"error": [p.error_code, p.error_message]} if p.error_code else {}),
+                        }
+                        for p in files
+                    ]
+                },
+            )
+        case FileAbort(file_id, code, message):
+            return _json(FrameType.FILE_ABORT, {"id": file_id, "code": code, "message": message})
+        case FileDone(results):
+            return _json(
+                FrameType.FILE_DONE,
+                {
+                    "results": [
+                        {
+                            "id": r.file_id,
+                            "ok": r.ok,
+                            **({"skipped": True} if r.skipped else {}),
+                            **({"digest": r.digest.hex()} if r.digest else {}),
+                            **({"error": [r.code, r.message]} if r.code else {}),
+                        }
+                        for r in results
+                    ]
+                },
+            )
+        case Bye():
+            return _json(FrameType.BYE, {})
+        case Failure(code, message):
+            return _json(FrameType.FAILURE, {"code": code, "message": message})
+    raise TypeError(f"not a frame event: {event!r}")  # pragma: no cover - type checked
+
+
+def _load(body: memoryview) -> dict[str, Any]:
+    try:
+        obj = json.loads(bytes(body))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"malformed control frame: {exc}", remote=True) from exc
+    if not isinstance(obj, dict):
+        raise ProtocolError("a control frame must be a JSON object", remote=True)
+    return obj
+
+
+def _read_pairs(body: memoryview) -> tuple[tuple[int, int], ...]:
+    (count,) = _BATCH_COUNT.unpack_from(body, 0)
+    if len(body) != _BATCH_COUNT.size + count * _PAIR.size:
+        raise ProtocolError("ack/nack frame length does not match its count", remote=True)
+    return tuple(_PAIR.unpack_from(body, _BATCH_COUNT.size + k * _PAIR.size) for k in range(count))
+
+
+def _err(value: Any) -> tuple[str | None, str | None]:
+    if value is None:
+        return None, None
+    return str(value[0]), str(value[1])
+
+
+def decode_body(kind: int, body: memoryview) -> Event:
+    """The event carried by a frame of type ``kind`` (``body`` excludes the header)."""
+    try:
+        return _decode(FrameType(kind), body)
+    except ProtocolError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
+        raise ProtocolError(f"malformed frame of type {kind:#04x}: {exc}", remote=True) from exc
+
+
+def _decode(kind: FrameType, body: memoryview) -> Event:
+    if kind is FrameType.CHUNK:
+        file_id, index, checksum = _CHUNK.unpack_from(body, 0)
+        return Chunk(file_id, index, checksum, bytes(body[_CHUNK.size :]))
+    if kind is FrameType.BATCH:
+        (count,) = _BATCH_COUNT.unpack_from(body, 0)
+        pos = _BATCH_COUNT.size
+        entries = []
+        for _ in range(count):
+            file_id, length, checksum = _BATCH_ENTRY.unpack_from(body, pos)
+            pos += _BATCH_ENTRY.size
+            if pos + length > len(body):
+                raise ProtocolError("batch entry runs past its frame", remote=True)
+            entries.append(BatchEntry(file_id, checksum, bytes(body[pos : pos + length])))
+            pos += length
+        if pos != len(body):
+            raise ProtocolError("trailing bytes after the last batch entry", remote=True)
+        return Batch(tuple(entries))
+    if kind is FrameType.FILE_END:
+        file_id, digest = _FILE_END.unpack(body)
+        return FileEnd(file_id, digest)
+    if kind is FrameType.ACK:
+        return Ack(_read_pairs(body))
+    if kind is FrameType.NACK:
+        return Nack(_read_pairs(body))
+    obj = _load(body)
+    if kind is FrameType.HELLO:
+        if obj.get("magic") != "reelsync":
+            raise ProtocolError("the peer does not speak the reelsync protocol", remote=True)
+        role = obj["role"]
+        if role not in ("send", "receive"):
+            raise ProtocolError(f"unknown role {role!r}", remote=True)
+        ticket = obj.get("ticket")
+        return Hello(
+            versions=tuple(int(v) for v in obj["versions"]),
+            session=str(obj["session"]),
+            stream=int(obj["stream"]),
+            streams=int(obj["streams"]),
+            role=role,
+            ticket=None if ticket is None else str(ticket),
+        )
+    if kind is FrameType.WELCOME:
+        return Welcome(int(obj["version"]), str(obj["session"]), int(obj["stream"]))
+    if kind is FrameType.WANT:
+        return Want(
+            tuple(
+                WantEntry(int(i), str(sv), str(sp), str(dv), str(dp))
+                for i, sv, sp, dv, dp in obj["files"]
+            )
+        )
+    if kind is FrameType.MANIFEST:
+        files = []
+        for row in obj["files"]:
+            code, message = _err(row[6:8] if len(row) > 6 else None)
+            files.append(
+                ManifestEntry(
+                    int(row[0]),
+                    str(row[1]),
+                    str(row[2]),
+                    int(row[3]),
+                    int(row[4]),
+                    int(row[5]),
+                    code,
+                    message,
+                )
+            )
+        return Manifest(int(obj["chunk_size"]), tuple(files))
+    if kind is FrameType.PLAN:
+        plan_entries: list[PlanEntry] = []
+        for p in obj["files"]:
+            action = p["action"]
+            if action not in ("send", "skip", "fail"):
+                raise ProtocolError(f"unknown plan action {action!r}", remote=True)
+            have = tuple((int(i), bytes.fromhex(c)) for i, c in p.get("have", ()))
+            if any(len(c) != CHECKSUM_SIZE for _, c in have):
+                raise ProtocolError("a resume checksum must be 16 bytes", remote=True)
+            code, message = _err(p.get("error"))
+            plan_entries.append(PlanEntry(int(p["id"]), action, have, code, message))
+        return Plan(tuple(plan_entries))
+    if kind is FrameType.FILE_ABORT:
+        return FileAbort(int(obj["id"]), str(obj["code"]), str(obj["message"]))
+    if kind is FrameType.FILE_DONE:
+        results = []
+        for r in obj["results"]:
+            code, message = _err(r.get("error"))
+            digest = r.get("digest")
+            results.append(
+                FileOutcome(
+                    int(r["id"]),
+                    bool(r["ok"]),
+                    bool(r.get("skipped", False)),
+                    bytes.fromhex(digest) if digest else None,
+                    code,
+                    message,
+                )
+            )
+        return FileDone(tuple(results))
+    if kind is FrameType.BYE:
+        return Bye()
+    if kind is FrameType.FAILURE:
+        return Failure(str(obj["code"]), str(obj["message"]))
+    raise ProtocolError(f"unknown frame type {kind:#04x}", remote=True)  # pragma: no cover

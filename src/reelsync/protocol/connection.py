@@ -1,0 +1,213 @@
+"""One stream of a data-plane session, sans-I/O: bytes in, events out; events in, bytes out.
+
+State machine of a stream (each side runs one :class:`Connection` per TCP stream)::
+
+    HANDSHAKE --Hello/Welcome--> OPEN --Bye or Failure (sent or received)--> CLOSED
+              --Failure-------------------------------------------------->  CLOSED
+
+Rules:
+1. The dialer sends Hello first; the listener answers Welcome, whose version must be one the Hello
+   offered (the listener picks the highest common one, see :func:`choose_version`), or Failure.
+   Nothing else may cross a stream before its handshake.
+2. Stream 0 is the primary stream of a session: only it carries Want, Manifest, Plan and Bye.
+   Want is sent by a pulling (receiving) dialer, once, before any Manifest; every Plan answers one
+   Manifest, in order. Data and results (Chunk, Batch, FileEnd, FileAbort, Ack, Nack, FileDone)
+   may use any stream of the session.
+3. Direction follows the transfer role: the sending side sends Manifest, Chunk, Batch, FileEnd,
+   FileAbort and Bye; the receiving side sends Want, Plan, Ack, Nack and FileDone. Either sends
+   Failure. Breaking a rule locally raises ProtocolError (``remote=False``); a peer breaking one
+   raises ProtocolError (``remote=True``) from :meth:`Connection.next_event`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from reelsync.errors import ProtocolError
+from reelsync.protocol.codec import HEADER, MAX_BODY, decode_body, encode_event
+from reelsync.protocol.events import (
+    Ack,
+    Batch,
+    Bye,
+    Chunk,
+    ConnectionClosed,
+    Event,
+    Failure,
+    FileAbort,
+    FileDone,
+    FileEnd,
+    Hello,
+    Manifest,
+    Nack,
+    Plan,
+    Role,
+    Want,
+    Welcome,
+)
+
+__all__ = [
+    "NEED_DATA",
+    "SUPPORTED_VERSIONS",
+    "Connection",
+    "NeedData",
+    "Side",
+    "State",
+    "choose_version",
+]
+
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+
+_SENDER_EVENTS = (Manifest, Chunk, Batch, FileEnd, FileAbort, Bye)
+_RECEIVER_EVENTS = (Want, Plan, Ack, Nack, FileDone)
+_PRIMARY_ONLY = (Want, Manifest, Plan, Bye)
+
+
+class Side(Enum):
+    DIALER = "dialer"
+    LISTENER = "listener"
+
+
+class State(Enum):
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class NeedData:
+    """Returned by :meth:`Connection.next_event` when a whole frame has not arrived yet."""
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = NeedData()
+
+
+def choose_version(offered: tuple[int, ...], supported: tuple[int, ...]) -> int | None:
+    """The highest version both sides speak, or None."""
+    common = set(offered) & set(supported)
+    return max(common) if common else None
+
+
+def _other(role: Role) -> Role:
+    return "receive" if role == "send" else "send"
+
+
+class Connection:
+    """One stream. ``side`` says who dialled; the transfer role is learnt from the Hello."""
+
+    def __init__(self, side: Side, *, versions: tuple[int, ...] = SUPPORTED_VERSIONS) -> None:
+        self.side = side
+        self.versions = versions
+        self.state = State.HANDSHAKE
+        self.version: int | None = None
+        self.session: str | None = None
+        self.stream: int | None = None
+        self.streams: int | None = None
+        self.role: Role | None = None  # our transfer role
+        self.hello: Hello | None = None
+        self._buf = bytearray()
+        self._eof = False
+        self._hello_sent = False
+        self._want_seen = False
+        self._manifests = 0  # manifests sent (sending side) or received (receiving side)
+        self._plans = 0
+
+    # -- sending ---------------------------------------------------------------------------------
+    def send(self, event: Event) -> list[bytes]:
+        """The bytes to write for ``event``, after checking this side may send it now."""
+        self._check(event, local=True)
+        data = encode_event(event)
+        self._advance(event, local=True)
+        return data
+
+    # -- receiving -------------------------------------------------------------------------------
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes read from the stream; an empty ``data`` means the peer closed it."""
+        if not data:
+            self._eof = True
+            return
+        self._buf += data
+
+    def next_event(self) -> Event | NeedData:
+        """The next whole event received, or :data:`NEED_DATA`."""
+        buf = self._buf
+        if len(buf) < HEADER.size:
+            return self._at_eof()
+        length, kind = HEADER.unpack_from(buf, 0)
+        if length > MAX_BODY:
+            raise ProtocolError(f"frame of {length} bytes exceeds the limit", remote=True)
+        end = HEADER.size + length
+        if len(buf) < end:
+            return self._at_eof()
+        with memoryview(buf) as view:
+            event = decode_body(kind, view[HEADER.size : end])
+        del buf[:end]
+        self._check(event, local=False)
+        self._advance(event, local=False)
+        return event
+
+    def _at_eof(self) -> Event | NeedData:
+        if not self._eof:
+            return NEED_DATA
+        if self._buf:
+            raise ProtocolError("the peer closed the stream in the middle of a frame", remote=True)
+        self.state = State.CLOSED
+        return ConnectionClosed()
+
+    # -- rules -----------------------------------------------------------------------------------
+    def _fail(self, message: str, *, local: bool) -> ProtocolError:
+        who = "" if local else "the peer sent "
+        return ProtocolError(f"{who}{message}", remote=not local)
+
+    def _check(self, event: Event, *, local: bool) -> None:
+        name = type(event).__name__
+        if self.state is State.CLOSED:
+            raise self._fail(f"{name} on a closed stream", local=local)
+        if isinstance(event, Failure):
+            return
+        dialer_sends = local == (self.side is Side.DIALER)
+        if self.state is State.HANDSHAKE:
+            if isinstance(event, Hello) and dialer_sends and not self._hello_sent:
+                if event.stream < 0 or event.streams < 1 or event.stream >= event.streams:
+                    raise self._fail(
+                        f"Hello for stream {event.stream} of {event.streams}", local=local
+                    )
+                return
+            if isinstance(event, Welcome) and not dialer_sends and self.hello is not None:
+                if event.version not in self.hello.versions or event.version not in self.versions:
+                    raise self._fail(f"Welcome with unoffered version {event.version}", local=local)
+                return
+            raise self._fail(f"{name} before the handshake completed", local=local)
+        if isinstance(event, Hello | Welcome):
+            raise self._fail(f"a second {name}", local=local)
+        # OPEN: direction by transfer role
+        sender = self.role == "send" if local else self.role == "receive"
+        allowed = _SENDER_EVENTS if sender else _RECEIVER_EVENTS
+        if not isinstance(event, allowed):
+            side = "sending" if sender else "receiving"
+            raise self._fail(f"{name} from the {side} side", local=local)
+        if isinstance(event, _PRIMARY_ONLY) and self.stream != 0:
+            raise self._fail(f"{name} on secondary stream {self.stream}", local=local)
+        if isinstance(event, Want) and (not dialer_sends or self._want_seen or self._manifests):
+            raise self._fail("Want from a listener, twice, or after a Manifest", local=local)
+        if isinstance(event, Plan) and self._plans >= self._manifests:
+            raise self._fail("a Plan that answers no Manifest", local=local)
+
+    def _advance(self, event: Event, *, local: bool) -> None:
+        if isinstance(event, Failure | Bye):
+            self.state = State.CLOSED
+        elif isinstance(event, Hello):
+            self._hello_sent = True
+            self.hello = event
+            self.session, self.stream, self.streams = event.session, event.stream, event.streams
+            self.role = event.role if local else _other(event.role)
+        elif isinstance(event, Welcome):
+            self.version = event.version
+            self.state = State.OPEN
+        elif isinstance(event, Want):
+            self._want_seen = True
+        elif isinstance(event, Manifest):
+            self._manifests += 1
+        elif isinstance(event, Plan):
+            self._plans += 1

@@ -1,0 +1,230 @@
+"""The events of the reelsync data-plane protocol: what a :class:`~reelsync.protocol.Connection`
+turns bytes into, and what it turns back into bytes. One event is one frame on the wire.
+
+Rules: events are frozen, slotted value objects; ids are the per-session integer file ids the
+sender gives each manifest entry; checksums are the 16-byte big-endian xxh3-128 digests of
+:mod:`reelsync.domain.chunks`. Which side may send which event, and on which stream, is the
+state machine's business (:mod:`reelsync.protocol.connection`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "Ack",
+    "Batch",
+    "BatchEntry",
+    "Bye",
+    "Chunk",
+    "ConnectionClosed",
+    "Event",
+    "Failure",
+    "FileAbort",
+    "FileDone",
+    "FileEnd",
+    "FileOutcome",
+    "Hello",
+    "Manifest",
+    "ManifestEntry",
+    "Nack",
+    "Plan",
+    "PlanEntry",
+    "Role",
+    "Want",
+    "WantEntry",
+    "Welcome",
+]
+
+Role = Literal["send", "receive"]
+PlanAction = Literal["send", "skip", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First frame of every stream, from the dialing side. ``stream`` 0 opens a session; streams
+    1..``streams``-1 join the session ``session`` opened by stream 0. ``role`` is the dialer's."""
+
+    versions: tuple[int, ...]
+    session: str
+    stream: int
+    streams: int
+    role: Role
+    ticket: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """The listening side's answer to :class:`Hello`: the version both will speak."""
+
+    version: int
+    session: str
+    stream: int
+
+
+@dataclass(frozen=True, slots=True)
+class WantEntry:
+    id: int
+    src_volume: str
+    src_path: str
+    dst_volume: str
+    dst_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """A pulling receiver asks the sender for these files (the sender answers with a manifest)."""
+
+    files: tuple[WantEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One file the sender offers. ``error`` set: the sender cannot read it (nothing follows)."""
+
+    id: int
+    dst_volume: str
+    dst_path: str
+    size: int
+    mtime_ns: int
+    mode: int
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """Part of the file list, in bulk. A session may carry several parts; each gets one plan."""
+
+    chunk_size: int
+    files: tuple[ManifestEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """What the receiver needs of one file. ``have`` lists (chunk index, checksum) pairs it already
+    holds verified from an earlier session (resume); the sender re-checks them against its
+    source."""
+
+    id: int
+    action: PlanAction
+    have: tuple[tuple[int, bytes], ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    files: tuple[PlanEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """``data`` is bytes ``index * chunk_size`` onwards of file ``file_id``."""
+
+    file_id: int
+    index: int
+    checksum: bytes
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEntry:
+    """A whole small file (a single chunk, index 0)."""
+
+    file_id: int
+    checksum: bytes
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    entries: tuple[BatchEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileEnd:
+    """Every chunk of the file has been sent and the source did not change while it was read."""
+
+    file_id: int
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FileAbort:
+    """The sender gives up on a file (source changed or unreadable); the receiver drops it."""
+
+    file_id: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """(file id, chunk index) pairs verified and written by the receiver."""
+
+    items: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """(file id, chunk index) pairs that failed their checksum: send them again."""
+
+    items: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """Final word of the receiver on one file. ``ok`` with a digest: published under its final
+    name; ``skipped``: it was already there unchanged; otherwise ``code``/``message`` say why
+    not."""
+
+    file_id: int
+    ok: bool
+    skipped: bool = False
+    digest: bytes | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileDone:
+    results: tuple[FileOutcome, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    """The sender has every outcome it waited for; the session ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A fatal error for the session: ``code`` is a :mod:`reelsync.errors` code."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed its end of the stream (not a frame: end of input)."""
+
+
+Event = (
+    Hello
+    | Welcome
+    | Want
+    | Manifest
+    | Plan
+    | Chunk
+    | Batch
+    | FileEnd
+    | FileAbort
+    | Ack
+    | Nack
+    | FileDone
+    | Bye
+    | Failure
+    | ConnectionClosed
+)
