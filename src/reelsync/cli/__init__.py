@@ -54,6 +54,11 @@ for _command in (site, volume, queue, user, acl, login, server):
     cli.add_command(_command)
 
 
+from reelsync.cli.transfer import transfer  # noqa: E402
+
+cli.add_command(transfer)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Usage mistakes are one line too (with the --help to read)."""
     try:

@@ -100,16 +100,28 @@ class PartFile:
     """A destination file being assembled from chunks, resumable after a crash."""
 
     def __init__(
-        self, volume: Volume, rel: str, *, size: int, mtime_ns: int, chunk_size: int
+        self,
+        volume: Volume,
+        rel: str,
+        *,
+        size: int,
+        mtime_ns: int,
+        chunk_size: int,
+        journal: bool = True,
     ) -> None:
+        """Open (or resume) the part file of ``rel``; ``journal=False`` for a one-chunk file,
+        which has nothing to resume."""
         self.volume, self.rel, self.size, self.chunk_size = volume, rel, size, chunk_size
         self.where = f"{volume.code}:{rel}"
         self.final, self.part, journal_path = _prepare(volume, rel)
         header = JournalHeader(size, mtime_ns, chunk_size)
         self._fd = -1
+        self.journal: ResumeJournal | None = None
+        self._journal_path = journal_path
         try:
-            self.journal = ResumeJournal.open(journal_path, header)
-            if not self.journal.records:
+            if journal:
+                self.journal = ResumeJournal.open(journal_path, header)
+            if self.journal is None or not self.journal.records:
                 self.part.unlink(missing_ok=True)
             self._fd = os.open(self.part, _WRITE_FLAGS, 0o600)
             if os.fstat(self._fd).st_size != size:
@@ -134,6 +146,8 @@ class PartFile:
     def resumable(self) -> dict[int, bytes]:
         """Journaled chunks whose bytes on disk still match their checksum (re-read, re-hashed)."""
         good: dict[int, bytes] = {}
+        if self.journal is None:
+            return good
         for index, checksum in sorted(self.journal.records.items()):
             if index >= self.chunks:
                 continue
@@ -152,7 +166,8 @@ class PartFile:
             while view:
                 written = os.pwrite(self._fd, view, offset)
                 view, offset = view[written:], offset + written
-            self.journal.record(index, checksum)
+            if self.journal is not None:
+                self.journal.record(index, checksum)
         except OSError as exc:
             self.discard()
             raise os_error(exc, self.where) from exc
@@ -165,11 +180,13 @@ class PartFile:
         except OSError as exc:
             self.discard()
             raise os_error(exc, self.where) from exc
-        self.journal.remove()
+        if self.journal is not None:
+            self.journal.remove()
 
     def close(self) -> None:
         """Stop for now, keeping the part file and its journal for a later resume."""
-        self.journal.close()
+        if self.journal is not None:
+            self.journal.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -180,8 +197,8 @@ class PartFile:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
-        if hasattr(self, "journal"):
+        if self.journal is not None:
             self.journal.remove()
         else:
-            (self.part.parent / f".{self.final.name}{JOURNAL_SUFFIX}").unlink(missing_ok=True)
+            self._journal_path.unlink(missing_ok=True)
         self.part.unlink(missing_ok=True)

@@ -1,0 +1,287 @@
+"""``reelsync transfer``: run the data-plane engine by hand, without a control plane (debugging,
+fault tests, benchmarks). ``serve`` listens for a peer; ``push``/``pull`` dial one. Certificates
+are the agent's files (cert, key, workspace CA); volumes are ``CODE=PATH``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reelsync.config import parse_listen
+from reelsync.engine import (
+    MIB,
+    Assignment,
+    Engine,
+    EngineSettings,
+    FileResult,
+    FileSpec,
+    Grant,
+    PeerAddress,
+    SessionRequest,
+    VolumePath,
+)
+from reelsync.errors import ConfigError, PermissionDeniedError, UserError, ValidationError
+from reelsync.fs import Volume
+
+__all__ = ["transfer"]
+
+
+def _tls(cert: Path, key: Path, ca: Path, *, server: bool) -> ssl.SSLContext:
+    try:
+        if server:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False  # peers are checked by certificate, not by name
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_verify_locations(cafile=str(ca))
+        ctx.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS files ({cert}, {key}, {ca}): {exc}") from exc
+    return ctx
+
+
+def _volumes(specs: tuple[str, ...]) -> dict[str, Volume]:
+    out = {}
+    for spec in specs:
+        code, sep, path = spec.partition("=")
+        if not sep or not code or not path:
+            raise ValidationError(f"--volume must be CODE=PATH, got {spec!r}")
+        out[code] = Volume(code, Path(path))
+    return out
+
+
+def _vpath(text: str) -> VolumePath:
+    volume, sep, path = text.partition(":")
+    if not sep or not volume:
+        raise ValidationError(f"expected VOLUME:PATH, got {text!r}")
+    return VolumePath(volume, path)
+
+
+def _settings(opts: dict[str, Any]) -> EngineSettings:
+    corrupt = set()
+    for item in opts.get("debug_corrupt") or ():
+        path, _, index = item.rpartition(":")
+        if not path or not index.isdigit():
+            raise ValidationError(f"--debug-corrupt must be PATH:INDEX, got {item!r}")
+        corrupt.add((path, int(index)))
+    bw = opts.get("bwlimit")
+    return EngineSettings(
+        streams=opts["streams"],
+        chunk_size=int(opts["chunk_kib"]) * 1024,
+        small_file_max=min(int(opts["chunk_kib"]) * 1024, 4 * MIB),
+        batch_bytes=max(min(int(opts["chunk_kib"]) * 1024, 8 * MIB), 1),
+        bandwidth_limit=float(bw) * MIB if bw else None,
+        fsync=opts["fsync"],
+        retry_deadline=opts.get("retry_deadline", 300.0),
+        congestion=opts["congestion"] or None,
+        debug_corrupt=frozenset(corrupt),
+    )
+
+
+def _common(fn: Any) -> Any:
+    options = [
+        click.option("--cert", type=click.Path(path_type=Path), required=True),
+        click.option("--key", type=click.Path(path_type=Path), required=True),
+        click.option("--ca", type=click.Path(path_type=Path), required=True),
+        click.option("--volume", "volumes", multiple=True, help="CODE=PATH, repeatable"),
+        click.option("--streams", type=click.IntRange(1, 64), default=4, show_default=True),
+        click.option("--chunk-kib", type=int, default=8192, show_default=True),
+        click.option("--bwlimit", type=float, default=None, help="MiB/s this side sends at most"),
+        click.option("--fsync/--no-fsync", default=True, show_default=True),
+        click.option("--congestion", default="bbr", show_default=True),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+@click.group()
+def transfer() -> None:
+    """Run the data-plane engine by hand (debugging, fault tests, benchmarks)."""
+
+
+class _Gate:
+    def __init__(self, volumes: dict[str, Volume], ticket: str | None) -> None:
+        self.volumes, self.ticket = volumes, ticket
+
+    def authorize(self, request: SessionRequest) -> Grant:
+        if self.ticket is not None and request.ticket != self.ticket:
+            raise PermissionDeniedError("wrong ticket")
+        return Grant(self.volumes)
+
+
+@transfer.command()
+@_common
+@click.option("--listen", default="127.0.0.1:0", show_default=True)
+@click.option("--ticket", default=None, help="accept only sessions presenting this ticket")
+@click.option("--port-file", type=click.Path(path_type=Path), default=None)
+def serve(listen: str, ticket: str | None, port_file: Path | None, **opts: Any) -> None:
+    """Listen for peers until SIGTERM/SIGINT."""
+    settings = _settings(opts)
+    volumes = _volumes(opts["volumes"])
+    host, port = parse_listen(listen) if listen != "127.0.0.1:0" else ("127.0.0.1", 0)
+    server_ssl = _tls(opts["cert"], opts["key"], opts["ca"], server=True)
+
+    async def main() -> None:
+        engine = Engine(settings, server_ssl=server_ssl, volumes=volumes)
+        listener = await engine.serve(host, port, _Gate(volumes, ticket))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        click.echo(f"listening on {host}:{listener.port}", err=True)
+        if port_file is not None:
+            tmp = port_file.with_suffix(".tmp")
+            tmp.write_text(str(listener.port))
+            tmp.replace(port_file)
+        await stop.wait()
+        await engine.aclose()
+
+    asyncio.run(main())
+
+
+def _files(
+    volumes: dict[str, Volume], files: tuple[str, ...], trees: tuple[str, ...], pull: bool
+) -> list[FileSpec]:
+    out: list[FileSpec] = []
+    for item in files:
+        src_text, sep, dst_text = item.partition("=")
+        src = _vpath(src_text)
+        dst = _vpath(dst_text) if sep else src
+        out.append(FileSpec(f"{len(out)}", src, dst))
+    for item in trees:
+        src_text, sep, dst_text = item.partition("=")
+        src = _vpath(src_text)
+        dst = _vpath(dst_text) if sep else src
+        if pull:
+            raise UserError("--tree lists local files: use it with push")
+        volume = volumes.get(src.volume)
+        if volume is None:
+            raise ValidationError(f"--tree names an unknown volume {src.volume!r}")
+        base = src.path.strip("/")
+        for entry in volume.iter(base, recursive=True):
+            if entry.is_dir:
+                continue
+            rel = entry.path[len(base) :].lstrip("/") if base else entry.path
+            dst_rel = f"{dst.path.strip('/')}/{rel}".lstrip("/")
+            out.append(
+                FileSpec(
+                    f"{len(out)}",
+                    VolumePath(src.volume, entry.path),
+                    VolumePath(dst.volume, dst_rel),
+                    entry.size,
+                )
+            )
+    if not out:
+        raise UserError("nothing to transfer: give --file or --tree")
+    return out
+
+
+def _run(
+    pull: bool,
+    peer: str,
+    ticket: str | None,
+    files: tuple[str, ...],
+    trees: tuple[str, ...],
+    as_json: bool,
+    opts: dict[str, Any],
+) -> None:
+    settings = _settings(opts)
+    volumes = _volumes(opts["volumes"])
+    host, port = parse_listen(peer)
+    client_ssl = _tls(opts["cert"], opts["key"], opts["ca"], server=False)
+    specs = _files(volumes, files, trees, pull)
+    job = Assignment("cli", PeerAddress(host, port), tuple(specs), ticket)
+
+    class Printer:
+        def file_progress(self, key: str, bytes_done: int, size: int) -> None:
+            return None
+
+        def file_finished(self, result: FileResult) -> None:
+            if as_json:
+                click.echo(json.dumps({"event": "file", **_result_dict(result)}))
+
+    async def main() -> list[FileResult]:
+        engine = Engine(settings, client_ssl=client_ssl, volumes=volumes)
+        try:
+            runner = engine.pull if pull else engine.push
+            return await runner(job, Printer())
+        finally:
+            await engine.aclose()
+
+    t0 = time.monotonic()
+    results = asyncio.run(main())
+    seconds = time.monotonic() - t0
+    failed = [r for r in results if r.status == "failed"]
+    total = sum(r.size for r in results)
+    summary = {
+        "event": "summary",
+        "files": len(results),
+        "done": sum(r.status == "done" for r in results),
+        "skipped": sum(r.status == "skipped" for r in results),
+        "failed": len(failed),
+        "bytes": total,
+        "bytes_sent": sum(r.bytes_sent for r in results),
+        "seconds": round(seconds, 3),
+        "mb_per_s": round(total / seconds / 1e6, 1) if seconds else 0,
+    }
+    click.echo(json.dumps(summary))
+    for r in failed[:10]:
+        click.echo(f"failed: {r.key}: {r.error_code}: {r.error_message}", err=True)
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _result_dict(r: FileResult) -> dict[str, Any]:
+    return {
+        "key": r.key,
+        "status": r.status,
+        "size": r.size,
+        "bytes_sent": r.bytes_sent,
+        "digest": r.digest,
+        "error_code": r.error_code,
+        "error": r.error_message,
+        "retryable": r.retryable,
+    }
+
+
+def _dial_options(fn: Any) -> Any:
+    fn = click.option("--peer", required=True, help="HOST:PORT of the listening peer")(fn)
+    fn = click.option("--ticket", default=None)(fn)
+    fn = click.option("--file", "files", multiple=True, help="VOL:PATH[=VOL:PATH]")(fn)
+    fn = click.option("--json", "as_json", is_flag=True, help="one JSON line per file")(fn)
+    return click.option("--retry-deadline", type=float, default=300.0, show_default=True)(fn)
+
+
+@transfer.command()
+@_common
+@_dial_options
+@click.option("--tree", "trees", multiple=True, help="VOL:DIR[=VOL:DIR]: every file under DIR")
+@click.option("--debug-corrupt", multiple=True, help="test hook: flip a byte of DSTPATH:CHUNK once")
+def push(
+    peer: str,
+    ticket: str | None,
+    files: tuple[str, ...],
+    trees: tuple[str, ...],
+    as_json: bool,
+    **opts: Any,
+) -> None:
+    """Send files to a listening peer."""
+    _run(False, peer, ticket, files, trees, as_json, opts)
+
+
+@transfer.command()
+@_common
+@_dial_options
+def pull(peer: str, ticket: str | None, files: tuple[str, ...], as_json: bool, **opts: Any) -> None:
+    """Fetch files from a listening peer."""
+    _run(True, peer, ticket, files, (), as_json, opts)

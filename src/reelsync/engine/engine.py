@@ -1,0 +1,437 @@
+"""The data-plane engine: runs transfer sessions over mutual-TLS TCP streams.
+
+Rules: the dialing side runs an :class:`Assignment` (push: it sends; pull: it receives) and
+retries a lost session with backoff until ``retry_deadline``, resuming where the files stood;
+only refusals (certificate, ticket, protocol) end it at once. The listening side accepts a session
+only after the TLS handshake verified the peer against the workspace CA and its
+:class:`Authorizer` granted it; joining streams must name a pending session and present the same
+certificate. Every path is resolved inside a granted volume before it is touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from reelsync.engine.model import (
+    Assignment,
+    Authorizer,
+    FileResult,
+    Grant,
+    PeerAddress,
+    SessionRequest,
+    TransferObserver,
+)
+from reelsync.engine.ratelimit import TokenBucket
+from reelsync.engine.receiver import ReceiveSession
+from reelsync.engine.sender import SendItem, SendSession
+from reelsync.engine.settings import EngineSettings
+from reelsync.engine.stream import FrameStream, tune_socket
+from reelsync.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionLostError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    ReelsyncError,
+    error_from_code,
+)
+from reelsync.fs import Volume, normalize_relpath
+from reelsync.protocol import (
+    SUPPORTED_VERSIONS,
+    Failure,
+    Hello,
+    ManifestEntry,
+    Role,
+    Side,
+    Want,
+    WantEntry,
+    Welcome,
+    choose_version,
+)
+
+__all__ = ["Engine", "Listener", "NullObserver"]
+
+
+class NullObserver:
+    """An observer that ignores everything."""
+
+    def file_progress(self, key: str, bytes_done: int, size: int) -> None:
+        return None
+
+    def file_finished(self, result: FileResult) -> None:
+        return None
+
+
+@dataclass(eq=False)
+class _Pending:
+    hello: Hello
+    grant: Grant
+    certificate: bytes
+    streams: list[FrameStream | None]
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False)
+class Listener:
+    """A listening engine endpoint; ``port`` is the bound port."""
+
+    sock: socket.socket
+    task: asyncio.Future[None]
+    host: str
+    port: int
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+        self.sock.close()
+
+
+def _tls_error(exc: BaseException, peer: str) -> ReelsyncError:
+    reason = getattr(exc, "reason", None) or str(exc)
+    return AuthenticationError(
+        f"TLS with {peer} failed: {reason}",
+        hint="is it an agent of this workspace, with a certificate from this workspace's CA?",
+    )
+
+
+class Engine:
+    """Moves files between this agent and its peers. One per agent process; share it."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        *,
+        client_ssl: ssl.SSLContext | None = None,
+        server_ssl: ssl.SSLContext | None = None,
+        volumes: Mapping[str, Volume] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client_ssl = client_ssl
+        self.server_ssl = server_ssl
+        self.volumes: Mapping[str, Volume] = dict(volumes or {})
+        self.executor = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="reelsync-io")
+        self.limiter = (
+            TokenBucket(settings.bandwidth_limit) if settings.bandwidth_limit is not None else None
+        )
+        self._pending: dict[str, _Pending] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[Listener] = []
+
+    def set_volumes(self, volumes: Mapping[str, Volume]) -> None:
+        """Replace the local volumes (the control plane said so); running sessions keep theirs."""
+        self.volumes = dict(volumes)
+
+    async def aclose(self) -> None:
+        """Stop listening, end running sessions and the I/O threads."""
+        for listener in self._listeners:
+            await listener.close()
+        self._listeners.clear()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- dialing side ----------------------------------------------------------------------------
+    async def push(
+        self, assignment: Assignment, observer: TransferObserver | None = None
+    ) -> list[FileResult]:
+        """Send the assignment's files to the peer (which listens); one result per file."""
+        return await self._dial_loop(assignment, "send", observer or NullObserver())
+
+    async def pull(
+        self, assignment: Assignment, observer: TransferObserver | None = None
+    ) -> list[FileResult]:
+        """Fetch the assignment's files from the peer (which listens); one result per file."""
+        return await self._dial_loop(assignment, "receive", observer or NullObserver())
+
+    async def _dial_loop(
+        self, assignment: Assignment, role: Role, observer: TransferObserver
+    ) -> list[FileResult]:
+        results: dict[str, FileResult] = {}
+        specs = {spec.key: spec for spec in assignment.files}
+        deadline = time.monotonic() + self.settings.retry_deadline
+        delay = 0.25
+        while len(results) < len(specs):
+            todo = [s for k, s in specs.items() if k not in results]
+            session: SendSession | ReceiveSession | None = None
+            streams: list[FrameStream] = []
+            try:
+                streams = await self._dial(assignment.peer, role, assignment.ticket)
+                session = self._dialer_session(streams, todo, role, observer)
+                got = await session.run()
+                results.update(got)
+                missing = [s for s in todo if s.key not in got]
+                if missing and role == "send":
+                    raise ProtocolError("the session ended before every file had a result")
+                for spec in missing:  # a pull: the sender never offered them
+                    results[spec.key] = FileResult.failed(
+                        spec.key, ProtocolError("the peer ended the session without this file")
+                    )
+            except ReelsyncError as exc:
+                if session is not None:
+                    results.update(session.results)
+                if not exc.retryable or time.monotonic() + delay > deadline:
+                    for spec in specs.values():
+                        if spec.key not in results:
+                            results[spec.key] = FileResult.failed(spec.key, exc)
+                            observer.file_finished(results[spec.key])
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_delay)
+            finally:
+                for s in streams:
+                    s.close()
+        return [results[spec.key] for spec in assignment.files]
+
+    def _dialer_session(
+        self,
+        streams: list[FrameStream],
+        todo: list,  # type: ignore[type-arg]
+        role: Role,
+        observer: TransferObserver,
+    ) -> SendSession | ReceiveSession:
+        if role == "send":
+            items = []
+            for i, spec in enumerate(todo):
+                volume = self.volumes.get(spec.src.volume)
+                err = None if volume else NotFoundError(f"no local volume {spec.src.volume!r}")
+                items.append(
+                    SendItem(
+                        i, spec.key, volume, spec.src.path, spec.dst.volume, spec.dst.path, err
+                    )
+                )
+            return SendSession(streams, items, self.settings, observer, self.executor, self.limiter)
+        by_id = dict(enumerate(todo))
+
+        def resolve(m: ManifestEntry) -> tuple[str, Volume, str]:
+            spec = by_id.get(m.id)
+            if spec is None or (m.dst_volume, m.dst_path) != (spec.dst.volume, spec.dst.path):
+                raise PermissionDeniedError(f"the peer offered a file we did not ask for ({m.id})")
+            volume = self.volumes.get(spec.dst.volume)
+            if volume is None:
+                raise NotFoundError(f"no local volume {spec.dst.volume!r}")
+            volume.resolve(spec.dst.path)
+            return spec.key, volume, spec.dst.path
+
+        session = ReceiveSession(streams, resolve, self.settings, observer, self.executor)
+        want = Want(
+            tuple(
+                WantEntry(i, s.src.volume, s.src.path, s.dst.volume, s.dst.path)
+                for i, s in by_id.items()
+            )
+        )
+        session_run = session.run
+
+        async def run_with_want() -> dict[str, FileResult]:
+            await streams[0].send(want)
+            return await session_run()
+
+        session.run = run_with_want  # type: ignore[method-assign]
+        return session
+
+    def _connect(self, peer: PeerAddress) -> ssl.SSLSocket:
+        """Blocking: TCP connect and TLS handshake (runs in an I/O thread)."""
+        assert self.client_ssl is not None
+        raw = socket.create_connection((peer.host, peer.port), self.settings.connect_timeout)
+        try:
+            tune_socket(raw, self.settings)
+            sock = self.client_ssl.wrap_socket(raw, server_hostname=peer.host)
+        except BaseException:
+            raw.close()
+            raise
+        sock.settimeout(None)
+        return sock
+
+    async def _open_stream(self, peer: PeerAddress, hello: Hello) -> FrameStream:
+        if self.client_ssl is None:
+            raise ConfigError("the engine has no client TLS context: it cannot dial")
+        loop = asyncio.get_running_loop()
+        where = f"{peer.host}:{peer.port}"
+        try:
+            sock = await loop.run_in_executor(self.executor, self._connect, peer)
+        except ssl.SSLError as exc:
+            raise _tls_error(exc, where) from exc
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionLostError(f"cannot reach the peer {where}: {exc}") from exc
+        stream = FrameStream(sock, Side.DIALER, self.settings, loop)
+        try:
+            await stream.send(hello)
+            ev = await stream.recv(self.settings.connect_timeout)
+        except BaseException:
+            stream.abort()
+            raise
+        if isinstance(ev, Failure):
+            stream.close()
+            raise error_from_code(ev.code, ev.message)
+        if not isinstance(ev, Welcome):
+            stream.close()
+            raise ProtocolError(f"expected Welcome from {where}, got {type(ev).__name__}")
+        return stream
+
+    async def _dial(self, peer: PeerAddress, role: Role, ticket: str | None) -> list[FrameStream]:
+        session = secrets.token_hex(16)
+        n = self.settings.streams
+
+        def hello(i: int) -> Hello:
+            return Hello(SUPPORTED_VERSIONS, session, i, n, role, ticket)
+
+        first = await self._open_stream(peer, hello(0))
+        try:
+            rest = await asyncio.gather(*(self._open_stream(peer, hello(i)) for i in range(1, n)))
+        except BaseException:
+            first.close()
+            raise
+        return [first, *rest]
+
+    # -- listening side --------------------------------------------------------------------------
+    async def serve(self, host: str, port: int, authorizer: Authorizer) -> Listener:
+        """Listen for peers' sessions on ``host:port`` (port 0: any free port)."""
+        if self.server_ssl is None:
+            raise ConfigError("the engine has no server TLS context: it cannot listen")
+        if self.server_ssl.verify_mode != ssl.CERT_REQUIRED:
+            raise ConfigError("the data plane requires mutual TLS (CERT_REQUIRED)")
+        self.server_ssl.num_tickets = 0  # see stream.py: no TLS writes from the reader thread
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        lsock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsock.bind((host, port))
+            lsock.listen(128)
+            lsock.setblocking(False)
+        except OSError as exc:
+            lsock.close()
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+        task = asyncio.ensure_future(self._accept_loop(lsock, authorizer))
+        listener = Listener(lsock, task, host, lsock.getsockname()[1])
+        self._listeners.append(listener)
+        return listener
+
+    def _handshake(self, raw: socket.socket) -> ssl.SSLSocket:
+        """Blocking: the server side of the TLS handshake (runs in an I/O thread)."""
+        assert self.server_ssl is not None
+        raw.setblocking(True)
+        raw.settimeout(self.settings.connect_timeout)
+        tune_socket(raw, self.settings)
+        sock = self.server_ssl.wrap_socket(raw, server_side=True)
+        sock.settimeout(None)
+        return sock
+
+    async def _accept_loop(self, lsock: socket.socket, authorizer: Authorizer) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            raw, _ = await loop.sock_accept(lsock)
+            task = asyncio.ensure_future(self._accept_raw(raw, authorizer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _accept_raw(self, raw: socket.socket, authorizer: Authorizer) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            sock = await loop.run_in_executor(self.executor, self._handshake, raw)
+        except (OSError, ValueError):  # a refused certificate, a scanner, a timeout
+            raw.close()
+            return
+        await self._accept(FrameStream(sock, Side.LISTENER, self.settings, loop), authorizer)
+
+    async def _refuse(self, stream: FrameStream, err: ReelsyncError) -> None:
+        with contextlib.suppress(ReelsyncError):
+            await stream.send(Failure(err.code, err.message))
+        stream.close()
+
+    async def _accept(self, stream: FrameStream, authorizer: Authorizer) -> None:
+        try:
+            ev = await stream.recv(self.settings.connect_timeout)
+        except ReelsyncError:
+            stream.abort()
+            return
+        if not isinstance(ev, Hello):
+            stream.abort()
+            return
+        version = choose_version(ev.versions, SUPPORTED_VERSIONS)
+        if version is None:
+            await self._refuse(stream, ProtocolError("no common protocol version"))
+            return
+        if ev.stream > 0:
+            pending = self._pending.get(ev.session)
+            if (
+                pending is None
+                or pending.certificate != stream.peer_certificate
+                or pending.hello.streams != ev.streams
+                or pending.streams[ev.stream] is not None
+            ):
+                await self._refuse(stream, PermissionDeniedError("no such session to join"))
+                return
+            pending.streams[ev.stream] = stream
+            await stream.send(Welcome(version, ev.session, ev.stream))
+            if all(s is not None for s in pending.streams):
+                pending.ready.set()
+            return
+        request = SessionRequest(stream.peer_certificate, ev.ticket, ev.role, ev.streams)
+        try:
+            grant = authorizer.authorize(request)
+        except ReelsyncError as exc:
+            await self._refuse(stream, exc)
+            return
+        pending = _Pending(ev, grant, stream.peer_certificate, [None] * ev.streams)
+        pending.streams[0] = stream
+        self._pending[ev.session] = pending
+        try:
+            await stream.send(Welcome(version, ev.session, 0))
+            if ev.streams > 1:
+                await asyncio.wait_for(pending.ready.wait(), self.settings.connect_timeout)
+            streams = [s for s in pending.streams if s is not None]
+            await self._run_listener_session(streams, ev.role, grant)
+        except (ReelsyncError, TimeoutError):
+            pass
+        finally:
+            self._pending.pop(ev.session, None)
+            for s in pending.streams:
+                if s is not None:
+                    s.close()
+
+    async def _run_listener_session(
+        self, streams: list[FrameStream], dialer_role: Role, grant: Grant
+    ) -> None:
+        observer = grant.observer or NullObserver()
+
+        def granted(volume_code: str, rel: str) -> tuple[Volume, str]:
+            volume = grant.volumes.get(volume_code)
+            if volume is None:
+                raise NotFoundError(f"volume {volume_code!r} is not served here")
+            norm = normalize_relpath(rel)
+            if grant.paths is not None and (volume_code, norm) not in grant.paths:
+                raise PermissionDeniedError(f"{volume_code}:{rel} is not part of this transfer")
+            volume.resolve(norm)
+            return volume, norm
+
+        if dialer_role == "send":
+
+            def resolve(m: ManifestEntry) -> tuple[str, Volume, str]:
+                volume, rel = granted(m.dst_volume, m.dst_path)
+                return f"{m.dst_volume}:{rel}", volume, rel
+
+            await ReceiveSession(streams, resolve, self.settings, observer, self.executor).run()
+            return
+        ev = await streams[0].recv(self.settings.idle_timeout)
+        if not isinstance(ev, Want):
+            raise ProtocolError(f"expected Want, got {type(ev).__name__}", remote=True)
+        items = []
+        for w in ev.files:
+            key = f"{w.src_volume}:{w.src_path}"
+            try:
+                volume, rel = granted(w.src_volume, w.src_path)
+                items.append(SendItem(w.id, key, volume, rel, w.dst_volume, w.dst_path))
+            except ReelsyncError as exc:
+                items.append(SendItem(w.id, key, None, w.src_path, w.dst_volume, w.dst_path, exc))
+        session = SendSession(streams, items, self.settings, observer, self.executor, self.limiter)
+        await session.run()

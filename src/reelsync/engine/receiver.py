@@ -1,0 +1,337 @@
+"""The receiving side of one session: plan, verify, write in place, publish.
+
+Rules: each manifest part is answered by one plan: ``skip`` when the destination already has the
+same size and mtime, ``fail`` when the path is refused, else ``send`` with the chunks a part file
+left by an earlier session still holds (re-read and re-hashed: resume). Every chunk and batch
+entry is checked against its xxh3-128 checksum before it is written; a mismatch is nacked. A large
+file is published (fsync, mode, mtime, rename) once every chunk is verified and the sender's
+FILE_END digest equals the digest of the verified chunks. A lost connection keeps part files and
+journals for the next session; FileAbort discards them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from reelsync.domain.chunks import chunk_checksum, chunk_count, digest_text, file_digest
+from reelsync.engine.model import FileResult, TransferObserver
+from reelsync.engine.settings import EngineSettings
+from reelsync.engine.stream import FrameStream
+from reelsync.errors import (
+    ConnectionLostError,
+    IntegrityError,
+    ProtocolError,
+    ReelsyncError,
+    TransferError,
+    error_from_code,
+)
+from reelsync.fs import PartFile, Volume, is_unchanged, write_whole_file
+from reelsync.protocol import (
+    Ack,
+    Batch,
+    BatchEntry,
+    Bye,
+    Chunk,
+    ConnectionClosed,
+    Failure,
+    FileAbort,
+    FileDone,
+    FileEnd,
+    FileOutcome,
+    Manifest,
+    ManifestEntry,
+    Nack,
+    Plan,
+    PlanEntry,
+)
+
+__all__ = ["ReceiveSession", "Resolver"]
+
+T = TypeVar("T")
+
+Resolver = Callable[[ManifestEntry], tuple[str, Volume, str]]
+"""Maps a manifest entry to (result key, local volume, relative path); raises ReelsyncError to
+refuse it (unknown volume, path not granted, path outside the volume)."""
+
+
+@dataclass(slots=True, eq=False)
+class _Target:
+    entry: ManifestEntry
+    key: str
+    volume: Volume
+    rel: str
+    chunks: int
+    part: PartFile | None = None
+    checksums: dict[int, bytes] = field(default_factory=dict)
+    end_digest: bytes | None = None
+    finalizing: bool = False
+    done: bool = False
+    received: int = 0
+
+
+def _is_done(t: _Target) -> bool:
+    return t.done
+
+
+class ReceiveSession:
+    def __init__(
+        self,
+        streams: list[FrameStream],
+        resolve: Resolver,
+        settings: EngineSettings,
+        observer: TransferObserver,
+        executor: Executor,
+    ) -> None:
+        self.streams = streams
+        self.resolve = resolve
+        self.settings = settings
+        self.observer = observer
+        self.executor = executor
+        self.chunk_size = settings.chunk_size
+        self.targets: dict[int, _Target] = {}
+        self.results: dict[str, FileResult] = {}
+        self._bye = asyncio.Event()
+
+    async def _io(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def _record(self, t: _Target | None, result: FileResult) -> None:
+        if t is not None:
+            if t.done:
+                return
+            t.done = True
+        self.results[result.key] = result
+        self.observer.file_finished(result)
+
+    def _failed(self, t: _Target, err: ReelsyncError) -> FileOutcome:
+        self._record(t, FileResult.failed(t.key, err, size=t.entry.size, sent=t.received))
+        return FileOutcome(t.entry.id, False, code=err.code, message=err.message)
+
+    # -- the session -----------------------------------------------------------------------------
+    async def run(self) -> dict[str, FileResult]:
+        tasks = [asyncio.create_task(self._reader(s)) for s in self.streams]
+        bye = asyncio.create_task(self._bye.wait())
+        try:
+            pending = {bye, *tasks}
+            while not self._bye.is_set():
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for t in finished:
+                    if t is not bye and t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]
+        finally:
+            for t in [*tasks, bye]:
+                t.cancel()
+            await asyncio.gather(*tasks, bye, return_exceptions=True)
+            await self._io(self._close_parts)
+        return self.results
+
+    def _close_parts(self) -> None:
+        for t in self.targets.values():
+            if t.part is not None:
+                if t.done:
+                    t.part.discard()
+                else:
+                    t.part.close()  # keep for resume
+                t.part = None
+
+    async def _reader(self, stream: FrameStream) -> None:
+        while True:
+            ev = await stream.recv(self.settings.idle_timeout)
+            if isinstance(ev, Chunk):
+                await self._on_chunk(stream, ev)
+            elif isinstance(ev, Batch):
+                await self._on_batch(stream, ev)
+            elif isinstance(ev, FileEnd):
+                t = self.targets.get(ev.file_id)
+                if t is not None and not t.done:
+                    t.end_digest = ev.digest
+                    await self._maybe_publish(stream, t)
+            elif isinstance(ev, FileAbort):
+                t = self.targets.get(ev.file_id)
+                if t is not None and not t.done:
+                    self._record(t, FileResult.failed(t.key, error_from_code(ev.code, ev.message)))
+                    if t.part is not None:
+                        part, t.part = t.part, None
+                        await self._io(part.discard)
+            elif isinstance(ev, Manifest):
+                plan, finished = await self._io(self._plan, ev)
+                for t, result in finished:
+                    self._record(t, result)
+                await stream.send(plan)
+            elif isinstance(ev, Bye):
+                self._bye.set()
+                return
+            elif isinstance(ev, Failure):
+                raise error_from_code(ev.code, ev.message)
+            elif isinstance(ev, ConnectionClosed):
+                if self._bye.is_set():
+                    return
+                raise ConnectionLostError(f"the peer {stream.peer_name} closed the stream")
+            else:
+                raise ProtocolError(f"unexpected {type(ev).__name__} from the sender", remote=True)
+
+    # -- plan ------------------------------------------------------------------------------------
+    def _plan(self, manifest: Manifest) -> tuple[Plan, list[tuple[_Target | None, FileResult]]]:
+        """Runs in an I/O thread: results are handed back to the loop thread to record."""
+        if manifest.chunk_size != self.chunk_size:
+            self.chunk_size = manifest.chunk_size
+        finished: list[tuple[_Target | None, FileResult]] = []
+        entries = [self._plan_one(m, finished) for m in manifest.files]
+        return Plan(tuple(entries)), finished
+
+    def _plan_one(
+        self, m: ManifestEntry, finished: list[tuple[_Target | None, FileResult]]
+    ) -> PlanEntry:
+        try:
+            key, volume, rel = self.resolve(m)
+        except ReelsyncError as exc:
+            # the sender's reason comes first
+            err = error_from_code(m.error_code, m.error_message or "") if m.error_code else exc
+            finished.append((None, FileResult.failed(f"{m.dst_volume}:{m.dst_path}", err)))
+            return PlanEntry(m.id, "fail", (), err.code, err.message)
+        if m.error_code:
+            err = error_from_code(m.error_code, m.error_message or "")
+            finished.append((None, FileResult.failed(key, err)))
+            return PlanEntry(m.id, "fail", (), m.error_code, m.error_message)
+        t = _Target(m, key, volume, rel, chunk_count(m.size, self.chunk_size))
+        if m.id in self.targets:
+            return PlanEntry(m.id, "fail", (), "protocol", "duplicate file id")
+        self.targets[m.id] = t
+        try:
+            if is_unchanged(volume, rel, m.size, m.mtime_ns):
+                finished.append((t, FileResult(key, "skipped", m.size)))
+                return PlanEntry(m.id, "skip")
+            if t.chunks == 1:
+                return PlanEntry(m.id, "send")
+            t.part = PartFile(
+                volume, rel, size=m.size, mtime_ns=m.mtime_ns, chunk_size=self.chunk_size
+            )
+            have = t.part.resumable()
+        except ReelsyncError as exc:
+            finished.append((t, FileResult.failed(key, exc, size=m.size)))
+            return PlanEntry(m.id, "fail", (), exc.code, exc.message)
+        t.checksums.update(have)
+        return PlanEntry(m.id, "send", tuple(sorted(have.items())))
+
+    # -- data ------------------------------------------------------------------------------------
+    def _write_chunk(self, t: _Target, ev: Chunk) -> bool:
+        if chunk_checksum(ev.data) != ev.checksum:
+            return False
+        if t.part is None:
+            t.part = PartFile(
+                t.volume,
+                t.rel,
+                size=t.entry.size,
+                mtime_ns=t.entry.mtime_ns,
+                chunk_size=self.chunk_size,
+                journal=False,
+            )
+        t.part.write_chunk(ev.index, ev.data, ev.checksum)
+        return True
+
+    async def _on_chunk(self, stream: FrameStream, ev: Chunk) -> None:
+        t = self.targets.get(ev.file_id)
+        if t is None:
+            raise ProtocolError(f"chunk of unknown file {ev.file_id}", remote=True)
+        if t.done:
+            return
+        if not 0 <= ev.index < t.chunks:
+            raise ProtocolError(f"chunk {ev.index} of a file of {t.chunks} chunks", remote=True)
+        try:
+            ok = await self._io(self._write_chunk, t, ev)
+        except ReelsyncError as exc:
+            if not t.done:
+                t.part = None
+                await stream.send(FileDone((self._failed(t, exc),)))
+            return
+        if _is_done(t):  # failed or aborted while the chunk was being written
+            return
+        if not ok:
+            await stream.send(Nack(((ev.file_id, ev.index),)))
+            return
+        if ev.index not in t.checksums:
+            t.received += len(ev.data)
+        t.checksums[ev.index] = ev.checksum
+        self.observer.file_progress(t.key, len(t.checksums) * self.chunk_size, t.entry.size)
+        await stream.send(Ack(((ev.file_id, ev.index),)))
+        await self._maybe_publish(stream, t)
+
+    async def _maybe_publish(self, stream: FrameStream, t: _Target) -> None:
+        if t.done or t.finalizing or t.end_digest is None or len(t.checksums) < t.chunks:
+            return
+        t.finalizing = True
+        digest = file_digest(t.checksums[i] for i in range(t.chunks))
+        part, t.part = t.part, None
+        if digest != t.end_digest or part is None:
+            if part is not None:
+                await self._io(part.discard)
+            err = IntegrityError(f"{t.volume.code}:{t.rel}: whole-file digest mismatch")
+            await stream.send(FileDone((self._failed(t, err),)))
+            return
+        try:
+            await self._io(self._publish, part, t)
+        except ReelsyncError as exc:
+            await stream.send(FileDone((self._failed(t, exc),)))
+            return
+        self._record(t, FileResult(t.key, "done", t.entry.size, t.received, digest_text(digest)))
+        await stream.send(FileDone((FileOutcome(t.entry.id, True, digest=digest),)))
+
+    def _publish(self, part: PartFile, t: _Target) -> None:
+        part.publish(mode=t.entry.mode, mtime_ns=t.entry.mtime_ns, fsync=self.settings.fsync)
+
+    def _write_batch(self, entries: tuple[BatchEntry, ...]) -> list[tuple[_Target, object]]:
+        out: list[tuple[_Target, object]] = []
+        for e in entries:
+            t = self.targets.get(e.file_id)
+            if t is None:
+                raise ProtocolError(f"batch entry of unknown file {e.file_id}", remote=True)
+            if t.done:
+                continue
+            if len(e.data) != t.entry.size:
+                out.append((t, ProtocolError("batch entry size differs from the manifest")))
+                continue
+            if chunk_checksum(e.data) != e.checksum:
+                out.append((t, None))  # nack
+                continue
+            try:
+                write_whole_file(
+                    t.volume,
+                    t.rel,
+                    e.data,
+                    mode=t.entry.mode,
+                    mtime_ns=t.entry.mtime_ns,
+                    fsync=self.settings.fsync,
+                )
+            except ReelsyncError as exc:
+                out.append((t, exc))
+                continue
+            except OSError as exc:
+                out.append((t, TransferError(f"cannot write {t.volume.code}:{t.rel}: {exc}")))
+                continue
+            out.append((t, e.checksum))
+        return out
+
+    async def _on_batch(self, stream: FrameStream, ev: Batch) -> None:
+        outcomes: list[FileOutcome] = []
+        nacks: list[tuple[int, int]] = []
+        for t, got in await self._io(self._write_batch, ev.entries):
+            if got is None:
+                nacks.append((t.entry.id, 0))
+            elif isinstance(got, ReelsyncError):
+                outcomes.append(self._failed(t, got))
+            else:
+                assert isinstance(got, bytes)
+                digest = file_digest([got])
+                t.received = t.entry.size
+                self._record(
+                    t, FileResult(t.key, "done", t.entry.size, t.entry.size, digest_text(digest))
+                )
+                outcomes.append(FileOutcome(t.entry.id, True, digest=digest))
+        if nacks:
+            await stream.send(Nack(tuple(nacks)))
+        if outcomes:
+            await stream.send(FileDone(tuple(outcomes)))

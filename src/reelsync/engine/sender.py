@@ -1,0 +1,442 @@
+"""The sending side of one session: stat, manifest, then chunks and batches over every stream.
+
+Rules: the manifest goes out in parts on stream 0 and each plan that comes back queues work;
+every stream takes work from one queue (a chunk of a large file, or a batch of small files) and
+never waits for an acknowledgement; reads and hashing run in the I/O threads. A nacked chunk is
+read again and resent (up to ``max_resends``); if its bytes differ from the first read, or the
+source's size, mtime or ctime changed by the time its last chunk was read, the file is aborted
+(FileAbort ``integrity``): a mixed file is never completed. A file is done when the receiver says
+so (FileDone); the session ends with Bye once every file has a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat as stat_mod
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span, digest_text, file_digest
+from reelsync.engine.model import FileResult, TransferObserver
+from reelsync.engine.ratelimit import TokenBucket
+from reelsync.engine.settings import EngineSettings
+from reelsync.engine.stream import FrameStream
+from reelsync.errors import (
+    ConnectionLostError,
+    IntegrityError,
+    NotFoundError,
+    ProtocolError,
+    ReelsyncError,
+    TransferError,
+    error_from_code,
+)
+from reelsync.fs import Volume
+from reelsync.protocol import (
+    Ack,
+    Batch,
+    BatchEntry,
+    Bye,
+    Chunk,
+    ConnectionClosed,
+    Failure,
+    FileAbort,
+    FileDone,
+    FileEnd,
+    Manifest,
+    ManifestEntry,
+    Nack,
+    Plan,
+)
+
+__all__ = ["SendItem", "SendSession"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SendItem:
+    """A file to send: wire id, caller's key, local source, and where the peer should put it.
+    ``volume`` None with ``error`` set: the file cannot be sent (reported, not sent)."""
+
+    id: int
+    key: str
+    volume: Volume | None
+    rel: str
+    dst_volume: str
+    dst_path: str
+    error: ReelsyncError | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Source:
+    item: SendItem
+    size: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    mode: int = 0o644
+    chunks: int = 1
+    fd: int = -1
+    checksums: list[bytes | None] = field(default_factory=list)
+    have: dict[int, bytes] = field(default_factory=dict)
+    unread: int = 0
+    sent: int = 0
+    acked: int = 0
+    resends: dict[int, int] = field(default_factory=dict)
+    result: FileResult | None = None
+
+
+_Unit = tuple[_Source, int] | list[_Source]
+
+
+def _is_finished(src: _Source) -> bool:
+    return src.result is not None
+
+
+class SendSession:
+    def __init__(
+        self,
+        streams: list[FrameStream],
+        items: list[SendItem],
+        settings: EngineSettings,
+        observer: TransferObserver,
+        executor: Executor,
+        limiter: TokenBucket | None,
+    ) -> None:
+        self.streams = streams
+        self.settings = settings
+        self.observer = observer
+        self.executor = executor
+        self.limiter = limiter
+        self.files = {it.id: _Source(it) for it in items}
+        self.results: dict[str, FileResult] = {}
+        self._queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
+        self._remaining = len(self.files)
+        self._done = asyncio.Event()
+        self._open_lock = threading.Lock()
+        self._corrupt = set(settings.debug_corrupt)
+
+    # -- plumbing --------------------------------------------------------------------------------
+    async def _io(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def _finish(self, src: _Source, result: FileResult) -> None:
+        if src.result is not None:
+            return
+        src.result = result
+        self.results[result.key] = result
+        if src.fd >= 0:
+            os.close(src.fd)
+            src.fd = -1
+        self.observer.file_finished(result)
+        self._remaining -= 1
+        if self._remaining == 0:
+            self._done.set()
+
+    def _fail(self, src: _Source, error: ReelsyncError) -> None:
+        self._finish(src, FileResult.failed(src.item.key, error, size=src.size, sent=src.sent))
+
+    async def _abort(self, stream: FrameStream, src: _Source, error: ReelsyncError) -> None:
+        if src.result is None:
+            self._fail(src, error)
+            await stream.send(FileAbort(src.item.id, error.code, error.message))
+
+    # -- the session -----------------------------------------------------------------------------
+    async def run(self) -> dict[str, FileResult]:
+        """Send every file; returns the results known when the session ended (on a lost
+        connection, the files without a result are the ones to retry)."""
+        tasks = [asyncio.create_task(self._reader(s)) for s in self.streams]
+        tasks += [asyncio.create_task(self._writer(s)) for s in self.streams]
+        tasks.append(asyncio.create_task(self._announce()))
+        done_wait = asyncio.create_task(self._done.wait())
+        try:
+            if self._remaining:
+                pending = {done_wait, *tasks}
+                while not self._done.is_set():
+                    finished, pending = await asyncio.wait(
+                        pending, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for t in finished:
+                        if t is not done_wait and t.exception() is not None:
+                            raise t.exception()  # type: ignore[misc]
+            await self.streams[0].send(Bye())
+        finally:
+            for t in [*tasks, done_wait]:
+                t.cancel()
+            await asyncio.gather(*tasks, done_wait, return_exceptions=True)
+            for src in self.files.values():
+                if src.fd >= 0:
+                    os.close(src.fd)
+                    src.fd = -1
+        return self.results
+
+    async def _announce(self) -> None:
+        """Stat the sources and send the manifest in parts on stream 0."""
+        part = self.settings.manifest_part
+        sources = list(self.files.values())
+        for start in range(0, len(sources), part):
+            entries, failed = await self._io(self._stat_all, sources[start : start + part])
+            for src, err in failed:
+                self._fail(src, err)
+            await self.streams[0].send(Manifest(self.settings.chunk_size, tuple(entries)))
+
+    def _stat_all(
+        self, sources: list[_Source]
+    ) -> tuple[list[ManifestEntry], list[tuple[_Source, ReelsyncError]]]:
+        entries = []
+        failed: list[tuple[_Source, ReelsyncError]] = []
+        for src in sources:
+            it = src.item
+            err = it.error
+            if err is None and it.volume is not None:
+                try:
+                    st = os.stat(it.volume.resolve(it.rel), follow_symlinks=False)
+                    if not stat_mod.S_ISREG(st.st_mode):
+                        err = NotFoundError(f"{it.volume.code}:{it.rel} is not a regular file")
+                    src.size, src.mtime_ns, src.ctime_ns = (
+                        st.st_size,
+                        st.st_mtime_ns,
+                        st.st_ctime_ns,
+                    )
+                    src.mode = stat_mod.S_IMODE(st.st_mode)
+                except FileNotFoundError:
+                    err = NotFoundError(f"{it.volume.code}:{it.rel} does not exist")
+                except ReelsyncError as exc:
+                    err = exc
+                except OSError as exc:
+                    err = TransferError(f"cannot read {it.volume.code}:{it.rel}: {exc.strerror}")
+            src.chunks = chunk_count(src.size, self.settings.chunk_size)
+            src.checksums = [None] * src.chunks
+            src.unread = src.chunks
+            if err is not None:
+                entries.append(
+                    ManifestEntry(it.id, it.dst_volume, it.dst_path, 0, 0, 0, err.code, err.message)
+                )
+                failed.append((src, err))
+            else:
+                entries.append(
+                    ManifestEntry(
+                        it.id, it.dst_volume, it.dst_path, src.size, src.mtime_ns, src.mode
+                    )
+                )
+        return entries, failed
+
+    # -- incoming --------------------------------------------------------------------------------
+    async def _reader(self, stream: FrameStream) -> None:
+        while True:
+            ev = await stream.recv(self.settings.idle_timeout)
+            if isinstance(ev, Ack):
+                for fid, index in ev.items:
+                    src = self.files.get(fid)
+                    if src is not None and src.result is None:
+                        src.acked += chunk_span(src.size, self.settings.chunk_size, index)[1]
+                        self.observer.file_progress(src.item.key, src.acked, src.size)
+            elif isinstance(ev, Nack):
+                for fid, index in ev.items:
+                    await self._resend(stream, fid, index)
+            elif isinstance(ev, FileDone):
+                for out in ev.results:
+                    src = self.files.get(out.file_id)
+                    if src is None or src.result is not None:
+                        continue
+                    key = src.item.key
+                    if out.ok:
+                        digest = digest_text(out.digest) if out.digest else None
+                        result = (
+                            FileResult(key, "skipped", src.size, src.sent, digest)
+                            if out.skipped
+                            else FileResult(key, "done", src.size, src.sent, digest)
+                        )
+                        self._finish(src, result)
+                    else:
+                        err = error_from_code(out.code or "transfer_failed", out.message or "")
+                        self._fail(src, err)
+            elif isinstance(ev, Plan):
+                self._on_plan(ev)
+            elif isinstance(ev, Failure):
+                raise error_from_code(ev.code, ev.message)
+            elif isinstance(ev, ConnectionClosed):
+                raise ConnectionLostError(f"the peer {stream.peer_name} closed the stream")
+            else:
+                raise ProtocolError(
+                    f"unexpected {type(ev).__name__} from the receiver", remote=True
+                )
+
+    def _on_plan(self, plan: Plan) -> None:
+        batch: list[_Source] = []
+        batch_bytes = 0
+        for entry in plan.files:
+            src = self.files.get(entry.id)
+            if src is None or src.result is not None:
+                continue
+            if entry.action == "skip":
+                self._finish(src, FileResult(src.item.key, "skipped", src.size, 0))
+            elif entry.action == "fail":
+                err = error_from_code(
+                    entry.error_code or "transfer_failed", entry.error_message or ""
+                )
+                self._fail(src, err)
+            elif src.size <= self.settings.small_file_max and src.chunks == 1:
+                if batch and batch_bytes + src.size > self.settings.batch_bytes:
+                    self._queue.put_nowait(batch)
+                    batch, batch_bytes = [], 0
+                batch.append(src)
+                batch_bytes += src.size
+            else:
+                src.have = dict(entry.have)
+                for index in range(src.chunks):
+                    self._queue.put_nowait((src, index))
+        if batch:
+            self._queue.put_nowait(batch)
+
+    async def _resend(self, stream: FrameStream, fid: int, index: int) -> None:
+        src = self.files.get(fid)
+        if src is None or src.result is not None:
+            return
+        count = src.resends.get(index, 0) + 1
+        src.resends[index] = count
+        if count > self.settings.max_resends:
+            err = IntegrityError(
+                f"{src.item.dst_volume}:{src.item.dst_path}: chunk {index} failed its checksum "
+                f"{count} times"
+            )
+            await self._abort(stream, src, err)
+            return
+        small = src.chunks == 1 and src.size <= self.settings.small_file_max
+        self._queue.put_nowait([src] if small else (src, index))
+
+    # -- outgoing --------------------------------------------------------------------------------
+    async def _writer(self, stream: FrameStream) -> None:
+        while True:
+            unit = await self._queue.get()
+            if unit is None:
+                return
+            if isinstance(unit, list):
+                await self._send_batch(stream, unit)
+            else:
+                await self._send_chunk(stream, *unit)
+
+    def _where(self, src: _Source) -> str:
+        return f"{src.item.volume.code if src.item.volume else '?'}:{src.item.rel}"
+
+    def _changed(self, src: _Source, fd: int) -> bool:
+        st = os.fstat(fd)
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (
+            src.size,
+            src.mtime_ns,
+            src.ctime_ns,
+        )
+
+    def _read_chunk(self, src: _Source, index: int) -> tuple[bytes, bytes]:
+        with self._open_lock:
+            if src.fd < 0:
+                assert src.item.volume is not None
+                src.fd = src.item.volume.open_read(src.item.rel)
+                if self._changed(src, src.fd):
+                    raise IntegrityError(f"{self._where(src)} changed since it was listed")
+        offset, length = chunk_span(src.size, self.settings.chunk_size, index)
+        data = os.pread(src.fd, length, offset)
+        if len(data) != length:
+            raise IntegrityError(f"{self._where(src)} shrank while it was being sent")
+        return data, chunk_checksum(data)
+
+    def _maybe_corrupt(self, src: _Source, index: int, data: bytes) -> bytes:
+        key = (src.item.dst_path, index)
+        if key in self._corrupt and data:
+            self._corrupt.discard(key)  # once: the resend goes out intact
+            return bytes([data[0] ^ 0xFF]) + data[1:]
+        return data
+
+    async def _send_chunk(self, stream: FrameStream, src: _Source, index: int) -> None:
+        if src.result is not None:
+            return
+        try:
+            data, checksum = await self._io(self._read_chunk, src, index)
+        except ReelsyncError as exc:
+            await self._abort(stream, src, exc)
+            return
+        except OSError as exc:
+            await self._abort(stream, src, TransferError(f"cannot read {self._where(src)}: {exc}"))
+            return
+        first = src.checksums[index] is None
+        if not first and src.checksums[index] != checksum:
+            err = IntegrityError(f"{self._where(src)} changed while it was being sent")
+            await self._abort(stream, src, err)
+            return
+        src.checksums[index] = checksum
+        if first and src.have.get(index) == checksum:
+            src.acked += len(data)  # the receiver already holds this chunk (resume)
+            self.observer.file_progress(src.item.key, src.acked, src.size)
+        else:
+            if self.limiter is not None:
+                await self.limiter.take(len(data) + 64)
+            if _is_finished(src):  # aborted while we waited
+                return
+            wire = self._maybe_corrupt(src, index, data)
+            await stream.send(Chunk(src.item.id, index, checksum, wire))
+            src.sent += len(data)
+        if first:
+            src.unread -= 1
+            if src.unread == 0:
+                await self._end_file(stream, src)
+
+    async def _end_file(self, stream: FrameStream, src: _Source) -> None:
+        if src.result is not None:
+            return
+        if await self._io(self._changed, src, src.fd):
+            await self._abort(
+                stream, src, IntegrityError(f"{self._where(src)} changed while it was being sent")
+            )
+            return
+        digest = file_digest(c for c in src.checksums if c is not None)
+        await stream.send(FileEnd(src.item.id, digest))
+
+    def _read_whole(self, src: _Source) -> bytes:
+        assert src.item.volume is not None
+        fd = src.item.volume.open_read(src.item.rel)
+        try:
+            data = os.read(fd, src.size + 1)
+            if len(data) != src.size or self._changed(src, fd):
+                raise IntegrityError(f"{self._where(src)} changed while it was being sent")
+            return data
+        finally:
+            os.close(fd)
+
+    def _read_batch(self, sources: list[_Source]) -> list[tuple[_Source, bytes | ReelsyncError]]:
+        out: list[tuple[_Source, bytes | ReelsyncError]] = []
+        for src in sources:
+            try:
+                out.append((src, self._read_whole(src)))
+            except ReelsyncError as exc:
+                out.append((src, exc))
+            except OSError as exc:
+                out.append((src, TransferError(f"cannot read {self._where(src)}: {exc}")))
+        return out
+
+    async def _send_batch(self, stream: FrameStream, sources: list[_Source]) -> None:
+        sources = [s for s in sources if s.result is None]
+        if not sources:
+            return
+        entries = []
+        total = 0
+        for src, got in await self._io(self._read_batch, sources):
+            if isinstance(got, ReelsyncError):
+                await self._abort(stream, src, got)
+                continue
+            checksum = chunk_checksum(got)
+            if src.checksums[0] is not None and src.checksums[0] != checksum:
+                err = IntegrityError(f"{self._where(src)} changed while it was being sent")
+                await self._abort(stream, src, err)
+                continue
+            src.checksums[0] = checksum
+            entries.append(BatchEntry(src.item.id, checksum, self._maybe_corrupt(src, 0, got)))
+            src.sent += len(got)
+            total += len(got) + 32
+        if not entries:
+            return
+        if self.limiter is not None:
+            await self.limiter.take(total)
+        await stream.send(Batch(tuple(entries)))

@@ -1,0 +1,48 @@
+"""The engine's tunables, built once by the entry point (agent config or the debug CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reelsync.errors import ConfigError
+
+__all__ = ["MIB", "EngineSettings"]
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """How the data plane moves bytes. ``bandwidth_limit`` is in bytes per second (None: no
+    limit); ``congestion`` names a TCP congestion control to ask for (None: the system's)."""
+
+    streams: int = 4
+    chunk_size: int = 8 * MIB
+    small_file_max: int = 4 * MIB
+    batch_bytes: int = 8 * MIB
+    manifest_part: int = 5000
+    bandwidth_limit: float | None = None
+    congestion: str | None = "bbr"
+    socket_buffer: int | None = None
+    io_threads: int = 6
+    fsync: bool = True
+    connect_timeout: float = 15.0
+    idle_timeout: float = 120.0
+    retry_deadline: float = 300.0
+    retry_max_delay: float = 10.0
+    max_resends: int = 5
+    debug_corrupt: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.streams <= 64:
+            raise ConfigError(f"streams must be between 1 and 64, got {self.streams}")
+        if not 64 * 1024 <= self.chunk_size <= 64 * MIB:
+            raise ConfigError(
+                f"chunk size must be between 64 KiB and 64 MiB, got {self.chunk_size}"
+            )
+        if not 0 <= self.small_file_max <= self.chunk_size:
+            raise ConfigError("small_file_max must be between 0 and the chunk size")
+        if self.batch_bytes < self.small_file_max or self.batch_bytes > 64 * MIB:
+            raise ConfigError("batch_bytes must be at least small_file_max and at most 64 MiB")
+        if self.bandwidth_limit is not None and self.bandwidth_limit <= 0:
+            raise ConfigError("the bandwidth limit must be positive")

@@ -1,0 +1,278 @@
+"""One TLS stream of a session: a blocking TLS socket driven by two threads, bridged to asyncio.
+
+Why threads: asyncio's TLS transport encrypts in Python-managed memory buffers on the loop thread
+and tops out near 130 MB/s here; a blocking ``ssl.SSLSocket`` releases the GIL for the whole of
+``SSL_read``/``SSL_write`` and its syscalls (about 700 MB/s), so each stream gets a reader thread
+and a writer thread, and the session logic stays on the event loop.
+
+Rules: the reader thread parses frames with the stream's sans-I/O
+:class:`~reelsync.protocol.Connection` (under a lock shared with the sending path) and hands
+whole events to the loop; it stops reading while more than ``max_queued`` bytes of events wait
+(backpressure to the peer through TCP). :meth:`FrameStream.send` queues a frame's buffers for the
+writer thread and waits while more than ``high_water`` bytes are queued. Session tickets are
+disabled on the server so the two threads never make one TLS object write at once. A dropped
+stream surfaces as ConnectionLostError, a TLS refusal as AuthenticationError, a peer breaking the
+protocol as ProtocolError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import socket
+import ssl
+import threading
+
+from reelsync.engine.settings import EngineSettings
+from reelsync.errors import (
+    AuthenticationError,
+    ConnectionLostError,
+    ProtocolError,
+    ReelsyncError,
+)
+from reelsync.protocol import Batch, Chunk, Connection, ConnectionClosed, Event, NeedData, Side
+
+__all__ = ["FrameStream", "tune_socket"]
+
+_READ_BUFFER = 1 << 20
+_COALESCE = 64 * 1024
+
+
+def tune_socket(sock: socket.socket, settings: EngineSettings) -> None:
+    """Ask for the configured congestion control and socket buffers, where available."""
+    tcp_congestion = getattr(socket, "TCP_CONGESTION", None)
+    if settings.congestion and tcp_congestion is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, tcp_congestion, settings.congestion.encode())
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if settings.socket_buffer:
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, opt, settings.socket_buffer)
+
+
+def _size(event: Event) -> int:
+    if isinstance(event, Chunk):
+        return len(event.data)
+    if isinstance(event, Batch):
+        return sum(len(e.data) for e in event.entries)
+    return 64
+
+
+def _lost_error(exc: BaseException | None, peer: str) -> ReelsyncError:
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError):
+        return AuthenticationError(
+            f"TLS with {peer} failed: {exc.reason or exc}",
+            hint="is the peer an agent of this workspace, with a certificate from its CA?",
+        )
+    if isinstance(exc, ReelsyncError):
+        return exc
+    reason = f": {exc}" if exc else ""
+    return ConnectionLostError(f"stream to {peer} closed{reason}")
+
+
+class FrameStream:
+    """A connected, handshaken TLS socket carrying one stream of a session."""
+
+    def __init__(
+        self,
+        sock: ssl.SSLSocket,
+        side: Side,
+        settings: EngineSettings,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.sock = sock
+        self.conn = Connection(side)
+        self.settings = settings
+        self.peer_certificate: bytes = sock.getpeercert(binary_form=True) or b""
+        try:
+            host, port = sock.getpeername()[:2]
+            self.peer_name = f"{host}:{port}"
+        except OSError:
+            self.peer_name = "?"
+        self._loop = loop
+        self._lock = threading.Lock()  # guards self.conn between the loop and the reader
+        # reading
+        self._events: collections.deque[Event] = collections.deque()
+        self._queued = 0
+        self._max_queued = max(32 << 20, 3 * settings.chunk_size)
+        self._space = threading.Condition()
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: ReelsyncError | None = None
+        self._closed = False
+        # writing
+        self._out: collections.deque[bytes] = collections.deque()
+        self._out_bytes = 0
+        self._high_water = 2 * settings.chunk_size + (1 << 20)
+        self._out_cv = threading.Condition()
+        self._closing = False
+        self._drained = asyncio.Event()
+        self._reader = threading.Thread(target=self._read_loop, name="reelsync-rx", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name="reelsync-tx", daemon=True)
+        self._reader.start()
+        self._writer.start()
+
+    # -- threads ---------------------------------------------------------------------------------
+    def _call(self, fn: object, *args: object) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)  # type: ignore[arg-type]
+        except RuntimeError:  # the loop is gone
+            return False
+        return True
+
+    def _read_loop(self) -> None:
+        buf = bytearray(_READ_BUFFER)
+        view = memoryview(buf)
+        try:
+            while True:
+                n = self.sock.recv_into(buf)
+                events: list[Event] = []
+                size = 0
+                with self._lock:
+                    self.conn.receive_data(view[:n] if n else b"")
+                    while not isinstance(ev := self.conn.next_event(), NeedData):
+                        events.append(ev)
+                        size += _size(ev)
+                        if isinstance(ev, ConnectionClosed):
+                            break
+                if events:
+                    with self._space:
+                        self._queued += size
+                    if not self._call(self._deliver, events):
+                        return
+                if n == 0:
+                    return
+                with self._space:
+                    while self._queued > self._max_queued and not self._closed:
+                        self._space.wait()
+                if self._closed:
+                    return
+        except (OSError, ProtocolError, ValueError) as exc:
+            self._call(self._lost, exc)
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                with self._out_cv:
+                    while not self._out and not self._closing:
+                        self._out_cv.wait()
+                    items = list(self._out)
+                    self._out.clear()
+                    if not items and self._closing:
+                        break
+                sent = 0
+                small: list[bytes] = []
+                for item in items:
+                    if len(item) < _COALESCE:
+                        small.append(item)
+                        continue
+                    if small:
+                        self.sock.sendall(b"".join(small))
+                        small = []
+                    self.sock.sendall(item)
+                if small:
+                    self.sock.sendall(b"".join(small))
+                sent = sum(len(i) for i in items)
+                with self._out_cv:
+                    self._out_bytes -= sent
+                self._call(self._drained.set)
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError) as exc:
+            self._call(self._lost, exc)
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+    # -- loop side -------------------------------------------------------------------------------
+    def _deliver(self, events: list[Event]) -> None:
+        self._events.extend(events)
+        self._wake()
+
+    def _lost(self, exc: BaseException | None) -> None:
+        if self._error is None:
+            self._error = _lost_error(exc, self.peer_name)
+        self._closed = True
+        self._drained.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def recv(self, timeout: float | None = None) -> Event:
+        """The next event; ConnectionClosed once the peer closed cleanly."""
+        while not self._events:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise ConnectionLostError(f"stream to {self.peer_name} closed")
+            self._waiter = self._loop.create_future()
+            try:
+                await asyncio.wait_for(self._waiter, timeout)
+            except TimeoutError as exc:
+                self.abort()
+                raise ConnectionLostError(
+                    f"no word from {self.peer_name} for {timeout:.0f} s"
+                ) from exc
+            finally:
+                self._waiter = None
+        ev = self._events.popleft()
+        size = _size(ev)
+        with self._space:
+            self._queued -= size
+            if self._queued <= self._max_queued:
+                self._space.notify()
+        if isinstance(ev, ConnectionClosed):
+            self._closed = True
+        return ev
+
+    async def send(self, event: Event) -> None:
+        """Queue ``event`` for the writer; waits while too much is queued already."""
+        if self._error is not None:
+            raise self._error
+        if self._closing or self._closed:
+            raise ConnectionLostError(f"stream to {self.peer_name} is closed")
+        with self._lock:
+            bufs = self.conn.send(event)
+        with self._out_cv:
+            self._out.extend(bytes(b) if not isinstance(b, bytes) else b for b in bufs)
+            self._out_bytes += sum(len(b) for b in bufs)
+            self._out_cv.notify()
+        while True:
+            with self._out_cv:
+                if self._out_bytes <= self._high_water:
+                    break
+            self._drained.clear()
+            with self._out_cv:
+                if self._out_bytes <= self._high_water:
+                    break
+            await self._drained.wait()
+            if self._error is not None:
+                raise self._error
+
+    def close(self) -> None:
+        """Flush what is queued, then close."""
+        with self._out_cv:
+            self._closing = True
+            self._out_cv.notify()
+        self._release_reader()
+
+    def abort(self) -> None:
+        """Close now, dropping anything queued."""
+        with self._out_cv:
+            self._closing = True
+            self._out.clear()
+            self._out_cv.notify()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self._release_reader()
+
+    def _release_reader(self) -> None:
+        with self._space:
+            self._closed = True
+            self._space.notify_all()

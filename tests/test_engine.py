@@ -1,0 +1,242 @@
+"""The engine over real TCP and TLS 1.3 (mutual), in one event loop: two engines, real files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dataplane_pki import AgentFiles, Workspace
+from reelsync.engine import (
+    MIB,
+    Assignment,
+    Engine,
+    EngineSettings,
+    FileResult,
+    FileSpec,
+    Grant,
+    PeerAddress,
+    SessionRequest,
+    VolumePath,
+)
+from reelsync.errors import PermissionDeniedError
+from reelsync.fs import Volume
+
+SMALL = EngineSettings(
+    streams=3,
+    chunk_size=64 * 1024,
+    small_file_max=16 * 1024,
+    batch_bytes=64 * 1024,
+    retry_deadline=5,
+    connect_timeout=5,
+    idle_timeout=20,
+)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.progress: list[tuple[str, int, int]] = []
+        self.finished: list[FileResult] = []
+
+    def file_progress(self, key: str, bytes_done: int, size: int) -> None:
+        self.progress.append((key, bytes_done, size))
+
+    def file_finished(self, result: FileResult) -> None:
+        self.finished.append(result)
+
+
+class Gate:
+    def __init__(self, volumes: dict[str, Volume], refuse: bool = False) -> None:
+        self.volumes, self.refuse = volumes, refuse
+        self.requests: list[SessionRequest] = []
+        self.observer = Recorder()
+
+    def authorize(self, request: SessionRequest) -> Grant:
+        self.requests.append(request)
+        if self.refuse or request.ticket != "ticket-ok":
+            raise PermissionDeniedError("ticket refused")
+        return Grant(self.volumes, observer=self.observer)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> tuple[AgentFiles, AgentFiles, AgentFiles]:
+    ws = Workspace(tmp_path / "pki")
+    other = Workspace(tmp_path / "other", code="evil")
+    return ws.agent("hq1", "hq"), ws.agent("lon1", "london"), other.agent("mallory", "x")
+
+
+def write(root: Path, rel: str, data: bytes, mtime: int = 1_700_000_000) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (mtime, mtime))
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+async def start_pair(
+    tmp_path: Path, pki: tuple[AgentFiles, AgentFiles, AgentFiles], settings: EngineSettings = SMALL
+) -> tuple[Engine, Engine, Gate, int, Path, Path]:
+    hq, lon, _ = pki
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir(exist_ok=True)
+    dst.mkdir(exist_ok=True)
+    listener_vol = {"proj": Volume("proj", dst)}
+    dialer = Engine(settings, client_ssl=hq.client(), volumes={"proj": Volume("proj", src)})
+    listening = Engine(settings, server_ssl=lon.server(), volumes=listener_vol)
+    gate = Gate(listener_vol)
+    server = await listening.serve("127.0.0.1", 0, gate)
+    return dialer, listening, gate, server.port, src, dst
+
+
+def specs(rels: list[str]) -> tuple[FileSpec, ...]:
+    return tuple(FileSpec(f"t-{r}", VolumePath("proj", r), VolumePath("proj", r)) for r in rels)
+
+
+async def test_push_mixed_files_then_skip_unchanged(tmp_path: Path, pki) -> None:
+    dialer, listening, gate, port, src, dst = await start_pair(tmp_path, pki)
+    files = {
+        "seq/f.0001.exr": os.urandom(10_000),
+        "seq/f.0002.exr": os.urandom(16 * 1024),
+        "big/plate.mov": os.urandom(300_000),
+        "mid/one-chunk.bin": os.urandom(40_000),
+        "empty.txt": b"",
+        "deep/a/b/c/d.txt": b"hello",
+    }
+    for rel, data in files.items():
+        write(src, rel, data)
+    os.chmod(src / "big/plate.mov", 0o640)
+    rec = Recorder()
+    job = Assignment("tr1", PeerAddress("127.0.0.1", port), specs(sorted(files)), "ticket-ok")
+    results = await dialer.push(job, rec)
+    assert [r.status for r in results] == ["done"] * len(files), results
+    assert tree(dst) == files
+    st = os.stat(dst / "big/plate.mov")
+    assert st.st_mtime_ns == 1_700_000_000 * 10**9
+    assert st.st_mode & 0o777 == 0o640
+    big = next(r for r in results if r.key == "t-big/plate.mov")
+    assert big.digest
+    assert big.digest.startswith("xxh3-128t:")
+    assert big.bytes_sent == 300_000
+    assert {r.key for r in rec.finished} == {r.key for r in results}
+    assert any(k == "t-big/plate.mov" and d == 300_000 for k, d, _ in rec.progress)
+    assert gate.requests[0].role == "send"
+    assert gate.requests[0].streams == 3
+    assert b"hq1" in gate.requests[0].peer_certificate
+    # listening side reported by volume:path
+    assert {r.key for r in gate.observer.finished} == {f"proj:{r}" for r in files}
+
+    again = await dialer.push(job, Recorder())
+    assert [r.status for r in again] == ["skipped"] * len(files)
+    await dialer.aclose()
+    await listening.aclose()
+
+
+async def test_pull_and_refusals(tmp_path: Path, pki) -> None:
+    hq, lon, _ = pki
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    write(src, "a/x.bin", os.urandom(200_000))
+    write(src, "a/y.txt", b"y")
+    (src / "esc").symlink_to(tmp_path)
+    # the listening side has the files and sends them; the dialing side pulls
+    sender = Engine(SMALL, server_ssl=lon.server(), volumes={})
+    gate = Gate({"proj": Volume("proj", src)})
+    server = await sender.serve("127.0.0.1", 0, gate)
+    puller = Engine(SMALL, client_ssl=hq.client(), volumes={"proj": Volume("proj", dst)})
+    job = Assignment(
+        "tr2",
+        PeerAddress("127.0.0.1", server.port),
+        specs(["a/x.bin", "a/y.txt", "a/missing", "esc/etc/passwd"]),
+        "ticket-ok",
+    )
+    results = await puller.pull(job)
+    assert [r.status for r in results] == ["done", "done", "failed", "failed"]
+    assert results[2].error_code == "not_found"
+    assert results[3].error_code == "bad_path"
+    assert (dst / "a/x.bin").read_bytes() == (src / "a/x.bin").read_bytes()
+    assert gate.requests[0].role == "receive"
+
+    bad = Assignment("tr3", job.peer, specs(["a/y.txt"]), "wrong")
+    [refused] = await puller.pull(bad)
+    assert refused.status == "failed", refused
+    assert refused.error_code == "forbidden", refused
+    assert not refused.retryable
+    await server.close()
+    await sender.aclose()
+    await puller.aclose()
+
+
+async def test_foreign_certificate_is_refused(tmp_path: Path, pki) -> None:
+    dialer, listening, gate, port, src, dst = await start_pair(tmp_path, pki)
+    _, _, mallory = pki
+    write(src, "f", b"data")
+    intruder = Engine(SMALL, client_ssl=mallory.client(), volumes=dict(dialer.volumes))
+    [res] = await intruder.push(
+        Assignment("x", PeerAddress("127.0.0.1", port), specs(["f"]), "ticket-ok")
+    )
+    assert res.status == "failed"
+    assert res.error_code == "unauthenticated"
+    assert gate.requests == []
+    assert tree(dst) == {}
+    await intruder.aclose()
+    await dialer.aclose()
+    await listening.aclose()
+
+
+async def test_bandwidth_limit_is_honoured(tmp_path: Path, pki) -> None:
+    limit = 3 * MIB
+    settings = EngineSettings(
+        streams=2,
+        chunk_size=128 * 1024,
+        small_file_max=0,
+        batch_bytes=128 * 1024,
+        bandwidth_limit=limit,
+    )
+    dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki, settings)
+    write(src, "f.bin", os.urandom(6 * MIB))
+    t0 = time.monotonic()
+    [res] = await dialer.push(
+        Assignment("bw", PeerAddress("127.0.0.1", port), specs(["f.bin"]), "ticket-ok")
+    )
+    rate = 6 * MIB / (time.monotonic() - t0)
+    assert res.status == "done"
+    assert 0.95 * limit <= rate <= 1.05 * limit, rate
+    await dialer.aclose()
+    await listening.aclose()
+
+
+async def test_unreachable_peer_fails_retryable_after_deadline(tmp_path: Path, pki) -> None:
+    hq, _, _ = pki
+    (tmp_path / "s").mkdir()
+    settings = EngineSettings(retry_deadline=0.6, connect_timeout=1)
+    dialer = Engine(
+        settings, client_ssl=hq.client(), volumes={"proj": Volume("proj", tmp_path / "s")}
+    )
+    [res] = await dialer.push(Assignment("u", PeerAddress("127.0.0.1", 1), specs(["f"]), None))
+    assert res.status == "failed"
+    assert res.error_code == "connection_lost"
+    assert res.retryable
+    await dialer.aclose()
+
+
+def test_settings_are_checked() -> None:
+    from reelsync.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        EngineSettings(streams=0)
+    with pytest.raises(ConfigError):
+        EngineSettings(chunk_size=10)
+    with pytest.raises(ConfigError):
+        EngineSettings(bandwidth_limit=0)
+    asyncio.get_event_loop_policy()
