@@ -189,8 +189,7 @@ class Engine:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.retry_max_delay)
             finally:
-                for s in streams:
-                    s.close()
+                await asyncio.gather(*(s.aclose() for s in streams))
         return [results[spec.key] for spec in assignment.files]
 
     def _dialer_session(
@@ -395,9 +394,7 @@ class Engine:
             pass
         finally:
             self._pending.pop(ev.session, None)
-            for s in pending.streams:
-                if s is not None:
-                    s.close()
+            await asyncio.gather(*(s.aclose() for s in pending.streams if s is not None))
 
     async def _run_listener_session(
         self, streams: list[FrameStream], dialer_role: Role, grant: Grant

@@ -130,9 +130,11 @@ class ReceiveSession:
         return self.results
 
     def _close_parts(self) -> None:
+        """After Bye every file is settled: leftovers are dropped. After a lost connection
+        unfinished part files stay, with their journals, for the next session to resume."""
         for t in self.targets.values():
             if t.part is not None:
-                if t.done:
+                if t.done or self._bye.is_set():
                     t.part.discard()
                 else:
                     t.part.close()  # keep for resume
@@ -168,7 +170,9 @@ class ReceiveSession:
             elif isinstance(ev, Failure):
                 raise error_from_code(ev.code, ev.message)
             elif isinstance(ev, ConnectionClosed):
-                if self._bye.is_set():
+                # the sender closes its streams right after Bye, which only stream 0 carries:
+                # a clean close of another stream may overtake it
+                if self._bye.is_set() or stream is not self.streams[0]:
                     return
                 raise ConnectionLostError(f"the peer {stream.peer_name} closed the stream")
             else:

@@ -142,7 +142,8 @@ class SendSession:
     async def _abort(self, stream: FrameStream, src: _Source, error: ReelsyncError) -> None:
         if src.result is None:
             self._fail(src, error)
-            await stream.send(FileAbort(src.item.id, error.code, error.message))
+            # on stream 0, so the receiver sees it before the session's Bye
+            await self.streams[0].send(FileAbort(src.item.id, error.code, error.message))
 
     # -- the session -----------------------------------------------------------------------------
     async def run(self) -> dict[str, FileResult]:

@@ -109,6 +109,7 @@ class FrameStream:
         self._out_cv = threading.Condition()
         self._closing = False
         self._drained = asyncio.Event()
+        self._flushed = asyncio.Event()
         self._reader = threading.Thread(target=self._read_loop, name="reelsync-rx", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="reelsync-tx", daemon=True)
         self._reader.start()
@@ -187,6 +188,8 @@ class FrameStream:
             self._call(self._lost, exc)
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            self._call(self._flushed.set)
 
     # -- loop side -------------------------------------------------------------------------------
     def _deliver(self, events: list[Event]) -> None:
@@ -261,6 +264,14 @@ class FrameStream:
             self._closing = True
             self._out_cv.notify()
         self._release_reader()
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Flush what is queued (waiting up to ``timeout``), then close."""
+        self.close()
+        try:
+            await asyncio.wait_for(self._flushed.wait(), timeout)
+        except TimeoutError:
+            self.abort()
 
     def abort(self) -> None:
         """Close now, dropping anything queued."""
