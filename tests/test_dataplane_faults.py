@@ -343,7 +343,8 @@ def test_source_changed_mid_transfer_is_never_published(
     code, lines, err = finish(proc)
     assert code == 1
     [result] = [line for line in lines if line["event"] == "file"]
-    assert result["status"] == "failed" and result["error_code"] == "integrity", result
+    assert result["status"] == "failed", result
+    assert result["error_code"] == "integrity", result
     assert "changed" in str(result["error"])
     deadline = time.monotonic() + 10  # the receiver drops the part file when it reads the abort
     while visible(dst) and time.monotonic() < deadline:
