@@ -110,6 +110,8 @@ class FrameStream:
         self._closing = False
         self._drained = asyncio.Event()
         self._flushed = asyncio.Event()
+        self._read_done = asyncio.Event()
+        self._discard = False
         self._reader = threading.Thread(target=self._read_loop, name="reelsync-rx", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="reelsync-tx", daemon=True)
         self._reader.start()
@@ -129,6 +131,10 @@ class FrameStream:
         try:
             while True:
                 n = self.sock.recv_into(buf)
+                if self._discard:  # closing: drain until the peer closes too (no RST)
+                    if n == 0:
+                        return
+                    continue
                 events: list[Event] = []
                 size = 0
                 with self._lock:
@@ -146,15 +152,15 @@ class FrameStream:
                 if n == 0:
                     return
                 with self._space:
-                    while self._queued > self._max_queued and not self._closed:
+                    while self._queued > self._max_queued and not self._discard:
                         self._space.wait()
-                if self._closed:
-                    return
         except (OSError, ProtocolError, ValueError) as exc:
-            self._call(self._lost, exc)
+            if not self._discard:
+                self._call(self._lost, exc)
         finally:
             with contextlib.suppress(OSError):
                 self.sock.close()
+            self._call(self._read_done.set)
 
     def _write_loop(self) -> None:
         try:
@@ -183,7 +189,7 @@ class FrameStream:
                     self._out_bytes -= sent
                 self._call(self._drained.set)
             with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
+                self.sock.shutdown(socket.SHUT_WR)  # our half; the reader drains the peer's
         except (OSError, ValueError) as exc:
             self._call(self._lost, exc)
             with contextlib.suppress(OSError):
@@ -266,10 +272,12 @@ class FrameStream:
         self._release_reader()
 
     async def aclose(self, timeout: float = 10.0) -> None:
-        """Flush what is queued (waiting up to ``timeout``), then close."""
+        """Flush what is queued, half-close, and wait (up to ``timeout``) for the peer to close
+        its half, so no unread bytes turn the close into a reset that could eat our last frames."""
         self.close()
         try:
             await asyncio.wait_for(self._flushed.wait(), timeout)
+            await asyncio.wait_for(self._read_done.wait(), timeout)
         except TimeoutError:
             self.abort()
 
@@ -286,4 +294,5 @@ class FrameStream:
     def _release_reader(self) -> None:
         with self._space:
             self._closed = True
+            self._discard = True
             self._space.notify_all()
