@@ -17,11 +17,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, OperationalError
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from reelsync.errors import ConfigError, ConflictError, UnavailableError
+from reelsync.errors import ConfigError, ConflictError, UnavailableError, ValidationError
 
 __all__ = ["MIGRATIONS_DIR", "Database", "upgrade_to_head"]
 
@@ -90,7 +90,8 @@ class Database:
         """A session in one transaction: committed on success, rolled back on any error.
 
         A constraint the services did not foresee (a race between two writers) becomes a
-        :class:`ConflictError`; a database that cannot be reached an :class:`UnavailableError`.
+        :class:`ConflictError`; a value the database refuses (NUL in text, integer overflow) a
+        :class:`ValidationError`; a database that cannot be reached an :class:`UnavailableError`.
         """
         try:
             with self._sessions.begin() as session:
@@ -99,6 +100,10 @@ class Database:
             raise ConflictError(
                 "the change conflicts with existing data (another request changed it first)",
                 hint="reload and try again",
+            ) from exc
+        except DataError as exc:
+            raise ValidationError(
+                "a value cannot be stored (too large a number, or a NUL character in a text)"
             ) from exc
         except OperationalError as exc:
             raise UnavailableError(f"the database is unavailable: {exc.orig}") from exc

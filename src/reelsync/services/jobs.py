@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 MAX_PAGE = 1000
+MAX_OFFSET = 2**31 - 1
 
 
 def _workspace_code(session: Session) -> str | None:
@@ -183,8 +184,8 @@ def list_jobs(
     offset: int = 0,
 ) -> Page[Job]:
     """Jobs, newest first. ``finished``: None = all, False = not done/aborted, True = only those."""
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset >= 0")
+    if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset 0..{MAX_OFFSET}")
     with db.session() as session:
         query = (
             select(m.Job, m.User.email, m.Queue.code)

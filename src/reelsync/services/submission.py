@@ -8,6 +8,8 @@ Rules (accsyn-compat spec section 4):
   path when the job mirrors paths, else its last segment); otherwise it names the target itself.
 - Employees need read on every source path and write on every destination path; standard users may
   not transfer. Everything is checked before anything is written.
+- A task without a destination goes to the job's destination party (the job-level one, else the
+  first task's), mirrored.
 - Within one submit, a task with the same source and destination as an earlier one is dropped.
 - Tasks get uris "0", "1", ... continuing the job's counter; form C keeps its own uris.
 - Tasks are inserted with executemany in batches: no ORM object per task.
@@ -118,6 +120,12 @@ def plan_tasks(
     """
     if actor.role is Role.STANDARD:
         raise PermissionDeniedError("standard users may not transfer between sites")
+    specs = list(specs)
+    if default_destination is None:
+        # tasks without a destination inherit the job's destination party, mirrored
+        given = next((s.destination for s in specs if s.destination is not None), None)
+        if given is not None:
+            default_destination = PartyPath(given.party, None)
     resolver = Resolver(session)
     rules = AccessRules(session, actor)
     pinned = (resolver.site_by_id(sites[0]), resolver.site_by_id(sites[1])) if sites else None

@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 MAX_PAGE = 10_000
+MAX_OFFSET = 2**31 - 1
 _CHUNK = 500
 _SrcVolume = aliased(m.Volume)
 _DstVolume = aliased(m.Volume)
@@ -253,8 +254,8 @@ def list_tasks(
     offset: int = 0,
 ) -> Page[Task]:
     """Tasks of a job in uri order. ``status`` may be a comma list; a leading ``!`` negates it."""
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset >= 0")
+    if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset 0..{MAX_OFFSET}")
     with db.session() as session:
         job = _job(session, actor, job_id)
         query = select_tasks().where(m.Task.job_id == job.id)

@@ -1,0 +1,44 @@
+"""The control plane's ASGI app.
+
+``create_app(config, database, routers=...)`` builds the FastAPI app: it puts ``config`` and
+``database`` on ``app.state`` (read them through :mod:`reelsync.server.dependencies`), installs the
+one error table of :mod:`reelsync.server.errors`, mounts the native REST API at ``/api/v1`` (its
+OpenAPI at ``/api/v1/openapi.json``), then every router in ``routers`` (other parts' routers, e.g.
+the accsyn v3 adapter or the agent endpoints, each carrying its own prefix). The app neither opens
+nor closes the database: its owner (the server process, a test) does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI
+
+from reelsync import __version__
+from reelsync.config import ServerConfig
+from reelsync.db import Database
+from reelsync.server.api_v1 import router as api_v1_router
+from reelsync.server.errors import install_error_handlers
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    config: ServerConfig, database: Database, *, routers: Sequence[APIRouter] = ()
+) -> FastAPI:
+    app = FastAPI(
+        title="reelsync control plane",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.config = config
+    app.state.database = database
+    install_error_handlers(app)
+    app.include_router(api_v1_router, prefix=API_PREFIX)
+    for router in routers:
+        app.include_router(router)
+    return app

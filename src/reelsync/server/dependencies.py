@@ -1,0 +1,56 @@
+"""Request dependencies every router may use: the Database, the ServerConfig and the calling
+:class:`Actor` (``Authorization: Bearer <api key>``). ``create_app`` puts the first two on
+``app.state``; no router builds its own."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from reelsync.config import ServerConfig
+from reelsync.db import Database
+from reelsync.domain.records import Actor
+from reelsync.errors import AuthenticationError
+from reelsync.services import auth
+
+__all__ = [
+    "CurrentActor",
+    "DatabaseDep",
+    "ServerConfigDep",
+    "bearer_actor",
+    "get_config",
+    "get_database",
+]
+
+_bearer = HTTPBearer(auto_error=False, description="a reelsync API key")
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_config(request: Request) -> ServerConfig:
+    config: ServerConfig = request.app.state.config
+    return config
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+ServerConfigDep = Annotated[ServerConfig, Depends(get_config)]
+
+
+def bearer_actor(
+    database: DatabaseDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """The Actor of the request's API key; 401 without one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError(
+            "this endpoint needs an API key", hint="send Authorization: Bearer <api key>"
+        )
+    return auth.authenticate(database, credentials.credentials)
+
+
+CurrentActor = Annotated[Actor, Depends(bearer_actor)]

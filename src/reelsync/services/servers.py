@@ -1,0 +1,213 @@
+"""Servers (enrolled site agents) and their enrollment tokens.
+
+Rules: every user may list servers; only an admin changes or deletes them, or makes enrollment
+tokens. A token is a one-time secret for one site, stored hashed, valid until it expires; redeeming
+it registers a server at that site and returns the agent's own secret (shown once, stored hashed).
+A user may set a server ``disabled`` or ``enabled`` (back to ``offline`` until it checks in); the
+heartbeat sets ``online``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reelsync.db import Database
+from reelsync.db import models as m
+from reelsync.db.types import utcnow
+from reelsync.domain.ids import new_entity_id
+from reelsync.domain.records import Actor, EnrollmentToken, Server, ServerStatus
+from reelsync.errors import AuthenticationError, NotFoundError, ValidationError
+from reelsync.services.auth import require_admin
+from reelsync.services.credentials import hash_secret, new_secret
+from reelsync.services.sites import get_site_row
+
+__all__ = [
+    "AGENT_SECRET_KIND",
+    "ENROLLMENT_TOKEN_KIND",
+    "authenticate_server",
+    "create_enrollment_token",
+    "delete_server",
+    "enroll_server",
+    "get_server",
+    "get_server_row",
+    "list_servers",
+    "server_record",
+    "update_server",
+]
+
+ENROLLMENT_TOKEN_KIND = "rse"
+AGENT_SECRET_KIND = "rsa"
+MAX_TOKEN_TTL_S = 30 * 24 * 3600
+
+
+def server_record(row: m.Server, site_code: str) -> Server:
+    return Server(
+        id=row.id,
+        site_id=row.site_id,
+        site=site_code,
+        hostname=row.hostname,
+        status=ServerStatus(row.status),
+        version=row.version,
+        last_checkin=row.last_checkin,
+        cert_fingerprint=row.cert_fingerprint,
+        peer_address=row.peer_address,
+        peer_port=row.peer_port,
+        dialable=row.dialable,
+        created=row.created,
+        modified=row.modified,
+    )
+
+
+def get_server_row(session: Session, server_id: str) -> m.Server:
+    row = session.get(m.Server, server_id) if isinstance(server_id, str) else None
+    if row is None:
+        raise NotFoundError(f"no server {server_id!r}")
+    return row
+
+
+def _site_code(session: Session, site_id: str) -> str:
+    return session.scalar(select(m.Site.code).where(m.Site.id == site_id)) or ""
+
+
+def list_servers(db: Database, actor: Actor, *, site: str | None = None) -> list[Server]:
+    del actor
+    with db.session() as session:
+        query = select(m.Server, m.Site.code).join(m.Site, m.Site.id == m.Server.site_id)
+        if site is not None:
+            query = query.where(m.Server.site_id == get_site_row(session, site).id)
+        rows = session.execute(query.order_by(m.Site.code, m.Server.hostname))
+        return [server_record(s, code) for s, code in rows]
+
+
+def get_server(db: Database, actor: Actor, server_id: str) -> Server:
+    del actor
+    with db.session() as session:
+        row = get_server_row(session, server_id)
+        return server_record(row, _site_code(session, row.site_id))
+
+
+def update_server(
+    db: Database,
+    actor: Actor,
+    server_id: str,
+    *,
+    status: str | None = None,
+    hostname: str | None = None,
+) -> Server:
+    require_admin(actor, "change servers")
+    with db.session() as session:
+        row = get_server_row(session, server_id)
+        if status is not None:
+            wanted = str(status).strip().lower()
+            if wanted == ServerStatus.DISABLED:
+                row.status = ServerStatus.DISABLED.value
+            elif wanted in ("enabled", ServerStatus.OFFLINE):
+                if row.status == ServerStatus.DISABLED:
+                    row.status = ServerStatus.OFFLINE.value
+            else:
+                raise ValidationError(f"a server can be set disabled or enabled, not {status!r}")
+        if hostname is not None:
+            if not hostname.strip() or len(hostname) > 255:
+                raise ValidationError("a hostname must be 1..255 characters")
+            row.hostname = hostname.strip()
+        row.modified = utcnow()
+        return server_record(row, _site_code(session, row.site_id))
+
+
+def delete_server(db: Database, actor: Actor, server_id: str) -> None:
+    require_admin(actor, "delete servers")
+    with db.session() as session:
+        session.delete(get_server_row(session, server_id))
+
+
+def create_enrollment_token(
+    db: Database, actor: Actor, site: str, *, ttl_s: int = 3600
+) -> tuple[EnrollmentToken, str]:
+    """A one-time token to enroll an agent at ``site``; the plain token is returned only here."""
+    require_admin(actor, "make enrollment tokens")
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or not 60 <= ttl_s <= MAX_TOKEN_TTL_S:
+        raise ValidationError(f"a token lifetime must be 60..{MAX_TOKEN_TTL_S} seconds")
+    plain = new_secret(ENROLLMENT_TOKEN_KIND)
+    with db.session() as session:
+        site_row = get_site_row(session, site)
+        now = utcnow()
+        row = m.EnrollmentToken(
+            id=new_entity_id(),
+            site_id=site_row.id,
+            token_hash=hash_secret(plain),
+            created=now,
+            expires_at=now + timedelta(seconds=ttl_s),
+            created_by=actor.user_id,
+        )
+        session.add(row)
+        session.flush()
+        return EnrollmentToken(
+            id=row.id,
+            site_id=site_row.id,
+            site=site_row.code,
+            created=row.created,
+            expires_at=row.expires_at,
+            used_at=None,
+            server_id=None,
+        ), plain
+
+
+def enroll_server(
+    db: Database,
+    token: str,
+    *,
+    hostname: str,
+    version: str | None = None,
+    cert_fingerprint: str | None = None,
+    cert_serial: str | None = None,
+) -> tuple[Server, str]:
+    """Redeem an enrollment token: register the server; returns it and its agent secret."""
+    if not hostname or len(hostname) > 255:
+        raise ValidationError("a hostname must be 1..255 characters")
+    with db.session() as session:
+        row = session.scalar(
+            select(m.EnrollmentToken)
+            .where(m.EnrollmentToken.token_hash == hash_secret(token or ""))
+            .with_for_update()
+        )
+        now = utcnow()
+        if row is None or row.used_at is not None or row.expires_at <= now:
+            raise AuthenticationError(
+                "invalid, used or expired enrollment token",
+                hint="make a new one: reelsync agent token --site SITE",
+            )
+        secret = new_secret(AGENT_SECRET_KIND)
+        server = m.Server(
+            id=new_entity_id(),
+            site_id=row.site_id,
+            hostname=hostname.strip(),
+            status=ServerStatus.INIT.value,
+            version=version,
+            cert_fingerprint=cert_fingerprint,
+            cert_serial=cert_serial,
+            secret_hash=hash_secret(secret),
+            dialable=False,
+            info={},
+            created=now,
+            modified=now,
+        )
+        session.add(server)
+        session.flush()
+        row.used_at, row.server_id = now, server.id
+        return server_record(server, _site_code(session, server.site_id)), secret
+
+
+def authenticate_server(db: Database, secret: str) -> Server:
+    """The enabled server owning an agent secret, else AuthenticationError."""
+    with db.session() as session:
+        row = session.scalar(
+            select(m.Server).where(m.Server.secret_hash == hash_secret(secret or ""))
+        )
+        if row is None:
+            raise AuthenticationError("invalid agent credentials")
+        if row.status == ServerStatus.DISABLED:
+            raise AuthenticationError(f"server {row.hostname} is disabled")
+        return server_record(row, _site_code(session, row.site_id))
