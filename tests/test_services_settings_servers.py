@@ -15,33 +15,49 @@ from reelsync.services import jobs, servers, settings, sites, users, volumes
 
 def test_settings_inherit_workspace_queue_job(database: Database, admin: Actor) -> None:
     sites.create_site(database, admin, code="london")
-    volumes.create_volume(database, admin, code="projects",
-                          paths={"hq": "/mnt/p", "london": "/data/p"})
-    job = jobs.submit_job(database, admin, {"source": "a", "destination": "site=london",
-                                             "queue": "high",
-                                             "settings": {"transfer_mode": "onewaysync"}})
+    volumes.create_volume(
+        database, admin, code="projects", paths={"hq": "/mnt/p", "london": "/data/p"}
+    )
+    job = jobs.submit_job(
+        database,
+        admin,
+        {
+            "source": "a",
+            "destination": "site=london",
+            "queue": "high",
+            "settings": {"transfer_mode": "onewaysync"},
+        },
+    )
     settings.set_setting(database, admin, scope="workspace", key="job_max_retries", value=3)
     settings.set_setting(database, admin, scope="workspace", key="transfer_mode", value="copy")
-    settings.set_setting(database, admin, scope="queue", target="High", key="job_max_retries",
-                         value="5")
-    settings.set_setting(database, admin, scope="volume", target="projects",
-                         key="email_enabled", value=False)
-    assert settings.get_setting(database, admin, scope="job", target=job.id,
-                                key="job_max_retries") == "5"
-    assert settings.list_settings(database, admin, scope="job", target=job.id,
-                                  inherited=True) == {
-        "job_max_retries": "5", "transfer_mode": "onewaysync"}
-    assert settings.list_settings(database, admin, scope="volume", target="projects",
-                                  inherited=True) == {
-        "job_max_retries": "3", "transfer_mode": "copy", "email_enabled": "false"}
+    settings.set_setting(
+        database, admin, scope="queue", target="High", key="job_max_retries", value="5"
+    )
+    settings.set_setting(
+        database, admin, scope="volume", target="projects", key="email_enabled", value=False
+    )
+    assert (
+        settings.get_setting(database, admin, scope="job", target=job.id, key="job_max_retries")
+        == "5"
+    )
+    assert settings.list_settings(database, admin, scope="job", target=job.id, inherited=True) == {
+        "job_max_retries": "5",
+        "transfer_mode": "onewaysync",
+    }
+    assert settings.list_settings(
+        database, admin, scope="volume", target="projects", inherited=True
+    ) == {"job_max_retries": "3", "transfer_mode": "copy", "email_enabled": "false"}
     settings.set_setting(database, admin, scope="job", target=job.id, key="x", value="1")
-    assert jobs.get_job(database, admin, job.id).settings == {"transfer_mode": "onewaysync",
-                                                                "x": "1"}
+    assert jobs.get_job(database, admin, job.id).settings == {
+        "transfer_mode": "onewaysync",
+        "x": "1",
+    }
     settings.delete_setting(database, admin, scope="job", target=job.id, key="x")
-    settings.delete_setting(database, admin, scope="queue", target="high",
-                            key="job_max_retries")
-    assert settings.get_setting(database, admin, scope="queue", target="high",
-                                key="job_max_retries") == "3"
+    settings.delete_setting(database, admin, scope="queue", target="high", key="job_max_retries")
+    assert (
+        settings.get_setting(database, admin, scope="queue", target="high", key="job_max_retries")
+        == "3"
+    )
     with pytest.raises(NotFoundError):
         settings.delete_setting(database, admin, scope="queue", target="high", key="nope")
     with pytest.raises(ValidationError):
@@ -61,11 +77,13 @@ def test_settings_inherit_workspace_queue_job(database: Database, admin: Actor) 
 def test_enrollment_and_server_lifecycle(database: Database, admin: Actor) -> None:
     sites.create_site(database, admin, code="london")
     token, plain = servers.create_enrollment_token(database, admin, "london", ttl_s=600)
-    assert token.site == "london" and plain.startswith("rse_")
+    assert token.site == "london"
+    assert plain.startswith("rse_")
     with pytest.raises(ValidationError):
         servers.create_enrollment_token(database, admin, "london", ttl_s=5)
-    server, secret = servers.enroll_server(database, plain, hostname="ldn-agent-1",
-                                           version="0.1.0", cert_fingerprint="ab" * 32)
+    server, secret = servers.enroll_server(
+        database, plain, hostname="ldn-agent-1", version="0.1.0", cert_fingerprint="ab" * 32
+    )
     assert (server.site, server.status) == ("london", ServerStatus.INIT)
     with pytest.raises(AuthenticationError, match="used"):
         servers.enroll_server(database, plain, hostname="again")
@@ -73,13 +91,16 @@ def test_enrollment_and_server_lifecycle(database: Database, admin: Actor) -> No
     with pytest.raises(AuthenticationError):
         servers.authenticate_server(database, "rsa_" + "0" * 64)
     assert [s.hostname for s in servers.list_servers(database, admin, site="london")] == [
-        "ldn-agent-1"]
+        "ldn-agent-1"
+    ]
     disabled = servers.update_server(database, admin, server.id, status="disabled")
     assert disabled.status is ServerStatus.DISABLED
     with pytest.raises(AuthenticationError, match="disabled"):
         servers.authenticate_server(database, secret)
-    assert servers.update_server(database, admin, server.id,
-                                 status="enabled").status is ServerStatus.OFFLINE
+    assert (
+        servers.update_server(database, admin, server.id, status="enabled").status
+        is ServerStatus.OFFLINE
+    )
     with pytest.raises(ValidationError):
         servers.update_server(database, admin, server.id, status="online")
     servers.delete_server(database, admin, server.id)
