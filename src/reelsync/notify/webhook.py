@@ -1,0 +1,177 @@
+"""Webhooks: signed JSON POSTs for job events, a sender on httpx and an in-memory twin.
+
+Rules:
+- The body is compact JSON (UTF-8). The signature is HMAC-SHA256, keyed by the webhook's secret,
+  over ``<timestamp>.<raw body>`` (so a captured request cannot be replayed later with a new
+  timestamp); headers ``X-Reelsync-Timestamp: <unix seconds>`` and
+  ``X-Reelsync-Signature: sha256=<hex>``. ``X-Reelsync-Event`` names the event and
+  ``X-Reelsync-Delivery`` is stable across retries of one event, for receivers to drop duplicates.
+- Receivers call :func:`verify_signature` on the raw body before parsing it.
+- Any answer but 2xx, a timeout or a network error raises :class:`UnavailableError`: the outbox
+  retries with backoff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from reelsync.errors import AuthenticationError, UnavailableError, ValidationError
+
+__all__ = [
+    "DELIVERY_HEADER",
+    "EVENT_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "WEBHOOK_EVENTS",
+    "HttpWebhookSender",
+    "MemoryWebhookSender",
+    "SignedRequest",
+    "WebhookSender",
+    "parse_events",
+    "sign",
+    "sign_request",
+    "verify_signature",
+]
+
+SIGNATURE_HEADER = "X-Reelsync-Signature"
+TIMESTAMP_HEADER = "X-Reelsync-Timestamp"
+EVENT_HEADER = "X-Reelsync-Event"
+DELIVERY_HEADER = "X-Reelsync-Delivery"
+#: Events an admin may subscribe a webhook to.
+WEBHOOK_EVENTS = ("job.submitted", "job.done", "job.failed")
+DEFAULT_TOLERANCE_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """What goes on the wire: the raw body and the headers that sign it."""
+
+    body: bytes
+    headers: Mapping[str, str]
+
+
+def parse_events(events: object) -> tuple[str, ...]:
+    """Normalise a list of event names (``done`` or ``job.done``); unknown names are refused."""
+    if isinstance(events, str):
+        events = [e for e in events.replace(",", " ").split() if e]
+    if not isinstance(events, list | tuple) or not events:
+        raise ValidationError(
+            "a webhook needs a list of events", hint=f"choose from {', '.join(WEBHOOK_EVENTS)}"
+        )
+    out: list[str] = []
+    for raw in events:
+        name = str(raw).strip().lower()
+        if not name.startswith("job."):
+            name = f"job.{name}"
+        if name not in WEBHOOK_EVENTS:
+            raise ValidationError(
+                f"unknown webhook event {raw!r}", hint=f"choose from {', '.join(WEBHOOK_EVENTS)}"
+            )
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``sha256=<hex>`` of HMAC-SHA256(secret, ``<timestamp>.`` + body)."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+def sign_request(
+    secret: str,
+    payload: Mapping[str, Any],
+    *,
+    event: str,
+    delivery: str,
+    now: float | None = None,
+) -> SignedRequest:
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    ts = int(time.time() if now is None else now)
+    headers = {
+        "Content-Type": "application/json",
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: delivery,
+        TIMESTAMP_HEADER: str(ts),
+        SIGNATURE_HEADER: sign(secret, ts, body),
+    }
+    return SignedRequest(body=body, headers=headers)
+
+
+def verify_signature(
+    secret: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+    now: float | None = None,
+) -> None:
+    """For receivers: raise :class:`AuthenticationError` unless the request is genuine and fresh.
+
+    ``headers`` may be any case-insensitive mapping (httpx, Starlette) or a plain dict.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    ts_text = lowered.get(TIMESTAMP_HEADER.lower(), "")
+    given = lowered.get(SIGNATURE_HEADER.lower(), "")
+    if not ts_text.isdigit() or not given:
+        raise AuthenticationError("the webhook request is not signed")
+    ts = int(ts_text)
+    current = time.time() if now is None else now
+    if abs(current - ts) > tolerance_s:
+        raise AuthenticationError("the webhook request's timestamp is too old or in the future")
+    if not hmac.compare_digest(sign(secret, ts, body), given):
+        raise AuthenticationError("the webhook signature does not match")
+
+
+class WebhookSender(Protocol):
+    """POSTs one signed request to ``url``; raises :class:`UnavailableError` unless it was taken."""
+
+    async def post(self, url: str, request: SignedRequest) -> None: ...
+
+
+class HttpWebhookSender:
+    """The real sender on an httpx.AsyncClient (give one to share its pool, or let it make one)."""
+
+    def __init__(self, client: httpx.AsyncClient | None = None, *, timeout_s: float = 10.0) -> None:
+        self._client = client
+        self._timeout = timeout_s
+
+    async def post(self, url: str, request: SignedRequest) -> None:
+        if self._client is not None:
+            await self._post(self._client, url, request)
+            return
+        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
+            await self._post(client, url, request)
+
+    async def _post(self, client: httpx.AsyncClient, url: str, request: SignedRequest) -> None:
+        try:
+            response = await client.post(
+                url, content=request.body, headers=dict(request.headers), timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            raise UnavailableError(f"webhook {url} is unreachable: {exc!r}") from exc
+        if not 200 <= response.status_code < 300:
+            raise UnavailableError(
+                f"webhook {url} answered HTTP {response.status_code}: {response.text[:200]}"
+            )
+
+
+@dataclass(slots=True)
+class MemoryWebhookSender:
+    """The in-memory twin: records ``(url, request)``; ``fail_with`` simulates a dead receiver."""
+
+    posted: list[tuple[str, SignedRequest]] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    async def post(self, url: str, request: SignedRequest) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.posted.append((url, request))
