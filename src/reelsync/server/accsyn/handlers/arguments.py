@@ -1,0 +1,66 @@
+"""Reading an event's arguments: the target id, flags and fields, with one clear message each."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reelsync.errors import ValidationError
+from reelsync.server.accsyn.call import Call
+
+__all__ = ["flag", "include_inactive", "target", "target_or_query", "text_field"]
+
+
+def target(call: Call) -> str:
+    """The envelope ``id`` the operation works on."""
+    if call.envelope.id is None:
+        raise ValidationError(
+            f"{call.verb} {call.envelope.uri} needs the id of the {call.kind}"
+            " (the entityid argument)"
+        )
+    return call.envelope.id.strip().lower()
+
+
+def target_or_query(call: Call) -> str:
+    """``id``, else a bare code or e-mail in ``query`` (activate_one, 3.0/3.1 parent ids)."""
+    if call.envelope.id is not None:
+        return call.envelope.id.strip().lower()
+    query = (call.envelope.query or "").strip().strip("'\"")
+    if not query:
+        raise ValidationError(f"{call.envelope.uri} needs an id or a code")
+    return query.lower()
+
+
+def flag(data: Mapping[str, Any], key: str) -> bool | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ValidationError(f"{key} must be true or false, got {value!r}")
+
+
+def include_inactive(call: Call) -> bool:
+    """Deactivated entities are found by id, or with ``inactive``/``offline`` true."""
+    data = call.data
+    return (
+        call.envelope.id is not None
+        or bool(flag(data, "inactive"))
+        or bool(flag(data, "offline"))
+        or bool(flag(data, "archived"))
+    )
+
+
+def text_field(data: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ValidationError(f"{key} is required")
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValidationError(f"{key} must be a string, got {value!r}")
+    return str(value)

@@ -1,0 +1,63 @@
+"""Client events: ``client/*``, ``server/*``, ``app/*``, ``userserver/*``, ``browser/*``.
+
+reelsync's clients are its agents (site servers, client type 1); desktop apps, user servers and
+browsers do not exist, so their finds are empty (``app_is_running`` answers None).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelsync.errors import NotSupportedError, ValidationError
+from reelsync.server.accsyn.call import Call
+from reelsync.server.accsyn.dispatch import route
+from reelsync.server.accsyn.handlers.arguments import target, text_field
+from reelsync.server.accsyn.selection import select
+from reelsync.server.accsyn.shapes import server_record
+from reelsync.services import servers
+
+__all__: list[str] = []
+
+_SERVERS = ("client", "server")
+_NONE = ("app", "userserver", "browser")
+
+
+@route("GET", _SERVERS, "find")
+def find(call: Call) -> list[dict[str, Any]]:
+    return select(
+        call.envelope, (server_record(s) for s in servers.list_servers(call.db, call.actor))
+    )
+
+
+@route("GET", _NONE, "find")
+def find_none(call: Call) -> list[dict[str, Any]]:
+    return []
+
+
+@route("PUT", _SERVERS, "edit")
+def edit(call: Call) -> list[dict[str, Any]]:
+    data = call.data
+    unknown = sorted(set(data) - {"status"})
+    if unknown:
+        raise ValidationError(f"cannot change {', '.join(unknown)} of a server; only its status")
+    status = (text_field(data, "status") or "").strip().lower()
+    if status not in ("enabled", "disabled"):
+        raise ValidationError(
+            f"a server's status can be set to enabled or disabled, not {status!r}"
+        )
+    server = servers.update_server(call.db, call.actor, target(call), enabled=status == "enabled")
+    return [server_record(server)]
+
+
+@route("DELETE", _SERVERS, "delete")
+def delete(call: Call) -> bool:
+    servers.delete_server(call.db, call.actor, target(call))
+    return True
+
+
+@route("POST", (*_SERVERS, *_NONE), "create")
+def create(call: Call) -> bool:
+    raise NotSupportedError(
+        "clients cannot be created over the API",
+        hint="enroll a site server with 'reelsync agent token' and 'reelsync agent enroll'",
+    )

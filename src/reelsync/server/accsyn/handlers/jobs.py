@@ -1,0 +1,153 @@
+"""``job/*`` and ``transfer/*`` events. ``job`` covers every job type: type 2 is a queue, so
+``job/create`` with ``type: 2`` makes a queue and ``job/find`` lists queues too (``type=2``).
+
+Finished jobs (done, aborted) are left out of a plain find; ``finished: true``, ``find_one``
+(``single_entity_query``) and ``get_entity`` (``id``) see them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelsync.domain.ids import is_entity_id
+from reelsync.domain.records import Job
+from reelsync.errors import NotFoundError, NotSupportedError, ValidationError
+from reelsync.server.accsyn.call import Call
+from reelsync.server.accsyn.dispatch import route
+from reelsync.server.accsyn.handlers.arguments import flag, target, text_field
+from reelsync.server.accsyn.handlers.queues import (
+    create_queue,
+    delete_queue,
+    edit_queue,
+    is_queue_type,
+    queue_records,
+)
+from reelsync.server.accsyn.selection import select
+from reelsync.server.accsyn.shapes import JOB_TYPE_QUEUE, JOB_TYPE_TRANSFER, job_record
+from reelsync.services import jobs, queues
+
+__all__ = ["all_jobs", "job_records"]
+
+_JOBS = ("job", "transfer")
+_OTHER_TYPES = {3: "compute jobs", 7: "deliveries", 8: "upload requests", 10: "streams"}
+_EDITABLE = {"status", "name", "code", "queue", "parent", "metadata"}
+
+
+def _type(value: object) -> int | None:
+    if value is None:
+        return None
+    if is_queue_type(value):
+        return JOB_TYPE_QUEUE
+    if value in (1, "1") or (isinstance(value, str) and value.strip().lower() == "transfer"):
+        return JOB_TYPE_TRANSFER
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ValidationError(f"unknown job type {value!r}") from None
+    what = _OTHER_TYPES.get(number)
+    if what:
+        raise NotSupportedError(f"{what} are not supported by reelsync")
+    raise ValidationError(f"unknown job type {value!r}; reelsync has 1 (transfer) and 2 (queue)")
+
+
+def all_jobs(call: Call, *, finished: bool) -> list[Job]:
+    """Every job the caller may see (finished ones too when ``finished``), newest first."""
+    found: list[Job] = []
+    while True:
+        page = jobs.list_jobs(
+            call.db,
+            call.actor,
+            finished=None if finished else False,
+            limit=jobs.MAX_PAGE,
+            offset=len(found),
+        )
+        found.extend(page.items)
+        if not page.items or len(found) >= page.total:
+            return found
+
+
+def job_records(call: Call, *, finished: bool) -> list[dict[str, Any]]:
+    return [job_record(j) for j in all_jobs(call, finished=finished)]
+
+
+def _is_queue(call: Call, ref: str) -> bool:
+    if not is_entity_id(ref):
+        return False
+    try:
+        queues.get_queue(call.db, call.actor, ref)
+    except NotFoundError:
+        return False
+    return True
+
+
+@route("GET", _JOBS, "find")
+def find(call: Call) -> list[dict[str, Any]]:
+    data = call.data
+    wanted = _type(data.get("type"))
+    if wanted is None and call.kind == "transfer":
+        wanted = JOB_TYPE_TRANSFER
+    finished = (
+        bool(flag(data, "finished"))
+        or bool(flag(data, "single_entity_query"))
+        or call.envelope.id is not None
+    )
+    records: list[dict[str, Any]] = []
+    if wanted in (None, JOB_TYPE_TRANSFER):
+        records += job_records(call, finished=finished)
+    if wanted in (None, JOB_TYPE_QUEUE):
+        records += queue_records(call)
+    parent = text_field(data, "parent")
+    if parent:
+        records = [r for r in records if r.get("parent") == parent.lower()]
+    return select(call.envelope, records)
+
+
+@route("POST", _JOBS, "create")
+def create(call: Call) -> list[dict[str, Any]]:
+    data = call.data
+    kind = _type(data.get("type"))
+    if kind == JOB_TYPE_QUEUE:
+        if call.kind == "transfer":
+            raise ValidationError(
+                "a transfer cannot be of type 2 (queue); use create('queue', ...)"
+            )
+        return create_queue(call)
+    payload = {k: v for k, v in data.items() if k != "type"}
+    if "parent" in payload and "queue" not in payload:
+        payload["queue"] = payload.pop("parent")
+    job = jobs.submit_job(call.db, call.actor, payload)
+    return [job_record(job)]
+
+
+@route("PUT", _JOBS, "edit")
+def edit(call: Call) -> list[dict[str, Any]]:
+    ref = target(call)
+    if _is_queue(call, ref):
+        return edit_queue(call, ref)
+    data = call.data
+    unknown = sorted(set(data) - _EDITABLE)
+    if unknown:
+        raise ValidationError(
+            f"cannot change {', '.join(unknown)} of a job",
+            hint="a job's status, name, queue and metadata can be changed",
+        )
+    queue = text_field(data, "queue") or text_field(data, "parent")
+    job = jobs.update_job(
+        call.db,
+        call.actor,
+        ref,
+        status=text_field(data, "status"),
+        name=text_field(data, "name") or text_field(data, "code"),
+        queue=queue,
+        metadata=data.get("metadata"),
+    )
+    return [job_record(job)]
+
+
+@route("DELETE", _JOBS, "delete")
+def delete(call: Call) -> bool:
+    ref = target(call)
+    if _is_queue(call, ref):
+        return delete_queue(call, ref)
+    jobs.delete_job(call.db, call.actor, ref, force=bool(flag(call.data, "force")))
+    return True

@@ -1,0 +1,95 @@
+"""``user/*`` events: find, create, edit, delete, deactivate (``offline``) and activate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelsync.errors import ValidationError
+from reelsync.server.accsyn.call import Call
+from reelsync.server.accsyn.dispatch import route
+from reelsync.server.accsyn.handlers.arguments import (
+    include_inactive,
+    target,
+    target_or_query,
+    text_field,
+)
+from reelsync.server.accsyn.selection import select
+from reelsync.server.accsyn.shapes import user_record
+from reelsync.services import users
+
+__all__: list[str] = []
+
+_KINDS = ("user",)
+_STATUS = {"enabled": True, "disabled": False}
+
+
+@route("GET", _KINDS, "find")
+def find(call: Call) -> list[dict[str, Any]]:
+    rows = users.list_users(call.db, call.actor)
+    if not include_inactive(call):
+        rows = [u for u in rows if u.enabled]
+    return select(call.envelope, (user_record(u) for u in rows))
+
+
+@route("POST", _KINDS, "create")
+def create(call: Call) -> list[dict[str, Any]]:
+    data = call.data
+    email = text_field(data, "email") or text_field(data, "code")
+    if not email:
+        raise ValidationError(
+            "a user needs an e-mail (code)", hint="create('user', {'code': 'a@b.com'})"
+        )
+    status = text_field(data, "status")
+    user = users.create_user(
+        call.db,
+        call.actor,
+        email=email,
+        name=text_field(data, "name") or "",
+        role=text_field(data, "role") or "standard",
+        enabled=_enabled(status) if status is not None else True,
+    )
+    return [user_record(user)]
+
+
+def _enabled(status: str) -> bool:
+    try:
+        return _STATUS[status.strip().lower()]
+    except KeyError:
+        raise ValidationError(f"a user's status is enabled or disabled, not {status!r}") from None
+
+
+@route("PUT", _KINDS, "edit")
+def edit(call: Call) -> list[dict[str, Any]]:
+    data = call.data
+    unknown = sorted(set(data) - {"name", "role", "status", "code", "email"})
+    if unknown:
+        raise ValidationError(f"cannot change {', '.join(unknown)} of a user")
+    status = text_field(data, "status")
+    user = users.update_user(
+        call.db,
+        call.actor,
+        target(call),
+        name=text_field(data, "name"),
+        role=text_field(data, "role"),
+        enabled=_enabled(status) if status is not None else None,
+    )
+    return [user_record(user)]
+
+
+@route("DELETE", _KINDS, "delete")
+def delete(call: Call) -> bool:
+    users.delete_user(call.db, call.actor, target(call))
+    return True
+
+
+@route("DELETE", _KINDS, "deactivate")
+@route("DELETE", _KINDS, "offline")
+def deactivate(call: Call) -> bool:
+    users.update_user(call.db, call.actor, target(call), enabled=False)
+    return True
+
+
+@route("POST", _KINDS, "activate")
+def activate(call: Call) -> bool:
+    users.update_user(call.db, call.actor, target_or_query(call), enabled=True)
+    return True

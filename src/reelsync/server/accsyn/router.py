@@ -1,0 +1,170 @@
+"""The accsyn v3 HTTP endpoints: login, events, the workspace lookup, and a catch-all.
+
+Rules: every answer is a JSON object the official client can read: ``{"result": ...}`` on
+success, ``{"message", "message_hr"}`` on failure (never a bare FastAPI ``detail``); each event is
+authenticated by its own Authorization header and runs in one database transaction, so a failed
+event changes nothing. The HTTP status follows the error class (the client ignores it).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from reelsync.domain.fileops import FileOperator, NoAgentFileOperator
+from reelsync.errors import AuthenticationError, ReelsyncError, ValidationError
+from reelsync.server.accsyn import handlers
+from reelsync.server.accsyn.call import Backend, PendingFileOp
+from reelsync.server.accsyn.dispatch import lookup
+from reelsync.server.accsyn.wire import (
+    Envelope,
+    decode_body,
+    decode_query_string,
+    error_body,
+    parse_authorization,
+    parse_envelope,
+    to_wire,
+)
+
+__all__ = ["LOOKUP_PATH", "build_router"]
+
+_log = logging.getLogger("reelsync.server.accsyn")
+
+#: The path of the client's "where does this workspace live" lookup (sent to ACCSYN_PROXY).
+LOOKUP_PATH = "/api/v3/J3PKTtDvolDMBtTy6AFGA"
+
+handlers.register()
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(to_wire(body), status_code=status)
+
+
+def _error(exc: BaseException) -> JSONResponse:
+    if isinstance(exc, ReelsyncError):
+        return _answer(error_body(exc.message, str(exc)), exc.http_status)
+    incident = uuid.uuid4().hex[:12]
+    _log.exception("accsyn event failed (incident %s)", incident)
+    message = f"the server failed to handle the request (incident {incident}; see its log)"
+    return _answer(error_body(message), 500)
+
+
+async def _envelope(request: Request) -> Envelope:
+    if request.method in ("GET", "DELETE"):
+        payload = decode_query_string(request.scope.get("query_string", b""))
+    else:
+        payload = decode_body(await request.body())
+    return parse_envelope(payload)
+
+
+def _check_workspace(request: Request, backend: Backend, envelope: Envelope | None) -> None:
+    header = request.headers.get("x-accsyn-workspace")
+    code = backend.workspace_code()
+    if header is not None and header.strip().lower() != code.lower():
+        raise AuthenticationError(
+            f"this server hosts workspace {code!r}, not {header.strip()!r}",
+            hint="set ACCSYN_WORKSPACE to the workspace code given at 'reelsync server init'",
+        )
+    named = envelope.workspace if envelope is not None else None
+    if named is not None and named.lower() != code.lower():
+        raise AuthenticationError(f"this server hosts workspace {code!r}, not {named!r}")
+    if header is None and (envelope is None or envelope.workspace is None):
+        raise AuthenticationError("no workspace given: send the X-Accsyn-Workspace header")
+
+
+async def _run_files(operator: FileOperator, pending: PendingFileOp) -> Any:
+    if pending.labels is None:
+        return await operator.run(pending.requests[0])
+    return [
+        {"path": label, "result": await operator.run(request)}
+        for label, request in zip(pending.labels, pending.requests, strict=True)
+    ]
+
+
+def build_router(
+    backend_of: Callable[[Request], Backend],
+    *,
+    file_operator: FileOperator | None = None,
+) -> APIRouter:
+    """The accsyn routes; ``backend_of`` gives the services handle of the app serving a request."""
+    operator: FileOperator = file_operator or NoAgentFileOperator()
+    router = APIRouter(include_in_schema=False)
+
+    @router.put("/api/v3/api/login")
+    async def login(request: Request) -> JSONResponse:
+        try:
+            backend = backend_of(request)
+            _check_workspace(request, backend, None)
+            credentials = parse_authorization(request.headers.get("authorization"))
+            body = await request.body()
+            session_id = None
+            if body.strip():
+                payload = decode_body(body)
+                if isinstance(payload, dict) and isinstance(payload.get("session_id"), str):
+                    session_id = payload["session_id"]
+            actor = await run_in_threadpool(backend.authenticate, credentials)
+            return _answer(
+                {
+                    "result": {
+                        "id": actor.user_id,
+                        "role": actor.role.value,
+                        "session_id": session_id or uuid.uuid4().hex,
+                        "workspace": backend.workspace_code(),
+                    }
+                }
+            )
+        except Exception as exc:  # the wire boundary answers every error
+            return _error(exc)
+
+    @router.api_route("/api/v3/event", methods=["GET", "POST", "PUT", "DELETE"])
+    async def event(request: Request) -> JSONResponse:
+        try:
+            backend = backend_of(request)
+            envelope = await _envelope(request)
+            _check_workspace(request, backend, envelope)
+            credentials = parse_authorization(request.headers.get("authorization"))
+            kind, action, handler = lookup(request.method, envelope.segments)
+
+            result = await run_in_threadpool(
+                backend.run, credentials, handler, envelope, request.method, kind, action
+            )
+            if isinstance(result, PendingFileOp):
+                result = await _run_files(operator, result)
+            return _answer({"result": result})
+        except Exception as exc:
+            return _error(exc)
+
+    @router.get(LOOKUP_PATH)
+    async def workspace_lookup(request: Request) -> JSONResponse:
+        try:
+            backend = backend_of(request)
+            url = request.url
+            port = url.port or (443 if url.scheme == "https" else 80)
+            return _answer(
+                {
+                    "result": {
+                        "hostname": url.hostname,
+                        "port": port,
+                        "workspace": backend.workspace_code(),
+                    }
+                }
+            )
+        except Exception as exc:
+            return _error(exc)
+
+    @router.api_route("/api/v3/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def unknown(rest: str) -> JSONResponse:
+        return _error(
+            ValidationError(
+                f"unknown accsyn endpoint /api/v3/{rest}",
+                hint="the accsyn API has PUT /api/v3/api/login and /api/v3/event",
+            )
+        )
+
+    return router

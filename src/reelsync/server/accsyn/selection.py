@@ -1,0 +1,92 @@
+"""``find`` over wire records: the envelope's ``id``, ``query``, ``limit``, ``skip`` and
+``attributes`` applied to records already scoped to what the caller may see.
+
+Rules: ``id`` (get_entity) selects that one record; ``query`` is parsed with the accsyn query
+language (an optional ``<type> WHERE`` prefix is dropped) and evaluated case-insensitively; a
+reference attribute (``user``, ``queue``, ``site``, ...) matches by id or by its code/e-mail (its
+``_hr`` twin); ``attributes`` trims each record but always keeps ``id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from reelsync.domain.query import evaluate, parse_query, resolve_path
+from reelsync.errors import ValidationError
+from reelsync.server.accsyn.wire import Envelope
+
+__all__ = ["REFERENCE_ATTRS", "select"]
+
+#: Attributes holding a reference whose code/e-mail sits in ``<attr>_hr``.
+REFERENCE_ATTRS = frozenset(
+    {
+        "user",
+        "queue",
+        "site",
+        "parent",
+        "job",
+        "volume",
+        "share",
+        "entity",
+        "target",
+    }
+)
+
+
+def _resolve(record: Mapping[str, Any], attr: str) -> Sequence[object]:
+    values = list(resolve_path(record, attr))
+    if attr in REFERENCE_ATTRS:
+        twin = record.get(f"{attr}_code")
+        if twin is not None:
+            values.append(twin)
+    if attr == "email" and not values:
+        values = list(resolve_path(record, "code"))
+    return values
+
+
+def _int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"{key} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _attributes(data: Mapping[str, Any]) -> list[str] | None:
+    value = data.get("attributes")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise ValidationError("attributes must be a list of names")
+    return [a.strip().lower() for a in value if a.strip()]
+
+
+def select(
+    envelope: Envelope,
+    records: Iterable[dict[str, Any]],
+    *,
+    lookup_attrs: Sequence[str] = ("id", "code", "email"),
+) -> list[dict[str, Any]]:
+    """The records the event asks for, in order, paged and trimmed."""
+    data = envelope.data_dict
+    if envelope.id is not None:
+        wanted = envelope.id.lower()
+        chosen = [r for r in records if str(r.get("id", "")).lower() == wanted]
+    elif envelope.query:
+        query = parse_query(envelope.query)
+        chosen = [
+            r for r in records if evaluate(query, r, resolve=_resolve, lookup_attrs=lookup_attrs)
+        ]
+    else:
+        chosen = list(records)
+    skip = _int(data, "skip") or 0
+    limit = _int(data, "limit")
+    chosen = chosen[skip : skip + limit if limit else None]
+    names = _attributes(data)
+    if names:
+        keep = {"id", *names}
+        chosen = [{k: v for k, v in r.items() if k in keep} for r in chosen]
+    # Internal helper keys (``<ref>_code``) never leave the server.
+    return [{k: v for k, v in r.items() if not k.endswith("_code")} for r in chosen]
