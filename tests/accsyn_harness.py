@@ -46,10 +46,10 @@ try:
 except ImportError:
     from fastapi import FastAPI
     from reelsync.db import Database
-    from reelsync.server.accsyn import Backend, build_router
-    backend = Backend(Database(args["url"]))
+    from reelsync.server.accsyn import build_router
+    db = Database(args["url"])
     app = FastAPI()
-    app.include_router(build_router(lambda request: backend))
+    app.include_router(build_router(lambda request: db))
 uvicorn.run(app, host="127.0.0.1", port=args["port"], log_level="warning",
             ssl_certfile=args.get("cert"), ssl_keyfile=args.get("key"),
             h11_max_incomplete_event_size=1024 * 1024)

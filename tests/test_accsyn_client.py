@@ -286,6 +286,12 @@ def test_job_forms_a_b_c(env: Env) -> None:
     assert env.admin.get_entity("job", c["id"])["name"] == c["name"]
     assert c["id"] in [j["id"] for j in env.admin.find("Job WHERE type=1")]
     assert env.admin.find(f"Transfer WHERE id={b['id']}")[0]["queue"] == b["queue"]
+    assert b["id"] in [
+        j["id"] for j in env.admin.find("Job WHERE destination=london AND queue=high")
+    ]
+    assert b["id"] in [j["id"] for j in env.admin.find(f"Job WHERE user={env.ws.admin.email}")]
+    task = env.admin.find_one(f"Task WHERE job.id={c['id']} AND uri=7")
+    assert task["source"]["path"] == "proj001/sc0010/c7.exr"
     names = {j["name"] for j in env.admin.find("Transfer WHERE name contains 'form'")}
     assert {a["name"], b["name"], c["name"]} <= names
 
@@ -381,6 +387,8 @@ def test_grant_access_revoke(env: Env) -> None:
     assert acl["write"] is True
     assert acl["path"] == "/"
     assert "created" in acl
+    assert env.admin.get_entity("acl", acl["id"])["entity_hr"] == employee.email
+    assert env.admin.find_one(f"acl WHERE entity=user:{employee.email}")["id"] == acl["id"]
     assert env.admin.grant("user", employee.id, "volume", env.volume_id) is True  # second grant
     access = env.admin.access("volume", env.volume_id)
     mine = [a for a in access if a["user"] == employee.id]

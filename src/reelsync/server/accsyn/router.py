@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from reelsync.db import Database
 from reelsync.domain.fileops import FileOperator, NoAgentFileOperator
 from reelsync.errors import AuthenticationError, ReelsyncError, ValidationError
 from reelsync.server.accsyn import handlers
@@ -88,13 +89,22 @@ async def _run_files(operator: FileOperator, pending: PendingFileOp) -> Any:
 
 
 def build_router(
-    backend_of: Callable[[Request], Backend],
+    database_of: Callable[[Request], Database],
     *,
     file_operator: FileOperator | None = None,
 ) -> APIRouter:
-    """The accsyn routes; ``backend_of`` gives the services handle of the app serving a request."""
+    """The accsyn routes. ``database_of(request)`` gives the app's Database (for example
+    ``lambda r: r.app.state.db``); ``file_operator`` serves ``workspace/file`` (default: none)."""
     operator: FileOperator = file_operator or NoAgentFileOperator()
     router = APIRouter(include_in_schema=False)
+    backends: dict[int, Backend] = {}
+
+    def backend_of(request: Request) -> Backend:
+        db = database_of(request)
+        backend = backends.get(id(db))
+        if backend is None or backend.db is not db:
+            backend = backends[id(db)] = Backend(db)
+        return backend
 
     @router.put("/api/v3/api/login")
     async def login(request: Request) -> JSONResponse:

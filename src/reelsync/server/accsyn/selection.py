@@ -30,6 +30,8 @@ REFERENCE_ATTRS = frozenset(
         "share",
         "entity",
         "target",
+        "source",
+        "destination",
     }
 )
 

@@ -144,8 +144,10 @@ def job_record(job: Job) -> dict[str, Any]:
         "speed": job.speed,
         "source": job.source,
         "source_hr": job.source,
+        "source_code": _party_code(job.source),
         "destination": job.destination,
         "destination_hr": job.destination,
+        "destination_code": _party_code(job.destination),
         "tasks": job.tasks,
         "settings": dict(job.settings),
         "metadata": dict(job.metadata),
@@ -153,6 +155,11 @@ def job_record(job: Job) -> dict[str, Any]:
         "modified": job.modified,
         "finished": job.finished,
     }
+
+
+def _party_code(party: str) -> str:
+    """``site=london`` -> ``london``, so ``destination=london`` finds the job."""
+    return party.partition(":")[0].partition("=")[2] or party
 
 
 def task_record(task: Task, job: Job | None = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reelsync.errors import ValidationError
+from reelsync.errors import NotSupportedError, ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
 from reelsync.server.accsyn.handlers.arguments import (
@@ -39,6 +39,14 @@ def create(call: Call) -> list[dict[str, Any]]:
         raise ValidationError(
             "a user needs an e-mail (code)", hint="create('user', {'code': 'a@b.com'})"
         )
+    for extra in ("give_all_volumes_access", "give_default_volume_access", "volumes"):
+        if data.get(extra):
+            raise NotSupportedError(
+                f"{extra} is not supported when creating a user",
+                hint="create the user, then grant('user', email, 'volume', code, {...})",
+            )
+    if data.get("create_home_share"):
+        raise NotSupportedError("home shares are not supported by reelsync")
     status = text_field(data, "status")
     user = users.create_user(
         call.db,
