@@ -24,6 +24,7 @@ from accsyn_harness import (
     init_workspace,
     run_server,
 )
+from reelsync.services import servers
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -211,11 +212,28 @@ def test_sites(env: Env) -> None:
 
 
 def test_servers_and_clients(env: Env) -> None:
-    assert env.admin.find("Server WHERE roles CONTAINS storage") == []
     assert env.admin.find(f"Client WHERE user={env.ws.admin.id} AND type in 0,2") == []
     assert env.admin.find_one("App") is None
     assert env.admin.app_is_running() is None
     assert env.admin.daemon_is_running() is None
+    # A site server enrolled at london (what `reelsync agent enroll` does).
+    actor = env.ws.actor()
+    _, token = servers.create_enrollment_token(env.ws.db, actor, "london")
+    enrolled, _ = servers.enroll_server(env.ws.db, token, hostname="ldn-store-01", version="0.1.0")
+    found = env.employee.find("Server WHERE roles CONTAINS storage AND site=london")
+    assert [s["id"] for s in found] == [enrolled.id]
+    assert found[0]["code"] == "ldn-store-01"
+    assert found[0]["type"] == 1
+    assert env.admin.find_one("Client WHERE code=ldn-store-01")["site_hr"] == "london"
+    assert env.admin.get_entity("server", enrolled.id)["status"] == "init"
+    assert [s["id"] for s in env.admin.assignments("volume", env.volume_id)] == [enrolled.id]
+    assert env.admin.update("server", enrolled.id, {"status": "disabled"})["status"] == "disabled"
+    with pytest.raises(AccsynException, match="only an admin"):
+        env.employee.update("server", enrolled.id, {"status": "enabled"})
+    with pytest.raises(AccsynException, match="not assigned to volumes over the API"):
+        env.admin.assign("volume", "server", {"volume": env.volume_id, "server": enrolled.id})
+    assert env.admin.delete_one("server", enrolled.id) is True
+    assert env.admin.get_entity("server", enrolled.id) is None
 
 
 # -- jobs ----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from reelsync.services.auth import require_admin
 from reelsync.services.users import get_user_row
 from reelsync.services.volumes import get_volume_row
 
-__all__ = ["AccessRules", "grant", "list_acls", "revoke_acl"]
+__all__ = ["AccessRules", "check_access", "grant", "list_acls", "revoke_acl"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,3 +170,14 @@ def revoke_acl(db: Database, actor: Actor, acl_id: str) -> None:
         if row is None:
             raise NotFoundError(f"no ACL {acl_id!r}")
         session.delete(row)
+
+
+def check_access(
+    db: Database, actor: Actor, volume: str, path: str, *, read: bool = False, write: bool = False
+) -> None:
+    """Raise PermissionDeniedError unless ``actor`` may read/write ``volume``/``path`` (a path
+    relative to the volume root; ``volume`` an id or code). For file operations on a volume."""
+    with db.session() as session:
+        row = get_volume_row(session, volume)
+        rules = AccessRules(session, actor)
+        rules.check(row.id, row.code, normalise_relative(path), read=read, write=write)

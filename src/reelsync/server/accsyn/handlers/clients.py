@@ -40,12 +40,9 @@ def edit(call: Call) -> list[dict[str, Any]]:
     unknown = sorted(set(data) - {"status"})
     if unknown:
         raise ValidationError(f"cannot change {', '.join(unknown)} of a server; only its status")
-    status = (text_field(data, "status") or "").strip().lower()
-    if status not in ("enabled", "disabled"):
-        raise ValidationError(
-            f"a server's status can be set to enabled or disabled, not {status!r}"
-        )
-    server = servers.update_server(call.db, call.actor, target(call), enabled=status == "enabled")
+    server = servers.update_server(
+        call.db, call.actor, target(call), status=text_field(data, "status")
+    )
     return [server_record(server)]
 
 

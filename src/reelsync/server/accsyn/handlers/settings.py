@@ -14,7 +14,7 @@ from reelsync.domain.records import SettingScope
 from reelsync.errors import NotFoundError, NotSupportedError, ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
-from reelsync.server.accsyn.handlers.arguments import text_field
+from reelsync.server.accsyn.handlers.arguments import flag, text_field
 from reelsync.services import queues, settings
 
 __all__: list[str] = []
@@ -59,8 +59,9 @@ def get(call: Call) -> Any:
     scope, ref = _scope(call)
     name = text_field(call.data, "name")
     if name:
-        return settings.get_setting(call.db, call.actor, scope, ref, name)
-    return {s.key: s.value for s in settings.list_settings(call.db, call.actor, scope, ref)}
+        return settings.get_setting(call.db, call.actor, scope=scope, key=name, target=ref)
+    upstream = bool(flag(call.data, "upstream"))
+    return settings.list_settings(call.db, call.actor, scope=scope, target=ref, inherited=upstream)
 
 
 @route("PUT", ("setting",), "")
@@ -71,7 +72,7 @@ def put(call: Call) -> bool:
     if value is None or isinstance(value, dict | list):
         raise ValidationError("a setting's value must be a string (JSON-encode objects first)")
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    settings.set_setting(call.db, call.actor, scope, ref, name, text)
+    settings.set_setting(call.db, call.actor, scope=scope, key=name, value=text, target=ref)
     return True
 
 
@@ -79,5 +80,5 @@ def put(call: Call) -> bool:
 def delete(call: Call) -> bool:
     scope, ref = _scope(call)
     name = text_field(call.data, "name", required=True) or ""
-    settings.delete_setting(call.db, call.actor, scope, ref, name)
+    settings.delete_setting(call.db, call.actor, scope=scope, key=name, target=ref)
     return True

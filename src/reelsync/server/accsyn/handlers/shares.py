@@ -117,10 +117,11 @@ def activate(call: Call) -> bool:
 @route("GET", _VOLUMES, "servers")
 def assignments(call: Call) -> list[dict[str, Any]]:
     volume = volumes.get_volume(call.db, call.actor, target(call))
+    # A volume is served at each site it has a path for, by that site's servers.
     return [
         server_record(s)
         for s in servers.list_servers(call.db, call.actor)
-        if volume.id in getattr(s, "volume_ids", ()) or volume.code in getattr(s, "volumes", ())
+        if s.site in volume.paths
     ]
 
 
