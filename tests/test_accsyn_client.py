@@ -8,22 +8,13 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from accsyn_api.session import AccsynException, Session
 
-from accsyn_harness import (
-    WORKSPACE,
-    Account,
-    Workspace,
-    database_url,
-    free_port,
-    init_workspace,
-    run_server,
-)
+from accsyn_harness import Account, Workspace, live_workspace
 from reelsync.services import servers
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
@@ -34,7 +25,6 @@ ID_RE = re.compile(r"^[a-f0-9]{24}$")
 @dataclass
 class Env:
     ws: Workspace
-    port: int
     admin: Session
     employee: Session
     standard: Session
@@ -43,18 +33,22 @@ class Env:
     volume_id: str
     site_id: str
 
-    def session(self, account: Account) -> Session:
-        return connect(self.port, account, self.ws.tmp)
+    @property
+    def port(self) -> int:
+        return self.ws.port
+
+    def session(self, account: Account, **kwargs: Any) -> Session:
+        return connect(self.ws, account, **kwargs)
 
 
-def connect(port: int, account: Account, tmp: Path, **kwargs: Any) -> Session:
+def connect(ws: Workspace, account: Account, **kwargs: Any) -> Session:
     return Session(
-        workspace=kwargs.pop("workspace", WORKSPACE),
+        workspace=kwargs.pop("workspace", ws.code),
         username=account.email,
         api_key=account.api_key,
         hostname="127.0.0.1",
-        port=port,
-        path_envfile=str(tmp / "no.env"),  # never read a stray ./.env
+        port=ws.port,
+        path_envfile=str(ws.tmp / "no.env"),  # never read a stray ./.env
         **kwargs,
     )
 
@@ -68,32 +62,25 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     }
     tmp = tmp_path_factory.mktemp(f"accsyn-{request.param}")
     try:
-        with database_url(request.param, tmp) as url:
-            ws = init_workspace(url, tmp)
-            employee = ws.add_user("coordinator@acmepost.com", "employee")
+        with live_workspace(request.param, tmp) as ws:
+            employee = ws.add_user(f"coordinator@{ws.code}.com", "employee")
             standard = ws.add_user("lisa@vendor.com", "standard")
-            with run_server(ws, port=free_port(), tls=True) as port:
-                admin = connect(port, ws.admin, tmp)
-                site = admin.create("site", {"code": "london", "name": "London"})
-                volume = admin.create(
-                    "volume",
-                    {
-                        "code": "projects",
-                        "paths": {"hq": str(tmp / "hq"), "london": str(tmp / "ldn")},
-                    },
-                )
-                yield Env(
-                    ws,
-                    port,
-                    admin,
-                    connect(port, employee, tmp),
-                    connect(port, standard, tmp),
-                    employee,
-                    standard,
-                    volume["id"],
-                    site["id"],
-                )
-            ws.db.dispose()
+            admin = connect(ws, ws.admin)
+            site = admin.create("site", {"code": "london", "name": "London"})
+            volume = admin.create(
+                "volume",
+                {"code": "projects", "paths": {"hq": str(tmp / "hq"), "london": str(tmp / "ldn")}},
+            )
+            yield Env(
+                ws,
+                admin,
+                connect(ws, employee),
+                connect(ws, standard),
+                employee,
+                standard,
+                volume["id"],
+                site["id"],
+            )
     finally:
         os.environ.update(saved)
 
@@ -120,8 +107,8 @@ def test_login_with_a_bad_key_or_workspace_fails_clearly(env: Env) -> None:
     wrong_user = Account(env.employee_account.email, env.ws.admin.api_key, "")
     with pytest.raises(AccsynException, match="invalid or expired API key"):
         env.session(wrong_user)
-    with pytest.raises(AccsynException, match="hosts workspace 'acmepost'"):
-        connect(env.port, env.ws.admin, env.ws.tmp, workspace="otherpost")
+    with pytest.raises(AccsynException, match=f"hosts workspace '{env.ws.code}'"):
+        env.session(env.ws.admin, workspace="otherpost")
 
 
 # -- the tutorial's queue and the seeded queues --------------------------------------------------
@@ -567,7 +554,7 @@ def raw(
     b64 = Session._base64_encode
     headers = {
         "Authorization": f"basic {b64(account.email)}:{b64(account.api_key)}",
-        "X-Accsyn-Workspace": WORKSPACE,
+        "X-Accsyn-Workspace": env.ws.code,
     }
     url = f"https://127.0.0.1:{env.port}/api/v3{uri}"
     with httpx.Client(verify=False, timeout=30) as client:  # noqa: S501 - self-signed, like the client
@@ -591,7 +578,7 @@ def test_older_clients_domain_key_and_job_task_uris(env: Env) -> None:
         env,
         "POST",
         {
-            "domain": WORKSPACE,
+            "domain": env.ws.code,
             "uri": "job/create",
             "data": {"type": 2, "code": code, "allow_duplicates": True},
         },
@@ -600,7 +587,7 @@ def test_older_clients_domain_key_and_job_task_uris(env: Env) -> None:
     found = raw(
         env,
         "GET",
-        {"domain": WORKSPACE, "uri": "job/find", "data": {"type": 2}, "query": f"code={code}"},
+        {"domain": env.ws.code, "uri": "job/find", "data": {"type": 2}, "query": f"code={code}"},
     )
     assert [q["id"] for q in found["result"]] == [queue["result"][0]["id"]]
     job = submit(env.admin, unique("old "), "o0.exr")
@@ -608,7 +595,7 @@ def test_older_clients_domain_key_and_job_task_uris(env: Env) -> None:
         env,
         "POST",
         {
-            "domain": WORKSPACE,
+            "domain": env.ws.code,
             "uri": "job/task/create",
             "query": job["id"],
             "data": {
@@ -619,14 +606,14 @@ def test_older_clients_domain_key_and_job_task_uris(env: Env) -> None:
     )
     assert added["result"][0]["uri"] == "1"
     listed = raw(
-        env, "GET", {"domain": WORKSPACE, "uri": "job/task/find", "query": job["id"], "data": {}}
+        env, "GET", {"domain": env.ws.code, "uri": "job/task/find", "query": job["id"], "data": {}}
     )
     assert [t["uri"] for t in listed["result"]] == ["0", "1"]
     edited = raw(
         env,
         "PUT",
         {
-            "domain": WORKSPACE,
+            "domain": env.ws.code,
             "uri": "job/task/edit",
             "id": job["id"],
             "data": [{"uri": "1", "status": "onhold"}],
@@ -639,7 +626,7 @@ def test_older_clients_domain_key_and_job_task_uris(env: Env) -> None:
         raw(
             env,
             "DELETE",
-            {"domain": WORKSPACE, "uri": "user/offline", "id": user["id"], "data": {}},
+            {"domain": env.ws.code, "uri": "user/offline", "id": user["id"], "data": {}},
         )["result"]
         is True
     )
@@ -652,14 +639,14 @@ def test_wire_errors_are_messages(env: Env) -> None:
     assert "not valid JSON" in raw(env, "POST", None, body=b"{oops")["message"]
     assert (
         "unknown entity type 'spaceship'"
-        in raw(env, "GET", {"workspace": WORKSPACE, "uri": "spaceship/find"})["message"]
+        in raw(env, "GET", {"workspace": env.ws.code, "uri": "spaceship/find"})["message"]
     )
     assert (
         "unknown operation"
-        in raw(env, "GET", {"workspace": WORKSPACE, "uri": "queue/explode"})["message"]
+        in raw(env, "GET", {"workspace": env.ws.code, "uri": "queue/explode"})["message"]
     )
     wrong = raw(env, "GET", {"workspace": "other", "uri": "queue/find"})
-    assert "hosts workspace 'acmepost'" in wrong["message"]
+    assert f"hosts workspace '{env.ws.code}'" in wrong["message"]
     assert wrong["message_hr"]
-    lookup = raw(env, "GET", {"ident": WORKSPACE}, uri="/J3PKTtDvolDMBtTy6AFGA")
+    lookup = raw(env, "GET", {"ident": env.ws.code}, uri="/J3PKTtDvolDMBtTy6AFGA")
     assert lookup["result"]["port"] == env.port

@@ -1,5 +1,6 @@
 """The client's dev mode (AS_DEV=1: plain HTTP to 127.0.0.1:8181, from the environment or a .env
-file) and ACCSYN_PROXY, against a real server. Port 8181 is shared: hold the harness's lock."""
+file) and ACCSYN_PROXY, against ``reelsync server run --accsyn-dev-port 8181``. Port 8181 is
+shared by every helper's tests: hold the harness's lock while it is bound."""
 
 from __future__ import annotations
 
@@ -8,18 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from accsyn_api.session import Session
+from accsyn_api.session import AccsynException, Session
 
-from accsyn_harness import (
-    DEV_PORT,
-    WORKSPACE,
-    database_url,
-    dev_port_lock,
-    init_workspace,
-    run_server,
-)
-
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+from accsyn_harness import DEV_PORT, dev_port_lock, live_workspace
 
 _KEYS = (
     "AS_DEV",
@@ -43,41 +35,53 @@ def clean_environ() -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _forget(*keys: str) -> None:
+    for key in keys:
+        os.environ.pop(key, None)
+
+
 def test_dev_mode_and_proxy(tmp_path: Path, clean_environ: None) -> None:
-    with database_url("sqlite", tmp_path) as url:
-        ws = init_workspace(url, tmp_path)
-        with dev_port_lock(), run_server(ws, port=DEV_PORT, tls=False):
-            # AS_DEV=1 in the environment: no hostname, no port.
-            os.environ["AS_DEV"] = "1"
-            session = Session(
-                workspace=WORKSPACE,
+    with dev_port_lock(), live_workspace("sqlite", tmp_path, accsyn_dev_port=DEV_PORT) as ws:
+        # AS_DEV=1 in the environment: no hostname, no port; plain HTTP to 127.0.0.1:8181.
+        os.environ["AS_DEV"] = "1"
+        session = Session(
+            workspace=ws.code,
+            username=ws.admin.email,
+            api_key=ws.admin.api_key,
+            path_envfile=str(tmp_path / "none.env"),
+        )
+        assert session._role == "admin"
+        queue = session.create("job", {"type": 2, "code": "proj001"})
+        assert queue["code"] == "proj001"
+        _forget(*_KEYS)
+
+        # Everything from a .env file: the script itself unchanged.
+        envfile = tmp_path / ".env"
+        envfile.write_text(
+            f"# reelsync\nAS_DEV=1\nACCSYN_WORKSPACE={ws.code}\n"
+            f"ACCSYN_API_USER={ws.admin.email}\nACCSYN_API_KEY='{ws.admin.api_key}'\n"
+        )
+        session = Session(path_envfile=str(envfile))
+        assert session.find_one("Queue WHERE code=proj001")["id"] == queue["id"]
+        _forget(*_KEYS)
+
+        # A wrong key over the dev listener: the same clear message.
+        os.environ["AS_DEV"] = "1"
+        with pytest.raises(AccsynException, match="invalid or expired API key"):
+            Session(
+                workspace=ws.code,
                 username=ws.admin.email,
-                api_key=ws.admin.api_key,
+                api_key="rsk_" + "0" * 64,
                 path_envfile=str(tmp_path / "none.env"),
             )
-            assert session._role == "admin"
-            queue = session.create("job", {"type": 2, "code": "proj001"})
-            assert queue["code"] == "proj001"
-            del os.environ["AS_DEV"]
+        _forget(*_KEYS)
 
-            # Everything from a .env file, the script unchanged.
-            envfile = tmp_path / ".env"
-            envfile.write_text(
-                f"AS_DEV=1\nACCSYN_WORKSPACE={WORKSPACE}\nACCSYN_API_USER={ws.admin.email}\n"
-                f"ACCSYN_API_KEY='{ws.admin.api_key}'\n"
-            )
-            session = Session(path_envfile=str(envfile))
-            assert session.find_one("Queue WHERE code=proj001")["id"] == queue["id"]
-            for key in _KEYS:
-                os.environ.pop(key, None)
-
-            # ACCSYN_PROXY: the workspace lookup is answered by reelsync too.
-            os.environ["ACCSYN_PROXY"] = f"127.0.0.1:{DEV_PORT}"
-            session = Session(
-                workspace=WORKSPACE,
-                username=ws.admin.email,
-                api_key=ws.admin.api_key,
-                path_envfile=str(tmp_path / "none.env"),
-            )
-            assert session.find_one("Queue WHERE code=medium")["default"] is True
-        ws.db.dispose()
+        # ACCSYN_PROXY: all calls, the workspace lookup too, go to reelsync over plain HTTP.
+        os.environ["ACCSYN_PROXY"] = f"127.0.0.1:{DEV_PORT}"
+        session = Session(
+            workspace=ws.code,
+            username=ws.admin.email,
+            api_key=ws.admin.api_key,
+            path_envfile=str(tmp_path / "none.env"),
+        )
+        assert session.find_one("Queue WHERE code=medium")["default"] is True
