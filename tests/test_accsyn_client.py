@@ -650,3 +650,11 @@ def test_wire_errors_are_messages(env: Env) -> None:
     assert wrong["message_hr"]
     lookup = raw(env, "GET", {"ident": env.ws.code}, uri="/J3PKTtDvolDMBtTy6AFGA")
     assert lookup["result"]["port"] == env.port
+
+
+def test_long_get_envelopes_fit_in_the_request_line(env: Env) -> None:
+    # GET sends the whole envelope in the query string: a long query must still be served.
+    names = ",".join(f"proj{i:05d}" for i in range(4000))
+    assert len(names) > 32_000
+    found = env.admin.find(f"Queue WHERE code in {names},medium")
+    assert [q["code"] for q in found] == ["medium"]
