@@ -83,6 +83,12 @@ def _is_queue(call: Call, ref: str) -> bool:
 @route("GET", _JOBS, "find")
 def find(call: Call) -> list[dict[str, Any]]:
     data = call.data
+    ref = call.envelope.id
+    if ref is not None and is_entity_id(ref.lower()) and not is_queue_type(data.get("type")):
+        try:  # get_entity: one lookup, not a scan
+            return select(call.envelope, [job_record(jobs.get_job(call.db, call.actor, ref))])
+        except NotFoundError:
+            pass  # maybe a queue, or not visible
     wanted = _type(data.get("type"))
     if wanted is None and call.kind == "transfer":
         wanted = JOB_TYPE_TRANSFER
