@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reelsync.db import Database
 from reelsync.domain.fileops import FileOperator, NoAgentFileOperator
-from reelsync.errors import AuthenticationError, ReelsyncError, ValidationError
+from reelsync.errors import AuthenticationError, InternalError, ReelsyncError, ValidationError
 from reelsync.server.accsyn import handlers
 from reelsync.server.accsyn.call import Backend, PendingFileOp
 from reelsync.server.accsyn.dispatch import lookup
@@ -88,19 +88,29 @@ async def _run_files(operator: FileOperator, pending: PendingFileOp) -> Any:
     ]
 
 
+def _app_database(request: Request) -> Database:
+    database = getattr(request.app.state, "database", None)
+    if not isinstance(database, Database):
+        raise InternalError("the app has no database (create_app puts it on app.state)")
+    return database
+
+
 def build_router(
-    database_of: Callable[[Request], Database],
+    database_of: Callable[[Request], Database] | None = None,
     *,
     file_operator: FileOperator | None = None,
 ) -> APIRouter:
-    """The accsyn routes. ``database_of(request)`` gives the app's Database (for example
-    ``lambda r: r.app.state.db``); ``file_operator`` serves ``workspace/file`` (default: none)."""
+    """The accsyn routes, for ``create_app(config, db, routers=[build_router()])``.
+
+    ``database_of(request)`` gives the Database (default: ``request.app.state.database``, where
+    create_app puts it); ``file_operator`` serves ``workspace/file`` (default: no agent)."""
+    find_database = database_of or _app_database
     operator: FileOperator = file_operator or NoAgentFileOperator()
     router = APIRouter(include_in_schema=False)
     backends: dict[int, Backend] = {}
 
     def backend_of(request: Request) -> Backend:
-        db = database_of(request)
+        db = find_database(request)
         backend = backends.get(id(db))
         if backend is None or backend.db is not db:
             backend = backends[id(db)] = Backend(db)
