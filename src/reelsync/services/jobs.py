@@ -39,12 +39,14 @@ from reelsync.services.rollup import ENDED, refresh_job
 from reelsync.services.submission import party_text, plan_tasks
 
 __all__ = [
+    "MAX_OFFSET",
     "MAX_PAGE",
     "delete_job",
     "get_job",
     "get_job_row",
     "job_record",
     "list_jobs",
+    "set_job_status",
     "submit_job",
     "update_job",
 ]

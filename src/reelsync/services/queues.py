@@ -28,6 +28,7 @@ __all__ = [
     "get_queue",
     "get_queue_row",
     "list_queues",
+    "record",
     "update_queue",
 ]
 

@@ -28,6 +28,7 @@ __all__ = [
     "get_site_row",
     "list_sites",
     "main_site_row",
+    "record",
     "update_site",
 ]
 

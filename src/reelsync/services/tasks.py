@@ -43,6 +43,7 @@ from reelsync.services.submission import (
 )
 
 __all__ = [
+    "MAX_OFFSET",
     "MAX_PAGE",
     "add_tasks",
     "append_planned",

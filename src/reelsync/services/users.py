@@ -28,6 +28,7 @@ __all__ = [
     "get_user_row",
     "list_users",
     "parse_role",
+    "record",
     "update_user",
 ]
 

@@ -33,6 +33,7 @@ __all__ = [
     "get_volume_row",
     "list_volumes",
     "normalise_prefix",
+    "record",
     "update_volume",
     "volume_paths",
 ]
