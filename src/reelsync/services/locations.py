@@ -60,6 +60,8 @@ class Resolver:
             (p.volume_id, p.site_id): p.prefix for p in session.scalars(select(m.VolumePath))
         }
         self._site_cache: dict[Party, SiteRef] = {}
+        self._site_by_object: dict[int, SiteRef] = {}
+        self._objects: dict[int, Party] = {}
         self._volume_cache: dict[str | None, VolumeRef] = {}
 
     def site_by_id(self, site_id: str) -> SiteRef:
@@ -75,9 +77,17 @@ class Resolver:
         raise NotFoundError(f"no volume {volume_id!r}")
 
     def site(self, party: Party) -> SiteRef:
-        cached = self._site_cache.get(party)
-        if cached is not None:
+        # Keyed by identity first: one submit reuses a few Party objects for every task, and
+        # hashing a dataclass 200,000 times costs more than the lookup itself.
+        cached = self._site_by_object.get(id(party))
+        if cached is not None and self._objects[id(party)] is party:
             return cached
+        cached = self._site_cache.get(party) or self._find_site(party)
+        self._site_by_object[id(party)] = cached
+        self._objects[id(party)] = party
+        return cached
+
+    def _find_site(self, party: Party) -> SiteRef:
         if party.kind is PartyKind.WORKSPACE:
             found = next((s for s in self.sites if s.main), None)
             if found is None:

@@ -135,7 +135,6 @@ def plan_tasks(
     planned: list[PlannedTask] = []
     dropped = 0
     for index, spec in enumerate(specs):
-        where = _where(index, spec)
         try:
             site = resolver.site(spec.source.party)
             if spec.source.location is None:
@@ -171,7 +170,7 @@ def plan_tasks(
                     f"a new task may be queued, onhold or excluded, not {status.value}"
                 )
         except ReelsyncError as exc:
-            exc.message = where + exc.message
+            exc.message = _where(index, spec) + exc.message
             raise
         task = PlannedTask(
             uri=spec.uri,
