@@ -1,17 +1,18 @@
-"""Test certificates for the data plane: a workspace CA and agent certificates made with
-`cryptography` (until every test uses reelsync.pki), plus a second, foreign workspace."""
+"""Test certificates for the data plane, issued by reelsync.pki: a workspace CA and agent
+certificates (key + CSR made as on an agent, signed by the CA), plus a foreign workspace."""
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from reelsync.pki import (
+    CertificateAuthority,
+    client_ssl_context,
+    make_agent_key_and_csr,
+    server_ssl_context,
+)
 
 
 @dataclass(frozen=True)
@@ -21,30 +22,12 @@ class AgentFiles:
     ca: Path
 
     def client(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.check_hostname = False
-        ctx.load_verify_locations(cafile=str(self.ca))
-        ctx.load_cert_chain(str(self.cert), str(self.key))
-        return ctx
+        return client_ssl_context(
+            self.ca, cert_file=self.cert, key_file=self.key, check_hostname=False
+        )
 
     def server(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(cafile=str(self.ca))
-        ctx.load_cert_chain(str(self.cert), str(self.key))
-        return ctx
-
-
-def _name(cn: str, ou: str | None = None, o: str | None = None) -> x509.Name:
-    attrs = []
-    if o:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
-    if ou:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-    return x509.Name(attrs)
+        return server_ssl_context(self.cert, self.key, self.ca)
 
 
 class Workspace:
@@ -53,45 +36,16 @@ class Workspace:
     def __init__(self, folder: Path, code: str = "acme") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.code = folder, code
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(f"reelsync {code} CA"))
-            .issuer_name(_name(f"reelsync {code} CA"))
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
+        self.ca = CertificateAuthority.create(code)
         self.ca_file = folder / "ca.crt"
-        self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        self.ca_file.write_bytes(self.ca.cert_pem)
 
     def agent(self, agent_id: str, site: str = "hq") -> AgentFiles:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(agent_id, site, f"reelsync workspace {self.code}"))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(agent_id)]), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
+        pair = make_agent_key_and_csr(agent_id, site, self.code)
+        cert = self.ca.sign_agent_csr(pair.cert_pem, agent_id=agent_id, site=site)
         cert_file = self.folder / f"{agent_id}.crt"
         key_file = self.folder / f"{agent_id}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        cert_file.write_bytes(cert)
+        key_file.write_bytes(pair.key_pem)
+        key_file.chmod(0o600)
         return AgentFiles(cert_file, key_file, self.ca_file)

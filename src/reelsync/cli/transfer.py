@@ -27,26 +27,18 @@ from reelsync.engine import (
     SessionRequest,
     VolumePath,
 )
-from reelsync.errors import ConfigError, PermissionDeniedError, UserError, ValidationError
+from reelsync.errors import PermissionDeniedError, UserError, ValidationError
 from reelsync.fs import Volume
+from reelsync.pki import client_ssl_context, server_ssl_context
 
 __all__ = ["transfer"]
 
 
 def _tls(cert: Path, key: Path, ca: Path, *, server: bool) -> ssl.SSLContext:
-    try:
-        if server:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        else:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False  # peers are checked by certificate, not by name
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.load_verify_locations(cafile=str(ca))
-        ctx.load_cert_chain(str(cert), str(key))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the TLS files ({cert}, {key}, {ca}): {exc}") from exc
-    return ctx
+    if server:
+        return server_ssl_context(cert, key, ca)
+    # peers are dialled by address and checked by their workspace certificate, not by name
+    return client_ssl_context(ca, cert_file=cert, key_file=key, check_hostname=False)
 
 
 def _volumes(specs: tuple[str, ...]) -> dict[str, Volume]:
