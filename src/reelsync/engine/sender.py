@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span, digest_text, file_digest
@@ -80,6 +81,7 @@ class _Source:
     mode: int = 0o644
     chunks: int = 1
     fd: int = -1
+    path: Path | None = None
     checksums: list[bytes | None] = field(default_factory=list)
     have: dict[int, bytes] = field(default_factory=dict)
     unread: int = 0
@@ -194,7 +196,8 @@ class SendSession:
             err = it.error
             if err is None and it.volume is not None:
                 try:
-                    st = os.stat(it.volume.resolve(it.rel), follow_symlinks=False)
+                    src.path = it.volume.resolve(it.rel)
+                    st = os.stat(src.path, follow_symlinks=False)
                     if not stat_mod.S_ISREG(st.st_mode):
                         err = NotFoundError(f"{it.volume.code}:{it.rel} is not a regular file")
                     src.size, src.mtime_ns, src.ctime_ns = (
@@ -335,7 +338,7 @@ class SendSession:
         with self._open_lock:
             if src.fd < 0:
                 assert src.item.volume is not None
-                src.fd = src.item.volume.open_read(src.item.rel)
+                src.fd = src.item.volume.open_read(src.item.rel, src.path)
                 if self._changed(src, src.fd):
                     raise IntegrityError(f"{self._where(src)} changed since it was listed")
         offset, length = chunk_span(src.size, self.settings.chunk_size, index)
@@ -397,7 +400,7 @@ class SendSession:
 
     def _read_whole(self, src: _Source) -> bytes:
         assert src.item.volume is not None
-        fd = src.item.volume.open_read(src.item.rel)
+        fd = src.item.volume.open_read(src.item.rel, src.path)
         try:
             data = os.read(fd, src.size + 1)
             if len(data) != src.size or self._changed(src, fd):

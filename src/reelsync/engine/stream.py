@@ -37,6 +37,7 @@ __all__ = ["FrameStream", "tune_socket"]
 
 _READ_BUFFER = 1 << 20
 _COALESCE = 64 * 1024
+_BIG_READ = 256 * 1024
 
 
 def tune_socket(sock: socket.socket, settings: EngineSettings) -> None:
@@ -130,7 +131,13 @@ class FrameStream:
         view = memoryview(buf)
         try:
             while True:
-                n = self.sock.recv_into(buf)
+                with self._lock:
+                    wanted = self.conn.bytes_wanted()
+                if wanted > _BIG_READ:  # inside a large frame: read its body in one go
+                    data, n = self._read_exactly(wanted)
+                else:
+                    n = self.sock.recv_into(buf)
+                    data = view[:n]
                 if self._discard:  # closing: drain until the peer closes too (no RST)
                     if n == 0:
                         return
@@ -138,7 +145,7 @@ class FrameStream:
                 events: list[Event] = []
                 size = 0
                 with self._lock:
-                    self.conn.receive_data(view[:n] if n else b"")
+                    self.conn.receive_data(data if n else b"")
                     while not isinstance(ev := self.conn.next_event(), NeedData):
                         events.append(ev)
                         size += _size(ev)
@@ -161,6 +168,19 @@ class FrameStream:
             with contextlib.suppress(OSError):
                 self.sock.close()
             self._call(self._read_done.set)
+
+    def _read_exactly(self, wanted: int) -> tuple[memoryview, int]:
+        """Read up to ``wanted`` bytes into a fresh buffer (fewer but larger hand-offs); stops
+        early only at end of stream. Returns the bytes read and their count."""
+        big = bytearray(wanted)
+        view = memoryview(big)
+        pos = 0
+        while pos < wanted:
+            k = self.sock.recv_into(view[pos:])
+            if k == 0:
+                break
+            pos += k
+        return view[:pos], pos
 
     def _write_loop(self) -> None:
         try:

@@ -18,7 +18,13 @@ import os
 from pathlib import Path
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span
-from reelsync.errors import ConflictError, DiskFullError, PermissionDeniedError, TransferError
+from reelsync.errors import (
+    ConflictError,
+    DiskFullError,
+    PathError,
+    PermissionDeniedError,
+    TransferError,
+)
 from reelsync.fs.journal import JournalHeader, ResumeJournal
 from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX
 from reelsync.fs.volume import Volume
@@ -43,13 +49,15 @@ def _prepare(volume: Volume, rel: str) -> tuple[Path, Path, Path]:
         raise ConflictError(f"{volume.code}:{rel} is the volume root")
     if final.is_dir():
         raise ConflictError(f"{volume.code}:{rel} exists and is a folder")
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as exc:
-        raise ConflictError(f"a parent of {volume.code}:{rel} is not a folder") from exc
-    except PermissionError as exc:
-        raise PermissionDeniedError(f"cannot create the folder of {volume.code}:{rel}") from exc
-    volume.resolve(rel)  # re-check: no symlink planted in between
+    if not final.parent.is_dir():
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise ConflictError(f"a parent of {volume.code}:{rel} is not a folder") from exc
+        except PermissionError as exc:
+            raise PermissionDeniedError(f"cannot create the folder of {volume.code}:{rel}") from exc
+        if volume.resolve(rel) != final:  # re-check: no symlink planted in between
+            raise PathError(f"{volume.code}:{rel} moved while its folder was being created")
     part = final.parent / f".{final.name}{PART_SUFFIX}"
     journal = final.parent / f".{final.name}{JOURNAL_SUFFIX}"
     return final, part, journal

@@ -2,9 +2,10 @@
 
 Rules: every operation takes a path relative to the root and checks it with
 :func:`~reelsync.fs.paths.normalize_relpath`; the path is then resolved (symlinks followed) and
-must still lie inside the root's resolved path, else PathError. The final component is opened
-with ``O_NOFOLLOW`` so a symlink swapped in after the check is not followed. Listing never
-follows symlinks and never shows reelsync's temporary files.
+must still lie inside the root's resolved path, else PathError. Resolved folders are cached
+for a couple of seconds (one ``lstat`` per file instead of one per path component); the final
+component is checked every time and opened with ``O_NOFOLLOW`` so a symlink swapped in is not
+followed. Listing never follows symlinks and never shows reelsync's temporary files.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import errno
 import os
 import shutil
 import stat as stat_mod
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,9 @@ from pathlib import Path
 from reelsync.errors import ConflictError, NotFoundError, PathError, PermissionDeniedError
 from reelsync.fs.paths import is_reserved_name, normalize_relpath
 
-__all__ = ["Entry", "Volume"]
+__all__ = ["DIR_CACHE_SECONDS", "Entry", "Volume"]
+
+DIR_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +57,53 @@ class Volume:
             raise NotFoundError(f"volume {code!r}: root {self.root} does not exist") from exc
         if not self.real_root.is_dir():
             raise PathError(f"volume {code!r}: root {self.root} is not a folder")
+        self._dirs: dict[str, tuple[Path, float]] = {}
 
     def __repr__(self) -> str:
         return f"Volume({self.code!r}, {str(self.root)!r})"
 
     # -- confinement -----------------------------------------------------------------------------
     def resolve(self, rel: str) -> Path:
-        """The absolute, symlink-free path of ``rel``, proven to be inside the root."""
+        """The absolute, symlink-free path of ``rel``, proven to be inside the root.
+
+        The resolved folders are cached for :data:`DIR_CACHE_SECONDS` (a folder replaced by a
+        symlink is noticed after that); the final component is checked on every call."""
         norm = normalize_relpath(rel)
-        real = Path(os.path.realpath(self.real_root / norm)) if norm else self.real_root
+        if not norm:
+            return self.real_root
+        parent_rel, _, name = norm.rpartition("/")
+        parent = self._real_dir(parent_rel)
+        candidate = parent / name
+        try:
+            is_link = stat_mod.S_ISLNK(os.lstat(candidate).st_mode)
+        except OSError:
+            is_link = False
+        if not is_link:
+            return candidate
+        return self._inside(Path(os.path.realpath(candidate)), rel)
+
+    def _inside(self, real: Path, rel: str) -> Path:
         if real != self.real_root and self.real_root not in real.parents:
             raise PathError(f"path {rel!r} resolves outside volume {self.code!r} (symlink)")
         return real
+
+    def _real_dir(self, parent_rel: str) -> Path:
+        if not parent_rel:
+            return self.real_root
+        now = time.monotonic()
+        hit = self._dirs.get(parent_rel)
+        if hit is not None and now - hit[1] < DIR_CACHE_SECONDS:
+            return hit[0]
+        real = self._inside(Path(os.path.realpath(self.real_root / parent_rel)), parent_rel)
+        if os.path.isdir(real):  # only folders that exist are worth remembering
+            if len(self._dirs) > 4096:
+                self._dirs.clear()
+            self._dirs[parent_rel] = (real, now)
+        return real
+
+    def forget(self, rel: str = "") -> None:
+        """Drop cached folder resolutions (after this process renamed or deleted folders)."""
+        self._dirs.clear()
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.real_root).as_posix()
@@ -137,11 +176,13 @@ class Volume:
             raise ConflictError(f"{self.code}:{dst} already exists")
         b.parent.mkdir(parents=True, exist_ok=True)
         os.replace(a, b)
+        self.forget()
 
     def delete(self, rel: str, *, recursive: bool = False) -> None:
         path = self.resolve(rel)
         if path == self.real_root:
             raise PathError(f"refusing to delete the root of volume {self.code!r}")
+        self.forget()
         try:
             if path.is_dir():
                 if recursive:
@@ -157,9 +198,10 @@ class Volume:
                 raise ConflictError(f"{self.code}:{rel} is a folder that is not empty") from exc
             raise
 
-    def open_read(self, rel: str) -> int:
-        """A read-only descriptor of the file ``rel`` (``O_NOFOLLOW`` on the final component)."""
-        path = self.resolve(rel)
+    def open_read(self, rel: str, resolved: Path | None = None) -> int:
+        """A read-only descriptor of the file ``rel`` (``O_NOFOLLOW`` on the final component);
+        ``resolved`` is a path :meth:`resolve` just returned for it."""
+        path = resolved or self.resolve(rel)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError as exc:

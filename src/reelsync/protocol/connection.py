@@ -129,6 +129,14 @@ class Connection:
             return
         self._buf += data
 
+    def bytes_wanted(self) -> int:
+        """How many more bytes complete the frame being received (0 when not inside one); lets
+        an I/O layer read a large body in one go instead of record by record."""
+        if len(self._buf) < HEADER.size:
+            return 0
+        length: int = HEADER.unpack_from(self._buf, 0)[0]
+        return max(0, HEADER.size + min(length, MAX_BODY) - len(self._buf))
+
     def next_event(self) -> Event | NeedData:
         """The next whole event received, or :data:`NEED_DATA`."""
         buf = self._buf
