@@ -180,3 +180,18 @@ def test_disk_full_leaves_nothing(tmp_path: Path) -> None:
         assert list(small.iterdir()) == []
     finally:
         os.system(f"umount {small}")
+
+
+def test_a_folder_swapped_for_an_escaping_symlink_is_refused(vol: Volume, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    vol.mkdir("shots")
+    assert vol.resolve("shots/a.exr") == vol.real_root / "shots/a.exr"
+    (vol.root / "shots").rmdir()
+    (vol.root / "shots").symlink_to(outside)
+    vol.forget()  # what a cache expiry (DIR_CACHE_SECONDS) does
+    with pytest.raises(PathError):
+        vol.resolve("shots/a.exr")
+    with pytest.raises(PathError):
+        write_whole_file(vol, "shots/b.exr", b"x", mode=0o644, mtime_ns=1)
+    assert list(outside.iterdir()) == []

@@ -56,6 +56,7 @@ def _prepare(volume: Volume, rel: str) -> tuple[Path, Path, Path]:
             raise ConflictError(f"a parent of {volume.code}:{rel} is not a folder") from exc
         except PermissionError as exc:
             raise PermissionDeniedError(f"cannot create the folder of {volume.code}:{rel}") from exc
+        volume.forget()
         if volume.resolve(rel) != final:  # re-check: no symlink planted in between
             raise PathError(f"{volume.code}:{rel} moved while its folder was being created")
     part = final.parent / f".{final.name}{PART_SUFFIX}"

@@ -95,14 +95,13 @@ class Volume:
         if hit is not None and now - hit[1] < DIR_CACHE_SECONDS:
             return hit[0]
         real = self._inside(Path(os.path.realpath(self.real_root / parent_rel)), parent_rel)
-        if os.path.isdir(real):  # only folders that exist are worth remembering
-            if len(self._dirs) > 4096:
-                self._dirs.clear()
-            self._dirs[parent_rel] = (real, now)
+        if len(self._dirs) > 4096:
+            self._dirs.clear()
+        self._dirs[parent_rel] = (real, now)
         return real
 
-    def forget(self, rel: str = "") -> None:
-        """Drop cached folder resolutions (after this process renamed or deleted folders)."""
+    def forget(self) -> None:
+        """Drop cached folder resolutions (after folders were made, renamed or deleted)."""
         self._dirs.clear()
 
     def relative(self, path: Path) -> str:
@@ -166,6 +165,7 @@ class Volume:
         except FileExistsError as exc:
             raise ConflictError(f"{self.code}:{rel} exists and is not a folder") from exc
         # a symlink planted between resolve() and mkdir() must not lead us outside
+        self.forget()
         self.resolve(rel)
 
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> None:
