@@ -12,6 +12,7 @@ journals for the next session; FileAbort discards them.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class _Target:
     finalizing: bool = False
     done: bool = False
     received: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _is_done(t: _Target) -> bool:
@@ -211,10 +213,9 @@ class ReceiveSession:
                 return PlanEntry(m.id, "skip")
             if t.chunks == 1:
                 return PlanEntry(m.id, "send")
-            t.part = PartFile(
+            have = PartFile.resumable_chunks(
                 volume, rel, size=m.size, mtime_ns=m.mtime_ns, chunk_size=self.chunk_size
             )
-            have = t.part.resumable()
         except ReelsyncError as exc:
             finished.append((t, FileResult.failed(key, exc, size=m.size)))
             return PlanEntry(m.id, "fail", (), exc.code, exc.message)
@@ -225,16 +226,18 @@ class ReceiveSession:
     def _write_chunk(self, t: _Target, ev: Chunk) -> bool:
         if chunk_checksum(ev.data) != ev.checksum:
             return False
-        if t.part is None:
-            t.part = PartFile(
-                t.volume,
-                t.rel,
-                size=t.entry.size,
-                mtime_ns=t.entry.mtime_ns,
-                chunk_size=self.chunk_size,
-                journal=False,
-            )
-        t.part.write_chunk(ev.index, ev.data, ev.checksum)
+        with t.lock:  # the first chunks of a file may arrive on several streams at once
+            if t.part is None:
+                t.part = PartFile(
+                    t.volume,
+                    t.rel,
+                    size=t.entry.size,
+                    mtime_ns=t.entry.mtime_ns,
+                    chunk_size=self.chunk_size,
+                    journal=t.chunks > 1,
+                )
+            part = t.part
+        part.write_chunk(ev.index, ev.data, ev.checksum)
         return True
 
     async def _on_chunk(self, stream: FrameStream, ev: Chunk) -> None:

@@ -17,9 +17,9 @@ class EngineSettings:
     limit); ``congestion`` names a TCP congestion control to ask for (None: the system's)."""
 
     streams: int = 4
-    chunk_size: int = 8 * MIB
-    small_file_max: int = 4 * MIB
-    batch_bytes: int = 8 * MIB
+    chunk_size: int = 4 * MIB
+    small_file_max: int = 256 * 1024
+    batch_bytes: int = 4 * MIB
     manifest_part: int = 5000
     bandwidth_limit: float | None = None
     congestion: str | None = "bbr"

@@ -28,7 +28,6 @@ from reelsync.engine.settings import EngineSettings
 from reelsync.errors import (
     AuthenticationError,
     ConnectionLostError,
-    ProtocolError,
     ReelsyncError,
 )
 from reelsync.protocol import Batch, Chunk, Connection, ConnectionClosed, Event, NeedData, Side
@@ -132,8 +131,12 @@ class FrameStream:
         try:
             while True:
                 with self._lock:
+                    pending = self.conn.pending_chunk()
                     wanted = self.conn.bytes_wanted()
-                if wanted > _BIG_READ:  # inside a large frame: read its body in one go
+                if pending is not None and pending[1] > _BIG_READ and not self._discard:
+                    self._read_payload(*pending)  # a chunk's data, straight into its buffer
+                    continue
+                if wanted > _BIG_READ:  # inside another large frame: read it in one go
                     data, n = self._read_exactly(wanted)
                 else:
                     n = self.sock.recv_into(buf)
@@ -161,13 +164,32 @@ class FrameStream:
                 with self._space:
                     while self._queued > self._max_queued and not self._discard:
                         self._space.wait()
-        except (OSError, ProtocolError, ValueError) as exc:
+        except (OSError, ReelsyncError, ValueError) as exc:
             if not self._discard:
                 self._call(self._lost, exc)
         finally:
             with contextlib.suppress(OSError):
                 self.sock.close()
             self._call(self._read_done.set)
+
+    def _read_payload(self, have: int, missing: int) -> None:
+        payload = bytearray(have + missing)
+        view = memoryview(payload)
+        pos = have
+        while pos < len(payload):
+            k = self.sock.recv_into(view[pos:])
+            if k == 0:
+                raise ConnectionLostError(f"stream to {self.peer_name} closed mid-chunk")
+            pos += k
+        del view
+        with self._lock:
+            event = self.conn.receive_chunk_payload(payload, have)
+        with self._space:
+            self._queued += len(payload)
+        self._call(self._deliver, [event])
+        with self._space:
+            while self._queued > self._max_queued and not self._discard:
+                self._space.wait()
 
     def _read_exactly(self, wanted: int) -> tuple[memoryview, int]:
         """Read up to ``wanted`` bytes into a fresh buffer (fewer but larger hand-offs); stops

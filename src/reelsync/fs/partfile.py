@@ -148,6 +148,23 @@ class PartFile:
                 raise
         os.ftruncate(self._fd, self.size)
 
+    @staticmethod
+    def resumable_chunks(
+        volume: Volume, rel: str, *, size: int, mtime_ns: int, chunk_size: int
+    ) -> dict[int, bytes]:
+        """The verified chunks a part file of ``rel`` left by an earlier session still holds
+        for this source version (re-read and re-hashed); {} when there is none. Opens nothing
+        when there is no journal, so planning many files costs no descriptors."""
+        final = volume.resolve(rel)
+        journal = final.parent / f".{final.name}{JOURNAL_SUFFIX}"
+        if not journal.exists():
+            return {}
+        part = PartFile(volume, rel, size=size, mtime_ns=mtime_ns, chunk_size=chunk_size)
+        try:
+            return part.resumable()
+        finally:
+            part.close()
+
     @property
     def chunks(self) -> int:
         return chunk_count(self.size, self.chunk_size)

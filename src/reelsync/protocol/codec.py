@@ -38,11 +38,11 @@ from reelsync.protocol.events import (
     Welcome,
 )
 
-__all__ = ["HEADER", "MAX_BODY", "FrameType", "decode_body", "encode_event"]
+__all__ = ["CHUNK_FIELDS", "HEADER", "MAX_BODY", "FrameType", "decode_body", "encode_event"]
 
 HEADER = struct.Struct("!IB")
 MAX_BODY = 72 << 20  # a 64 MiB chunk plus its header, or a large manifest part
-_CHUNK = struct.Struct("!QI16s")
+_CHUNK = CHUNK_FIELDS = struct.Struct("!QI16s")
 _BATCH_COUNT = struct.Struct("!I")
 _BATCH_ENTRY = struct.Struct("!QI16s")
 _FILE_END = struct.Struct("!Q16s")

@@ -24,7 +24,16 @@ from __future__ import annotations
 from enum import Enum
 
 from reelsync.errors import ProtocolError
-from reelsync.protocol.codec import HEADER, MAX_BODY, decode_body, encode_event
+from reelsync.protocol.codec import (
+    CHUNK_FIELDS as _CHUNK_FIELDS,
+)
+from reelsync.protocol.codec import (
+    HEADER,
+    MAX_BODY,
+    FrameType,
+    decode_body,
+    encode_event,
+)
 from reelsync.protocol.events import (
     Ack,
     Batch,
@@ -56,6 +65,7 @@ __all__ = [
 ]
 
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+_CHUNK_START = HEADER.size + _CHUNK_FIELDS.size
 
 _SENDER_EVENTS = (Manifest, Chunk, Batch, FileEnd, FileAbort, Bye)
 _RECEIVER_EVENTS = (Want, Plan, Ack, Nack, FileDone)
@@ -136,6 +146,34 @@ class Connection:
             return 0
         length: int = HEADER.unpack_from(self._buf, 0)[0]
         return max(0, HEADER.size + min(length, MAX_BODY) - len(self._buf))
+
+    def pending_chunk(self) -> tuple[int, int] | None:
+        """When the frame being received is a CHUNK whose fixed fields have arrived: (payload
+        bytes already buffered, payload bytes still missing). Lets an I/O layer read the rest of
+        a large payload straight into its final buffer (:meth:`receive_chunk_payload`)."""
+        buf = self._buf
+        if len(buf) < _CHUNK_START:
+            return None
+        length, kind = HEADER.unpack_from(buf, 0)
+        if kind != FrameType.CHUNK or length > MAX_BODY or len(buf) >= HEADER.size + length:
+            return None
+        have = len(buf) - _CHUNK_START
+        return have, length - (_CHUNK_START - HEADER.size) - have
+
+    def receive_chunk_payload(self, payload: bytearray, offset: int) -> Chunk:
+        """Complete the pending CHUNK: ``payload[offset:]`` holds the missing bytes the caller
+        read; the buffered ones are copied into ``payload[:offset]``. ``payload`` becomes the
+        event's data without another copy. The event passes the same checks as any other."""
+        pending = self.pending_chunk()
+        if pending is None or pending[0] != offset or len(payload) != offset + pending[1]:
+            raise ProtocolError("receive_chunk_payload without a matching pending CHUNK")
+        payload[:offset] = self._buf[_CHUNK_START:]
+        file_id, index, checksum = _CHUNK_FIELDS.unpack_from(self._buf, HEADER.size)
+        self._buf.clear()
+        event = Chunk(file_id, index, checksum, payload)  # type: ignore[arg-type]
+        self._check(event, local=False)
+        self._advance(event, local=False)
+        return event
 
     def next_event(self) -> Event | NeedData:
         """The next whole event received, or :data:`NEED_DATA`."""
