@@ -348,3 +348,18 @@ def test_list_jobs_filters_and_paging(database: Database, studio: dict[str, Acto
     assert jobs.list_jobs(database, admin, name="J3").items[0].id == ids[3]
     with pytest.raises(ValidationError):
         jobs.list_jobs(database, admin, limit=0)
+
+
+def test_many_task_edits_in_one_call(database: Database, studio: dict[str, Actor]) -> None:
+    admin = studio["admin"]
+    n = 3000
+    job = jobs.submit_job(
+        database,
+        admin,
+        {"tasks": [f"proj001/f{i}" for i in range(n)], "destination": "site=london"},
+    )
+    edited = tasks.update_tasks(
+        database, admin, job.id, [{"uri": str(i), "status": "excluded"} for i in range(n)]
+    )
+    assert len(edited) == n
+    assert jobs.get_job(database, admin, job.id).status == "done"

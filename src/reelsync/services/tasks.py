@@ -313,11 +313,17 @@ def update_tasks(
     with db.session() as session:
         job = _job(session, actor, job_id)
         refs = [str(e.get("id") if e.get("id") is not None else e.get("uri")) for e in edits]
-        rows = session.scalars(
-            select(m.Task).where(
-                m.Task.job_id == job.id, m.Task.id.in_(refs) | m.Task.uri.in_(refs)
+        rows: list[m.Task] = []
+        unique = list(dict.fromkeys(refs))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            rows.extend(
+                session.scalars(
+                    select(m.Task).where(
+                        m.Task.job_id == job.id, m.Task.id.in_(chunk) | m.Task.uri.in_(chunk)
+                    )
+                )
             )
-        ).all()
         targets = _find(rows, edits)
         plans: list[tuple[m.Task, TaskStatus | None, int | None, Any]] = []
         for index, (row, edit) in enumerate(zip(targets, edits, strict=True)):
