@@ -427,6 +427,10 @@ def test_grant_invites_unknown_emails(env: Env) -> None:
     assert acl["entity_hr"] == email
     invited = env.admin.find_one(f"User WHERE code={email}")
     assert invited["role"] == "standard"
+    email = f"{unique('bad')}@example.com"
+    with pytest.raises(AccsynException, match=r"'\.\.' is not allowed"):
+        env.admin.grant("user", email, "volume", "projects", {"read": True, "path": "../x"})
+    assert env.admin.find_one(f"User WHERE code={email}", inactive=True) is None
     with pytest.raises(AccsynException, match="invite"):
         env.admin.grant(
             "user",
@@ -496,6 +500,12 @@ def test_unsupported_features_say_so(env: Env) -> None:
 
 
 # -- discovery, settings, logs -------------------------------------------------------------------
+
+
+def test_workspace(env: Env) -> None:
+    ws = env.standard.find_one("Workspace")
+    assert ws["code"] == env.ws.code
+    assert env.admin.get_entity("workspace", ws["id"])["code"] == env.ws.code
 
 
 def test_entitytypes_and_attributes(env: Env) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reelsync.domain.party import normalise_relative
 from reelsync.errors import NotFoundError, ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
@@ -33,7 +34,8 @@ def _ref(value: str | None, prefix: str, what: str) -> str:
 
 
 def _path(value: str | None) -> str:
-    return (value or "").strip().strip("/")
+    """The ACL's path inside the volume, checked before anything is written."""
+    return normalise_relative((value or "").strip())
 
 
 @route("POST", _KINDS, "create")

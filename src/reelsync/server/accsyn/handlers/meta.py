@@ -15,9 +15,17 @@ from reelsync.server.accsyn.dispatch import route
 from reelsync.server.accsyn.handlers.arguments import flag, text_field
 from reelsync.server.accsyn.handlers.jobs import all_jobs
 from reelsync.server.accsyn.handlers.tasks import all_tasks
-from reelsync.services import jobs
+from reelsync.server.accsyn.selection import select
+from reelsync.services import jobs, workspace
 
 __all__: list[str] = []
+
+
+@route("GET", ("workspace",), "find")
+def find_workspace(call: Call) -> list[dict[str, Any]]:
+    ws = workspace.get_workspace(call.db, call.actor)
+    record = {"id": ws.id, "code": ws.code, "name": ws.name, "created": ws.created}
+    return select(call.envelope, [record])
 
 
 @route("GET", ("entitytypes",), "")
