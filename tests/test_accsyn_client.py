@@ -630,6 +630,12 @@ def test_older_clients_domain_key_and_job_task_uris(env: Env) -> None:
         },
     )
     assert edited["result"][0]["status"] == "onhold"
+    medium = env.admin.find_one("Queue WHERE code=medium")
+    setting = {"scope": "queue", "name": "transfer_mode", "ident": medium["id"], "value": "copy"}
+    assert raw(env, "PUT", {"domain": env.ws.code, "uri": "setting", "data": setting})["result"]
+    read = {k: v for k, v in setting.items() if k != "value"}
+    got = raw(env, "GET", {"domain": env.ws.code, "uri": "setting", "data": read})
+    assert got["result"] == "copy"
     email = f"{unique('off')}@acmepost.com"
     user = env.admin.create("user", {"code": email})
     assert (
