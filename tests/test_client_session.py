@@ -214,3 +214,21 @@ def test_closed_session_refuses(fake: FakeServer) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         s.find("volume")
     assert KEY not in repr(s)
+
+
+def test_find_narrows_even_if_the_server_ignores_a_filter() -> None:
+    rows = [
+        {"id": "1", "code": "hq", "main": True, "user": "a@b", "user_id": "u1"},
+        {"id": "2", "code": "paris", "main": False, "user": "c@d", "user_id": "u2"},
+    ]
+
+    def ignore_filters(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"items": rows})
+
+    with Session(_config(), transport=httpx.MockTransport(ignore_filters)) as s:
+        assert s.find_one("site", code="paris") == rows[1]
+        assert s.find_one("site", code="rome") is None
+        assert s.find("site", main=True) == [rows[0]]
+        assert s.find("acl", user="u2") == [rows[1]]
+        assert s.find("acl", user="C@D") == [rows[1]]
+        assert s.find("site", unknown_field="x") == rows

@@ -12,6 +12,7 @@ import click
 from reelsync import __version__
 from reelsync.cli.acl import acl
 from reelsync.cli.connection import Connection
+from reelsync.cli.demo import demo
 from reelsync.cli.login import login
 from reelsync.cli.queue import queue
 from reelsync.cli.server import server
@@ -50,7 +51,7 @@ def cli(ctx: click.Context, url: str | None, ca_file: str | None, insecure: bool
     conn.url, conn.ca_file, conn.insecure = url, ca_file, insecure
 
 
-for _command in (site, volume, queue, user, acl, login, server):
+for _command in (site, volume, queue, user, acl, login, server, demo):
     cli.add_command(_command)
 
 

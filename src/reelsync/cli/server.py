@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from reelsync.cli.output import echo_json, say
-from reelsync.config import parse_listen
+from reelsync.config import load_server_config, parse_listen
 
 __all__ = ["server"]
 
@@ -82,3 +82,39 @@ def init(
     say("then, for the CLI:")
     say(f"  export REELSYNC_URL={cfg.url} REELSYNC_CA_FILE={cfg.ca_file}")
     say(f"  export REELSYNC_API_USER={result.admin} REELSYNC_API_KEY=<the key above>")
+
+
+@server.command("run")
+@data_dir_option
+@click.option("--listen", metavar="HOST:PORT", help="Override the address in server.toml.")
+@click.option("--no-tls", is_flag=True, help="Serve plain HTTP (behind a TLS proxy only).")
+@click.option(
+    "--accsyn-dev-port",
+    type=click.IntRange(1, 65535),
+    help="Also serve plain HTTP on 127.0.0.1:PORT for the accsyn client's dev mode.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def run(
+    data_dir: Path, listen: str | None, no_tls: bool, accsyn_dev_port: int | None, log_level: str
+) -> None:
+    """Serve the control plane until SIGTERM or Ctrl-C."""
+    from reelsync.server.controlplane import control_plane
+    from reelsync.server.process import check_data_dir, serve
+
+    config = load_server_config(data_dir, os.environ)
+    changes: dict[str, object] = {"log_level": log_level}
+    if listen:
+        changes["host"], changes["port"] = parse_listen(listen)
+    if no_tls:
+        changes["tls"] = False
+    if accsyn_dev_port is not None:
+        changes["accsyn_dev_port"] = accsyn_dev_port
+    config = config.with_overrides(**changes)
+    check_data_dir(config)
+    with control_plane(config) as app:
+        serve(config, app)

@@ -101,7 +101,7 @@ def apikey_list(session: Session, email: str, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
     else:
-        cols = ["id", "description", "created", "expires_at", "revoked", "last_used"]
+        cols = ["id", "prefix", "description", "created", "expires_at", "revoked_at"]
         print_table(rows, cols, "API keys")
 
 

@@ -54,6 +54,22 @@ def _items(body: Any) -> list[Entity]:
     raise ValidationError("the server answered a list request with something that is not a list")
 
 
+def _matches(row: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
+    """Client-side check of ``key=value`` filters on fields the rows carry, so a filter the
+    server does not implement narrows the result instead of being silently ignored. A filter
+    matches a field or its ``_id`` twin (``user`` is an e-mail, ``user_id`` an id)."""
+    for key, value in filters.items():
+        if key in ("limit", "offset") or (key not in row and f"{key}_id" not in row):
+            continue
+        want = str(value).lower()
+        have = {str(row.get(key)).lower(), str(row.get(f"{key}_id")).lower()}
+        if isinstance(row.get(key), bool):
+            have.add("true" if row[key] else "false")
+        if want not in have:
+            return False
+    return True
+
+
 class AsyncSession:
     """One connection to a reelsync control plane (async). Use ``async with``."""
 
@@ -116,7 +132,7 @@ class AsyncSession:
             if isinstance(value, bool):
                 params[key] = "true" if value else "false"
         body = await self.request("GET", collection_path(entitytype, parent), params=params or None)
-        return _items(body)
+        return [row for row in _items(body) if _matches(row, params)]
 
     async def find_one(self, query: str, **filters: Any) -> Entity | None:
         found = await self.find(query, **filters)

@@ -1,0 +1,34 @@
+"""The control plane assembled for one process: the database and the ASGI app with every router
+it serves. Rules: one :class:`~reelsync.db.Database` per process, upgraded to the newest schema
+before anything is served and disposed after the last request; other parts add their routers
+(accsyn v3, agent endpoints) in :func:`routers`, the one place that lists them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from reelsync.config import ServerConfig
+from reelsync.db import Database
+from reelsync.server.app import create_app
+
+__all__ = ["control_plane", "routers"]
+
+
+def routers(config: ServerConfig, database: Database) -> list[APIRouter]:
+    """Routers served beside the native REST API (each carries its own prefix)."""
+    del config, database
+    return []
+
+
+@contextmanager
+def control_plane(config: ServerConfig) -> Iterator[FastAPI]:
+    """Open and upgrade the database, build the app; dispose the database on exit."""
+    database = Database(config.database_url)
+    try:
+        database.upgrade()
+        yield create_app(config, database, routers=routers(config, database))
+    finally:
+        database.dispose()

@@ -1,0 +1,148 @@
+"""`reelsync server run` and the admin CLI as real child processes: bad data dir, bad --listen,
+busy port, --no-tls, the accsyn dev listener, SIGTERM/SIGINT, admin commands over HTTPS, and the
+one-line errors (server down, untrusted certificate, bad key, usage)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.servers import RunningServer, child_env, free_port, init_server, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_on_a_bad_data_dir(tmp_path: Path) -> None:
+    done = run_cli(["server", "run", "--data-dir", str(tmp_path / "nope")], child_env(tmp_path))
+    assert done.returncode == 78
+    assert done.stderr.startswith(f"error: data dir {tmp_path / 'nope'} does not exist")
+    assert done.stderr.count("\n") == 1
+
+
+def test_run_bad_listen_and_busy_port(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    init_server(data, tmp_path, port=free_port())
+    bad = run_cli(
+        ["server", "run", "--data-dir", str(data), "--listen", "x:99999"], child_env(tmp_path)
+    )
+    assert bad.returncode == 78
+    assert bad.stderr == "error: --listen must be HOST:PORT, got 'x:99999'\n"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run_cli(
+            ["server", "run", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}"],
+            child_env(tmp_path),
+        )
+    assert done.returncode == 78
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_no_tls_and_dev_listener(server_factory: Callable[..., RunningServer]) -> None:
+    dev = free_port()
+    server = server_factory(tls=False, accsyn_dev_port=dev)
+    assert server.url.startswith("http://")
+    with server.session() as s:
+        assert s.me()["email"] == server.admin
+    response = httpx.get(
+        f"http://127.0.0.1:{dev}/api/v1/me", headers={"Authorization": f"Bearer {server.api_key}"}
+    )
+    assert response.json()["email"] == server.admin
+
+
+def test_https_dev_listener_is_plain_http(server_factory: Callable[..., RunningServer]) -> None:
+    dev = free_port()
+    server = server_factory(accsyn_dev_port=dev)
+    assert httpx.get(f"http://127.0.0.1:{dev}/api/v1/health").json()["status"] == "ok"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.url}/api/v1/health")  # self-signed: not trusted without the CA
+
+
+def test_sigint_is_graceful_too(server_factory: Callable[..., RunningServer]) -> None:
+    server = server_factory()
+    assert server.stop(signal.SIGINT) == 0
+    assert "shutting down" in server.log()
+
+
+def test_admin_cli_over_https(live_server: RunningServer) -> None:
+    cli = live_server.cli
+    done = cli("volume", "create", "projects", "--default",
+               "--path", "hq=/mnt/projects", "--path", "london=/data/projects")  # fmt: skip
+    assert done.returncode == 2 or done.returncode == 0, done.stderr  # london may not exist yet
+    if done.returncode == 2:
+        assert cli("site", "create", "london").returncode == 0
+        done = cli("volume", "create", "projects", "--default",
+                   "--path", "hq=/mnt/projects", "--path", "london=/data/projects")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert cli("queue", "create", "proj001", "--priority", "700").returncode == 0
+    made = cli("user", "create", "coordinator@acmepost.com", "--role", "employee",
+               "--grant", "projects:rw")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    queues = json.loads(cli("queue", "list", "--json").stdout)
+    assert {q["code"]: q["priority"] for q in queues}["proj001"] == 700
+    acls = json.loads(cli("acl", "list", "--user", "coordinator@acmepost.com", "--json").stdout)
+    assert [(a["read"], a["write"]) for a in acls] == [(True, True)]
+    key = json.loads(cli("user", "apikey", "create", "coordinator@acmepost.com", "--json").stdout)
+    assert key["api_key"]
+    table = cli("volume", "list")
+    assert "projects" in table.stdout
+    missing = cli("queue", "show", "nope")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: ")
+    assert missing.stderr.count("\n") == 1
+
+
+def test_cli_errors_are_one_line(live_server: RunningServer, tmp_path: Path) -> None:
+    port = free_port()
+    down = live_server.cli("site", "list", REELSYNC_URL=f"https://127.0.0.1:{port}")
+    assert down.returncode == 75
+    assert down.stderr == f"error: cannot reach https://127.0.0.1:{port}: connection refused\n"
+    env = live_server.env()
+    del env["REELSYNC_CA_FILE"]
+    untrusted = run_cli(["site", "list"], env)
+    assert untrusted.returncode == 78
+    assert untrusted.stderr.startswith(
+        f"error: cannot verify the TLS certificate of {live_server.url}"
+    )
+    assert untrusted.stderr.count("\n") == 1
+    badkey = live_server.cli("site", "list", REELSYNC_API_KEY="nope")
+    assert badkey.returncode == 77
+    assert badkey.stderr.count("\n") == 1
+    usage = live_server.cli("queue", "create")
+    assert usage.returncode == 2
+    assert usage.stderr == "error: Missing argument 'CODE'. (see 'reelsync queue create --help')\n"
+
+
+def test_login_writes_private_credentials(live_server: RunningServer) -> None:
+    env = live_server.env()
+    key = env.pop("REELSYNC_API_KEY")
+    done = run_cli(
+        ["login", "--url", live_server.url, "--ca-file", str(live_server.ca_file)],
+        env,
+        input_text=key + "\n",
+    )
+    assert done.returncode == 0, done.stderr
+    creds = live_server.home / ".config" / "reelsync" / "credentials"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    for name in ("REELSYNC_URL", "REELSYNC_CA_FILE", "REELSYNC_API_USER"):
+        env.pop(name, None)
+    listed = run_cli(["site", "list", "--json"], env)
+    assert listed.returncode == 0, listed.stderr
+    assert "hq" in {s["code"] for s in json.loads(listed.stdout)}
+    assert key not in done.stdout + done.stderr
+    creds.chmod(0o644)
+    refused = run_cli(["site", "list"], env)
+    assert refused.returncode == 78
+    assert "readable by others" in refused.stderr
+    creds.unlink()
