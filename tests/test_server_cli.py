@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -146,3 +147,13 @@ def test_login_writes_private_credentials(live_server: RunningServer) -> None:
     assert refused.returncode == 78
     assert "readable by others" in refused.stderr
     creds.unlink()
+
+
+def test_run_serves_the_accsyn_api(server_factory: Callable[..., RunningServer]) -> None:
+    dev = free_port()
+    server = server_factory(accsyn_dev_port=dev)
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    for base, verify in ((f"http://127.0.0.1:{dev}", True), (server.url, ctx)):
+        response = httpx.put(f"{base}/api/v3/api/login", json={}, verify=verify)
+        assert response.status_code != 404
+        assert "message" in response.json()  # the accsyn envelope, not FastAPI's

@@ -12,15 +12,17 @@ from fastapi import APIRouter, FastAPI
 
 from reelsync.config import ServerConfig
 from reelsync.db import Database
+from reelsync.server.accsyn import build_router as accsyn_router
 from reelsync.server.app import create_app
 
 __all__ = ["control_plane", "routers"]
 
 
 def routers(config: ServerConfig, database: Database) -> list[APIRouter]:
-    """Routers served beside the native REST API (each carries its own prefix)."""
+    """Routers served beside the native REST API (each carries its own prefix): the accsyn v3
+    wire API (reads the database from ``app.state``)."""
     del config, database
-    return []
+    return [accsyn_router()]
 
 
 @contextmanager
