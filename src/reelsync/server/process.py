@@ -27,6 +27,9 @@ __all__ = ["bind_socket", "check_data_dir", "log_config", "serve"]
 
 _log = logging.getLogger("reelsync.server")
 
+# The accsyn client sends whole queries in a GET's query string (a few thousand codes).
+MAX_REQUEST_HEAD = 1024 * 1024
+
 
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's and reelsync's loggers, all to stderr."""
@@ -143,13 +146,20 @@ def serve(config: ServerConfig, app: Any) -> None:
         log_config=logs,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
         ssl_certfile=str(config.cert_file) if config.tls else None,
         ssl_keyfile=str(config.key_file) if config.tls else None,
         ssl_context_factory=(lambda _cfg, _default: _tls_context(config)) if config.tls else None,
     )
     servers = [(_Server(main_cfg), main_sock)]
     if len(socks) > 1:
-        dev_cfg = uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=10)
+        dev_cfg = uvicorn.Config(
+            app,
+            log_config=None,
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+            h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
+        )
         servers.append((_Server(dev_cfg), socks[1]))
     _log.info("reelsync control plane at %s", config.url)
     if config.accsyn_dev_port is not None:
