@@ -71,3 +71,30 @@ def test_init_mistakes_change_nothing(tmp_path: Path, args: list[str], message: 
     assert done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr
     assert not data.exists()
+
+
+def test_init_with_an_unreachable_database_changes_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nope"
+    done = run_cli(
+        ["server", "init", "--data-dir", str(data), "--workspace", "acme",
+         "--admin", "a@acme.test", "--database-url", url],
+        child_env(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 75, done.stderr
+    assert done.stderr.startswith("error: cannot reach the database")
+    assert done.stderr.count("\n") == 1
+    assert not data.exists()
+
+
+def test_run_with_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    init_server(data, tmp_path, port=free_port())
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nope"
+    done = run_cli(
+        ["server", "run", "--data-dir", str(data)],
+        child_env(tmp_path, {"REELSYNC_DATABASE_URL": url}),
+    )
+    assert done.returncode == 75, done.stderr
+    assert done.stderr.startswith("error: cannot reach the database")
+    assert done.stderr.count("\n") == 1

@@ -24,6 +24,11 @@ from reelsync.errors import ReelsyncError
 __all__ = ["cli", "main"]
 
 
+def _one_line(exc: BaseException) -> str:
+    """The error's text on one line (a driver's message may span several)."""
+    return " ".join(str(exc).split())
+
+
 class _Group(click.Group):
     """Turns reelsync errors into one clear line and the error's exit code."""
 
@@ -31,7 +36,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ReelsyncError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_one_line(exc)}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except ReelsyncError as exc:  # raised outside a command (e.g. while parsing options)
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
