@@ -9,7 +9,7 @@ from reelsync.domain.records import Actor
 from reelsync.services import jobs, sites, tasks, volumes
 
 N = 100_000
-BOUND_S = 30.0  # generous for a shared CI machine; measured figures are printed
+BOUND_S = 60.0  # generous: the CI machine is shared (2 cores); measured figures are printed
 
 
 def test_submit_100k_tasks(database: Database, admin: Actor, db_backend: str) -> None:
@@ -22,10 +22,10 @@ def test_submit_100k_tasks(database: Database, admin: Actor, db_backend: str) ->
         "destination": "site=london",
         "tasks": [f"proj001/sc{i // 1000:04d}/frame.{i:07d}.exr" for i in range(N)],
     }
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     job = jobs.submit_job(database, admin, payload)
-    elapsed = time.perf_counter() - start
-    print(f"\n100,000-task submit on {db_backend}: {elapsed:.2f} s")
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(f"\n100,000-task submit on {db_backend}: {elapsed:.2f} s wall, {cpu:.2f} s CPU here")
     assert job.tasks == N
     assert job.status == "waiting"
     page = tasks.list_tasks(database, admin, job.id, limit=2, offset=N - 2)
