@@ -34,6 +34,7 @@ class FakeRest:
             "apikeys": [],
         }
         self.calls: list[tuple[str, str]] = []
+        self.patches: list[dict[str, Any]] = []
 
     def _find(self, kind: str, ref: str) -> dict[str, Any] | None:
         for row in self.rows[kind]:
@@ -80,6 +81,9 @@ class FakeRest:
         if req.method == "DELETE":
             self.rows[kind].remove(row)
             return httpx.Response(204)
+        if req.method == "PATCH":
+            self.patches.append(body)
+            row.update(body)
         return httpx.Response(200, json=row)
 
 
@@ -235,3 +239,32 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
         main(["volume", "--help"])
     assert info.value.code == 0
     assert "create" in capsys.readouterr().out
+
+
+def test_update_commands_send_only_what_was_given(run: Any, fake: FakeRest) -> None:
+    run("volume", "create", "jobs", "--path", "hq=/mnt/jobs", "--path", "rome=/r")
+    done = run("volume", "update", "jobs", "--path", "paris=/p/jobs", "--remove-path", "rome")
+    assert done.exit_code == 0, done.output
+    assert fake.patches[-1] == {"paths": {"paris": "/p/jobs", "rome": None}}
+    run("queue", "create", "proj001")
+    assert run("queue", "update", "proj001", "--priority", "900", "--pause").exit_code == 0
+    assert fake.patches[-1] == {"priority": 900, "paused": True}
+    assert run("queue", "update", "proj001", "--resume", "--default").exit_code == 0
+    assert fake.patches[-1] == {"paused": False, "default": True}
+    assert run("site", "update", "hq", "--name", "Head office").exit_code == 0
+    assert fake.patches[-1] == {"name": "Head office"}
+    run("user", "create", "a@b.com")
+    out = run("user", "update", "a@b.com", "--role", "admin", "--disable", "--json")
+    assert fake.patches[-1] == {"role": "admin", "enabled": False}
+    assert json.loads(out.stdout)["role"] == "admin"
+
+
+def test_update_without_options_is_a_clear_mistake(run: Any, fake: FakeRest) -> None:
+    run("queue", "create", "proj001")
+    done = run("queue", "update", "proj001")
+    assert done.exit_code == 2
+    assert done.stderr == ("error: nothing to change: give at least one option (see --help)\n")
+    assert fake.patches == []
+    both = run("volume", "update", "x", "--path", "a=/a", "--remove-path", "a")
+    assert both.exit_code == 2
+    assert "both set and removed" in both.stderr

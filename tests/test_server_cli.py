@@ -98,6 +98,13 @@ def test_admin_cli_over_https(live_server: RunningServer) -> None:
     assert key["api_key"]
     table = cli("volume", "list")
     assert "projects" in table.stdout
+    assert cli("site", "create", "rome").returncode == 0
+    upd = cli(
+        "volume", "update", "projects", "--path", "rome=/r/projects", "--remove-path", "london"
+    )
+    assert upd.returncode == 0, upd.stderr
+    paths = json.loads(cli("volume", "show", "projects", "--json").stdout)["paths"]
+    assert paths == {"hq": "/mnt/projects", "rome": "/r/projects"}
     missing = cli("queue", "show", "nope")
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: ")

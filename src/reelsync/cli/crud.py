@@ -10,8 +10,9 @@ import click
 from reelsync.cli.connection import pass_session
 from reelsync.cli.output import echo_json, print_entity, print_table, say
 from reelsync.client import Session
+from reelsync.errors import ValidationError
 
-__all__ = ["add_read_delete_commands", "created", "json_option"]
+__all__ = ["add_read_delete_commands", "changes_or_fail", "created", "json_option", "updated"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -56,6 +57,13 @@ def add_read_delete_commands(
     delete_cmd.help = f"Delete a {entitytype} ({ref_name} is its id or code)."
 
 
+def changes_or_fail(changes: dict[str, object]) -> dict[str, object]:
+    """The fields to PATCH; a usage error when the command was given none."""
+    if not changes:
+        raise ValidationError("nothing to change: give at least one option (see --help)")
+    return changes
+
+
 def created(entitytype: str, entity: dict[str, object], as_json: bool) -> None:
     """Report a created entity."""
     if as_json:
@@ -63,3 +71,11 @@ def created(entitytype: str, entity: dict[str, object], as_json: bool) -> None:
     else:
         label = entity.get("code") or entity.get("email") or entity.get("id")
         say(f"created {entitytype} {label} (id {entity.get('id')})")
+
+
+def updated(entitytype: str, ref: str, entity: dict[str, object], as_json: bool) -> None:
+    """Report a changed entity."""
+    if as_json:
+        echo_json(entity)
+    else:
+        say(f"updated {entitytype} {ref}")

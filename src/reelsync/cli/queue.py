@@ -7,7 +7,13 @@ from typing import Any
 import click
 
 from reelsync.cli.connection import pass_session
-from reelsync.cli.crud import add_read_delete_commands, created, json_option
+from reelsync.cli.crud import (
+    add_read_delete_commands,
+    changes_or_fail,
+    created,
+    json_option,
+    updated,
+)
 from reelsync.client import Session
 
 __all__ = ["queue"]
@@ -46,6 +52,29 @@ def create(
     if paused:
         body["paused"] = True
     created("queue", session.create("queue", body), as_json)
+
+
+@queue.command("update")
+@click.argument("ref", metavar="REF")
+@click.option("--name", help="New display name.")
+@click.option("--priority", type=click.IntRange(0, 1000), help="0..1000.")
+@click.option("--default", "is_default", is_flag=True, default=None, help="Make it the default.")
+@click.option("--pause/--resume", "paused", default=None, help="Pause or resume the queue.")
+@json_option
+@pass_session
+def update(
+    session: Session,
+    ref: str,
+    name: str | None,
+    priority: int | None,
+    is_default: bool | None,
+    paused: bool | None,
+    as_json: bool,
+) -> None:
+    """Change a queue (its priority, default flag, paused state or name)."""
+    fields = {"name": name, "priority": priority, "default": is_default, "paused": paused}
+    body = changes_or_fail({k: v for k, v in fields.items() if v is not None})
+    updated("queue", ref, session.update("queue", ref, body), as_json)
 
 
 add_read_delete_commands(queue, "queue", ["id", "code", "name", "priority", "default", "paused"])

@@ -8,7 +8,13 @@ import click
 
 from reelsync.cli.acl import parse_grant
 from reelsync.cli.connection import pass_session
-from reelsync.cli.crud import add_read_delete_commands, created, json_option
+from reelsync.cli.crud import (
+    add_read_delete_commands,
+    changes_or_fail,
+    created,
+    json_option,
+    updated,
+)
 from reelsync.cli.output import echo_json, print_table, say
 from reelsync.client import Session
 
@@ -63,6 +69,27 @@ def create(
     for g in parsed:
         access = ("r" if g.read else "") + ("w" if g.write else "")
         say(f"granted {access} on {g.volume}/{g.path}".rstrip("/"))
+
+
+@user.command("update")
+@click.argument("ref", metavar="USER")
+@click.option("--name", help="New full name.")
+@click.option("--role", type=click.Choice(ROLES))
+@click.option("--enable/--disable", "enabled", default=None, help="Enable or disable the account.")
+@json_option
+@pass_session
+def update(
+    session: Session,
+    ref: str,
+    name: str | None,
+    role: str | None,
+    enabled: bool | None,
+    as_json: bool,
+) -> None:
+    """Change a user's name, role or enabled state."""
+    fields = {"name": name, "role": role, "enabled": enabled}
+    body = changes_or_fail({k: v for k, v in fields.items() if v is not None})
+    updated("user", ref, session.update("user", ref, body), as_json)
 
 
 add_read_delete_commands(user, "user", ["id", "email", "name", "role", "enabled"], "USER")

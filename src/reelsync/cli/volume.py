@@ -7,7 +7,13 @@ from typing import Any
 import click
 
 from reelsync.cli.connection import pass_session
-from reelsync.cli.crud import add_read_delete_commands, created, json_option
+from reelsync.cli.crud import (
+    add_read_delete_commands,
+    changes_or_fail,
+    created,
+    json_option,
+    updated,
+)
 from reelsync.client import Session
 from reelsync.errors import ValidationError
 
@@ -61,6 +67,40 @@ def create(
     if is_default:
         body["default"] = True
     created("volume", session.create("volume", body), as_json)
+
+
+@volume.command("update")
+@click.argument("ref", metavar="REF")
+@click.option("--name", help="New display name.")
+@click.option("--default", "is_default", is_flag=True, default=None, help="Make it the default.")
+@click.option("--enable/--disable", "enabled", default=None, help="Enable or disable it.")
+@click.option(
+    "--path", "paths", multiple=True, metavar="SITE=PREFIX", help="Set the path at a site."
+)
+@click.option("--remove-path", "removed", multiple=True, metavar="SITE", help="Drop a site's path.")
+@json_option
+@pass_session
+def update(
+    session: Session,
+    ref: str,
+    name: str | None,
+    is_default: bool | None,
+    enabled: bool | None,
+    paths: tuple[str, ...],
+    removed: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Change a volume, e.g. ``volume update projects --path paris=/mnt/p --remove-path rome``."""
+    path_changes: dict[str, str | None] = dict(parse_site_paths(paths))
+    for site_code in removed:
+        if site_code in path_changes:
+            raise ValidationError(f"site {site_code!r} is both set and removed")
+        path_changes[site_code] = None
+    fields: dict[str, Any] = {"name": name, "default": is_default, "enabled": enabled}
+    body = {k: v for k, v in fields.items() if v is not None}
+    if path_changes:
+        body["paths"] = path_changes
+    updated("volume", ref, session.update("volume", ref, changes_or_fail(body)), as_json)
 
 
 add_read_delete_commands(volume, "volume", ["id", "code", "name", "default", "paths"])
