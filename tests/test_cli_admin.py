@@ -268,3 +268,28 @@ def test_update_without_options_is_a_clear_mistake(run: Any, fake: FakeRest) -> 
     both = run("volume", "update", "x", "--path", "a=/a", "--remove-path", "a")
     assert both.exit_code == 2
     assert "both set and removed" in both.stderr
+
+
+def test_a_group_without_a_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["user"])
+    assert info.value.code == 0
+    out = capsys.readouterr()
+    assert "apikey" in out.out
+    assert out.err == ""
+
+
+def test_global_url_option_wins(run: Any, fake: FakeRest) -> None:
+    seen: list[str] = []
+
+    def record(req: httpx.Request) -> httpx.Response:
+        seen.append(str(req.url))
+        return fake(req)
+
+    conn = Connection(transport=httpx.MockTransport(record))
+    env = {"REELSYNC_API_KEY": KEY, "REELSYNC_URL": "https://env.test:1", "HOME": "/nonexistent"}
+    result = CliRunner().invoke(
+        cli, ["--url", "https://flag.test:2", "site", "list", "--json"], obj=conn, env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert seen == ["https://flag.test:2/api/v1/sites"]

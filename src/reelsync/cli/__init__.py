@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Usage mistakes are one line too (with the --help to read)."""
     try:
         result = cli.main(args=argv, prog_name="reelsync", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a group given no sub-command
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(0)
     except click.UsageError as exc:
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         click.echo(f"error: {exc.format_message()}{where}", err=True)

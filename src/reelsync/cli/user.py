@@ -51,7 +51,10 @@ def create(
     grants: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Create a user, e.g. ``user create a@b.com --role employee --grant projects:rw``."""
+    """Create a user.
+
+    For example: reelsync user create a@b.com --role employee --grant projects:rw
+    """
     parsed = [parse_grant(g) for g in grants]  # check every grant before creating anything
     for volume in sorted({g.volume for g in parsed}):
         session.get_entity("volume", volume)  # an unknown volume fails here, nothing created

@@ -60,7 +60,10 @@ def create(
     paths: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Create a volume, e.g. ``volume create projects --default --path hq=/mnt/projects``."""
+    """Create a volume.
+
+    For example: reelsync volume create projects --default --path hq=/mnt/projects
+    """
     body: dict[str, Any] = {"code": code, "paths": parse_site_paths(paths)}
     if name:
         body["name"] = name
@@ -90,7 +93,10 @@ def update(
     removed: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Change a volume, e.g. ``volume update projects --path paris=/mnt/p --remove-path rome``."""
+    """Change a volume.
+
+    For example: reelsync volume update projects --path paris=/mnt/p --remove-path rome
+    """
     path_changes: dict[str, str | None] = dict(parse_site_paths(paths))
     for site_code in removed:
         if site_code in path_changes:
