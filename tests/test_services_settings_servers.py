@@ -106,3 +106,24 @@ def test_enrollment_and_server_lifecycle(database: Database, admin: Actor) -> No
     servers.delete_server(database, admin, server.id)
     with pytest.raises(NotFoundError):
         servers.get_server(database, admin, server.id)
+
+
+def test_user_settings_are_personal(database: Database, admin: Actor) -> None:
+    lisa_user = users.create_user(database, admin, email="lisa@acmepost.com", role="employee")
+    lisa = Actor(lisa_user.id, lisa_user.email, lisa_user.role)
+    settings.set_setting(database, lisa, scope="user", key="email_opt_out", value=True)
+    assert settings.list_settings(database, lisa, scope="user") == {"email_opt_out": "true"}
+    assert (
+        settings.get_setting(
+            database, admin, scope="user", target="lisa@acmepost.com", key="email_opt_out"
+        )
+        == "true"
+    )
+    settings.set_setting(database, admin, scope="workspace", key="email_enabled", value="true")
+    assert settings.list_settings(database, lisa, scope="user", inherited=True) == {
+        "email_opt_out": "true"
+    }
+    with pytest.raises(PermissionDeniedError):
+        settings.list_settings(database, lisa, scope="user", target="admin@acmepost.com")
+    settings.delete_setting(database, lisa, scope="user", key="email_opt_out")
+    assert settings.list_settings(database, lisa, scope="user") == {}

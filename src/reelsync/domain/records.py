@@ -54,6 +54,7 @@ class SettingScope(StrEnum):
     VOLUME = "volume"
     QUEUE = "queue"
     JOB = "job"
+    USER = "user"  # a user's own preferences (e.g. email_opt_out)
 
 
 @dataclass(frozen=True, slots=True)

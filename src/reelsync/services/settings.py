@@ -4,7 +4,9 @@ Rules: workspace, volume and queue settings live in the ``setting`` table (``tar
 workspace); a job's own settings live on the job (``job.settings``, also given at submit). The
 effective value at a scope is the nearest one up its chain: job > its queue > workspace, volume >
 workspace, queue > workspace. Only an admin writes workspace, volume and queue settings; a job's
-owner (or an admin) writes the job's. Keys are lower-cased ``[a-z0-9_.-]``; values are strings.
+owner (or an admin) writes the job's. ``user`` settings are a user's own preferences (such as
+``email_opt_out``), not inherited: users read and write their own (target defaults to the caller),
+admins anyone's. Keys are lower-cased ``[a-z0-9_.-]``; values are strings.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from sqlalchemy.orm import Session
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.domain.records import Actor, Setting, SettingScope
-from reelsync.errors import NotFoundError, ValidationError
+from reelsync.errors import NotFoundError, PermissionDeniedError, ValidationError
 from reelsync.services.acls import AccessRules
 from reelsync.services.auth import require_admin
 from reelsync.services.jobs import get_job_row
 from reelsync.services.queues import get_queue_row
+from reelsync.services.users import get_user_row
 from reelsync.services.volumes import get_volume_row
 
 __all__ = [
@@ -67,6 +70,12 @@ def _target(
         if write:
             require_admin(actor, "change workspace settings")
         return ""
+    if scope is SettingScope.USER:
+        user = get_user_row(session, target) if target else None
+        user_id = user.id if user is not None else actor.user_id
+        if user_id != actor.user_id and not actor.is_admin:
+            raise PermissionDeniedError("only an admin may read or change another user's settings")
+        return user_id
     if not target:
         raise ValidationError(f"{scope.value} settings need a target (id or code)")
     if scope is SettingScope.JOB:
@@ -106,6 +115,8 @@ def effective_settings(session: Session, scope: SettingScope, target_id: str) ->
             merged.update(_table(session, SettingScope.QUEUE, job.queue_id))
             merged.update(job.settings or {})
         return merged
+    if scope is SettingScope.USER:
+        return _table(session, scope, target_id)
     if scope is not SettingScope.WORKSPACE:
         merged.update(_table(session, scope, target_id))
     return merged
