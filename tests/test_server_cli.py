@@ -14,7 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
+from reelsync.cli import cli
 from support.servers import RunningServer, child_env, free_port, init_server, run_cli
 
 pytestmark = pytest.mark.slow
@@ -76,42 +78,60 @@ def test_sigint_is_graceful_too(server_factory: Callable[..., RunningServer]) ->
     assert "shutting down" in server.log()
 
 
-def test_admin_cli_over_https(live_server: RunningServer) -> None:
-    cli = live_server.cli
-    done = cli("volume", "create", "projects", "--default",
-               "--path", "hq=/mnt/projects", "--path", "london=/data/projects")  # fmt: skip
-    assert done.returncode == 2 or done.returncode == 0, done.stderr  # london may not exist yet
-    if done.returncode == 2:
-        assert cli("site", "create", "london").returncode == 0
-        done = cli("volume", "create", "projects", "--default",
-                   "--path", "hq=/mnt/projects", "--path", "london=/data/projects")  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert cli("queue", "create", "proj001", "--priority", "700").returncode == 0
-    made = cli("user", "create", "coordinator@acmepost.com", "--role", "employee",
-               "--grant", "projects:rw")  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    queues = json.loads(cli("queue", "list", "--json").stdout)
+@pytest.fixture
+def cli_in_process(live_server: RunningServer) -> Callable[..., Result]:
+    """The CLI run in this process (click's CliRunner) against the real server over HTTPS."""
+    runner = CliRunner()
+    env = live_server.env()
+
+    def invoke(*args: str, **extra: str) -> Result:
+        return runner.invoke(cli, list(args), env={**env, **extra}, catch_exceptions=False)
+
+    return invoke
+
+
+def test_admin_cli_over_https(cli_in_process: Callable[..., Result]) -> None:
+    cli_ = cli_in_process
+    assert cli_("site", "create", "london").exit_code == 0
+    done = cli_("volume", "create", "projects", "--default",
+                "--path", "hq=/mnt/projects", "--path", "london=/data/projects")  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    assert cli_("queue", "create", "proj001", "--priority", "700").exit_code == 0
+    made = cli_("user", "create", "coordinator@acmepost.com", "--role", "employee",
+                "--grant", "projects:rw")  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    queues = json.loads(cli_("queue", "list", "--json").stdout)
     assert {q["code"]: q["priority"] for q in queues}["proj001"] == 700
-    acls = json.loads(cli("acl", "list", "--user", "coordinator@acmepost.com", "--json").stdout)
+    acls = json.loads(cli_("acl", "list", "--user", "coordinator@acmepost.com", "--json").stdout)
     assert [(a["read"], a["write"]) for a in acls] == [(True, True)]
-    key = json.loads(cli("user", "apikey", "create", "coordinator@acmepost.com", "--json").stdout)
+    key = json.loads(cli_("user", "apikey", "create", "coordinator@acmepost.com", "--json").stdout)
     assert key["api_key"]
-    table = cli("volume", "list")
-    assert "projects" in table.stdout
-    assert cli("site", "create", "rome").returncode == 0
-    upd = cli(
+    assert "projects" in cli_("volume", "list").stdout
+    assert cli_("site", "create", "rome").exit_code == 0
+    upd = cli_(
         "volume", "update", "projects", "--path", "rome=/r/projects", "--remove-path", "london"
     )
-    assert upd.returncode == 0, upd.stderr
-    paths = json.loads(cli("volume", "show", "projects", "--json").stdout)["paths"]
+    assert upd.exit_code == 0, upd.stderr
+    paths = json.loads(cli_("volume", "show", "projects", "--json").stdout)["paths"]
     assert paths == {"hq": "/mnt/projects", "rome": "/r/projects"}
-    missing = cli("queue", "show", "nope")
-    assert missing.returncode == 2
+    missing = cli_("queue", "show", "nope")
+    assert missing.exit_code == 2
     assert missing.stderr.startswith("error: ")
     assert missing.stderr.count("\n") == 1
+    badkey = cli_("site", "list", REELSYNC_API_KEY="nope")
+    assert badkey.exit_code == 77
+    assert badkey.stderr.count("\n") == 1
 
 
-def test_cli_errors_are_one_line(live_server: RunningServer, tmp_path: Path) -> None:
+def test_admin_cli_as_a_real_process(live_server: RunningServer) -> None:
+    done = live_server.cli("queue", "create", "realproc", "--priority", "5", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["priority"] == 5
+    shown = live_server.cli("queue", "show", "realproc")
+    assert "realproc" in shown.stdout
+
+
+def test_cli_errors_are_one_line(live_server: RunningServer) -> None:
     port = free_port()
     down = live_server.cli("site", "list", REELSYNC_URL=f"https://127.0.0.1:{port}")
     assert down.returncode == 75
@@ -124,12 +144,6 @@ def test_cli_errors_are_one_line(live_server: RunningServer, tmp_path: Path) -> 
         f"error: cannot verify the TLS certificate of {live_server.url}"
     )
     assert untrusted.stderr.count("\n") == 1
-    badkey = live_server.cli("site", "list", REELSYNC_API_KEY="nope")
-    assert badkey.returncode == 77
-    assert badkey.stderr.count("\n") == 1
-    usage = live_server.cli("queue", "create")
-    assert usage.returncode == 2
-    assert usage.stderr == "error: Missing argument 'CODE'. (see 'reelsync queue create --help')\n"
 
 
 def test_login_writes_private_credentials(live_server: RunningServer) -> None:

@@ -103,8 +103,7 @@ def run(
     data_dir: Path, listen: str | None, no_tls: bool, accsyn_dev_port: int | None, log_level: str
 ) -> None:
     """Serve the control plane until SIGTERM or Ctrl-C."""
-    from reelsync.server.controlplane import control_plane
-    from reelsync.server.process import check_data_dir, serve
+    from reelsync.server.process import bind_listeners, check_data_dir, serve
 
     config = load_server_config(data_dir, os.environ)
     changes: dict[str, object] = {"log_level": log_level}
@@ -116,5 +115,12 @@ def run(
         changes["accsyn_dev_port"] = accsyn_dev_port
     config = config.with_overrides(**changes)
     check_data_dir(config)
-    with control_plane(config) as app:
-        serve(config, app)
+    sockets = bind_listeners(config)  # a busy port fails before the database is touched
+    try:
+        from reelsync.server.controlplane import control_plane
+
+        with control_plane(config) as app:
+            serve(config, app, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -23,7 +23,7 @@ from reelsync.config import ServerConfig
 from reelsync.errors import ConfigError
 from reelsync.pki import server_ssl_context
 
-__all__ = ["bind_socket", "check_data_dir", "log_config", "serve"]
+__all__ = ["bind_listeners", "bind_socket", "check_data_dir", "log_config", "serve"]
 
 _log = logging.getLogger("reelsync.server")
 
@@ -130,16 +130,24 @@ async def _serve_all(servers: list[tuple[_Server, socket.socket]]) -> None:
         raise ConfigError("the control plane failed to start (see the log above)")
 
 
-def serve(config: ServerConfig, app: Any) -> None:
-    """Run ``app`` until SIGTERM or SIGINT. Binds every listener first."""
-    main_sock = bind_socket(config.host, config.port)
-    socks = [main_sock]
+def bind_listeners(config: ServerConfig) -> list[socket.socket]:
+    """Bind the main listener and, if asked, the accsyn dev listener; all or none."""
+    socks = [bind_socket(config.host, config.port)]
     try:
         if config.accsyn_dev_port is not None:
             socks.append(bind_socket("127.0.0.1", config.accsyn_dev_port))
     except ConfigError:
-        main_sock.close()
+        for sock in socks:
+            sock.close()
         raise
+    return socks
+
+
+def serve(config: ServerConfig, app: Any, sockets: list[socket.socket] | None = None) -> None:
+    """Run ``app`` until SIGTERM or SIGINT on ``sockets`` (from :func:`bind_listeners`; bound
+    here when not given). The sockets are closed on return."""
+    socks = sockets if sockets is not None else bind_listeners(config)
+    main_sock = socks[0]
     logs = log_config(config.log_level)
     main_cfg = uvicorn.Config(
         app,
