@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -80,7 +80,6 @@ class Plan:
     source_site: SiteRef
     destination_site: SiteRef
     dropped: int = 0  # duplicates within the submit
-    notes: Sequence[str] = field(default_factory=tuple)
 
 
 def _where(index: int, spec: TaskSpec) -> str:

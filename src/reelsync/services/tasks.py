@@ -32,9 +32,10 @@ from reelsync.domain.status import (
     check_task_transition,
     parse_task_status,
 )
-from reelsync.errors import ConflictError, NotFoundError, ValidationError
+from reelsync.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from reelsync.services.rollup import ENDED, refresh_job
 from reelsync.services.submission import (
+    Plan,
     PlannedTask,
     TaskKey,
     insert_tasks,
@@ -166,7 +167,7 @@ def _requeue(session: Session, ids: Sequence[str], now: datetime) -> None:
 
 
 def append_planned(
-    session: Session, job: m.Job, plan: Any, allow_duplicates: bool | None
+    session: Session, job: m.Job, plan: Plan, allow_duplicates: bool | None
 ) -> list[str]:
     """Add ``plan``'s tasks to ``job`` with the duplicate rule; returns new and re-queued ids."""
     existing: dict[TaskKey, tuple[str, str]] = {}
@@ -332,10 +333,7 @@ def update_tasks(
                 status = parse_task_status(edit["status"])
                 try:
                     check_task_transition(TaskStatus(row.status), status)
-                except ValidationError as exc:
-                    exc.message = f"task {row.uri}: {exc.message}"
-                    raise
-                except ConflictError as exc:
+                except InvalidTransitionError as exc:
                     exc.message = f"task {row.uri}: {exc.message}"
                     raise
             priority = _priority(edit["priority"]) if edit.get("priority") is not None else None
