@@ -64,18 +64,21 @@ def test_no_tls_and_dev_listener(server_factory: Callable[..., RunningServer]) -
     assert response.json()["email"] == server.admin
 
 
-def test_https_dev_listener_is_plain_http(server_factory: Callable[..., RunningServer]) -> None:
+def test_https_dev_listener_accsyn_api_and_sigint(
+    server_factory: Callable[..., RunningServer],
+) -> None:
     dev = free_port()
     server = server_factory(accsyn_dev_port=dev)
     assert httpx.get(f"http://127.0.0.1:{dev}/api/v1/health").json()["status"] == "ok"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/api/v1/health")  # self-signed: not trusted without the CA
-
-
-def test_sigint_is_graceful_too(server_factory: Callable[..., RunningServer]) -> None:
-    server = server_factory()
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    for base, verify in ((f"http://127.0.0.1:{dev}", True), (server.url, ctx)):
+        response = httpx.put(f"{base}/api/v3/api/login", json={}, verify=verify)
+        assert response.status_code != 404
+        assert "message" in response.json()  # the accsyn envelope, not FastAPI's
     assert server.stop(signal.SIGINT) == 0
-    assert "shutting down" in server.log()
+    assert "received SIGINT, shutting down" in server.log()
 
 
 @pytest.fixture
@@ -168,13 +171,3 @@ def test_login_writes_private_credentials(live_server: RunningServer) -> None:
     assert refused.returncode == 78
     assert "readable by others" in refused.stderr
     creds.unlink()
-
-
-def test_run_serves_the_accsyn_api(server_factory: Callable[..., RunningServer]) -> None:
-    dev = free_port()
-    server = server_factory(accsyn_dev_port=dev)
-    ctx = ssl.create_default_context(cafile=str(server.ca_file))
-    for base, verify in ((f"http://127.0.0.1:{dev}", True), (server.url, ctx)):
-        response = httpx.put(f"{base}/api/v3/api/login", json={}, verify=verify)
-        assert response.status_code != 404
-        assert "message" in response.json()  # the accsyn envelope, not FastAPI's
