@@ -13,6 +13,7 @@ from reelsync import __version__
 from reelsync.cli.acl import acl
 from reelsync.cli.connection import Connection
 from reelsync.cli.demo import demo
+from reelsync.cli.job import job
 from reelsync.cli.login import login
 from reelsync.cli.queue import queue
 from reelsync.cli.server import server
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, url: str | None, ca_file: str | None, insecure: bool
     conn.url, conn.ca_file, conn.insecure = url, ca_file, insecure
 
 
-for _command in (site, volume, queue, user, acl, login, server, demo):
+for _command in (site, volume, queue, user, acl, login, server, demo, job):
     cli.add_command(_command)
 
 

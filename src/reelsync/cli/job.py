@@ -1,0 +1,176 @@
+"""``reelsync job``: watch and steer transfer jobs (list, show, pause, resume, abort, retry).
+
+A job is named by its id or its name (the newest job with that name). Status changes go through
+the server's status machine: pause holds the job, resume and retry set it waiting again (retry
+re-queues its failed tasks), abort stops it for good."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from reelsync.cli.connection import pass_session
+from reelsync.cli.crud import json_option
+from reelsync.cli.output import echo_json, print_table, say
+from reelsync.client import Entity, Session
+from reelsync.errors import InvalidTransitionError
+from reelsync.sync.jobview import JobView, find_job, job_view
+from reelsync.sync.quantities import human_duration, human_size, human_speed
+
+__all__ = ["job"]
+
+_LIST_COLUMNS = ["id", "name", "status", "queue", "progress", "size", "speed", "user", "created"]
+
+
+@click.group()
+def job() -> None:
+    """Transfer jobs: list, show, pause, resume, abort, retry."""
+
+
+def _row(entity: Entity) -> Entity:
+    return {
+        **entity,
+        "progress": f"{float(entity.get('progress') or 0):.0f}%",
+        "size": human_size(entity.get("size")),
+        "speed": human_speed(float(entity.get("speed") or 0)) if entity.get("speed") else "",
+    }
+
+
+@job.command("list")
+@click.option("--status", help="Only jobs in these statuses (comma-separated).")
+@click.option("--queue", help="Only jobs of this queue.")
+@click.option("--user", help="Only jobs of this user (admins).")
+@click.option("--active", is_flag=True, help="Only jobs that have not ended.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@json_option
+@pass_session
+def list_cmd(
+    session: Session,
+    status: str | None,
+    queue: str | None,
+    user: str | None,
+    active: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List jobs, newest first."""
+    rows = session.find(
+        "job",
+        status=status,
+        queue=queue,
+        user=user,
+        finished=False if active else None,
+        limit=limit,
+    )
+    if as_json:
+        echo_json(rows)
+    else:
+        print_table([_row(r) for r in rows], _LIST_COLUMNS, "jobs")
+
+
+def print_job(view: JobView) -> None:
+    """The job as a person reads it: one table, then its failed tasks."""
+    console = Console(soft_wrap=True, highlight=False)
+    table = Table(title=f"job {view.name}", title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    counts = ", ".join(f"{n} {status}" for status, n in view.counts.items()) or "none"
+    for key, value in (
+        ("id", view.id),
+        ("status", view.status),
+        ("queue", view.queue),
+        ("user", view.user),
+        ("from", view.source),
+        ("to", view.destination),
+        ("progress", f"{view.progress:.1f}%"),
+        ("size", f"{human_size(view.bytes_done)} of {human_size(view.size)}"),
+        ("speed", human_speed(view.speed)),
+        ("eta", human_duration(view.eta_s) if view.eta_s is not None else "-"),
+        ("tasks", f"{view.tasks} ({counts})"),
+        ("created", view.created or ""),
+        ("finished", view.finished or ""),
+    ):
+        table.add_row(key, value)
+    console.print(table)
+    if view.failed:
+        failed = Table(title="failed tasks", title_justify="left")
+        for col in ("uri", "source", "destination", "tries", "last error"):
+            failed.add_column(col)
+        for task in view.failed:
+            failed.add_row(
+                task.uri, task.source, task.destination, str(task.tries), task.last_error
+            )
+        console.print(failed)
+
+
+@job.command("show")
+@click.argument("ref", metavar="JOB")
+@json_option
+@pass_session
+def show_cmd(session: Session, ref: str, as_json: bool) -> None:
+    """Show a job: status, progress, size, speed, ETA, task counts and failed tasks."""
+    view = job_view(session, ref)
+    if as_json:
+        echo_json(view.to_dict())
+    else:
+        print_job(view)
+
+
+def _set_status(session: Session, ref: str, status: str, done: str, as_json: bool) -> None:
+    entity = find_job(session, ref)
+    changed = session.update("job", str(entity["id"]), {"status": status})
+    if as_json:
+        echo_json(changed)
+    else:
+        say(f"{done} job {changed.get('name')!r} ({changed.get('id')}): now {changed.get('status')}")
+
+
+@job.command("pause")
+@click.argument("ref", metavar="JOB")
+@json_option
+@pass_session
+def pause_cmd(session: Session, ref: str, as_json: bool) -> None:
+    """Hold a job: no new transfers start (files in flight finish)."""
+    _set_status(session, ref, "paused", "paused", as_json)
+
+
+@job.command("resume")
+@click.argument("ref", metavar="JOB")
+@json_option
+@pass_session
+def resume_cmd(session: Session, ref: str, as_json: bool) -> None:
+    """Let a paused job run again."""
+    entity = find_job(session, ref)
+    if entity.get("status") != "paused":
+        raise InvalidTransitionError(
+            f"job {entity.get('name')!r} is {entity.get('status')}, not paused",
+            hint="retry re-runs a failed or aborted job",
+        )
+    _set_status(session, str(entity["id"]), "waiting", "resumed", as_json)
+
+
+@job.command("abort")
+@click.argument("ref", metavar="JOB")
+@json_option
+@pass_session
+def abort_cmd(session: Session, ref: str, as_json: bool) -> None:
+    """Stop a job for good (retry can start it again)."""
+    _set_status(session, ref, "aborted", "aborted", as_json)
+
+
+@job.command("retry")
+@click.argument("ref", metavar="JOB")
+@json_option
+@pass_session
+def retry_cmd(session: Session, ref: str, as_json: bool) -> None:
+    """Re-queue a job's failed tasks and run it again (also revives an aborted job)."""
+    entity = find_job(session, ref)
+    status = entity.get("status")
+    if status not in ("failed", "aborted"):
+        failed = session.tasks(str(entity["id"]), status="failed", limit=1)
+        if not failed:
+            raise InvalidTransitionError(
+                f"job {entity.get('name')!r} is {status} and has no failed tasks: nothing to retry"
+            )
+    _set_status(session, str(entity["id"]), "waiting", "retried", as_json)

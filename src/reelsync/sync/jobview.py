@@ -1,0 +1,183 @@
+"""What a person needs to know about one transfer job, read through the client Session: status,
+progress, size, speed, ETA, how many tasks are in each status and which ones failed (with their
+last error). Rules: read-only; a job is named by its id or by its name (the newest job with that
+name wins); the ETA is only given while the job moves bytes at a known speed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reelsync.client import Entity, Session
+from reelsync.domain.ids import is_entity_id
+from reelsync.domain.status import TaskStatus
+from reelsync.errors import NotFoundError
+
+__all__ = [
+    "FailedTask",
+    "JobView",
+    "find_job",
+    "job_view",
+    "task_counts",
+    "view_of",
+]
+
+#: How many failed tasks a view lists (the counts always cover every task).
+FAILED_LISTED = 50
+
+
+@dataclass(frozen=True, slots=True)
+class FailedTask:
+    id: str
+    uri: str
+    source: str
+    destination: str
+    tries: int
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    id: str
+    name: str
+    status: str
+    queue: str
+    user: str
+    source: str
+    destination: str
+    progress: float  # 0..100
+    size: int | None
+    bytes_done: int
+    speed: float  # bytes/s
+    tasks: int
+    counts: Mapping[str, int] = field(default_factory=dict)
+    failed: Sequence[FailedTask] = ()
+    created: str | None = None
+    finished: str | None = None
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the current speed, None when unknown."""
+        if self.size is None or self.speed <= 0 or self.status != "running":
+            return None
+        return max(0.0, (self.size - self.bytes_done) / self.speed)
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("done", "failed", "aborted")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "queue": self.queue,
+            "user": self.user,
+            "source": self.source,
+            "destination": self.destination,
+            "progress": self.progress,
+            "size": self.size,
+            "bytes_done": self.bytes_done,
+            "speed": self.speed,
+            "eta_s": self.eta_s,
+            "tasks": self.tasks,
+            "task_counts": dict(self.counts),
+            "failed_tasks": [
+                {
+                    "id": f.id,
+                    "uri": f.uri,
+                    "source": f.source,
+                    "destination": f.destination,
+                    "tries": f.tries,
+                    "last_error": f.last_error,
+                }
+                for f in self.failed
+            ],
+            "created": self.created,
+            "finished": self.finished,
+        }
+
+
+def find_job(session: Session, ref: str) -> Entity:
+    """The job with id ``ref``, else the newest job named ``ref``; NotFoundError otherwise."""
+    ref = ref.strip()
+    if is_entity_id(ref):
+        return session.get_entity("job", ref)
+    found = session.find("job", name=ref, limit=1)
+    if not found:
+        raise NotFoundError(f"no job with id or name {ref!r}", hint="see: reelsync job list")
+    return found[0]
+
+
+def _total(body: Any) -> int:
+    if isinstance(body, Mapping) and isinstance(body.get("total"), int):
+        return int(body["total"])
+    if isinstance(body, list):
+        return len(body)
+    return 0
+
+
+def task_counts(session: Session, job_id: str) -> dict[str, int]:
+    """How many of the job's tasks are in each status (statuses with none left out)."""
+    counts: dict[str, int] = {}
+    for status in TaskStatus:
+        body = session.request(
+            "GET", f"/jobs/{job_id}/tasks", params={"status": status.value, "limit": 1}
+        )
+        if n := _total(body):
+            counts[status.value] = n
+    return counts
+
+
+def _party_path(task: Entity, side: str) -> str:
+    volume = task.get(f"{side}_volume") or ""
+    path = task.get(f"{side}_path") or ""
+    return f"{volume}/{path}" if volume else str(path)
+
+
+def view_of(job: Entity, counts: Mapping[str, int], failed: Sequence[Entity]) -> JobView:
+    """Build a view from the API's job entity, its task counts and its failed tasks."""
+    size = job.get("size")
+    return JobView(
+        id=str(job["id"]),
+        name=str(job.get("name") or ""),
+        status=str(job.get("status") or ""),
+        queue=str(job.get("queue") or ""),
+        user=str(job.get("user") or ""),
+        source=str(job.get("source") or ""),
+        destination=str(job.get("destination") or ""),
+        progress=float(job.get("progress") or 0.0),
+        size=int(size) if size is not None else None,
+        bytes_done=int(job.get("bytes_done") or 0),
+        speed=float(job.get("speed") or 0.0),
+        tasks=int(job.get("tasks") or 0),
+        counts=dict(counts),
+        failed=tuple(
+            FailedTask(
+                id=str(t.get("id")),
+                uri=str(t.get("uri")),
+                source=_party_path(t, "source"),
+                destination=_party_path(t, "destination"),
+                tries=int(t.get("tries") or 0),
+                last_error=str(t.get("last_error") or "no error recorded"),
+            )
+            for t in failed
+        ),
+        created=str(job["created"]) if job.get("created") else None,
+        finished=str(job["finished"]) if job.get("finished") else None,
+    )
+
+
+def job_view(session: Session, ref: str, *, with_tasks: bool = True) -> JobView:
+    """The job ``ref`` (id or name) with its task counts and failed tasks."""
+    job = find_job(session, ref)
+    if not with_tasks:
+        return view_of(job, {}, ())
+    counts = task_counts(session, str(job["id"]))
+    failed = (
+        session.tasks(str(job["id"]), status="failed", limit=FAILED_LISTED)
+        if counts.get("failed")
+        else []
+    )
+    return view_of(job, counts, failed)
