@@ -123,7 +123,9 @@ def _set_status(session: Session, ref: str, status: str, done: str, as_json: boo
     if as_json:
         echo_json(changed)
     else:
-        say(f"{done} job {changed.get('name')!r} ({changed.get('id')}): now {changed.get('status')}")
+        say(
+            f"{done} job {changed.get('name')!r} ({changed.get('id')}): now {changed.get('status')}"
+        )
 
 
 @job.command("pause")
