@@ -18,6 +18,7 @@ from reelsync.cli.login import login
 from reelsync.cli.queue import queue
 from reelsync.cli.server import server
 from reelsync.cli.site import site
+from reelsync.cli.sync import sync
 from reelsync.cli.user import user
 from reelsync.cli.volume import volume
 from reelsync.errors import ReelsyncError
@@ -57,7 +58,7 @@ def cli(ctx: click.Context, url: str | None, ca_file: str | None, insecure: bool
     conn.url, conn.ca_file, conn.insecure = url, ca_file, insecure
 
 
-for _command in (site, volume, queue, user, acl, login, server, demo, job):
+for _command in (site, volume, queue, user, acl, login, server, demo, job, sync):
     cli.add_command(_command)
 
 

@@ -69,9 +69,9 @@ def list_cmd(
         print_table([_row(r) for r in rows], _LIST_COLUMNS, "jobs")
 
 
-def print_job(view: JobView) -> None:
+def print_job(view: JobView, console: Console | None = None) -> None:
     """The job as a person reads it: one table, then its failed tasks."""
-    console = Console(soft_wrap=True, highlight=False)
+    console = console or Console(soft_wrap=True, highlight=False)
     table = Table(title=f"job {view.name}", title_justify="left", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")

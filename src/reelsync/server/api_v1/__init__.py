@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from reelsync.server.api_v1 import (
     acls,
+    files,
     jobs,
     queues,
     root,
@@ -20,5 +21,5 @@ from reelsync.server.api_v1 import (
 __all__ = ["router"]
 
 router = APIRouter()
-for _module in (root, users, sites, volumes, queues, servers, acls, settings, jobs):
+for _module in (root, users, sites, volumes, queues, servers, acls, settings, jobs, files):
     router.include_router(_module.router)

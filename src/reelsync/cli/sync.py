@@ -1,0 +1,79 @@
+"""``reelsync sync``: push shot folders to a site (or pull them back with --upload), one job per
+project, direction, site and day; with --wait, a live progress bar until the job ends."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from reelsync.cli.connection import pass_session
+from reelsync.cli.crud import json_option
+from reelsync.cli.job import print_job
+from reelsync.cli.output import echo_json, say
+from reelsync.client import Session
+from reelsync.errors import TransferError
+from reelsync.sync.jobview import JobView
+from reelsync.sync.sitesync import Direction, site_sync
+from reelsync.sync.watch import watch_jobs
+
+__all__ = ["sync"]
+
+
+@click.command("sync")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--site", help="The site to sync with (default: the only site besides the main one).")
+@click.option("--upload", is_flag=True, help="Pull from the site to the main site (default: push).")
+@click.option("--queue", help="Queue CODE (default: the project's queue, else the default queue).")
+@click.option("--volume", default="projects", show_default=True, help="Volume the paths are in.")
+@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
+@click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
+@json_option
+@pass_session
+def sync(
+    session: Session,
+    paths: tuple[str, ...],
+    site: str | None,
+    upload: bool,
+    queue: str | None,
+    volume: str,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Sync PATH... (relative to the volume, e.g. proj001/sc0010/sh0010/scans) with a site."""
+    direction = Direction.UPLOAD if upload else Direction.DOWNLOAD
+    result = site_sync(session, paths, site, direction, queue, volume=volume)
+    for note in result.notes:
+        say(f"note: {note}")
+    if not as_json:
+        for job in result.jobs:
+            say(
+                f"{job.action} job {job.name!r} ({job.id}) in queue {job.queue}: "
+                f"{len(job.paths)} path(s) {job.source_site} -> {job.destination_site}"
+            )
+    if not wait:
+        if as_json:
+            echo_json(result.to_dict())
+        return
+    views = watch_jobs(session, [j.id for j in result.jobs], show=not as_json, timeout_s=timeout)
+    if as_json:
+        echo_json({**result.to_dict(), "final": [v.to_dict() for v in views]})
+    failed = [v for v in views if v.status != "done"]
+    if not failed:
+        if not as_json:
+            say("all files synced")
+        return
+    if not as_json:
+        console = Console(stderr=True, soft_wrap=True, highlight=False)
+        for view in failed:
+            print_job(view, console)
+    raise TransferError("; ".join(_failure_line(v) for v in failed))
+
+
+def _failure_line(view: JobView) -> str:
+    line = f"job {view.name!r} {view.status}"
+    if view.failed:
+        shown = ", ".join(f"{t.source}: {t.last_error}" for t in view.failed[:3])
+        more = f" (+{len(view.failed) - 3} more)" if len(view.failed) > 3 else ""
+        line += f": {len(view.failed)} task(s) failed - {shown}{more}"
+    return line

@@ -1,0 +1,298 @@
+"""The site-sync workflow (the seed's script, first-class): push shot folders from the main site to
+another site (``download``) or pull them back (``upload``), one job per project, direction, site
+and day.
+
+Rules:
+- Paths are relative to the volume (``projects``); an absolute path under one of the volume's site
+  paths is made relative. The project is the first path component.
+- Everything is checked before anything is submitted, and a problem is one clear error: the volume,
+  the site (not the main site; the volume has a path there), the queue (``--queue``, else the
+  project's own, else the default queue - said in a note), an online agent at both sites, the
+  caller's read access at the source and write access at the destination (the server checks again
+  at submit), and that each path exists at the source (through the API's file operations).
+- Destinations mirror the source paths. A project's tasks go to the caller's job named
+  ``<project> <direction> <site> <YYYY-MM-DD>``: found (even finished) and appended to - which
+  revives a finished job and re-queues a path already in it - else created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from reelsync.client import Entity, Session
+from reelsync.domain.party import normalise_relative
+from reelsync.errors import (
+    NotFoundError,
+    PathError,
+    PermissionDeniedError,
+    UnavailableError,
+    ValidationError,
+)
+
+__all__ = ["Direction", "SyncResult", "SyncedJob", "job_name", "site_sync"]
+
+_ENDED = ("done", "failed", "aborted")
+
+
+class Direction(StrEnum):
+    DOWNLOAD = "download"  # main site -> remote site
+    UPLOAD = "upload"  # remote site -> main site
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedJob:
+    project: str
+    name: str
+    action: str  # created | appended | revived
+    queue: str
+    source_site: str
+    destination_site: str
+    paths: tuple[str, ...]
+    job: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return str(self.job.get("id", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "name": self.name,
+            "action": self.action,
+            "queue": self.queue,
+            "source_site": self.source_site,
+            "destination_site": self.destination_site,
+            "paths": list(self.paths),
+            "job": dict(self.job),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    jobs: tuple[SyncedJob, ...]
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"jobs": [j.to_dict() for j in self.jobs], "notes": list(self.notes)}
+
+
+def job_name(project: str, direction: Direction | str, site: str, day: date) -> str:
+    """``proj001 download london 2026-11-27``."""
+    return f"{project} {Direction(direction).value} {site} {day.isoformat()}"
+
+
+def _relative(path: str, volume: Mapping[str, Any]) -> str:
+    text = path.strip().replace("\\", "/")
+    if not text:
+        raise PathError("an empty path; give paths like proj001/sc0010/sh0010/scans")
+    if text.startswith("/"):
+        prefixes: Mapping[str, str] = volume.get("paths") or {}
+        for prefix in sorted(prefixes.values(), key=len, reverse=True):
+            root = prefix.rstrip("/")
+            if text == root or text.startswith(root + "/"):
+                text = text[len(root) :]
+                break
+        else:
+            raise PathError(
+                f"{path} is not inside volume {volume.get('code')}",
+                hint="give a path relative to the volume, like proj001/sc0010/sh0010/scans",
+            )
+    rel = normalise_relative(text)
+    if not rel:
+        raise PathError(f"{path!r} is the whole volume; give at least a project folder")
+    return rel
+
+
+def _one(session: Session, entitytype: str, ref: str, what: str, known: str = "") -> Entity:
+    try:
+        return session.get_entity(entitytype, ref)
+    except NotFoundError:
+        raise NotFoundError(f"unknown {what} {ref!r}", hint=known or None) from None
+
+
+def _codes(rows: Iterable[Mapping[str, Any]]) -> str:
+    return ", ".join(str(r.get("code")) for r in rows)
+
+
+def _sites(session: Session, site: str | None) -> tuple[str, str]:
+    """(main site code, remote site code), the remote one checked."""
+    all_sites = session.find("site")
+    main = next((s for s in all_sites if s.get("main")), None)
+    if main is None:
+        raise NotFoundError("the workspace has no main site")
+    others = [s for s in all_sites if not s.get("main")]
+    if site is None:
+        if len(others) != 1:
+            raise ValidationError(
+                f"give the site to sync with (one of: {_codes(others) or 'none yet'})"
+            )
+        return str(main["code"]), str(others[0]["code"])
+    match = next((s for s in all_sites if site in (s.get("code"), s.get("id"))), None)
+    if match is None:
+        raise NotFoundError(f"unknown site {site!r}", hint=f"sites: {_codes(all_sites)}")
+    if match.get("main"):
+        raise ValidationError(
+            f"{site} is the main site; sync moves files between it and another site"
+        )
+    if match.get("enabled") is False:
+        raise ValidationError(f"site {site} is disabled")
+    return str(main["code"]), str(match["code"])
+
+
+def _queues(
+    session: Session, projects: Sequence[str], queue: str | None
+) -> tuple[dict[str, str], list[str]]:
+    """The queue of each project, and the notes to tell the person."""
+    if queue is not None:
+        code = str(_one(session, "queue", queue, "queue")["code"])
+        return dict.fromkeys(projects, code), []
+    all_queues = session.find("queue")
+    by_code = {str(q.get("code")).lower(): str(q.get("code")) for q in all_queues}
+    default = next((str(q["code"]) for q in all_queues if q.get("default")), None)
+    chosen: dict[str, str] = {}
+    notes: list[str] = []
+    for project in projects:
+        if project.lower() in by_code:
+            chosen[project] = by_code[project.lower()]
+        elif default is not None:
+            chosen[project] = default
+            notes.append(f"project {project} has no queue; using the default queue {default}")
+        else:
+            raise NotFoundError(f"project {project} has no queue and there is no default queue")
+    return chosen, notes
+
+
+def _check_agents(session: Session, *sites: str) -> None:
+    for code in sites:
+        agents = session.find("server", site=code)
+        if not any(a.get("status") == "online" for a in agents):
+            state = ", ".join(f"{a.get('hostname')} {a.get('status')}" for a in agents)
+            raise UnavailableError(
+                f"no agent is online at site {code}" + (f" ({state})" if state else ""),
+                hint="start one there: reelsync agent run" if agents else "enroll one first",
+            )
+
+
+def _covers(grant_path: str, path: str) -> bool:
+    return not grant_path or path == grant_path or path.startswith(grant_path + "/")
+
+
+def _check_access(
+    session: Session, me: Mapping[str, Any], volume: Mapping[str, Any], paths: Sequence[str]
+) -> None:
+    """The caller's ACLs, as the server applies them (it checks again at submit)."""
+    if me.get("role") == "admin":
+        return
+    if me.get("role") not in ("employee",):
+        raise PermissionDeniedError(
+            f"{me.get('email')} ({me.get('role')}) may not transfer files between sites",
+            hint="an admin or an employee with read+write on the volume may",
+        )
+    grants = [
+        g
+        for g in session.acls(user=str(me.get("email")))
+        if g.get("volume_id") == volume.get("id") or g.get("volume") == volume.get("code")
+    ]
+    for path in paths:
+        rights = [g for g in grants if _covers(str(g.get("path") or ""), path)]
+        for need in ("read", "write"):
+            if not any(g.get(need) for g in rights):
+                raise PermissionDeniedError(
+                    f"{me.get('email')} has no {need} access to {volume.get('code')}/{path}",
+                    hint="ask an admin for a grant",
+                )
+
+
+def _check_exists(session: Session, volume: str, paths: Sequence[str], site: str) -> None:
+    for path in paths:
+        answer = session.request(
+            "GET", "/files/exists", params={"volume": volume, "path": path, "site": site}
+        )
+        if not (isinstance(answer, Mapping) and answer.get("result") is True):
+            raise NotFoundError(f"{path} does not exist at {site} (volume {volume})")
+
+
+def _submit(
+    session: Session,
+    me: Mapping[str, Any],
+    name: str,
+    queue: str,
+    tasks: list[dict[str, str]],
+) -> tuple[str, Entity]:
+    found = session.find("job", name=name, user=str(me.get("email")), limit=1)
+    if not found:
+        return "created", session.submit_job({"name": name, "queue": queue, "tasks": tasks})
+    job = found[0]
+    session.create("task", tasks, entityid=str(job["id"]))
+    after = session.get_entity("job", str(job["id"]))
+    action = "revived" if job.get("status") in _ENDED else "appended"
+    return action, after
+
+
+def site_sync(
+    session: Session,
+    paths: Sequence[str],
+    site: str | None,
+    direction: Direction | str = Direction.DOWNLOAD,
+    queue: str | None = None,
+    *,
+    volume: str = "projects",
+    today: date | None = None,
+) -> SyncResult:
+    """Sync ``paths`` (relative to ``volume``) between the main site and ``site``."""
+    try:
+        way = Direction(str(direction).lower())
+    except ValueError:
+        raise ValidationError(f"direction must be download or upload, not {direction!r}") from None
+    if not paths:
+        raise ValidationError("give at least one path, like proj001/sc0010/sh0010/scans")
+    me = session.me()
+    vol = _one(session, "volume", volume, "volume")
+    rels = list(dict.fromkeys(_relative(p, vol) for p in paths))
+    main, remote = _sites(session, site)
+    missing = [s for s in (main, remote) if s not in (vol.get("paths") or {})]
+    if missing:
+        raise ValidationError(
+            f"volume {vol['code']} has no path at site {missing[0]}",
+            hint=f"set one: reelsync volume update {vol['code']} --path {missing[0]}=/PATH",
+        )
+    source, destination = (main, remote) if way is Direction.DOWNLOAD else (remote, main)
+    projects = list(dict.fromkeys(p.split("/", 1)[0] for p in rels))
+    queues, notes = _queues(session, projects, queue)
+    _check_agents(session, source, destination)
+    _check_access(session, me, vol, rels)
+    _check_exists(session, str(vol["code"]), rels, source)
+
+    day = today or date.today()
+    code = str(vol["code"])
+    jobs = []
+    for project in projects:
+        mine = [p for p in rels if p.split("/", 1)[0] == project]
+        tasks = [
+            {
+                "source": f"site={source}:share={code}/{p}",
+                "destination": f"site={destination}:share={code}/{p}",
+            }
+            for p in mine
+        ]
+        name = job_name(project, way, remote, day)
+        action, job = _submit(session, me, name, queues[project], tasks)
+        if job.get("status") == "paused":
+            notes.append(f"job {name!r} is paused; resume it with: reelsync job resume {job['id']}")
+        jobs.append(
+            SyncedJob(
+                project=project,
+                name=name,
+                action=action,
+                queue=str(job.get("queue") or queues[project]),
+                source_site=source,
+                destination_site=destination,
+                paths=tuple(mine),
+                job=job,
+            )
+        )
+    return SyncResult(jobs=tuple(jobs), notes=tuple(notes))

@@ -1,0 +1,90 @@
+"""Following jobs until they end, with a live progress bar (rich) for people. Rules: polling only
+reads; one bar per job (bytes when the size is known, else indeterminate) with status, speed and
+ETA; it returns the jobs' final views (with failed tasks) when every job has ended, or raises
+UnavailableError when ``timeout_s`` passes first."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from reelsync.client import Session
+from reelsync.errors import UnavailableError
+from reelsync.sync.jobview import JobView, job_view
+
+__all__ = ["watch_jobs"]
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        transient=False,
+    )
+
+
+def watch_jobs(
+    session: Session,
+    job_ids: Sequence[str],
+    *,
+    console: Console | None = None,
+    poll_s: float = 0.5,
+    timeout_s: float | None = None,
+    show: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[JobView]:
+    """Poll the jobs until each has ended (done, failed, aborted); draw bars when ``show``."""
+    console = console or Console(stderr=True)
+    deadline = None if timeout_s is None else clock() + timeout_s
+    bars: dict[str, TaskID] = {}
+    with _progress(console) if show else _NoBars() as progress:
+        while True:
+            views = [job_view(session, job_id, with_tasks=False) for job_id in job_ids]
+            for view in views:
+                total = float(view.size) if view.size else None
+                if view.id not in bars:
+                    bars[view.id] = progress.add_task(view.name, total=total, status=view.status)
+                progress.update(
+                    bars[view.id], total=total, completed=view.bytes_done, status=view.status
+                )
+            if all(v.ended for v in views):
+                return [job_view(session, v.id) for v in views]
+            if deadline is not None and clock() > deadline:
+                raise UnavailableError(
+                    f"jobs still running after {timeout_s:.0f} s: "
+                    + ", ".join(f"{v.name} ({v.status})" for v in views if not v.ended)
+                )
+            time.sleep(poll_s)
+
+
+class _NoBars:
+    """The Progress interface, drawing nothing (for --json and tests)."""
+
+    def __enter__(self) -> _NoBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, **fields: object) -> TaskID:
+        return TaskID(0)
+
+    def update(self, task_id: TaskID, **fields: object) -> None:
+        return None
