@@ -63,6 +63,13 @@ class DiskFileOperator:
         volume = Volume(request.volume_code, self.roots[request.site_code or self.main])
         if request.op is FileOp.EXISTS:
             return volume.exists(request.path)
+        if request.op is FileOp.LS and request.recursive and request.files_only:
+            entry = volume.stat(request.path)
+            if not entry.is_dir:
+                return [{"type": 1, "filename": request.path.rsplit("/", 1)[-1]}]
+            entries = volume.list(request.path, recursive=True)
+            start = len(request.path) + 1
+            return [{"type": 1, "filename": e.path[start:]} for e in entries if not e.is_dir]
         raise NotImplementedError(request.op)
 
 
@@ -114,17 +121,21 @@ def test_download_creates_then_appends_then_revives(env: Any) -> None:
         assert job.queue == "proj001"
         assert (job.source_site, job.destination_site) == ("hq", "london")
         tasks = op.tasks(job.id)
-        assert [(t["source_path"], t["destination_path"]) for t in tasks] == [(SHOT1, SHOT1)]
+        files = [f"{SHOT1}/sh0010.{n}.exr" for n in range(1001, 1006)] + [f"{SHOT1}/sh0010.json"]
+        assert [(t["source_path"], t["destination_path"]) for t in tasks] == [(f, f) for f in files]
+        assert job.files == 6
         assert first.notes == ()
-        # the existence check ran at the source site, for the path given
+        # the path was checked, then listed, at the source site
         assert [(c.op, c.site_code, c.path) for c in operator.calls] == [
-            (FileOp.EXISTS, "hq", SHOT1)
+            (FileOp.EXISTS, "hq", SHOT1),
+            (FileOp.LS, "hq", SHOT1),
         ]
 
         second = site_sync(op, [SHOT2, SHOT1], "london", today=DAY)
         assert second.jobs[0].action == "appended"
         assert second.jobs[0].id == job.id
-        assert sorted(t["source_path"] for t in op.tasks(job.id)) == [SHOT1, SHOT2]
+        assert second.jobs[0].files == 12
+        assert len(op.tasks(job.id)) == 12  # sh0010's files were already in the job
 
         # The job ends (as when agents finish); the same sync the same day revives it.
         op.update("job", job.id, {"status": "done"})
@@ -171,6 +182,23 @@ def test_absolute_paths_under_the_volume_are_made_relative(env: Any) -> None:
     with inproc_session(transport, world.operator_key) as op:
         result = site_sync(op, [absolute + "/"], "london", today=DAY)
     assert result.jobs[0].paths == (SHOT1,)
+
+
+def test_a_single_file_is_one_task(env: Any) -> None:
+    transport, _admin, world, _op, _db = env
+    frame = f"{SHOT1}/sh0010.1003.exr"
+    with inproc_session(transport, world.operator_key) as op:
+        result = site_sync(op, [frame], "london", today=DAY)
+        assert [t["source_path"] for t in op.tasks(result.jobs[0].id)] == [frame]
+
+
+def test_an_empty_folder_is_an_error(env: Any) -> None:
+    transport, admin_session, world, _op, _db = env
+    (world.volume_root("hq") / "proj001" / "empty").mkdir()
+    with inproc_session(transport, world.operator_key) as op, pytest.raises(ValidationError) as e:
+        site_sync(op, ["proj001/empty"], "london", today=DAY)
+    assert str(e.value) == "proj001/empty at hq is an empty folder: nothing to sync"
+    assert jobs_of(admin_session) == []
 
 
 @pytest.mark.parametrize(
@@ -262,7 +290,7 @@ def test_cli_prints_the_job_and_errors_are_one_line(env: Any) -> None:
     human = run(transport, world.operator_key, "sync", SHOT2)
     assert human.exit_code == 0, human.output
     assert "appended job 'proj001 download london " in human.stderr
-    assert "1 path(s) hq -> london" in human.stderr
+    assert "1 path(s), 6 file(s) hq -> london" in human.stderr
 
     for args, line in [
         (["--site", "paris", SHOT1], "error: unknown site 'paris' (sites: hq, london)"),

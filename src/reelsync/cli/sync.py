@@ -49,7 +49,8 @@ def sync(
         for job in result.jobs:
             say(
                 f"{job.action} job {job.name!r} ({job.id}) in queue {job.queue}: "
-                f"{len(job.paths)} path(s) {job.source_site} -> {job.destination_site}"
+                f"{len(job.paths)} path(s), {job.files} file(s) "
+                f"{job.source_site} -> {job.destination_site}"
             )
     if not wait:
         if as_json:

@@ -10,9 +10,11 @@ Rules:
   project's own, else the default queue - said in a note), an online agent at both sites, the
   caller's read access at the source and write access at the destination (the server checks again
   at submit), and that each path exists at the source (through the API's file operations).
-- Destinations mirror the source paths. A project's tasks go to the caller's job named
-  ``<project> <direction> <site> <YYYY-MM-DD>``: found (even finished) and appended to - which
-  revives a finished job and re-queues a path already in it - else created.
+- A folder is expanded into its files (one task per file, in name order, so progress and failures
+  are per file; an empty folder is an error); destinations mirror the source paths.
+- A project's tasks go to the caller's job named ``<project> <direction> <site> <YYYY-MM-DD>``:
+  found (even finished) and appended to - which revives a finished job and re-queues a file
+  already in it - else created.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class SyncedJob:
     source_site: str
     destination_site: str
     paths: tuple[str, ...]
+    files: int = 0
     job: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,6 +70,7 @@ class SyncedJob:
             "source_site": self.source_site,
             "destination_site": self.destination_site,
             "paths": list(self.paths),
+            "files": self.files,
             "job": dict(self.job),
         }
 
@@ -207,13 +211,31 @@ def _check_access(
                 )
 
 
-def _check_exists(session: Session, volume: str, paths: Sequence[str], site: str) -> None:
+def _file_op(session: Session, op: str, volume: str, path: str, site: str, **extra: str) -> Any:
+    params = {"volume": volume, "path": path, "site": site, **extra}
+    answer = session.request("GET", f"/files/{op}", params=params)
+    if not isinstance(answer, Mapping) or "result" not in answer:
+        raise ValidationError(f"the server answered /files/{op} without a result")
+    return answer["result"]
+
+
+def _expand(session: Session, volume: str, paths: Sequence[str], site: str) -> dict[str, list[str]]:
+    """Each path's files (a file is itself), checking that every path exists at ``site``."""
     for path in paths:
-        answer = session.request(
-            "GET", "/files/exists", params={"volume": volume, "path": path, "site": site}
-        )
-        if not (isinstance(answer, Mapping) and answer.get("result") is True):
+        if _file_op(session, "exists", volume, path, site) is not True:
             raise NotFoundError(f"{path} does not exist at {site} (volume {volume})")
+    files: dict[str, list[str]] = {}
+    for path in paths:
+        listed = _file_op(session, "ls", volume, path, site, recursive="true", files_only="true")
+        entries = [e for e in listed if isinstance(e, Mapping) and e.get("type") == 1]
+        name = path.rsplit("/", 1)[-1]
+        if len(entries) == 1 and entries[0].get("filename") == name and len(listed) == 1:
+            files[path] = [path]  # the path is a file (ls of a file lists the file)
+        else:
+            files[path] = sorted(f"{path}/{e['filename']}" for e in entries)
+        if not files[path]:
+            raise ValidationError(f"{path} at {site} is an empty folder: nothing to sync")
+    return files
 
 
 def _submit(
@@ -265,7 +287,7 @@ def site_sync(
     queues, notes = _queues(session, projects, queue)
     _check_agents(session, source, destination)
     _check_access(session, me, vol, rels)
-    _check_exists(session, str(vol["code"]), rels, source)
+    files = _expand(session, str(vol["code"]), rels, source)
 
     day = today or date.today()
     code = str(vol["code"])
@@ -274,10 +296,11 @@ def site_sync(
         mine = [p for p in rels if p.split("/", 1)[0] == project]
         tasks = [
             {
-                "source": f"site={source}:share={code}/{p}",
-                "destination": f"site={destination}:share={code}/{p}",
+                "source": f"site={source}:share={code}/{f}",
+                "destination": f"site={destination}:share={code}/{f}",
             }
             for p in mine
+            for f in files[p]
         ]
         name = job_name(project, way, remote, day)
         action, job = _submit(session, me, name, queues[project], tasks)
@@ -292,6 +315,7 @@ def site_sync(
                 source_site=source,
                 destination_site=destination,
                 paths=tuple(mine),
+                files=len(tasks),
                 job=job,
             )
         )

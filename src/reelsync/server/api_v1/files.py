@@ -46,6 +46,7 @@ async def file_operation(
     path: str = "",
     site: str | None = None,
     recursive: bool = False,
+    files_only: bool = False,
 ) -> dict[str, Any]:
     rel = normalise_relative(path)
 
@@ -62,6 +63,7 @@ async def file_operation(
         volume_code=volume_code,
         path=rel,
         recursive=recursive,
+        files_only=files_only,
         site_code=site_code,
     )
     result = await file_operator_of(request).run(file_request)
