@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from support.servers import child_env, free_port, init_server, run_cli
 
@@ -98,3 +100,25 @@ def test_run_with_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 75, done.stderr
     assert done.stderr.startswith("error: cannot reach the database")
     assert done.stderr.count("\n") == 1
+
+
+def test_public_url_goes_into_config_and_certificate(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    done = run_cli(
+        ["server", "init", "--data-dir", str(data), "--workspace", "acme", "--admin",
+         "a@acme.test", "--public-url", "https://hq.acmepost.test:8443/", "--json"],
+        child_env(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["url"] == "https://hq.acmepost.test:8443"
+    cert = x509.load_pem_x509_certificate((data / "tls" / "server.crt").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "hq.acmepost.test" in san.get_values_for_type(x509.DNSName)
+    bad = run_cli(
+        ["server", "init", "--data-dir", str(tmp_path / "d2"), "--workspace", "acme",
+         "--admin", "a@acme.test", "--public-url", "hq:8443"],
+        child_env(tmp_path),
+    )  # fmt: skip
+    assert bad.returncode == 78
+    assert bad.stderr == "error: --public-url must be https://HOST[:PORT], got 'hq:8443'\n"
+    assert not (tmp_path / "d2").exists()

@@ -45,6 +45,11 @@ def server() -> None:
     metavar="HOST",
     help="Extra DNS name or IP for the HTTPS certificate (repeatable).",
 )
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="The URL agents and users reach this server at (its host joins the certificate).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def init(
     data_dir: Path,
@@ -53,6 +58,7 @@ def init(
     listen: str | None,
     database_url: str | None,
     names: tuple[str, ...],
+    public_url: str | None,
     as_json: bool,
 ) -> None:
     """Make the data dir, database, workspace, first admin and API key, CA and certificate."""
@@ -69,6 +75,7 @@ def init(
         listen=listen,
         database_url=database_url,
         names=names,
+        public_url=public_url,
     )
     if as_json:
         echo_json(result.as_json())

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import tomli_w
 
@@ -69,6 +70,14 @@ def write_server_toml(path: Path, data: dict[str, Any]) -> None:
         tomli_w.dump(data, fh)
 
 
+def _public_host(url: str) -> str:
+    """The host name of ``--public-url`` (it goes into the HTTPS certificate)."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"--public-url must be https://HOST[:PORT], got {url!r}")
+    return parsed.hostname
+
+
 def _make_dir(data_dir: Path) -> bool:
     """Create (or claim an empty) data dir with mode 0700; True when we created it."""
     if (data_dir / SERVER_CONFIG_FILE).exists():
@@ -102,6 +111,7 @@ def init_data_dir(
     database_url: str | None = None,
     names: Iterable[str] = (),
     tls: bool = True,
+    public_url: str | None = None,
 ) -> InitResult:
     """Make the data dir, the CA and HTTPS certificate, the schema, the workspace and its admin.
 
@@ -111,6 +121,7 @@ def init_data_dir(
     workspace = parse_code("workspace", workspace)
     admin = parse_email(admin)
     host, port = parse_listen(listen) if listen else (None, None)
+    public_host = _public_host(public_url) if public_url else None
     created = _make_dir(data_dir)
     try:
         server: dict[str, Any] = {"tls": tls}
@@ -118,13 +129,15 @@ def init_data_dir(
             server["listen"] = f"[{host}]:{port}" if host and ":" in host else f"{host}:{port}"
         if database_url:
             server["database_url"] = database_url
+        if public_url:
+            server["public_url"] = public_url.rstrip("/")
         write_server_toml(
             data_dir / SERVER_CONFIG_FILE, {"workspace": {"code": workspace}, "server": server}
         )
         config = load_server_config(data_dir, env)
         ca = CertificateAuthority.create(workspace)
         ca.save(config.ca_file.parent)
-        extra = [h for h in (config.host,) if h not in ("0.0.0.0", "::", "")]  # noqa: S104
+        extra = [h for h in (config.host, public_host) if h and h not in ("0.0.0.0", "::")]  # noqa: S104
         pair = ca.issue_server_cert([*extra, *names])
         write_private_pem(config.key_file, pair.key_pem)
         write_pem(config.cert_file, pair.cert_pem)
