@@ -14,10 +14,10 @@ from reelsync.server.accsyn.wire import (
     Credentials,
     decode_body,
     decode_query_string,
+    dumps,
     error_body,
     parse_authorization,
     parse_envelope,
-    to_wire,
 )
 
 
@@ -135,12 +135,19 @@ def test_data_must_be_an_object_where_expected() -> None:
 def test_datetimes_go_out_as_naive_utc_the_client_decodes() -> None:
     aware = dt.datetime(2026, 5, 4, 11, 12, 44, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     naive = dt.datetime(2026, 5, 4, 9, 12, 44)
-    body = to_wire(
-        {
-            "result": [
-                {"created": aware, "finished": naive, "day": dt.date(2026, 5, 4), "tags": ["x"]}
-            ]
-        }
+    body = json.loads(
+        dumps(
+            {
+                "result": [
+                    {
+                        "created": aware,
+                        "finished": naive,
+                        "day": dt.date(2026, 5, 4),
+                        "tags": ("x",),
+                    }
+                ]
+            }
+        )
     )
     assert body == {
         "result": [

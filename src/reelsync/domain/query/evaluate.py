@@ -34,13 +34,15 @@ _POSITIVE = {
 }
 
 
+_MISSING = object()
+
+
 def _get(record: Mapping[str, Any], key: str) -> tuple[bool, Any]:
-    if key in record:
-        return True, record[key]
-    for k, v in record.items():
-        if isinstance(k, str) and k.lower() == key:
-            return True, v
-    return False, None
+    """``record[key]``; attribute names arrive lower-cased, so a lower-cased key matches too."""
+    value = record.get(key, _MISSING)
+    if value is _MISSING:
+        value = record.get(key.lower(), _MISSING)
+    return (False, None) if value is _MISSING else (True, value)
 
 
 def resolve_path(record: Mapping[str, Any], attr: str) -> Sequence[object]:
@@ -94,22 +96,26 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
+def _text_equal(text: str, value: Value) -> bool:
+    pattern = value.text.casefold()
+    if "*" in pattern:
+        return _wildcard(pattern).fullmatch(text.casefold()) is not None
+    return text.casefold() == pattern
+
+
 def _equal(actual: object, value: Value) -> bool:
+    if isinstance(actual, str):
+        return _text_equal(actual, value)
     if isinstance(actual, list | tuple | set | frozenset):
         return any(_equal(item, value) for item in actual)
-    wanted = value.scalar
     if actual is None:
-        return wanted is None
+        return value.scalar is None
     if isinstance(actual, bool):
         return _text(actual) == value.text.lower()
     if isinstance(actual, int | float):
         number = _number(value.text)
         return number is not None and actual == number
-    text = _text(actual).casefold()
-    pattern = value.text.casefold()
-    if "*" in pattern:
-        return _wildcard(pattern).fullmatch(text) is not None
-    return text == pattern
+    return _text_equal(_text(actual), value)
 
 
 def _ordered(actual: object, value: Value, op: Op) -> bool:

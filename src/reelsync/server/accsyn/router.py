@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from reelsync.db import Database
@@ -27,10 +27,10 @@ from reelsync.server.accsyn.wire import (
     Envelope,
     decode_body,
     decode_query_string,
+    dumps,
     error_body,
     parse_authorization,
     parse_envelope,
-    to_wire,
 )
 
 __all__ = ["LOOKUP_PATH", "build_router"]
@@ -43,11 +43,11 @@ LOOKUP_PATH = "/api/v3/J3PKTtDvolDMBtTy6AFGA"
 handlers.register()
 
 
-def _answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(to_wire(body), status_code=status)
+def _answer(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(dumps(body), status_code=status, media_type="application/json")
 
 
-def _error(exc: BaseException) -> JSONResponse:
+def _error(exc: BaseException) -> Response:
     if isinstance(exc, ReelsyncError):
         return _answer(error_body(exc.message, str(exc)), exc.http_status)
     incident = uuid.uuid4().hex[:12]
@@ -117,7 +117,7 @@ def build_router(
         return backend
 
     @router.put("/api/v3/api/login")
-    async def login(request: Request) -> JSONResponse:
+    async def login(request: Request) -> Response:
         try:
             backend = backend_of(request)
             _check_workspace(request, backend, None)
@@ -143,7 +143,7 @@ def build_router(
             return _error(exc)
 
     @router.api_route("/api/v3/event", methods=["GET", "POST", "PUT", "DELETE"])
-    async def event(request: Request) -> JSONResponse:
+    async def event(request: Request) -> Response:
         try:
             backend = backend_of(request)
             envelope = await _envelope(request)
@@ -161,7 +161,7 @@ def build_router(
             return _error(exc)
 
     @router.get(LOOKUP_PATH)
-    async def workspace_lookup(request: Request) -> JSONResponse:
+    async def workspace_lookup(request: Request) -> Response:
         try:
             backend = backend_of(request)
             url = request.url
@@ -179,7 +179,7 @@ def build_router(
             return _error(exc)
 
     @router.api_route("/api/v3/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-    async def unknown(rest: str) -> JSONResponse:
+    async def unknown(rest: str) -> Response:
         return _error(
             ValidationError(
                 f"unknown accsyn endpoint /api/v3/{rest}",

@@ -34,10 +34,10 @@ __all__ = [
     "Envelope",
     "decode_body",
     "decode_query_string",
+    "dumps",
     "error_body",
     "parse_authorization",
     "parse_envelope",
-    "to_wire",
     "wire_datetime",
 ]
 
@@ -205,17 +205,21 @@ def wire_datetime(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def to_wire(value: Any) -> Any:
-    """A JSON-ready copy of ``value`` with datetimes in wire form (dates as ``YYYY-MM-DD``)."""
+def _json_default(value: object) -> Any:
     if isinstance(value, dt.datetime):
         return wire_datetime(value)
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): to_wire(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_wire(v) for v in value]
-    return value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(body: Mapping[str, Any]) -> bytes:
+    """``body`` as compact UTF-8 JSON, datetimes in wire form (one pass, no copy)."""
+    return json.dumps(
+        body, default=_json_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    ).encode("utf-8")
 
 
 def error_body(message: str, message_hr: str | None = None) -> dict[str, str]:
