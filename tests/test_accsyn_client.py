@@ -527,6 +527,11 @@ def test_settings(env: Env) -> None:
     assert env.admin.get_setting("transfer_speedlimit") == "100"
     assert env.admin.delete_setting("job", "compute_avoid", entityid=medium["id"]) is True
     assert "compute_avoid" not in env.admin.get_settings("queue", medium["id"])
+    assert env.employee.set_setting("user", "email_opt_out", "true") is True
+    assert env.employee.get_setting("email_opt_out", "user") == "true"
+    assert env.admin.get_setting("email_opt_out", "user", env.employee_account.id) == "true"
+    with pytest.raises(AccsynException, match="another user's settings"):
+        env.standard.get_setting("email_opt_out", "user", env.employee_account.id)
     with pytest.raises(AccsynException, match="only an admin"):
         env.employee.set_setting("workspace", "transfer_speedlimit", "1")
     assert env.admin.get_setting("transfer_speedlimit") == "100"

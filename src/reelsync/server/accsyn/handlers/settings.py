@@ -1,7 +1,8 @@
 """The ``setting`` event: GET (one value, or all as a dict), PUT (set), DELETE.
 
 Scopes: ``workspace`` (no id), ``volume``/``share`` (id = volume), ``queue``, ``job``/``transfer``
-(id = job; a queue id with entitytype ``job`` means that queue, as accsyn's queues are jobs).
+(id = job; a queue id with entitytype ``job`` means that queue, as accsyn's queues are jobs),
+``user`` (id or e-mail; none = the caller's own).
 3.0 sends ``{scope, name, ident, value}`` instead of ``{entitytype, name, value}`` + ``id``.
 """
 
@@ -26,6 +27,7 @@ _SCOPES = {
     "queue": SettingScope.QUEUE,
     "job": SettingScope.JOB,
     "transfer": SettingScope.JOB,
+    "user": SettingScope.USER,
 }
 
 
@@ -33,7 +35,7 @@ def _scope(call: Call) -> tuple[SettingScope, str | None]:
     data = call.data
     kind = (text_field(data, "entitytype") or text_field(data, "scope") or "workspace").lower()
     if kind not in _SCOPES:
-        if kind in ("user", "site", "folder", "home", "client", "server"):
+        if kind in ("site", "folder", "home", "client", "server"):
             raise NotSupportedError(f"{kind} settings are not supported by reelsync")
         raise ValidationError(
             f"unknown settings scope {kind!r}; use workspace, volume, queue or job"
@@ -42,6 +44,8 @@ def _scope(call: Call) -> tuple[SettingScope, str | None]:
     ref = call.envelope.id or text_field(data, "ident")
     if scope is SettingScope.WORKSPACE:
         return scope, None
+    if scope is SettingScope.USER:
+        return scope, ref.strip() if ref else None  # no id: the caller's own
     if not ref:
         raise ValidationError(f"{kind} settings need the {kind}'s id (entityid)")
     if scope is SettingScope.JOB and is_entity_id(ref.lower()):
