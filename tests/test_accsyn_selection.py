@@ -59,3 +59,11 @@ def test_dispatch_errors() -> None:
         dispatch.lookup("GET", ("spaceship", "find"))
     with pytest.raises(ValidationError, match="GET is not an operation on 'setting'|setting"):
         dispatch.lookup("PATCH", ("setting",))
+
+
+def test_public_api_is_pinned() -> None:
+    import reelsync.domain.fileops as fileops
+    import reelsync.server.accsyn as accsyn
+
+    assert accsyn.__all__ == ["LOOKUP_PATH", "Backend", "build_router"]
+    assert fileops.__all__ == ["FileOp", "FileOperator", "FileRequest", "NoAgentFileOperator"]
