@@ -63,8 +63,7 @@ def _reason(exc: httpx.TransportError) -> str:
         if isinstance(node, OSError) and node.strerror:
             return node.strerror.lower()
         node = node.__cause__ or node.__context__
-    text = str(exc) or type(exc).__name__
-    return text.removeprefix("[Errno 111] ").lower()
+    return (str(exc) or type(exc).__name__).lower()
 
 
 def error_from_response(response: httpx.Response) -> ReelsyncError:

@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from reelsync.config import ServerConfig
+from reelsync.config import SERVER_CONFIG_FILE, ServerConfig
 from reelsync.errors import ConfigError
 from reelsync.pki import server_ssl_context
 
@@ -50,8 +50,6 @@ def log_config(level: str) -> dict[str, Any]:
 
 def check_data_dir(config: ServerConfig) -> None:
     """Refuse to start on a data dir ``reelsync server init`` did not make."""
-    from reelsync.config import SERVER_CONFIG_FILE
-
     data_dir = config.data_dir
     if not data_dir.is_dir():
         raise ConfigError(
