@@ -301,6 +301,44 @@ def test_job_forms_a_b_c(env: Env) -> None:
     assert {a["name"], b["name"], c["name"]} <= names
 
 
+def test_the_site_sync_scripts_jobs(env: Env) -> None:
+    """The spec's remote-office sync job, pushed to london and pulled back, found again by name."""
+    queue = env.admin.find_one("Queue WHERE code=proj001") or env.admin.create(
+        "job", {"type": 2, "code": "proj001"}
+    )
+    name = unique("proj001 download london ")
+    down = env.admin.create(
+        "Transfer",
+        {
+            "name": name,
+            "queue": "proj001",
+            "mirror_paths": True,
+            "tasks": [
+                {
+                    "source": "share=projects/proj001/sc0010/sh0010/scans",
+                    "destination": "site=london",
+                }
+            ],
+        },
+    )
+    assert down["queue"] == queue["id"]
+    assert down["destination_hr"] == "site=london"
+    assert env.admin.find_one(f'Transfer WHERE name="{name}"')["id"] == down["id"]
+    up = env.admin.create(
+        "Transfer",
+        {
+            "name": unique("proj001 upload london "),
+            "queue": "proj001",
+            "tasks": [{"source": "site=london:share=projects/proj001/sc0010/sh0010/comp/"}],
+            "destination": "site=hq",
+        },
+    )
+    task = tasks_of(env.admin, up["id"])[0]
+    assert task["source"]["site"] == "london"
+    assert task["destination"]["site"] == "hq"
+    assert task["destination"]["path"] == "proj001/sc0010/sh0010/comp"
+
+
 def test_append_continues_uris_and_applies_the_duplicate_rule(env: Env) -> None:
     job = submit(env.admin, unique("append "), "x0.exr", "x1.exr")
     added = env.admin.create(

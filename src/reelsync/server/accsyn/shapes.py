@@ -163,8 +163,8 @@ def _party_code(party: str) -> str:
 
 
 def task_record(task: Task, job: Job | None = None) -> dict[str, Any]:
-    source_site = job.source.partition(":")[0] if job else None
-    destination_site = job.destination.partition(":")[0] if job else None
+    source_site = _party_code(job.source) if job else None
+    destination_site = _party_code(job.destination) if job else None
     return {
         "id": task.id,
         "uri": task.uri,
