@@ -20,6 +20,7 @@ from accsyn_api.session import AccsynException, Session
 from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.domain.fileops import FileOp, FileRequest
+from reelsync.errors import ValidationError
 from reelsync.server.accsyn import build_router
 from reelsync.server.app import create_app
 from reelsync.services import acls, apikeys, bootstrap, sites, users, volumes
@@ -43,6 +44,14 @@ class RecordingOperator:
         if request.op is FileOp.GETSIZE:
             return 42
         return True
+
+
+class RefusingHook:
+    """A pre-submit hook (the admin's command) that refuses jobs named 'forbidden ...'."""
+
+    def __call__(self, db: Database, actor: Any, payload: Any) -> None:
+        if str(payload.get("name", "")).startswith("forbidden"):
+            raise ValidationError("the pre-submit hook refused the job: no forbidden jobs")
 
 
 @dataclass
@@ -76,6 +85,7 @@ def files(tmp_path: Path) -> Iterator[Files]:
     port = free_port()
     config = ServerConfig(data_dir=tmp_path, database_url=db.url, port=port, tls=False)
     app = create_app(config, db, routers=[build_router(file_operator=operator)])
+    app.state.submit_hook = RefusingHook()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     saved = {k: os.environ.pop(k) for k in ("AS_DEV", "ACCSYN_PROXY") if k in os.environ}
@@ -145,3 +155,16 @@ def test_access_and_confinement_are_checked_before_the_operator(files: Files) ->
     with pytest.raises(AccsynException, match="not supported"):
         files.admin.ls("home=lisa@x.com/inbox")
     assert len(files.operator.requests) == before
+
+
+def test_the_pre_submit_hook_runs_before_a_job_is_accepted(files: Files) -> None:
+    with pytest.raises(AccsynException, match="pre-submit hook refused the job"):
+        files.admin.create(
+            "transfer",
+            {"name": "forbidden x", "source": "share=projects/a", "destination": "site=london"},
+        )
+    assert files.admin.find("Transfer", finished=True) == []
+    job = files.admin.create(
+        "transfer", {"name": "fine", "source": "share=projects/a", "destination": "site=london"}
+    )
+    assert job["name"] == "fine"

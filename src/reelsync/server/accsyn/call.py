@@ -8,7 +8,7 @@ service the native API uses); handlers get a :class:`Call` and call the services
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,11 @@ from reelsync.domain.records import Actor
 from reelsync.server.accsyn.wire import Credentials, Envelope
 from reelsync.services import auth, workspace
 
-__all__ = ["Backend", "Call", "PendingFileOp"]
+__all__ = ["Backend", "Call", "PendingFileOp", "PreSubmit"]
+
+#: The server's pre-submit hook (``app.state.submit_hook``, the admin's command run before a job
+#: is accepted): called with the payload before anything is written; raises to refuse.
+PreSubmit = Callable[[Database, Actor, Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,7 @@ class Call:
     kind: str
     action: str
     workspace_code: str
+    submit_hook: PreSubmit | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -67,7 +72,10 @@ class Backend:
         verb: str,
         kind: str,
         action: str,
+        submit_hook: PreSubmit | None = None,
     ) -> Any:
         actor = self.authenticate(credentials)
-        call = Call(self.db, actor, envelope, verb, kind, action, self.workspace_code())
+        call = Call(
+            self.db, actor, envelope, verb, kind, action, self.workspace_code(), submit_hook
+        )
         return handler(call)

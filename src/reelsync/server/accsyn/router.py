@@ -151,8 +151,9 @@ def build_router(
             credentials = parse_authorization(request.headers.get("authorization"))
             kind, action, handler = lookup(request.method, envelope.segments)
 
+            hook = getattr(request.app.state, "submit_hook", None)
             result = await run_in_threadpool(
-                backend.run, credentials, handler, envelope, request.method, kind, action
+                backend.run, credentials, handler, envelope, request.method, kind, action, hook
             )
             if isinstance(result, PendingFileOp):
                 result = await _run_files(operator, result)

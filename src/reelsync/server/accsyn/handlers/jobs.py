@@ -121,6 +121,8 @@ def create(call: Call) -> list[dict[str, Any]]:
     payload = {k: v for k, v in data.items() if k != "type"}
     if "parent" in payload and "queue" not in payload:
         payload["queue"] = payload.pop("parent")
+    if call.submit_hook is not None:  # the same pre-submit hook the native API runs
+        call.submit_hook(call.db, call.actor, payload)
     job = jobs.submit_job(call.db, call.actor, payload)
     return [job_record(job)]
 
