@@ -232,6 +232,10 @@ class Job(_Stamped, Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
     speed: Mapped[float] = mapped_column(Float, default=0.0)
+    # scheduler: estimated seconds remaining, and the last speed sample (time, bytes_done then)
+    etr: Mapped[int | None] = mapped_column(Integer)
+    speed_sampled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    speed_sampled_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     task_count: Mapped[int] = mapped_column(Integer, default=0)
     next_uri: Mapped[int] = mapped_column(Integer, default=0)
     settings: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
@@ -255,6 +259,14 @@ class Task(Base):
             sqlite_where=text("server_id IS NOT NULL"),
             postgresql_where=text("server_id IS NOT NULL"),
         ),
+        # the scheduler's pick: a job's queued tasks by priority level, oldest first
+        Index("ix_task_dispatch", "job_id", "status", "priority", "created"),
+        Index(
+            "ix_task_transfer",
+            "transfer_id",
+            sqlite_where=text("transfer_id IS NOT NULL"),
+            postgresql_where=text("transfer_id IS NOT NULL"),
+        ),
     )
     id: Mapped[str] = mapped_column(TASK_ID, primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
@@ -271,6 +283,9 @@ class Task(Base):
     digest: Mapped[str | None] = mapped_column(String(128))
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
     server_id: Mapped[str | None] = mapped_column(ForeignKey("server.id", ondelete="SET NULL"))
+    # scheduler: the listening agent of the lease, and the transfer batch the task is part of
+    peer_id: Mapped[str | None] = mapped_column(ForeignKey("server.id", ondelete="SET NULL"))
+    transfer_id: Mapped[str | None] = mapped_column(String(36))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settings: Mapped[dict[str, str] | None] = mapped_column(JSONType)

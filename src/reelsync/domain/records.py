@@ -217,6 +217,7 @@ class Job:
     created: datetime | None = None
     modified: datetime | None = None
     finished: datetime | None = None
+    etr: int | None = None  # estimated seconds remaining (scheduler), None when unknown
 
 
 @dataclass(frozen=True, slots=True)

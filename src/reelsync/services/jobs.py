@@ -6,7 +6,9 @@ Rules:
   starts ``waiting`` (or ``paused`` when asked), its tasks ``queued`` unless given otherwise.
 - ``append: true`` adds the tasks to the caller's latest job with the same parties (reviving it).
 - Status writes follow :func:`reelsync.domain.status.check_job_transition`: ``paused`` holds the
-  job; ``waiting`` resumes it and re-queues its failed tasks (retry, revive); ``aborted`` stops it;
+  job; ``waiting`` resumes it, re-queues its failed tasks with their tries reset and makes tasks
+  waiting out a retry backoff due (retry, revive); ``aborted`` stops it; pausing or aborting drops
+  the leases of the tasks in flight (back to queued; their agents stop at their next report);
   ``done`` ends it, excluding every task not done. Otherwise the status is derived by
   :func:`reelsync.services.rollup.refresh_job`.
 - A job that has not ended (done, failed, aborted) is deleted only with ``force``.
@@ -89,6 +91,7 @@ def _record(row: m.Job, email: str, queue_code: str) -> Job:
         created=row.created,
         modified=row.modified,
         finished=row.finished,
+        etr=row.etr,
     )
 
 
@@ -235,19 +238,56 @@ def _requeue_failed(session: Session, job: m.Job) -> None:
     )
 
 
+def _release_in_flight(session: Session, job: m.Job) -> None:
+    """Drop the leases of the job's tasks in flight (back to queued): their agents are told to
+    stop at their next report (reelsync.scheduler refuses reports without a lease)."""
+    session.execute(
+        update(m.Task)
+        .where(
+            m.Task.job_id == job.id,
+            m.Task.status.in_([TaskStatus.BOOTING.value, TaskStatus.EXECUTING.value]),
+        )
+        .values(
+            status=TaskStatus.QUEUED.value,
+            server_id=None,
+            peer_id=None,
+            transfer_id=None,
+            lease_expires_at=None,
+            bytes_done=0,
+            modified=utcnow(),
+        )
+    )
+
+
+def _due_now(session: Session, job: m.Job) -> None:
+    """Retry at once the job's queued tasks waiting out a retry backoff."""
+    session.execute(
+        update(m.Task)
+        .where(
+            m.Task.job_id == job.id,
+            m.Task.status == TaskStatus.QUEUED.value,
+            m.Task.not_before.is_not(None),
+        )
+        .values(not_before=None, modified=utcnow())
+    )
+
+
 def set_job_status(session: Session, job: m.Job, target: JobStatus) -> None:
     """Apply a user's status write to ``job`` (in ``session``), with its effect on the tasks."""
     current = JobStatus(job.status)
     check_job_transition(current, target)
     now = utcnow()
     if target is JobStatus.PAUSED:
+        _release_in_flight(session, job)
         job.status = target.value
         refresh_job(session, job)
     elif target is JobStatus.WAITING:
         _requeue_failed(session, job)
+        _due_now(session, job)
         job.status = target.value
         refresh_job(session, job)
     elif target is JobStatus.ABORTED:
+        _release_in_flight(session, job)
         job.status = target.value
         job.finished = now
         job.speed = 0.0

@@ -56,6 +56,7 @@ def refresh_job(session: Session, job: m.Job) -> JobStatus:
     if status in ENDED:
         job.finished = job.finished or utcnow()
         job.speed = 0.0
+        job.etr = None
     else:
         job.finished = None
     job.modified = utcnow()

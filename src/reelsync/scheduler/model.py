@@ -1,0 +1,156 @@
+"""The scheduler's records and its tunables.
+
+Rules: grants, file grants and reports are frozen slotted dataclasses; volumes are named by CODE and
+paths are relative to the volume root. Tunables are read from settings (strings); a value that does
+not parse, or is out of range, falls back to the default (a bad setting never stops dispatching).
+Setting keys (workspace scope unless noted):
+
+- ``transfer_concurrency`` (8): transfers in flight between one pair of sites.
+- ``agent_concurrency`` (4): transfers in flight per agent, dialing or listening.
+- ``transfer_batch_files`` (256) and ``transfer_batch_bytes`` (512 MiB): how big one transfer gets;
+  a file larger than the byte budget travels alone.
+- ``transfer_lease_s`` (120): a lease's lifetime; every report of the transfer renews it.
+- ``job_max_retries`` (3; job > queue > workspace): retries of a failed file before it stays failed.
+- ``job_retry_delay_s`` (10; also accsyn's ``job_autoretray_delay_s``): the first retry's delay,
+  doubling with every try, at most ``MAX_RETRY_DELAY_S``.
+- ``queue_weight`` (1; queue scope): a queue's share against other queues of the same priority.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+__all__ = [
+    "MAX_RETRY_DELAY_S",
+    "FileGrant",
+    "ReportOutcome",
+    "RetryPolicy",
+    "SchedulingPolicy",
+    "TaskReport",
+    "TransferGrant",
+    "retry_delay_s",
+    "setting_int",
+]
+
+MAX_RETRY_DELAY_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class FileGrant:
+    task_id: str
+    src_volume: str
+    src_path: str
+    dst_volume: str
+    dst_path: str
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferGrant:
+    """A batch of leased tasks between one sender and one receiver agent, for the dialing agent.
+
+    ``direction`` is "push" when the dialer sends (the receiver listens at ``peer_host``:
+    ``peer_port``) and "pull" when the dialer receives (the sender listens)."""
+
+    transfer_id: str
+    direction: Literal["push", "pull"]
+    sender_id: str
+    receiver_id: str
+    peer_host: str
+    peer_port: int
+    files: tuple[FileGrant, ...]
+    lease_expires_at: datetime
+
+    @property
+    def dialer_id(self) -> str:
+        return self.sender_id if self.direction == "push" else self.receiver_id
+
+    @property
+    def listener_id(self) -> str:
+        return self.receiver_id if self.direction == "push" else self.sender_id
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReport:
+    """What the dialing agent says about one file of a transfer it holds."""
+
+    task_id: str
+    status: Literal["executing", "done", "failed"]
+    bytes_done: int = 0
+    size: int | None = None
+    error: str | None = None
+    digest: str | None = None
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOutcome:
+    """``applied``: reports taken; ``revoked``: tasks the agent no longer holds (lease expired,
+    job paused or aborted, task edited): it should stop moving them and forget them."""
+
+    applied: tuple[str, ...] = ()
+    revoked: tuple[str, ...] = ()
+
+
+def setting_int(
+    settings: Mapping[str, str], key: str, default: int, *, low: int = 0, high: int = 2**62
+) -> int:
+    raw = settings.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        return default
+    return value if low <= value <= high else default
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulingPolicy:
+    pair_concurrency: int = 8
+    agent_concurrency: int = 4
+    batch_files: int = 256
+    batch_bytes: int = 512 * 1024 * 1024
+    lease_s: int = 120
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str]) -> SchedulingPolicy:
+        base = cls()
+        return cls(
+            pair_concurrency=setting_int(
+                settings, "transfer_concurrency", base.pair_concurrency, low=1, high=10_000
+            ),
+            agent_concurrency=setting_int(
+                settings, "agent_concurrency", base.agent_concurrency, low=1, high=10_000
+            ),
+            batch_files=setting_int(
+                settings, "transfer_batch_files", base.batch_files, low=1, high=10_000
+            ),
+            batch_bytes=setting_int(settings, "transfer_batch_bytes", base.batch_bytes, low=1),
+            lease_s=setting_int(settings, "transfer_lease_s", base.lease_s, low=5, high=86_400),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 3
+    delay_s: int = 10
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str]) -> RetryPolicy:
+        base = cls()
+        delay = setting_int(settings, "job_autoretray_delay_s", base.delay_s, high=86_400)
+        return cls(
+            max_retries=setting_int(settings, "job_max_retries", base.max_retries, high=1000),
+            delay_s=setting_int(settings, "job_retry_delay_s", delay, high=86_400),
+        )
+
+
+def retry_delay_s(policy: RetryPolicy, tries: int) -> int:
+    """The wait before try number ``tries + 1``: delay, 2 x delay, 4 x delay, ... (capped)."""
+    if policy.delay_s <= 0:
+        return 0
+    return int(min(MAX_RETRY_DELAY_S, policy.delay_s * 2 ** max(0, min(tries - 1, 30))))

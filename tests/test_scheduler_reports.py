@@ -1,0 +1,204 @@
+"""apply_reports and sweep: progress, leases, retries with backoff, final failure, rollup, job
+controls (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from reelsync.db import Database
+from reelsync.db.types import utcnow
+from reelsync.domain.records import Actor
+from reelsync.errors import ValidationError
+from reelsync.scheduler import TaskReport, apply_reports, claim_transfers, sweep
+from reelsync.services import jobs
+from scheduler_world import World
+
+
+@pytest.fixture
+def world(database: Database, admin: Actor) -> World:
+    return World(database, admin)
+
+
+def test_progress_renews_the_lease_and_done_finishes_the_job(world: World) -> None:
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(2)
+    world.set_sizes(job.id, 1000)
+    t0 = utcnow()
+    [grant] = claim_transfers(world.db, sender, now=t0)
+    first, second = (f.task_id for f in grant.files)
+    later = t0 + timedelta(seconds=100)
+    outcome = apply_reports(world.db, sender, [TaskReport(first, "executing", 400)], now=later)
+    assert outcome.applied == (first,)
+    assert outcome.revoked == ()
+    rows = {t.id: t for t in world.tasks(job.id)}
+    assert (rows[first].status, rows[first].bytes_done) == ("executing", 400)
+    for row in rows.values():  # the whole transfer's lease is renewed
+        assert row.lease_expires_at == later + timedelta(seconds=120)
+    row = world.job_row(job.id)
+    assert (row.bytes_done, row.progress, row.status) == (400, 20.0, "running")
+    apply_reports(
+        world.db, sender, [TaskReport(first, "executing", 1000)], now=later + timedelta(seconds=2)
+    )
+    row = world.job_row(job.id)
+    assert row.speed == 300.0  # 600 bytes in 2 s
+    assert row.etr == 4  # 1000 bytes left at 300 B/s, rounded up
+    apply_reports(
+        world.db,
+        sender,
+        [
+            TaskReport(first, "done", 1000, size=1000, digest="xxh3-128t:aa"),
+            TaskReport(second, "done", 1000, size=1000, digest="xxh3-128t:bb"),
+        ],
+    )
+    done = world.job_row(job.id)
+    assert (done.status, done.progress, done.bytes_done, done.size) == ("done", 100.0, 2000, 2000)
+    assert done.finished is not None
+    assert done.speed == 0.0
+    assert done.etr is None
+    rows = {t.id: t for t in world.tasks(job.id)}
+    assert rows[first].digest == "xxh3-128t:aa"
+    assert rows[first].server_id is None
+    assert rows[first].finished is not None
+
+
+def test_failures_retry_with_backoff_then_fail_with_the_last_error(world: World) -> None:
+    world.setting("job_max_retries", 2)
+    world.setting("job_retry_delay_s", 10)
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(1)
+    now = utcnow()
+    delays = []
+    for attempt in range(1, 4):
+        [grant] = claim_transfers(world.db, sender, now=now)
+        task_id = grant.files[0].task_id
+        apply_reports(
+            world.db,
+            sender,
+            [TaskReport(task_id, "failed", 0, error=f"disk full ({attempt})")],
+            now=now,
+        )
+        [row] = world.tasks(job.id)
+        assert row.tries == attempt
+        assert row.last_error == f"disk full ({attempt})"
+        if attempt < 3:
+            assert row.status == "queued"
+            delays.append((row.not_before - now).total_seconds())
+            assert claim_transfers(world.db, sender, now=now) == []  # backing off
+            now = row.not_before
+            assert world.job_row(job.id).status == "waiting"  # only a queued task left
+    assert delays == [10.0, 20.0]
+    [row] = world.tasks(job.id)
+    assert row.status == "failed"
+    assert row.finished is not None
+    final = jobs.get_job(world.db, world.admin, job.id)
+    assert final.status == "failed"
+    # retry: the failed task is queued again with its tries reset, and moves again
+    again = jobs.update_job(world.db, world.admin, job.id, status="waiting")
+    assert again.status == "waiting"
+    [row] = world.tasks(job.id)
+    assert (row.status, row.tries, row.last_error) == ("queued", 0, None)
+    assert len(claim_transfers(world.db, sender)) == 1
+
+
+def test_a_job_setting_overrides_max_retries_and_unretryable_fails_at_once(world: World) -> None:
+    world.setting("job_max_retries", 0)
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(2, settings={"job_max_retries": "5"})
+    [grant] = claim_transfers(world.db, sender)
+    a, b = (f.task_id for f in grant.files)
+    apply_reports(
+        world.db,
+        sender,
+        [
+            TaskReport(a, "failed", 0, error="connection reset"),
+            TaskReport(b, "failed", 0, error="forbidden: outside the volume", retryable=False),
+        ],
+    )
+    rows = {t.id: t for t in world.tasks(job.id)}
+    assert (rows[a].status, rows[b].status) == ("queued", "failed")
+    assert rows[b].last_error == "forbidden: outside the volume"
+
+
+def test_reports_without_the_lease_are_refused(world: World) -> None:
+    sender = world.agent("hq", dialable=False)
+    other = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(1)
+    [grant] = claim_transfers(world.db, sender)
+    task_id = grant.files[0].task_id
+    outcome = apply_reports(
+        world.db,
+        other,
+        [TaskReport(task_id, "done", 5), TaskReport("no-such-task", "executing", 1)],
+    )
+    assert outcome.applied == ()
+    assert outcome.revoked == (task_id, "no-such-task")
+    assert world.statuses(job.id) == {"booting": 1}
+    with pytest.raises(ValidationError):
+        apply_reports(world.db, sender, [TaskReport(task_id, "exploded", 5)])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        apply_reports(world.db, sender, [TaskReport(task_id, "executing", -1)])
+    assert world.statuses(job.id) == {"booting": 1}
+
+
+def test_pause_and_abort_drop_leases_and_the_agent_is_told(world: World) -> None:
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(2)
+    [grant] = claim_transfers(world.db, sender)
+    ids = [f.task_id for f in grant.files]
+    jobs.update_job(world.db, world.admin, job.id, status="paused")
+    assert world.statuses(job.id) == {"queued": 2}
+    outcome = apply_reports(world.db, sender, [TaskReport(ids[0], "executing", 10)])
+    assert outcome.revoked == (ids[0],)
+    assert claim_transfers(world.db, sender) == []
+    jobs.update_job(world.db, world.admin, job.id, status="waiting")
+    [grant] = claim_transfers(world.db, sender)
+    jobs.update_job(world.db, world.admin, job.id, status="aborted")
+    assert world.statuses(job.id) == {"queued": 2}
+    assert world.job_row(job.id).status == "aborted"
+    outcome = apply_reports(world.db, sender, [TaskReport(grant.files[0].task_id, "done", 1)])
+    assert outcome.revoked == (grant.files[0].task_id,)
+    assert claim_transfers(world.db, sender) == []
+
+
+def test_expired_lease_goes_to_another_agent_without_counting_a_try(world: World) -> None:
+    hq1 = world.agent("hq", dialable=False)
+    hq2 = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(1)
+    t0 = utcnow()
+    [grant] = claim_transfers(world.db, hq1, now=t0)
+    assert claim_transfers(world.db, hq2, now=t0) == []
+    assert sweep(world.db, now=t0 + timedelta(seconds=60), offline_after_s=3600).released == 0
+    result = sweep(world.db, now=t0 + timedelta(seconds=121), offline_after_s=3600)
+    assert result.released == 1
+    [row] = world.tasks(job.id)
+    assert (row.status, row.tries, row.server_id) == ("queued", 0, None)
+    assert "lease expired" in (row.last_error or "")
+    [again] = claim_transfers(world.db, hq2, now=t0 + timedelta(seconds=122))
+    assert again.files[0].task_id == grant.files[0].task_id
+    # the first agent wakes up: its report is refused
+    late = apply_reports(world.db, hq1, [TaskReport(row.id, "done", 1)])
+    assert late.revoked == (row.id,)
+
+
+def test_silent_agents_go_offline_and_their_transfers_back_to_the_queue(world: World) -> None:
+    sender = world.agent("hq", dialable=False)
+    receiver = world.agent("london")
+    job = world.job(1)
+    t0 = utcnow()
+    claim_transfers(world.db, sender, now=t0)
+    result = sweep(world.db, now=t0 + timedelta(seconds=61), offline_after_s=60)
+    assert set(result.offline) == {sender, receiver}
+    assert result.released == 1
+    [row] = world.tasks(job.id)
+    assert row.status == "queued"
+    assert "went offline" in (row.last_error or "")
+    assert world.job_row(job.id).status == "waiting"
+    assert claim_transfers(world.db, sender) == []  # offline: no work until its heartbeat
