@@ -202,3 +202,51 @@ def test_silent_agents_go_offline_and_their_transfers_back_to_the_queue(world: W
     assert "went offline" in (row.last_error or "")
     assert world.job_row(job.id).status == "waiting"
     assert claim_transfers(world.db, sender) == []  # offline: no work until its heartbeat
+
+
+async def test_job_controls_over_the_api(database: Database, workspace, tmp_path) -> None:
+    import httpx
+
+    from reelsync.config import ServerConfig
+    from reelsync.server.app import create_app
+
+    admin = Actor(workspace.admin.id, workspace.admin.email, workspace.admin.role)
+    world = World(database, admin)
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    world.setting("job_max_retries", 0)
+    job = world.job(2)
+    [grant] = claim_transfers(world.db, sender)
+    a, b = (f.task_id for f in grant.files)
+    apply_reports(
+        world.db,
+        sender,
+        [TaskReport(a, "done", 3, size=3), TaskReport(b, "failed", 0, error="checksum mismatch")],
+    )
+    app = create_app(ServerConfig(data_dir=tmp_path, database_url=database.url), database)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://test/api/v1",
+        headers={"Authorization": f"Bearer {workspace.api_key}"},
+    ) as api:
+        shown = (await api.get(f"/jobs/{job.id}")).json()
+        assert (shown["status"], shown["etr"]) == ("failed", None)
+        failed = (await api.get(f"/jobs/{job.id}/tasks", params={"status": "failed"})).json()
+        assert [(t["tries"], t["last_error"]) for t in failed["items"]] == [
+            (1, "checksum mismatch")
+        ]
+        retried = await api.post(f"/jobs/{job.id}/retry")
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == "running"  # one done, one queued again
+        assert world.statuses(job.id) == {"done": 1, "queued": 1}
+        [again] = claim_transfers(world.db, sender)
+        assert [f.task_id for f in again.files] == [b]
+        paused = await api.post(f"/jobs/{job.id}/pause")
+        assert paused.json()["status"] == "paused"
+        assert world.statuses(job.id) == {"done": 1, "queued": 1}
+        assert (await api.post(f"/jobs/{job.id}/resume")).json()["status"] == "running"
+        assert (await api.post(f"/jobs/{job.id}/abort")).json()["status"] == "aborted"
+        bad = await api.post(f"/jobs/{job.id}/explode")
+        assert bad.status_code in (404, 405)
+        missing = await api.post("/jobs/000000000000000000000000/retry")
+        assert missing.status_code == 404

@@ -1,0 +1,50 @@
+"""Two OS processes dispatching from one database (PostgreSQL: SKIP LOCKED + pair locks; SQLite:
+BEGIN IMMEDIATE) never grant one task twice, and between them move every file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from reelsync.db import Database
+from reelsync.domain.records import Actor
+from scheduler_world import World
+
+CLAIMER = Path(__file__).with_name("scheduler_claimer.py")
+
+
+def test_two_processes_never_grant_a_task_twice(
+    database: Database, admin: Actor, tmp_path: Path
+) -> None:
+    world = World(database, admin)
+    world.setting("transfer_batch_files", 3)
+    world.setting("transfer_concurrency", 6)
+    world.setting("agent_concurrency", 3)
+    senders = [world.agent("hq", dialable=False) for _ in range(4)]
+    for port in (7001, 7002, 7003):
+        world.agent("london", port=port)
+        world.agent("paris", port=port + 10)
+    london = world.job(240, prefix="lon")
+    paris = world.job(120, to="paris", prefix="par")
+    outs = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(CLAIMER), database.url, str(out), *order],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for out, order in zip(outs, (senders, senders[::-1]), strict=True)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    granted = [line.split() for out in outs for line in out.read_text().splitlines()]
+    per_task = Counter(task for task, _ in granted)
+    assert len(per_task) == 360
+    assert set(per_task.values()) == {1}  # never twice
+    by_process = [len(out.read_text().splitlines()) for out in outs]
+    assert all(n > 0 for n in by_process), by_process  # both really dispatched
+    assert world.job_row(london.id).status == "done"
+    assert world.job_row(paris.id).status == "done"
