@@ -291,7 +291,10 @@ class _Pass:
         for start in range(0, len(ids), 500):
             self.session.execute(
                 update(m.Task)
-                .where(m.Task.id.in_(ids[start : start + 500]), m.Task.status == _QUEUED)
+                # by primary key only: a status condition here lets a planner without fresh
+                # statistics walk the status index over the whole backlog. The rows are ours:
+                # locked by the pick (PostgreSQL) or by the write transaction (SQLite).
+                .where(m.Task.id.in_(ids[start : start + 500]))
                 .values(
                     status=TaskStatus.BOOTING.value,
                     server_id=me.id,
