@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from reelsync.db import Database
-from reelsync.domain.records import Actor, Job, Task
+from reelsync.domain.records import Job, Task
 from reelsync.domain.status import JobStatus
 from reelsync.server.api_v1.schemas import ItemList, JobUpdate, TaskAppend, TaskEdit, page_of
 from reelsync.server.dependencies import CurrentActor, DatabaseDep
@@ -79,31 +78,11 @@ def update_job(job_id: str, body: JobUpdate, db: DatabaseDep, actor: CurrentActo
     )
 
 
-def _control(db: Database, actor: Actor, job_id: str, target: JobStatus) -> Job:
-    return jobs.update_job(db, actor, job_id, status=target)
-
-
-@router.post("/{job_id}/pause")
-def pause_job(job_id: str, db: DatabaseDep, actor: CurrentActor) -> Job:
-    """Hold the job: files in flight stop (back to queued), it keeps its place in its queue."""
-    return _control(db, actor, job_id, JobStatus.PAUSED)
-
-
-@router.post("/{job_id}/resume")
-def resume_job(job_id: str, db: DatabaseDep, actor: CurrentActor) -> Job:
-    return _control(db, actor, job_id, JobStatus.WAITING)
-
-
-@router.post("/{job_id}/abort")
-def abort_job(job_id: str, db: DatabaseDep, actor: CurrentActor) -> Job:
-    """Stop the job: files in flight stop; it can be revived with resume or retry."""
-    return _control(db, actor, job_id, JobStatus.ABORTED)
-
-
 @router.post("/{job_id}/retry")
 def retry_job(job_id: str, db: DatabaseDep, actor: CurrentActor) -> Job:
-    """Failed tasks are queued again with their tries reset; retry backoffs are skipped."""
-    return _control(db, actor, job_id, JobStatus.WAITING)
+    """Failed tasks are queued again with their tries reset and retry backoffs are skipped (the
+    same as PATCH {"status": "waiting"}; pause, resume and abort are PATCH status writes)."""
+    return jobs.update_job(db, actor, job_id, status=JobStatus.WAITING)
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
