@@ -7,6 +7,8 @@ Rules:
   aborted (then without an error). Losing a lease does NOT count as a try: the file did not fail,
   an agent or a link did; ``tries`` is only for failures an agent reports. The task is due at once
   and goes to whichever agents are online.
+- A running job whose agents have not reported progress for ``STALE_SPEED_S`` shows speed 0 and no
+  time remaining (until the next report).
 - Run by the server process every few seconds (:mod:`reelsync.scheduler.loop`); safe in several
   processes at once (rows are taken with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL). Cost: the
   tasks in flight and the agents, never the backlog.
@@ -23,12 +25,14 @@ from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import ServerStatus
+from reelsync.domain.status import JobStatus
 from reelsync.scheduler.agents import IN_FLIGHT
 from reelsync.scheduler.reports import release_tasks
 from reelsync.services.rollup import refresh_job
 
-__all__ = ["SweepResult", "sweep"]
+__all__ = ["STALE_SPEED_S", "SweepResult", "sweep"]
 
+STALE_SPEED_S = 30.0
 _HELD_JOBS = ("paused", "aborted")
 
 
@@ -85,6 +89,16 @@ def sweep(db: Database, *, now: datetime | None = None, offline_after_s: float) 
             job = session.get(m.Job, job_id)
             if job is not None:
                 refresh_job(session, job)
+        session.execute(
+            update(m.Job)
+            .where(
+                m.Job.status == JobStatus.RUNNING.value,
+                m.Job.speed > 0,
+                m.Job.speed_sampled_at < moment - timedelta(seconds=STALE_SPEED_S),
+            )
+            .values(speed=0.0, etr=None, speed_sampled_at=None)
+            .execution_options(synchronize_session=False)
+        )
         return SweepResult(offline=tuple(silent), released=released)
 
 
