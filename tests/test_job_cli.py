@@ -146,3 +146,4 @@ def test_eta_only_while_running() -> None:
     assert view_of({**base, "status": "paused"}, {}, ()).eta_s is None
     assert view_of({**base, "status": "running", "size": None}, {}, ()).eta_s is None
     assert view_of({**base, "status": "running", "speed": 0}, {}, ()).eta_s is None
+    assert view_of({**base, "status": "running", "etr": 7}, {}, ()).eta_s == 7.0

@@ -55,11 +55,16 @@ class JobView:
     failed: Sequence[FailedTask] = ()
     created: str | None = None
     finished: str | None = None
+    etr: float | None = None  # the server's estimate of the seconds left, when it gives one
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left at the current speed, None when unknown."""
-        if self.size is None or self.speed <= 0 or self.status != "running":
+        """Seconds left: the server's estimate, else from the current speed; None when unknown."""
+        if self.status != "running":
+            return None
+        if self.etr is not None:
+            return max(0.0, self.etr)
+        if self.size is None or self.speed <= 0:
             return None
         return max(0.0, (self.size - self.bytes_done) / self.speed)
 
@@ -166,6 +171,7 @@ def view_of(job: Entity, counts: Mapping[str, int], failed: Sequence[Entity]) ->
         ),
         created=str(job["created"]) if job.get("created") else None,
         finished=str(job["finished"]) if job.get("finished") else None,
+        etr=float(job["etr"]) if isinstance(job.get("etr"), int | float) else None,
     )
 
 

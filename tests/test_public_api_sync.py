@@ -1,0 +1,24 @@
+"""The public names of reelsync.sync (what the tool plugin, the demo and the CLI call), pinned."""
+
+from __future__ import annotations
+
+import reelsync.sync
+
+
+def test_sync_public_names() -> None:
+    assert sorted(reelsync.sync.__all__) == [
+        "Direction",
+        "FailedTask",
+        "JobView",
+        "SyncResult",
+        "SyncedJob",
+        "find_job",
+        "job_name",
+        "job_view",
+        "site_sync",
+        "task_counts",
+        "view_of",
+        "watch_jobs",
+    ]
+    for name in reelsync.sync.__all__:
+        assert hasattr(reelsync.sync, name)
