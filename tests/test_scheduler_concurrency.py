@@ -48,3 +48,30 @@ def test_two_processes_never_grant_a_task_twice(
     assert all(n > 0 for n in by_process), by_process  # both really dispatched
     assert world.job_row(london.id).status == "done"
     assert world.job_row(paris.id).status == "done"
+
+
+def test_a_pause_committed_during_a_pass_wins(database: Database, admin: Actor) -> None:
+    import threading
+    import time
+
+    from reelsync.db import models as m
+    from reelsync.domain.status import JobStatus
+    from reelsync.scheduler import claim_transfers
+    from reelsync.services.jobs import set_job_status
+
+    world = World(database, admin)
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(3)
+    result: list[object] = []
+    with database.session() as s:  # a pause in progress: the job row is locked
+        row = s.get(m.Job, job.id, with_for_update=True)
+        assert row is not None
+        set_job_status(s, row, JobStatus.PAUSED)
+        claimer = threading.Thread(target=lambda: result.append(claim_transfers(database, sender)))
+        claimer.start()
+        time.sleep(0.5)  # the pass is waiting for the job (PG) or the write lock (SQLite)
+    claimer.join(timeout=30)
+    assert result == [[]]
+    assert world.job_row(job.id).status == "paused"
+    assert world.statuses(job.id) == {"queued": 3}

@@ -15,6 +15,8 @@ Rules:
   agents of one site share the work.
 - A claimed task becomes ``booting`` with a lease (``server_id`` = dialer, ``peer_id`` =
   listener, ``transfer_id``, ``lease_expires_at``); its job becomes ``running``.
+- Lock order, as every writer of jobs and tasks: the job row, then its tasks. The job is re-read
+  under its lock before its tasks are picked (a pause committed meanwhile wins).
 - Concurrency: SQLite serialises the pass with its write transaction (``BEGIN IMMEDIATE``). On
   PostgreSQL tasks are picked with ``FOR UPDATE SKIP LOCKED`` (a task is never granted twice, even
   by two control-plane processes) and each site pair is taken with a transaction-scoped advisory
@@ -113,6 +115,7 @@ class _Pass:
         self.fleet: Fleet = Fleet({}, {})
         self.load = Load()
         self.locked_pairs: dict[tuple[str, str], bool] = {}
+        self.locked_jobs: set[str] = set()
 
     # -- the pass ------------------------------------------------------------------------
     def run(self) -> list[TransferGrant]:
@@ -204,6 +207,8 @@ class _Pass:
         return self.load.pairs[pair] < self.policy.pair_concurrency
 
     def _from_job(self, me: Agent, job: m.Job) -> TransferGrant | None:
+        if not self._still_dispatchable(job):
+            return None
         sending = job.source_site_id == me.site_id
         other_site = job.destination_site_id if sending else job.source_site_id
         if not sending and me.listening:
@@ -229,6 +234,14 @@ class _Pass:
             if picked:
                 return self._lease(me, peer, job, sending, pair, picked)
         return None
+
+    def _still_dispatchable(self, job: m.Job) -> bool:
+        """Lock the job row (job before tasks, the order every writer uses) and re-read it: a
+        pause or abort committed since the pass began must not be overwritten."""
+        if self.postgres and job.id not in self.locked_jobs:
+            self.session.refresh(job, with_for_update=True)
+            self.locked_jobs.add(job.id)
+        return job.status in _DISPATCHABLE_JOBS
 
     def _pick(self, job: m.Job, src: frozenset[str], dst: frozenset[str]) -> list[Any]:
         """Up to one batch of due queued tasks, highest priority level first, oldest first."""

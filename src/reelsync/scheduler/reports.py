@@ -79,18 +79,26 @@ def apply_reports(
     moment = now or utcnow()
     with db.session() as session:
         ids = list(dict.fromkeys(r.task_id for r in reports if isinstance(r.task_id, str)))
+        # lock order: jobs, then their tasks (as pause/abort and the sweep do)
+        job_ids: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            job_ids.update(session.scalars(select(m.Task.job_id).where(m.Task.id.in_(chunk))))
+        jobs: dict[str, m.Job] = {}
+        if job_ids:
+            for job in session.scalars(
+                select(m.Job)
+                .where(m.Job.id.in_(sorted(job_ids)))
+                .order_by(m.Job.id)
+                .with_for_update()
+            ):
+                jobs[job.id] = job
         tasks: dict[str, m.Task] = {}
         for start in range(0, len(ids), _CHUNK):
             query = select(m.Task).where(m.Task.id.in_(ids[start : start + _CHUNK]))
             for row in session.scalars(query.with_for_update()):
-                tasks[row.id] = row
-        jobs: dict[str, m.Job] = {}
-        job_ids = sorted({t.job_id for t in tasks.values()})
-        if job_ids:
-            for job in session.scalars(
-                select(m.Job).where(m.Job.id.in_(job_ids)).order_by(m.Job.id).with_for_update()
-            ):
-                jobs[job.id] = job
+                if row.job_id in jobs:
+                    tasks[row.id] = row
         applied: list[str] = []
         revoked: list[str] = []
         finished_jobs: set[str] = set()

@@ -67,18 +67,35 @@ def sweep(db: Database, *, now: datetime | None = None, offline_after_s: float) 
                 select(m.Server.id, m.Server.status, m.Server.hostname)
             )
         }
-        query = (
-            select(m.Task, m.Job.status)
-            .join(m.Job, m.Job.id == m.Task.job_id)
-            .where(m.Task.status.in_(IN_FLIGHT))
+        # lock order: jobs, then their tasks; busy rows are left for the next sweep
+        job_ids = sorted(
+            set(
+                session.scalars(
+                    select(m.Task.job_id).where(m.Task.status.in_(IN_FLIGHT)).distinct()
+                )
+            )
         )
-        if postgres:
-            query = query.with_for_update(skip_locked=True, of=m.Task)
+        statuses: dict[str, str] = {}
+        for start in range(0, len(job_ids), 500):
+            jobs_query = select(m.Job.id, m.Job.status).where(
+                m.Job.id.in_(job_ids[start : start + 500])
+            )
+            if postgres:
+                jobs_query = jobs_query.with_for_update(skip_locked=True)
+            for job_id, status in session.execute(jobs_query):
+                statuses[job_id] = status
         by_reason: dict[str | None, list[m.Task]] = {}
-        for task, job_status in session.execute(query).all():
-            release, reason = _why(task, job_status, servers, moment)
-            if release:
-                by_reason.setdefault(reason, []).append(task)
+        for start in range(0, len(statuses), 500):
+            query = select(m.Task).where(
+                m.Task.status.in_(IN_FLIGHT),
+                m.Task.job_id.in_(sorted(statuses)[start : start + 500]),
+            )
+            if postgres:
+                query = query.with_for_update(skip_locked=True)
+            for task in session.scalars(query).all():
+                release, reason = _why(task, statuses[task.job_id], servers, moment)
+                if release:
+                    by_reason.setdefault(reason, []).append(task)
         released = 0
         jobs: set[str] = set()
         for reason, tasks in by_reason.items():
