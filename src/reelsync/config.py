@@ -62,6 +62,7 @@ class ServerConfig:
     accsyn_dev_port: int | None = None
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     agent_offline_after_s: float = 60.0
+    agent_fileop_timeout_s: float = 30.0
     log_level: str = "info"
 
     @property
@@ -135,6 +136,16 @@ def _smtp_from(env: Mapping[str, str], file_cfg: Mapping[str, Any]) -> SmtpConfi
     )
 
 
+def _seconds(value: Any, name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from exc
+    if not 0 < seconds < 86400 * 365:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
 def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
     """Build the server's settings from ``DATA_DIR/server.toml`` overlaid by ``REELSYNC_*``."""
     data_dir = data_dir.expanduser()
@@ -163,7 +174,15 @@ def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
         public_url=env.get("REELSYNC_PUBLIC_URL") or server.get("public_url"),
         accsyn_dev_port=server.get("accsyn_dev_port"),
         smtp=_smtp_from(env, file_cfg.get("smtp", {})),
-        agent_offline_after_s=float(server.get("agent_offline_after_s", 60.0)),
+        agent_offline_after_s=_seconds(
+            env.get("REELSYNC_AGENT_OFFLINE_AFTER_S") or server.get("agent_offline_after_s", 60.0),
+            "agent_offline_after_s",
+        ),
+        agent_fileop_timeout_s=_seconds(
+            env.get("REELSYNC_AGENT_FILEOP_TIMEOUT_S")
+            or server.get("agent_fileop_timeout_s", 30.0),
+            "agent_fileop_timeout_s",
+        ),
     )
 
 

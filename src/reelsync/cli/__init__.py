@@ -66,6 +66,10 @@ from reelsync.cli.transfer import transfer  # noqa: E402
 
 cli.add_command(transfer)
 
+from reelsync.cli.agent import agent  # noqa: E402
+
+cli.add_command(agent)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Usage mistakes are one line too (with the --help to read)."""

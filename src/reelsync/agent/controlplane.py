@@ -1,0 +1,133 @@
+"""The agent's HTTP link to the control plane (``/api/v1/agent``). Rules: the agent only dials
+out; every call but ``enroll`` carries ``Authorization: Agent <secret>``; the server is verified
+against the workspace CA (``ca.crt``); failures become reelsync errors here, once: unreachable
+-> ConnectionLostError (the daemon backs off and retries), an error body -> the same class as
+on the server (:func:`reelsync.client.transport.error_from_response`)."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from reelsync import __version__
+from reelsync.client.transport import error_from_response
+from reelsync.errors import ConfigError, ConnectionLostError, InternalError
+
+__all__ = ["AGENT_API", "ControlPlane"]
+
+AGENT_API = "/api/v1/agent"
+
+
+def _verify(url: str, ca_file: Path | None, insecure: bool) -> ssl.SSLContext | bool:
+    if insecure or not url.startswith("https://"):
+        return False
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load CA file {ca_file}: {exc}") from exc
+
+
+class ControlPlane:
+    """One control plane, as an agent sees it. Use ``async with`` or call :meth:`aclose`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        ca_file: Path | None = None,
+        insecure: bool = False,
+        timeout_s: float = 30.0,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"the server URL must start with https:// or http://, got {url!r}")
+        self.url = url.rstrip("/")
+        headers = {"User-Agent": f"reelsync-agent/{__version__}", "Accept": "application/json"}
+        if secret:
+            headers["Authorization"] = f"Agent {secret}"
+        self._http = httpx.AsyncClient(
+            base_url=self.url + AGENT_API,
+            headers=headers,
+            verify=_verify(self.url, ca_file, insecure),
+            timeout=timeout_s,
+        )
+
+    async def __aenter__(self) -> ControlPlane:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        try:
+            response = await self._http.request(method, path, json=body, params=params, **extra)
+        except httpx.TimeoutException as exc:
+            raise ConnectionLostError(f"{self.url} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                raise ConfigError(
+                    f"cannot verify the TLS certificate of {self.url}",
+                    hint="pass --ca-file with the workspace CA (server DATA_DIR/tls/ca.crt)",
+                ) from exc
+            raise ConnectionLostError(
+                f"cannot reach {self.url}: {exc or type(exc).__name__}"
+            ) from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        try:
+            return response.json() if response.content else None
+        except ValueError as exc:
+            raise InternalError(f"{method} {path}: the answer is not JSON", remote=True) from exc
+
+    async def enroll(self, *, token: str, hostname: str, csr_pem: str) -> dict[str, Any]:
+        body = {"token": token, "hostname": hostname, "csr": csr_pem, "version": __version__}
+        answer: dict[str, Any] = await self._call("POST", "/enroll", body=body)
+        return answer
+
+    async def heartbeat(
+        self, *, peer_address: str | None, peer_port: int | None, dialable: bool
+    ) -> dict[str, Any]:
+        body = {
+            "version": __version__,
+            "peer_address": peer_address,
+            "peer_port": peer_port,
+            "dialable": dialable,
+        }
+        answer: dict[str, Any] = await self._call("POST", "/heartbeat", body=body)
+        return answer
+
+    async def work(self, *, wait_s: float, transfers: int) -> dict[str, Any]:
+        """Long-poll: transfers (at most ``transfers``; 0: file operations only) and fileops."""
+        answer: dict[str, Any] = await self._call(
+            "GET",
+            "/work",
+            params={"wait": wait_s, "transfers": transfers},
+            timeout=wait_s + 30.0,
+        )
+        return answer
+
+    async def report(self, results: list[dict[str, Any]]) -> None:
+        await self._call("POST", "/report", body={"results": results})
+
+    async def fileop_result(self, answer: dict[str, Any]) -> None:
+        await self._call("POST", "/fileop-result", body=answer)

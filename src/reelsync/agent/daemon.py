@@ -1,0 +1,314 @@
+"""The agent daemon (``reelsync agent run``): heartbeat, work long-poll, transfers, file
+operations, and the data-plane listener.
+
+Rules: the agent only dials out to the control plane; when it is down the agent keeps running
+and reconnects with exponential backoff (0.5 s up to ``reconnect_max_s``). Volumes come from the
+heartbeat answer (the volume's path at this agent's site); a root missing on disk is skipped with
+a warning. Each transfer grant runs on the engine - ``push`` when the grant says push and this
+agent is the sender, ``pull`` otherwise - and its progress and results go back in batches. At
+most ``max_transfers`` run at once. Peers are accepted only through the :class:`TicketGate`.
+SIGTERM: stop polling, cancel running transfers (reported failed and retryable: the receiver
+resumes from its verified chunks next time), flush the last reports, close the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from reelsync.agent.controlplane import ControlPlane
+from reelsync.agent.fileops import run_fileop
+from reelsync.agent.gate import TicketGate
+from reelsync.agent.reporter import Reporter, TransferObserverFor
+from reelsync.agent.settings import AgentSettings
+from reelsync.engine import (
+    Assignment,
+    Engine,
+    EngineSettings,
+    FileResult,
+    FileSpec,
+    Listener,
+    PeerAddress,
+    VolumePath,
+)
+from reelsync.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionLostError,
+    InternalError,
+    ReelsyncError,
+)
+from reelsync.fs import Volume
+from reelsync.pki import TicketVerifier, client_ssl_context, server_ssl_context
+
+__all__ = ["Agent"]
+
+_log = logging.getLogger("reelsync.agent")
+_WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104
+
+
+class _Backoff:
+    def __init__(self, maximum: float) -> None:
+        self.maximum = maximum
+        self.delay = 0.0
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+    def next(self) -> float:
+        self.delay = min(self.maximum, max(0.5, self.delay * 2))
+        return self.delay
+
+
+class Agent:
+    """One enrolled agent. ``await run(stop)`` until ``stop`` is set."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        files = settings.files
+        for path in (files.key, files.cert, files.ca, files.ticket_key):
+            if not path.is_file():
+                raise ConfigError(f"{path} is missing", hint="enroll the agent again")
+        self.engine = Engine(
+            EngineSettings(
+                streams=settings.streams,
+                bandwidth_limit=settings.bandwidth_limit,
+                fsync=settings.fsync,
+            ),
+            client_ssl=client_ssl_context(
+                files.ca, cert_file=files.cert, key_file=files.key, check_hostname=False
+            ),
+            server_ssl=server_ssl_context(files.cert, files.key, files.ca),
+        )
+        self.volumes: dict[str, Volume] = {}
+        self.gate = TicketGate(
+            settings.server_id,
+            TicketVerifier.from_file(files.ticket_key),
+            lambda: self.volumes,
+            workspace=settings.workspace or None,
+        )
+        self.control = ControlPlane(settings.server_url, secret=settings.secret, ca_file=files.ca)
+        self.reporter = Reporter(self.control, interval_s=settings.report_interval_s)
+        self.listener: Listener | None = None
+        self.connected = asyncio.Event()
+        self._transfers: dict[asyncio.Task[None], tuple[str, ...]] = {}
+        self._chores: set[asyncio.Task[None]] = set()
+        self._missing_roots: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.settings.dialable:
+            self.listener = await self._listen()
+        loops = [
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._work_loop(), name="work"),
+            asyncio.create_task(self.reporter.run(), name="reporter"),
+        ]
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopped and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            stopped.cancel()
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        _log.info("stopping: %d transfer(s) running", len(self._transfers))
+        for task in list(self._transfers) + list(self._chores):
+            task.cancel()
+        await asyncio.gather(*self._transfers, *self._chores, return_exceptions=True)
+        with contextlib.suppress(ReelsyncError):
+            await asyncio.wait_for(self.reporter.flush(), 5.0)
+        await self.engine.aclose()
+        await self.control.aclose()
+
+    async def _listen(self) -> Listener:
+        host = self.settings.listen_host
+        last: ReelsyncError | None = None
+        for port in self.settings.ports:
+            try:
+                listener = await self.engine.serve(host, port, self.gate)
+            except ConfigError as exc:
+                last = exc
+                continue
+            _log.info("listening for peers on %s:%d", host, listener.port)
+            return listener
+        raise ConfigError(
+            f"cannot listen for peers on {host} ports {self.settings.ports}: {last}",
+            hint="free a port in the range or change [peer] listen in agent.toml",
+        )
+
+    @property
+    def peer_endpoint(self) -> tuple[str | None, int | None]:
+        if self.listener is None:
+            return None, None
+        host = self.settings.advertise
+        if host is None and self.settings.listen_host not in _WILDCARDS:
+            host = self.settings.listen_host
+        return host, self.listener.port
+
+    # -- heartbeat -------------------------------------------------------------------------------
+    async def heartbeat(self) -> dict[str, Any]:
+        """One heartbeat; applies the volumes it answers."""
+        host, port = self.peer_endpoint
+        answer = await self.control.heartbeat(
+            peer_address=host, peer_port=port, dialable=self.listener is not None
+        )
+        self._apply_volumes(answer.get("volumes") or [])
+        return answer
+
+    def _apply_volumes(self, listed: list[dict[str, Any]]) -> None:
+        volumes: dict[str, Volume] = {}
+        for item in listed:
+            code, root = str(item.get("code")), str(item.get("root"))
+            current = self.volumes.get(code)
+            if current is not None and str(current.root) == root:
+                volumes[code] = current
+                continue
+            try:
+                volumes[code] = Volume(code, Path(root))
+            except ReelsyncError as exc:
+                if code not in self._missing_roots:
+                    _log.warning("not serving volume %s: %s", code, exc)
+                    self._missing_roots.add(code)
+                continue
+            self._missing_roots.discard(code)
+            _log.info("serving volume %s at %s", code, root)
+        self.volumes = volumes
+        self.engine.set_volumes(volumes)
+
+    async def _heartbeat_loop(self) -> None:
+        backoff = _Backoff(self.settings.reconnect_max_s)
+        interval = 10.0
+        while True:
+            try:
+                answer = await self.heartbeat()
+            except ReelsyncError as exc:
+                if isinstance(exc, ConfigError):
+                    raise
+                self._lost(exc)
+                await asyncio.sleep(backoff.next())
+                continue
+            if not self.connected.is_set():
+                _log.info(
+                    "connected to %s as agent %s (site %s)",
+                    self.settings.server_url,
+                    self.settings.server_id,
+                    self.settings.site,
+                )
+                self.connected.set()
+            backoff.reset()
+            interval = float(answer.get("heartbeat_s") or interval)
+            await asyncio.sleep(interval)
+
+    def _lost(self, exc: ReelsyncError) -> None:
+        if self.connected.is_set() or isinstance(exc, AuthenticationError):
+            level = logging.ERROR if isinstance(exc, AuthenticationError) else logging.WARNING
+            _log.log(level, "control plane: %s (retrying)", exc)
+        self.connected.clear()
+
+    # -- work ------------------------------------------------------------------------------------
+    async def _work_loop(self) -> None:
+        backoff = _Backoff(self.settings.reconnect_max_s)
+        while True:
+            await self.connected.wait()
+            free = self.settings.max_transfers - len(self._transfers)
+            wait = self.settings.work_wait_s if free > 0 else min(1.0, self.settings.work_wait_s)
+            try:
+                answer = await self.control.work(wait_s=wait, transfers=max(0, free))
+            except ReelsyncError as exc:
+                if isinstance(exc, ConfigError):
+                    raise
+                self._lost(exc)
+                await asyncio.sleep(backoff.next())
+                continue
+            backoff.reset()
+            for op in answer.get("fileops") or []:
+                self._spawn(self._fileop(op))
+            for grant in answer.get("transfers") or []:
+                keys = tuple(str(f["task_id"]) for f in grant.get("files") or [])
+                task = asyncio.create_task(self._transfer(grant))
+                self._transfers[task] = keys
+                task.add_done_callback(self._transfers.pop)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _fileop(self, op: dict[str, Any]) -> None:
+        answer: dict[str, Any] = {"id": op.get("id")}
+        try:
+            answer["result"] = await asyncio.to_thread(run_fileop, self.volumes, op)
+        except ReelsyncError as exc:
+            answer["error"] = {"code": exc.code, "message": exc.message}
+        except OSError as exc:
+            answer["error"] = {"code": "internal", "message": f"{op.get('op')}: {exc}"}
+        try:
+            await self.control.fileop_result(answer)
+        except ReelsyncError as exc:
+            _log.warning("could not answer file operation %s: %s", op.get("id"), exc)
+
+    async def _transfer(self, grant: dict[str, Any]) -> None:
+        transfer_id = str(grant.get("transfer_id"))
+        specs = tuple(
+            FileSpec(
+                key=str(f["task_id"]),
+                src=VolumePath(str(f["src_volume"]), str(f["src_path"])),
+                dst=VolumePath(str(f["dst_volume"]), str(f["dst_path"])),
+                size=f.get("size"),
+            )
+            for f in grant.get("files") or []
+        )
+        peer = grant.get("peer") or {}
+        assignment = Assignment(
+            transfer_id,
+            PeerAddress(str(peer.get("host")), int(peer.get("port") or 0)),
+            specs,
+            grant.get("ticket"),
+        )
+        sending = grant.get("direction") == "push" and grant.get("sender_id") == (
+            self.settings.server_id
+        )
+        self.reporter.started([s.key for s in specs], [s.size for s in specs])
+        _log.info(
+            "transfer %s: %s %d file(s) %s %s:%s",
+            transfer_id,
+            "push" if sending else "pull",
+            len(specs),
+            "to" if sending else "from",
+            assignment.peer.host,
+            assignment.peer.port,
+        )
+        observer = TransferObserverFor(self.reporter)
+        results: list[FileResult] = []
+        try:
+            run = self.engine.push if sending else self.engine.pull
+            results = await run(assignment, observer)
+        except asyncio.CancelledError:
+            self._fail_rest(specs, ConnectionLostError("the agent stopped mid-transfer"))
+            raise
+        except ReelsyncError as exc:
+            self._fail_rest(specs, exc)
+        except Exception as exc:  # a bug must not kill the agent: fail the files, log it
+            _log.exception("transfer %s crashed", transfer_id)
+            self._fail_rest(specs, InternalError(f"the agent failed: {exc}"))
+        for result in results:
+            if self.reporter.is_live(result.key):
+                self.reporter.finished(result)
+        done = sum(r.ok for r in results)
+        _log.info("transfer %s: %d/%d file(s) done", transfer_id, done, len(specs))
+
+    def _fail_rest(self, specs: tuple[FileSpec, ...], exc: ReelsyncError) -> None:
+        for spec in specs:
+            if self.reporter.is_live(spec.key):
+                self.reporter.finished(FileResult.failed(spec.key, exc))

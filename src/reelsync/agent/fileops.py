@@ -1,0 +1,123 @@
+"""File operations the control plane relays to this agent (accsyn ``workspace/file`` and the
+API's file browsing), run on the volumes the agent serves.
+
+Rules: every path goes through :class:`reelsync.fs.Volume` (relative, ``..`` refused, escaping
+symlinks refused, reelsync's temporary files never listed); an unknown volume is NotFoundError.
+Results are the accsyn shapes: ``ls`` -> ``[{type: 0 dir | 1 file, filename, size, modified,
+files?}]`` (``files`` nested when recursive), ``getsize`` -> int (a folder: its files' total),
+``exists`` -> bool, ``mkdir``/``rename``/``move``/``delete`` -> True (``delete`` of a folder that
+is not empty needs ``force``; ``rename`` onto an existing path needs ``force``). Blocking: run it
+in a thread.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from reelsync.errors import NotFoundError, ValidationError
+from reelsync.fs import Entry, Volume, normalize_relpath
+
+__all__ = ["run_fileop"]
+
+
+def _modified(entry: Entry) -> str:
+    stamp = datetime.fromtimestamp(entry.mtime_ns / 1e9, tz=UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _name_of(entry: Entry) -> str:
+    return entry.path.rpartition("/")[2]
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+class _Lister:
+    def __init__(self, volume: Volume, op: Mapping[str, Any]) -> None:
+        self.volume = volume
+        self.recursive = bool(op.get("recursive"))
+        maxdepth = op.get("maxdepth")
+        self.maxdepth = int(maxdepth) if maxdepth is not None else None
+        self.getsize = bool(op.get("getsize"))
+        self.files_only = bool(op.get("files_only"))
+        self.dirs_only = bool(op.get("directories_only"))
+        self.include = _patterns(op.get("include"))
+        self.exclude = _patterns(op.get("exclude"))
+
+    def _wanted(self, entry: Entry) -> bool:
+        name = _name_of(entry)
+        if self.include and not any(fnmatch.fnmatch(name, p) for p in self.include):
+            return False
+        return not any(fnmatch.fnmatch(name, p) for p in self.exclude)
+
+    def _tree_size(self, rel: str) -> int:
+        return sum(e.size for e in self.volume.iter(rel, recursive=True) if not e.is_dir)
+
+    def list(self, rel: str, depth: int = 1) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for entry in self.volume.list(rel):
+            if entry.is_dir and not self._wanted(entry) and not self.dirs_only:
+                continue
+            item: dict[str, Any] = {
+                "type": 0 if entry.is_dir else 1,
+                "filename": _name_of(entry),
+                "modified": _modified(entry),
+            }
+            if entry.is_dir:
+                if self.getsize:
+                    item["size"] = self._tree_size(entry.path)
+                deeper = self.maxdepth is None or depth < self.maxdepth
+                if self.recursive and deeper:
+                    item["files"] = self.list(entry.path, depth + 1)
+                if self.files_only and "files" not in item:
+                    continue
+            else:
+                if self.dirs_only or not self._wanted(entry):
+                    continue
+                item["size"] = entry.size
+            out.append(item)
+        return out
+
+
+def run_fileop(volumes: Mapping[str, Volume], op: Mapping[str, Any]) -> Any:
+    """Run one relayed operation ``{op, volume, path, path_to?, ...}``; its accsyn result."""
+    code = str(op.get("volume") or "")
+    volume = volumes.get(code)
+    if volume is None:
+        raise NotFoundError(f"volume {code!r} is not served by this agent")
+    name = str(op.get("op") or "")
+    rel = normalize_relpath(str(op.get("path") or ""))
+    if name == "ls":
+        if not volume.stat(rel).is_dir:
+            entry = volume.stat(rel)
+            return [{"type": 1, "filename": _name_of(entry), "size": entry.size,
+                     "modified": _modified(entry)}]  # fmt: skip
+        return _Lister(volume, op).list(rel)
+    if name == "exists":
+        return volume.exists(rel)
+    if name == "getsize":
+        entry = volume.stat(rel)
+        if entry.is_dir:
+            return _Lister(volume, op)._tree_size(rel)
+        return entry.size
+    if name == "mkdir":
+        volume.mkdir(rel)
+        return True
+    if name in ("rename", "move"):
+        target = normalize_relpath(str(op.get("path_to") or ""))
+        if not target:
+            raise ValidationError(f"{name} needs path_to inside the volume")
+        volume.rename(rel, target, overwrite=bool(op.get("force")))
+        return True
+    if name == "delete":
+        volume.delete(rel, recursive=bool(op.get("force")))
+        return True
+    raise ValidationError(f"unknown file operation {name!r}")

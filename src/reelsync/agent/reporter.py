@@ -1,0 +1,146 @@
+"""Progress and results of the transfers this agent dials, sent to the control plane in batches.
+
+Rules: the engine calls the observer on the event loop (never blocking); the reporter keeps the
+latest progress of each file and every final result, and a flusher sends them every
+``interval_s`` in one ``POST /report``. Final results are never dropped: if the control plane
+cannot be reached they stay queued and go with the next flush. Files still in flight are reported
+``executing`` at least every ``keepalive_s`` so their leases do not expire mid-transfer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from reelsync.engine import FileResult
+from reelsync.errors import ReelsyncError
+
+__all__ = ["ReportSink", "Reporter", "TransferObserverFor"]
+
+_log = logging.getLogger("reelsync.agent")
+
+
+class ReportSink(Protocol):
+    async def report(self, results: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass(slots=True)
+class _Live:
+    bytes_done: int
+    size: int | None
+    sent_at: float
+
+
+def result_report(result: FileResult) -> dict[str, Any]:
+    """The ``/report`` item for a finished file (a skip counts as done)."""
+    if result.ok:
+        return {
+            "task_id": result.key,
+            "status": "done",
+            "bytes_done": result.size,
+            "size": result.size,
+            "digest": result.digest,
+        }
+    return {
+        "task_id": result.key,
+        "status": "failed",
+        "bytes_done": result.bytes_sent,
+        "size": result.size or None,
+        "error": f"{result.error_code}: {result.error_message}",
+        "retryable": result.retryable,
+    }
+
+
+class Reporter:
+    """Collects progress and results, flushes them to ``sink``."""
+
+    def __init__(
+        self, sink: ReportSink, *, interval_s: float = 0.5, keepalive_s: float = 5.0
+    ) -> None:
+        self.sink = sink
+        self.interval_s = interval_s
+        self.keepalive_s = keepalive_s
+        self._live: dict[str, _Live] = {}
+        self._dirty: set[str] = set()
+        self._final: dict[str, dict[str, Any]] = {}
+
+    def started(self, task_ids: list[str], sizes: list[int | None]) -> None:
+        now = time.monotonic()
+        for task_id, size in zip(task_ids, sizes, strict=True):
+            self._live[task_id] = _Live(0, size, now - self.keepalive_s)
+            self._dirty.add(task_id)
+
+    def progress(self, task_id: str, bytes_done: int, size: int) -> None:
+        live = self._live.get(task_id)
+        if live is None:
+            return
+        live.bytes_done, live.size = bytes_done, size
+        self._dirty.add(task_id)
+
+    def finished(self, result: FileResult) -> None:
+        self._live.pop(result.key, None)
+        self._dirty.discard(result.key)
+        self._final[result.key] = result_report(result)
+
+    def _batch(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        batch = list(self._final.values())
+        for task_id, live in self._live.items():
+            if task_id in self._dirty or now - live.sent_at >= self.keepalive_s:
+                live.sent_at = now
+                batch.append(
+                    {
+                        "task_id": task_id,
+                        "status": "executing",
+                        "bytes_done": live.bytes_done,
+                        "size": live.size,
+                    }
+                )
+        self._dirty.clear()
+        return batch
+
+    async def flush(self) -> bool:
+        """Send what is pending; False (results kept) if the control plane did not take it."""
+        batch = self._batch()
+        if not batch:
+            return True
+        finals = {item["task_id"] for item in batch if item["status"] != "executing"}
+        try:
+            await self.sink.report(batch)
+        except ReelsyncError as exc:
+            _log.warning("could not report %d task(s): %s", len(batch), exc)
+            return False
+        for task_id in finals:
+            self._final.pop(task_id, None)
+        return True
+
+    def is_live(self, task_id: str) -> bool:
+        """Whether ``task_id`` started and has no final result yet."""
+        return task_id in self._live
+
+    @property
+    def pending_results(self) -> int:
+        return len(self._final)
+
+    async def run(self) -> None:
+        """Flush every ``interval_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval_s)
+            if not await self.flush():
+                await asyncio.sleep(min(5.0, self.interval_s * 4))
+
+
+class TransferObserverFor:
+    """The engine's TransferObserver for one transfer, feeding a Reporter."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def file_progress(self, key: str, bytes_done: int, size: int) -> None:
+        self.reporter.progress(key, bytes_done, size)
+
+    def file_finished(self, result: FileResult) -> None:
+        self.reporter.finished(result)

@@ -1,0 +1,219 @@
+"""The agent's settings, built once by ``reelsync agent run`` from ``DATA_DIR/agent.toml``
+overlaid by ``REELSYNC_AGENT_*`` variables, and the files enrollment leaves in the data dir.
+
+Rules: this and the CLI are the only agent modules that read configuration. The data dir holds
+``agent.toml`` (0600), ``agent.key`` (0600, made on this machine, never sent), ``agent.crt`` (signed
+by the workspace CA), ``ca.crt`` (the workspace CA: verifies the control plane and peers),
+``ticket.pub`` (verifies transfer tickets) and ``agent.secret`` (0600, the control-plane
+credential). Which volumes the agent serves comes from the control plane, not from here.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from reelsync.errors import ConfigError
+from reelsync.pki import read_private_pem, write_private_pem
+
+__all__ = [
+    "AGENT_CONFIG_FILE",
+    "AgentFiles",
+    "AgentSettings",
+    "PortRange",
+    "load_agent_settings",
+    "parse_port_range",
+    "write_agent_config",
+]
+
+AGENT_CONFIG_FILE = "agent.toml"
+DEFAULT_PEER_PORTS = "45190-45210"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFiles:
+    """Where enrollment put the agent's identity."""
+
+    data_dir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.data_dir / AGENT_CONFIG_FILE
+
+    @property
+    def key(self) -> Path:
+        return self.data_dir / "agent.key"
+
+    @property
+    def cert(self) -> Path:
+        return self.data_dir / "agent.crt"
+
+    @property
+    def ca(self) -> Path:
+        return self.data_dir / "ca.crt"
+
+    @property
+    def ticket_key(self) -> Path:
+        return self.data_dir / "ticket.pub"
+
+    @property
+    def secret(self) -> Path:
+        return self.data_dir / "agent.secret"
+
+
+@dataclass(frozen=True, slots=True)
+class PortRange:
+    first: int
+    last: int
+
+    def __iter__(self) -> Any:
+        return iter(range(self.first, self.last + 1))
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+
+
+def parse_port_range(text: str) -> PortRange:
+    """``45190``, ``45190-45210`` or ``0`` (any free port)."""
+    first_text, sep, last_text = str(text).strip().partition("-")
+    try:
+        first = int(first_text)
+        last = int(last_text) if sep else first
+    except ValueError:
+        raise ConfigError(f"peer ports must be PORT or FIRST-LAST, got {text!r}") from None
+    if not (0 <= first <= last < 65536) or (first == 0 and last != 0):
+        raise ConfigError(f"peer ports must be PORT or FIRST-LAST within 1..65535, got {text!r}")
+    return PortRange(first, last)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """Everything ``reelsync agent run`` needs. ``advertise`` is the host peers should dial
+    (None: the control plane uses the address it sees); ``bandwidth_limit`` is bytes/s."""
+
+    data_dir: Path
+    server_url: str
+    server_id: str
+    site: str
+    workspace: str
+    secret: str = field(repr=False)
+    listen_host: str = "0.0.0.0"  # noqa: S104 - peers dial us on every interface by default
+    ports: PortRange = field(default_factory=lambda: parse_port_range(DEFAULT_PEER_PORTS))
+    advertise: str | None = None
+    dialable: bool = True
+    bandwidth_limit: float | None = None
+    streams: int = 4
+    fsync: bool = True
+    work_wait_s: float = 20.0
+    max_transfers: int = 4
+    report_interval_s: float = 0.5
+    reconnect_max_s: float = 10.0
+    log_level: str = "info"
+
+    @property
+    def files(self) -> AgentFiles:
+        return AgentFiles(self.data_dir)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _number(value: Any, name: str, *, minimum: float = 0.0) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {value!r}")
+    return number
+
+
+def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings:
+    """Read ``DATA_DIR/agent.toml`` and the secret; ``REELSYNC_AGENT_LISTEN`` (HOST:PORTS),
+    ``REELSYNC_AGENT_ADVERTISE``, ``REELSYNC_AGENT_DIALABLE``, ``REELSYNC_AGENT_BANDWIDTH_LIMIT``
+    (MiB/s), ``REELSYNC_AGENT_SERVER_URL`` override the file."""
+    data_dir = data_dir.expanduser()
+    files = AgentFiles(data_dir)
+    if not files.config.is_file():
+        raise ConfigError(
+            f"{data_dir} is not an enrolled agent's data dir (no {AGENT_CONFIG_FILE})",
+            hint="enroll first: reelsync agent enroll --server URL --token TOKEN --data-dir DIR",
+        )
+    try:
+        cfg = tomllib.loads(files.config.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {files.config}: {exc}") from exc
+    agent = cfg.get("agent", {})
+    peer = cfg.get("peer", {})
+    transfer = cfg.get("transfer", {})
+    for key in ("server_url", "server_id", "site"):
+        if not agent.get(key):
+            raise ConfigError(f"{files.config} has no agent.{key}", hint="enroll the agent again")
+    listen = str(env.get("REELSYNC_AGENT_LISTEN") or peer.get("listen") or "")
+    host, ports = "0.0.0.0", parse_port_range(DEFAULT_PEER_PORTS)  # noqa: S104
+    if listen:
+        host_text, sep, port_text = listen.rpartition(":")
+        if not sep:
+            raise ConfigError(f"peer listen must be HOST:PORTS, got {listen!r}")
+        host, ports = host_text.strip("[]") or host, parse_port_range(port_text)
+    limit_text = env.get("REELSYNC_AGENT_BANDWIDTH_LIMIT", transfer.get("bandwidth_limit_mib_s"))
+    limit = _number(limit_text, "bandwidth_limit_mib_s") if limit_text not in (None, "") else 0.0
+    dialable = env.get("REELSYNC_AGENT_DIALABLE", peer.get("dialable", True))
+    secret = read_private_pem(files.secret).decode().strip()
+    return AgentSettings(
+        data_dir=data_dir,
+        server_url=str(env.get("REELSYNC_AGENT_SERVER_URL") or agent["server_url"]).rstrip("/"),
+        server_id=str(agent["server_id"]),
+        site=str(agent["site"]),
+        workspace=str(agent.get("workspace", "")),
+        secret=secret,
+        listen_host=host,
+        ports=ports,
+        advertise=str(env.get("REELSYNC_AGENT_ADVERTISE") or peer.get("advertise") or "") or None,
+        dialable=_truthy(dialable),
+        bandwidth_limit=limit * (1 << 20) if limit > 0 else None,
+        streams=int(_number(transfer.get("streams", 4), "transfer.streams", minimum=1)),
+        fsync=_truthy(transfer.get("fsync", True)),
+        work_wait_s=_number(agent.get("work_wait_s", 20.0), "agent.work_wait_s", minimum=0.5),
+        max_transfers=int(_number(transfer.get("max_transfers", 4), "max_transfers", minimum=1)),
+        log_level=str(env.get("REELSYNC_LOG_LEVEL") or agent.get("log_level") or "info"),
+    )
+
+
+def write_agent_config(
+    data_dir: Path,
+    *,
+    server_url: str,
+    server_id: str,
+    site: str,
+    workspace: str,
+    secret: str,
+    listen: str,
+    advertise: str | None,
+    dialable: bool,
+    bandwidth_limit_mib_s: float | None,
+) -> Path:
+    """Write ``agent.toml`` (0600) and ``agent.secret`` (0600); returns the config's path."""
+    files = AgentFiles(data_dir)
+    doc: dict[str, Any] = {
+        "agent": {"server_url": server_url, "server_id": server_id, "site": site},
+        "peer": {"listen": listen, "dialable": dialable},
+        "transfer": {"streams": 4, "max_transfers": 4},
+    }
+    if workspace:
+        doc["agent"]["workspace"] = workspace
+    if advertise:
+        doc["peer"]["advertise"] = advertise
+    if bandwidth_limit_mib_s:
+        doc["transfer"]["bandwidth_limit_mib_s"] = bandwidth_limit_mib_s
+    write_private_pem(files.secret, secret.encode() + b"\n")
+    write_private_pem(files.config, tomli_w.dumps(doc).encode())
+    return files.config

@@ -1,0 +1,47 @@
+"""What the agent endpoints share in one control plane process: the ticket signing key, where the
+workspace CA lives, the file-operation relay, the timings, and the stopping flag that ends
+long-polls at once when the server shuts down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reelsync.config import ServerConfig
+from reelsync.db import Database
+from reelsync.pki import TicketSigner
+from reelsync.server.agentapi.relay import FileOpRelay
+
+__all__ = ["AgentHub"]
+
+
+@dataclass(eq=False)
+class AgentHub:
+    tls_dir: Path
+    signer: TicketSigner
+    relay: FileOpRelay
+    offline_after_s: float = 60.0
+    heartbeat_s: float = 10.0
+    sweep_interval_s: float = 5.0
+    ticket_ttl_s: float = 3600.0
+    stopping: bool = field(default=False)
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, database: Database) -> AgentHub:
+        """The hub of a control plane: the ticket key in ``DATA_DIR/tls`` (made if missing);
+        agents beat every ``offline_after_s / 4`` (at most 10 s) and are swept as often."""
+        tls_dir = config.ca_file.parent
+        offline = config.agent_offline_after_s
+        beat = max(0.2, min(10.0, offline / 4))
+        return cls(
+            tls_dir=tls_dir,
+            signer=TicketSigner.load_or_create(tls_dir),
+            relay=FileOpRelay(lambda: database, timeout_s=config.agent_fileop_timeout_s),
+            offline_after_s=offline,
+            heartbeat_s=beat,
+            sweep_interval_s=beat,
+        )
+
+    def stop(self) -> None:
+        """End every pending long-poll at its next check (the server is shutting down)."""
+        self.stopping = True

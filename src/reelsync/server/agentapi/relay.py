@@ -1,0 +1,133 @@
+"""The control plane's FileOperator: file operations relayed to the agent serving the volume.
+
+Rules: an operation goes to an online agent serving the volume at the request's site (the main
+site when none is named); the agent picks it up on its next work long-poll (which is woken at
+once) and answers through ``POST /api/v1/agent/fileop-result``. No agent online -> UnavailableError
+at once; no answer within ``timeout_s`` -> UnavailableError; an error the agent reports is
+rebuilt as the same reelsync error class. State is in memory: one control plane process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from reelsync.db import Database
+from reelsync.domain.fileops import FileRequest
+from reelsync.errors import UnavailableError, error_from_code
+from reelsync.services.agents import agents_serving
+
+__all__ = ["FileOpRelay", "request_to_json"]
+
+
+def request_to_json(op_id: str, request: FileRequest) -> dict[str, Any]:
+    """The wire form an agent receives in its work answer (``fileops``)."""
+    return {
+        "id": op_id,
+        "op": request.op.value,
+        "volume": request.volume_code,
+        "path": request.path,
+        "path_to": request.path_to,
+        "recursive": request.recursive,
+        "maxdepth": request.maxdepth,
+        "getsize": request.getsize,
+        "files_only": request.files_only,
+        "directories_only": request.directories_only,
+        "include": list(request.include),
+        "exclude": list(request.exclude),
+        "force": request.force,
+    }
+
+
+@dataclass(eq=False)
+class _Mailbox:
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class FileOpRelay:
+    """Implements :class:`reelsync.domain.fileops.FileOperator` over the agents' long-poll."""
+
+    def __init__(self, database_of: Callable[[], Database], *, timeout_s: float = 30.0) -> None:
+        self._database_of = database_of
+        self.timeout_s = timeout_s
+        self._boxes: dict[str, _Mailbox] = {}
+        self._waiting: dict[str, tuple[str, asyncio.Future[Any]]] = {}
+
+    def _box(self, server_id: str) -> _Mailbox:
+        box = self._boxes.get(server_id)
+        if box is None:
+            box = self._boxes[server_id] = _Mailbox()
+        return box
+
+    async def run(self, request: FileRequest) -> Any:
+        db = self._database_of()
+        agents = await run_in_threadpool(
+            agents_serving, db, request.volume_id, site_code=request.site_code
+        )
+        where = f"site {request.site_code}" if request.site_code else "the main site"
+        if not agents:
+            raise UnavailableError(
+                f"no agent serving volume {request.volume_code!r} at {where} is online "
+                f"({request.op.value} {request.path or '/'})",
+                hint="start one: reelsync agent run --data-dir DIR",
+            )
+        server_id = agents[0].id
+        op_id = secrets.token_hex(8)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[op_id] = (server_id, future)
+        box = self._box(server_id)
+        box.pending.append(request_to_json(op_id, request))
+        box.wake.set()
+        try:
+            return await asyncio.wait_for(future, self.timeout_s)
+        except TimeoutError:
+            raise UnavailableError(
+                f"the agent at {where} did not answer {request.op.value} "
+                f"{request.volume_code}:{request.path or '/'} within {self.timeout_s:g} s"
+            ) from None
+        finally:
+            self._waiting.pop(op_id, None)
+            box.pending[:] = [item for item in box.pending if item["id"] != op_id]
+
+    def take(self, server_id: str) -> list[dict[str, Any]]:
+        """Operations waiting for ``server_id`` (handed out once)."""
+        box = self._box(server_id)
+        out, box.pending[:] = list(box.pending), []
+        box.wake.clear()
+        return out
+
+    async def wait(self, server_id: str, timeout: float) -> None:
+        """Sleep until an operation arrives for ``server_id`` or ``timeout`` passes."""
+        box = self._box(server_id)
+        if box.pending:
+            return
+        try:
+            await asyncio.wait_for(box.wake.wait(), timeout)
+        except TimeoutError:
+            return
+
+    def resolve(self, server_id: str, op_id: str, answer: dict[str, Any]) -> bool:
+        """Deliver an agent's answer ``{result}`` or ``{error: {code, message}}``; False when
+        nobody waits for it any more (timed out) or it came from another agent."""
+        waiting = self._waiting.get(op_id)
+        if waiting is None or waiting[0] != server_id or waiting[1].done():
+            return False
+        future = waiting[1]
+        error = answer.get("error")
+        if isinstance(error, dict):
+            future.set_exception(
+                error_from_code(
+                    str(error.get("code") or "error"),
+                    str(error.get("message") or "the agent failed the file operation"),
+                    remote=True,
+                )
+            )
+        else:
+            future.set_result(answer.get("result"))
+        return True

@@ -1,0 +1,274 @@
+"""The agents' endpoints, ``/api/v1/agent``: enroll, heartbeat, work (long-poll), report,
+fileop-result.
+
+Rules: only ``enroll`` is open (it needs a one-time enrollment token); every other endpoint needs
+``Authorization: Agent <agent secret>``. The control plane never dials an agent: assignments and
+file operations wait in the agent's long-poll (``GET /work?wait=S``), which answers as soon as
+there is something or when ``wait`` runs out, or at once when the server is stopping. Each
+transfer carries a ticket signed by the control plane that the listening agent verifies offline.
+While the router's app runs, a background loop sweeps (scheduler.sweep): silent agents go
+offline and their leases expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from reelsync import scheduler
+from reelsync.db import Database
+from reelsync.domain.records import Server
+from reelsync.errors import AuthenticationError, ValidationError
+from reelsync.pki import CertificateAuthority, Ticket, TicketFile
+from reelsync.server.agentapi.hub import AgentHub
+from reelsync.server.dependencies import DatabaseDep
+from reelsync.services import agents, servers
+
+__all__ = ["build_router"]
+
+_log = logging.getLogger("reelsync.server.agents")
+_agent_header = APIKeyHeader(
+    name="Authorization", auto_error=False, description="Agent <agent secret>"
+)
+_POLL_S = 0.3
+
+
+class EnrollBody(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+    hostname: str = Field(min_length=1, max_length=255)
+    csr: str = Field(min_length=1, max_length=20000)
+    version: str | None = Field(default=None, max_length=64)
+
+
+class HeartbeatBody(BaseModel):
+    version: str | None = Field(default=None, max_length=64)
+    peer_address: str | None = Field(default=None, max_length=255)
+    peer_port: int | None = Field(default=None, ge=1, le=65535)
+    dialable: bool = False
+
+
+class ReportItem(BaseModel):
+    task_id: str = Field(min_length=1, max_length=64)
+    status: str = Field(pattern="^(executing|done|failed)$")
+    bytes_done: int = Field(default=0, ge=0)
+    size: int | None = Field(default=None, ge=0)
+    error: str | None = Field(default=None, max_length=4000)
+    digest: str | None = Field(default=None, max_length=200)
+    retryable: bool = True
+
+
+class ReportBody(BaseModel):
+    results: list[ReportItem] = Field(default_factory=list, max_length=100_000)
+
+
+class FileOpAnswer(BaseModel):
+    id: str = Field(min_length=1, max_length=64)
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+def _authenticated_agent(
+    database: DatabaseDep, header: Annotated[str | None, Depends(_agent_header)]
+) -> Server:
+    scheme, _, secret = (header or "").partition(" ")
+    if scheme.lower() != "agent" or not secret.strip():
+        raise AuthenticationError(
+            "this endpoint is for enrolled agents", hint="send Authorization: Agent <agent secret>"
+        )
+    return servers.authenticate_server(database, secret.strip())
+
+
+AgentDep = Annotated[Server, Depends(_authenticated_agent)]
+
+
+def _validate_csr(pem: str) -> None:
+    try:
+        csr = x509.load_pem_x509_csr(pem.encode())
+    except ValueError as exc:
+        raise ValidationError("the certificate request (csr) is not a PEM CSR") from exc
+    if not csr.is_signature_valid:
+        raise ValidationError("the certificate request's signature does not verify")
+    if not isinstance(csr.public_key(), ec.EllipticCurvePublicKey):
+        raise ValidationError("the certificate request must use an ECDSA P-256 key")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _grant_json(hub: AgentHub, grant: scheduler.TransferGrant) -> dict[str, Any]:
+    files = [
+        {
+            "task_id": f.task_id,
+            "src_volume": f.src_volume,
+            "src_path": f.src_path,
+            "dst_volume": f.dst_volume,
+            "dst_path": f.dst_path,
+            "size": f.size,
+        }
+        for f in grant.files
+    ]
+    ticket = Ticket(
+        transfer_id=grant.transfer_id,
+        sender_id=grant.sender_id,
+        receiver_id=grant.receiver_id,
+        files=tuple(
+            TicketFile(f.src_volume, f.src_path, f.dst_volume, f.dst_path) for f in grant.files
+        ),
+        expires_at=time.time() + hub.ticket_ttl_s,
+    )
+    return {
+        "transfer_id": grant.transfer_id,
+        "direction": grant.direction,
+        "sender_id": grant.sender_id,
+        "receiver_id": grant.receiver_id,
+        "peer": {"host": grant.peer_host, "port": grant.peer_port},
+        "files": files,
+        "lease_expires_at": _iso(grant.lease_expires_at),
+        "ticket": hub.signer.sign(ticket),
+    }
+
+
+async def _sweep_forever(hub: AgentHub, database: Database) -> None:
+    while True:
+        try:
+            await run_in_threadpool(scheduler.sweep, database, offline_after_s=hub.offline_after_s)
+        except Exception:  # keep sweeping; a broken sweep is logged, not fatal
+            _log.exception("sweep failed")
+        await asyncio.sleep(hub.sweep_interval_s)
+
+
+def build_router(hub: AgentHub) -> APIRouter:
+    """The ``/api/v1/agent`` routes over ``hub`` (keys, relay, timings); while the app runs, a
+    background task sweeps silent agents and expired leases."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database: Database = app.state.database
+        app.state.stop_hooks = [*getattr(app.state, "stop_hooks", []), hub.stop]
+        task = asyncio.create_task(_sweep_forever(hub, database))
+        try:
+            yield
+        finally:
+            hub.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    router = APIRouter(prefix="/api/v1/agent", tags=["agent"], lifespan=lifespan)
+
+    @router.post("/enroll")
+    async def enroll(body: EnrollBody, database: DatabaseDep) -> dict[str, Any]:
+        _validate_csr(body.csr)
+        server, secret = await run_in_threadpool(
+            servers.enroll_server,
+            database,
+            body.token,
+            hostname=body.hostname,
+            version=body.version,
+        )
+        ca = await run_in_threadpool(CertificateAuthority.load, hub.tls_dir)
+        cert_pem = ca.sign_agent_csr(body.csr.encode(), agent_id=server.id, site=server.site)
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        await run_in_threadpool(
+            agents.record_certificate,
+            database,
+            server.id,
+            fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+            serial=format(cert.serial_number, "x"),
+        )
+        _log.info("enrolled agent %s (%s) at site %s", server.id, server.hostname, server.site)
+        return {
+            "server_id": server.id,
+            "site": server.site,
+            "workspace": ca.workspace,
+            "certificate": cert_pem.decode(),
+            "ca_certificate": ca.cert_pem.decode(),
+            "agent_secret": secret,
+            "ticket_public_key": hub.signer.public_key_pem,
+        }
+
+    @router.post("/heartbeat")
+    async def heartbeat(
+        body: HeartbeatBody, request: Request, agent: AgentDep, database: DatabaseDep
+    ) -> dict[str, Any]:
+        address = body.peer_address
+        if body.dialable and not address and request.client is not None:
+            address = request.client.host
+        view = await run_in_threadpool(
+            agents.heartbeat,
+            database,
+            agent.id,
+            version=body.version,
+            peer_address=address,
+            peer_port=body.peer_port,
+            dialable=body.dialable,
+        )
+        return {
+            "server_id": view.server.id,
+            "site": view.server.site,
+            "status": view.server.status.value,
+            "volumes": [{"id": v.id, "code": v.code, "root": v.root} for v in view.volumes],
+            "bandwidth_limit": view.bandwidth_limit,
+            "heartbeat_s": hub.heartbeat_s,
+        }
+
+    @router.get("/work")
+    async def work(
+        agent: AgentDep,
+        database: DatabaseDep,
+        wait: Annotated[float, Query(ge=0, le=120)] = 20.0,
+        transfers: Annotated[int, Query(ge=0, le=64)] = 4,
+    ) -> dict[str, Any]:
+        """Transfers to dial (none when ``transfers`` is 0: the agent is busy) and file
+        operations, as soon as there are any, else an empty answer after ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            fileops = hub.relay.take(agent.id)
+            grants = []
+            if transfers > 0:
+                grants = await run_in_threadpool(scheduler.claim_transfers, database, agent.id)
+            remaining = deadline - time.monotonic()
+            if grants or fileops or remaining <= 0 or hub.stopping:
+                return {
+                    "transfers": [_grant_json(hub, g) for g in grants],
+                    "fileops": fileops,
+                }
+            await hub.relay.wait(agent.id, min(_POLL_S, remaining))
+
+    @router.post("/report")
+    async def report(body: ReportBody, agent: AgentDep, database: DatabaseDep) -> dict[str, Any]:
+        reports = [
+            scheduler.TaskReport(
+                task_id=item.task_id,
+                status=item.status,  # type: ignore[arg-type]
+                bytes_done=item.bytes_done,
+                size=item.size,
+                error=item.error,
+                digest=item.digest,
+                retryable=item.retryable,
+            )
+            for item in body.results
+        ]
+        await run_in_threadpool(scheduler.apply_reports, database, agent.id, reports)
+        return {"accepted": len(reports)}
+
+    @router.post("/fileop-result")
+    async def fileop_result(body: FileOpAnswer, agent: AgentDep) -> dict[str, Any]:
+        delivered = hub.relay.resolve(agent.id, body.id, body.model_dump())
+        return {"delivered": delivered}
+
+    return router
