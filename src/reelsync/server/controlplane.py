@@ -13,6 +13,8 @@ from fastapi import APIRouter, FastAPI
 from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.server.accsyn import build_router as accsyn_router
+from reelsync.server.agentapi import AgentHub
+from reelsync.server.agentapi import build_router as agent_router
 from reelsync.server.app import create_app
 
 __all__ = ["control_plane", "routers"]
@@ -20,9 +22,10 @@ __all__ = ["control_plane", "routers"]
 
 def routers(config: ServerConfig, database: Database) -> list[APIRouter]:
     """Routers served beside the native REST API (each carries its own prefix): the accsyn v3
-    wire API (reads the database from ``app.state``)."""
-    del config, database
-    return [accsyn_router()]
+    wire API (reads the database from ``app.state``; its file calls go to the agents) and the
+    agents' API ``/api/v1/agent`` (with its background sweep of silent agents)."""
+    hub = AgentHub.from_config(config, database)
+    return [accsyn_router(file_operator=hub.relay), agent_router(hub)]
 
 
 @contextmanager

@@ -101,6 +101,13 @@ def _tls_context(config: ServerConfig) -> ssl.SSLContext:
     return server_ssl_context(config.cert_file, config.key_file, require_client_cert=False)
 
 
+def _run_stop_hooks(app: Any) -> None:
+    """Callables in ``app.state.stop_hooks`` run when a stop signal arrives, before uvicorn waits
+    for open requests (the agents' work long-polls end at once instead of holding the stop)."""
+    for hook in getattr(getattr(app, "state", None), "stop_hooks", ()):
+        hook()
+
+
 async def _serve_all(servers: list[tuple[_Server, socket.socket]]) -> None:
     loop = asyncio.get_running_loop()
 
@@ -110,6 +117,7 @@ async def _serve_all(servers: list[tuple[_Server, socket.socket]]) -> None:
             if server.should_exit:
                 server.force_exit = True
             server.should_exit = True
+        _run_stop_hooks(servers[0][0].config.app)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, sig.name)

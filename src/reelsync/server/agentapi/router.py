@@ -12,8 +12,8 @@ offline and their leases expire.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -142,15 +142,6 @@ def _grant_json(hub: AgentHub, grant: scheduler.TransferGrant) -> dict[str, Any]
     }
 
 
-async def _sweep_forever(hub: AgentHub, database: Database) -> None:
-    while True:
-        try:
-            await run_in_threadpool(scheduler.sweep, database, offline_after_s=hub.offline_after_s)
-        except Exception:  # keep sweeping; a broken sweep is logged, not fatal
-            _log.exception("sweep failed")
-        await asyncio.sleep(hub.sweep_interval_s)
-
-
 def build_router(hub: AgentHub) -> APIRouter:
     """The ``/api/v1/agent`` routes over ``hub`` (keys, relay, timings); while the app runs, a
     background task sweeps silent agents and expired leases."""
@@ -159,14 +150,14 @@ def build_router(hub: AgentHub) -> APIRouter:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database: Database = app.state.database
         app.state.stop_hooks = [*getattr(app.state, "stop_hooks", []), hub.stop]
-        task = asyncio.create_task(_sweep_forever(hub, database))
-        try:
-            yield
-        finally:
-            hub.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        sweeper = scheduler.Sweeper(
+            database, offline_after_s=hub.offline_after_s, interval_s=hub.sweep_interval_s
+        )
+        async with sweeper:
+            try:
+                yield
+            finally:
+                hub.stop()
 
     router = APIRouter(prefix="/api/v1/agent", tags=["agent"], lifespan=lifespan)
 
@@ -240,7 +231,11 @@ def build_router(hub: AgentHub) -> APIRouter:
             fileops = hub.relay.take(agent.id)
             grants = []
             if transfers > 0:
-                grants = await run_in_threadpool(scheduler.claim_transfers, database, agent.id)
+                grants = await run_in_threadpool(
+                    functools.partial(
+                        scheduler.claim_transfers, database, agent.id, max_transfers=transfers
+                    )
+                )
             remaining = deadline - time.monotonic()
             if grants or fileops or remaining <= 0 or hub.stopping:
                 return {
@@ -263,8 +258,8 @@ def build_router(hub: AgentHub) -> APIRouter:
             )
             for item in body.results
         ]
-        await run_in_threadpool(scheduler.apply_reports, database, agent.id, reports)
-        return {"accepted": len(reports)}
+        outcome = await run_in_threadpool(scheduler.apply_reports, database, agent.id, reports)
+        return {"applied": list(outcome.applied), "revoked": list(outcome.revoked)}
 
     @router.post("/fileop-result")
     async def fileop_result(body: FileOpAnswer, agent: AgentDep) -> dict[str, Any]:

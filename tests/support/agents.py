@@ -1,0 +1,142 @@
+"""Real agent processes for tests: ``reelsync agent token`` (admin), ``reelsync agent enroll``
+and ``reelsync agent run`` as child processes against a :class:`RunningServer`; stopped with
+SIGTERM, and the stop must be clean (exit 0, no traceback in the log).
+
+    with running_agent(server, "london", tmp_path / "london") as agent:
+        agent.wait_online()
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from support.servers import RunningServer, reelsync_cmd, run_cli
+
+__all__ = ["RunningAgent", "enroll_agent", "make_token", "running_agent", "wait_until"]
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``predicate()`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def make_token(server: RunningServer, site: str, ttl: int = 600) -> str:
+    done = server.cli("agent", "token", "--site", site, "--ttl", str(ttl), "--json")
+    assert done.returncode == 0, done.stderr
+    token: str = json.loads(done.stdout)["token"]
+    return token
+
+
+def enroll_agent(
+    server: RunningServer,
+    data_dir: Path,
+    token: str,
+    *,
+    extra: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """``reelsync agent enroll`` (peers on 127.0.0.1, any free port); the completed process."""
+    args = [
+        "agent", "enroll", "--server", server.url, "--ca-file", str(server.ca_file),
+        "--token", token, "--data-dir", str(data_dir), "--listen", "127.0.0.1:0",
+        "--hostname", data_dir.name, "--json", *extra,
+    ]  # fmt: skip
+    return run_cli(args, server.env())
+
+
+@dataclass
+class RunningAgent:
+    server: RunningServer
+    server_id: str
+    site: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_file: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def entry(self) -> dict[str, Any] | None:
+        done = self.server.cli("agent", "list", "--json")
+        assert done.returncode == 0, done.stderr
+        return next((a for a in json.loads(done.stdout) if a["id"] == self.server_id), None)
+
+    def wait_status(self, status: str, timeout: float = 30.0) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            if status == "online" and self.process.poll() is not None:
+                raise AssertionError(f"agent exited {self.process.returncode}:\n{self.log()}")
+            entry = self.entry()
+            return entry if entry and entry["status"] == status else None
+
+        found: dict[str, Any] = wait_until(check, timeout, f"agent {self.site} {status}")
+        return found
+
+    def wait_online(self, timeout: float = 30.0) -> dict[str, Any]:
+        return self.wait_status("online", timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self._stopped:
+            return self.process.returncode
+        self._stopped = True
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(f"agent ignored signal {sig}:\n{self.log()}") from None
+        return self.process.returncode
+
+
+def start_agent(server: RunningServer, data_dir: Path, env: dict[str, str] | None = None,
+                *, log_name: str = "agent.log") -> tuple[subprocess.Popen[bytes], Path]:  # fmt: skip
+    log_file = data_dir.parent / f"{data_dir.name}-{log_name}"
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            reelsync_cmd("agent", "run", "--data-dir", str(data_dir)),
+            env=server.env(**(env or {})),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return process, log_file
+
+
+@contextmanager
+def running_agent(
+    server: RunningServer,
+    site: str,
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    check_clean_exit: bool = True,
+) -> Iterator[RunningAgent]:
+    """Enroll an agent for ``site`` into ``data_dir`` and run it; SIGTERM it afterwards."""
+    done = enroll_agent(server, data_dir, make_token(server, site))
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    process, log_file = start_agent(server, data_dir, env)
+    agent = RunningAgent(server, info["server_id"], site, data_dir, process, log_file)
+    try:
+        yield agent
+    finally:
+        code = agent.stop()
+    if check_clean_exit:
+        text = agent.log()
+        assert code == 0, f"agent exited {code} on SIGTERM:\n{text}"
+        assert "Traceback" not in text, text
