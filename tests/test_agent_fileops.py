@@ -34,7 +34,8 @@ def test_ls_shapes(volumes: dict[str, Volume]) -> None:
     listing = run_fileop(volumes, op("ls", "proj"))
     names = {item["filename"]: item for item in listing}
     assert set(names) == {"shots", "notes.txt"}  # no part files, no symlinks
-    assert names["shots"]["type"] == 0 and "files" not in names["shots"]
+    assert names["shots"]["type"] == 0
+    assert "files" not in names["shots"]
     assert names["notes.txt"] == {
         "type": 1,
         "filename": "notes.txt",
@@ -48,6 +49,20 @@ def test_ls_shapes(volumes: dict[str, Volume]) -> None:
     assert sorted(f["filename"] for f in sh010["files"]) == ["a.exr", "b.dpx"]
     only_exr = run_fileop(volumes, op("ls", "proj/shots/sh010", include=["*.exr"]))
     assert [f["filename"] for f in only_exr] == ["a.exr"]
+    flat = run_fileop(volumes, op("ls", "proj", recursive=True, files_only=True))
+    assert sorted(f["filename"] for f in flat) == [
+        "notes.txt",
+        "shots/sh010/a.exr",
+        "shots/sh010/b.dpx",
+    ]
+    assert run_fileop(volumes, op("ls", "proj/shots/sh010", include="re('\\.EXR$')")) == [
+        only_exr[0]
+    ]
+    assert run_fileop(volumes, op("ls", "proj/shots/sh010", include="re('\\.EXR$', 'I')")) == []
+    assert [f["filename"] for f in run_fileop(volumes, op("ls", "proj/shots/sh010",
+            exclude=["A*"]))] == ["b.dpx"]  # fmt: skip
+    dirs = run_fileop(volumes, op("ls", "proj", directories_only=True))
+    assert [d["filename"] for d in dirs] == ["shots"]
     shallow = run_fileop(volumes, op("ls", "proj", recursive=True, maxdepth=1))
     assert "files" not in next(i for i in shallow if i["filename"] == "shots")
 

@@ -152,12 +152,14 @@ async def test_ticketed_push_lands_and_refusals(world: dict) -> None:
 
     # a third agent of the same workspace presenting a's ticket: not a party
     results = await _push(world, "c", token, [("shot/f.bin", "in/c.bin")])
-    assert results[0].status == "failed" and results[0].error_code == "forbidden"
+    assert results[0].status == "failed"
+    assert results[0].error_code == "forbidden"
     assert "not a party" in (results[0].error_message or "")
     # no ticket, a forged one, an expired one
     for bad in (None, token[:-4] + "AAAA", world["signer"].sign(_ticket(files, ttl=-5))):
         results = await _push(world, "a", bad, [("shot/f.bin", "in/g.bin")])
-        assert results[0].status == "failed" and results[0].error_code == "forbidden"
+        assert results[0].status == "failed"
+        assert results[0].error_code == "forbidden"
     # a file the ticket does not name
     results = await _push(world, "a", token, [("shot/f.bin", "in/other.bin")])
     assert results[0].status == "failed"

@@ -13,7 +13,8 @@ in a thread.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +41,29 @@ def _patterns(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+_REGEX = re.compile(r"""^re\(\s*(['"])(.*)\1\s*(?:,\s*(['"])([A-Za-z]*)\3\s*)?\)$""", re.S)
+
+
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    """accsyn filters: ``word`` exact, ``*word``, ``word*``, ``*word*``, ``a*b`` (case-insensitive),
+    or ``re('...')`` (``re('...', 'I')``: case-sensitive)."""
+    found = _REGEX.match(pattern.strip())
+    if found:
+        flags = 0 if "I" in (found.group(4) or "") else re.IGNORECASE
+        try:
+            regex = re.compile(found.group(2), flags)
+        except re.error as exc:
+            raise ValidationError(f"bad regular expression in filter {pattern!r}: {exc}") from exc
+        return lambda name: regex.search(name) is not None
+    lowered = pattern.lower()
+    return lambda name: fnmatch.fnmatchcase(name.lower(), lowered)
+
+
 class _Lister:
+    """``ls``: filters apply to files (and to folders with ``directories_only``); ``include``
+    wins over ``exclude``; ``files_only`` with ``recursive`` lists files of sub-folders by their
+    path relative to the listed folder."""
+
     def __init__(self, volume: Volume, op: Mapping[str, Any]) -> None:
         self.volume = volume
         self.recursive = bool(op.get("recursive"))
@@ -49,41 +72,41 @@ class _Lister:
         self.getsize = bool(op.get("getsize"))
         self.files_only = bool(op.get("files_only"))
         self.dirs_only = bool(op.get("directories_only"))
-        self.include = _patterns(op.get("include"))
-        self.exclude = _patterns(op.get("exclude"))
+        self.include = [_matcher(p) for p in _patterns(op.get("include"))]
+        self.exclude = [_matcher(p) for p in _patterns(op.get("exclude"))]
 
-    def _wanted(self, entry: Entry) -> bool:
-        name = _name_of(entry)
-        if self.include and not any(fnmatch.fnmatch(name, p) for p in self.include):
-            return False
-        return not any(fnmatch.fnmatch(name, p) for p in self.exclude)
+    def _wanted(self, name: str) -> bool:
+        if self.include:
+            return any(match(name) for match in self.include)
+        return not any(match(name) for match in self.exclude)
 
-    def _tree_size(self, rel: str) -> int:
+    def tree_size(self, rel: str) -> int:
         return sum(e.size for e in self.volume.iter(rel, recursive=True) if not e.is_dir)
 
-    def list(self, rel: str, depth: int = 1) -> list[dict[str, Any]]:
+    def _deeper(self, depth: int) -> bool:
+        return self.recursive and (self.maxdepth is None or depth < self.maxdepth)
+
+    def list(self, rel: str, depth: int = 1, prefix: str = "") -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for entry in self.volume.list(rel):
-            if entry.is_dir and not self._wanted(entry) and not self.dirs_only:
-                continue
-            item: dict[str, Any] = {
-                "type": 0 if entry.is_dir else 1,
-                "filename": _name_of(entry),
-                "modified": _modified(entry),
-            }
+            name = _name_of(entry)
             if entry.is_dir:
+                if self.files_only:
+                    if self._deeper(depth):
+                        out.extend(self.list(entry.path, depth + 1, f"{prefix}{name}/"))
+                    continue
+                if self.dirs_only and not self._wanted(name):
+                    continue
+                item: dict[str, Any] = {"type": 0, "filename": prefix + name,
+                                        "modified": _modified(entry)}  # fmt: skip
                 if self.getsize:
-                    item["size"] = self._tree_size(entry.path)
-                deeper = self.maxdepth is None or depth < self.maxdepth
-                if self.recursive and deeper:
+                    item["size"] = self.tree_size(entry.path)
+                if self._deeper(depth):
                     item["files"] = self.list(entry.path, depth + 1)
-                if self.files_only and "files" not in item:
-                    continue
-            else:
-                if self.dirs_only or not self._wanted(entry):
-                    continue
-                item["size"] = entry.size
-            out.append(item)
+                out.append(item)
+            elif not self.dirs_only and self._wanted(name):
+                out.append({"type": 1, "filename": prefix + name, "size": entry.size,
+                            "modified": _modified(entry)})  # fmt: skip
         return out
 
 
@@ -106,7 +129,7 @@ def run_fileop(volumes: Mapping[str, Volume], op: Mapping[str, Any]) -> Any:
     if name == "getsize":
         entry = volume.stat(rel)
         if entry.is_dir:
-            return _Lister(volume, op)._tree_size(rel)
+            return _Lister(volume, op).tree_size(rel)
         return entry.size
     if name == "mkdir":
         volume.mkdir(rel)

@@ -73,8 +73,8 @@ class FileOpRelay:
         where = f"site {request.site_code}" if request.site_code else "the main site"
         if not agents:
             raise UnavailableError(
-                f"no agent serving volume {request.volume_code!r} at {where} is online "
-                f"({request.op.value} {request.path or '/'})",
+                f"no agent serves volume {request.volume_code!r} at {where} (none online), so "
+                f"its files cannot be reached ({request.op.value} {request.path or '/'})",
                 hint="start one: reelsync agent run --data-dir DIR",
             )
         server_id = agents[0].id

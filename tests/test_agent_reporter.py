@@ -1,0 +1,61 @@
+"""The agent's batched reports: progress coalesced per file, results never dropped while the
+control plane is unreachable, keepalives for files still in flight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelsync.agent.reporter import Reporter
+from reelsync.engine import FileResult
+from reelsync.errors import ConnectionLostError, IntegrityError
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.down = False
+
+    async def report(self, results: list[dict[str, Any]]) -> None:
+        if self.down:
+            raise ConnectionLostError("cannot reach https://cp: connection refused")
+        self.batches.append(results)
+
+
+async def test_progress_is_coalesced_and_results_survive_an_outage() -> None:
+    sink = Sink()
+    reporter = Reporter(sink, keepalive_s=3600)
+    reporter.started(["t1", "t2"], [100, 50])
+    reporter.progress("t1", 10, 100)
+    reporter.progress("t1", 60, 100)
+    assert await reporter.flush()
+    assert sink.batches[-1] == [
+        {"task_id": "t1", "status": "executing", "bytes_done": 60, "size": 100},
+        {"task_id": "t2", "status": "executing", "bytes_done": 0, "size": 50},
+    ]
+    assert await reporter.flush()  # nothing new: nothing sent
+    assert len(sink.batches) == 1
+
+    sink.down = True
+    reporter.finished(FileResult("t1", "done", 100, 100, "xxh3-128t:ab"))
+    reporter.finished(FileResult.failed("t2", IntegrityError("source changed"), size=50, sent=7))
+    assert not await reporter.flush()
+    assert reporter.pending_results == 2
+    sink.down = False
+    assert await reporter.flush()
+    assert reporter.pending_results == 0
+    assert sink.batches[-1] == [
+        {"task_id": "t1", "status": "done", "bytes_done": 100, "size": 100,
+         "digest": "xxh3-128t:ab"},
+        {"task_id": "t2", "status": "failed", "bytes_done": 7, "size": 50,
+         "error": "integrity: source changed", "retryable": True},
+    ]  # fmt: skip
+    assert not reporter.is_live("t1")
+
+
+async def test_files_in_flight_are_kept_alive() -> None:
+    sink = Sink()
+    reporter = Reporter(sink, keepalive_s=0.0)
+    reporter.started(["t1"], [None])
+    assert await reporter.flush()
+    assert await reporter.flush()  # no progress, but the lease is renewed
+    assert [b[0]["status"] for b in sink.batches] == ["executing", "executing"]

@@ -1,0 +1,88 @@
+"""services.agents on both databases: heartbeat (online, peer endpoint, served volumes with their
+site roots), explicit volume assignment, the agents serving a volume, the certificate record."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from reelsync.db import Database
+from reelsync.db import models as m
+from reelsync.domain.records import Actor
+from reelsync.errors import NotFoundError, ValidationError
+from reelsync.services import agents, servers, sites, volumes
+
+
+@pytest.fixture
+def fleet(database: Database, admin: Actor) -> dict[str, str]:
+    sites.create_site(database, admin, code="london")
+    volumes.create_volume(
+        database, admin, code="projects", paths={"hq": "/mnt/p", "london": "/data/p"}
+    )
+    volumes.create_volume(database, admin, code="scratch", paths={"hq": "/mnt/s"})
+    ids = {}
+    for site in ("hq", "london"):
+        _, token = servers.create_enrollment_token(database, admin, site)
+        server, _ = servers.enroll_server(database, token, hostname=f"{site}-1")
+        ids[site] = server.id
+    return ids
+
+
+def test_heartbeat_marks_online_and_lists_site_roots(
+    database: Database, fleet: dict[str, str]
+) -> None:
+    view = agents.heartbeat(
+        database, fleet["hq"], version="0.1", peer_address="10.0.0.5", peer_port=45190,
+        dialable=True,
+    )  # fmt: skip
+    assert view.server.status == "online"
+    assert view.server.last_checkin is not None
+    assert (view.server.peer_address, view.server.peer_port, view.server.dialable) == (
+        "10.0.0.5",
+        45190,
+        True,
+    )
+    assert [(v.code, v.root) for v in view.volumes] == [
+        ("projects", "/mnt/p"),
+        ("scratch", "/mnt/s"),
+    ]
+    london = agents.heartbeat(database, fleet["london"], dialable=False)
+    assert [(v.code, v.root) for v in london.volumes] == [("projects", "/data/p")]
+    assert london.bandwidth_limit is None
+    with pytest.raises(ValidationError, match="peer_address and peer_port"):
+        agents.heartbeat(database, fleet["hq"], dialable=True)
+    with pytest.raises(ValidationError, match="peer_port"):
+        agents.heartbeat(database, fleet["hq"], peer_address="h", peer_port=70000)
+    with pytest.raises(NotFoundError):
+        agents.heartbeat(database, "0" * 24)
+
+
+def test_explicit_assignment_and_who_serves(
+    database: Database, admin: Actor, fleet: dict[str, str]
+) -> None:
+    scratch = volumes.get_volume(database, admin, "scratch")
+    projects = volumes.get_volume(database, admin, "projects")
+    assert agents.agents_serving(database, projects.id) == []  # nobody online yet
+    agents.heartbeat(database, fleet["hq"])
+    agents.heartbeat(database, fleet["london"])
+    assert [s.id for s in agents.agents_serving(database, projects.id)] == [fleet["hq"]]
+    assert [s.id for s in agents.agents_serving(database, projects.id, site_code="london")] == [
+        fleet["london"]
+    ]
+    assert agents.agents_serving(database, scratch.id, site_code="london") == []
+    with database.session() as s:
+        s.add(m.ServerVolume(server_id=fleet["hq"], volume_id=scratch.id))
+    view = agents.heartbeat(database, fleet["hq"])
+    assert [v.code for v in view.volumes] == ["scratch"]  # only what is assigned
+    assert agents.agents_serving(database, projects.id) == []
+    servers.update_server(database, admin, fleet["hq"], status="disabled")
+    assert agents.heartbeat(database, fleet["hq"]).server.status == "disabled"
+    assert agents.agents_serving(database, scratch.id) == []
+
+
+def test_record_certificate(database: Database, fleet: dict[str, str]) -> None:
+    agents.record_certificate(database, fleet["hq"], fingerprint="ab" * 32, serial="1f")
+    with database.session() as s:
+        row = s.scalar(select(m.Server).where(m.Server.id == fleet["hq"]))
+        assert row is not None
+        assert (row.cert_fingerprint, row.cert_serial) == ("ab" * 32, "1f")
