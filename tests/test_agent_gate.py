@@ -176,3 +176,20 @@ async def test_escaping_destination_is_refused(world: dict) -> None:
     assert results[0].status == "failed"
     assert "outside" in (results[0].error_message or ""), results[0]
     assert (world["tmp"] / "secret.txt").read_text() == "outside the volume"
+
+
+def test_agent_public_api() -> None:
+    import reelsync.agent
+    import reelsync.server.agentapi
+
+    assert sorted(reelsync.agent.__all__) == [
+        "Agent",
+        "AgentSettings",
+        "ControlPlane",
+        "EnrollResult",
+        "TicketGate",
+        "enroll",
+        "load_agent_settings",
+        "run_fileop",
+    ]
+    assert sorted(reelsync.server.agentapi.__all__) == ["AgentHub", "FileOpRelay", "build_router"]
