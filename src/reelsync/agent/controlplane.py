@@ -126,8 +126,10 @@ class ControlPlane:
         )
         return answer
 
-    async def report(self, results: list[dict[str, Any]]) -> None:
-        await self._call("POST", "/report", body={"results": results})
+    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send reports; the answer ``{applied: [task ids], revoked: [task ids]}``."""
+        answer = await self._call("POST", "/report", body={"results": results})
+        return answer if isinstance(answer, dict) else {}
 
     async def fileop_result(self, answer: dict[str, Any]) -> None:
         await self._call("POST", "/fileop-result", body=answer)

@@ -92,12 +92,15 @@ class Agent:
             workspace=settings.workspace or None,
         )
         self.control = ControlPlane(settings.server_url, secret=settings.secret, ca_file=files.ca)
-        self.reporter = Reporter(self.control, interval_s=settings.report_interval_s)
+        self.reporter = Reporter(
+            self.control, interval_s=settings.report_interval_s, on_revoked=self._revoked
+        )
         self.listener: Listener | None = None
         self.connected = asyncio.Event()
         self._transfers: dict[asyncio.Task[None], tuple[str, ...]] = {}
         self._chores: set[asyncio.Task[None]] = set()
         self._missing_roots: set[str] = set()
+        self._revoked_tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -295,6 +298,10 @@ class Agent:
             run = self.engine.push if sending else self.engine.pull
             results = await run(assignment, observer)
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task in self._revoked_tasks:  # the control plane took it back: say nothing
+                self._revoked_tasks.discard(task)  # type: ignore[arg-type]
+                return
             self._fail_rest(specs, ConnectionLostError("the agent stopped mid-transfer"))
             raise
         except ReelsyncError as exc:
@@ -307,6 +314,14 @@ class Agent:
                 self.reporter.finished(result)
         done = sum(r.ok for r in results)
         _log.info("transfer %s: %d/%d file(s) done", transfer_id, done, len(specs))
+
+    def _revoked(self, task_ids: set[str]) -> None:
+        """Stop every running transfer whose files were all revoked (job paused or aborted)."""
+        for task, keys in list(self._transfers.items()):
+            if keys and all(key in task_ids for key in keys) and not task.done():
+                _log.info("transfer revoked by the control plane: stopping it")
+                self._revoked_tasks.add(task)
+                task.cancel()
 
     def _fail_rest(self, specs: tuple[FileSpec, ...], exc: ReelsyncError) -> None:
         for spec in specs:

@@ -4,7 +4,9 @@ Rules: the engine calls the observer on the event loop (never blocking); the rep
 latest progress of each file and every final result, and a flusher sends them every
 ``interval_s`` in one ``POST /report``. Final results are never dropped: if the control plane
 cannot be reached they stay queued and go with the next flush. Files still in flight are reported
-``executing`` at least every ``keepalive_s`` so their leases do not expire mid-transfer.
+``executing`` at least every ``keepalive_s`` so their leases do not expire mid-transfer. Tasks the
+control plane answers as revoked (job paused or aborted, lease lost) are no longer reported and
+``on_revoked`` is told, so the agent can stop moving them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +27,7 @@ _log = logging.getLogger("reelsync.agent")
 
 
 class ReportSink(Protocol):
-    async def report(self, results: list[dict[str, Any]]) -> None: ...
+    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any] | None: ...
 
 
 @dataclass(slots=True)
@@ -58,9 +61,15 @@ class Reporter:
     """Collects progress and results, flushes them to ``sink``."""
 
     def __init__(
-        self, sink: ReportSink, *, interval_s: float = 0.5, keepalive_s: float = 5.0
+        self,
+        sink: ReportSink,
+        *,
+        interval_s: float = 0.5,
+        keepalive_s: float = 5.0,
+        on_revoked: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.sink = sink
+        self.on_revoked = on_revoked
         self.interval_s = interval_s
         self.keepalive_s = keepalive_s
         self._live: dict[str, _Live] = {}
@@ -109,12 +118,19 @@ class Reporter:
             return True
         finals = {item["task_id"] for item in batch if item["status"] != "executing"}
         try:
-            await self.sink.report(batch)
+            answer = await self.sink.report(batch)
         except ReelsyncError as exc:
             _log.warning("could not report %d task(s): %s", len(batch), exc)
             return False
         for task_id in finals:
             self._final.pop(task_id, None)
+        revoked = {str(t) for t in (answer or {}).get("revoked") or ()}
+        if revoked:
+            for task_id in revoked:  # no longer ours: stop reporting them
+                self._live.pop(task_id, None)
+                self._dirty.discard(task_id)
+            if self.on_revoked is not None:
+                self.on_revoked(revoked)
         return True
 
     def is_live(self, task_id: str) -> bool:

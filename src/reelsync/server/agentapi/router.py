@@ -150,6 +150,7 @@ def build_router(hub: AgentHub) -> APIRouter:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database: Database = app.state.database
         app.state.stop_hooks = [*getattr(app.state, "stop_hooks", []), hub.stop]
+        app.state.file_operator = hub.relay  # the native file routes use it too
         sweeper = scheduler.Sweeper(
             database, offline_after_s=hub.offline_after_s, interval_s=hub.sweep_interval_s
         )
