@@ -300,7 +300,7 @@ class Agent:
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task in self._revoked_tasks:  # the control plane took it back: say nothing
-                self._revoked_tasks.discard(task)  # type: ignore[arg-type]
+                self._revoked_tasks.discard(task)
                 return
             self._fail_rest(specs, ConnectionLostError("the agent stopped mid-transfer"))
             raise
