@@ -59,3 +59,21 @@ async def test_files_in_flight_are_kept_alive() -> None:
     assert await reporter.flush()
     assert await reporter.flush()  # no progress, but the lease is renewed
     assert [b[0]["status"] for b in sink.batches] == ["executing", "executing"]
+
+
+async def test_revoked_tasks_are_dropped_and_announced() -> None:
+    class Revoking(Sink):
+        async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+            await super().report(results)
+            return {"applied": [], "revoked": ["t1"]}
+
+    seen: list[set[str]] = []
+    sink = Revoking()
+    reporter = Reporter(sink, keepalive_s=0.0, on_revoked=seen.append)
+    reporter.started(["t1", "t2"], [10, 10])
+    assert await reporter.flush()
+    assert seen == [{"t1"}]
+    assert not reporter.is_live("t1")
+    assert reporter.is_live("t2")
+    assert await reporter.flush()
+    assert [item["task_id"] for item in sink.batches[-1]] == ["t2"]
