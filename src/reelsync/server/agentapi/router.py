@@ -165,6 +165,7 @@ def build_router(hub: AgentHub) -> APIRouter:
     @router.post("/enroll")
     async def enroll(body: EnrollBody, database: DatabaseDep) -> dict[str, Any]:
         _validate_csr(body.csr)
+        ca = await run_in_threadpool(CertificateAuthority.load, hub.tls_dir)  # before the token
         server, secret = await run_in_threadpool(
             servers.enroll_server,
             database,
@@ -172,7 +173,6 @@ def build_router(hub: AgentHub) -> APIRouter:
             hostname=body.hostname,
             version=body.version,
         )
-        ca = await run_in_threadpool(CertificateAuthority.load, hub.tls_dir)
         cert_pem = ca.sign_agent_csr(body.csr.encode(), agent_id=server.id, site=server.site)
         cert = x509.load_pem_x509_certificate(cert_pem)
         await run_in_threadpool(
