@@ -201,8 +201,10 @@ def parse_envelope(payload: Any) -> Envelope:
 def wire_datetime(value: dt.datetime) -> str:
     """Naive UTC with second precision, the form the client turns back into a datetime."""
     if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S")
+        if value.utcoffset():
+            value = value.astimezone(dt.UTC)
+        value = value.replace(tzinfo=None)
+    return value.isoformat(timespec="seconds")
 
 
 def _json_default(value: object) -> Any:
