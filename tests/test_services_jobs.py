@@ -363,3 +363,37 @@ def test_many_task_edits_in_one_call(database: Database, studio: dict[str, Actor
     )
     assert len(edited) == n
     assert jobs.get_job(database, admin, job.id).status == "done"
+
+
+def test_list_tasks_pages_totals_and_status_filters(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    admin, standard = studio["admin"], studio["standard"]
+    names = [f"proj001/f{i:02d}" for i in range(12)]
+    job = jobs.submit_job(database, admin, {"tasks": names, "destination": "site=london"})
+    tasks.update_tasks(database, admin, job.id, [{"uri": "3", "status": "excluded"}])
+    expected = {t.id: t for t in tasks.add_tasks(database, admin, job.id, ["proj001/extra"])}
+    # Every page reports the whole total, whether or not the page itself tells it.
+    for limit, offset, uris in [
+        (5, 0, ["0", "1", "2", "3", "4"]),
+        (5, 10, ["10", "11", "12"]),
+        (13, 0, [str(i) for i in range(13)]),
+        (5, 13, []),
+        (5, 40, []),
+    ]:
+        page = tasks.list_tasks(database, admin, job.id, limit=limit, offset=offset)
+        assert [t.uri for t in page.items] == uris
+        assert page.total == 13
+    kept = tasks.list_tasks(database, admin, job.id, status="!excluded", limit=20)
+    assert kept.total == 12 and "3" not in [t.uri for t in kept.items]
+    assert tasks.list_tasks(database, admin, job.id, status="excluded,done").total == 1
+    empty = tasks.list_tasks(database, admin, job.id, status="done")
+    assert (empty.total, empty.items) == (0, [])
+    # The listed record is the same one the other services return.
+    listed = tasks.list_tasks(database, admin, job.id, offset=12).items[0]
+    assert listed == expected[listed.id]
+    assert listed.source_volume == "projects" and listed.source_path == "proj001/extra"
+    with pytest.raises(NotFoundError):
+        tasks.list_tasks(database, standard, job.id)
+    with pytest.raises(ValidationError):
+        tasks.list_tasks(database, admin, job.id, status="nonsense")

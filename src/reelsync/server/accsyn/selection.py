@@ -91,4 +91,9 @@ def select(
         keep = {"id", *names}
         chosen = [{k: v for k, v in r.items() if k in keep} for r in chosen]
     # Internal helper keys (``<ref>_code``) never leave the server.
-    return [{k: v for k, v in r.items() if not k.endswith("_code")} for r in chosen]
+    return [
+        {k: v for k, v in r.items() if not k.endswith("_code")}
+        if any(k.endswith("_code") for k in r)
+        else r
+        for r in chosen
+    ]
