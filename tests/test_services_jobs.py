@@ -385,14 +385,16 @@ def test_list_tasks_pages_totals_and_status_filters(
         assert [t.uri for t in page.items] == uris
         assert page.total == 13
     kept = tasks.list_tasks(database, admin, job.id, status="!excluded", limit=20)
-    assert kept.total == 12 and "3" not in [t.uri for t in kept.items]
+    assert kept.total == 12
+    assert "3" not in [t.uri for t in kept.items]
     assert tasks.list_tasks(database, admin, job.id, status="excluded,done").total == 1
     empty = tasks.list_tasks(database, admin, job.id, status="done")
     assert (empty.total, empty.items) == (0, [])
     # The listed record is the same one the other services return.
     listed = tasks.list_tasks(database, admin, job.id, offset=12).items[0]
     assert listed == expected[listed.id]
-    assert listed.source_volume == "projects" and listed.source_path == "proj001/extra"
+    assert listed.source_volume == "projects"
+    assert listed.source_path == "proj001/extra"
     with pytest.raises(NotFoundError):
         tasks.list_tasks(database, standard, job.id)
     with pytest.raises(ValidationError):
