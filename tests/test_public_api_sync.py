@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reelsync.demo
 import reelsync.sync
 
 
@@ -22,3 +23,7 @@ def test_sync_public_names() -> None:
     ]
     for name in reelsync.sync.__all__:
         assert hasattr(reelsync.sync, name)
+
+
+def test_demo_public_names() -> None:
+    assert sorted(reelsync.demo.__all__) == ["OPERATOR", "SITES", "run_demo"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 __all__ = ["demo"]
@@ -9,8 +11,15 @@ __all__ = ["demo"]
 
 @click.command("demo")
 @click.option("--keep", is_flag=True, help="Leave it running until Ctrl-C.")
-def demo(keep: bool) -> None:
-    """Run reelsync on this machine with embedded defaults, then clean up."""
-    from reelsync.demo import run_demo  # the server stack loads only for this command
+@click.option(
+    "--files",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="Frames per shot (two shots, plus sidecar files).",
+)
+def demo(keep: bool, files: int) -> None:
+    """Run the whole job on this machine: control plane, two agents, a sync, then clean up."""
+    from reelsync.demo import run_demo  # the demo's imports load only for this command
 
-    run_demo(keep=keep)
+    run_demo(os.environ, keep=keep, files=files)
