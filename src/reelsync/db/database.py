@@ -82,6 +82,11 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
+    def session_factory(self) -> sessionmaker[Session]:
+        """The sessionmaker behind :meth:`session` (a target for ORM event listeners)."""
+        return self._sessions
+
+    @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 

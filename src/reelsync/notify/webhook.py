@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from reelsync.errors import AuthenticationError, UnavailableError, ValidationError
+from reelsync.errors import AuthenticationError, UnavailableError
+from reelsync.services.webhooks import WEBHOOK_EVENTS, parse_events
 
 __all__ = [
     "DELIVERY_HEADER",
@@ -45,8 +46,6 @@ SIGNATURE_HEADER = "X-Reelsync-Signature"
 TIMESTAMP_HEADER = "X-Reelsync-Timestamp"
 EVENT_HEADER = "X-Reelsync-Event"
 DELIVERY_HEADER = "X-Reelsync-Delivery"
-#: Events an admin may subscribe a webhook to.
-WEBHOOK_EVENTS = ("job.submitted", "job.done", "job.failed")
 DEFAULT_TOLERANCE_S = 300.0
 
 
@@ -56,28 +55,6 @@ class SignedRequest:
 
     body: bytes
     headers: Mapping[str, str]
-
-
-def parse_events(events: object) -> tuple[str, ...]:
-    """Normalise a list of event names (``done`` or ``job.done``); unknown names are refused."""
-    if isinstance(events, str):
-        events = [e for e in events.replace(",", " ").split() if e]
-    if not isinstance(events, list | tuple) or not events:
-        raise ValidationError(
-            "a webhook needs a list of events", hint=f"choose from {', '.join(WEBHOOK_EVENTS)}"
-        )
-    out: list[str] = []
-    for raw in events:
-        name = str(raw).strip().lower()
-        if not name.startswith("job."):
-            name = f"job.{name}"
-        if name not in WEBHOOK_EVENTS:
-            raise ValidationError(
-                f"unknown webhook event {raw!r}", hint=f"choose from {', '.join(WEBHOOK_EVENTS)}"
-            )
-        if name not in out:
-            out.append(name)
-    return tuple(out)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

@@ -16,10 +16,23 @@ from reelsync.server.api_v1 import (
     sites,
     users,
     volumes,
+    webhooks,
 )
 
 __all__ = ["router"]
 
 router = APIRouter()
-for _module in (root, users, sites, volumes, queues, servers, acls, settings, jobs, files):
+for _module in (
+    root,
+    users,
+    sites,
+    volumes,
+    queues,
+    servers,
+    acls,
+    settings,
+    jobs,
+    files,
+    webhooks,
+):
     router.include_router(_module.router)
