@@ -11,10 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from http_receiver import Receiver
-from smtp_sink import SmtpSink
 from sqlalchemy import select, update
 
+from http_receiver import Receiver
 from reelsync.config import SmtpConfig
 from reelsync.db import Database
 from reelsync.db import models as m
@@ -29,6 +28,7 @@ from reelsync.notify.outbox import enqueue_job_finished
 from reelsync.notify.recipients import set_opt_out
 from reelsync.services import acls, jobs, queues, settings, sites, users, volumes, webhooks
 from reelsync.services.rollup import refresh_job
+from smtp_sink import SmtpSink
 
 POLICY = DispatcherPolicy(base_backoff_s=60, max_backoff_s=600, max_attempts=5, lease_s=120)
 
@@ -405,11 +405,16 @@ def test_only_done_or_failed(database: Database, studio: dict[str, Actor]) -> No
 
 def test_a_rolled_back_finish_leaves_no_row(database: Database, studio: dict[str, Actor]) -> None:
     job_id = submit(database, studio["employee"])
-    with pytest.raises(RuntimeError), database.session() as s:
-        s.execute(update(m.Task).where(m.Task.job_id == job_id).values(status="done"))
-        job = s.get(m.Job, job_id)
-        assert job is not None
-        refresh_job(s, job)
-        s.flush()
-        raise RuntimeError("the scheduler crashed before commit")
+
+    def crash_before_commit() -> None:
+        with database.session() as s:
+            s.execute(update(m.Task).where(m.Task.job_id == job_id).values(status="done"))
+            job = s.get(m.Job, job_id)
+            assert job is not None
+            refresh_job(s, job)
+            s.flush()
+            raise RuntimeError("the scheduler crashed before commit")
+
+    with pytest.raises(RuntimeError):
+        crash_before_commit()
     assert rows(database, "mail") == []

@@ -114,7 +114,7 @@ class Dispatcher:
         self._webhooks = webhooks or HttpWebhookSender()
         self._public_url = public_url
         self.policy = policy or DispatcherPolicy()
-        self._hook_tmp_dir = hook_tmp_dir
+        self.hook_tmp_dir = hook_tmp_dir
 
     def _kinds(self) -> list[str]:
         kinds = [KIND_WEBHOOK, KIND_HOOK]
@@ -238,7 +238,7 @@ class Dispatcher:
             payload["command"],
             document,
             timeout_s=float(payload["timeout_s"]),
-            tmp_dir=self._hook_tmp_dir,
+            tmp_dir=self.hook_tmp_dir,
         )
         if not result.ok:
             raise _Permanent(f"hook {payload['hook']} failed: {result.message}")

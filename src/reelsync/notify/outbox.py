@@ -138,13 +138,13 @@ def _summary(session: Session, job: m.Job, doc: Mapping[str, Any]) -> dict[str, 
     }
 
 
-def hook_command(session: Session, job: m.Job, hook: str) -> tuple[str | None, float]:
+def hook_command(session: Session, queue_id: str, hook: str) -> tuple[str | None, float]:
     """The hook's command line (queue, else workspace setting) and its timeout in seconds."""
     key = HOOK_SETTING_KEYS[hook]
     rows = session.execute(
         select(m.Setting.scope, m.Setting.key, m.Setting.value).where(
             m.Setting.key.in_([key, HOOK_TIMEOUT_SETTING]),
-            (m.Setting.scope == "workspace") | (m.Setting.target_id == job.queue_id),
+            (m.Setting.scope == "workspace") | (m.Setting.target_id == queue_id),
             m.Setting.scope.in_(["workspace", "queue"]),
         )
     ).all()
@@ -199,7 +199,7 @@ def enqueue_job_finished(session: Session, job_id: str, status: JobStatus | str)
         written += _insert_once(session, KIND_MAIL, f"{base_key}:mail", mail)
     written += _webhook_rows(session, f"job.{event.value}", base_key, doc, finished.isoformat())
     hook_name = f"post-{event.value}"
-    command, timeout_s = hook_command(session, job, hook_name)
+    command, timeout_s = hook_command(session, job.queue_id, hook_name)
     if command:
         payload = {"hook": hook_name, "command": command, "timeout_s": timeout_s, "job_id": job.id}
         written += _insert_once(session, KIND_HOOK, f"{base_key}:hook", payload)

@@ -19,6 +19,7 @@ from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.server.api_v1 import router as api_v1_router
 from reelsync.server.errors import install_error_handlers
+from reelsync.services.jobs import SubmitHook
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -26,7 +27,11 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(
-    config: ServerConfig, database: Database, *, routers: Sequence[APIRouter] = ()
+    config: ServerConfig,
+    database: Database,
+    *,
+    routers: Sequence[APIRouter] = (),
+    submit_hook: SubmitHook | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="reelsync control plane",
@@ -37,6 +42,7 @@ def create_app(
     )
     app.state.config = config
     app.state.database = database
+    app.state.submit_hook = submit_hook  # the pre-submit hook (reelsync.notify.hooks.PreSubmitHook)
     install_error_handlers(app)
     app.include_router(api_v1_router, prefix=API_PREFIX)
     for router in routers:

@@ -14,14 +14,17 @@ from reelsync.db import Database
 from reelsync.domain.records import Actor
 from reelsync.errors import AuthenticationError
 from reelsync.services import auth
+from reelsync.services.jobs import SubmitHook
 
 __all__ = [
     "CurrentActor",
     "DatabaseDep",
     "ServerConfigDep",
+    "SubmitHookDep",
     "bearer_actor",
     "get_config",
     "get_database",
+    "get_submit_hook",
 ]
 
 _bearer = HTTPBearer(auto_error=False, description="a reelsync API key")
@@ -37,7 +40,14 @@ def get_config(request: Request) -> ServerConfig:
     return config
 
 
+def get_submit_hook(request: Request) -> SubmitHook | None:
+    """The pre-submit hook ``create_app`` was given (None: no hook)."""
+    hook: SubmitHook | None = getattr(request.app.state, "submit_hook", None)
+    return hook
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
+SubmitHookDep = Annotated[SubmitHook | None, Depends(get_submit_hook)]
 ServerConfigDep = Annotated[ServerConfig, Depends(get_config)]
 
 

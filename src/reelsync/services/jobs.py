@@ -17,7 +17,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -43,6 +43,7 @@ from reelsync.services.submission import party_text, plan_tasks
 __all__ = [
     "MAX_OFFSET",
     "MAX_PAGE",
+    "SubmitHook",
     "delete_job",
     "get_job",
     "get_job_row",
@@ -95,6 +96,14 @@ def _record(row: m.Job, email: str, queue_code: str) -> Job:
     )
 
 
+class SubmitHook(Protocol):
+    """Called by :func:`submit_job` before anything is read or written (outside any transaction):
+    raise a :class:`~reelsync.errors.ValidationError` to refuse the job with its message. The
+    server wires :class:`reelsync.notify.hooks.PreSubmitHook` (the admin's pre-submit command)."""
+
+    def __call__(self, db: Database, actor: Actor, payload: Mapping[str, Any]) -> None: ...
+
+
 def get_job_row(session: Session, actor: Actor, job_id: str, *, lock: bool = False) -> m.Job:
     """The job, if ``actor`` may see it (else NotFoundError, as if it did not exist)."""
     query = select(m.Job).where(m.Job.id == job_id)
@@ -106,8 +115,13 @@ def get_job_row(session: Session, actor: Actor, job_id: str, *, lock: bool = Fal
     return row
 
 
-def submit_job(db: Database, actor: Actor, payload: Mapping[str, Any]) -> Job:
-    """Create a transfer job from accsyn job JSON (or append to one with ``append: true``)."""
+def submit_job(
+    db: Database, actor: Actor, payload: Mapping[str, Any], *, hook: SubmitHook | None = None
+) -> Job:
+    """Create a transfer job from accsyn job JSON (or append to one with ``append: true``);
+    ``hook`` (the pre-submit hook) may refuse it first."""
+    if hook is not None:
+        hook(db, actor, payload)
     with db.session() as session:
         spec = parse_job_spec(payload, workspace_code=_workspace_code(session))
         queue = (

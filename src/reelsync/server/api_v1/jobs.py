@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from reelsync.domain.records import Job, Task
 from reelsync.domain.status import JobStatus
 from reelsync.server.api_v1.schemas import ItemList, JobUpdate, TaskAppend, TaskEdit, page_of
-from reelsync.server.dependencies import CurrentActor, DatabaseDep
+from reelsync.server.dependencies import CurrentActor, DatabaseDep, SubmitHookDep
 from reelsync.services import jobs, tasks
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -27,9 +27,10 @@ _JOB_EXAMPLE = {
 def submit_job(
     db: DatabaseDep,
     actor: CurrentActor,
+    hook: SubmitHookDep,
     payload: dict[str, Any] = Body(..., examples=[_JOB_EXAMPLE]),
 ) -> Job:
-    return jobs.submit_job(db, actor, payload)
+    return jobs.submit_job(db, actor, payload, hook=hook)
 
 
 @router.get("")
