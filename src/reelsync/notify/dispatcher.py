@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from reelsync.db import Database
 from reelsync.db import models as m
@@ -185,20 +185,23 @@ class Dispatcher:
         )
         await self._mailer.send(mail)
 
-    async def _send_webhook(self, payload: dict[str, Any]) -> None:
+    def _webhook_target(self, webhook_id: str) -> tuple[str, str]:
         with self._db.session() as session:
-            hook = session.get(m.Webhook, payload["webhook_id"])
+            hook = session.get(m.Webhook, webhook_id)
             if hook is None or not hook.enabled:
                 raise _Permanent("the webhook was deleted or disabled")
-            url, secret = hook.url, hook.secret
+            return hook.url, hook.secret
+
+    async def _send_webhook(self, payload: dict[str, Any]) -> None:
+        url, secret = await asyncio.to_thread(self._webhook_target, payload["webhook_id"])
         request = sign_request(
             secret, payload["body"], event=payload["event"], delivery=payload["delivery"]
         )
         await self._webhooks.post(url, request)
 
-    async def _run_hook(self, payload: dict[str, Any]) -> None:
+    def _hook_input(self, job_id: str) -> dict[str, Any]:
         with self._db.session() as session:
-            job = session.get(m.Job, payload["job_id"])
+            job = session.get(m.Job, job_id)
             if job is None:
                 raise _Permanent("the job was deleted before its hook ran")
             document = job_document(session, job)
@@ -232,6 +235,10 @@ class Dispatcher:
             }
             for t in tasks
         ]
+        return document
+
+    async def _run_hook(self, payload: dict[str, Any]) -> None:
+        document = await asyncio.to_thread(self._hook_input, payload["job_id"])
         result = await asyncio.to_thread(
             run_hook,
             payload["hook"],
@@ -254,7 +261,7 @@ class Dispatcher:
             else:
                 raise _Permanent(f"unknown outbox kind {kind!r}")
         except (_Permanent, NotFoundError) as exc:
-            self._mark(row_id, attempts, status="failed", error=str(exc))
+            await asyncio.to_thread(self._mark, row_id, attempts, status="failed", error=str(exc))
             return "failed"
         except Exception as exc:
             retry = isinstance(exc, RetryableError | ConfigError) or not isinstance(
@@ -265,12 +272,14 @@ class Dispatcher:
                 delay = self.policy.backoff(attempts)
                 log.warning("outbox %s %s: %s; retry in %.0f s", kind, row_id, error, delay)
                 when = utcnow() + timedelta(seconds=delay)
-                self._mark(row_id, attempts, status="pending", error=error, retry_at=when)
+                await asyncio.to_thread(
+                    self._mark, row_id, attempts, status="pending", error=error, retry_at=when
+                )
                 return "retry"
             log.error("outbox %s %s failed for good: %s", kind, row_id, error)
-            self._mark(row_id, attempts, status="failed", error=error)
+            await asyncio.to_thread(self._mark, row_id, attempts, status="failed", error=error)
             return "failed"
-        self._mark(row_id, attempts, status="sent", error=None)
+        await asyncio.to_thread(self._mark, row_id, attempts, status="sent", error=None)
         return "sent"
 
     async def run_once(self, now: datetime | None = None) -> dict[str, int]:
@@ -300,7 +309,7 @@ class Dispatcher:
         with self._db.session() as session:
             result = session.execute(
                 update(m.Outbox)
-                .where(or_(m.Outbox.status == "failed"))
+                .where(m.Outbox.status == "failed")
                 .values(status="pending", attempts=0, next_attempt_at=utcnow())
             )
             return int(getattr(result, "rowcount", 0) or 0)
