@@ -55,6 +55,8 @@ class PreSubmitHook:
         if tasks is None and "source" in payload:
             tasks = [{"source": payload.get("source"), "destination": payload.get("destination")}]
         document.update({"user": actor.email, "queue": queue_code, "tasks": tasks or []})
+        if self._tmp_dir is not None:
+            self._tmp_dir.mkdir(parents=True, exist_ok=True)
         result = run_hook(
             "pre-submit", command, document, timeout_s=timeout_s, tmp_dir=self._tmp_dir
         )

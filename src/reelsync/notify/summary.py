@@ -107,7 +107,7 @@ def compose_job_mail(
     verb = "done" if s.status == "done" else "FAILED"
     subject = (
         f"[reelsync] {verb}: {s.name} ({s.source_site} -> {s.destination_site}, "
-        f"{s.file_count} files)"
+        f"{s.file_count} file{'' if s.file_count == 1 else 's'})"
     )
     facts = _facts(s)
     shown = s.failures[:max_failures]

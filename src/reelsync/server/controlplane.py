@@ -1,17 +1,21 @@
 """The control plane assembled for one process: the database and the ASGI app with every router
 it serves. Rules: one :class:`~reelsync.db.Database` per process, upgraded to the newest schema
 before anything is served and disposed after the last request; other parts add their routers
-(accsyn v3, agent endpoints) in :func:`routers`, the one place that lists them."""
+(accsyn v3, agent endpoints) in :func:`routers`, the one place that lists them. The app's lifespan
+runs the notifier (job-event capture + outbox dispatcher: mail, webhooks, post hooks) and the app
+refuses jobs its pre-submit hook rejects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import APIRouter, FastAPI
 
 from reelsync.config import ServerConfig
 from reelsync.db import Database
+from reelsync.notify.presubmit import PreSubmitHook
+from reelsync.notify.service import Notifier
 from reelsync.server.accsyn import build_router as accsyn_router
 from reelsync.server.agentapi import AgentHub
 from reelsync.server.agentapi import build_router as agent_router
@@ -34,6 +38,15 @@ def control_plane(config: ServerConfig) -> Iterator[FastAPI]:
     database = Database(config.database_url)
     try:
         database.upgrade()
-        yield create_app(config, database, routers=routers(config, database))
+        hook = PreSubmitHook(tmp_dir=config.data_dir / "tmp")
+        app = create_app(config, database, routers=routers(config, database), submit_hook=hook)
+
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            async with Notifier(config, database):
+                yield
+
+        app.router.lifespan_context = lifespan
+        yield app
     finally:
         database.dispose()
