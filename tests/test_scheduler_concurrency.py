@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def test_two_processes_never_grant_a_task_twice(
         )
         for out, order in zip(outs, (senders, senders[::-1]), strict=True)
     ]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{out}.ready").exists() for out in outs):
+        assert time.monotonic() < deadline, "the claimers did not start"
+        assert all(proc.poll() is None for proc in procs), "a claimer died"
+        time.sleep(0.02)
+    for out in outs:  # go: both at once
+        Path(f"{out}.go").touch()
     for proc in procs:
         _, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
