@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -41,10 +42,12 @@ def control_plane(config: ServerConfig) -> Iterator[FastAPI]:
         hook = PreSubmitHook(tmp_dir=config.data_dir / "tmp")
         app = create_app(config, database, routers=routers(config, database), submit_hook=hook)
 
+        routers_lifespan = app.router.lifespan_context  # the agent router's sweeper etc.
+
         @asynccontextmanager
-        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-            async with Notifier(config, database):
-                yield
+        async def lifespan(inner: FastAPI) -> AsyncIterator[Any]:
+            async with Notifier(config, database), routers_lifespan(inner) as state:
+                yield state
 
         app.router.lifespan_context = lifespan
         yield app
