@@ -5,6 +5,7 @@ are the agent's files (cert, key, workspace CA); volumes are ``CODE=PATH``."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
 import ssl
@@ -99,6 +100,9 @@ def _common(fn: Any) -> Any:
 @click.group()
 def transfer() -> None:
     """Run the data-plane engine by hand (debugging, fault tests, benchmarks)."""
+    # Everything imported so far lives as long as the process: keep it out of the collector's
+    # way, so full collections do not hold the GIL while the stream threads wait for it.
+    gc.freeze()
 
 
 class _Gate:
