@@ -24,6 +24,7 @@ from reelsync.engine.model import (
     Assignment,
     Authorizer,
     FileResult,
+    FileSpec,
     Grant,
     PeerAddress,
     SessionRequest,
@@ -195,7 +196,7 @@ class Engine:
     def _dialer_session(
         self,
         streams: list[FrameStream],
-        todo: list,  # type: ignore[type-arg]
+        todo: list[FileSpec],
         role: Role,
         observer: TransferObserver,
     ) -> SendSession | ReceiveSession:
@@ -222,21 +223,15 @@ class Engine:
             volume.resolve(spec.dst.path)
             return spec.key, volume, spec.dst.path
 
-        session = ReceiveSession(streams, resolve, self.settings, observer, self.executor)
         want = Want(
             tuple(
                 WantEntry(i, s.src.volume, s.src.path, s.dst.volume, s.dst.path)
                 for i, s in by_id.items()
             )
         )
-        session_run = session.run
-
-        async def run_with_want() -> dict[str, FileResult]:
-            await streams[0].send(want)
-            return await session_run()
-
-        session.run = run_with_want  # type: ignore[method-assign]
-        return session
+        return ReceiveSession(
+            streams, resolve, self.settings, observer, self.executor, opening=want
+        )
 
     def _connect(self, peer: PeerAddress) -> ssl.SSLSocket:
         """Blocking: TCP connect and TLS handshake (runs in an I/O thread)."""

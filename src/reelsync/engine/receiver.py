@@ -48,6 +48,7 @@ from reelsync.protocol import (
     Nack,
     Plan,
     PlanEntry,
+    Want,
 )
 
 __all__ = ["ReceiveSession", "Resolver"]
@@ -87,8 +88,12 @@ class ReceiveSession:
         settings: EngineSettings,
         observer: TransferObserver,
         executor: Executor,
+        *,
+        opening: Want | None = None,
     ) -> None:
+        """``opening``: the Want a pulling dialer sends on stream 0 before anything else."""
         self.streams = streams
+        self.opening = opening
         self.resolve = resolve
         self.settings = settings
         self.observer = observer
@@ -115,6 +120,8 @@ class ReceiveSession:
 
     # -- the session -----------------------------------------------------------------------------
     async def run(self) -> dict[str, FileResult]:
+        if self.opening is not None:
+            await self.streams[0].send(self.opening)
         tasks = [asyncio.create_task(self._reader(s)) for s in self.streams]
         bye = asyncio.create_task(self._bye.wait())
         try:

@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span, digest_text, file_digest
@@ -81,7 +80,7 @@ class _Source:
     mode: int = 0o644
     chunks: int = 1
     fd: int = -1
-    path: Path | None = None
+    path: str | None = None
     checksums: list[bytes | None] = field(default_factory=list)
     have: dict[int, bytes] = field(default_factory=dict)
     unread: int = 0
@@ -196,7 +195,7 @@ class SendSession:
             err = it.error
             if err is None and it.volume is not None:
                 try:
-                    src.path = it.volume.resolve(it.rel)
+                    src.path = it.volume.resolve_str(it.rel)
                     st = os.stat(src.path, follow_symlinks=False)
                     if not stat_mod.S_ISREG(st.st_mode):
                         err = NotFoundError(f"{it.volume.code}:{it.rel} is not a regular file")

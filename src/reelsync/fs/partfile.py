@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from pathlib import Path
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span
 from reelsync.errors import (
     ConflictError,
     DiskFullError,
-    PathError,
     PermissionDeniedError,
     TransferError,
 )
@@ -43,39 +43,40 @@ def os_error(exc: OSError, where: str) -> TransferError:
     return TransferError(f"cannot write {where}: {exc.strerror or exc}")
 
 
-def _prepare(volume: Volume, rel: str) -> tuple[Path, Path, Path]:
-    final = volume.resolve(rel)
-    if final == volume.real_root:
+def _prepare(volume: Volume, rel: str) -> tuple[str, str, str]:
+    """(final, part, journal) paths of ``rel``, with its folder made (strings: per-file path)."""
+    final = volume.resolve_str(rel)
+    if final == str(volume.real_root):
         raise ConflictError(f"{volume.code}:{rel} is the volume root")
-    if final.is_dir():
-        raise ConflictError(f"{volume.code}:{rel} exists and is a folder")
-    if not final.parent.is_dir():
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-        except FileExistsError as exc:
-            raise ConflictError(f"a parent of {volume.code}:{rel} is not a folder") from exc
-        except PermissionError as exc:
-            raise PermissionDeniedError(f"cannot create the folder of {volume.code}:{rel}") from exc
-        volume.forget()
-        if volume.resolve(rel) != final:  # re-check: no symlink planted in between
-            raise PathError(f"{volume.code}:{rel} moved while its folder was being created")
-    part = final.parent / f".{final.name}{PART_SUFFIX}"
-    journal = final.parent / f".{final.name}{JOURNAL_SUFFIX}"
-    return final, part, journal
+    folder, _, name = final.rpartition("/")
+    try:
+        st = os.stat(final)
+        if stat.S_ISDIR(st.st_mode):
+            raise ConflictError(f"{volume.code}:{rel} exists and is a folder")
+    except (FileNotFoundError, NotADirectoryError):
+        if not os.path.isdir(folder):
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise ConflictError(f"a parent of {volume.code}:{rel} is not a folder") from exc
+            except PermissionError as exc:
+                raise PermissionDeniedError(
+                    f"cannot create the folder of {volume.code}:{rel}"
+                ) from exc
+            volume.check_folder(folder, rel)
+    return final, f"{folder}/.{name}{PART_SUFFIX}", f"{folder}/.{name}{JOURNAL_SUFFIX}"
 
 
 def is_unchanged(volume: Volume, rel: str, size: int, mtime_ns: int) -> bool:
     """True when ``rel`` exists as a regular file with this size and mtime (skip it)."""
     try:
-        st = os.stat(volume.resolve(rel), follow_symlinks=False)
+        st = os.stat(volume.resolve_str(rel), follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    return (
-        st.st_size == size and st.st_mtime_ns == mtime_ns and not os.path.isdir(volume.resolve(rel))
-    )
+    return stat.S_ISREG(st.st_mode) and st.st_size == size and st.st_mtime_ns == mtime_ns
 
 
-def _finish(fd: int, part: Path, final: Path, mode: int, mtime_ns: int, fsync: bool) -> None:
+def _finish(fd: int, part: str, final: str, mode: int, mtime_ns: int, fsync: bool) -> None:
     if fsync:
         os.fsync(fd)
     os.fchmod(fd, mode & 0o7777)
@@ -101,7 +102,8 @@ def write_whole_file(
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.close(fd)
-        part.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
         raise os_error(exc, f"{volume.code}:{rel}") from exc
 
 
@@ -122,14 +124,15 @@ class PartFile:
         which has nothing to resume."""
         self.volume, self.rel, self.size, self.chunk_size = volume, rel, size, chunk_size
         self.where = f"{volume.code}:{rel}"
-        self.final, self.part, journal_path = _prepare(volume, rel)
+        final, part, journal_path = _prepare(volume, rel)
+        self.final, self.part = Path(final), Path(part)
         header = JournalHeader(size, mtime_ns, chunk_size)
         self._fd = -1
         self.journal: ResumeJournal | None = None
-        self._journal_path = journal_path
+        self._journal_path = Path(journal_path)
         try:
             if journal:
-                self.journal = ResumeJournal.open(journal_path, header)
+                self.journal = ResumeJournal.open(self._journal_path, header)
             if self.journal is None or not self.journal.records:
                 self.part.unlink(missing_ok=True)
             self._fd = os.open(self.part, _WRITE_FLAGS, 0o600)
@@ -155,9 +158,8 @@ class PartFile:
         """The verified chunks a part file of ``rel`` left by an earlier session still holds
         for this source version (re-read and re-hashed); {} when there is none. Opens nothing
         when there is no journal, so planning many files costs no descriptors."""
-        final = volume.resolve(rel)
-        journal = final.parent / f".{final.name}{JOURNAL_SUFFIX}"
-        if not journal.exists():
+        folder, _, name = volume.resolve_str(rel).rpartition("/")
+        if not os.path.exists(f"{folder}/.{name}{JOURNAL_SUFFIX}"):
             return {}
         part = PartFile(volume, rel, size=size, mtime_ns=mtime_ns, chunk_size=chunk_size)
         try:
@@ -202,7 +204,7 @@ class PartFile:
         """Make the complete, verified file visible under its final name."""
         try:
             fd, self._fd = self._fd, -1
-            _finish(fd, self.part, self.final, mode, mtime_ns, fsync)
+            _finish(fd, str(self.part), str(self.final), mode, mtime_ns, fsync)
         except OSError as exc:
             self.discard()
             raise os_error(exc, self.where) from exc

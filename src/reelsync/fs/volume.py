@@ -57,7 +57,9 @@ class Volume:
             raise NotFoundError(f"volume {code!r}: root {self.root} does not exist") from exc
         if not self.real_root.is_dir():
             raise PathError(f"volume {code!r}: root {self.root} is not a folder")
-        self._dirs: dict[str, tuple[Path, float]] = {}
+        self._dirs: dict[str, tuple[str, float]] = {}
+        self._root_str = str(self.real_root)
+        self._root_prefix = self._root_str.rstrip("/") + "/"
 
     def __repr__(self) -> str:
         return f"Volume({self.code!r}, {str(self.root)!r})"
@@ -68,40 +70,49 @@ class Volume:
 
         The resolved folders are cached for :data:`DIR_CACHE_SECONDS` (a folder replaced by a
         symlink is noticed after that); the final component is checked on every call."""
+        return Path(self.resolve_str(rel))
+
+    def resolve_str(self, rel: str) -> str:
+        """:meth:`resolve` as a string (the per-file hot path: no pathlib objects)."""
         norm = normalize_relpath(rel)
         if not norm:
-            return self.real_root
+            return self._root_str
         parent_rel, _, name = norm.rpartition("/")
-        parent = self._real_dir(parent_rel)
-        candidate = parent / name
+        candidate = self._real_dir(parent_rel) + "/" + name
         try:
             is_link = stat_mod.S_ISLNK(os.lstat(candidate).st_mode)
         except OSError:
             is_link = False
         if not is_link:
             return candidate
-        return self._inside(Path(os.path.realpath(candidate)), rel)
+        return self._inside(os.path.realpath(candidate), rel)
 
-    def _inside(self, real: Path, rel: str) -> Path:
-        if real != self.real_root and self.real_root not in real.parents:
+    def _inside(self, real: str, rel: str) -> str:
+        if real != self._root_str and not real.startswith(self._root_prefix):
             raise PathError(f"path {rel!r} resolves outside volume {self.code!r} (symlink)")
         return real
 
-    def _real_dir(self, parent_rel: str) -> Path:
+    def _real_dir(self, parent_rel: str) -> str:
         if not parent_rel:
-            return self.real_root
+            return self._root_str
         now = time.monotonic()
         hit = self._dirs.get(parent_rel)
         if hit is not None and now - hit[1] < DIR_CACHE_SECONDS:
             return hit[0]
-        real = self._inside(Path(os.path.realpath(self.real_root / parent_rel)), parent_rel)
+        real = self._inside(os.path.realpath(self._root_prefix + parent_rel), parent_rel)
         if len(self._dirs) > 4096:
             self._dirs.clear()
         self._dirs[parent_rel] = (real, now)
         return real
 
+    def check_folder(self, folder: str, rel: str) -> None:
+        """Re-check, uncached, that ``folder`` (just created for ``rel``) is still itself:
+        a symlink planted while it was being made must not lead outside the root."""
+        if os.path.realpath(folder) != folder:
+            raise PathError(f"{self.code}:{rel} moved while its folder was being created")
+
     def forget(self) -> None:
-        """Drop cached folder resolutions (after folders were made, renamed or deleted)."""
+        """Drop cached folder resolutions (after folders were renamed or deleted)."""
         self._dirs.clear()
 
     def relative(self, path: Path) -> str:
@@ -165,8 +176,7 @@ class Volume:
         except FileExistsError as exc:
             raise ConflictError(f"{self.code}:{rel} exists and is not a folder") from exc
         # a symlink planted between resolve() and mkdir() must not lead us outside
-        self.forget()
-        self.resolve(rel)
+        self.check_folder(str(path), rel)
 
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> None:
         a, b = self.resolve(src), self.resolve(dst)
@@ -198,7 +208,7 @@ class Volume:
                 raise ConflictError(f"{self.code}:{rel} is a folder that is not empty") from exc
             raise
 
-    def open_read(self, rel: str, resolved: Path | None = None) -> int:
+    def open_read(self, rel: str, resolved: str | None = None) -> int:
         """A read-only descriptor of the file ``rel`` (``O_NOFOLLOW`` on the final component);
         ``resolved`` is a path :meth:`resolve` just returned for it."""
         path = resolved or self.resolve(rel)
