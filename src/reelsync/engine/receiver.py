@@ -12,11 +12,12 @@ journals for the next session; FileAbort discards them.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, digest_text, file_digest
 from reelsync.engine.model import FileResult, TransferObserver
@@ -102,9 +103,13 @@ class ReceiveSession:
         self.targets: dict[int, _Target] = {}
         self.results: dict[str, FileResult] = {}
         self._bye = asyncio.Event()
+        self._inflight: set[concurrent.futures.Future[Any]] = set()
 
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        job = self.executor.submit(fn, *args)
+        self._inflight.add(job)
+        job.add_done_callback(self._inflight.discard)
+        return await asyncio.wrap_future(job)
 
     def _record(self, t: _Target | None, result: FileResult) -> None:
         if t is not None:
@@ -135,6 +140,12 @@ class ReceiveSession:
             for t in [*tasks, bye]:
                 t.cancel()
             await asyncio.gather(*tasks, bye, return_exceptions=True)
+            # writes of cancelled readers still run in their threads: let them finish first
+            writing = list(self._inflight)
+            if writing:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, concurrent.futures.wait, writing
+                )
             await self._io(self._close_parts)
         return self.results
 
