@@ -59,7 +59,12 @@ def test_ctrl_c_stops_everything_and_removes_the_directory(tmp_path: Path) -> No
     assert "API:" in output, output + (proc.stderr.read() if proc.stderr else "")
     pids = [int(p) for p in re.findall(r"pid (\d+)", output)]
     proc.send_signal(signal.SIGINT)
-    rest, err = proc.communicate(timeout=60)
+    try:
+        rest, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
     assert proc.returncode == 0, output + rest + err
     assert "Traceback" not in err
     assert not _demo_dir(output).exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from types import FrameType
 
 import click
 
@@ -22,4 +24,12 @@ def demo(keep: bool, files: int) -> None:
     """Run the whole job on this machine: control plane, two agents, a sync, then clean up."""
     from reelsync.demo import run_demo  # the demo's imports load only for this command
 
+    # Ctrl-C and SIGTERM must always stop and clean up, even when this process was started with
+    # SIGINT ignored (a background job of a non-interactive shell, some CI runners).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     run_demo(os.environ, keep=keep, files=files)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
