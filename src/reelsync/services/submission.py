@@ -158,7 +158,11 @@ def plan_tasks(
                     hint="one job moves files between one pair of sites; submit another job",
                 )
             if source == destination:
-                raise ValidationError(f"source and destination are the same: {source.path!r}")
+                raise ValidationError(
+                    f"source and destination are the same: {source.path!r} at {source.site.code}",
+                    hint="a source without site= is at the main site; to send from another "
+                    "site write site=CODE:volume=VOLUME/PATH",
+                )
             rules.check(volume.id, volume.code, source.path, read=True)
             rules.check(
                 destination.volume.id, destination.volume.code, destination.path, write=True
