@@ -86,6 +86,42 @@ def test_api_keys_authenticate_hashed_expire_and_revoke(
         auth.authenticate(database, plain2)
 
 
+def test_api_key_last_use_is_recorded_at_most_once_a_minute(
+    database: Database, workspace: InitResult, admin: Actor
+) -> None:
+    key, plain = apikeys.create_api_key(database, admin, admin.user_id, description="tool")
+    assert key.last_used_at is None
+
+    def last_used() -> datetime | None:
+        (found,) = [
+            k for k in apikeys.list_api_keys(database, admin, admin.user_id) if k.id == key.id
+        ]
+        return found.last_used_at
+
+    before = datetime.now(UTC)
+    auth.authenticate(database, plain)
+    first = last_used()
+    assert first is not None
+    assert before - timedelta(seconds=1) <= first <= datetime.now(UTC)
+    auth.authenticate(database, plain)  # within the minute: not written again
+    assert last_used() == first
+    # a failed attempt (wrong e-mail) does not count as a use
+    with database.session() as s:
+        from sqlalchemy import update
+
+        from reelsync.db import models as m
+
+        stale = first - auth.LAST_USED_RESOLUTION - timedelta(seconds=1)
+        s.execute(update(m.ApiKey).where(m.ApiKey.id == key.id).values(last_used_at=stale))
+    with pytest.raises(AuthenticationError):
+        auth.authenticate(database, plain, email="someone@else.com")
+    assert last_used() == stale
+    auth.authenticate(database, plain)
+    refreshed = last_used()
+    assert refreshed is not None
+    assert refreshed > stale + auth.LAST_USED_RESOLUTION
+
+
 def test_users_roles_and_visibility(database: Database, admin: Actor) -> None:
     emp = users.create_user(database, admin, email="emp@acmepost.com", role=Role.EMPLOYEE)
     std = users.create_user(database, admin, email="std@acmepost.com", name="Std")

@@ -131,7 +131,15 @@ def apikey_list(session: Session, email: str, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
     else:
-        cols = ["id", "prefix", "description", "created", "expires_at", "revoked_at"]
+        cols = [
+            "id",
+            "prefix",
+            "description",
+            "created",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+        ]
         print_table(rows, cols, "API keys")
 
 

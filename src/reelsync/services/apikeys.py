@@ -34,6 +34,7 @@ def _record(row: m.ApiKey) -> ApiKey:
         created=row.created,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
     )
 
 

@@ -2,12 +2,14 @@
 
 Rules: an API key authenticates when it exists, is not revoked, has not expired and belongs to an
 enabled user; with an e-mail given (the accsyn login) the key must also belong to that user. Every
-failure gives the same message, so a caller learns nothing about which part was wrong. Admins may do
-everything; what employees and standard users may do is checked by each service (ACLs in
-:mod:`reelsync.services.acls`).
+failure gives the same message, so a caller learns nothing about which part was wrong. A key's
+last-used time is written at most once a minute. Admins may do everything; what employees and
+standard users may do is checked by each service (ACLs in :mod:`reelsync.services.acls`).
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -21,6 +23,9 @@ from reelsync.services.credentials import lookup_prefix, same_secret
 __all__ = ["authenticate", "require_admin", "require_role"]
 
 _BAD_KEY = "invalid or expired API key"
+# how stale a key's last-used time may get before a request writes it again (one write a minute
+# per key at most, not one per request)
+LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 def authenticate(db: Database, api_key: str, *, email: str | None = None) -> Actor:
@@ -46,6 +51,8 @@ def authenticate(db: Database, api_key: str, *, email: str | None = None) -> Act
                 raise AuthenticationError(f"user {user.email} is disabled")
             if email is not None and email.strip().lower() != user.email:
                 break
+            if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+                key.last_used_at = now
             return Actor(user_id=user.id, email=user.email, role=Role(user.role))
     raise AuthenticationError(_BAD_KEY)
 
