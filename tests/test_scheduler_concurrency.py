@@ -9,7 +9,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from sqlalchemy import select
+
 from reelsync.db import Database
+from reelsync.db import models as m
 from reelsync.domain.records import Actor
 from scheduler_world import World
 
@@ -52,6 +55,8 @@ def test_two_processes_never_grant_a_task_twice(
     per_task = Counter(task for task, _ in granted)
     assert len(per_task) == 360
     assert set(per_task.values()) == {1}  # never twice
+    with database.session() as s:  # the scheduler's own audit count agrees
+        assert set(s.scalars(select(m.Task.dispatches))) == {1}
     by_process = [len(out.read_text().splitlines()) for out in outs]
     assert all(n > 0 for n in by_process), by_process  # both really dispatched
     assert world.job_row(london.id).status == "done"

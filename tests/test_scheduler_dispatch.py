@@ -38,8 +38,8 @@ def test_sender_dials_a_listening_receiver(world: World) -> None:
     ]
     assert grant.lease_expires_at > utcnow() + timedelta(seconds=60)
     rows = world.tasks(job.id)
-    assert {(t.status, t.server_id, t.peer_id, t.transfer_id) for t in rows} == {
-        ("booting", sender, receiver, grant.transfer_id)
+    assert {(t.status, t.server_id, t.peer_id, t.transfer_id, t.dispatches) for t in rows} == {
+        ("booting", sender, receiver, grant.transfer_id, 1)
     }
     assert world.job_row(job.id).status == "running"
     assert claim_transfers(world.db, sender) == []  # nothing left to give

@@ -181,8 +181,11 @@ def test_expired_lease_goes_to_another_agent_without_counting_a_try(world: World
     [row] = world.tasks(job.id)
     assert (row.status, row.tries, row.server_id) == ("queued", 0, None)
     assert "lease expired" in (row.last_error or "")
+    assert row.dispatches == 1
     [again] = claim_transfers(world.db, hq2, now=t0 + timedelta(seconds=122))
     assert again.files[0].task_id == grant.files[0].task_id
+    [row] = world.tasks(job.id)
+    assert row.dispatches == 2  # leased twice, one after the other: the audit count shows it
     # the first agent wakes up: its report is refused
     late = apply_reports(world.db, hq1, [TaskReport(row.id, "done", 1)])
     assert late.revoked == (row.id,)

@@ -279,6 +279,9 @@ class Task(Base):
     priority: Mapped[int] = mapped_column(Integer, default=500)
     status: Mapped[str] = mapped_column(String(16))
     tries: Mapped[int] = mapped_column(Integer, default=0)
+    # leases granted so far (scheduler): 1 for a file moved at the first go; a task leased twice
+    # at once would show 2 (an audit figure, never reset)
+    dispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     digest: Mapped[str | None] = mapped_column(String(128))
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -246,3 +246,4 @@ class Task:
     created: datetime
     modified: datetime
     finished: datetime | None
+    dispatches: int = 0  # leases granted so far (the scheduler's audit count)

@@ -314,6 +314,7 @@ class _Pass:
                     peer_id=peer.id,
                     transfer_id=transfer_id,
                     lease_expires_at=expires,
+                    dispatches=m.Task.dispatches + 1,
                     modified=self.now,
                 )
                 .execution_options(synchronize_session=False)

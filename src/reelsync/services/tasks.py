@@ -97,6 +97,7 @@ def task_record(row: m.Task, source_volume: str, destination_volume: str) -> Tas
         created=row.created,
         modified=row.modified,
         finished=row.finished,
+        dispatches=row.dispatches,
     )
 
 
@@ -270,6 +271,7 @@ _ROW_COLUMNS = (
     m.Task.created,
     m.Task.modified,
     m.Task.finished,
+    m.Task.dispatches,
 )
 
 
@@ -298,6 +300,7 @@ def _row_task(row: Sequence[Any]) -> Task:
         created,
         modified,
         finished,
+        dispatches,
     ) = row
     return Task(
         id=id_,
@@ -323,6 +326,7 @@ def _row_task(row: Sequence[Any]) -> Task:
         created=created,
         modified=modified,
         finished=finished,
+        dispatches=dispatches,
     )
 
 
