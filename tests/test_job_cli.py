@@ -1,6 +1,6 @@
-"""``reelsync job list|show|pause|resume|abort|retry`` through click's runner against the real
-control-plane app (in process, on SQLite and PostgreSQL); no agent runs, so jobs stay put unless
-the CLI moves them."""
+"""``reelsync job submit|list|show|pause|resume|abort|retry`` through click's runner against the
+real control-plane app (in process, on SQLite and PostgreSQL); no agent runs, so jobs stay put
+unless the CLI moves them."""
 
 from __future__ import annotations
 
@@ -120,6 +120,51 @@ def test_list_show_pause_resume_abort_retry(
     assert run(app_transport, key, "job", "list", "--active", "--json").stdout.strip() == "[]"
     revived = run(app_transport, key, "job", "retry", job["id"], "--json")
     assert json.loads(revived.stdout)["status"] == "waiting"
+
+
+def test_submit_a_job_file_and_its_mistakes(
+    app_transport: httpx.ASGITransport, world: World, tmp_path: Path
+) -> None:
+    key = world.operator_key
+    spec = tmp_path / "job.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "plates for london",
+                "destination": "site=london",
+                "tasks": ["share=projects/proj001/a", "share=projects/proj001/b"],
+            }
+        )
+    )
+    done = run(app_transport, key, "job", "submit", str(spec), "--queue", "proj001", "--json")
+    assert done.exit_code == 0, done.output
+    created = json.loads(done.stdout)
+    assert (created["name"], created["status"]) == ("plates for london", "waiting")
+    shown = json.loads(run(app_transport, key, "job", "show", created["id"], "--json").stdout)
+    assert shown["queue"] == "proj001"
+    assert shown["task_counts"] == {"queued": 2}
+    human = run(app_transport, key, "job", "submit", str(spec), "--name", "again")
+    assert human.exit_code == 0, human.output
+    assert "submitted job 'again'" in human.stderr
+
+    # Every mistake is one line, exit 2, and nothing more is submitted.
+    broken = tmp_path / "broken.json"
+    for text, message in (
+        ('{"name": "x", "tasks": [', "is not valid JSON"),
+        ('["share=projects/proj001/a"]', "must hold one JSON object"),
+        ('{"tasks": ["share=projects/proj001/a"], "sources": 1}', "unknown job field"),
+        ('{"destination": "site=paris", "tasks": ["share=projects/proj001/a"]}', "paris"),
+    ):
+        broken.write_text(text)
+        result = run(app_transport, key, "job", "submit", str(broken))
+        assert result.exit_code == 2, (text, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert message in result.stderr, (text, result.stderr)
+    missing = run(app_transport, key, "job", "submit", str(tmp_path / "nope.json"))
+    assert missing.exit_code == 2
+    assert "No such file or directory" in missing.stderr
+    listed = json.loads(run(app_transport, key, "job", "list", "--json").stdout)
+    assert sorted(j["name"] for j in listed) == ["again", "plates for london"]
 
 
 def test_unknown_job_is_one_clear_line(app_transport: httpx.ASGITransport, world: World) -> None:

@@ -98,6 +98,31 @@ def test_upload_pulls_from_london(studio: Studio) -> None:
         )
 
 
+def test_job_submit_from_a_file_waits_until_done(studio: Studio, tmp_path: Path) -> None:
+    made = make_tree(studio.root("hq"), "proj001/sc0020/sh0010", frames=3, size=300_000)
+    spec = tmp_path / "job.json"
+    rels = [str(f.relative_to(studio.root("hq"))) for f in made]
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "hand-made job",
+                "destination": "site=london",
+                "tasks": [f"volume=projects/{rel}" for rel in rels],
+            }
+        )
+    )
+    done = studio.server.cli(
+        "job", "submit", str(spec), "--queue", "proj001", "--wait", "--json", "--timeout", "120",
+        REELSYNC_API_USER=OPERATOR, REELSYNC_API_KEY=studio.world.operator_key,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["final"]["status"] == "done"
+    assert body["final"]["progress"] == 100
+    for rel in rels:
+        assert (studio.root("london") / rel).read_bytes() == (studio.root("hq") / rel).read_bytes()
+
+
 def test_tool_plugin_example_syncs_the_selected_shots(studio: Studio) -> None:
     made = make_tree(studio.root("hq"), "proj001/sc0030/sh0300", frames=3)
     env = studio.server.env(REELSYNC_API_USER=OPERATOR, REELSYNC_API_KEY=studio.world.operator_key)

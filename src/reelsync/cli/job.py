@@ -1,10 +1,14 @@
-"""``reelsync job``: watch and steer transfer jobs (list, show, pause, resume, abort, retry).
+"""``reelsync job``: submit, watch and steer transfer jobs (submit, list, show, pause, resume,
+abort, retry).
 
 A job is named by its id or its name (the newest job with that name). Status changes go through
 the server's status machine: pause holds the job, resume and retry set it waiting again (retry
 re-queues its failed tasks), abort stops it for good."""
 
 from __future__ import annotations
+
+import json
+from typing import IO, Any
 
 import click
 from rich.console import Console
@@ -14,9 +18,10 @@ from reelsync.cli.connection import pass_session
 from reelsync.cli.crud import json_option
 from reelsync.cli.output import echo_json, print_table, say
 from reelsync.client import Entity, Session
-from reelsync.errors import InvalidTransitionError
+from reelsync.errors import InvalidTransitionError, TransferError, ValidationError
 from reelsync.sync.jobview import JobView, find_job, job_view
 from reelsync.sync.quantities import human_duration, human_size, human_speed
+from reelsync.sync.watch import watch_jobs
 
 __all__ = ["job"]
 
@@ -25,7 +30,7 @@ _LIST_COLUMNS = ["id", "name", "status", "queue", "progress", "size", "speed", "
 
 @click.group()
 def job() -> None:
-    """Transfer jobs: list, show, pause, resume, abort, retry."""
+    """Transfer jobs: submit, list, show, pause, resume, abort, retry."""
 
 
 def _row(entity: Entity) -> Entity:
@@ -67,6 +72,69 @@ def list_cmd(
         echo_json(rows)
     else:
         print_table([_row(r) for r in rows], _LIST_COLUMNS, "jobs")
+
+
+def _read_spec(spec_file: IO[str]) -> dict[str, Any]:
+    name = getattr(spec_file, "name", "the job file")
+    try:
+        spec = json.loads(spec_file.read())
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"{name} is not UTF-8 text") from None
+    if not isinstance(spec, dict):
+        raise ValidationError(
+            f"{name} must hold one JSON object (a job), not {type(spec).__name__}"
+        )
+    return spec
+
+
+@job.command("submit")
+@click.argument("spec_file", metavar="FILE", type=click.File("r", encoding="utf-8"))
+@click.option("--queue", help="Queue CODE (overrides the file's).")
+@click.option("--name", help="Job name (overrides the file's).")
+@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
+@click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
+@json_option
+@pass_session
+def submit_cmd(
+    session: Session,
+    spec_file: IO[str],
+    queue: str | None,
+    name: str | None,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Submit the job described in FILE ('-' for stdin): JSON as the API takes it, e.g.
+    {"name": "plates", "destination": "site=london",
+     "tasks": ["volume=projects/proj001/sc0010/sh0010/scans/plate.0001.exr"]}.
+    The server checks it whole; a mistake submits nothing."""
+    spec = _read_spec(spec_file)
+    if queue:
+        spec["queue"] = queue
+    if name:
+        spec["name"] = name
+    created = session.submit_job(spec)
+    if not as_json:
+        say(
+            f"submitted job {created.get('name')!r} ({created.get('id')}) in queue "
+            f"{created.get('queue')}: {created.get('status')}"
+        )
+    if not wait:
+        if as_json:
+            echo_json(created)
+        return
+    (view,) = watch_jobs(session, [str(created["id"])], show=not as_json, timeout_s=timeout)
+    if as_json:
+        echo_json({**created, "final": view.to_dict()})
+    if view.status == "done":
+        return
+    if not as_json:
+        print_job(view, Console(stderr=True, soft_wrap=True, highlight=False))
+    raise TransferError(f"job {view.name!r} ended {view.status}")
 
 
 def print_job(view: JobView, console: Console | None = None) -> None:
