@@ -39,10 +39,18 @@ SMALL = EngineSettings(
 class Recorder:
     def __init__(self) -> None:
         self.progress: list[tuple[str, int, int]] = []
+        self.stamps: list[tuple[float, int]] = []
         self.finished: list[FileResult] = []
 
     def file_progress(self, key: str, bytes_done: int, size: int) -> None:
         self.progress.append((key, bytes_done, size))
+        self.stamps.append((time.monotonic(), bytes_done))
+
+    def steady_rate(self) -> float:
+        """Bytes/s between the first and the last progress of a one-file transfer: the data
+        phase only, without connection set-up (which a loaded machine stretches)."""
+        (t0, b0), (t1, b1) = self.stamps[0], self.stamps[-1]
+        return (b1 - b0) / (t1 - t0)
 
     def file_finished(self, result: FileResult) -> None:
         self.finished.append(result)
@@ -205,15 +213,84 @@ async def test_bandwidth_limit_is_honoured(tmp_path: Path, pki) -> None:
     )
     dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki, settings)
     write(src, "f.bin", os.urandom(6 * MIB))
+    rec = Recorder()
     t0 = time.monotonic()
     [res] = await dialer.push(
-        Assignment("bw", PeerAddress("127.0.0.1", port), specs(["f.bin"]), "ticket-ok")
+        Assignment("bw", PeerAddress("127.0.0.1", port), specs(["f.bin"]), "ticket-ok"), rec
     )
-    rate = 6 * MIB / (time.monotonic() - t0)
+    overall = 6 * MIB / (time.monotonic() - t0)
+    rate = rec.steady_rate()
+    print(f"send limit {limit / MIB:.2f} MiB/s: {rate / MIB:.3f} (overall {overall / MIB:.3f})")
     assert res.status == "done"
+    assert overall <= 1.05 * limit, overall
     assert 0.95 * limit <= rate <= 1.05 * limit, rate
     await dialer.aclose()
     await listening.aclose()
+
+
+LIMITED = EngineSettings(
+    streams=2,
+    chunk_size=128 * 1024,
+    small_file_max=0,
+    batch_bytes=128 * 1024,
+    bandwidth_limit=3 * MIB,
+)
+UNLIMITED = EngineSettings(
+    streams=2, chunk_size=128 * 1024, small_file_max=0, batch_bytes=128 * 1024
+)
+
+
+@pytest.mark.parametrize("direction", ["push-to-limited-listener", "pull-by-limited-dialer"])
+async def test_bandwidth_limit_is_honoured_when_receiving(
+    tmp_path: Path, pki, direction: str
+) -> None:
+    """The receiving agent's limit holds whoever sends: its streams read at most the limit, so
+    the sender (unlimited) is slowed down through TCP."""
+    hq, lon, _ = pki
+    limit = 3 * MIB
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    write(src, "f.bin", os.urandom(6 * MIB))
+    pushing = direction == "push-to-limited-listener"
+    if pushing:
+        dialer = Engine(UNLIMITED, client_ssl=hq.client(), volumes={"proj": Volume("proj", src)})
+        listening = Engine(LIMITED, server_ssl=lon.server(), volumes={})
+        receiver, gate = listening, Gate({"proj": Volume("proj", dst)})
+        rec = gate.observer  # the listening side receives
+    else:
+        dialer = Engine(LIMITED, client_ssl=hq.client(), volumes={"proj": Volume("proj", dst)})
+        listening = Engine(UNLIMITED, server_ssl=lon.server(), volumes={})
+        receiver, gate = dialer, Gate({"proj": Volume("proj", src)})
+        rec = Recorder()
+    server = await listening.serve("127.0.0.1", 0, gate)
+    t0 = time.monotonic()
+    job = Assignment("bw-rx", PeerAddress("127.0.0.1", server.port), specs(["f.bin"]), "ticket-ok")
+    [res] = await (dialer.push(job) if pushing else dialer.pull(job, rec))
+    overall = 6 * MIB / (time.monotonic() - t0)
+    rate = rec.steady_rate()  # as the receiving side saw it
+    print(f"receive limit {limit / MIB:.2f} MiB/s, {direction}: {rate / MIB:.3f} "
+          f"(overall {overall / MIB:.3f})")  # fmt: skip
+    assert res.status == "done", res
+    assert overall <= 1.05 * limit, overall
+    assert (dst / "f.bin").read_bytes() == (src / "f.bin").read_bytes()
+    assert receiver.bytes_moved[1] >= 6 * MIB  # every received byte went through the limiter
+    assert 0.95 * limit <= rate <= 1.05 * limit, rate
+    await dialer.aclose()
+    await listening.aclose()
+
+
+def test_token_bucket_rate_can_change_and_counts_bytes() -> None:
+    from reelsync.engine.ratelimit import TokenBucket
+
+    bucket = TokenBucket(None, burst=1000)
+    assert bucket.reserve(10 * MIB) == 0.0  # no limit: never waits, still counts
+    bucket.set_rate(1000.0)
+    assert bucket.reserve(1000) == 0.0  # the burst
+    assert bucket.reserve(2000) == pytest.approx(2.0, abs=0.05)  # in debt: wait it off
+    bucket.set_rate(None)
+    assert bucket.reserve(5000) == 0.0
+    assert bucket.total == 10 * MIB + 8000
 
 
 async def test_unreachable_peer_fails_retryable_after_deadline(tmp_path: Path, pki) -> None:

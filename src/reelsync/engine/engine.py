@@ -121,12 +121,22 @@ class Engine:
         self.server_ssl = server_ssl
         self.volumes: Mapping[str, Volume] = dict(volumes or {})
         self.executor = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="reelsync-io")
-        self.limiter = (
-            TokenBucket(settings.bandwidth_limit) if settings.bandwidth_limit is not None else None
-        )
+        self.limiter = TokenBucket(settings.bandwidth_limit)  # what this agent sends
+        self.read_limiter = TokenBucket(settings.bandwidth_limit)  # what it receives
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[Listener] = []
+
+    def set_bandwidth_limit(self, rate: float | None) -> None:
+        """Limit what this agent sends and what it receives to ``rate`` bytes/s each (None: no
+        limit), from now on, running transfers included."""
+        self.limiter.set_rate(rate)
+        self.read_limiter.set_rate(rate)
+
+    @property
+    def bytes_moved(self) -> tuple[int, int]:
+        """Bytes sent and received since the engine started (payload and frames)."""
+        return self.limiter.total, self.read_limiter.total
 
     def set_volumes(self, volumes: Mapping[str, Volume]) -> None:
         """Replace the local volumes (the control plane said so); running sessions keep theirs."""
@@ -257,7 +267,7 @@ class Engine:
             raise _tls_error(exc, where) from exc
         except (OSError, TimeoutError) as exc:
             raise ConnectionLostError(f"cannot reach the peer {where}: {exc}") from exc
-        stream = FrameStream(sock, Side.DIALER, self.settings, loop)
+        stream = FrameStream(sock, Side.DIALER, self.settings, loop, self.read_limiter)
         try:
             await stream.send(hello)
             ev = await stream.recv(self.settings.connect_timeout)
@@ -335,7 +345,9 @@ class Engine:
         except (OSError, ValueError):  # a refused certificate, a scanner, a timeout
             raw.close()
             return
-        await self._accept(FrameStream(sock, Side.LISTENER, self.settings, loop), authorizer)
+        await self._accept(
+            FrameStream(sock, Side.LISTENER, self.settings, loop, self.read_limiter), authorizer
+        )
 
     async def _refuse(self, stream: FrameStream, err: ReelsyncError) -> None:
         with contextlib.suppress(ReelsyncError):

@@ -24,6 +24,7 @@ import socket
 import ssl
 import threading
 
+from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
 from reelsync.errors import (
     AuthenticationError,
@@ -37,6 +38,7 @@ __all__ = ["FrameStream", "tune_socket"]
 _READ_BUFFER = 1 << 20
 _COALESCE = 64 * 1024
 _BIG_READ = 256 * 1024
+_LIMITED_READ = 64 * 1024  # the largest read while a receive limit is on (smooth pacing)
 
 
 def tune_socket(sock: socket.socket, settings: EngineSettings) -> None:
@@ -82,8 +84,10 @@ class FrameStream:
         side: Side,
         settings: EngineSettings,
         loop: asyncio.AbstractEventLoop,
+        read_limiter: TokenBucket | None = None,
     ) -> None:
         self.sock = sock
+        self._read_limiter = read_limiter
         self.conn = Connection(side)
         self.settings = settings
         self.peer_certificate: bytes = sock.getpeercert(binary_form=True) or b""
@@ -139,7 +143,7 @@ class FrameStream:
                 if wanted > _BIG_READ:  # inside another large frame: read it in one go
                     data, n = self._read_exactly(wanted)
                 else:
-                    n = self.sock.recv_into(buf)
+                    n = self._recv(view)
                     data = view[:n]
                 if self._discard:  # closing: drain until the peer closes too (no RST)
                     if n == 0:
@@ -172,12 +176,24 @@ class FrameStream:
                 self.sock.close()
             self._call(self._read_done.set)
 
+    def _recv(self, view: memoryview) -> int:
+        """One socket read into ``view``, paced by the receive limit (reader thread)."""
+        limiter = self._read_limiter
+        if limiter is None:
+            return self.sock.recv_into(view)
+        if limiter.rate is not None:
+            view = view[:_LIMITED_READ]
+        n = self.sock.recv_into(view)
+        if n:
+            limiter.take_blocking(n)
+        return n
+
     def _read_payload(self, have: int, missing: int) -> None:
         payload = bytearray(have + missing)
         view = memoryview(payload)
         pos = have
         while pos < len(payload):
-            k = self.sock.recv_into(view[pos:])
+            k = self._recv(view[pos:])
             if k == 0:
                 raise ConnectionLostError(f"stream to {self.peer_name} closed mid-chunk")
             pos += k
@@ -198,7 +214,7 @@ class FrameStream:
         view = memoryview(big)
         pos = 0
         while pos < wanted:
-            k = self.sock.recv_into(view[pos:])
+            k = self._recv(view[pos:])
             if k == 0:
                 break
             pos += k
