@@ -399,3 +399,41 @@ def test_list_tasks_pages_totals_and_status_filters(
         tasks.list_tasks(database, standard, job.id)
     with pytest.raises(ValidationError):
         tasks.list_tasks(database, admin, job.id, status="nonsense")
+
+
+def test_an_image_sequence_is_one_task_per_frame(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    job = jobs.submit_job(
+        database,
+        studio["employee"],
+        {
+            "name": "plates",
+            "tasks": [
+                {
+                    "source": "share=projects/proj001/sh0010/plate.%04d.exr[1001-1003]",
+                    "destination": "site=london",
+                },
+                {
+                    "source": "share=projects/proj001/sh0010/plate.####.exr[1004,1004]",
+                    "destination": "site=london:volume=projects/proj001/in/comp.%04d.exr",
+                },
+            ],
+        },
+    )
+    assert job.tasks == 4
+    plate = "proj001/sh0010/plate.{}.exr"
+    assert _paths(database, studio["admin"], job.id) == [
+        ("0", "projects", plate.format(1001), "projects", plate.format(1001)),
+        ("1", "projects", plate.format(1002), "projects", plate.format(1002)),
+        ("2", "projects", plate.format(1003), "projects", plate.format(1003)),
+        ("3", "projects", plate.format(1004), "projects", "proj001/in/comp.1004.exr"),
+    ]
+    before = _counts(database)
+    with pytest.raises(ValidationError, match="no frame range"):
+        jobs.submit_job(
+            database,
+            studio["employee"],
+            {"source": "share=projects/proj001/plate.%04d.exr", "destination": "site=london"},
+        )
+    assert _counts(database) == before

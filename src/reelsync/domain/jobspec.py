@@ -5,6 +5,10 @@ Rules:
   a list of objects or bare source strings; (C) ``tasks`` as a dict keyed by uri. A ``tasks`` object
   whose ``source`` is a string is one task. ``dest`` is an old alias of ``destination``.
 - Job-level ``source``/``destination`` next to ``tasks`` are the defaults of tasks that omit them.
+- A source naming an image sequence with a frame range (``plate.%04d.exr[1001-1100]``,
+  ``plate.####.exr[1-5,9]``) becomes one task per frame, in frame order; its destination is a
+  folder, the job's party (mirrored), or a pattern without range (``out.%04d.exr``). Uris of form
+  C get ``/<frame>`` appended.
 - Nested ``tasks`` inside a task, deliveries and other job types are not supported (yet).
 - Resolution against the workspace (volumes, sites, duplicates, mirroring) is the services' job.
 """
@@ -12,11 +16,17 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from reelsync.domain.party import PartyPath, parse_party_path
+from reelsync.domain.sequences import (
+    frame_path,
+    has_frame_range,
+    has_frame_token,
+    parse_sequence,
+)
 from reelsync.domain.status import JobStatus, TaskStatus, parse_job_status, parse_task_status
 from reelsync.errors import NotSupportedError, ValidationError
 
@@ -194,6 +204,48 @@ def _task(obj: Any, uri: str | None, where: str, workspace_code: str | None) -> 
     )
 
 
+def _with_path(value: PartyPath, path: str) -> PartyPath:
+    if value.location is None:
+        return value
+    return replace(value, location=replace(value.location, path=path))
+
+
+def _expand(spec: TaskSpec, where: str) -> list[TaskSpec]:
+    """One task per frame when the source is an image sequence with a frame range."""
+    loc = spec.source.location
+    sequence = parse_sequence(loc.path) if loc is not None and not loc.is_dir else None
+    if sequence is None:
+        return [spec]
+    dest = spec.destination
+    pattern: str | None = None
+    if dest is not None and dest.location is not None and not dest.location.is_dir:
+        pattern = dest.location.path
+        if has_frame_range(pattern):
+            raise ValidationError(
+                f"{where}give a sequence's destination without a frame range, e.g. "
+                "site=london:volume=projects/out/plate.%04d.exr, or a folder ending in /"
+            )
+        if not has_frame_token(pattern):
+            raise ValidationError(
+                f"{where}the destination of an image sequence must be a folder (ending in /) "
+                f"or a sequence pattern like plate.%04d.exr, not {pattern!r}"
+            )
+    tasks = []
+    for frame in sequence.frames:
+        destination = dest
+        if pattern is not None and dest is not None:
+            destination = _with_path(dest, frame_path(pattern, frame))
+        tasks.append(
+            replace(
+                spec,
+                source=_with_path(spec.source, sequence.path(frame)),
+                destination=destination,
+                uri=f"{spec.uri}/{frame}" if spec.uri is not None else None,
+            )
+        )
+    return tasks
+
+
 def _uri(value: Any, where: str) -> str:
     text = (
         str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
@@ -206,18 +258,21 @@ def _uri(value: Any, where: str) -> str:
 def parse_task_specs(tasks: Any, *, workspace_code: str | None = None) -> tuple[TaskSpec, ...]:
     """The ``tasks`` value of forms B and C (or one task object) as TaskSpecs, in order."""
     if isinstance(tasks, str):
-        return (_task(tasks, None, "task 0: ", workspace_code),)
+        return tuple(_expand(_task(tasks, None, "task 0: ", workspace_code), "task 0: "))
     if isinstance(tasks, Mapping):
         if isinstance(tasks.get("source"), str):
-            return (_task(tasks, None, "task: ", workspace_code),)
-        return tuple(
-            _task(obj, _uri(uri, f"task {uri!r}: "), f"task {uri!r}: ", workspace_code)
-            for uri, obj in tasks.items()
-        )
+            return tuple(_expand(_task(tasks, None, "task: ", workspace_code), "task: "))
+        out: list[TaskSpec] = []
+        for uri, obj in tasks.items():
+            where = f"task {uri!r}: "
+            out += _expand(_task(obj, _uri(uri, where), where, workspace_code), where)
+        return tuple(out)
     if isinstance(tasks, list | tuple):
-        return tuple(
-            _task(obj, None, f"task {index}: ", workspace_code) for index, obj in enumerate(tasks)
-        )
+        listed: list[TaskSpec] = []
+        for index, obj in enumerate(tasks):
+            where = f"task {index}: "
+            listed += _expand(_task(obj, None, where, workspace_code), where)
+        return tuple(listed)
     raise ValidationError(
         f"tasks must be a list, an object keyed by uri, or one task object; got {tasks!r}"
     )
@@ -247,7 +302,9 @@ def parse_job_spec(payload: Any, *, workspace_code: str | None = None) -> JobSpe
     if tasks_value is None or tasks_value == [] or tasks_value == {}:
         if source is None:
             raise ValidationError("a job needs tasks, or a source (and destination) at job level")
-        tasks: tuple[TaskSpec, ...] = (TaskSpec(source=source, destination=destination),)
+        tasks: tuple[TaskSpec, ...] = tuple(
+            _expand(TaskSpec(source=source, destination=destination), "job ")
+        )
     else:
         tasks = parse_task_specs(tasks_value, workspace_code=workspace_code)
     name = payload.get("name", payload.get("code"))
