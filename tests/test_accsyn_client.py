@@ -3,8 +3,10 @@ HTTPS with a self-signed certificate, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ import pytest
 from accsyn_api.session import AccsynException, Session
 
 from accsyn_harness import Account, Workspace, live_workspace
-from reelsync.services import servers
+from reelsync.services import servers, settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -717,3 +719,61 @@ def test_long_get_envelopes_fit_in_the_request_line(env: Env) -> None:
     assert len(names) > 32_000
     found = env.admin.find(f"Queue WHERE code in {names},medium")
     assert [q["code"] for q in found] == ["medium"]
+
+
+# -- the pre-submit hook ---------------------------------------------------------------------------
+
+
+def test_the_pre_submit_hook_judges_accsyn_submits(env: Env) -> None:
+    """The server's real pre-submit hook (the admin's command, ``hook_pre_submit`` on a queue) runs
+    for jobs the official client creates, in each job form: a refusal reaches the client as the
+    hook's own message and writes nothing; an accepted job is created as submitted."""
+    tmp = env.ws.tmp
+    seen = tmp / "hook-seen.jsonl"
+    script = tmp / "pre_submit.py"
+    script.write_text(
+        "import json, sys\n"
+        "job = json.load(open(sys.argv[1]))\n"
+        f"open({str(seen)!r}, 'a').write(json.dumps(job) + '\\n')\n"
+        "if 'forbidden' in job['name']:\n"
+        "    sys.stderr.write('job names with forbidden are not allowed on hooked\\n')\n"
+        "    sys.exit(3)\n"
+    )
+    queue = env.admin.create("queue", {"code": unique("hooked"), "priority": 300})
+    actor = env.ws.actor()
+    settings.set_setting(
+        env.ws.db, actor, scope="queue", target=queue["code"], key="hook_pre_submit",
+        value=f"{sys.executable} {script} ${{PATH_JSON_INPUT}}",
+    )  # fmt: skip
+    forms = [
+        ("job", {"source": src("h.exr"), "destination": "site=london"}),
+        ("transfer", {"tasks": [{"source": src("h1.exr"), "destination": "site=london"}]}),
+        ("job", {"tasks": {"4": {"source": src("h4.exr"), "destination": "site=london"}}}),
+    ]
+    for kind, form in forms:
+        name = unique("forbidden ")
+        with pytest.raises(AccsynException) as refused:
+            env.admin.create(kind, {"name": name, "queue": queue["code"], **form})
+        assert (
+            str(refused.value).count(
+                "the pre-submit hook rejected the job: job names with forbidden are not allowed on "
+                "hooked"
+            )
+            == 1
+        ), str(refused.value)
+        assert env.admin.find(f'Job WHERE name="{name}"') == []  # nothing written
+        fine = env.admin.create(kind, {"name": unique("fine "), "queue": queue["code"], **form})
+        assert fine["status"] == "waiting"
+        assert len(tasks_of(env.admin, fine["id"])) == 1
+    documents = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert len(documents) == 6  # every submit went through the hook, refused or not
+    assert {d["user"] for d in documents} == {env.ws.admin.email}
+    assert {d["queue"] for d in documents} == {queue["code"]}
+    assert {d["hook"] for d in documents} == {"pre-submit"}
+    assert all(len(d["tasks"]) == 1 for d in documents)
+    # a queue without the hook is not judged by it
+    other = env.admin.create(
+        "job", {"name": unique("forbidden "), "source": src("o.exr"), "destination": "site=london"}
+    )
+    assert other["status"] == "waiting"
+    assert len(seen.read_text().splitlines()) == 6
