@@ -81,14 +81,22 @@ def test_list_show_pause_resume_abort_retry(
     assert view["status"] == "waiting"
     assert view["task_counts"] == {"queued": 2}
     assert view["failed_tasks"] == []
+    # no agent runs here: the view says what the queued tasks wait for
+    assert view["notes"] == [
+        "waiting for an agent at site hq: none is online (none enrolled)",
+        "waiting for an agent at site london: none is online (none enrolled)",
+    ]
     human = run(app_transport, key, "job", "show", job["id"])
     assert "2 queued" in human.stdout
     assert "site=london" in human.stdout
+    assert "note: waiting for an agent at site london" in human.stdout
 
     paused = run(app_transport, key, "job", "pause", job["id"])
     assert paused.exit_code == 0, paused.output
     assert "now paused" in paused.stderr
     assert admin_session.get_entity("job", job["id"])["status"] == "paused"
+    held = json.loads(run(app_transport, key, "job", "show", job["id"], "--json").stdout)
+    assert held["notes"] == ["the job is paused: reelsync job resume starts it again"]
 
     resumed = run(app_transport, key, "job", "resume", job["id"], "--json")
     assert json.loads(resumed.stdout)["status"] == "waiting"

@@ -75,6 +75,7 @@ def test_download_with_wait_moves_every_file(studio: Studio) -> None:
     assert view["status"] == "done"
     assert view["progress"] == 100
     assert view["failed_tasks"] == []
+    assert view["notes"] == []
 
     # The same sync again the same day: the finished job is revived, not a new one.
     again = studio.sync("--site", "london", SHOT1, "--wait", "--json", "--timeout", "120")

@@ -161,6 +161,8 @@ def print_job(view: JobView, console: Console | None = None) -> None:
     ):
         table.add_row(key, value)
     console.print(table)
+    for note in view.notes:
+        console.print(f"note: {note}")
     if view.failed:
         failed = Table(title="failed tasks", title_justify="left")
         for col in ("uri", "source", "destination", "tries", "last error"):

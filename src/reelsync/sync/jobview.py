@@ -1,12 +1,14 @@
 """What a person needs to know about one transfer job, read through the client Session: status,
 progress, size, speed, ETA, how many tasks are in each status and which ones failed (with their
 last error). Rules: read-only; a job is named by its id or by its name (the newest job with that
-name wins); the ETA is only given while the job moves bytes at a known speed."""
+name wins); the ETA is only given while the job moves bytes at a known speed. A job that has
+queued tasks but cannot move says why in ``notes`` (paused, or no agent online at one of its
+sites), so nothing waits without a reason shown."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reelsync.client import Entity, Session
@@ -21,6 +23,7 @@ __all__ = [
     "job_view",
     "task_counts",
     "view_of",
+    "waiting_notes",
 ]
 
 #: How many failed tasks a view lists (the counts always cover every task).
@@ -56,6 +59,7 @@ class JobView:
     created: str | None = None
     finished: str | None = None
     etr: float | None = None  # the server's estimate of the seconds left, when it gives one
+    notes: Sequence[str] = ()  # why queued tasks do not move, when known
 
     @property
     def eta_s(self) -> float | None:
@@ -101,6 +105,7 @@ class JobView:
             ],
             "created": self.created,
             "finished": self.finished,
+            "notes": list(self.notes),
         }
 
 
@@ -175,8 +180,34 @@ def view_of(job: Entity, counts: Mapping[str, int], failed: Sequence[Entity]) ->
     )
 
 
+def _site_of(party: str) -> str | None:
+    head = party.partition(":")[0]
+    return head[len("site=") :] if head.startswith("site=") else None
+
+
+def waiting_notes(session: Session, job: Entity, counts: Mapping[str, int]) -> list[str]:
+    """Why the job's queued tasks are not moving, when a reason is known."""
+    if str(job.get("status")) in ("done", "failed", "aborted") or not counts.get("queued"):
+        return []
+    if job.get("status") == "paused":
+        return ["the job is paused: reelsync job resume starts it again"]
+    notes = []
+    for side in ("source", "destination"):
+        site = _site_of(str(job.get(side) or ""))
+        if site is None:
+            continue
+        agents = session.find("server", site=site)
+        if not any(a.get("status") == "online" for a in agents):
+            state = ", ".join(f"{a.get('hostname')} {a.get('status')}" for a in agents)
+            notes.append(
+                f"waiting for an agent at site {site}: none is online"
+                + (f" ({state})" if state else " (none enrolled)")
+            )
+    return notes
+
+
 def job_view(session: Session, ref: str, *, with_tasks: bool = True) -> JobView:
-    """The job ``ref`` (id or name) with its task counts and failed tasks."""
+    """The job ``ref`` (id or name) with its task counts, failed tasks and waiting notes."""
     job = find_job(session, ref)
     if not with_tasks:
         return view_of(job, {}, ())
@@ -186,4 +217,5 @@ def job_view(session: Session, ref: str, *, with_tasks: bool = True) -> JobView:
         if counts.get("failed")
         else []
     )
-    return view_of(job, counts, failed)
+    view = view_of(job, counts, failed)
+    return replace(view, notes=tuple(waiting_notes(session, job, counts)))
