@@ -226,3 +226,49 @@ async def test_settings_and_servers(api: httpx.AsyncClient) -> None:
     assert token.json()["token"].startswith("rse_")
     assert (await api.get("/servers")).json()["items"] == []
     _error(await api.get("/servers/abc"), 404, "not_found")
+
+
+async def test_preferences_email_opt_out_own_or_admin(api: httpx.AsyncClient) -> None:
+    """A user reads and changes their own ``email_opt_out`` (by ``me``, id or e-mail); an admin
+    anyone's; nobody else's; the notifier's setting row is what changes."""
+    keys = {}
+    for email, role in (("emp@acmepost.com", "employee"), ("std@acmepost.com", "standard")):
+        assert (await api.post("/users", json={"email": email, "role": role})).status_code == 201
+        keys[email] = (await api.post(f"/users/{email}/apikeys", json={})).json()["api_key"]
+
+    def as_(email: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {keys[email]}"}
+
+    emp, std = as_("emp@acmepost.com"), as_("std@acmepost.com")
+    mine = (await api.get("/me/preferences", headers=emp)).json()
+    assert (mine["email"], mine["email_opt_out"]) == ("emp@acmepost.com", False)
+    r = await api.patch("/me/preferences", json={"email_opt_out": True}, headers=emp)
+    assert (r.status_code, r.json()["email_opt_out"]) == (200, True)
+    assert (await api.get("/users/me/preferences", headers=emp)).json()["email_opt_out"] is True
+    assert (await api.get("/users/me", headers=emp)).json()["email"] == "emp@acmepost.com"
+    # the admin sees it and the USER-scoped setting the notifier reads says so
+    assert (await api.get("/users/emp@acmepost.com/preferences")).json()["email_opt_out"] is True
+    user_id = mine["user_id"]
+    r = await api.get("/settings", params={"scope": "user", "target": user_id})
+    assert r.json()["email_opt_out"] == "true", r.text
+    # an employee may not change (or read) another user's preferences; a standard user cannot
+    # see other users at all
+    message = _error(
+        await api.patch(
+            "/users/std@acmepost.com/preferences", json={"email_opt_out": True}, headers=emp
+        ),
+        403,
+        "forbidden",
+    )
+    assert "only an admin may change another user's preferences" in message
+    _error(await api.get("/users/std@acmepost.com/preferences", headers=emp), 403,
+           "forbidden")  # fmt: skip
+    _error(await api.get("/users/emp@acmepost.com/preferences", headers=std), 404, "not_found")
+    # the admin changes anyone's; an unknown field is refused
+    r = await api.patch(f"/users/{user_id}/preferences", json={"email_opt_out": False})
+    assert r.json()["email_opt_out"] is False
+    assert (await api.get("/me/preferences", headers=emp)).json()["email_opt_out"] is False
+    r = await api.get("/settings", params={"scope": "user", "target": user_id})
+    assert "email_opt_out" not in r.json()
+    _error(await api.patch("/me/preferences", json={"mail": "no"}), 422, "invalid")
+    _error(await api.get("/users/nobody@acmepost.com/preferences"), 404, "not_found")

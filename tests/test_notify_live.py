@@ -3,6 +3,7 @@ REELSYNC_SMTP_*, a real aiosmtpd server, a real HTTP receiver, on SQLite and Pos
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -75,4 +76,69 @@ def test_server_mails_and_posts_when_a_job_ends(
         assert all(d.verified for d in receiver.deliveries)
     finally:
         receiver.stop()
+        sink.stop()
+
+
+def test_an_opted_out_creator_gets_no_mail_but_the_extra_recipients_do(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """The job's creator opts out with ``reelsync user opt-out`` (as themselves, against the real
+    server): the next job's summary goes to the queue's and the volume's extra recipients only;
+    the job before still went to the creator too."""
+    sink = SmtpSink("none")
+    sink.start()
+    try:
+        server = server_factory(
+            env={"REELSYNC_SMTP_HOST": "127.0.0.1", "REELSYNC_SMTP_PORT": str(sink.port)}
+        )
+        creator = "coord@acme.test"
+        with server.session() as admin:
+            admin.create("site", {"code": "london"})
+            admin.create(
+                "volume",
+                {"code": "projects", "default": True,
+                 "paths": {"hq": "/mnt/projects", "london": "/data/p"}},
+            )  # fmt: skip
+            admin.create("queue", {"code": "proj001", "priority": 700})
+            for scope, target, address in (
+                ("queue", "proj001", "producer@acme.test"),
+                ("volume", "projects", "io@acme.test"),
+            ):
+                admin.request(
+                    "PUT", "/settings",
+                    json_body={"scope": scope, "target": target, "value": address,
+                               "key": "email_job_done_recipients"},
+                )  # fmt: skip
+            admin.create("user", {"email": creator, "role": "employee"})
+            admin.grant(creator, "projects", read=True, write=True)
+            key = admin.create_apikey(creator)["api_key"]
+
+            def run_job(name: str) -> None:
+                with server.session(api_user=creator, api_key=key) as user:
+                    job = user.submit_job(
+                        {"name": name, "queue": "proj001",
+                         "tasks": [{"source": f"share=projects/proj001/{name}.exr",
+                                    "destination": "site=london"}]}
+                    )  # fmt: skip
+                admin.update("task", job["id"], [{"uri": "0", "status": "done"}])
+
+            run_job("before")
+            _until(lambda: len(sink.received) == 1)
+            as_creator = {"REELSYNC_API_USER": creator, "REELSYNC_API_KEY": key}
+            done = server.cli("user", "opt-out", **as_creator)
+            assert done.returncode == 0, done.stderr
+            assert f"{creator}: job e-mail off (opted out)" in done.stdout + done.stderr
+            shown = server.cli("user", "preferences", creator, "--json")  # the admin looks
+            assert json.loads(shown.stdout)["email_opt_out"] is True
+            run_job("after")
+            _until(lambda: len(sink.received) == 2)
+            time.sleep(1.0)
+        assert len(sink.received) == 2
+        first, second = sink.received
+        assert "before" in first.message["Subject"]
+        assert sorted(first.rcpt_tos) == sorted([creator, "producer@acme.test", "io@acme.test"])
+        assert "after" in second.message["Subject"]
+        assert sorted(second.rcpt_tos) == ["io@acme.test", "producer@acme.test"]
+        assert creator not in second.message.as_string().split("\n\n", 1)[0]  # not in the headers
+    finally:
         sink.stop()

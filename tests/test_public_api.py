@@ -43,6 +43,7 @@ PINNED = {
         "Site",
         "Task",
         "User",
+        "UserPreferences",
         "Volume",
         "Workspace",
     ],

@@ -98,6 +98,43 @@ def update(
 add_read_delete_commands(user, "user", ["id", "email", "name", "role", "enabled"], "USER")
 
 
+def _show_preferences(entity: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        echo_json(entity)
+        return
+    mail = "off (opted out)" if entity.get("email_opt_out") else "on"
+    say(f"{entity.get('email')}: job e-mail {mail}")
+
+
+@user.command("preferences")
+@click.argument("ref", metavar="[USER]", default="me")
+@json_option
+@pass_session
+def preferences(session: Session, ref: str, as_json: bool) -> None:
+    """Show USER's preferences (default: yours), e.g. whether job e-mail is on."""
+    _show_preferences(session.preferences(ref), as_json)
+
+
+@user.command("opt-out")
+@click.argument("ref", metavar="[USER]", default="me")
+@json_option
+@pass_session
+def opt_out(session: Session, ref: str, as_json: bool) -> None:
+    """Stop job e-mail to USER (default: you; another user only as an admin).
+
+    The queue's and volumes' extra recipients still get theirs."""
+    _show_preferences(session.set_email_opt_out(True, ref), as_json)
+
+
+@user.command("opt-in")
+@click.argument("ref", metavar="[USER]", default="me")
+@json_option
+@pass_session
+def opt_in(session: Session, ref: str, as_json: bool) -> None:
+    """Send job e-mail to USER again (default: you; another user only as an admin)."""
+    _show_preferences(session.set_email_opt_out(False, ref), as_json)
+
+
 @user.group("apikey")
 def apikey() -> None:
     """API keys of a user (shown once, stored hashed)."""

@@ -180,6 +180,16 @@ class AsyncSession:
     async def revoke_apikey(self, user: str, key_id: str) -> None:
         await self.request("DELETE", f"/users/{user}/apikeys/{key_id}")
 
+    async def preferences(self, user: str = "me") -> Entity:
+        """``user``'s preferences (``me``: yours), e.g. ``{"email_opt_out": false, ...}``."""
+        return dict(await self.request("GET", f"/users/{user}/preferences"))
+
+    async def set_email_opt_out(self, opt_out: bool = True, user: str = "me") -> Entity:
+        """Stop (``opt_out``) or restart job e-mail to ``user`` (``me``: yourself; another
+        user's only as an admin); their preferences after the change."""
+        body = {"email_opt_out": bool(opt_out)}
+        return dict(await self.request("PATCH", f"/users/{user}/preferences", json_body=body))
+
     async def grant(
         self, user: str, volume: str, *, path: str = "", read: bool = True, write: bool = False
     ) -> Entity:

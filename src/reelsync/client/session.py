@@ -125,6 +125,12 @@ class Session:
     def revoke_apikey(self, user: str, key_id: str) -> None:
         self._run(self._core.revoke_apikey(user, key_id))
 
+    def preferences(self, user: str = "me") -> Entity:
+        return self._run(self._core.preferences(user))
+
+    def set_email_opt_out(self, opt_out: bool = True, user: str = "me") -> Entity:
+        return self._run(self._core.set_email_opt_out(opt_out, user))
+
     def grant(self, user: str, volume: str, **kwargs: Any) -> Entity:
         return self._run(self._core.grant(user, volume, **kwargs))
 

@@ -29,6 +29,7 @@ __all__ = [
     "Site",
     "Task",
     "User",
+    "UserPreferences",
     "Volume",
     "Workspace",
 ]
@@ -95,6 +96,16 @@ class User:
     enabled: bool
     created: datetime
     modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserPreferences:
+    """A user's own choices (kept as USER-scoped settings). ``email_opt_out``: no job mail to
+    this user (the queue's and volumes' extra recipients still get theirs)."""
+
+    user_id: str
+    email: str
+    email_opt_out: bool
 
 
 @dataclass(frozen=True, slots=True)

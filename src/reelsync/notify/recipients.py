@@ -7,7 +7,9 @@ Rules:
   volume's own value). Submitted: only ``email_job_submit_recipients`` (off unless set).
 - Removed: addresses in ``email_exclude`` (effective), disabled users, and users who opted out
   with the USER-scoped setting ``email_opt_out`` = true (row ``scope='user'``, ``target_id`` =
-  user id; the settings service has no user scope yet, so :func:`set_opt_out` writes it).
+  user id; written by ``services.users.update_preferences`` behind ``PATCH
+  /api/v1/users/{ref}/preferences`` and ``reelsync user opt-out``, or by :func:`set_opt_out`).
+  Only the user is removed: the queue's and volumes' other recipients still get the mail.
 - Lists are comma, semicolon or whitespace separated; addresses are compared lower-cased.
 """
 
@@ -20,6 +22,7 @@ from sqlalchemy import delete, select, union
 from sqlalchemy.orm import Session
 
 from reelsync.db import models as m
+from reelsync.services.users import EMAIL_OPT_OUT_KEY
 
 __all__ = [
     "OPT_OUT_KEY",
@@ -32,7 +35,7 @@ __all__ = [
     "split_addresses",
 ]
 
-OPT_OUT_KEY = "email_opt_out"
+OPT_OUT_KEY = EMAIL_OPT_OUT_KEY
 USER_SCOPE = "user"
 _SPLIT = re.compile(r"[,;\s]+")
 _EVENT_KEYS = {

@@ -3,12 +3,16 @@
 Rules: only an admin creates, changes or deletes users (a user may change their own name). Admins
 see every user, employees see themselves and standard users, standard users see themselves. The
 last enabled admin can be neither demoted, disabled nor deleted. A user with jobs cannot be deleted
-(disable them instead).
+(disable them instead). ``me`` names the caller wherever a user is named.
+
+Preferences (:func:`get_preferences`, :func:`update_preferences`): a user reads and changes their
+own, an admin anyone's. ``email_opt_out`` is the USER-scoped setting the notifier reads (row
+``scope='user'``, ``target_id`` = user id, value ``true``; opting in again deletes the row).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from reelsync.db import Database
@@ -16,21 +20,31 @@ from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.codes import parse_email
 from reelsync.domain.ids import is_entity_id, new_entity_id
-from reelsync.domain.records import Actor, Role, User
+from reelsync.domain.records import Actor, Role, SettingScope, User, UserPreferences
 from reelsync.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from reelsync.services.auth import require_admin
 
 __all__ = [
+    "EMAIL_OPT_OUT_KEY",
+    "ME",
     "add_user",
     "create_user",
     "delete_user",
+    "get_preferences",
     "get_user",
     "get_user_row",
     "list_users",
     "parse_role",
     "record",
+    "update_preferences",
     "update_user",
 ]
+
+#: The USER-scoped setting that keeps job mail from a user (read by reelsync.notify.recipients).
+EMAIL_OPT_OUT_KEY = "email_opt_out"
+#: Names the caller in place of an id or e-mail.
+ME = "me"
+_FALSE = ("false", "0", "no", "off", "")
 
 
 def parse_role(value: object) -> Role:
@@ -53,8 +67,10 @@ def record(row: m.User) -> User:
     )
 
 
-def get_user_row(session: Session, ref: str) -> m.User:
-    """A user by id or e-mail (case-insensitive)."""
+def get_user_row(session: Session, ref: str, actor: Actor | None = None) -> m.User:
+    """A user by id or e-mail (case-insensitive), or ``me`` (the ``actor``)."""
+    if actor is not None and isinstance(ref, str) and ref.strip().lower() == ME:
+        ref = actor.user_id
     row = session.get(m.User, ref) if is_entity_id(ref) else None
     if row is None and isinstance(ref, str):
         row = session.scalar(select(m.User).where(m.User.email == ref.strip().lower()))
@@ -118,7 +134,7 @@ def create_user(
 
 def get_user(db: Database, actor: Actor, ref: str) -> User:
     with db.session() as session:
-        row = get_user_row(session, ref)
+        row = get_user_row(session, ref, actor)
         if not _visible(actor, row):
             raise NotFoundError(f"no user {ref!r}")
         return record(row)
@@ -157,7 +173,7 @@ def update_user(
     enabled: bool | None = None,
 ) -> User:
     with db.session() as session:
-        row = get_user_row(session, ref)
+        row = get_user_row(session, ref, actor)
         if not _visible(actor, row):
             raise NotFoundError(f"no user {ref!r}")
         if not actor.is_admin and (
@@ -192,3 +208,64 @@ def delete_user(db: Database, actor: Actor, ref: str) -> None:
                 f"{row.email} has jobs and cannot be deleted", hint="disable the user instead"
             )
         session.delete(row)
+
+
+def _own_or_admin(session: Session, actor: Actor, ref: str, *, write: bool) -> m.User:
+    row = get_user_row(session, ref, actor)
+    if actor.is_admin or row.id == actor.user_id:
+        return row
+    if not _visible(actor, row):
+        raise NotFoundError(f"no user {ref!r}")
+    verb = "change" if write else "read"
+    raise PermissionDeniedError(
+        f"only an admin may {verb} another user's preferences (you may {verb} your own)"
+    )
+
+
+def _opt_out_row(session: Session, user_id: str) -> m.Setting | None:
+    return session.scalar(
+        select(m.Setting).where(
+            m.Setting.scope == SettingScope.USER.value,
+            m.Setting.target_id == user_id,
+            m.Setting.key == EMAIL_OPT_OUT_KEY,
+        )
+    )
+
+
+def _preferences(session: Session, row: m.User) -> UserPreferences:
+    setting = _opt_out_row(session, row.id)
+    opted_out = setting is not None and setting.value.strip().lower() not in _FALSE
+    return UserPreferences(user_id=row.id, email=row.email, email_opt_out=opted_out)
+
+
+def get_preferences(db: Database, actor: Actor, ref: str) -> UserPreferences:
+    """``ref``'s preferences (``me`` for the caller): their own, or anyone's for an admin."""
+    with db.session() as session:
+        return _preferences(session, _own_or_admin(session, actor, ref, write=False))
+
+
+def update_preferences(
+    db: Database, actor: Actor, ref: str, *, email_opt_out: bool | None = None
+) -> UserPreferences:
+    """Change ``ref``'s preferences (``me`` for the caller); only what is given changes."""
+    with db.session() as session:
+        row = _own_or_admin(session, actor, ref, write=True)
+        if email_opt_out is not None:
+            session.execute(
+                delete(m.Setting).where(
+                    m.Setting.scope == SettingScope.USER.value,
+                    m.Setting.target_id == row.id,
+                    m.Setting.key == EMAIL_OPT_OUT_KEY,
+                )
+            )
+            if email_opt_out:
+                session.add(
+                    m.Setting(
+                        scope=SettingScope.USER.value,
+                        target_id=row.id,
+                        key=EMAIL_OPT_OUT_KEY,
+                        value="true",
+                    )
+                )
+            session.flush()
+        return _preferences(session, row)

@@ -1,12 +1,12 @@
-"""/health (no auth), /me and /workspace."""
+"""/health (no auth), /me, /me/preferences and /workspace."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from reelsync import __version__
-from reelsync.domain.records import User, Workspace
-from reelsync.server.api_v1.schemas import Health
+from reelsync.domain.records import User, UserPreferences, Workspace
+from reelsync.server.api_v1.schemas import Health, PreferencesUpdate
 from reelsync.server.dependencies import CurrentActor, DatabaseDep
 from reelsync.services import users, workspace
 
@@ -21,6 +21,19 @@ def health() -> Health:
 @router.get("/me")
 def me(db: DatabaseDep, actor: CurrentActor) -> User:
     return users.get_user(db, actor, actor.user_id)
+
+
+@router.get("/me/preferences")
+def my_preferences(db: DatabaseDep, actor: CurrentActor) -> UserPreferences:
+    return users.get_preferences(db, actor, actor.user_id)
+
+
+@router.patch("/me/preferences")
+def update_my_preferences(
+    body: PreferencesUpdate, db: DatabaseDep, actor: CurrentActor
+) -> UserPreferences:
+    """E.g. ``{"email_opt_out": true}``: no more job e-mail to me."""
+    return users.update_preferences(db, actor, actor.user_id, email_opt_out=body.email_opt_out)
 
 
 @router.get("/workspace")

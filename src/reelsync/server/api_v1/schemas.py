@@ -77,6 +77,12 @@ class UserUpdate(_Body):
     enabled: bool | None = None
 
 
+class PreferencesUpdate(_Body):
+    email_opt_out: bool | None = Field(
+        default=None, description="true: no job e-mail to this user; false: mail again"
+    )
+
+
 class ApiKeyCreate(_Body):
     description: str = Field(default="", max_length=255)
     expires_at: datetime | None = None

@@ -1,14 +1,15 @@
-"""/users and /users/{ref}/apikeys."""
+"""/users, /users/{ref}/preferences and /users/{ref}/apikeys (``me`` names the caller)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from reelsync.domain.records import ApiKey, User
+from reelsync.domain.records import ApiKey, User, UserPreferences
 from reelsync.server.api_v1.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ItemList,
+    PreferencesUpdate,
     UserCreate,
     UserUpdate,
     all_of,
@@ -47,6 +48,21 @@ def update_user(ref: str, body: UserUpdate, db: DatabaseDep, actor: CurrentActor
 def delete_user(ref: str, db: DatabaseDep, actor: CurrentActor) -> Response:
     users.delete_user(db, actor, ref)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{ref}/preferences")
+def get_preferences(ref: str, db: DatabaseDep, actor: CurrentActor) -> UserPreferences:
+    """A user's own choices (``email_opt_out``): yours, or anyone's for an admin."""
+    return users.get_preferences(db, actor, ref)
+
+
+@router.patch("/{ref}/preferences")
+def update_preferences(
+    ref: str, body: PreferencesUpdate, db: DatabaseDep, actor: CurrentActor
+) -> UserPreferences:
+    """Change a user's choices, e.g. ``{"email_opt_out": true}``: yours, or anyone's for an
+    admin."""
+    return users.update_preferences(db, actor, ref, email_opt_out=body.email_opt_out)
 
 
 @router.get("/{ref}/apikeys")
