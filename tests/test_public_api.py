@@ -59,7 +59,14 @@ PINNED = {
         "get_database",
         "get_submit_hook",
     ],
-    "reelsync.services.auth": ["authenticate", "require_admin", "require_role"],
+    "reelsync.services.auth": [
+        "SignIn",
+        "authenticate",
+        "require_admin",
+        "require_role",
+        "session_actor",
+        "sign_in",
+    ],
     "reelsync.services.bootstrap": ["InitResult", "init_workspace"],
     "reelsync.services.jobs": [
         "MAX_OFFSET",

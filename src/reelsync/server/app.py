@@ -4,8 +4,9 @@
 ``database`` on ``app.state`` (read them through :mod:`reelsync.server.dependencies`), installs the
 one error table of :mod:`reelsync.server.errors`, mounts the native REST API at ``/api/v1`` (its
 OpenAPI at ``/api/v1/openapi.json``), then every router in ``routers`` (other parts' routers, e.g.
-the accsyn v3 adapter or the agent endpoints, each carrying its own prefix). The app neither opens
-nor closes the database: its owner (the server process, a test) does.
+the accsyn v3 adapter or the agent endpoints, each carrying its own prefix), and the web UI at
+``/ui/`` (:mod:`reelsync.server.ui`). The app neither opens nor closes the database: its owner (the
+server process, a test) does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.server.api_v1 import router as api_v1_router
 from reelsync.server.errors import install_error_handlers
+from reelsync.server.ui import install_ui
 from reelsync.services.jobs import SubmitHook
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -47,4 +49,5 @@ def create_app(
     app.include_router(api_v1_router, prefix=API_PREFIX)
     for router in routers:
         app.include_router(router)
+    install_ui(app, config)
     return app

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
-from reelsync.domain.records import Server, ServerStatus
+from reelsync.domain.records import Actor, Server, ServerStatus
 from reelsync.errors import ValidationError
+from reelsync.services import volumes
 from reelsync.services.servers import get_server_row, server_record
 from reelsync.services.sites import get_site_row, main_site_row
 
@@ -29,6 +30,7 @@ __all__ = [
     "ServedVolume",
     "agents_serving",
     "heartbeat",
+    "list_agents",
     "record_certificate",
     "served_volumes",
 ]
@@ -112,6 +114,27 @@ def heartbeat(
             volumes=served_volumes(session, row),
             bandwidth_limit=_limit_of(row),
         )
+
+
+def list_agents(db: Database, actor: Actor) -> list[AgentView]:
+    """Every enrolled agent with the volumes it serves, as ``actor`` may see them: every user sees
+    the agents (as :func:`reelsync.services.servers.list_servers`), and of their volumes only
+    those :func:`reelsync.services.volumes.list_volumes` shows ``actor``."""
+    visible = {v.id for v in volumes.list_volumes(db, actor)}
+    with db.session() as session:
+        rows = session.execute(
+            select(m.Server, m.Site.code)
+            .join(m.Site, m.Site.id == m.Server.site_id)
+            .order_by(m.Site.code, m.Server.hostname)
+        ).all()
+        return [
+            AgentView(
+                server=server_record(row, code),
+                volumes=tuple(v for v in served_volumes(session, row) if v.id in visible),
+                bandwidth_limit=_limit_of(row),
+            )
+            for row, code in rows
+        ]
 
 
 def record_certificate(db: Database, server_id: str, *, fingerprint: str, serial: str) -> None:

@@ -1,0 +1,110 @@
+"""Web UI sessions: a signed, expiring cookie naming the user and the API key they signed in with.
+
+Rules: the cookie holds ``user id . key id . expiry . nonce . HMAC-SHA256`` (URL-safe), never the
+API key; the HMAC key is ``DATA_DIR/ui-session.key`` (32 random bytes, 0600, made on first use and
+shared by every process on that data dir). A cookie is good until its expiry and only while the
+key it names is live (:func:`reelsync.services.auth.session_actor` checks on every request). The
+cookie is ``__Host-`` prefixed, HttpOnly, Secure, SameSite=Strict, Path=/. Every POST with a
+session carries a CSRF token derived from that session (HMAC), checked in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reelsync.errors import ConfigError
+
+__all__ = [
+    "COOKIE_NAME",
+    "KEY_FILE",
+    "SESSION_TTL_S",
+    "SessionClaims",
+    "SessionSigner",
+    "load_or_create_key",
+]
+
+COOKIE_NAME = "__Host-reelsync-session"
+KEY_FILE = "ui-session.key"
+SESSION_TTL_S = 12 * 3600
+_VERSION = "v1"
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The 32-byte signing key at ``path``; made (0600) when missing."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create the web UI session key {path}: {exc.strerror}") from exc
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the web UI session key {path}: {exc.strerror}") from exc
+    if len(key) < 32:
+        raise ConfigError(f"the web UI session key {path} is damaged", hint="delete it and restart")
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClaims:
+    """What a valid cookie says."""
+
+    user_id: str
+    key_id: str
+    expires: int  # unix seconds
+    token: str  # the whole cookie value (the CSRF token is derived from it)
+
+
+class SessionSigner:
+    """Makes and checks session cookies and their CSRF tokens with one secret key."""
+
+    def __init__(self, key: bytes, *, ttl_s: int = SESSION_TTL_S) -> None:
+        self._key = key
+        self.ttl_s = ttl_s
+
+    def _mac(self, purpose: str, text: str) -> str:
+        digest = hmac.new(self._key, f"{purpose}:{text}".encode(), hashlib.sha256).digest()
+        return _b64(digest)
+
+    def issue(self, user_id: str, key_id: str, *, now: float | None = None) -> str:
+        expires = int((time.time() if now is None else now) + self.ttl_s)
+        body = ".".join((_VERSION, user_id, key_id, str(expires), secrets.token_urlsafe(12)))
+        return f"{body}.{self._mac('session', body)}"
+
+    def verify(self, token: str | None, *, now: float | None = None) -> SessionClaims | None:
+        """The claims of a well-signed, unexpired cookie; None for anything else."""
+        if not token or len(token) > 512:
+            return None
+        body, _, mac = token.rpartition(".")
+        if not hmac.compare_digest(mac.encode(), self._mac("session", body).encode()):
+            return None
+        parts = body.split(".")
+        if len(parts) != 5 or parts[0] != _VERSION or not parts[3].isdigit():
+            return None
+        expires = int(parts[3])
+        if expires <= (time.time() if now is None else now):
+            return None
+        return SessionClaims(user_id=parts[1], key_id=parts[2], expires=expires, token=token)
+
+    def csrf_token(self, claims: SessionClaims) -> str:
+        return self._mac("csrf", claims.token)
+
+    def check_csrf(self, claims: SessionClaims, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(
+            str(token).encode(), self.csrf_token(claims).encode()
+        )
