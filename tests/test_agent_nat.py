@@ -112,3 +112,63 @@ def test_push_to_and_pull_from_a_site_behind_nat(studio: dict[str, Any]) -> None
         assert _digest(hq_root / rel) == _digest(london_root / rel)
     for root in (hq_root, london_root):
         assert not list(root.rglob("*.reelsync-part"))
+
+
+def test_folder_tasks_move_whole_shots_both_ways(studio: dict[str, Any]) -> None:
+    """The accsyn job JSON names shot folders, not files: each folder is one task whose files
+    arrive mirrored (hq -> london is pulled by the london agent behind NAT; london -> hq is
+    pushed by it)."""
+    server: RunningServer = studio["server"]
+    hq_root: Path = studio["roots"]["hq"]
+    london_root: Path = studio["roots"]["london"]
+    scans = hq_root / "proj002" / "sc0010" / "sh0010" / "scans"
+    (scans / "meta").mkdir(parents=True)
+    frames = {f"plate.{1001 + i}.exr": os.urandom(300_000 + i) for i in range(4)}
+    for name, data in frames.items():
+        (scans / name).write_bytes(data)
+    (scans / "meta" / "plate.json").write_text('{"colorspace": "ACES"}')
+    comp = london_root / "proj002" / "sc0010" / "sh0010" / "comp"
+    comp.mkdir(parents=True)
+    (comp / "comp_v002.nk").write_bytes(os.urandom(20_000))
+
+    with server.session() as admin:
+        pushed = admin.submit_job(
+            {
+                "name": "shot folder to london",
+                "mirror_paths": True,
+                "tasks": [
+                    {
+                        "source": "share=projects/proj002/sc0010/sh0010/scans",
+                        "destination": "site=london",
+                    }
+                ],
+            }
+        )
+        pulled = admin.submit_job(
+            {
+                "name": "comp folder back",
+                "tasks": [
+                    {
+                        "source": "site=london:share=projects/proj002/sc0010/sh0010/comp",
+                        "destination": "site=hq",
+                    }
+                ],
+            }
+        )
+
+        def ended(job_id: str) -> dict[str, Any] | None:
+            job: dict[str, Any] = admin.get_entity("job", job_id)
+            return job if job["status"] in ("done", "failed") else None
+
+        down = wait_until(lambda: ended(pushed["id"]), 90, "the folder push")
+        up = wait_until(lambda: ended(pulled["id"]), 90, "the folder pull")
+        (task,) = admin.tasks(pushed["id"])
+    assert down["status"] == "done", (down, task, studio["london"].log())
+    assert up["status"] == "done", (up, studio["london"].log())
+    assert task["size"] == sum(len(d) for d in frames.values()) + len('{"colorspace": "ACES"}')
+    got = london_root / "proj002" / "sc0010" / "sh0010" / "scans"
+    for name, data in frames.items():
+        assert (got / name).read_bytes() == data
+    assert (got / "meta" / "plate.json").read_text() == '{"colorspace": "ACES"}'
+    back = hq_root / "proj002" / "sc0010" / "sh0010" / "comp" / "comp_v002.nk"
+    assert back.read_bytes() == (comp / "comp_v002.nk").read_bytes()

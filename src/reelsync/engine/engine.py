@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from reelsync.engine.folders import child_key
 from reelsync.engine.model import (
     Assignment,
     Authorizer,
@@ -29,6 +30,7 @@ from reelsync.engine.model import (
     PeerAddress,
     SessionRequest,
     TransferObserver,
+    VolumePath,
 )
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.receiver import ReceiveSession
@@ -180,7 +182,7 @@ class Engine:
                 streams = await self._dial(assignment.peer, role, assignment.ticket)
                 session = self._dialer_session(streams, todo, role, observer)
                 got = await session.run()
-                results.update(got)
+                results.update((k, r) for k, r in got.items() if k in specs)
                 missing = [s for s in todo if s.key not in got]
                 if missing and role == "send":
                     raise ProtocolError("the session ended before every file had a result")
@@ -190,7 +192,7 @@ class Engine:
                     )
             except ReelsyncError as exc:
                 if session is not None:
-                    results.update(session.results)
+                    results.update((k, r) for k, r in session.results.items() if k in specs)
                 if not exc.retryable or time.monotonic() + delay > deadline:
                     for spec in specs.values():
                         if spec.key not in results:
@@ -224,14 +226,27 @@ class Engine:
         by_id = dict(enumerate(todo))
 
         def resolve(m: ManifestEntry) -> tuple[str, Volume, str]:
-            spec = by_id.get(m.id)
-            if spec is None or (m.dst_volume, m.dst_path) != (spec.dst.volume, spec.dst.path):
-                raise PermissionDeniedError(f"the peer offered a file we did not ask for ({m.id})")
-            volume = self.volumes.get(spec.dst.volume)
+            if m.parent is not None:  # a file of a folder we asked for: it must lie inside it
+                folder = by_id.get(m.parent)
+                below = _below(folder.dst.path, m.dst_path) if folder is not None else None
+                if folder is None or below is None or m.dst_volume != folder.dst.volume:
+                    raise PermissionDeniedError(
+                        f"the peer offered a file outside the folder we asked for ({m.id})"
+                    )
+                key, dst = child_key(folder.key, below), VolumePath(m.dst_volume, m.dst_path)
+            else:
+                spec = by_id.get(m.id)
+                if spec is None or (m.dst_volume, m.dst_path) != (spec.dst.volume, spec.dst.path):
+                    raise PermissionDeniedError(
+                        f"the peer offered a file we did not ask for ({m.id})"
+                    )
+                key, dst = spec.key, spec.dst
+            volume = self.volumes.get(dst.volume)
             if volume is None:
-                raise NotFoundError(f"no local volume {spec.dst.volume!r}")
-            volume.resolve(spec.dst.path)
-            return spec.key, volume, spec.dst.path
+                raise NotFoundError(f"no local volume {dst.volume!r}")
+            rel = normalize_relpath(dst.path)
+            volume.resolve(rel)
+            return key, volume, rel
 
         want = Want(
             tuple(
@@ -408,20 +423,23 @@ class Engine:
     ) -> None:
         observer = grant.observer or NullObserver()
 
-        def granted(volume_code: str, rel: str) -> tuple[Volume, str]:
+        def granted(volume_code: str, rel: str, *, in_folder: bool = False) -> tuple[Volume, str]:
             volume = grant.volumes.get(volume_code)
             if volume is None:
                 raise NotFoundError(f"volume {volume_code!r} is not served here")
             norm = normalize_relpath(rel)
             if grant.paths is not None and (volume_code, norm) not in grant.paths:
-                raise PermissionDeniedError(f"{volume_code}:{rel} is not part of this transfer")
+                # a file of a folder: some folder above it must be granted
+                above = _ancestors(norm) if in_folder else []
+                if not any((volume_code, folder) in grant.paths for folder in above):
+                    raise PermissionDeniedError(f"{volume_code}:{rel} is not part of this transfer")
             volume.resolve(norm)
             return volume, norm
 
         if dialer_role == "send":
 
             def resolve(m: ManifestEntry) -> tuple[str, Volume, str]:
-                volume, rel = granted(m.dst_volume, m.dst_path)
+                volume, rel = granted(m.dst_volume, m.dst_path, in_folder=m.parent is not None)
                 return f"{m.dst_volume}:{rel}", volume, rel
 
             await ReceiveSession(streams, resolve, self.settings, observer, self.executor).run()
@@ -439,3 +457,18 @@ class Engine:
                 items.append(SendItem(w.id, key, None, w.src_path, w.dst_volume, w.dst_path, exc))
         session = SendSession(streams, items, self.settings, observer, self.executor, self.limiter)
         await session.run()
+
+
+def _below(folder: str, path: str) -> str | None:
+    """``path`` relative to ``folder`` when it lies strictly inside it, else None."""
+    norm, base = normalize_relpath(path), normalize_relpath(folder)
+    if not base:
+        return norm or None
+    prefix = base + "/"
+    return norm[len(prefix) :] if norm.startswith(prefix) and len(norm) > len(prefix) else None
+
+
+def _ancestors(rel: str) -> list[str]:
+    """The folders above ``rel``, nearest first (``a/b/c`` -> ``a/b``, ``a``, the root)."""
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(len(parts), -1, -1)]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, digest_text, file_digest
+from reelsync.engine.folders import FolderObserver, FolderTally
 from reelsync.engine.model import FileResult, TransferObserver
 from reelsync.engine.settings import EngineSettings
 from reelsync.engine.stream import FrameStream
@@ -77,6 +78,22 @@ class _Target:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+_Finished = tuple[_Target | None, FileResult, int | None]
+"""A file settled while planning: its target (if any), its result, its folder's id (if any)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    """A folder announced by the sender: its id, key, file count and total size; ``error`` set
+    when it cannot be received here."""
+
+    id: int
+    key: str
+    files: int
+    size: int
+    error: FileResult | None = None
+
+
 def _is_done(t: _Target) -> bool:
     return t.done
 
@@ -97,11 +114,13 @@ class ReceiveSession:
         self.opening = opening
         self.resolve = resolve
         self.settings = settings
-        self.observer = observer
+        self.observer = FolderObserver(observer)
         self.executor = executor
         self.chunk_size = settings.chunk_size
         self.targets: dict[int, _Target] = {}
         self.results: dict[str, FileResult] = {}
+        self._folders: dict[int, FolderTally] = {}  # by the folder's id
+        self._folders_done: set[int] = set()
         self._bye = asyncio.Event()
         self._inflight: set[concurrent.futures.Future[Any]] = set()
 
@@ -111,13 +130,33 @@ class ReceiveSession:
         job.add_done_callback(self._inflight.discard)
         return await asyncio.wrap_future(job)
 
-    def _record(self, t: _Target | None, result: FileResult) -> None:
+    def _record(self, t: _Target | None, result: FileResult, parent: int | None = None) -> None:
         if t is not None:
             if t.done:
                 return
             t.done = True
+            parent = t.entry.parent
         self.results[result.key] = result
         self.observer.file_finished(result)
+        if parent is not None:  # a file of a folder
+            self._fold(parent, self._folders.setdefault(parent, FolderTally("")).add(result))
+
+    def _fold(self, folder_id: int, result: FileResult | None) -> None:
+        """Record a folder's result once all its files have one."""
+        if result is None or folder_id in self._folders_done:
+            return
+        self._folders_done.add(folder_id)
+        self._record(None, result)
+
+    def _announce(self, folder: _Folder) -> None:
+        if folder.error is not None:
+            self._folders_done.add(folder.id)
+            self._record(None, folder.error)
+            return
+        tally = self._folders.setdefault(folder.id, FolderTally(folder.key))
+        tally.key = folder.key
+        self.observer.announce(folder.key, folder.size)
+        self._fold(folder.id, tally.expect(folder.files, folder.size))
 
     def _failed(self, t: _Target, err: ReelsyncError) -> FileOutcome:
         self._record(t, FileResult.failed(t.key, err, size=t.entry.size, sent=t.received))
@@ -180,9 +219,11 @@ class ReceiveSession:
                         part, t.part = t.part, None
                         await self._io(part.discard)
             elif isinstance(ev, Manifest):
-                plan, finished = await self._io(self._plan, ev)
-                for t, result in finished:
-                    self._record(t, result)
+                plan, finished, folders = await self._io(self._plan, ev)
+                for t, result, parent in finished:
+                    self._record(t, result, parent)
+                for folder in folders:
+                    self._announce(folder)
                 await stream.send(plan)
             elif isinstance(ev, Bye):
                 self._bye.set()
@@ -199,27 +240,47 @@ class ReceiveSession:
                 raise ProtocolError(f"unexpected {type(ev).__name__} from the sender", remote=True)
 
     # -- plan ------------------------------------------------------------------------------------
-    def _plan(self, manifest: Manifest) -> tuple[Plan, list[tuple[_Target | None, FileResult]]]:
+    def _plan(self, manifest: Manifest) -> tuple[Plan, list[_Finished], list[_Folder]]:
         """Runs in an I/O thread: results are handed back to the loop thread to record."""
         if manifest.chunk_size != self.chunk_size:
             self.chunk_size = manifest.chunk_size
-        finished: list[tuple[_Target | None, FileResult]] = []
-        entries = [self._plan_one(m, finished) for m in manifest.files]
-        return Plan(tuple(entries)), finished
+        finished: list[_Finished] = []
+        folders: list[_Folder] = []
+        entries = [self._plan_one(m, finished, folders) for m in manifest.files]
+        return Plan(tuple(entries)), finished, folders
+
+    def _plan_folder(self, m: ManifestEntry, folders: list[_Folder]) -> PlanEntry:
+        """A folder's own entry (after its files): make it (it may be empty), then tally."""
+        files = m.files or 0
+        try:
+            key, volume, rel = self.resolve(m)
+            try:
+                volume.mkdir(rel)
+            except OSError as os_exc:
+                raise TransferError(f"cannot make folder {m.dst_volume}:{rel}: {os_exc}") from None
+        except ReelsyncError as exc:
+            failed = FileResult.failed(f"{m.dst_volume}:{m.dst_path}", exc)
+            folders.append(_Folder(m.id, failed.key, files, m.size, failed))
+            return PlanEntry(m.id, "fail", (), exc.code, exc.message)
+        folders.append(_Folder(m.id, key, files, m.size))
+        return PlanEntry(m.id, "skip")
 
     def _plan_one(
-        self, m: ManifestEntry, finished: list[tuple[_Target | None, FileResult]]
+        self, m: ManifestEntry, finished: list[_Finished], folders: list[_Folder]
     ) -> PlanEntry:
+        if m.is_folder:
+            return self._plan_folder(m, folders)
         try:
             key, volume, rel = self.resolve(m)
         except ReelsyncError as exc:
             # the sender's reason comes first
             err = error_from_code(m.error_code, m.error_message or "") if m.error_code else exc
-            finished.append((None, FileResult.failed(f"{m.dst_volume}:{m.dst_path}", err)))
+            failed = FileResult.failed(f"{m.dst_volume}:{m.dst_path}", err)
+            finished.append((None, failed, m.parent))
             return PlanEntry(m.id, "fail", (), err.code, err.message)
         if m.error_code:
             err = error_from_code(m.error_code, m.error_message or "")
-            finished.append((None, FileResult.failed(key, err)))
+            finished.append((None, FileResult.failed(key, err), m.parent))
             return PlanEntry(m.id, "fail", (), m.error_code, m.error_message)
         t = _Target(m, key, volume, rel, chunk_count(m.size, self.chunk_size))
         if m.id in self.targets:
@@ -227,7 +288,7 @@ class ReceiveSession:
         self.targets[m.id] = t
         try:
             if is_unchanged(volume, rel, m.size, m.mtime_ns):
-                finished.append((t, FileResult(key, "skipped", m.size)))
+                finished.append((t, FileResult(key, "skipped", m.size), None))
                 return PlanEntry(m.id, "skip")
             if t.chunks == 1:
                 return PlanEntry(m.id, "send")
@@ -235,7 +296,7 @@ class ReceiveSession:
                 volume, rel, size=m.size, mtime_ns=m.mtime_ns, chunk_size=self.chunk_size
             )
         except ReelsyncError as exc:
-            finished.append((t, FileResult.failed(key, exc, size=m.size)))
+            finished.append((t, FileResult.failed(key, exc, size=m.size), None))
             return PlanEntry(m.id, "fail", (), exc.code, exc.message)
         t.checksums.update(have)
         return PlanEntry(m.id, "send", tuple(sorted(have.items())))

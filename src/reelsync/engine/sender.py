@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span, digest_text, file_digest
+from reelsync.domain.party import join_path
+from reelsync.engine.folders import FolderObserver, FolderTally, child_key
 from reelsync.engine.model import FileResult, TransferObserver
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
@@ -34,7 +36,7 @@ from reelsync.errors import (
     TransferError,
     error_from_code,
 )
-from reelsync.fs import Volume
+from reelsync.fs import Volume, normalize_relpath
 from reelsync.protocol import (
     Ack,
     Batch,
@@ -88,6 +90,8 @@ class _Source:
     acked: int = 0
     resends: dict[int, int] = field(default_factory=dict)
     result: FileResult | None = None
+    tally: FolderTally | None = None  # a folder: the outcomes of its files
+    parent: _Source | None = None  # a file of a folder
 
 
 _Unit = tuple[_Source, int] | list[_Source]
@@ -109,7 +113,7 @@ class SendSession:
     ) -> None:
         self.streams = streams
         self.settings = settings
-        self.observer = observer
+        self.observer = FolderObserver(observer)
         self.executor = executor
         self.limiter = limiter
         self.files = {it.id: _Source(it) for it in items}
@@ -119,6 +123,9 @@ class SendSession:
         self._done = asyncio.Event()
         self._open_lock = threading.Lock()
         self._corrupt = set(settings.debug_corrupt)
+        self._next_id = max(self.files, default=-1) + 1  # ids for the files of folders
+        conn = streams[0].conn if streams else None
+        self._folders_ok = conn is not None and (conn.version or 1) >= 2
 
     # -- plumbing --------------------------------------------------------------------------------
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
@@ -136,6 +143,11 @@ class SendSession:
         self._remaining -= 1
         if self._remaining == 0:
             self._done.set()
+        parent = src.parent
+        if parent is not None and parent.tally is not None:
+            folded = parent.tally.add(result)
+            if folded is not None:
+                self._finish(parent, folded)
 
     def _fail(self, src: _Source, error: ReelsyncError) -> None:
         self._finish(src, FileResult.failed(src.item.key, error, size=src.size, sent=src.sent))
@@ -180,16 +192,82 @@ class SendSession:
         part = self.settings.manifest_part
         sources = list(self.files.values())
         for start in range(0, len(sources), part):
-            entries, failed = await self._io(self._stat_all, sources[start : start + part])
+            entries, failed, folders = await self._io(self._stat_all, sources[start : start + part])
             for src, err in failed:
                 self._fail(src, err)
+            for folder, files in folders:
+                self._add_folder(folder, files)
             await self.streams[0].send(Manifest(self.settings.chunk_size, tuple(entries)))
+
+    def _add_folder(self, folder: _Source, files: list[_Source]) -> None:
+        """On the loop: the folder's files join the session (before their manifest goes out)."""
+        for f in files:
+            self.files[f.item.id] = f
+        self._remaining += len(files)
+        self.observer.announce(folder.item.key, folder.size)
+        assert folder.tally is not None
+        folded = folder.tally.expect(len(files), folder.size)
+        if folded is not None:  # an empty folder
+            self._finish(folder, folded)
+
+    def _list_folder(self, folder: _Source) -> list[_Source]:
+        """In an I/O thread: the folder's regular files (recursively, no symlinks), each a source
+        with a new id and a child key."""
+        item = folder.item
+        assert item.volume is not None
+        volume = item.volume
+        base = normalize_relpath(item.rel)
+        real_base = volume.relative(volume.resolve(base))  # listed paths are real paths
+        real_base = "" if real_base == "." else real_base
+        files = []
+        for entry in volume.list(base, recursive=True):
+            if entry.is_dir:
+                continue
+            below = entry.path[len(real_base) + 1 :] if real_base else entry.path
+            path = volume.resolve_str(entry.path)
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone since it was listed
+            if not stat_mod.S_ISREG(st.st_mode):
+                continue
+            chunks = chunk_count(st.st_size, self.settings.chunk_size)
+            files.append(
+                _Source(
+                    SendItem(
+                        self._next_id,
+                        child_key(item.key, below),
+                        volume,
+                        entry.path,
+                        item.dst_volume,
+                        join_path(item.dst_path, below),
+                    ),
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    ctime_ns=st.st_ctime_ns,
+                    mode=stat_mod.S_IMODE(st.st_mode),
+                    chunks=chunks,
+                    path=path,
+                    checksums=[None] * chunks,
+                    unread=chunks,
+                    parent=folder,
+                )
+            )
+            self._next_id += 1
+        return files
 
     def _stat_all(
         self, sources: list[_Source]
-    ) -> tuple[list[ManifestEntry], list[tuple[_Source, ReelsyncError]]]:
+    ) -> tuple[
+        list[ManifestEntry],
+        list[tuple[_Source, ReelsyncError]],
+        list[tuple[_Source, list[_Source]]],
+    ]:
+        """In an I/O thread: the manifest entries of ``sources``; a folder's files come first,
+        then the folder's own entry (with their count)."""
         entries = []
         failed: list[tuple[_Source, ReelsyncError]] = []
+        folders: list[tuple[_Source, list[_Source]]] = []
         for src in sources:
             it = src.item
             err = it.error
@@ -197,6 +275,36 @@ class SendSession:
                 try:
                     src.path = it.volume.resolve_str(it.rel)
                     st = os.stat(src.path, follow_symlinks=False)
+                    if stat_mod.S_ISDIR(st.st_mode) and self._folders_ok:
+                        files = self._list_folder(src)
+                        src.size = sum(f.size for f in files)
+                        src.mtime_ns, src.mode = st.st_mtime_ns, stat_mod.S_IMODE(st.st_mode)
+                        src.tally = FolderTally(it.key)
+                        entries += [
+                            ManifestEntry(
+                                f.item.id,
+                                f.item.dst_volume,
+                                f.item.dst_path,
+                                f.size,
+                                f.mtime_ns,
+                                f.mode,
+                                parent=it.id,
+                            )
+                            for f in files
+                        ]
+                        entries.append(
+                            ManifestEntry(
+                                it.id,
+                                it.dst_volume,
+                                it.dst_path,
+                                src.size,
+                                src.mtime_ns,
+                                src.mode,
+                                files=len(files),
+                            )
+                        )
+                        folders.append((src, files))
+                        continue
                     if not stat_mod.S_ISREG(st.st_mode):
                         err = NotFoundError(f"{it.volume.code}:{it.rel} is not a regular file")
                     src.size, src.mtime_ns, src.ctime_ns = (
@@ -225,7 +333,7 @@ class SendSession:
                         it.id, it.dst_volume, it.dst_path, src.size, src.mtime_ns, src.mode
                     )
                 )
-        return entries, failed
+        return entries, failed, folders
 
     # -- incoming --------------------------------------------------------------------------------
     async def _reader(self, stream: FrameStream) -> None:
@@ -274,6 +382,15 @@ class SendSession:
         for entry in plan.files:
             src = self.files.get(entry.id)
             if src is None or src.result is not None:
+                continue
+            if src.tally is not None:  # a folder: its files carry its outcome
+                if entry.action == "fail":
+                    self._fail(
+                        src,
+                        error_from_code(
+                            entry.error_code or "transfer_failed", entry.error_message or ""
+                        ),
+                    )
                 continue
             if entry.action == "skip":
                 self._finish(src, FileResult(src.item.key, "skipped", src.size, 0))

@@ -1,4 +1,4 @@
-"""Frame encoding and decoding of the data plane, version 1.
+"""Frame encoding and decoding of the data plane, versions 1 and 2.
 
 Rules: a frame is a 5-byte header, ``!IB`` = body length (bytes after the header) and frame type,
 then the body. Bulk data frames (CHUNK, BATCH, FILE_END, ACK, NACK) have fixed binary layouts; the
@@ -129,11 +129,7 @@ def encode_event(event: Event) -> list[bytes]:
                 FrameType.MANIFEST,
                 {
                     "chunk_size": chunk_size,
-                    "files": [
-                        [m.id, m.dst_volume, m.dst_path, m.size, m.mtime_ns, m.mode]
-                        + ([m.error_code, m.error_message] if m.error_code else [])
-                        for m in files
-                    ],
+                    "files": [_manifest_row(m) for m in files],
                 },
             )
         case Plan(files):
@@ -194,9 +190,22 @@ def _read_pairs(body: memoryview) -> tuple[tuple[int, int], ...]:
 
 
 def _err(value: Any) -> tuple[str | None, str | None]:
-    if value is None:
+    if value is None or value[0] is None:
         return None, None
     return str(value[0]), str(value[1])
+
+
+def _manifest_row(m: ManifestEntry) -> list[Any]:
+    row: list[Any] = [m.id, m.dst_volume, m.dst_path, m.size, m.mtime_ns, m.mode]
+    if m.error_code or m.parent is not None or m.files is not None:
+        row += [m.error_code, m.error_message]
+    if m.parent is not None or m.files is not None:
+        row += [m.parent, m.files]  # version 2: folders
+    return row
+
+
+def _optional_int(row: list[Any], index: int) -> int | None:
+    return int(row[index]) if len(row) > index and row[index] is not None else None
 
 
 def decode_body(kind: int, body: memoryview) -> Event:
@@ -273,6 +282,8 @@ def _decode(kind: FrameType, body: memoryview) -> Event:
                     int(row[5]),
                     code,
                     message,
+                    _optional_int(row, 8),
+                    _optional_int(row, 9),
                 )
             )
         return Manifest(int(obj["chunk_size"]), tuple(files))

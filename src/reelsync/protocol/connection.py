@@ -17,6 +17,7 @@ Rules:
    FileAbort and Bye; the receiving side sends Want, Plan, Ack, Nack and FileDone. Either sends
    Failure. Breaking a rule locally raises ProtocolError (``remote=False``); a peer breaking one
    raises ProtocolError (``remote=True``) from :meth:`Connection.next_event`.
+4. Folder entries in a Manifest (``parent``/``files``) need version 2.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ __all__ = [
     "choose_version",
 ]
 
-SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)  # 2: folders in MANIFEST
 _CHUNK_START = HEADER.size + _CHUNK_FIELDS.size
 
 _SENDER_EVENTS = (Manifest, Chunk, Batch, FileEnd, FileAbort, Bye)
@@ -239,6 +240,12 @@ class Connection:
             raise self._fail("Want from a listener, twice, or after a Manifest", local=local)
         if isinstance(event, Plan) and self._plans >= self._manifests:
             raise self._fail("a Plan that answers no Manifest", local=local)
+        if (
+            isinstance(event, Manifest)
+            and (self.version or 1) < 2
+            and any(m.parent is not None or m.files is not None for m in event.files)
+        ):
+            raise self._fail("a folder in a version 1 Manifest", local=local)
 
     def _advance(self, event: Event, *, local: bool) -> None:
         if isinstance(event, Failure | Bye):

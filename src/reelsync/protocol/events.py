@@ -81,7 +81,11 @@ class Want:
 
 @dataclass(frozen=True, slots=True)
 class ManifestEntry:
-    """One file the sender offers. ``error`` set: the sender cannot read it (nothing follows)."""
+    """One file the sender offers. ``error`` set: the sender cannot read it (nothing follows).
+
+    Version 2 adds folders: a requested id that is a folder is announced as its files first, each
+    with a new id and ``parent`` = the folder's id (``dst_path`` under the folder's), then as one
+    entry with ``files`` = how many were announced (``size`` their total; nothing follows it)."""
 
     id: int
     dst_volume: str
@@ -91,6 +95,12 @@ class ManifestEntry:
     mode: int
     error_code: str | None = None
     error_message: str | None = None
+    parent: int | None = None
+    files: int | None = None
+
+    @property
+    def is_folder(self) -> bool:
+        return self.files is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,115 @@
+"""Folders as one transfer item: the files of a folder travel as files, their outcomes fold back
+into one result for the folder's key.
+
+Rules: the sending side lists a folder (recursively, never following symlinks, never listing
+reelsync's temporary files) when it builds the manifest; each file gets a *child key*,
+``<folder key>`` + :data:`CHILD_SEP` + its path below the folder, and travels like any other file.
+A folder's result is known once its file count is known and every file has an outcome: failed if
+any file failed (the first failures are named, retryable if every failure is), skipped if every
+file was skipped, else done; ``size`` and ``bytes_sent`` are the sums. An empty folder is done at
+once (the receiver creates it). :class:`FolderObserver` passes a folder's progress on as the sum
+of its files' progress and swallows its files' own results, so the observer sees one key per
+folder, as it asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reelsync.engine.model import FileResult, TransferObserver
+
+__all__ = ["CHILD_SEP", "FolderObserver", "FolderTally", "child_key", "folder_key"]
+
+#: Separates a folder's key from the path of one of its files in a child key.
+CHILD_SEP = "\x1f"
+_NAMED = 3  # failures named in a folder's error message
+
+
+def child_key(folder: str, rel: str) -> str:
+    return f"{folder}{CHILD_SEP}{rel}"
+
+
+def folder_key(key: str) -> str | None:
+    """The folder key of a child key; None for an ordinary key."""
+    head, sep, _ = key.partition(CHILD_SEP)
+    return head if sep else None
+
+
+@dataclass(slots=True)
+class FolderTally:
+    """The outcomes of one folder's files, until all are in."""
+
+    key: str
+    expected: int | None = None
+    size: int = 0
+    results: list[FileResult] = field(default_factory=list)
+
+    def expect(self, files: int, size: int) -> FileResult | None:
+        self.expected, self.size = files, size
+        return self._complete()
+
+    def add(self, result: FileResult) -> FileResult | None:
+        self.results.append(result)
+        return self._complete()
+
+    def _complete(self) -> FileResult | None:
+        if self.expected is None or len(self.results) < self.expected:
+            return None
+        return self.result()
+
+    def result(self) -> FileResult:
+        size = sum(r.size for r in self.results)
+        sent = sum(r.bytes_sent for r in self.results)
+        failed = [r for r in self.results if r.status == "failed"]
+        if failed:
+            named = "; ".join(
+                f"{(r.key.partition(CHILD_SEP)[2] or r.key)}: {r.error_message}"
+                for r in failed[:_NAMED]
+            )
+            more = f" (+{len(failed) - _NAMED} more)" if len(failed) > _NAMED else ""
+            return FileResult(
+                self.key,
+                "failed",
+                max(size, self.size),
+                sent,
+                None,
+                failed[0].error_code,
+                f"{len(failed)} of {len(self.results)} files failed: {named}{more}",
+                retryable=all(r.retryable for r in failed),
+            )
+        if self.results and all(r.status == "skipped" for r in self.results):
+            return FileResult(self.key, "skipped", size, sent)
+        return FileResult(self.key, "done", size, sent)
+
+
+class FolderObserver:
+    """Passes progress and results on, folding a folder's files into the folder's key."""
+
+    def __init__(self, inner: TransferObserver) -> None:
+        self.inner = inner
+        self._files: dict[str, tuple[int, int]] = {}  # child key -> (done, size)
+        self._folders: dict[str, tuple[int, int]] = {}  # folder key -> (done, size) sums
+        self._totals: dict[str, int] = {}  # folder key -> announced total size
+
+    def announce(self, folder: str, size: int) -> None:
+        """The folder's total size, once known (it sizes the progress)."""
+        self._totals[folder] = size
+
+    def file_progress(self, key: str, bytes_done: int, size: int) -> None:
+        folder = folder_key(key)
+        if folder is None:
+            self.inner.file_progress(key, bytes_done, size)
+            return
+        old_done, old_size = self._files.get(key, (0, 0))
+        self._files[key] = (bytes_done, size)
+        done, total = self._folders.get(folder, (0, 0))
+        done += bytes_done - old_done
+        total += size - old_size
+        self._folders[folder] = (done, total)
+        self.inner.file_progress(folder, done, max(total, self._totals.get(folder, 0)))
+
+    def file_finished(self, result: FileResult) -> None:
+        if folder_key(result.key) is None:
+            self.inner.file_finished(result)
+            return
+        self.file_progress(result.key, result.size, result.size)  # a finished file counts whole

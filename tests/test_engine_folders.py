@@ -1,0 +1,163 @@
+"""A folder as one transfer item (protocol version 2): pushed and pulled over real TLS, its files
+mirrored below the destination, one result and one progress line per folder key, unchanged files
+skipped on the next run, a file that cannot land failing the folder by name, an empty folder made,
+symlinks not followed, and a peer offering files outside the asked-for folder refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dataplane_pki import AgentFiles
+from reelsync.engine import Assignment, Engine, FileSpec, PeerAddress, VolumePath
+from reelsync.engine.folders import CHILD_SEP, FolderTally
+from reelsync.engine.model import FileResult
+from reelsync.fs import Volume
+from test_engine import SMALL, Gate, Recorder, pki, start_pair, tree, write
+
+__all__ = ["pki"]  # the fixture, shared with test_engine
+
+SHOT = {
+    "proj001/sh0010/scans/plate.1001.exr": os.urandom(150_000),  # several 64 KiB chunks
+    "proj001/sh0010/scans/plate.1002.exr": os.urandom(12_000),  # batched
+    "proj001/sh0010/scans/meta/plate.json": b'{"colorspace": "ACES"}',
+    "proj001/sh0010/scans/meta/deeper/empty.txt": b"",
+}
+
+
+def folder_spec(key: str, src: str, dst: str | None = None) -> FileSpec:
+    return FileSpec(key, VolumePath("proj", src), VolumePath("proj", dst or src))
+
+
+async def test_push_a_folder_then_skip_it_unchanged(tmp_path: Path, pki) -> None:
+    dialer, listening, gate, port, src, dst = await start_pair(tmp_path, pki)
+    for rel, data in SHOT.items():
+        write(src, rel, data)
+    write(src, "proj001/sh0010/other.txt", b"not part of the folder")
+    (src / "proj001/sh0010/scans/escape").symlink_to(tmp_path)  # never followed
+    (src / "proj001/sh0020").mkdir(parents=True)  # an empty folder
+    rec = Recorder()
+    job = Assignment(
+        "tr-f1",
+        PeerAddress("127.0.0.1", port),
+        (
+            folder_spec("task-scans", "proj001/sh0010/scans"),
+            folder_spec("task-empty", "proj001/sh0020"),
+            folder_spec("task-file", "proj001/sh0010/other.txt", "in/other.txt"),
+        ),
+        "ticket-ok",
+    )
+    results = await dialer.push(job, rec)
+    by_key = {r.key: r for r in results}
+    assert [r.key for r in results] == ["task-scans", "task-empty", "task-file"]
+    assert by_key["task-scans"].status == "done", results
+    assert by_key["task-scans"].size == sum(len(d) for d in SHOT.values())
+    assert by_key["task-scans"].bytes_sent == sum(len(d) for d in SHOT.values())
+    assert by_key["task-empty"].status == "done"
+    assert by_key["task-file"].status == "done"
+    assert tree(dst) == {**SHOT, "in/other.txt": b"not part of the folder"}
+    assert (dst / "proj001/sh0020").is_dir()
+    assert not (dst / "proj001/sh0010/scans/escape").exists()
+    # the observer saw the folder's key only: one result, progress summed up to the whole
+    assert sorted(r.key for r in rec.finished) == ["task-empty", "task-file", "task-scans"]
+    assert all(CHILD_SEP not in key for key, _, _ in rec.progress)
+    scans = [(done, size) for key, done, size in rec.progress if key == "task-scans"]
+    assert scans[-1] == (by_key["task-scans"].size, by_key["task-scans"].size)
+    assert [d for d, _ in scans] == sorted(d for d, _ in scans)
+
+    again = await dialer.push(job, Recorder())
+    assert [r.status for r in again] == ["skipped", "done", "skipped"]
+    await dialer.aclose()
+    await listening.aclose()
+
+
+async def test_a_file_that_cannot_land_fails_its_folder_by_name(tmp_path: Path, pki) -> None:
+    dialer, listening, _gate, port, src, dst = await start_pair(tmp_path, pki)
+    for rel, data in SHOT.items():
+        write(src, rel, data)
+    # at the destination a folder stands where a file of the shot must go
+    (dst / "proj001/sh0010/scans/plate.1002.exr").mkdir(parents=True)
+    job = Assignment(
+        "tr-f2",
+        PeerAddress("127.0.0.1", port),
+        (folder_spec("task-scans", "proj001/sh0010/scans"),),
+        "ticket-ok",
+    )
+    [result] = await dialer.push(job, Recorder())
+    assert result.status == "failed"
+    assert result.error_message is not None
+    assert result.error_message.startswith("1 of 4 files failed: plate.1002.exr: ")
+    # the other files landed; nothing partial is visible
+    assert (dst / "proj001/sh0010/scans/plate.1001.exr").read_bytes() == SHOT[
+        "proj001/sh0010/scans/plate.1001.exr"
+    ]
+    assert not [p for p in dst.rglob("*") if "reelsync-part" in p.name]
+    await dialer.aclose()
+    await listening.aclose()
+
+
+async def test_pull_a_folder_from_the_listening_side(
+    tmp_path: Path, pki: tuple[AgentFiles, AgentFiles, AgentFiles]
+) -> None:
+    hq, lon, _ = pki
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    for rel, data in SHOT.items():
+        write(src, rel, data)
+    sender = Engine(SMALL, server_ssl=lon.server(), volumes={})
+    gate = Gate({"proj": Volume("proj", src)})
+    server = await sender.serve("127.0.0.1", 0, gate)
+    puller = Engine(SMALL, client_ssl=hq.client(), volumes={"proj": Volume("proj", dst)})
+    rec = Recorder()
+    job = Assignment(
+        "tr-f3",
+        PeerAddress("127.0.0.1", server.port),
+        (folder_spec("task-scans", "proj001/sh0010/scans", "incoming/scans"),),
+        "ticket-ok",
+    )
+    [result] = await puller.pull(job, rec)
+    assert result.status == "done", result
+    assert tree(dst) == {
+        rel.replace("proj001/sh0010/scans", "incoming/scans"): data for rel, data in SHOT.items()
+    }
+    assert [r.key for r in rec.finished] == ["task-scans"]
+    await puller.aclose()
+    await sender.aclose()
+
+
+def test_a_folder_tally_folds_outcomes() -> None:
+    tally = FolderTally("t")
+    assert tally.add(FileResult(f"t{CHILD_SEP}a", "skipped", 5)) is None
+    assert tally.expect(2, 15) is None
+    done = tally.add(FileResult(f"t{CHILD_SEP}b", "done", 10, 10))
+    assert done == FileResult("t", "done", 15, 10)
+    skipped = FolderTally("s")
+    skipped.add(FileResult(f"s{CHILD_SEP}a", "skipped", 5))
+    assert skipped.expect(1, 5) == FileResult("s", "skipped", 5, 0)
+    failing = FolderTally("f")
+    failing.expect(5, 0)
+    for i in range(4):
+        failing.add(
+            FileResult(f"f{CHILD_SEP}x{i}", "failed", 1, 0, None, "io", "disk full", retryable=True)
+        )
+    folded = failing.add(FileResult(f"f{CHILD_SEP}ok", "done", 1, 1))
+    assert folded is not None
+    assert folded.status == "failed"
+    assert folded.retryable
+    assert folded.error_message == (
+        "4 of 5 files failed: x0: disk full; x1: disk full; x2: disk full (+1 more)"
+    )
+    assert FolderTally("e").expect(0, 0) == FileResult("e", "done", 0, 0)
+
+
+def test_only_paths_inside_the_folder_are_accepted() -> None:
+    from reelsync.engine.engine import _ancestors, _below
+
+    assert _below("proj/scans", "proj/scans/a/b.exr") == "a/b.exr"
+    assert _below("proj/scans", "proj/scans") is None
+    assert _below("proj/scans", "proj/scansX/b.exr") is None
+    assert _below("proj/scans", "proj/other/b.exr") is None
+    assert _below("", "a/b") == "a/b"
+    assert _ancestors("a/b/c.exr") == ["a/b", "a", ""]
+    assert _ancestors("c.exr") == [""]
