@@ -122,3 +122,61 @@ def test_public_url_goes_into_config_and_certificate(tmp_path: Path) -> None:
     assert bad.returncode == 78
     assert bad.stderr == "error: --public-url must be https://HOST[:PORT], got 'hq:8443'\n"
     assert not (tmp_path / "d2").exists()
+
+
+@pytest.mark.postgres
+def test_init_replica_copies_the_keys_and_issues_its_own_certificate(tmp_path: Path) -> None:
+    from support.postgres import fresh_database
+
+    with fresh_database() as url:
+        first = tmp_path / "first"
+        init_server(first, tmp_path, port=free_port(), database_url=url)
+        assert not (first / "tls" / "ticket.key").exists()  # made by the first `server run`
+        replica = tmp_path / "replica"
+        done = run_cli(
+            ["server", "init-replica", "--from", str(first), "--data-dir", str(replica),
+             "--listen", "0.0.0.0:9443", "--public-url", "https://cp2.acme.test:9443", "--json"],
+            child_env(tmp_path),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        info = json.loads(done.stdout)
+        assert info["url"] == "https://cp2.acme.test:9443"
+        assert stat.S_IMODE(replica.stat().st_mode) == 0o700
+        for name in ("ca.crt", "ca.key", "ticket.key"):  # the ticket key is made once, shared
+            assert (replica / "tls" / name).read_bytes() == (first / "tls" / name).read_bytes()
+        for key in ("tls/ca.key", "tls/ticket.key", "tls/server.key", "server.toml"):
+            assert stat.S_IMODE((replica / key).stat().st_mode) == 0o600, key
+        assert (replica / "tls" / "server.key").read_bytes() != (
+            first / "tls" / "server.key"
+        ).read_bytes()
+        cert = x509.load_pem_x509_certificate((replica / "tls" / "server.crt").read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert "cp2.acme.test" in san.get_values_for_type(x509.DNSName)
+        toml = (replica / "server.toml").read_text()
+        assert url.split("@")[-1] in toml
+        assert 'listen = "0.0.0.0:9443"' in toml
+        again = run_cli(
+            ["server", "init-replica", "--from", str(first), "--data-dir", str(replica)],
+            child_env(tmp_path),
+        )
+        assert again.returncode == 78
+        assert again.stderr.startswith(f"error: {replica} is already initialised")
+
+
+def test_init_replica_mistakes_are_one_line_and_make_nothing(tmp_path: Path) -> None:
+    sqlite_dir = tmp_path / "sqlite"
+    init_server(sqlite_dir, tmp_path, port=free_port())
+    for source, message in (
+        (sqlite_dir, "keeps its database in SQLite; replicas share one PostgreSQL database"),
+        (tmp_path / "nowhere", "is not a reelsync data dir"),
+    ):
+        done = run_cli(
+            ["server", "init-replica", "--from", str(source), "--data-dir",
+             str(tmp_path / "r")],
+            child_env(tmp_path),
+        )  # fmt: skip
+        assert done.returncode == 78, done.stderr
+        assert message in done.stderr
+        assert done.stderr.startswith("error: ")
+        assert "Traceback" not in done.stderr
+        assert not (tmp_path / "r").exists()

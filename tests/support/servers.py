@@ -29,7 +29,9 @@ __all__ = [
     "init_server",
     "reelsync_cmd",
     "run_cli",
+    "running_replica",
     "running_server",
+    "start_server_process",
 ]
 
 START_TIMEOUT_S = 30.0
@@ -233,4 +235,67 @@ def running_server(
     if check_clean_exit:
         log_text = server.log()
         assert code == 0, f"server exited {code} on SIGTERM:\n{log_text}"
+        assert "Traceback" not in log_text, log_text
+
+
+def start_server_process(server: RunningServer, env: dict[str, str] | None = None) -> None:
+    """(Re)start ``reelsync server run`` on ``server``'s data dir (after a stop or a kill),
+    appending to its log; waits until it is healthy."""
+    with server.log_file.open("ab") as log:
+        server.process = subprocess.Popen(
+            reelsync_cmd("server", "run", "--data-dir", str(server.data_dir)),
+            env=child_env(server.home, env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server._stopped = False
+    wait_healthy(server)
+
+
+@contextmanager
+def running_replica(
+    first: RunningServer,
+    base: Path,
+    *,
+    env: dict[str, str] | None = None,
+    check_clean_exit: bool = True,
+) -> Iterator[RunningServer]:
+    """A second control plane process on ``first``'s (PostgreSQL) database, as an operator makes
+    one: ``reelsync server init-replica --from FIRST_DATA_DIR`` then ``server run`` on a port of
+    its own. Same admin key, workspace and CA; SIGTERM afterwards (clean exit checked)."""
+    base.mkdir(parents=True, exist_ok=True)
+    home = base / "home"
+    home.mkdir(exist_ok=True)
+    data_dir = base / "data"
+    port = free_port()
+    done = run_cli(
+        ["server", "init-replica", "--from", str(first.data_dir), "--data-dir", str(data_dir),
+         "--listen", f"127.0.0.1:{port}", "--json"],
+        child_env(home),
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise AssertionError(f"server init-replica failed ({done.returncode}): {done.stderr}")
+    info = json.loads(done.stdout)
+    replica = RunningServer(
+        url=info["url"],
+        api_key=first.api_key,
+        admin=first.admin,
+        workspace=first.workspace,
+        data_dir=data_dir,
+        ca_file=Path(info["ca_file"]),
+        database_url=first.database_url,
+        home=home,
+        process=first.process,  # replaced below
+        log_file=base / "server.log",
+        tls=first.tls,
+    )
+    replica._stopped = True
+    try:
+        start_server_process(replica, env)
+        yield replica
+    finally:
+        code = replica.stop()
+    if check_clean_exit:
+        log_text = replica.log()
+        assert code == 0, f"replica exited {code} on SIGTERM:\n{log_text}"
         assert "Traceback" not in log_text, log_text

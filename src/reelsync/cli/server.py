@@ -91,6 +91,54 @@ def init(
     say(f"  export REELSYNC_API_USER={result.admin} REELSYNC_API_KEY=<the key above>")
 
 
+@server.command("init-replica")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The data dir of the first control plane (on PostgreSQL).",
+)
+@data_dir_option
+@click.option("--listen", metavar="HOST:PORT", help="Address this replica serves on.")
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="HOST",
+    help="Extra DNS name or IP for this replica's HTTPS certificate (repeatable).",
+)
+@click.option("--public-url", metavar="URL", help="The URL agents and users reach it at.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def init_replica(
+    source: Path,
+    data_dir: Path,
+    listen: str | None,
+    names: tuple[str, ...],
+    public_url: str | None,
+    as_json: bool,
+) -> None:
+    """Make the data dir of another control plane process on the same PostgreSQL database.
+
+    It gets a copy of the workspace CA and the ticket signing key from --from (so agents of
+    either process trust both) and its own HTTPS certificate; then run it with
+    `reelsync server run --data-dir DATA_DIR`. The database is shared: nothing is created in it.
+    """
+    from reelsync.server.datadir import init_replica as make_replica
+
+    config = make_replica(
+        source, data_dir, env=dict(os.environ), listen=listen, names=names, public_url=public_url
+    )
+    if as_json:
+        echo_json(
+            {"url": config.url, "data_dir": str(config.data_dir), "ca_file": str(config.ca_file)}
+        )
+        return
+    say(f"replica data dir {config.data_dir} (same workspace CA and database as {source})")
+    say("start it:")
+    say(f"  reelsync server run --data-dir {config.data_dir}")
+
+
 @server.command("run")
 @data_dir_option
 @click.option("--listen", metavar="HOST:PORT", help="Override the address in server.toml.")

@@ -2,12 +2,20 @@
 new or empty and gets mode 0700; ``server.toml`` (0600, it may hold a database password) records
 the workspace, the listen address and the database URL; ``tls/`` holds the workspace CA and the
 HTTPS certificate it issued; the schema is migrated and the workspace bootstrapped last. A failed
-init removes what it made, so it can simply be run again."""
+init removes what it made, so it can simply be run again.
+
+A replica (``reelsync server init-replica``) is a second control plane process on the same
+PostgreSQL database: its own data dir with a copy of the first one's workspace CA (``ca.crt``,
+``ca.key``) and ticket signing key (``ticket.key``, made first if the first server never ran), so
+agents enrolled at either verify the other's tickets and certificates; its own HTTPS certificate
+for its own address; the same workspace, database URL and TLS choice. A SQLite data dir cannot
+have replicas (its database is a file in that data dir)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +28,25 @@ from reelsync.config import SERVER_CONFIG_FILE, ServerConfig, load_server_config
 from reelsync.db import Database
 from reelsync.domain.codes import parse_code, parse_email
 from reelsync.errors import ConfigError
-from reelsync.pki import CertificateAuthority, write_pem, write_private_pem
+from reelsync.pki import (
+    CA_CERT_FILE,
+    CA_KEY_FILE,
+    TICKET_KEY_FILE,
+    CertificateAuthority,
+    TicketSigner,
+    read_private_pem,
+    write_pem,
+    write_private_pem,
+)
 from reelsync.services.bootstrap import init_workspace
 
-__all__ = ["InitResult", "bootstrap_database", "init_data_dir", "write_server_toml"]
+__all__ = [
+    "InitResult",
+    "bootstrap_database",
+    "init_data_dir",
+    "init_replica",
+    "write_server_toml",
+]
 
 Bootstrap = Callable[[ServerConfig, str, str], tuple[dict[str, Any], str]]
 
@@ -156,3 +179,91 @@ def init_data_dir(
     return InitResult(
         config=config, workspace=workspace, admin=str(user.get("email", admin)), api_key=api_key
     )
+
+
+def _server_table(
+    config: ServerConfig, listen: str | None, public_url: str | None
+) -> dict[str, Any]:
+    server: dict[str, Any] = {"tls": config.tls, "database_url": config.database_url}
+    if listen:
+        host, port = parse_listen(listen)
+        server["listen"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if public_url:
+        server["public_url"] = public_url.rstrip("/")
+    return server
+
+
+def init_replica(
+    source: Path,
+    data_dir: Path,
+    *,
+    env: dict[str, str],
+    listen: str | None = None,
+    names: Iterable[str] = (),
+    public_url: str | None = None,
+) -> ServerConfig:
+    """Make ``data_dir`` for another control plane process on ``source``'s PostgreSQL database
+    (see the module's rules); its settings. The database itself is not touched."""
+    source = source.expanduser().absolute()
+    data_dir = data_dir.expanduser().absolute()
+    if not (source / SERVER_CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"{source} is not a reelsync data dir (no {SERVER_CONFIG_FILE})",
+            hint="give --from the data dir of the first control plane",
+        )
+    if data_dir == source:
+        raise ConfigError("a replica needs its own data dir, not the first one's")
+    first = load_server_config(source, {})  # the file, not this shell's REELSYNC_* overrides
+    if not first.database_url.startswith("postgresql"):
+        raise ConfigError(
+            f"{source} keeps its database in SQLite; replicas share one PostgreSQL database",
+            hint="make the first control plane with --database-url postgresql+psycopg://...",
+        )
+    tls_src = first.ca_file.parent
+    ca = CertificateAuthority.load(tls_src)
+    TicketSigner.load_or_create(tls_src)  # the first server may never have run
+    public_host = _public_host(public_url) if public_url else None
+    workspace_code = _workspace_of(source)
+    created = _make_dir(data_dir)
+    try:
+        write_server_toml(
+            data_dir / SERVER_CONFIG_FILE,
+            {
+                "workspace": {"code": workspace_code},
+                "server": _server_table(first, listen, public_url),
+            },
+        )
+        config = load_server_config(data_dir, env)
+        tls_dir = config.ca_file.parent
+        tls_dir.mkdir(mode=0o700, exist_ok=True)
+        write_pem(tls_dir / CA_CERT_FILE, ca.cert_pem)
+        for name in (CA_KEY_FILE, TICKET_KEY_FILE):
+            write_private_pem(tls_dir / name, read_private_pem(tls_src / name))
+        extra = [h for h in (config.host, public_host) if h and h not in ("0.0.0.0", "::")]  # noqa: S104
+        pair = ca.issue_server_cert([*extra, *names])
+        write_private_pem(config.key_file, pair.key_pem)
+        write_pem(config.cert_file, pair.cert_pem)
+    except BaseException:
+        if created:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            for child in data_dir.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
+    return config
+
+
+def _workspace_of(data_dir: Path) -> str:
+    """The workspace code recorded in ``DATA_DIR/server.toml``."""
+    path = data_dir / SERVER_CONFIG_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    code = data.get("workspace", {}).get("code")
+    if not isinstance(code, str) or not code:
+        raise ConfigError(f"{path} names no workspace")
+    return code

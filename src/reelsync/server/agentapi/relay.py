@@ -4,13 +4,17 @@ Rules: an operation goes to an online agent serving the volume at the request's 
 site when none is named); the agent picks it up on its next work long-poll (which is woken at
 once) and answers through ``POST /api/v1/agent/fileop-result``. No agent online -> UnavailableError
 at once; no answer within ``timeout_s`` -> UnavailableError; an error the agent reports is
-rebuilt as the same reelsync error class. State is in memory: one control plane process.
+rebuilt as the same reelsync error class. State is in memory: one control plane process. With
+replicas (several processes on one database) an agent long-polls only one of them, so of the
+agents able to serve an operation the relay picks one whose long-poll is on this process (seen
+within ``_HERE_S``), else the first online one (it may yet poll here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +27,8 @@ from reelsync.errors import UnavailableError, error_from_code
 from reelsync.services.agents import agents_serving
 
 __all__ = ["FileOpRelay", "request_to_json"]
+
+_HERE_S = 10.0  # an agent whose long-poll ran on this process this recently is polling here
 
 
 def request_to_json(op_id: str, request: FileRequest) -> dict[str, Any]:
@@ -58,6 +64,7 @@ class FileOpRelay:
         self.timeout_s = timeout_s
         self._boxes: dict[str, _Mailbox] = {}
         self._waiting: dict[str, tuple[str, asyncio.Future[Any]]] = {}
+        self._seen: dict[str, float] = {}
 
     def _box(self, server_id: str) -> _Mailbox:
         box = self._boxes.get(server_id)
@@ -77,7 +84,7 @@ class FileOpRelay:
                 f"its files cannot be reached ({request.op.value} {request.path or '/'})",
                 hint="start one: reelsync agent run --data-dir DIR",
             )
-        server_id = agents[0].id
+        server_id = next((a.id for a in agents if self.polls_here(a.id)), agents[0].id)
         op_id = secrets.token_hex(8)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[op_id] = (server_id, future)
@@ -95,8 +102,13 @@ class FileOpRelay:
             self._waiting.pop(op_id, None)
             box.pending[:] = [item for item in box.pending if item["id"] != op_id]
 
+    def polls_here(self, server_id: str) -> bool:
+        """``server_id``'s work long-poll ran on this process within the last ``_HERE_S``."""
+        return time.monotonic() - self._seen.get(server_id, -_HERE_S) < _HERE_S
+
     def take(self, server_id: str) -> list[dict[str, Any]]:
-        """Operations waiting for ``server_id`` (handed out once)."""
+        """Operations waiting for ``server_id`` (handed out once); the agent polls here."""
+        self._seen[server_id] = time.monotonic()
         box = self._box(server_id)
         out, box.pending[:] = list(box.pending), []
         box.wake.clear()
