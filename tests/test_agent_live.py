@@ -28,7 +28,14 @@ from reelsync.db import models as m
 from reelsync.engine import Assignment, Engine, EngineSettings, FileSpec, PeerAddress, VolumePath
 from reelsync.errors import AuthenticationError
 from reelsync.fs import Volume
-from support.agents import RunningAgent, enroll_agent, make_token, running_agent, wait_until
+from support.agents import (
+    RunningAgent,
+    add_london_and_projects,
+    enroll_agent,
+    make_token,
+    running_agent,
+    wait_until,
+)
 from support.servers import (
     RunningServer,
     child_env,
@@ -66,16 +73,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         root.mkdir()
     with ExitStack() as stack:
         server = stack.enter_context(running_server(tmp / "server", env=SERVER_ENV))
-        with server.session() as admin:
-            admin.create("site", {"code": "london"})
-            admin.create(
-                "volume",
-                {
-                    "code": "projects",
-                    "default": True,
-                    "paths": {site: str(root) for site, root in roots.items()},
-                },
-            )
+        add_london_and_projects(server, roots)
         agents = {
             site: stack.enter_context(running_agent(server, site, tmp / f"agent-{site}"))
             for site in ("hq", "london")

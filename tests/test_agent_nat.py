@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from reelsync.client import Session
-from support.agents import RunningAgent, running_agent, wait_until
+from support.agents import RunningAgent, add_london_and_projects, running_agent, wait_until
 from support.servers import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -50,16 +50,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         root.mkdir()
     with ExitStack() as stack:
         server = stack.enter_context(running_server(tmp / "server"))
-        with server.session() as admin:
-            admin.create("site", {"code": "london"})
-            admin.create(
-                "volume",
-                {
-                    "code": "projects",
-                    "default": True,
-                    "paths": {s: str(r) for s, r in roots.items()},
-                },
-            )
+        add_london_and_projects(server, roots)
         hq = stack.enter_context(running_agent(server, "hq", tmp / "agent-hq"))
         london = stack.enter_context(
             running_agent(

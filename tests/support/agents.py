@@ -12,7 +12,7 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,14 @@ from typing import Any
 from reelsync.errors import NotFoundError
 from support.servers import RunningServer, reelsync_cmd, run_cli
 
-__all__ = ["RunningAgent", "enroll_agent", "make_token", "running_agent", "wait_until"]
+__all__ = [
+    "RunningAgent",
+    "add_london_and_projects",
+    "enroll_agent",
+    "make_token",
+    "running_agent",
+    "wait_until",
+]
 
 
 def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
@@ -34,6 +41,16 @@ def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.1)
+
+
+def add_london_and_projects(server: RunningServer, roots: Mapping[str, Path]) -> None:
+    """The site ``london`` and the default volume ``projects`` rooted at ``roots[site]``."""
+    with server.session() as admin:
+        admin.create("site", {"code": "london"})
+        admin.create(
+            "volume",
+            {"code": "projects", "default": True, "paths": {s: str(r) for s, r in roots.items()}},
+        )
 
 
 def make_token(server: RunningServer, site: str, ttl: int = 600) -> str:

@@ -1,9 +1,11 @@
 """The read and delete sub-commands every admin entity group shares (``list``, ``show``,
-``delete``), built from the entity type and the columns its table shows."""
+``delete``), built from the entity type and the columns its table shows; the options shared by
+commands (``--json``, ``--wait``/``--timeout``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 
@@ -12,9 +14,28 @@ from reelsync.cli.output import echo_json, print_entity, print_table, say
 from reelsync.client import Session
 from reelsync.errors import ValidationError
 
-__all__ = ["add_read_delete_commands", "changes_or_fail", "created", "json_option", "updated"]
+__all__ = [
+    "add_read_delete_commands",
+    "changes_or_fail",
+    "created",
+    "json_option",
+    "updated",
+    "wait_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def wait_options(command: F) -> F:
+    """``--wait`` (follow the job with a progress bar) and ``--timeout``, for submit commands."""
+    command = click.option(
+        "--timeout", type=float, help="With --wait: give up after this many seconds."
+    )(command)
+    return click.option(
+        "--wait", is_flag=True, help="Follow the job with a progress bar until it ends."
+    )(command)
 
 
 def add_read_delete_commands(

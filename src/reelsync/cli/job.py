@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reelsync.cli.connection import pass_session
-from reelsync.cli.crud import json_option
+from reelsync.cli.crud import json_option, wait_options
 from reelsync.cli.output import echo_json, print_table, say
 from reelsync.client import Entity, Session
 from reelsync.errors import InvalidTransitionError, TransferError, ValidationError
@@ -95,8 +95,7 @@ def _read_spec(spec_file: IO[str]) -> dict[str, Any]:
 @click.argument("spec_file", metavar="FILE", type=click.File("r", encoding="utf-8"))
 @click.option("--queue", help="Queue CODE (overrides the file's).")
 @click.option("--name", help="Job name (overrides the file's).")
-@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
-@click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
+@wait_options
 @json_option
 @pass_session
 def submit_cmd(

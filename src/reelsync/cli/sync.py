@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 
 from reelsync.cli.connection import pass_session
-from reelsync.cli.crud import json_option
+from reelsync.cli.crud import json_option, wait_options
 from reelsync.cli.job import print_job
 from reelsync.cli.output import echo_json, say
 from reelsync.client import Session
@@ -25,8 +25,7 @@ __all__ = ["sync"]
 @click.option("--upload", is_flag=True, help="Pull from the site to the main site (default: push).")
 @click.option("--queue", help="Queue CODE (default: the project's queue, else the default queue).")
 @click.option("--volume", default="projects", show_default=True, help="Volume the paths are in.")
-@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
-@click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
+@wait_options
 @json_option
 @pass_session
 def sync(
