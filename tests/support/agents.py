@@ -155,9 +155,11 @@ def running_agent(
     *,
     env: dict[str, str] | None = None,
     check_clean_exit: bool = True,
+    enroll_extra: Sequence[str] = (),
 ) -> Iterator[RunningAgent]:
-    """Enroll an agent for ``site`` into ``data_dir`` and run it; SIGTERM it afterwards."""
-    done = enroll_agent(server, data_dir, make_token(server, site))
+    """Enroll an agent for ``site`` into ``data_dir`` (``enroll_extra``: more ``agent enroll``
+    options, e.g. ``--bandwidth-limit``) and run it; SIGTERM it afterwards."""
+    done = enroll_agent(server, data_dir, make_token(server, site), extra=enroll_extra)
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     process, log_file = start_agent(server, data_dir, env)
