@@ -5,8 +5,8 @@
 one error table of :mod:`reelsync.server.errors`, mounts the native REST API at ``/api/v1`` (its
 OpenAPI at ``/api/v1/openapi.json``), then every router in ``routers`` (other parts' routers, e.g.
 the accsyn v3 adapter or the agent endpoints, each carrying its own prefix), and the web UI at
-``/ui/`` (:mod:`reelsync.server.ui`). The app neither opens nor closes the database: its owner (the
-server process, a test) does.
+``/ui/`` (:mod:`reelsync.server.ui`) and Prometheus metrics at ``/metrics`` (admins). The app
+neither opens nor closes the database: its owner (the server process, a test) does.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.server.api_v1 import router as api_v1_router
 from reelsync.server.errors import install_error_handlers
+from reelsync.server.metrics import router as metrics_router
 from reelsync.server.ui import install_ui
 from reelsync.services.jobs import SubmitHook
 
@@ -47,6 +48,7 @@ def create_app(
     app.state.submit_hook = submit_hook  # the pre-submit hook (reelsync.notify.hooks.PreSubmitHook)
     install_error_handlers(app)
     app.include_router(api_v1_router, prefix=API_PREFIX)
+    app.include_router(metrics_router)
     for router in routers:
         app.include_router(router)
     install_ui(app, config)

@@ -1,0 +1,102 @@
+"""``GET /metrics``: the Prometheus exposition of :func:`reelsync.services.metrics.snapshot`.
+
+Rules: admins only (``Authorization: Bearer <admin API key>``, which Prometheus sends with
+``authorization: {credentials: ...}``); the text format of ``prometheus_client``; gauges, since
+every figure is read from the database at scrape time (a replica restart resets nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from reelsync.server.dependencies import CurrentActor, DatabaseDep
+from reelsync.services.auth import require_admin
+from reelsync.services.metrics import MetricsSnapshot, snapshot
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["metrics"])
+
+_PAIR = ["queue", "source_site", "destination_site", "status"]
+_JOB = ["job", "name", "queue", "source_site", "destination_site"]
+
+
+class _Snapshot(Collector):
+    def __init__(self, data: MetricsSnapshot) -> None:
+        self.data = data
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        d = self.data
+        jobs = GaugeMetricFamily(
+            "reelsync_jobs", "Jobs by queue, site pair and status.", labels=_PAIR
+        )
+        for q, s, t, st, n in d.jobs:
+            jobs.add_metric([q, s, t, st], n)
+        yield jobs
+        tasks = GaugeMetricFamily(
+            "reelsync_tasks", "Tasks by queue, site pair and status.", labels=_PAIR
+        )
+        for q, s, t, st, n in d.tasks:
+            tasks.add_metric([q, s, t, st], n)
+        yield tasks
+        moved = GaugeMetricFamily(
+            "reelsync_done_bytes",
+            "Bytes of the tasks done, by site pair (jobs still in the database).",
+            labels=["source_site", "destination_site"],
+        )
+        for s, t, n in d.bytes_done:
+            moved.add_metric([s, t], n)
+        yield moved
+        agents = GaugeMetricFamily(
+            "reelsync_agents", "Enrolled agents by site and status.", labels=["site", "status"]
+        )
+        for site, st, n in d.agents:
+            agents.add_metric([site, st], n)
+        yield agents
+        outbox = GaugeMetricFamily(
+            "reelsync_outbox", "Mail and webhook deliveries by status.", labels=["kind", "status"]
+        )
+        for kind, st, n in d.outbox:
+            outbox.add_metric([kind, st], n)
+        yield outbox
+        families = {
+            "size": GaugeMetricFamily(
+                "reelsync_job_size_bytes", "Size of each live job (known sizes).", labels=_JOB
+            ),
+            "done": GaugeMetricFamily(
+                "reelsync_job_done_bytes", "Bytes done of each live job.", labels=_JOB
+            ),
+            "speed": GaugeMetricFamily(
+                "reelsync_job_speed_bytes_per_second", "Speed of each live job.", labels=_JOB
+            ),
+            "progress": GaugeMetricFamily(
+                "reelsync_job_progress_ratio", "Progress of each live job, 0..1.", labels=_JOB
+            ),
+        }
+        for job in d.active:
+            labels = [job.id, job.name, job.queue, job.source, job.destination]
+            if job.size is not None:
+                families["size"].add_metric(labels, job.size)
+            families["done"].add_metric(labels, job.bytes_done)
+            families["speed"].add_metric(labels, job.speed)
+            families["progress"].add_metric(labels, job.progress / 100.0)
+        yield from families.values()
+
+
+def _render(data: MetricsSnapshot) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(data))
+    return generate_latest(registry)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(db: DatabaseDep, actor: CurrentActor) -> Response:
+    require_admin(actor, "read the metrics")
+    data = await run_in_threadpool(snapshot, db)
+    return Response(_render(data), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,89 @@
+"""``GET /metrics`` (Prometheus text format) through the real app, on SQLite and PostgreSQL: jobs
+and tasks by queue, site pair and status, live jobs by id, agents and outbox; admins only."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
+
+from reelsync.db import Database
+from reelsync.db import models as m
+from reelsync.services.bootstrap import InitResult
+from sync_world import INPROC_URL, build_world, inproc_server, inproc_session
+
+
+def _get(transport: httpx.ASGITransport, key: str | None) -> httpx.Response:
+    async def fetch() -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        async with httpx.AsyncClient(transport=transport, base_url=INPROC_URL) as client:
+            return await client.get("/metrics", headers=headers)
+
+    return asyncio.run(fetch())
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_count_jobs_tasks_and_live_jobs(
+    database: Database, workspace: InitResult, tmp_path: Path
+) -> None:
+    with inproc_server(database, tmp_path) as (transport, _url):
+        with inproc_session(transport, workspace.api_key) as admin:
+            world = build_world(admin, tmp_path / "studio")
+            job = admin.submit_job(
+                {
+                    "name": "plates",
+                    "queue": "proj001",
+                    "destination": "site=london",
+                    "tasks": ["share=projects/proj001/a", "share=projects/proj001/b"],
+                }
+            )
+            other = admin.submit_job(
+                {"name": "done one", "destination": "site=london", "tasks": ["proj001/c"]}
+            )
+        with database.session() as s:  # as the scheduler would have it
+            s.execute(update(m.Task).where(m.Task.job_id == other["id"]).values(
+                status="done", size=1234))  # fmt: skip
+            s.execute(update(m.Job).where(m.Job.id == other["id"]).values(status="done"))
+            running = {"status": "running", "size": 2000, "bytes_done": 500, "speed": 100.0}
+            s.execute(update(m.Job).where(m.Job.id == job["id"]).values(**running, progress=25.0))
+
+        scraped = _get(transport, workspace.api_key)
+        assert scraped.status_code == 200, scraped.text
+        assert scraped.headers["content-type"].startswith("text/plain")
+        got = _samples(scraped.text)
+
+        def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+            return name, tuple(sorted(labels.items()))
+
+        pair = {"source_site": "hq", "destination_site": "london"}
+        assert got[key("reelsync_jobs", **pair, queue="proj001", status="running")] == 1
+        assert got[key("reelsync_jobs", **pair, queue="medium", status="done")] == 1
+        assert got[key("reelsync_tasks", **pair, queue="proj001", status="queued")] == 2
+        assert got[key("reelsync_tasks", **pair, queue="medium", status="done")] == 1
+        assert got[key("reelsync_done_bytes", **pair)] == 1234
+        live = (
+            ("destination_site", "london"),
+            ("job", job["id"]),
+            ("name", "plates"),
+            ("queue", "proj001"),
+            ("source_site", "hq"),
+        )
+        assert got[("reelsync_job_size_bytes", live)] == 2000
+        assert got[("reelsync_job_done_bytes", live)] == 500
+        assert got[("reelsync_job_speed_bytes_per_second", live)] == 100.0
+        assert got[("reelsync_job_progress_ratio", live)] == 0.25
+        # finished jobs are not listed one by one
+        assert not [k for k in got if ("job", other["id"]) in k[1]]
+
+        assert _get(transport, world.operator_key).status_code == 403
+        assert _get(transport, None).status_code == 401
