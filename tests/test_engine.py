@@ -202,6 +202,23 @@ async def test_foreign_certificate_is_refused(tmp_path: Path, pki) -> None:
     await listening.aclose()
 
 
+async def test_the_dialer_checks_who_listens(tmp_path: Path, pki) -> None:
+    """With ``peer_id`` the listener's certificate must name that agent."""
+    dialer, listening, gate, port, src, dst = await start_pair(tmp_path, pki)
+    write(src, "f", b"data")
+    peer = PeerAddress("127.0.0.1", port)
+    [wrong] = await dialer.push(Assignment("w", peer, specs(["f"]), "ticket-ok", peer_id="lon2"))
+    assert wrong.status == "failed"
+    assert wrong.error_code == "unauthenticated"
+    assert "is agent lon1, not lon2" in (wrong.error_message or "")
+    assert tree(dst) == {}
+    [right] = await dialer.push(Assignment("r", peer, specs(["f"]), "ticket-ok", peer_id="lon1"))
+    assert right.status == "done", right
+    assert tree(dst) == {"f": b"data"}
+    await dialer.aclose()
+    await listening.aclose()
+
+
 async def test_bandwidth_limit_is_honoured(tmp_path: Path, pki) -> None:
     limit = 3 * MIB
     settings = EngineSettings(

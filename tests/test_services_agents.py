@@ -86,3 +86,32 @@ def test_record_certificate(database: Database, fleet: dict[str, str]) -> None:
         row = s.scalar(select(m.Server).where(m.Server.id == fleet["hq"]))
         assert row is not None
         assert (row.cert_fingerprint, row.cert_serial) == ("ab" * 32, "1f")
+
+
+def test_revoke_refuses_the_agent_for_good(database: Database, admin: Actor) -> None:
+    from reelsync.domain.records import Role
+    from reelsync.errors import PermissionDeniedError, RevokedError
+    from reelsync.services import users
+
+    _, token = servers.create_enrollment_token(database, admin, "hq")
+    server, secret = servers.enroll_server(database, token, hostname="hq-1")
+    _, token2 = servers.create_enrollment_token(database, admin, "hq")
+    other, _ = servers.enroll_server(database, token2, hostname="hq-2")
+    agents.heartbeat(database, server.id)
+    assert agents.heartbeat(database, other.id).revoked_agents == ()
+    user = users.create_user(database, admin, email="ed@acmepost.com", role=Role.STANDARD)
+    standard = Actor(user_id=user.id, email=user.email, role=user.role)
+    with pytest.raises(PermissionDeniedError):
+        servers.revoke_server(database, standard, server.id)
+
+    revoked = servers.revoke_server(database, admin, server.id)
+    assert revoked.status == "revoked"
+    assert servers.revoke_server(database, admin, server.id).status == "revoked"  # idempotent
+    with pytest.raises(RevokedError, match="was revoked by an admin"):
+        servers.authenticate_server(database, secret)
+    assert agents.heartbeat(database, other.id).revoked_agents == (server.id,)
+    assert agents.heartbeat(database, server.id).server.status == "revoked"  # never online again
+    with pytest.raises(ValidationError, match="revoked"):
+        servers.update_server(database, admin, server.id, status="enabled")
+    projects = volumes.create_volume(database, admin, code="p2", paths={"hq": "/mnt/p2"})
+    assert [s.id for s in agents.agents_serving(database, projects.id)] == [other.id]

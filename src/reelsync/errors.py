@@ -12,6 +12,7 @@ Every error raised on purpose by reelsync code is a :class:`ReelsyncError`. The 
     │   ├── ConflictError              duplicate code, task, or a resource in use  (HTTP 409)
     │   ├── InvalidTransitionError     a status change the state machine forbids   (HTTP 409)
     │   ├── AuthenticationError        no or bad credentials                       (HTTP 401)
+    │   │   └── RevokedError           an agent an admin revoked (it stops for good) (HTTP 401)
     │   ├── PermissionDeniedError      role or ACL forbids it                      (HTTP 403)
     │   └── NotSupportedError          a feature reelsync deliberately does not offer (HTTP 501)
     ├── ConfigError                    a broken config file, data dir or environment (exit 78)
@@ -51,6 +52,7 @@ __all__ = [
     "QuerySyntaxError",
     "ReelsyncError",
     "RetryableError",
+    "RevokedError",
     "TransferError",
     "UnavailableError",
     "UserError",
@@ -126,6 +128,10 @@ class AuthenticationError(UserError):
     code = "unauthenticated"
     http_status = 401
     exit_code = 77
+
+
+class RevokedError(AuthenticationError):
+    code = "revoked"
 
 
 class PermissionDeniedError(UserError):

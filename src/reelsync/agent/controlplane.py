@@ -1,5 +1,7 @@
 """The agent's HTTP link to the control plane (``/api/v1/agent``). Rules: the agent only dials
-out; every call but ``enroll`` carries ``Authorization: Agent <secret>``; the server is verified
+out; every call but ``enroll`` carries ``Authorization: Agent <secret>`` and is signed with the
+agent's private key (:class:`reelsync.pki.RequestSigner`: method, path and query, time, nonce,
+body digest; the certificate goes along), so the secret alone is not enough; the server is verified
 against the workspace CA (``ca.crt``); failures become reelsync errors here, once: unreachable
 -> ConnectionLostError (the daemon backs off and retries), an error body -> the same class as
 on the server (:func:`reelsync.client.transport.error_from_response`)."""
@@ -7,6 +9,7 @@ on the server (:func:`reelsync.client.transport.error_from_response`)."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import httpx
 from reelsync import __version__
 from reelsync.client.transport import error_from_response
 from reelsync.errors import ConfigError, ConnectionLostError, InternalError
+from reelsync.pki import RequestSigner
 
 __all__ = ["AGENT_API", "ControlPlane"]
 
@@ -32,6 +36,20 @@ def _verify(url: str, ca_file: Path | None, insecure: bool) -> ssl.SSLContext | 
         raise ConfigError(f"cannot load CA file {ca_file}: {exc}") from exc
 
 
+class _SignedRequests(httpx.Auth):
+    """Signs every request with the agent's key (headers of :class:`RequestSigner`)."""
+
+    requires_request_body = True
+
+    def __init__(self, signer: RequestSigner) -> None:
+        self.signer = signer
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        target = request.url.raw_path.decode("ascii")
+        request.headers.update(self.signer.headers(request.method, target, request.content))
+        yield request
+
+
 class ControlPlane:
     """One control plane, as an agent sees it. Use ``async with`` or call :meth:`aclose`."""
 
@@ -40,6 +58,7 @@ class ControlPlane:
         url: str,
         *,
         secret: str | None = None,
+        signer: RequestSigner | None = None,
         ca_file: Path | None = None,
         insecure: bool = False,
         timeout_s: float = 30.0,
@@ -55,6 +74,7 @@ class ControlPlane:
             headers=headers,
             verify=_verify(self.url, ca_file, insecure),
             timeout=timeout_s,
+            auth=_SignedRequests(signer) if signer is not None else None,
         )
 
     async def __aenter__(self) -> ControlPlane:

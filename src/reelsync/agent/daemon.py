@@ -41,9 +41,17 @@ from reelsync.errors import (
     ConnectionLostError,
     InternalError,
     ReelsyncError,
+    RevokedError,
 )
 from reelsync.fs import Volume
-from reelsync.pki import TicketVerifier, client_ssl_context, server_ssl_context
+from reelsync.pki import (
+    RequestSigner,
+    TicketVerifier,
+    client_ssl_context,
+    read_pem,
+    read_private_pem,
+    server_ssl_context,
+)
 
 __all__ = ["Agent"]
 
@@ -91,7 +99,12 @@ class Agent:
             lambda: self.volumes,
             workspace=settings.workspace or None,
         )
-        self.control = ControlPlane(settings.server_url, secret=settings.secret, ca_file=files.ca)
+        self.control = ControlPlane(
+            settings.server_url,
+            secret=settings.secret,
+            signer=RequestSigner(read_private_pem(files.key), read_pem(files.cert)),
+            ca_file=files.ca,
+        )
         self.reporter = Reporter(
             self.control, interval_s=settings.report_interval_s, on_revoked=self._revoked
         )
@@ -166,6 +179,7 @@ class Agent:
         answer = await self.control.heartbeat(
             peer_address=host, peer_port=port, dialable=self.listener is not None
         )
+        self.gate.revoked = frozenset(str(a) for a in answer.get("revoked_agents") or ())
         self._apply_volumes(answer.get("volumes") or [])
         return answer
 
@@ -196,7 +210,7 @@ class Agent:
             try:
                 answer = await self.heartbeat()
             except ReelsyncError as exc:
-                if isinstance(exc, ConfigError):
+                if isinstance(exc, ConfigError | RevokedError):
                     raise
                 self._lost(exc)
                 await asyncio.sleep(backoff.next())
@@ -229,7 +243,7 @@ class Agent:
             try:
                 answer = await self.control.work(wait_s=wait, transfers=max(0, free))
             except ReelsyncError as exc:
-                if isinstance(exc, ConfigError):
+                if isinstance(exc, ConfigError | RevokedError):
                     raise
                 self._lost(exc)
                 await asyncio.sleep(backoff.next())
@@ -273,14 +287,16 @@ class Agent:
             for f in grant.get("files") or []
         )
         peer = grant.get("peer") or {}
+        sending = grant.get("direction") == "push" and grant.get("sender_id") == (
+            self.settings.server_id
+        )
+        peer_id = grant.get("receiver_id") if sending else grant.get("sender_id")
         assignment = Assignment(
             transfer_id,
             PeerAddress(str(peer.get("host")), int(peer.get("port") or 0)),
             specs,
             grant.get("ticket"),
-        )
-        sending = grant.get("direction") == "push" and grant.get("sender_id") == (
-            self.settings.server_id
+            peer_id=str(peer_id) if peer_id else None,
         )
         self.reporter.started([s.key for s in specs], [s.size for s in specs])
         _log.info(

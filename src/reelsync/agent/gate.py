@@ -3,10 +3,11 @@
 Rules: a session is accepted only with a ticket signed by the control plane and not expired;
 this agent must be the ticket's party for the dialer's role (the receiver when the dialer sends,
 the sender when it pulls) and the mTLS peer (its certificate's agent id, already verified against
-the workspace CA) must be the other party; every path the ticket names on this side must lie in a
-volume this agent serves. The grant is limited to exactly those paths; the engine resolves each
-inside its volume (``..`` and escaping symlinks fail that file). No call to the control
-plane is made: the ticket carries everything.
+the workspace CA) must be the other party and not an agent the control plane revoked (the list
+comes with each heartbeat, so a revocation reaches every peer within one beat); every path the
+ticket names on this side must lie in a volume this agent serves. The grant is limited to exactly
+those paths; the engine resolves each inside its volume (``..`` and escaping symlinks fail that
+file). No call to the control plane is made: the ticket carries everything.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ class TicketGate:
         self.verifier = verifier
         self.volumes = volumes
         self.workspace = workspace
+        self.revoked: frozenset[str] = frozenset()
 
     def authorize(self, request: SessionRequest) -> Grant:
         peer = peer_identity(request.peer_certificate)
         if self.workspace and peer.workspace != self.workspace:
             raise PermissionDeniedError(f"agent {peer.agent_id} is of another workspace")
+        if peer.agent_id in self.revoked:
+            raise PermissionDeniedError(f"agent {peer.agent_id} was revoked by an admin")
         ticket = self.verifier.verify(request.ticket)
         if request.role == "send":  # the dialer pushes: we receive
             me, them, side = ticket.receiver_id, ticket.sender_id, "receiver"

@@ -15,7 +15,7 @@ import click
 from reelsync.cli.connection import pass_session
 from reelsync.cli.output import echo_json, print_table, say
 from reelsync.client import Session
-from reelsync.errors import ValidationError
+from reelsync.errors import NotFoundError, ValidationError
 
 __all__ = ["agent"]
 
@@ -84,6 +84,34 @@ def list_agents(session: Session, site: str | None, as_json: bool) -> None:
         ["id", "site", "hostname", "status", "volumes", "last_checkin", "version"],
         "agents",
     )
+
+
+def _find_agent(session: Session, name: str) -> dict[str, Any]:
+    """The agent whose id or hostname is ``name`` (a hostname must be unambiguous)."""
+    servers = _items(session.request("GET", "/servers"))
+    by_id = [s for s in servers if s.get("id") == name]
+    found = by_id or [s for s in servers if s.get("hostname") == name]
+    if not found:
+        raise NotFoundError(f"no agent {name!r}", hint="see: reelsync agent list")
+    if len(found) > 1:
+        ids = ", ".join(f"{s['id']} ({s.get('site')})" for s in found)
+        raise ValidationError(f"{len(found)} agents are named {name!r}: {ids}; give the id")
+    return found[0]
+
+
+@agent.command("revoke")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_session
+def revoke(session: Session, name: str, as_json: bool) -> None:
+    """Revoke agent NAME (id or hostname) for good (admin): the control plane refuses its
+    requests, it gets no more work, and its peers refuse its certificate."""
+    target = _find_agent(session, name)
+    answer = session.request("POST", f"/servers/{target['id']}/revoke")
+    if as_json:
+        echo_json(answer)
+        return
+    say(f"revoked agent {answer.get('hostname')} ({answer.get('id')}) at site {answer.get('site')}")
 
 
 @agent.command("enroll")

@@ -48,6 +48,7 @@ class ServerStatus(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
     DISABLED = "disabled"
+    REVOKED = "revoked"  # by an admin, for good: refused by the control plane and by peers
 
 
 class SettingScope(StrEnum):

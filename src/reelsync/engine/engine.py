@@ -48,6 +48,7 @@ from reelsync.errors import (
     error_from_code,
 )
 from reelsync.fs import Volume, normalize_relpath
+from reelsync.pki import peer_identity
 from reelsync.protocol import (
     SUPPORTED_VERSIONS,
     Failure,
@@ -105,6 +106,20 @@ def _tls_error(exc: BaseException, peer: str) -> ReelsyncError:
         f"TLS with {peer} failed: {reason}",
         hint="is it an agent of this workspace, with a certificate from this workspace's CA?",
     )
+
+
+def _check_peer(streams: list[FrameStream], peer_id: str) -> None:
+    """The listener we reached must be the agent the assignment names."""
+    for stream in streams:
+        try:
+            found = peer_identity(stream.peer_certificate).agent_id
+        except PermissionDeniedError:
+            found = "(not an agent certificate)"
+        if found != peer_id:
+            raise AuthenticationError(
+                f"the peer at {stream.peer_name} is agent {found}, not {peer_id}",
+                hint="the peer's address changed or another machine answers there",
+            )
 
 
 class Engine:
@@ -180,6 +195,8 @@ class Engine:
             streams: list[FrameStream] = []
             try:
                 streams = await self._dial(assignment.peer, role, assignment.ticket)
+                if assignment.peer_id is not None:
+                    _check_peer(streams, assignment.peer_id)
                 session = self._dialer_session(streams, todo, role, observer)
                 got = await session.run()
                 results.update((k, r) for k, r in got.items() if k in specs)

@@ -61,12 +61,14 @@ class PeerAddress:
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """A batch of files between this agent and one peer, run by the dialing side."""
+    """A batch of files between this agent and one peer, run by the dialing side. With
+    ``peer_id`` the listener's certificate must name that agent (else the session is refused)."""
 
     transfer_id: str
     peer: PeerAddress
     files: tuple[FileSpec, ...]
     ticket: str | None = None
+    peer_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

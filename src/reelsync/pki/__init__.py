@@ -1,6 +1,6 @@
 """reelsync.pki: the workspace CA, the control plane's HTTPS certificate, agent keys, CSRs and
-certificates, signed transfer tickets, and the TLS contexts that trust only the workspace CA
-(cryptography + ssl)."""
+certificates, signed transfer tickets, signed agent requests, and the TLS contexts that trust
+only the workspace CA (cryptography + ssl)."""
 
 from __future__ import annotations
 
@@ -14,21 +14,33 @@ from reelsync.pki.authority import (
 )
 from reelsync.pki.identity import PeerIdentity, load_certificate, peer_identity, peer_identity_of
 from reelsync.pki.pemfile import read_pem, read_private_pem, write_pem, write_private_pem
+from reelsync.pki.requestsig import (
+    CERTIFICATE_HEADER,
+    SIGNATURE_HEADER,
+    RequestSigner,
+    RequestVerifier,
+    fingerprint,
+)
 from reelsync.pki.ticket import TICKET_KEY_FILE, Ticket, TicketFile, TicketSigner, TicketVerifier
 from reelsync.pki.tlscontext import client_ssl_context, server_ssl_context
 
 __all__ = [
     "CA_CERT_FILE",
     "CA_KEY_FILE",
+    "CERTIFICATE_HEADER",
+    "SIGNATURE_HEADER",
     "TICKET_KEY_FILE",
     "CertificateAuthority",
     "KeyPair",
     "PeerIdentity",
+    "RequestSigner",
+    "RequestVerifier",
     "Ticket",
     "TicketFile",
     "TicketSigner",
     "TicketVerifier",
     "client_ssl_context",
+    "fingerprint",
     "load_certificate",
     "make_agent_key_and_csr",
     "peer_identity",

@@ -1,9 +1,10 @@
 """What an enrolled agent asks of the control plane (its own view, not a user's).
 
 Rules: the caller has already authenticated the agent (services.servers.authenticate_server). A
-heartbeat marks the agent online and records how peers reach it; its answer lists the volumes the
-agent serves - the volumes explicitly assigned to it (server_volume rows) or, when none are, every
-enabled volume with a path at the agent's site - each with that site's path prefix as its root.
+heartbeat marks the agent online and records how peers reach it; its answer lists the revoked
+agents (whose certificates peers must refuse) and the volumes the agent serves - the volumes
+explicitly assigned to it (server_volume rows) or, when none are, every enabled volume with a
+path at the agent's site - each with that site's path prefix as its root.
 The control plane never touches volume files itself: file operations go to an online agent of the
 volume's site (:func:`agents_serving`).
 """
@@ -22,7 +23,7 @@ from reelsync.db.types import utcnow
 from reelsync.domain.records import Actor, Server, ServerStatus
 from reelsync.errors import ValidationError
 from reelsync.services import volumes
-from reelsync.services.servers import get_server_row, server_record
+from reelsync.services.servers import get_server_row, revoked_server_ids, server_record
 from reelsync.services.sites import get_site_row, main_site_row
 
 __all__ = [
@@ -52,6 +53,7 @@ class AgentView:
     server: Server
     volumes: tuple[ServedVolume, ...]
     bandwidth_limit: float | None
+    revoked_agents: tuple[str, ...] = ()
 
 
 def _site_code(session: Session, site_id: str) -> str:
@@ -101,7 +103,7 @@ def heartbeat(
     with db.session() as session:
         row = get_server_row(session, server_id)
         stamp = now or utcnow()
-        if row.status != ServerStatus.DISABLED:
+        if row.status not in (ServerStatus.DISABLED, ServerStatus.REVOKED):
             row.status = ServerStatus.ONLINE.value
         row.last_checkin = stamp
         row.version = (version or row.version or "")[:64] or None
@@ -113,6 +115,7 @@ def heartbeat(
             server=server_record(row, _site_code(session, row.site_id)),
             volumes=served_volumes(session, row),
             bandwidth_limit=_limit_of(row),
+            revoked_agents=tuple(revoked_server_ids(session)),
         )
 
 

@@ -4,7 +4,10 @@ Rules: every user may list servers; only an admin changes or deletes them, or ma
 tokens. A token is a one-time secret for one site, stored hashed, valid until it expires; redeeming
 it registers a server at that site and returns the agent's own secret (shown once, stored hashed).
 A user may set a server ``disabled`` or ``enabled`` (back to ``offline`` until it checks in); the
-heartbeat sets ``online``.
+heartbeat sets ``online``. An admin may revoke a server for good (``revoked``): its requests are
+refused whatever it presents, the scheduler no longer picks it (its leases go back to the queue at
+the next sweep) and the other agents learn at their next heartbeat to refuse its certificate; a
+revoked server cannot be enabled again (enroll the machine anew).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.ids import new_entity_id
 from reelsync.domain.records import Actor, EnrollmentToken, Server, ServerStatus
-from reelsync.errors import AuthenticationError, NotFoundError, ValidationError
+from reelsync.errors import AuthenticationError, NotFoundError, RevokedError, ValidationError
 from reelsync.services.auth import require_admin
 from reelsync.services.credentials import hash_secret, new_secret
 from reelsync.services.sites import get_site_row
@@ -34,6 +37,8 @@ __all__ = [
     "get_server",
     "get_server_row",
     "list_servers",
+    "revoke_server",
+    "revoked_server_ids",
     "server_record",
     "update_server",
 ]
@@ -101,6 +106,11 @@ def update_server(
     with db.session() as session:
         row = get_server_row(session, server_id)
         if status is not None:
+            if row.status == ServerStatus.REVOKED:
+                raise ValidationError(
+                    f"server {row.hostname} was revoked; it cannot be enabled or disabled",
+                    hint="enroll the machine again with a new token",
+                )
             wanted = str(status).strip().lower()
             if wanted == ServerStatus.DISABLED:
                 row.status = ServerStatus.DISABLED.value
@@ -115,6 +125,34 @@ def update_server(
             row.hostname = hostname.strip()
         row.modified = utcnow()
         return server_record(row, _site_code(session, row.site_id))
+
+
+def revoke_server(db: Database, actor: Actor, server_id: str) -> Server:
+    """Revoke an agent for good (admin); revoking twice is harmless."""
+    require_admin(actor, "revoke servers")
+    with db.session() as session:
+        row = get_server_row(session, server_id)
+        if row.status != ServerStatus.REVOKED:
+            now = utcnow()
+            row.status = ServerStatus.REVOKED.value
+            row.info = {
+                **(row.info or {}),
+                "revoked_at": now.isoformat(),
+                "revoked_by": actor.user_id,
+            }
+            row.modified = now
+        return server_record(row, _site_code(session, row.site_id))
+
+
+def revoked_server_ids(session: Session) -> list[str]:
+    """Ids of every revoked agent (peers refuse their certificates)."""
+    return list(
+        session.scalars(
+            select(m.Server.id)
+            .where(m.Server.status == ServerStatus.REVOKED.value)
+            .order_by(m.Server.id)
+        )
+    )
 
 
 def delete_server(db: Database, actor: Actor, server_id: str) -> None:
@@ -210,4 +248,9 @@ def authenticate_server(db: Database, secret: str) -> Server:
             raise AuthenticationError("invalid agent credentials")
         if row.status == ServerStatus.DISABLED:
             raise AuthenticationError(f"server {row.hostname} is disabled")
+        if row.status == ServerStatus.REVOKED:
+            raise RevokedError(
+                f"agent {row.hostname} ({row.id}) was revoked by an admin",
+                hint="enroll this machine again with a new token: reelsync agent token --site SITE",
+            )
         return server_record(row, _site_code(session, row.site_id))

@@ -1,15 +1,17 @@
 """What the agent endpoints share in one control plane process: the ticket signing key, where the
-workspace CA lives, the file-operation relay, the timings, and the stopping flag that ends
-long-polls at once when the server shuts down."""
+workspace CA lives, the verifier of the agents' signed requests (it remembers their nonces), the
+file-operation relay, the timings, and the stopping flag that ends long-polls at once when the
+server shuts down."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reelsync.config import ServerConfig
 from reelsync.db import Database
-from reelsync.pki import TicketSigner
+from reelsync.pki import CA_CERT_FILE, RequestVerifier, TicketSigner, read_pem
 from reelsync.server.agentapi.relay import FileOpRelay
 
 __all__ = ["AgentHub"]
@@ -24,7 +26,14 @@ class AgentHub:
     heartbeat_s: float = 10.0
     sweep_interval_s: float = 5.0
     ticket_ttl_s: float = 3600.0
+    signature_window_s: float = 120.0
     stopping: bool = field(default=False)
+
+    @functools.cached_property
+    def verifier(self) -> RequestVerifier:
+        """Checks agents' signed requests against the workspace CA (read at first use)."""
+        ca_pem = read_pem(self.tls_dir / CA_CERT_FILE)
+        return RequestVerifier(ca_pem, window_s=self.signature_window_s)
 
     @classmethod
     def from_config(cls, config: ServerConfig, database: Database) -> AgentHub:

@@ -2,12 +2,15 @@
 fileop-result.
 
 Rules: only ``enroll`` is open (it needs a one-time enrollment token); every other endpoint needs
-``Authorization: Agent <agent secret>``. The control plane never dials an agent: assignments and
-file operations wait in the agent's long-poll (``GET /work?wait=S``), which answers as soon as
-there is something or when ``wait`` runs out, or at once when the server is stopping. Each
-transfer carries a ticket signed by the control plane that the listening agent verifies offline.
-While the router's app runs, a background loop sweeps (scheduler.sweep): silent agents go
-offline and their leases expire.
+``Authorization: Agent <agent secret>`` *and* a request signed with the agent's private key, by the
+certificate recorded at enrollment (:class:`reelsync.pki.RequestVerifier`: fingerprint, workspace
+CA, validity, signature over method, target, time, nonce and body digest, replay window). A
+revoked agent is refused (401) whatever it presents. The control plane never dials an agent:
+assignments and file operations wait in the agent's long-poll (``GET /work?wait=S``), which
+answers as soon as there is something or when ``wait`` runs out, or at once when the server is
+stopping. Each transfer carries a ticket signed by the control plane that the listening agent
+verifies offline. While the router's app runs, a background loop sweeps (scheduler.sweep):
+silent agents go offline and their leases expire.
 """
 
 from __future__ import annotations
@@ -80,15 +83,39 @@ class FileOpAnswer(BaseModel):
     error: dict[str, Any] | None = None
 
 
-def _authenticated_agent(
-    database: DatabaseDep, header: Annotated[str | None, Depends(_agent_header)]
+def _target(request: Request) -> str:
+    """The request target as the agent signed it: raw path, and query if any."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string") or b""
+    return (bytes(raw) + (b"?" + bytes(query) if query else b"")).decode("latin-1")
+
+
+async def _authenticated_agent(
+    request: Request,
+    database: DatabaseDep,
+    header: Annotated[str | None, Depends(_agent_header)],
 ) -> Server:
     scheme, _, secret = (header or "").partition(" ")
     if scheme.lower() != "agent" or not secret.strip():
         raise AuthenticationError(
             "this endpoint is for enrolled agents", hint="send Authorization: Agent <agent secret>"
         )
-    return servers.authenticate_server(database, secret.strip())
+    agent = await run_in_threadpool(servers.authenticate_server, database, secret.strip())
+    hub: AgentHub = request.app.state.agent_hub
+    body = await request.body()
+    try:
+        hub.verifier.verify(
+            request.headers,
+            method=request.method,
+            target=_target(request),
+            body=body,
+            agent=f"{agent.hostname} ({agent.id})",
+            enrolled_fingerprint=agent.cert_fingerprint,
+        )
+    except AuthenticationError as exc:
+        _log.warning("refused a request of agent %s: %s", agent.id, exc.message)
+        raise
+    return agent
 
 
 AgentDep = Annotated[Server, Depends(_authenticated_agent)]
@@ -149,6 +176,7 @@ def build_router(hub: AgentHub) -> APIRouter:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database: Database = app.state.database
+        app.state.agent_hub = hub
         app.state.stop_hooks = [*getattr(app.state, "stop_hooks", []), hub.stop]
         app.state.file_operator = hub.relay  # the native file routes use it too
         sweeper = scheduler.Sweeper(
@@ -215,6 +243,7 @@ def build_router(hub: AgentHub) -> APIRouter:
             "status": view.server.status.value,
             "volumes": [{"id": v.id, "code": v.code, "root": v.root} for v in view.volumes],
             "bandwidth_limit": view.bandwidth_limit,
+            "revoked_agents": list(view.revoked_agents),
             "heartbeat_s": hub.heartbeat_s,
         }
 

@@ -43,6 +43,12 @@ def update_server(
     return servers.update_server(db, actor, server_id, status=body.status, hostname=body.hostname)
 
 
+@router.post("/{server_id}/revoke")
+def revoke_server(server_id: str, db: DatabaseDep, actor: CurrentActor) -> Server:
+    """Revoke an agent for good (admin): the control plane and its peers refuse it."""
+    return servers.revoke_server(db, actor, server_id)
+
+
 @router.delete("/{server_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_server(server_id: str, db: DatabaseDep, actor: CurrentActor) -> Response:
     servers.delete_server(db, actor, server_id)
