@@ -104,6 +104,8 @@ PINNED = {
         "get_server",
         "get_server_row",
         "list_servers",
+        "revoke_server",
+        "revoked_server_ids",
         "server_record",
         "update_server",
     ],

@@ -115,3 +115,31 @@ def test_revoke_refuses_the_agent_for_good(database: Database, admin: Actor) -> 
         servers.update_server(database, admin, server.id, status="enabled")
     projects = volumes.create_volume(database, admin, code="p2", paths={"hq": "/mnt/p2"})
     assert [s.id for s in agents.agents_serving(database, projects.id)] == [other.id]
+
+
+def test_bandwidth_rates_and_a_central_limit(database: Database, admin: Actor) -> None:
+    _, token = servers.create_enrollment_token(database, admin, "hq")
+    server, _ = servers.enroll_server(database, token, hostname="hq-1")
+    view = agents.heartbeat(
+        database, server.id, rate_sent=1.5e6, rate_received=250_000.04, applied_limit=4e6
+    )
+    assert view.bandwidth_limit is None  # nothing set centrally: the agent keeps its own
+    record = servers.get_server(database, admin, server.id)
+    assert (record.rate_sent, record.rate_received, record.applied_limit) == (
+        1.5e6,
+        250_000.0,
+        4e6,
+    )
+    assert record.bandwidth_limit is None
+    changed = servers.update_server(database, admin, server.id, bandwidth_limit=2 * 1024**2)
+    assert changed.bandwidth_limit == 2 * 1024**2
+    view = agents.heartbeat(database, server.id)  # an agent that reports no figures
+    assert view.bandwidth_limit == 2 * 1024**2
+    record = servers.get_server(database, admin, server.id)
+    assert (record.rate_sent, record.rate_received, record.applied_limit) == (None, None, None)
+    assert (
+        servers.update_server(database, admin, server.id, bandwidth_limit=0).bandwidth_limit is None
+    )
+    assert agents.heartbeat(database, server.id).bandwidth_limit is None
+    with pytest.raises(ValidationError, match="bandwidth limit"):
+        servers.update_server(database, admin, server.id, bandwidth_limit=-1)

@@ -125,13 +125,25 @@ class ControlPlane:
         return answer
 
     async def heartbeat(
-        self, *, peer_address: str | None, peer_port: int | None, dialable: bool
+        self,
+        *,
+        peer_address: str | None,
+        peer_port: int | None,
+        dialable: bool,
+        rate_sent: float | None = None,
+        rate_received: float | None = None,
+        bandwidth_limit: float | None = None,
     ) -> dict[str, Any]:
+        """Check in: peer endpoint, and bandwidth (bytes/s: rates over the last interval, the
+        limit applied)."""
         body = {
             "version": __version__,
             "peer_address": peer_address,
             "peer_port": peer_port,
             "dialable": dialable,
+            "rate_sent": rate_sent,
+            "rate_received": rate_received,
+            "bandwidth_limit": bandwidth_limit,
         }
         answer: dict[str, Any] = await self._call("POST", "/heartbeat", body=body)
         return answer

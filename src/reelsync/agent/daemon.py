@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,8 @@ class Agent:
         self._chores: set[asyncio.Task[None]] = set()
         self._missing_roots: set[str] = set()
         self._revoked_tasks: set[asyncio.Task[None]] = set()
+        self._last_beat = (time.monotonic(), 0, 0)
+        self._outage = False  # a control-plane outage was logged already
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -174,14 +177,42 @@ class Agent:
 
     # -- heartbeat -------------------------------------------------------------------------------
     async def heartbeat(self) -> dict[str, Any]:
-        """One heartbeat; applies the volumes it answers."""
+        """One heartbeat with this agent's rates since the last one; applies what it answers:
+        revoked peers, the volumes, and a bandwidth limit set centrally."""
         host, port = self.peer_endpoint
+        now = time.monotonic()
+        sent, received = self.engine.bytes_moved
+        then, sent0, received0 = self._last_beat
+        elapsed = now - then
         answer = await self.control.heartbeat(
-            peer_address=host, peer_port=port, dialable=self.listener is not None
+            peer_address=host,
+            peer_port=port,
+            dialable=self.listener is not None,
+            rate_sent=(sent - sent0) / elapsed if elapsed > 0 else 0.0,
+            rate_received=(received - received0) / elapsed if elapsed > 0 else 0.0,
+            bandwidth_limit=self.bandwidth_limit,
         )
+        self._last_beat = (now, sent, received)
         self.gate.revoked = frozenset(str(a) for a in answer.get("revoked_agents") or ())
         self._apply_volumes(answer.get("volumes") or [])
+        self._apply_limit(answer.get("bandwidth_limit"))
         return answer
+
+    @property
+    def bandwidth_limit(self) -> float | None:
+        """The limit applied now (bytes/s, each direction): central if set, else agent.toml."""
+        return self.engine.limiter.rate
+
+    def _apply_limit(self, central: Any) -> None:
+        limit = float(central) if isinstance(central, int | float) and central > 0 else None
+        wanted = limit if limit is not None else self.settings.bandwidth_limit
+        if wanted != self.bandwidth_limit:
+            _log.info(
+                "bandwidth limit: %s (%s)",
+                f"{wanted / (1 << 20):.2f} MiB/s" if wanted else "none",
+                "set on the control plane" if limit is not None else "agent.toml",
+            )
+            self.engine.set_bandwidth_limit(wanted)
 
     def _apply_volumes(self, listed: list[dict[str, Any]]) -> None:
         volumes: dict[str, Volume] = {}
@@ -216,6 +247,7 @@ class Agent:
                 await asyncio.sleep(backoff.next())
                 continue
             if not self.connected.is_set():
+                self._outage = False
                 _log.info(
                     "connected to %s as agent %s (site %s)",
                     self.settings.server_url,
@@ -228,9 +260,18 @@ class Agent:
             await asyncio.sleep(interval)
 
     def _lost(self, exc: ReelsyncError) -> None:
-        if self.connected.is_set() or isinstance(exc, AuthenticationError):
+        """Log a failed call once per outage (an auth refusal every time), then retry."""
+        if self.connected.is_set() or not self._outage or isinstance(exc, AuthenticationError):
             level = logging.ERROR if isinstance(exc, AuthenticationError) else logging.WARNING
-            _log.log(level, "control plane: %s (retrying)", exc)
+            _log.log(
+                level,
+                "control plane: %s (retrying every %g s at most)",
+                exc,
+                self.settings.reconnect_max_s,
+            )
+        else:
+            _log.debug("control plane: %s (retrying)", exc)
+        self._outage = True
         self.connected.clear()
 
     # -- work ------------------------------------------------------------------------------------

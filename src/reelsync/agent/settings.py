@@ -136,6 +136,16 @@ def _number(value: Any, name: str, *, minimum: float = 0.0) -> float:
     return number
 
 
+TABLES = ("agent", "peer", "transfer")
+
+
+def _table(cfg: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    value = cfg.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table, got {value!r}")
+    return value
+
+
 def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings:
     """Read ``DATA_DIR/agent.toml`` and the secret; ``REELSYNC_AGENT_LISTEN`` (HOST:PORTS),
     ``REELSYNC_AGENT_ADVERTISE``, ``REELSYNC_AGENT_DIALABLE``, ``REELSYNC_AGENT_BANDWIDTH_LIMIT``
@@ -151,9 +161,7 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
         cfg = tomllib.loads(files.config.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {files.config}: {exc}") from exc
-    agent = cfg.get("agent", {})
-    peer = cfg.get("peer", {})
-    transfer = cfg.get("transfer", {})
+    agent, peer, transfer = (_table(cfg, name, files.config) for name in TABLES)
     for key in ("server_url", "server_id", "site"):
         if not agent.get(key):
             raise ConfigError(f"{files.config} has no agent.{key}", hint="enroll the agent again")

@@ -79,11 +79,62 @@ def list_agents(session: Session, site: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(servers)
         return
+    for server in servers:
+        online = server.get("status") == "online"
+        server["rate"] = (
+            f"out {_mib(server.get('rate_sent'))} / in {_mib(server.get('rate_received'))}"
+            if online
+            else "-"
+        )
+        server["limit"] = _limit_cell(server)
     print_table(
         servers,
-        ["id", "site", "hostname", "status", "volumes", "last_checkin", "version"],
+        ["id", "site", "hostname", "status", "volumes", "rate", "limit", "last_checkin"],
         "agents",
     )
+
+
+def _mib(value: Any) -> str:
+    """Bytes/s as MiB/s for people."""
+    return f"{float(value) / (1 << 20):.1f} MiB/s" if value else "0 MiB/s"
+
+
+def _limit_cell(server: dict[str, Any]) -> str:
+    central, applied = server.get("bandwidth_limit"), server.get("applied_limit")
+    if central:
+        text = f"{_mib(central)} (central)"
+        if server.get("status") == "online" and applied != central:
+            text += ", not applied yet"
+        return text
+    return f"{_mib(applied)} (agent.toml)" if applied else "none"
+
+
+@agent.command("limit")
+@click.argument("name")
+@click.argument("mib_s")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_session
+def limit(session: Session, name: str, mib_s: str, as_json: bool) -> None:
+    """Set agent NAME's bandwidth limit to MIB_S MiB/s, each direction (admin), or 'none' to
+    go back to its agent.toml; the agent applies it at its next heartbeat."""
+    if mib_s.strip().lower() in ("none", "off", "0"):
+        value = 0.0
+    else:
+        try:
+            value = float(mib_s)
+        except ValueError:
+            raise ValidationError(f"the limit must be MiB/s or 'none', got {mib_s!r}") from None
+        if not value > 0:
+            raise ValidationError(f"the limit must be positive MiB/s or 'none', got {mib_s!r}")
+    target = _find_agent(session, name)
+    answer = session.request(
+        "PATCH", f"/servers/{target['id']}", json_body={"bandwidth_limit": value * (1 << 20)}
+    )
+    if as_json:
+        echo_json(answer)
+        return
+    what = f"{value:g} MiB/s each way" if value else "its agent.toml limit"
+    say(f"agent {answer.get('hostname')} ({answer.get('id')}) will use {what} from its next beat")
 
 
 def _find_agent(session: Session, name: str) -> dict[str, Any]:

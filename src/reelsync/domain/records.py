@@ -171,6 +171,12 @@ class Server:
     dialable: bool
     created: datetime
     modified: datetime
+    # bandwidth, bytes/s: the limit an admin set centrally (None: the agent's own config), the
+    # limit the agent reported applying, and its rates over its last heartbeat interval
+    bandwidth_limit: float | None = None
+    applied_limit: float | None = None
+    rate_sent: float | None = None
+    rate_received: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

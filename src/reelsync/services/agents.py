@@ -93,9 +93,14 @@ def heartbeat(
     peer_address: str | None = None,
     peer_port: int | None = None,
     dialable: bool = False,
+    rate_sent: float | None = None,
+    rate_received: float | None = None,
+    applied_limit: float | None = None,
     now: datetime | None = None,
 ) -> AgentView:
-    """Mark the agent online, record its version and peer endpoint; what it should serve."""
+    """Mark the agent online, record its version, peer endpoint and bandwidth (its rates over
+    the last interval and the limit it applies, bytes/s); what it should serve and the limit an
+    admin set for it centrally."""
     if peer_port is not None and not 0 < peer_port < 65536:
         raise ValidationError(f"peer_port must be 1..65535, got {peer_port}")
     if dialable and (not peer_address or peer_port is None):
@@ -110,6 +115,17 @@ def heartbeat(
         row.peer_address = (peer_address or "")[:255] or None
         row.peer_port = peer_port
         row.dialable = bool(dialable)
+        info = dict(row.info or {})
+        for key, value in (
+            ("rate_sent", rate_sent),
+            ("rate_received", rate_received),
+            ("applied_limit", applied_limit),
+        ):
+            if value is not None and value >= 0:
+                info[key] = round(float(value), 1)
+            else:
+                info.pop(key, None)
+        row.info = info
         row.modified = stamp
         return AgentView(
             server=server_record(row, _site_code(session, row.site_id)),

@@ -13,6 +13,7 @@ revoked server cannot be enabled again (enroll the machine anew).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,6 +50,7 @@ MAX_TOKEN_TTL_S = 30 * 24 * 3600
 
 
 def server_record(row: m.Server, site_code: str) -> Server:
+    info = row.info or {}
     return Server(
         id=row.id,
         site_id=row.site_id,
@@ -63,7 +65,18 @@ def server_record(row: m.Server, site_code: str) -> Server:
         dialable=row.dialable,
         created=row.created,
         modified=row.modified,
+        bandwidth_limit=_rate(info, "bandwidth_limit"),
+        applied_limit=_rate(info, "applied_limit"),
+        rate_sent=_rate(info, "rate_sent"),
+        rate_received=_rate(info, "rate_received"),
     )
+
+
+def _rate(info: dict[str, Any], key: str) -> float | None:
+    value = info.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    return float(value)
 
 
 def get_server_row(session: Session, server_id: str) -> m.Server:
@@ -101,7 +114,10 @@ def update_server(
     *,
     status: str | None = None,
     hostname: str | None = None,
+    bandwidth_limit: float | None = None,
 ) -> Server:
+    """Change a server (admin). ``bandwidth_limit`` (bytes/s, each direction) is applied by the
+    agent at its next heartbeat over its own config; 0 removes it (the agent's config again)."""
     require_admin(actor, "change servers")
     with db.session() as session:
         row = get_server_row(session, server_id)
@@ -123,6 +139,15 @@ def update_server(
             if not hostname.strip() or len(hostname) > 255:
                 raise ValidationError("a hostname must be 1..255 characters")
             row.hostname = hostname.strip()
+        if bandwidth_limit is not None:
+            if isinstance(bandwidth_limit, bool) or not 0 <= bandwidth_limit < 1e13:
+                raise ValidationError("a bandwidth limit is 0 (none) or a positive bytes/s")
+            info = dict(row.info or {})
+            if bandwidth_limit > 0:
+                info["bandwidth_limit"] = float(bandwidth_limit)
+            else:
+                info.pop("bandwidth_limit", None)
+            row.info = info
         row.modified = utcnow()
         return server_record(row, _site_code(session, row.site_id))
 

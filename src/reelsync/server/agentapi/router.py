@@ -61,6 +61,9 @@ class HeartbeatBody(BaseModel):
     peer_address: str | None = Field(default=None, max_length=255)
     peer_port: int | None = Field(default=None, ge=1, le=65535)
     dialable: bool = False
+    rate_sent: float | None = Field(default=None, ge=0, description="bytes/s, last interval")
+    rate_received: float | None = Field(default=None, ge=0, description="bytes/s, last interval")
+    bandwidth_limit: float | None = Field(default=None, ge=0, description="bytes/s it applies")
 
 
 class ReportItem(BaseModel):
@@ -236,6 +239,9 @@ def build_router(hub: AgentHub) -> APIRouter:
             peer_address=address,
             peer_port=body.peer_port,
             dialable=body.dialable,
+            rate_sent=body.rate_sent,
+            rate_received=body.rate_received,
+            applied_limit=body.bandwidth_limit,
         )
         return {
             "server_id": view.server.id,

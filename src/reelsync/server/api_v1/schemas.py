@@ -159,6 +159,11 @@ class QueueUpdate(_Body):
 class ServerUpdate(_Body):
     status: str | None = Field(default=None, description="disabled or enabled")
     hostname: str | None = Field(default=None, max_length=255)
+    bandwidth_limit: float | None = Field(
+        default=None,
+        ge=0,
+        description="bytes/s the agent may send and receive (each); 0: back to its own config",
+    )
 
 
 class EnrollmentTokenCreate(_Body):

@@ -40,7 +40,14 @@ def get_server(server_id: str, db: DatabaseDep, actor: CurrentActor) -> Server:
 def update_server(
     server_id: str, body: ServerUpdate, db: DatabaseDep, actor: CurrentActor
 ) -> Server:
-    return servers.update_server(db, actor, server_id, status=body.status, hostname=body.hostname)
+    return servers.update_server(
+        db,
+        actor,
+        server_id,
+        status=body.status,
+        hostname=body.hostname,
+        bandwidth_limit=body.bandwidth_limit,
+    )
 
 
 @router.post("/{server_id}/revoke")
