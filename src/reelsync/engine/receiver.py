@@ -7,6 +7,11 @@ entry is checked against its xxh3-128 checksum before it is written; a mismatch 
 file is published (fsync, mode, mtime, rename) once every chunk is verified and the sender's
 FILE_END digest equals the digest of the verified chunks. A lost connection keeps part files and
 journals for the next session; FileAbort discards them.
+
+Chunks and batches are verified and written by the reader thread of the stream they arrive on
+(the stream's inline handler, see engine/stream.py); the event loop only hears the outcome
+(:class:`_Written`, :class:`_BatchWritten`) and does the bookkeeping: acks, nacks, publishing.
+Writes in flight are counted, and the session waits for them before it closes part files.
 """
 
 from __future__ import annotations
@@ -98,6 +103,29 @@ def _is_done(t: _Target) -> bool:
     return t.done
 
 
+@dataclass(slots=True, eq=False)
+class _Written:
+    """A chunk a reader thread handled: ``ok`` False means its checksum did not match."""
+
+    target: _Target
+    index: int
+    checksum: bytes
+    size: int
+    ok: bool
+    error: ReelsyncError | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _BatchWritten:
+    """A batch a reader thread handled: per file, its checksum, None (nack) or an error."""
+
+    results: list[tuple[_Target, bytes | ReelsyncError | None]]
+
+
+class _Late:
+    """A chunk or batch that arrived after the session stopped writing: ignored."""
+
+
 class ReceiveSession:
     def __init__(
         self,
@@ -123,6 +151,11 @@ class ReceiveSession:
         self._folders_done: set[int] = set()
         self._bye = asyncio.Event()
         self._inflight: set[concurrent.futures.Future[Any]] = set()
+        self._writes = 0  # chunks and batches being written by reader threads
+        self._stopped = False  # no more writes from reader threads
+        self._writes_cv = threading.Condition()
+        for stream in streams:
+            stream.set_inline(self._inline)
 
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
         job = self.executor.submit(fn, *args)
@@ -179,7 +212,12 @@ class ReceiveSession:
             for t in [*tasks, bye]:
                 t.cancel()
             await asyncio.gather(*tasks, bye, return_exceptions=True)
-            # writes of cancelled readers still run in their threads: let them finish first
+            # writes still run in reader and I/O threads: let them finish first
+            with self._writes_cv:
+                self._stopped = True
+                idle = self._writes == 0
+            if not idle:
+                await asyncio.get_running_loop().run_in_executor(None, self._wait_writes)
             writing = list(self._inflight)
             if writing:
                 await asyncio.get_running_loop().run_in_executor(
@@ -187,6 +225,11 @@ class ReceiveSession:
                 )
             await self._io(self._close_parts)
         return self.results
+
+    def _wait_writes(self) -> None:
+        with self._writes_cv:
+            while self._writes:
+                self._writes_cv.wait()
 
     def _close_parts(self) -> None:
         """After Bye every file is settled: leftovers are dropped. After a lost connection
@@ -202,10 +245,12 @@ class ReceiveSession:
     async def _reader(self, stream: FrameStream) -> None:
         while True:
             ev = await stream.recv(self.settings.idle_timeout)
-            if isinstance(ev, Chunk):
-                await self._on_chunk(stream, ev)
-            elif isinstance(ev, Batch):
+            if isinstance(ev, _Written):
+                await self._on_written(stream, ev)
+            elif isinstance(ev, _BatchWritten):
                 await self._on_batch(stream, ev)
+            elif isinstance(ev, _Late):
+                continue
             elif isinstance(ev, FileEnd):
                 t = self.targets.get(ev.file_id)
                 if t is not None and not t.done:
@@ -301,49 +346,69 @@ class ReceiveSession:
         t.checksums.update(have)
         return PlanEntry(m.id, "send", tuple(sorted(have.items())))
 
-    # -- data ------------------------------------------------------------------------------------
-    def _write_chunk(self, t: _Target, ev: Chunk) -> bool:
-        if chunk_checksum(ev.data) != ev.checksum:
-            return False
-        with t.lock:  # the first chunks of a file may arrive on several streams at once
-            if t.part is None:
-                t.part = PartFile(
-                    t.volume,
-                    t.rel,
-                    size=t.entry.size,
-                    mtime_ns=t.entry.mtime_ns,
-                    chunk_size=self.chunk_size,
-                    journal=t.chunks > 1,
-                )
-            part = t.part
-        part.write_chunk(ev.index, ev.data, ev.checksum)
-        return True
+    # -- data (reader threads) --------------------------------------------------------------------
+    def _inline(self, ev: Chunk | Batch) -> object:
+        """Verify and write a chunk or a batch in the reader thread that received it."""
+        with self._writes_cv:
+            if self._stopped:
+                return _Late()
+            self._writes += 1
+        try:
+            if isinstance(ev, Batch):
+                return _BatchWritten(self._write_batch(ev.entries))
+            return self._write_chunk(ev)
+        finally:
+            with self._writes_cv:
+                self._writes -= 1
+                if not self._writes:
+                    self._writes_cv.notify_all()
 
-    async def _on_chunk(self, stream: FrameStream, ev: Chunk) -> None:
+    def _write_chunk(self, ev: Chunk) -> _Written | _Late:
         t = self.targets.get(ev.file_id)
         if t is None:
             raise ProtocolError(f"chunk of unknown file {ev.file_id}", remote=True)
-        if t.done:
-            return
         if not 0 <= ev.index < t.chunks:
             raise ProtocolError(f"chunk {ev.index} of a file of {t.chunks} chunks", remote=True)
+        size = len(ev.data)
+        if t.done:
+            return _Late()
+        if chunk_checksum(ev.data) != ev.checksum:
+            return _Written(t, ev.index, ev.checksum, size, False)
         try:
-            ok = await self._io(self._write_chunk, t, ev)
+            with t.lock:  # the first chunks of a file may arrive on several streams at once
+                if t.part is None:
+                    t.part = PartFile(
+                        t.volume,
+                        t.rel,
+                        size=t.entry.size,
+                        mtime_ns=t.entry.mtime_ns,
+                        chunk_size=self.chunk_size,
+                        journal=t.chunks > 1,
+                    )
+                part = t.part
+            part.write_chunk(ev.index, ev.data, ev.checksum)
         except ReelsyncError as exc:
+            return _Written(t, ev.index, ev.checksum, size, False, exc)
+        return _Written(t, ev.index, ev.checksum, size, True)
+
+    # -- data (event loop) -----------------------------------------------------------------------
+    async def _on_written(self, stream: FrameStream, w: _Written) -> None:
+        t = w.target
+        if w.error is not None:
             if not t.done:
                 t.part = None
-                await stream.send(FileDone((self._failed(t, exc),)))
+                await stream.send(FileDone((self._failed(t, w.error),)))
             return
         if _is_done(t):  # failed or aborted while the chunk was being written
             return
-        if not ok:
-            await stream.send(Nack(((ev.file_id, ev.index),)))
+        if not w.ok:
+            await stream.send(Nack(((t.entry.id, w.index),)))
             return
-        if ev.index not in t.checksums:
-            t.received += len(ev.data)
-        t.checksums[ev.index] = ev.checksum
+        if w.index not in t.checksums:
+            t.received += w.size
+        t.checksums[w.index] = w.checksum
         self.observer.file_progress(t.key, len(t.checksums) * self.chunk_size, t.entry.size)
-        await stream.send(Ack(((ev.file_id, ev.index),)))
+        await stream.send(Ack(((t.entry.id, w.index),)))
         await self._maybe_publish(stream, t)
 
     async def _maybe_publish(self, stream: FrameStream, t: _Target) -> None:
@@ -369,8 +434,10 @@ class ReceiveSession:
     def _publish(self, part: PartFile, t: _Target) -> None:
         part.publish(mode=t.entry.mode, mtime_ns=t.entry.mtime_ns, fsync=self.settings.fsync)
 
-    def _write_batch(self, entries: tuple[BatchEntry, ...]) -> list[tuple[_Target, object]]:
-        out: list[tuple[_Target, object]] = []
+    def _write_batch(
+        self, entries: tuple[BatchEntry, ...]
+    ) -> list[tuple[_Target, bytes | ReelsyncError | None]]:
+        out: list[tuple[_Target, bytes | ReelsyncError | None]] = []
         for e in entries:
             t = self.targets.get(e.file_id)
             if t is None:
@@ -401,16 +468,17 @@ class ReceiveSession:
             out.append((t, e.checksum))
         return out
 
-    async def _on_batch(self, stream: FrameStream, ev: Batch) -> None:
+    async def _on_batch(self, stream: FrameStream, ev: _BatchWritten) -> None:
         outcomes: list[FileOutcome] = []
         nacks: list[tuple[int, int]] = []
-        for t, got in await self._io(self._write_batch, ev.entries):
+        for t, got in ev.results:
+            if t.done:  # aborted meanwhile
+                continue
             if got is None:
                 nacks.append((t.entry.id, 0))
             elif isinstance(got, ReelsyncError):
                 outcomes.append(self._failed(t, got))
             else:
-                assert isinstance(got, bytes)
                 digest = file_digest([got])
                 t.received = t.entry.size
                 self._record(

@@ -13,6 +13,12 @@ writer thread and waits while more than ``high_water`` bytes are queued. Session
 disabled on the server so the two threads never make one TLS object write at once. A dropped
 stream surfaces as ConnectionLostError, a TLS refusal as AuthenticationError, a peer breaking the
 protocol as ProtocolError.
+
+A receiving session may install an *inline handler* (:meth:`FrameStream.set_inline`): the reader
+thread then passes every CHUNK and BATCH event to it before anything else and delivers what it
+returns instead. The handler verifies and writes the data right there (``pwrite`` and xxh3
+release the GIL), so data never waits for the event loop or an executor, and a large chunk's
+payload lands in a buffer the reader reuses (the handler must not keep the event's data).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import contextlib
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
@@ -33,7 +40,10 @@ from reelsync.errors import (
 )
 from reelsync.protocol import Batch, Chunk, Connection, ConnectionClosed, Event, NeedData, Side
 
-__all__ = ["FrameStream", "tune_socket"]
+__all__ = ["FrameStream", "InlineHandler", "tune_socket"]
+
+InlineHandler = Callable[[Chunk | Batch], object]
+"""Runs in a stream's reader thread for each CHUNK and BATCH; returns what to deliver instead."""
 
 _READ_BUFFER = 1 << 20
 _COALESCE = 64 * 1024
@@ -55,7 +65,7 @@ def tune_socket(sock: socket.socket, settings: EngineSettings) -> None:
                 sock.setsockopt(socket.SOL_SOCKET, opt, settings.socket_buffer)
 
 
-def _size(event: Event) -> int:
+def _size(event: object) -> int:
     if isinstance(event, Chunk):
         return len(event.data)
     if isinstance(event, Batch):
@@ -99,7 +109,10 @@ class FrameStream:
         self._loop = loop
         self._lock = threading.Lock()  # guards self.conn between the loop and the reader
         # reading
-        self._events: collections.deque[Event] = collections.deque()
+        self._events: collections.deque[object] = collections.deque()
+        self._inline: InlineHandler | None = None
+        self._payload_buf = bytearray()  # reused for chunk payloads when a handler consumes them
+        self._frame_buf = bytearray()  # reused for large frames (the Connection copies them)
         self._queued = 0
         self._max_queued = max(32 << 20, 3 * settings.chunk_size)
         self._space = threading.Condition()
@@ -120,6 +133,10 @@ class FrameStream:
         self._writer = threading.Thread(target=self._write_loop, name="reelsync-tx", daemon=True)
         self._reader.start()
         self._writer.start()
+
+    def set_inline(self, handler: InlineHandler) -> None:
+        """Have the reader thread hand every CHUNK and BATCH to ``handler`` (see the module)."""
+        self._inline = handler
 
     # -- threads ---------------------------------------------------------------------------------
     def _call(self, fn: object, *args: object) -> bool:
@@ -149,15 +166,17 @@ class FrameStream:
                     if n == 0:
                         return
                     continue
-                events: list[Event] = []
-                size = 0
+                events: list[object] = []
                 with self._lock:
                     self.conn.receive_data(data if n else b"")
                     while not isinstance(ev := self.conn.next_event(), NeedData):
                         events.append(ev)
-                        size += _size(ev)
                         if isinstance(ev, ConnectionClosed):
                             break
+                inline = self._inline
+                if inline is not None:
+                    events = [inline(e) if isinstance(e, Chunk | Batch) else e for e in events]
+                size = sum(_size(e) for e in events)
                 if events:
                     with self._space:
                         self._queued += size
@@ -189,29 +208,41 @@ class FrameStream:
         return n
 
     def _read_payload(self, have: int, missing: int) -> None:
-        payload = bytearray(have + missing)
+        size = have + missing
+        inline = self._inline
+        if inline is None:
+            payload: bytearray | memoryview = bytearray(size)
+        else:  # the handler consumes the chunk before the next read: reuse one buffer
+            if len(self._payload_buf) < size:
+                self._payload_buf = bytearray(size)
+            payload = memoryview(self._payload_buf)[:size]
         view = memoryview(payload)
         pos = have
-        while pos < len(payload):
+        while pos < size:
             k = self._recv(view[pos:])
             if k == 0:
                 raise ConnectionLostError(f"stream to {self.peer_name} closed mid-chunk")
             pos += k
         del view
         with self._lock:
-            event = self.conn.receive_chunk_payload(payload, have)
+            chunk = self.conn.receive_chunk_payload(payload, have)
+        event = chunk if inline is None else inline(chunk)
+        del chunk, payload
+        queued = _size(event)
         with self._space:
-            self._queued += len(payload)
+            self._queued += queued
         self._call(self._deliver, [event])
         with self._space:
             while self._queued > self._max_queued and not self._discard:
                 self._space.wait()
 
     def _read_exactly(self, wanted: int) -> tuple[memoryview, int]:
-        """Read up to ``wanted`` bytes into a fresh buffer (fewer but larger hand-offs); stops
-        early only at end of stream. Returns the bytes read and their count."""
-        big = bytearray(wanted)
-        view = memoryview(big)
+        """Read up to ``wanted`` bytes into the reused frame buffer (fewer but larger hand-offs;
+        the Connection copies what it is fed); stops early only at end of stream. Returns the
+        bytes read and their count."""
+        if len(self._frame_buf) < wanted:
+            self._frame_buf = bytearray(wanted)
+        view = memoryview(self._frame_buf)[:wanted]
         pos = 0
         while pos < wanted:
             k = self._recv(view[pos:])
@@ -256,7 +287,7 @@ class FrameStream:
             self._call(self._flushed.set)
 
     # -- loop side -------------------------------------------------------------------------------
-    def _deliver(self, events: list[Event]) -> None:
+    def _deliver(self, events: list[object]) -> None:
         self._events.extend(events)
         self._wake()
 
@@ -271,8 +302,9 @@ class FrameStream:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def recv(self, timeout: float | None = None) -> Event:
-        """The next event; ConnectionClosed once the peer closed cleanly."""
+    async def recv(self, timeout: float | None = None) -> object:
+        """The next event (or what the inline handler made of it); ConnectionClosed once the
+        peer closed cleanly."""
         while not self._events:
             if self._error is not None:
                 raise self._error

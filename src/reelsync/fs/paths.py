@@ -9,9 +9,13 @@ cannot be addressed.
 
 from __future__ import annotations
 
+import re
+
 from reelsync.errors import PathError
 
 __all__ = ["JOURNAL_SUFFIX", "PART_SUFFIX", "is_reserved_name", "normalize_relpath"]
+
+_CONTROL = re.compile("[\x00-\x1f]")
 
 PART_SUFFIX = ".reelsync-part"
 JOURNAL_SUFFIX = ".reelsync-journal"
@@ -25,7 +29,7 @@ def normalize_relpath(text: str) -> str:
     """The canonical form of a path relative to a volume root, or PathError."""
     if not isinstance(text, str):
         raise PathError(f"a path must be text, got {type(text).__name__}")
-    if any(ord(ch) < 32 for ch in text):
+    if _CONTROL.search(text):
         raise PathError(f"path {text!r} contains a control character")
     if "\\" in text:
         raise PathError(f"path {text!r} contains a backslash; use '/'")

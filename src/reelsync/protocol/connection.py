@@ -161,10 +161,12 @@ class Connection:
         have = len(buf) - _CHUNK_START
         return have, length - (_CHUNK_START - HEADER.size) - have
 
-    def receive_chunk_payload(self, payload: bytearray, offset: int) -> Chunk:
+    def receive_chunk_payload(self, payload: bytearray | memoryview, offset: int) -> Chunk:
         """Complete the pending CHUNK: ``payload[offset:]`` holds the missing bytes the caller
-        read; the buffered ones are copied into ``payload[:offset]``. ``payload`` becomes the
-        event's data without another copy. The event passes the same checks as any other."""
+        read; the buffered ones are copied into ``payload[:offset]``. ``payload`` (a bytearray,
+        or a writable memoryview of a buffer the caller reuses once the event is consumed)
+        becomes the event's data without another copy. The event passes the same checks as
+        any other."""
         pending = self.pending_chunk()
         if pending is None or pending[0] != offset or len(payload) != offset + pending[1]:
             raise ProtocolError("receive_chunk_payload without a matching pending CHUNK")
