@@ -272,3 +272,23 @@ async def test_preferences_email_opt_out_own_or_admin(api: httpx.AsyncClient) ->
     assert "email_opt_out" not in r.json()
     _error(await api.patch("/me/preferences", json={"mail": "no"}), 422, "invalid")
     _error(await api.get("/users/nobody@acmepost.com/preferences"), 404, "not_found")
+
+
+async def test_idempotency_key_header_makes_a_resubmit_safe(api: httpx.AsyncClient) -> None:
+    await api.post("/sites", json={"code": "london"})
+    await api.post(
+        "/volumes", json={"code": "projects", "paths": {"hq": "/mnt/projects", "london": "/data/p"}}
+    )
+    spec = {"source": "volume=projects/proj001/plate.exr", "destination": "site=london"}
+    first = await api.post("/jobs", json=spec, headers={"Idempotency-Key": "sub-77"})
+    again = await api.post("/jobs", json=spec, headers={"Idempotency-Key": "sub-77"})
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert (await api.get("/jobs")).json()["total"] == 1
+    other = await api.post("/jobs", json=spec, headers={"Idempotency-Key": "sub-78"})
+    assert other.json()["id"] != first.json()["id"]
+    _error(
+        await api.post("/jobs", json=spec, headers={"Idempotency-Key": "x" * 300}),
+        400,
+        "invalid",
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -183,12 +185,97 @@ def _closed_port() -> int:
 
 def test_connection_refused_is_one_clear_error() -> None:
     port = _closed_port()
+    started = time.monotonic()
     with (
-        Session(ClientConfig(url=f"http://127.0.0.1:{port}", api_key=KEY)) as s,
+        Session(ClientConfig(url=f"http://127.0.0.1:{port}", api_key=KEY, retry_s=0.5)) as s,
         pytest.raises(ConnectionLostError) as info,
     ):
         s.find("site")
     assert str(info.value) == f"cannot reach http://127.0.0.1:{port}: connection refused"
+    assert time.monotonic() - started >= 0.2  # it paused and retried, then gave up
+
+
+def test_a_server_that_comes_up_during_the_retries_answers() -> None:
+    port = _closed_port()
+    served: list[int] = []
+
+    def serve_later() -> None:
+        time.sleep(0.7)
+        with socket.socket() as srv:
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            srv.bind(("127.0.0.1", port))
+            srv.listen(1)
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(65536)
+                body = b'[{"id": "s1", "code": "london"}]'
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\nConnection: close\r\n\r\n"
+                    + body
+                )
+                served.append(1)
+
+    thread = threading.Thread(target=serve_later, daemon=True)
+    thread.start()
+    with Session(ClientConfig(url=f"http://127.0.0.1:{port}", api_key=KEY, retry_s=10)) as s:
+        assert s.find("site") == [{"id": "s1", "code": "london"}]
+    thread.join(5)
+    assert served == [1]
+
+
+class Flaky:
+    """Fails its first calls (None: a dropped connection; else that HTTP status), then answers."""
+
+    def __init__(self, failures: list[int | None]) -> None:
+        self.failures = failures
+        self.calls: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request)
+        if self.failures:
+            failure = self.failures.pop(0)
+            if failure is None:
+                raise httpx.ReadError("connection reset by peer", request=request)
+            return httpx.Response(failure, json={"detail": "restarting"})
+        return httpx.Response(201 if request.method == "POST" else 200, json={"id": "j" * 24})
+
+
+def _flaky_session(flaky: Flaky) -> Session:
+    return Session(
+        ClientConfig(url="http://cp", api_key=KEY, retry_s=5), transport=httpx.MockTransport(flaky)
+    )
+
+
+def test_submits_are_retried_with_one_idempotency_key() -> None:
+    flaky = Flaky([None, 503])
+    with _flaky_session(flaky) as s:
+        assert s.submit_job({"source": "a", "destination": "site=london"})["id"] == "j" * 24
+    keys = {r.headers["idempotency-key"] for r in flaky.calls}
+    assert len(flaky.calls) == 3
+    assert len(keys) == 1  # the same key each time: the server makes one job
+    with _flaky_session(Flaky([])) as s:
+        s.submit_job({"source": "a"}, key="tool-run-42")
+        s.submit_job({"source": "a"}, key="tool-run-42")
+
+
+def test_only_harmless_repeats_are_retried() -> None:
+    reads = Flaky([None, 502, 504])
+    with _flaky_session(reads) as s:
+        assert s.get_entity("site", "london")["id"] == "j" * 24
+    assert len(reads.calls) == 4
+    # a POST without an idempotency key may have been done: never sent twice
+    create = Flaky([None])
+    with _flaky_session(create) as s, pytest.raises(ConnectionLostError):
+        s.create("site", {"code": "paris"})
+    assert len(create.calls) == 1
+    # the server's own error answers are final
+    broken = Flaky([500])
+    with _flaky_session(broken) as s, pytest.raises(InternalError):
+        s.get_entity("site", "london")
+    assert len(broken.calls) == 1
 
 
 async def test_async_session_is_the_core(fake: FakeServer) -> None:

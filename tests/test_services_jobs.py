@@ -437,3 +437,28 @@ def test_an_image_sequence_is_one_task_per_frame(
             {"source": "share=projects/proj001/plate.%04d.exr", "destination": "site=london"},
         )
     assert _counts(database) == before
+
+
+def test_a_repeated_idempotency_key_returns_the_first_job(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    emp, admin = studio["employee"], studio["admin"]
+    spec = {"source": "share=projects/proj001/a", "destination": "site=london"}
+    first = jobs.submit_job(database, emp, spec, idempotency_key="tool-run-1")
+    counts = _counts(database)
+    again = jobs.submit_job(database, emp, spec, idempotency_key="tool-run-1")
+    assert again.id == first.id
+    assert _counts(database) == counts  # no second job, no second task
+    # the key is the user's own: another user's same key makes their own job
+    other = jobs.submit_job(database, admin, spec, idempotency_key="tool-run-1")
+    assert other.id != first.id
+    # an append with a key appends once
+    more = {**spec, "source": "share=projects/proj001/b", "append": True}
+    appended = jobs.submit_job(database, emp, more, idempotency_key="tool-run-2")
+    replay = jobs.submit_job(database, emp, more, idempotency_key="tool-run-2")
+    assert appended.id == replay.id == first.id
+    assert jobs.get_job(database, emp, first.id).tasks == 2
+    with pytest.raises(ValidationError, match="idempotency key"):
+        jobs.submit_job(database, emp, spec, idempotency_key=" ")
+    with pytest.raises(ValidationError, match="idempotency key"):
+        jobs.submit_job(database, emp, spec, idempotency_key="k" * 256)

@@ -146,6 +146,19 @@ def _seconds(value: Any, name: str) -> float:
     return seconds
 
 
+def _retry_seconds(value: Any) -> float:
+    """``REELSYNC_RETRY_S`` / the credentials file's ``retry_s``: 0 (no retry) up to an hour."""
+    if value in (None, ""):
+        return DEFAULT_RETRY_S
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"REELSYNC_RETRY_S must be a number of seconds, got {value!r}") from exc
+    if not 0 <= seconds <= 3600:
+        raise ConfigError(f"REELSYNC_RETRY_S must be 0 to 3600 seconds, got {value!r}")
+    return seconds
+
+
 def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
     """Build the server's settings from ``DATA_DIR/server.toml`` overlaid by ``REELSYNC_*``."""
     data_dir = data_dir.expanduser()
@@ -192,6 +205,9 @@ CREDENTIALS_FILE = "credentials"
 DEFAULT_URL = f"https://127.0.0.1:{DEFAULT_PORT}"
 
 
+DEFAULT_RETRY_S = 5.0
+
+
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     """Where and as whom a client talks to the control plane. ``api_key`` never appears in a repr.
@@ -208,6 +224,9 @@ class ClientConfig:
     verify: bool = True
     workspace: str | None = None
     timeout_s: float = 30.0
+    # how long to keep retrying a request that failed on the way (server restarting, connection
+    # dropped, 502/503/504); 0: never retry
+    retry_s: float = 5.0
 
     def with_overrides(self, **changes: Any) -> ClientConfig:
         return replace(self, **changes)
@@ -283,6 +302,7 @@ def load_client_config(
         verify=not insecure,
         workspace=pick(workspace, "REELSYNC_WORKSPACE", "ACCSYN_WORKSPACE", key="workspace"),
         timeout_s=timeout_s if timeout_s is not None else float(creds.get("timeout_s", 30.0)),
+        retry_s=_retry_seconds(env.get("REELSYNC_RETRY_S") or creds.get("retry_s")),
     )
 
 

@@ -8,6 +8,7 @@ the accsyn adapter's job, not this client's."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -204,8 +205,11 @@ class AsyncSession:
     async def revoke_acl(self, acl_id: str) -> None:
         await self.request("DELETE", f"/acls/{acl_id}")
 
-    async def submit_job(self, job: Mapping[str, Any]) -> Entity:
-        return dict(await self.request("POST", "/jobs", json_body=dict(job)))
+    async def submit_job(self, job: Mapping[str, Any], *, key: str | None = None) -> Entity:
+        """Submit a job; ``key`` (default: a fresh one) makes a retried submit return the job
+        the first attempt made instead of making a second."""
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        return dict(await self._t.request("POST", "/jobs", json_body=dict(job), headers=headers))
 
     async def tasks(
         self, job_id: str, *, status: str | None = None, limit: int | None = None

@@ -140,8 +140,9 @@ class Session:
     def revoke_acl(self, acl_id: str) -> None:
         self._run(self._core.revoke_acl(acl_id))
 
-    def submit_job(self, job: Mapping[str, Any]) -> Entity:
-        return self._run(self._core.submit_job(job))
+    def submit_job(self, job: Mapping[str, Any], *, key: str | None = None) -> Entity:
+        """Submit a job (see :meth:`AsyncSession.submit_job`; retried submits are safe)."""
+        return self._run(self._core.submit_job(job, key=key))
 
     def tasks(self, job_id: str, **kwargs: Any) -> list[Entity]:
         return self._run(self._core.tasks(job_id, **kwargs))

@@ -3,13 +3,21 @@ httpx's failures and the server's error bodies become reelsync errors. Rules: a 
 rebuilt as the same class with ``remote=True`` (:func:`reelsync.errors.error_from_code`); a server
 that cannot be reached is a ConnectionLostError naming the URL and the reason; a certificate that
 does not verify is a ConfigError saying how to trust the workspace CA; the API key only ever goes
-into the Authorization header, never into a message or a log."""
+into the Authorization header, never into a message or a log.
+
+Retries: a request that failed on the way is sent again with growing pauses (0.2 s doubling, up
+to 2 s) for up to ``config.retry_s`` seconds: always when the connection could not be made
+(nothing reached the server), and for a dropped connection, a timeout or a 502/503/504 answer only
+when sending it twice is harmless -- GET, PUT, DELETE, or a POST carrying an ``Idempotency-Key``
+(job submits do). A server's own error answer (4xx, 500) is never retried."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
+import time
 from typing import Any
 
 import httpx
@@ -31,6 +39,9 @@ from reelsync.errors import (
 __all__ = ["API_PREFIX", "Transport", "error_from_response"]
 
 API_PREFIX = "/api/v1"
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_RETRY_STATUS = frozenset({502, 503, 504})
+_FIRST_PAUSE, _MAX_PAUSE = 0.2, 2.0
 
 
 def _verify(config: ClientConfig) -> ssl.SSLContext | bool:
@@ -123,29 +134,32 @@ class Transport:
         json_body: Any = None,
         params: dict[str, Any] | None = None,
         auth: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> Any:
-        """Send one request; the decoded JSON body (None for an empty one) or a reelsync error."""
+        """Send one request (retried as the module says); the decoded JSON body (None for an
+        empty one) or a reelsync error."""
         if auth and not self.config.api_key:
             raise AuthenticationError(
                 "no API key",
                 hint="set REELSYNC_API_KEY, pass --api-key, or run `reelsync login`",
             )
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = await self._http.request(method, path, json=json_body, params=clean or None)
-        except httpx.TimeoutException as exc:
-            raise ConnectionLostError(f"{self.config.url} did not answer in time") from exc
-        except httpx.TransportError as exc:
-            root = _root_cause(exc)
-            if isinstance(root, ssl.SSLCertVerificationError):
-                raise ConfigError(
-                    f"cannot verify the TLS certificate of {self.config.url}: "
-                    f"{root.verify_message or root.reason}",
-                    hint="pass --ca-file DATA_DIR/tls/ca.crt or set REELSYNC_CA_FILE",
-                ) from exc
-            raise ConnectionLostError(f"cannot reach {self.config.url}: {_reason(exc)}") from exc
-        if response.status_code >= 400:
-            raise error_from_response(response)
+        repeatable = method.upper() in _IDEMPOTENT or bool(headers and "Idempotency-Key" in headers)
+        deadline = time.monotonic() + self.config.retry_s
+        pause = _FIRST_PAUSE
+        while True:
+            response, error, unsent = await self._send(method, path, json_body, clean, headers)
+            retry = unsent or repeatable
+            if response is not None:
+                if response.status_code < 400:
+                    break
+                error = error_from_response(response)
+                retry = repeatable and response.status_code in _RETRY_STATUS
+            assert error is not None
+            if not retry or time.monotonic() + pause > deadline:
+                raise error
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _MAX_PAUSE)
         if not response.content:
             return None
         try:
@@ -154,3 +168,33 @@ class Transport:
             raise InternalError(
                 f"{method} {path}: the server answered something that is not JSON", remote=True
             ) from exc
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        params: dict[str, Any],
+        headers: dict[str, str] | None,
+    ) -> tuple[httpx.Response | None, ReelsyncError | None, bool]:
+        """One attempt: the response, or the error and whether the request surely never left."""
+        try:
+            response = await self._http.request(
+                method, path, json=json_body, params=params or None, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            lost = ConnectionLostError(f"{self.config.url} did not answer in time")
+            lost.__cause__ = exc
+            return None, lost, isinstance(exc, httpx.ConnectTimeout)
+        except httpx.TransportError as exc:
+            root = _root_cause(exc)
+            if isinstance(root, ssl.SSLCertVerificationError):
+                raise ConfigError(
+                    f"cannot verify the TLS certificate of {self.config.url}: "
+                    f"{root.verify_message or root.reason}",
+                    hint="pass --ca-file DATA_DIR/tls/ca.crt or set REELSYNC_CA_FILE",
+                ) from exc
+            lost = ConnectionLostError(f"cannot reach {self.config.url}: {_reason(exc)}")
+            lost.__cause__ = exc
+            return None, lost, isinstance(exc, httpx.ConnectError)
+        return response, None, False

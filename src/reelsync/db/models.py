@@ -243,6 +243,19 @@ class Job(_Stamped, Base):
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class Submission(Base):
+    """A client's idempotency key for a job submit: the same key from the same user gets the same
+    job back instead of a second one (a retried POST after a dropped connection)."""
+
+    __tablename__ = "submission"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
 class Task(Base):
     """One file (or directory) to move. Inserted in bulk (COPY / executemany), never one ORM
     object per task."""

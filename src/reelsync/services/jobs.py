@@ -17,9 +17,10 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from reelsync.db import Database
@@ -115,11 +116,69 @@ def get_job_row(session: Session, actor: Actor, job_id: str, *, lock: bool = Fal
     return row
 
 
+#: How long an idempotency key is remembered.
+SUBMISSION_TTL = timedelta(days=7)
+_KEY_MAX = 255
+
+
+def _replayed(db: Database, actor: Actor, key: str) -> Job | None:
+    """The job an earlier submit with this key made, if any."""
+    with db.session() as session:
+        job_id = session.scalar(
+            select(m.Submission.job_id).where(
+                m.Submission.user_id == actor.user_id, m.Submission.key == key
+            )
+        )
+        if job_id is None:
+            return None
+        return job_record(session, get_job_row(session, actor, job_id))
+
+
+def _remember(session: Session, actor: Actor, key: str | None, job_id: str) -> None:
+    if key is None:
+        return
+    now = utcnow()
+    session.execute(delete(m.Submission).where(m.Submission.created < now - SUBMISSION_TTL))
+    session.add(
+        m.Submission(id=new_entity_id(), user_id=actor.user_id, key=key, job_id=job_id, created=now)
+    )
+
+
 def submit_job(
-    db: Database, actor: Actor, payload: Mapping[str, Any], *, hook: SubmitHook | None = None
+    db: Database,
+    actor: Actor,
+    payload: Mapping[str, Any],
+    *,
+    hook: SubmitHook | None = None,
+    idempotency_key: str | None = None,
 ) -> Job:
     """Create a transfer job from accsyn job JSON (or append to one with ``append: true``);
-    ``hook`` (the pre-submit hook) may refuse it first."""
+    ``hook`` (the pre-submit hook) may refuse it first. A repeated ``idempotency_key`` (same user,
+    within :data:`SUBMISSION_TTL`) returns the job the first submit made and changes nothing."""
+    if idempotency_key is not None:
+        idempotency_key = idempotency_key.strip()
+        if not idempotency_key or len(idempotency_key) > _KEY_MAX:
+            raise ValidationError(f"an idempotency key is 1 to {_KEY_MAX} characters")
+        earlier = _replayed(db, actor, idempotency_key)
+        if earlier is not None:
+            return earlier
+    try:
+        return _submit(db, actor, payload, hook, idempotency_key)
+    except ConflictError:
+        # the same key submitted twice at once: the other request made the job
+        earlier = _replayed(db, actor, idempotency_key) if idempotency_key else None
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _submit(
+    db: Database,
+    actor: Actor,
+    payload: Mapping[str, Any],
+    hook: SubmitHook | None,
+    idempotency_key: str | None,
+) -> Job:
     if hook is not None:
         hook(db, actor, payload)
     with db.session() as session:
@@ -145,6 +204,7 @@ def submit_job(
             )
             if latest is not None:
                 tasks.append_planned(session, latest, plan, spec.allow_duplicates)
+                _remember(session, actor, idempotency_key, latest.id)
                 return job_record(session, latest)
         status = spec.status or JobStatus.WAITING
         if status not in (JobStatus.WAITING, JobStatus.PAUSED):
@@ -177,6 +237,7 @@ def submit_job(
         session.flush()
         tasks.insert_planned(session, job, plan.tasks, now)
         refresh_job(session, job)
+        _remember(session, actor, idempotency_key, job.id)
         return _record(job, actor.email, queue.code)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Header, Query, Response, status
 
 from reelsync.domain.records import Job, Task
 from reelsync.domain.status import JobStatus
@@ -29,8 +29,14 @@ def submit_job(
     actor: CurrentActor,
     hook: SubmitHookDep,
     payload: dict[str, Any] = Body(..., examples=[_JOB_EXAMPLE]),
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        description="Send the same key again (e.g. a retry after a dropped connection) to get "
+        "the job the first request made instead of a second one.",
+    ),
 ) -> Job:
-    return jobs.submit_job(db, actor, payload, hook=hook)
+    return jobs.submit_job(db, actor, payload, hook=hook, idempotency_key=idempotency_key)
 
 
 @router.get("")
