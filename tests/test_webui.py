@@ -15,6 +15,7 @@ import pytest
 
 from reelsync.config import ServerConfig
 from reelsync.db import Database
+from reelsync.db import models as m
 from reelsync.domain.records import Actor, Role
 from reelsync.server.app import create_app
 from reelsync.server.ui.formats import duration, size
@@ -391,3 +392,21 @@ def test_session_key_file_is_private_and_stable(tmp_path: Path) -> None:
     assert SessionSigner(b"x" * 32).verify(token) is None
     assert signer.check_csrf(claims, signer.csrf_token(claims))
     assert not signer.check_csrf(claims, None)
+
+
+async def test_jobs_show_size_speed_and_eta(
+    browser: httpx.AsyncClient, world: World, database: Database
+) -> None:
+    # What the scheduler writes from agent reports (speed in bytes/s, etr in seconds).
+    with database.session() as session:
+        job = session.get(m.Job, world.alice_job)
+        assert job is not None
+        job.size, job.bytes_done, job.progress = 3_000_000_000, 1_500_000_000, 50.0
+        job.speed, job.etr = 12_500_000.0, 125
+    await sign_in(browser, world.alice_key)
+    row = (await browser.get("/ui/")).text
+    for text in ("3.0 GB", "12.5 MB/s", "2m 05s", "50.0%", 'value="50.0"'):
+        assert text in row, text
+    page = (await browser.get(f"/ui/jobs/{world.alice_job}")).text
+    assert "1.5 GB of 3.0 GB" in page
+    assert "12.5 MB/s" in page

@@ -1,7 +1,8 @@
 """The web UI in a real browser: Playwright drives Debian's ``chromium`` against a real
 ``reelsync server run`` over HTTPS. One employee signs in, sees the job she submitted through the
 API and its progress change (auto-refresh), pauses and resumes it, does not see another
-project's job, and signs out.
+project's job, and signs out. An admin watches real agents (``reelsync agent run`` at hq and
+london) move a shot: the agents page, then the job reaching done on its own.
 
 The browser is found on PATH (``chromium``; ``scripts/test`` installs it with apt-get when it is
 missing and it runs as root). Without it this test FAILS with a message saying so: it is never
@@ -15,7 +16,9 @@ import hashlib
 import shutil
 import ssl
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +26,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from support.agents import running_agent
 from support.servers import RunningServer
+from sync_world import OPERATOR, build_world, make_tree
 
 pytestmark = pytest.mark.slow
 
@@ -125,9 +130,10 @@ def scene(server_factory: Callable[..., RunningServer]) -> Iterator[Scene]:
             client.close()
 
 
-@pytest.fixture
-def browser(scene: Scene) -> Iterator[Browser]:
-    pin = spki_pin((scene.server.data_dir / "tls" / "server.crt").read_bytes())
+@contextmanager
+def chromium_for(server: RunningServer) -> Iterator[Browser]:
+    """Chromium trusting exactly ``server``'s certificate (its SPKI pin)."""
+    pin = spki_pin((server.data_dir / "tls" / "server.crt").read_bytes())
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=chromium_path(),
@@ -137,6 +143,19 @@ def browser(scene: Scene) -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def browser(scene: Scene) -> Iterator[Browser]:
+    with chromium_for(scene.server) as browser:
+        yield browser
+
+
+def sign_in(page: Page, base: str, key: str) -> None:
+    page.goto(f"{base}/ui/")
+    page.fill("#api_key", key)
+    page.click("#sign-in")
+    expect(page).to_have_url(f"{base}/ui/")
 
 
 def test_employee_signs_in_watches_pauses_resumes_and_signs_out(
@@ -220,3 +239,45 @@ def test_employee_signs_in_watches_pauses_resumes_and_signs_out(
 
     assert problems == []  # no CSP violation, no script error
     context.close()
+
+
+def test_admin_watches_real_agents_move_a_shot(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    server = server_factory()
+    with server.session() as admin:
+        world = build_world(admin, tmp_path / "studio")
+    make_tree(world.volume_root("hq"), "proj001/sc0010/sh0010", frames=12, size=300_000)
+    with ExitStack() as stack:
+        for site in ("hq", "london"):
+            agent = stack.enter_context(running_agent(server, site, tmp_path / f"agent-{site}"))
+            agent.wait_online()
+        browser = stack.enter_context(chromium_for(server))
+        page = browser.new_page()
+        sign_in(page, server.url, server.api_key)
+
+        page.click("text=Agents")
+        expect(page.locator("tr.agent")).to_have_count(2)
+        for site in ("hq", "london"):
+            row = page.locator("tr.agent", has_text=f"agent-{site}")
+            expect(row).to_contain_text(site)
+            expect(row.locator(".status")).to_have_text("online")
+            expect(row.locator(".tag")).to_have_text("projects")
+
+        submitted = server.cli(
+            "sync", "--site", "london", "proj001/sc0010/sh0010/scans",
+            REELSYNC_API_USER=OPERATOR, REELSYNC_API_KEY=world.operator_key,
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        page.click("text=Jobs")
+        row = page.locator("tr.job", has_text="proj001 download london")
+        expect(row).to_have_count(1)
+        page.click("#show-all")  # "Active" drops the job once it is done
+        expect(row.locator(".status")).to_have_text("done", timeout=60_000)  # auto-refresh
+        expect(row.locator(".pct")).to_have_text("100.0%")
+        expect(row).to_contain_text("3.6 MB")  # 12 frames of 300 kB + the sidecar
+        row.locator("td.name a").click()
+        expect(page.locator("tr.task")).to_have_count(13)
+        expect(page.locator("tr.task .status-done")).to_have_count(13)
+        frames = sorted((world.volume_root("london") / "proj001/sc0010/sh0010/scans").iterdir())
+        assert len(frames) == 13
