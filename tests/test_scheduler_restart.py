@@ -2,7 +2,8 @@
 idle system starts moving at once (a generous bound here; the figure is benchmarks/first_byte.py),
 and a control plane SIGKILLed while the agents move a job loses nothing: restarted on the same
 data dir and database, the job finishes, every file is identical and exactly one summary e-mail
-reaches a real SMTP server."""
+reaches a real SMTP server, and the job's webhooks (submitted, done) each reach a real HTTP
+receiver once, signed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from http_receiver import Receiver
 from reelsync.client import Session
 from smtp_sink import SmtpSink
 from support.agents import RunningAgent, running_agent, wait_until
@@ -35,6 +37,7 @@ class Studio:
     server: RunningServer
     server_env: dict[str, str]
     sink: SmtpSink
+    receiver: Receiver
     agents: dict[str, RunningAgent]
     roots: dict[str, Path]
 
@@ -49,6 +52,7 @@ def studio(
         root.mkdir()
     sink = SmtpSink("none")
     sink.start()
+    receiver = Receiver(secret="w" * 32).start()
     env = {
         "REELSYNC_SMTP_HOST": "127.0.0.1",
         "REELSYNC_SMTP_PORT": str(sink.port),
@@ -78,8 +82,9 @@ def studio(
             }
             for agent in agents.values():
                 agent.wait_online()
-            yield Studio(server, env, sink, agents, roots)
+            yield Studio(server, env, sink, receiver, agents, roots)
     finally:
+        receiver.stop()
         sink.stop()
 
 
@@ -122,6 +127,12 @@ def test_a_control_plane_killed_mid_job_loses_nothing(studio: Studio) -> None:
     server, sink = studio.server, studio.sink
     hq, london = studio.roots["hq"], studio.roots["london"]
     mails_before = len(sink.received)
+    with server.session() as admin:
+        admin.request(
+            "POST", "/webhooks",
+            json_body={"url": studio.receiver.url, "events": ["submitted", "done", "failed"],
+                       "secret": "w" * 32},
+        )  # fmt: skip
     made = []
     for i in range(FILES):
         path = hq / "killed" / f"frame.{1001 + i:04d}.exr"
@@ -166,4 +177,8 @@ def test_a_control_plane_killed_mid_job_loses_nothing(studio: Studio) -> None:
         f"[reelsync] done: killed mid-job (hq -> london, {FILES} files)"
     )
     assert mails[0].rcpt_tos == [server.admin]
+    wait_until(lambda: len(studio.receiver.deliveries) >= 2, 30, "the webhooks")
+    hooks = [(d.json["event"], d.json["job"]["id"]) for d in studio.receiver.deliveries]
+    assert hooks == [("job.submitted", job["id"]), ("job.done", job["id"])]
+    assert all(d.verified for d in studio.receiver.deliveries)
     assert all(agent.process.poll() is None for agent in studio.agents.values())

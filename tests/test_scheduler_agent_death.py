@@ -1,0 +1,103 @@
+"""Real agents against a real control plane: two agents at hq serving the same volume share one
+job's work, and when one of them dies (SIGKILL) mid-transfer the control plane marks it offline,
+its leases go back to the queue and the other hq agent moves those files: the job is done and
+every file is identical."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from support.agents import running_agent, wait_until
+from support.servers import RunningServer
+
+pytestmark = pytest.mark.slow
+
+FILES = 48
+FILE_SIZE = 256 * 1024
+_PUSH = re.compile(r"transfer \S+: push (\d+) file\(s\)")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_dead_agents_files_go_to_the_other_agent_at_its_site(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    server: RunningServer = server_factory(env={"REELSYNC_AGENT_OFFLINE_AFTER_S": "3"})
+    roots = {site: tmp_path / f"{site}-projects" for site in ("hq", "london")}
+    for root in roots.values():
+        root.mkdir()
+    with server.session() as admin:
+        admin.create("site", {"code": "london"})
+        admin.create(
+            "volume",
+            {"code": "projects", "default": True,
+             "paths": {site: str(root) for site, root in roots.items()}},
+        )  # fmt: skip
+        for key, value in (("transfer_batch_files", "4"), ("agent_concurrency", "2")):
+            admin.request(
+                "PUT", "/settings", json_body={"scope": "workspace", "key": key, "value": value}
+            )
+    slow = ["--bandwidth-limit", "1"]  # MiB/s: each 4-file transfer takes about a second
+    with (
+        running_agent(server, "hq", tmp_path / "hq1", enroll_extra=slow) as hq1,
+        running_agent(server, "hq", tmp_path / "hq2", enroll_extra=slow) as hq2,
+        running_agent(server, "london", tmp_path / "ldn") as london,
+    ):
+        for agent in (hq1, hq2, london):
+            agent.wait_online()
+        made = []
+        for i in range(FILES):
+            path = roots["hq"] / "shot" / f"frame.{1001 + i:04d}.exr"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(os.urandom(FILE_SIZE))
+            made.append(path.relative_to(roots["hq"]).as_posix())
+        with server.session() as admin:
+            job = admin.submit_job(
+                {
+                    "name": "two senders",
+                    "tasks": [
+                        {"source": f"share=projects/{rel}", "destination": "site=london"}
+                        for rel in made
+                    ],
+                }
+            )
+            # both hq agents are pushing, and most of the job is still to move
+            wait_until(
+                lambda: _PUSH.search(hq1.log()) and _PUSH.search(hq2.log()),
+                60,
+                "both hq agents to be sending",
+            )
+            hq1.kill()
+            in_flight = [  # the dead agent's leases (it can take no more)
+                t["id"]
+                for t in admin.tasks(job["id"])
+                if t["server_id"] == hq1.server_id and t["status"] in ("booting", "executing")
+            ]
+            assert in_flight, "the hq agent killed had nothing in flight"
+            hq1.wait_status("offline", timeout=30)
+            final = wait_until(
+                lambda: (
+                    (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j
+                ),
+                120,
+                "the job to finish",
+            )
+            tasks = {t["id"]: t for t in admin.tasks(job["id"])}
+    assert final["status"] == "done", final
+    for rel in made:
+        assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
+    assert not list(roots["london"].rglob("*.reelsync-part"))
+    # what the dead agent held was leased again (the count stays on the task when it is done),
+    # and hq1 was dead by then, so hq2 -- the only hq agent left -- moved those files
+    assert {tasks[t]["dispatches"] for t in in_flight} == {2}, [tasks[t] for t in in_flight]
+    assert {t["dispatches"] for t in tasks.values()} <= {1, 2}
+    pushed_by_hq2 = sum(int(n) for n in _PUSH.findall(hq2.log()))
+    assert pushed_by_hq2 >= len(in_flight) + 1, (pushed_by_hq2, len(in_flight))
