@@ -294,13 +294,17 @@ async def test_agents_queues_and_sites_pages(
 ) -> None:
     _, token = servers.create_enrollment_token(database, admin, "london")
     server, _ = servers.enroll_server(database, token, hostname="render-07")
-    agents.heartbeat(database, server.id, version="0.1.0")
+    agents.heartbeat(
+        database, server.id, version="0.1.0", rate_sent=2_500_000.0, applied_limit=10_000_000.0
+    )
     await sign_in(browser, world.alice_key)
     page = (await browser.get("/ui/agents")).text
     assert "render-07" in page
     assert "london" in page
     assert "online" in page
     assert '<span class="tag">projects</span>' in page  # alice's ACL shows her the volume
+    assert '<td class="num">2.5 MB/s</td>' in page  # sending
+    assert '<td class="num">10.0 MB/s</td>' in page  # the limit it applies
     assert "just now" in page or " ago" in page
     queues_page = (await browser.get("/ui/queues")).text
     for code, priority in (("high", 999), ("medium", 500), ("low", 1)):
