@@ -57,6 +57,7 @@ def test_ctrl_c_stops_everything_and_removes_the_directory(tmp_path: Path) -> No
             break
     output = "".join(lines)
     assert "API:" in output, output + (proc.stderr.read() if proc.stderr else "")
+    assert re.search(r"web UI: https://127\.0\.0\.1:\d+/ui/", output), output
     pids = [int(p) for p in re.findall(r"pid (\d+)", output)]
     proc.send_signal(signal.SIGINT)
     try:

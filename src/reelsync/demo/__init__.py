@@ -250,6 +250,10 @@ def run_demo(
                     demo.say(f"  export REELSYNC_URL={init['url']}")
                     demo.say(f"  export REELSYNC_CA_FILE={init['ca_file']}")
                     demo.say(f"  export REELSYNC_API_KEY={operator_key}")
+                    demo.say(
+                        f"  web UI: {init['url']}/ui/ (sign in with that API key; the browser "
+                        "will warn about the demo's own certificate authority)"
+                    )
                     demo.say(f"  reelsync job show {view.id}    # API: {init['url']}/api/v1/docs")
                     while True:
                         demo.children.check_alive()
