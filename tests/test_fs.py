@@ -10,7 +10,14 @@ import pytest
 import reelsync.fs as fs
 from reelsync.domain.chunks import chunk_checksum
 from reelsync.errors import ConflictError, DiskFullError, NotFoundError, PathError
-from reelsync.fs import PartFile, Volume, is_unchanged, normalize_relpath, write_whole_file
+from reelsync.fs import (
+    PartFile,
+    Volume,
+    is_unchanged,
+    normalize_relpath,
+    same_file,
+    write_whole_file,
+)
 
 
 @pytest.fixture
@@ -195,3 +202,29 @@ def test_a_folder_swapped_for_an_escaping_symlink_is_refused(vol: Volume, tmp_pa
     with pytest.raises(PathError):
         write_whole_file(vol, "shots/b.exr", b"x", mode=0o644, mtime_ns=1)
     assert list(outside.iterdir()) == []
+
+
+def test_whole_file_onto_a_folder_is_refused_and_leaves_nothing(vol: Volume) -> None:
+    vol.mkdir("d/e")
+    with pytest.raises(ConflictError, match="is a folder"):
+        write_whole_file(vol, "d/e", b"x", mode=0o644, mtime_ns=0)
+    assert sorted(p.name for p in (vol.root / "d").iterdir()) == ["e"]
+    (vol.root / "f").write_text("file")
+    with pytest.raises(ConflictError, match="not a folder"):
+        write_whole_file(vol, "f/g", b"x", mode=0o644, mtime_ns=0)
+
+
+def test_lookup_gives_the_path_and_its_stat(vol: Volume, tmp_path: Path) -> None:
+    path, st = vol.lookup("new/dir/f.txt")
+    assert st is None
+    write_whole_file(vol, "new/dir/f.txt", b"abc", mode=0o600, mtime_ns=7, resolved=path)
+    assert (vol.root / "new/dir/f.txt").read_bytes() == b"abc"
+    path2, st2 = vol.lookup("new/dir/f.txt")
+    assert path2 == path
+    assert same_file(st2, 3, 7)
+    assert not same_file(st2, 3, 8)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (vol.root / "esc").symlink_to(outside / "x")
+    with pytest.raises(PathError):
+        vol.lookup("esc")

@@ -261,9 +261,7 @@ class Engine:
             volume = self.volumes.get(dst.volume)
             if volume is None:
                 raise NotFoundError(f"no local volume {dst.volume!r}")
-            rel = normalize_relpath(dst.path)
-            volume.resolve(rel)
-            return key, volume, rel
+            return key, volume, normalize_relpath(dst.path)  # the session resolves it
 
         want = Want(
             tuple(
@@ -450,8 +448,7 @@ class Engine:
                 above = _ancestors(norm) if in_folder else []
                 if not any((volume_code, folder) in grant.paths for folder in above):
                     raise PermissionDeniedError(f"{volume_code}:{rel} is not part of this transfer")
-            volume.resolve(norm)
-            return volume, norm
+            return volume, norm  # each session resolves it in the volume before touching it
 
         if dialer_role == "send":
 

@@ -37,7 +37,7 @@ from reelsync.errors import (
     TransferError,
     error_from_code,
 )
-from reelsync.fs import PartFile, Volume, is_unchanged, write_whole_file
+from reelsync.fs import PartFile, Volume, same_file, write_whole_file
 from reelsync.protocol import (
     Ack,
     Batch,
@@ -63,8 +63,9 @@ __all__ = ["ReceiveSession", "Resolver"]
 T = TypeVar("T")
 
 Resolver = Callable[[ManifestEntry], tuple[str, Volume, str]]
-"""Maps a manifest entry to (result key, local volume, relative path); raises ReelsyncError to
-refuse it (unknown volume, path not granted, path outside the volume)."""
+"""Maps a manifest entry to (result key, local volume, normalized relative path); raises
+ReelsyncError to refuse it (unknown volume, path not granted). The session resolves the path in
+the volume itself (one lstat per file), which refuses a path leading outside the volume."""
 
 
 @dataclass(slots=True, eq=False)
@@ -74,6 +75,7 @@ class _Target:
     volume: Volume
     rel: str
     chunks: int
+    path: str | None = None  # resolved while planning (see write_whole_file)
     part: PartFile | None = None
     checksums: dict[int, bytes] = field(default_factory=dict)
     end_digest: bytes | None = None
@@ -332,7 +334,8 @@ class ReceiveSession:
             return PlanEntry(m.id, "fail", (), "protocol", "duplicate file id")
         self.targets[m.id] = t
         try:
-            if is_unchanged(volume, rel, m.size, m.mtime_ns):
+            t.path, st = volume.lookup(rel)  # one lstat: confinement and the skip check
+            if same_file(st, m.size, m.mtime_ns):
                 finished.append((t, FileResult(key, "skipped", m.size), None))
                 return PlanEntry(m.id, "skip")
             if t.chunks == 1:
@@ -458,6 +461,7 @@ class ReceiveSession:
                     mode=t.entry.mode,
                     mtime_ns=t.entry.mtime_ns,
                     fsync=self.settings.fsync,
+                    resolved=t.path,
                 )
             except ReelsyncError as exc:
                 out.append((t, exc))

@@ -12,6 +12,7 @@ so (FileDone); the session ends with Bye once every file has a result.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import stat as stat_mod
 import threading
@@ -122,6 +123,9 @@ class SendSession:
         self._remaining = len(self.files)
         self._done = asyncio.Event()
         self._open_lock = threading.Lock()
+        # chunk buffers: read into, sent from, then given back by the stream's writer thread
+        self._buffers: list[bytearray] = []
+        self._buffers_lock = threading.Lock()
         self._corrupt = set(settings.debug_corrupt)
         self._next_id = max(self.files, default=-1) + 1  # ids for the files of folders
         conn = streams[0].conn if streams else None
@@ -224,11 +228,10 @@ class SendSession:
             if entry.is_dir:
                 continue
             below = entry.path[len(real_base) + 1 :] if real_base else entry.path
-            path = volume.resolve_str(entry.path)
-            try:
-                st = os.stat(path, follow_symlinks=False)
-            except FileNotFoundError:
+            path, found = volume.lookup(entry.path)
+            if found is None:
                 continue  # gone since it was listed
+            st = found
             if not stat_mod.S_ISREG(st.st_mode):
                 continue
             chunks = chunk_count(st.st_size, self.settings.chunk_size)
@@ -273,8 +276,10 @@ class SendSession:
             err = it.error
             if err is None and it.volume is not None:
                 try:
-                    src.path = it.volume.resolve_str(it.rel)
-                    st = os.stat(src.path, follow_symlinks=False)
+                    src.path, found = it.volume.lookup(it.rel)  # one lstat
+                    if found is None:
+                        raise FileNotFoundError(it.rel)
+                    st = found
                     if stat_mod.S_ISDIR(st.st_mode) and self._folders_ok:
                         files = self._list_folder(src)
                         src.size = sum(f.size for f in files)
@@ -450,7 +455,20 @@ class SendSession:
             src.ctime_ns,
         )
 
-    def _read_chunk(self, src: _Source, index: int) -> tuple[bytes, bytes]:
+    def _take_buffer(self) -> bytearray:
+        with self._buffers_lock:
+            if self._buffers:
+                return self._buffers.pop()
+        return bytearray(self.settings.chunk_size)
+
+    def _give_buffer(self, buf: bytearray) -> None:
+        """Called by a writer thread once the chunk read into ``buf`` is on the wire."""
+        with self._buffers_lock:
+            if len(self._buffers) < 4 * len(self.streams):
+                self._buffers.append(buf)
+
+    def _read_chunk(self, src: _Source, index: int) -> tuple[memoryview, bytearray, bytes]:
+        """Chunk ``index`` read into a pooled buffer: (its bytes, the buffer, checksum)."""
         with self._open_lock:
             if src.fd < 0:
                 assert src.item.volume is not None
@@ -458,12 +476,20 @@ class SendSession:
                 if self._changed(src, src.fd):
                     raise IntegrityError(f"{self._where(src)} changed since it was listed")
         offset, length = chunk_span(src.size, self.settings.chunk_size, index)
-        data = os.pread(src.fd, length, offset)
-        if len(data) != length:
-            raise IntegrityError(f"{self._where(src)} shrank while it was being sent")
-        return data, chunk_checksum(data)
+        buf = self._take_buffer()
+        data = memoryview(buf)[:length]
+        got = 0
+        while got < length:
+            n = os.preadv(src.fd, [data[got:]], offset + got)
+            if n == 0:
+                self._give_buffer(buf)
+                raise IntegrityError(f"{self._where(src)} shrank while it was being sent")
+            got += n
+        return data, buf, chunk_checksum(data)
 
-    def _maybe_corrupt(self, src: _Source, index: int, data: bytes) -> bytes:
+    def _maybe_corrupt(
+        self, src: _Source, index: int, data: bytes | memoryview
+    ) -> bytes | memoryview:
         key = (src.item.dst_path, index)
         if key in self._corrupt and data:
             self._corrupt.discard(key)  # once: the resend goes out intact
@@ -474,30 +500,36 @@ class SendSession:
         if src.result is not None:
             return
         try:
-            data, checksum = await self._io(self._read_chunk, src, index)
+            data, buf, checksum = await self._io(self._read_chunk, src, index)
         except ReelsyncError as exc:
             await self._abort(stream, src, exc)
             return
         except OSError as exc:
             await self._abort(stream, src, TransferError(f"cannot read {self._where(src)}: {exc}"))
             return
+        size = len(data)
         first = src.checksums[index] is None
         if not first and src.checksums[index] != checksum:
+            self._give_buffer(buf)
             err = IntegrityError(f"{self._where(src)} changed while it was being sent")
             await self._abort(stream, src, err)
             return
         src.checksums[index] = checksum
         if first and src.have.get(index) == checksum:
-            src.acked += len(data)  # the receiver already holds this chunk (resume)
+            self._give_buffer(buf)
+            src.acked += size  # the receiver already holds this chunk (resume)
             self.observer.file_progress(src.item.key, src.acked, src.size)
         else:
             if self.limiter is not None:
-                await self.limiter.take(len(data) + 64)
+                await self.limiter.take(size + 64)
             if _is_finished(src):  # aborted while we waited
+                self._give_buffer(buf)
                 return
             wire = self._maybe_corrupt(src, index, data)
-            await stream.send(Chunk(src.item.id, index, checksum, wire))
-            src.sent += len(data)
+            event = Chunk(src.item.id, index, checksum, wire)  # type: ignore[arg-type]
+            del data
+            await stream.send(event, functools.partial(self._give_buffer, buf))
+            src.sent += size
         if first:
             src.unread -= 1
             if src.unread == 0:
@@ -552,7 +584,8 @@ class SendSession:
                 await self._abort(stream, src, err)
                 continue
             src.checksums[0] = checksum
-            entries.append(BatchEntry(src.item.id, checksum, self._maybe_corrupt(src, 0, got)))
+            wire = self._maybe_corrupt(src, 0, got)
+            entries.append(BatchEntry(src.item.id, checksum, bytes(wire)))
             src.sent += len(got)
             total += len(got) + 32
         if not entries:

@@ -120,7 +120,8 @@ class FrameStream:
         self._error: ReelsyncError | None = None
         self._closed = False
         # writing
-        self._out: collections.deque[bytes] = collections.deque()
+        # frame buffers to write, and release callbacks of reusable ones (see send)
+        self._out: collections.deque[bytes | memoryview | Callable[[], None]] = collections.deque()
         self._out_bytes = 0
         self._high_water = 2 * settings.chunk_size + (1 << 20)
         self._out_cv = threading.Condition()
@@ -262,8 +263,15 @@ class FrameStream:
                     if not items and self._closing:
                         break
                 sent = 0
-                small: list[bytes] = []
+                small: list[bytes | memoryview] = []
                 for item in items:
+                    if callable(item):  # what came before is written: its buffer is free
+                        if small:
+                            self.sock.sendall(b"".join(small))
+                            small = []
+                        item()
+                        continue
+                    sent += len(item)
                     if len(item) < _COALESCE:
                         small.append(item)
                         continue
@@ -273,7 +281,6 @@ class FrameStream:
                     self.sock.sendall(item)
                 if small:
                     self.sock.sendall(b"".join(small))
-                sent = sum(len(i) for i in items)
                 with self._out_cv:
                     self._out_bytes -= sent
                 self._call(self._drained.set)
@@ -330,8 +337,12 @@ class FrameStream:
             self._closed = True
         return ev
 
-    async def send(self, event: Event) -> None:
-        """Queue ``event`` for the writer; waits while too much is queued already."""
+    async def send(self, event: Event, release: Callable[[], None] | None = None) -> None:
+        """Queue ``event`` for the writer; waits while too much is queued already.
+
+        Without ``release`` a frame's buffers that are not ``bytes`` are copied; with it they
+        are sent as they are and the writer thread calls ``release()`` once they are written
+        (the caller reuses the buffer then). ``release`` is not called if the stream fails."""
         if self._error is not None:
             raise self._error
         if self._closing or self._closed:
@@ -339,7 +350,11 @@ class FrameStream:
         with self._lock:
             bufs = self.conn.send(event)
         with self._out_cv:
-            self._out.extend(bytes(b) if not isinstance(b, bytes) else b for b in bufs)
+            if release is None:
+                self._out.extend(bytes(b) if not isinstance(b, bytes) else b for b in bufs)
+            else:
+                self._out.extend(bufs)
+                self._out.append(release)
             self._out_bytes += sum(len(b) for b in bufs)
             self._out_cv.notify()
         while True:

@@ -29,7 +29,7 @@ from reelsync.fs.journal import JournalHeader, ResumeJournal
 from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX
 from reelsync.fs.volume import Volume
 
-__all__ = ["PartFile", "is_unchanged", "os_error", "write_whole_file"]
+__all__ = ["PartFile", "is_unchanged", "os_error", "same_file", "write_whole_file"]
 
 _WRITE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -55,15 +55,7 @@ def _prepare(volume: Volume, rel: str) -> tuple[str, str, str]:
             raise ConflictError(f"{volume.code}:{rel} exists and is a folder")
     except (FileNotFoundError, NotADirectoryError):
         if not os.path.isdir(folder):
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except (FileExistsError, NotADirectoryError) as exc:
-                raise ConflictError(f"a parent of {volume.code}:{rel} is not a folder") from exc
-            except PermissionError as exc:
-                raise PermissionDeniedError(
-                    f"cannot create the folder of {volume.code}:{rel}"
-                ) from exc
-            volume.check_folder(folder, rel)
+            _make_folder(volume, rel, folder)
     return final, f"{folder}/.{name}{PART_SUFFIX}", f"{folder}/.{name}{JOURNAL_SUFFIX}"
 
 
@@ -73,7 +65,28 @@ def is_unchanged(volume: Volume, rel: str, size: int, mtime_ns: int) -> bool:
         st = os.stat(volume.resolve_str(rel), follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    return stat.S_ISREG(st.st_mode) and st.st_size == size and st.st_mtime_ns == mtime_ns
+    return same_file(st, size, mtime_ns)
+
+
+def same_file(st: os.stat_result | None, size: int, mtime_ns: int) -> bool:
+    """True when ``st`` (e.g. from :meth:`Volume.lookup`) is a regular file with this size and
+    mtime."""
+    return (
+        st is not None
+        and stat.S_ISREG(st.st_mode)
+        and st.st_size == size
+        and st.st_mtime_ns == mtime_ns
+    )
+
+
+def _make_folder(volume: Volume, rel: str, folder: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ConflictError(f"a parent of {volume.code}:{rel} is not a folder") from exc
+    except PermissionError as exc:
+        raise PermissionDeniedError(f"cannot create the folder of {volume.code}:{rel}") from exc
+    volume.check_folder(folder, rel)
 
 
 def _finish(fd: int, part: str, final: str, mode: int, mtime_ns: int, fsync: bool) -> None:
@@ -86,14 +99,37 @@ def _finish(fd: int, part: str, final: str, mode: int, mtime_ns: int, fsync: boo
 
 
 def write_whole_file(
-    volume: Volume, rel: str, data: bytes, *, mode: int, mtime_ns: int, fsync: bool = True
+    volume: Volume,
+    rel: str,
+    data: bytes,
+    *,
+    mode: int,
+    mtime_ns: int,
+    fsync: bool = True,
+    resolved: str | None = None,
 ) -> None:
-    """Publish a small file in one go (temp name, write, fsync, rename)."""
-    final, part, _ = _prepare(volume, rel)
+    """Publish a small file in one go (temp name, write, fsync, rename). ``resolved`` is what
+    :meth:`Volume.lookup` returned for ``rel`` while planning: the path is not resolved again
+    (the temporary file is opened with ``O_NOFOLLOW`` and renamed over the final name, so a
+    symlink planted there since is replaced, never followed). The per-file path costs as few
+    system calls as it can: the folder is made only when opening the temporary file says it
+    is missing, and a folder in the way is found by the rename."""
+    final = resolved or volume.resolve_str(rel)
+    where = f"{volume.code}:{rel}"
+    if final == str(volume.real_root):
+        raise ConflictError(f"{where} is the volume root")
+    folder, _, name = final.rpartition("/")
+    part = f"{folder}/.{name}{PART_SUFFIX}"
     try:
-        fd = os.open(part, _WRITE_FLAGS | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(part, _WRITE_FLAGS | os.O_TRUNC, 0o600)
+        except FileNotFoundError:
+            _make_folder(volume, rel, folder)
+            fd = os.open(part, _WRITE_FLAGS | os.O_TRUNC, 0o600)
+    except NotADirectoryError as exc:
+        raise ConflictError(f"a parent of {where} is not a folder") from exc
     except OSError as exc:
-        raise os_error(exc, f"{volume.code}:{rel}") from exc
+        raise os_error(exc, where) from exc
     try:
         view = memoryview(data)
         while view:
@@ -104,7 +140,9 @@ def write_whole_file(
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
-        raise os_error(exc, f"{volume.code}:{rel}") from exc
+        if isinstance(exc, IsADirectoryError):
+            raise ConflictError(f"{where} exists and is a folder") from exc
+        raise os_error(exc, where) from exc
 
 
 class PartFile:

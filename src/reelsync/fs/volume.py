@@ -74,18 +74,27 @@ class Volume:
 
     def resolve_str(self, rel: str) -> str:
         """:meth:`resolve` as a string (the per-file hot path: no pathlib objects)."""
+        return self.lookup(rel)[0]
+
+    def lookup(self, rel: str) -> tuple[str, os.stat_result | None]:
+        """:meth:`resolve_str` plus the stat of what the path names (None when nothing is
+        there), from the same system call (saves a stat per file when planning)."""
         norm = normalize_relpath(rel)
         if not norm:
-            return self._root_str
+            return self._root_str, os.stat(self._root_str)
         parent_rel, _, name = norm.rpartition("/")
         candidate = self._real_dir(parent_rel) + "/" + name
         try:
-            is_link = stat_mod.S_ISLNK(os.lstat(candidate).st_mode)
+            st = os.lstat(candidate)
         except OSError:
-            is_link = False
-        if not is_link:
-            return candidate
-        return self._inside(os.path.realpath(candidate), rel)
+            return candidate, None
+        if not stat_mod.S_ISLNK(st.st_mode):
+            return candidate, st
+        real = self._inside(os.path.realpath(candidate), rel)
+        try:
+            return real, os.stat(real)
+        except OSError:
+            return real, None
 
     def _inside(self, real: str, rel: str) -> str:
         if real != self._root_str and not real.startswith(self._root_prefix):
