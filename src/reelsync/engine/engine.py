@@ -11,14 +11,16 @@ certificate. Every path is resolved inside a granted volume before it is touched
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import secrets
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from reelsync.engine.folders import child_key
 from reelsync.engine.model import (
@@ -61,6 +63,8 @@ from reelsync.protocol import (
     Welcome,
     choose_version,
 )
+
+A = TypeVar("A")
 
 __all__ = ["Engine", "Listener", "NullObserver"]
 
@@ -292,7 +296,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         where = f"{peer.host}:{peer.port}"
         try:
-            sock = await loop.run_in_executor(self.executor, self._connect, peer)
+            sock = await _in_thread(self.executor, self._connect, peer)
         except ssl.SSLError as exc:
             raise _tls_error(exc, where) from exc
         except (OSError, TimeoutError) as exc:
@@ -371,7 +375,7 @@ class Engine:
     async def _accept_raw(self, raw: socket.socket, authorizer: Authorizer) -> None:
         loop = asyncio.get_running_loop()
         try:
-            sock = await loop.run_in_executor(self.executor, self._handshake, raw)
+            sock = await _in_thread(self.executor, self._handshake, raw, raw)
         except (OSError, ValueError):  # a refused certificate, a scanner, a timeout
             raw.close()
             return
@@ -486,3 +490,27 @@ def _ancestors(rel: str) -> list[str]:
     """The folders above ``rel``, nearest first (``a/b/c`` -> ``a/b``, ``a``, the root)."""
     parts = rel.split("/")[:-1]
     return ["/".join(parts[:i]) for i in range(len(parts), -1, -1)]
+
+
+async def _in_thread(
+    executor: concurrent.futures.Executor,
+    fn: Callable[[A], ssl.SSLSocket],
+    arg: A,
+    raw: socket.socket | None = None,
+) -> ssl.SSLSocket:
+    """``fn(arg)`` in an I/O thread, for a socket. Cancelled while it runs (the engine closing,
+    a session given up), the socket it makes -- or ``raw``, if it never ran -- is closed when the
+    thread is done, instead of being left open."""
+    job = executor.submit(fn, arg)
+    try:
+        return await asyncio.wrap_future(job)
+    except asyncio.CancelledError:
+
+        def close(done: concurrent.futures.Future[ssl.SSLSocket]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                done.result().close()
+            elif raw is not None:
+                raw.close()
+
+        job.add_done_callback(close)
+        raise
