@@ -144,7 +144,15 @@ def test_init_replica_copies_the_keys_and_issues_its_own_certificate(tmp_path: P
         assert stat.S_IMODE(replica.stat().st_mode) == 0o700
         for name in ("ca.crt", "ca.key", "ticket.key"):  # the ticket key is made once, shared
             assert (replica / "tls" / name).read_bytes() == (first / "tls" / name).read_bytes()
-        for key in ("tls/ca.key", "tls/ticket.key", "tls/server.key", "server.toml"):
+        # web UI sessions signed at one replica are good at the other
+        assert (replica / "ui-session.key").read_bytes() == (first / "ui-session.key").read_bytes()
+        for key in (
+            "tls/ca.key",
+            "tls/ticket.key",
+            "tls/server.key",
+            "server.toml",
+            "ui-session.key",
+        ):
             assert stat.S_IMODE((replica / key).stat().st_mode) == 0o600, key
         assert (replica / "tls" / "server.key").read_bytes() != (
             first / "tls" / "server.key"

@@ -7,7 +7,9 @@ init removes what it made, so it can simply be run again.
 A replica (``reelsync server init-replica``) is a second control plane process on the same
 PostgreSQL database: its own data dir with a copy of the first one's workspace CA (``ca.crt``,
 ``ca.key``) and ticket signing key (``ticket.key``, made first if the first server never ran), so
-agents enrolled at either verify the other's tickets and certificates; its own HTTPS certificate
+agents enrolled at either verify the other's tickets and certificates; the web UI's session key
+(``ui-session.key``, so a browser signed in at one replica is signed in at all); its own HTTPS
+certificate
 for its own address; the same workspace, database URL and TLS choice. A SQLite data dir cannot
 have replicas (its database is a file in that data dir)."""
 
@@ -38,6 +40,8 @@ from reelsync.pki import (
     write_pem,
     write_private_pem,
 )
+from reelsync.server.ui.sessions import KEY_FILE as UI_KEY_FILE
+from reelsync.server.ui.sessions import load_or_create_key
 from reelsync.services.bootstrap import init_workspace
 
 __all__ = [
@@ -222,6 +226,9 @@ def init_replica(
     tls_src = first.ca_file.parent
     ca = CertificateAuthority.load(tls_src)
     TicketSigner.load_or_create(tls_src)  # the first server may never have run
+    # web UI sessions: every replica signs with the same key, so a signed-in browser stays signed
+    # in whichever process the load balancer picks
+    ui_key = load_or_create_key(source / UI_KEY_FILE)
     public_host = _public_host(public_url) if public_url else None
     workspace_code = _workspace_of(source)
     created = _make_dir(data_dir)
@@ -239,6 +246,7 @@ def init_replica(
         write_pem(tls_dir / CA_CERT_FILE, ca.cert_pem)
         for name in (CA_KEY_FILE, TICKET_KEY_FILE):
             write_private_pem(tls_dir / name, read_private_pem(tls_src / name))
+        write_private_pem(data_dir / UI_KEY_FILE, ui_key)
         extra = [h for h in (config.host, public_host) if h and h not in ("0.0.0.0", "::")]  # noqa: S104
         pair = ca.issue_server_cert([*extra, *names])
         write_private_pem(config.key_file, pair.key_pem)
