@@ -329,3 +329,28 @@ def test_resume_offers_skip_verified_chunks_and_resend_stale_ones() -> None:
     sent, _ = run_session(source, receiver, corrupt=set())
     assert receiver.ended == source
     assert sent == chunk_count(1000, 128) - 2  # chunk 2 did not match the source: sent again
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_a_large_frame_body_can_be_read_into_the_callers_buffer(copy: bool) -> None:
+    dialer, listener = handshake("send")
+    files = [os.urandom(n) for n in (5, 70_000, 0, 1234)]
+    batch = Batch(tuple(BatchEntry(i, chunk_checksum(d), d) for i, d in enumerate(files)))
+    wire = b"".join(bytes(b) for b in dialer.send(batch))
+    listener.receive_data(wire[:100])  # the header and a little of the body
+    assert listener.next_event() is NEED_DATA
+    pending = listener.pending_frame()
+    assert pending is not None
+    have, missing = pending
+    assert (have, missing) == (95, len(wire) - 100)
+    body = bytearray(have + missing)
+    body[have:] = wire[100:]
+    got = listener.receive_frame_body(body, have, copy=copy)
+    assert isinstance(got, Batch)
+    assert [bytes(e.data) for e in got.entries] == files
+    assert all(isinstance(e.data, bytes) == copy for e in got.entries)
+    assert listener.pending_frame() is None
+    assert listener.next_event() is NEED_DATA
+    with pytest.raises(ProtocolError):
+        listener.receive_frame_body(bytearray(3), 0)  # nothing pending
+    assert pump(dialer, listener, FileEnd(1, b"d" * 16)) == [FileEnd(1, b"d" * 16)]

@@ -154,15 +154,15 @@ class FrameStream:
             while True:
                 with self._lock:
                     pending = self.conn.pending_chunk()
-                    wanted = self.conn.bytes_wanted()
+                    frame = self.conn.pending_frame()
                 if pending is not None and pending[1] > _BIG_READ and not self._discard:
                     self._read_payload(*pending)  # a chunk's data, straight into its buffer
                     continue
-                if wanted > _BIG_READ:  # inside another large frame: read it in one go
-                    data, n = self._read_exactly(wanted)
-                else:
-                    n = self._recv(view)
-                    data = view[:n]
+                if frame is not None and frame[1] > _BIG_READ and not self._discard:
+                    self._read_frame(*frame)  # another large frame: read it in one go
+                    continue
+                n = self._recv(view)
+                data = view[:n]
                 if self._discard:  # closing: drain until the peer closes too (no RST)
                     if n == 0:
                         return
@@ -229,6 +229,32 @@ class FrameStream:
             chunk = self.conn.receive_chunk_payload(payload, have)
         event = chunk if inline is None else inline(chunk)
         del chunk, payload
+        self._hand_over(event)
+
+    def _read_frame(self, have: int, missing: int) -> None:
+        """Read the rest of a large frame into the reused frame buffer and decode it from
+        there: no copy into the Connection's buffer; with an inline handler, no copy of the
+        batch entries either (the handler consumes them before the next read)."""
+        size = have + missing
+        if len(self._frame_buf) < size:
+            self._frame_buf = bytearray(size)
+        body = memoryview(self._frame_buf)[:size]
+        pos = have
+        while pos < size:
+            k = self._recv(body[pos:])
+            if k == 0:
+                raise ConnectionLostError(f"stream to {self.peer_name} closed mid-frame")
+            pos += k
+        inline = self._inline
+        with self._lock:
+            event: object = self.conn.receive_frame_body(body, have, copy=inline is None)
+        if inline is not None and isinstance(event, Chunk | Batch):
+            event = inline(event)
+        del body
+        self._hand_over(event)
+
+    def _hand_over(self, event: object) -> None:
+        """Deliver one event to the loop, then wait while too much is queued."""
         queued = _size(event)
         with self._space:
             self._queued += queued
@@ -236,21 +262,6 @@ class FrameStream:
         with self._space:
             while self._queued > self._max_queued and not self._discard:
                 self._space.wait()
-
-    def _read_exactly(self, wanted: int) -> tuple[memoryview, int]:
-        """Read up to ``wanted`` bytes into the reused frame buffer (fewer but larger hand-offs;
-        the Connection copies what it is fed); stops early only at end of stream. Returns the
-        bytes read and their count."""
-        if len(self._frame_buf) < wanted:
-            self._frame_buf = bytearray(wanted)
-        view = memoryview(self._frame_buf)[:wanted]
-        pos = 0
-        while pos < wanted:
-            k = self._recv(view[pos:])
-            if k == 0:
-                break
-            pos += k
-        return view[:pos], pos
 
     def _write_loop(self) -> None:
         try:

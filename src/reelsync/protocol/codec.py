@@ -208,20 +208,23 @@ def _optional_int(row: list[Any], index: int) -> int | None:
     return int(row[index]) if len(row) > index and row[index] is not None else None
 
 
-def decode_body(kind: int, body: memoryview) -> Event:
-    """The event carried by a frame of type ``kind`` (``body`` excludes the header)."""
+def decode_body(kind: int, body: memoryview, *, copy: bool = True) -> Event:
+    """The event carried by a frame of type ``kind`` (``body`` excludes the header). With
+    ``copy=False`` the data of CHUNK and BATCH events are memoryviews of ``body`` (for a caller
+    that consumes the event before it reuses the buffer)."""
     try:
-        return _decode(FrameType(kind), body)
+        return _decode(FrameType(kind), body, copy)
     except ProtocolError:
         raise
     except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
         raise ProtocolError(f"malformed frame of type {kind:#04x}: {exc}", remote=True) from exc
 
 
-def _decode(kind: FrameType, body: memoryview) -> Event:
+def _decode(kind: FrameType, body: memoryview, copy: bool = True) -> Event:
     if kind is FrameType.CHUNK:
         file_id, index, checksum = _CHUNK.unpack_from(body, 0)
-        return Chunk(file_id, index, checksum, bytes(body[_CHUNK.size :]))
+        data = body[_CHUNK.size :]
+        return Chunk(file_id, index, checksum, bytes(data) if copy else data)  # type: ignore[arg-type]
     if kind is FrameType.BATCH:
         (count,) = _BATCH_COUNT.unpack_from(body, 0)
         pos = _BATCH_COUNT.size
@@ -231,7 +234,8 @@ def _decode(kind: FrameType, body: memoryview) -> Event:
             pos += _BATCH_ENTRY.size
             if pos + length > len(body):
                 raise ProtocolError("batch entry runs past its frame", remote=True)
-            entries.append(BatchEntry(file_id, checksum, bytes(body[pos : pos + length])))
+            data = body[pos : pos + length]
+            entries.append(BatchEntry(file_id, checksum, bytes(data) if copy else data))  # type: ignore[arg-type]
             pos += length
         if pos != len(body):
             raise ProtocolError("trailing bytes after the last batch entry", remote=True)

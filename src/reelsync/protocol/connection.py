@@ -178,6 +178,37 @@ class Connection:
         self._advance(event, local=False)
         return event
 
+    def pending_frame(self) -> tuple[int, int] | None:
+        """When a frame's header has arrived but not all of its body: (body bytes buffered,
+        body bytes still missing). Lets an I/O layer read the rest of a large frame straight
+        into a buffer of its own (:meth:`receive_frame_body`)."""
+        buf = self._buf
+        if len(buf) < HEADER.size:
+            return None
+        length: int = HEADER.unpack_from(buf, 0)[0]
+        have = len(buf) - HEADER.size
+        if length > MAX_BODY or have >= length:
+            return None
+        return have, length - have
+
+    def receive_frame_body(
+        self, body: bytearray | memoryview, offset: int, *, copy: bool = True
+    ) -> Event:
+        """Complete the pending frame: ``body[offset:]`` holds the missing bytes the caller
+        read; the buffered ones are copied into ``body[:offset]``, and the frame is decoded from
+        ``body`` (with ``copy=False``, chunk and batch data stay views of it: the caller must
+        consume the event before it reuses the buffer). The event passes the usual checks."""
+        pending = self.pending_frame()
+        if pending is None or pending[0] != offset or len(body) != offset + pending[1]:
+            raise ProtocolError("receive_frame_body without a matching pending frame")
+        body[:offset] = self._buf[HEADER.size :]
+        kind: int = HEADER.unpack_from(self._buf, 0)[1]
+        self._buf.clear()
+        event = decode_body(kind, memoryview(body), copy=copy)
+        self._check(event, local=False)
+        self._advance(event, local=False)
+        return event
+
     def next_event(self) -> Event | NeedData:
         """The next whole event received, or :data:`NEED_DATA`."""
         buf = self._buf
