@@ -191,7 +191,7 @@ def revoke(session: Session, name: str, as_json: bool) -> None:
     show_default=True,
     help="Whether peers can reach this agent (behind NAT: --not-dialable, it dials out).",
 )
-@click.option("--bandwidth-limit", type=float, metavar="MIB_S", help="Send at most MiB/s.")
+@click.option("--bandwidth-limit", type=float, metavar="MIB_S", help="MiB/s at most, each way.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def enroll(
     server_url: str,
