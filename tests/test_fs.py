@@ -184,6 +184,10 @@ def test_disk_full_leaves_nothing(tmp_path: Path) -> None:
             PartFile(vol, "huge", size=4 << 20, mtime_ns=1, chunk_size=1 << 20)
         with pytest.raises(DiskFullError):
             write_whole_file(vol, "whole", b"x" * (2 << 20), mode=0o644, mtime_ns=1)
+        # a one-chunk file is not preallocated: its one write finds the disk full
+        one = PartFile(vol, "one", size=2 << 20, mtime_ns=1, chunk_size=4 << 20, journal=False)
+        with pytest.raises(DiskFullError):
+            one.write_chunk(0, b"x" * (2 << 20), chunk_checksum(b"x" * (2 << 20)))
         assert list(small.iterdir()) == []
     finally:
         os.system(f"umount {small}")

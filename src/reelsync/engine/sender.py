@@ -126,6 +126,9 @@ class SendSession:
         # chunk buffers: read into, sent from, then given back by the stream's writer thread
         self._buffers: list[bytearray] = []
         self._buffers_lock = threading.Lock()
+        # as many as can be in flight: queued on each stream (up to its high-water mark, in
+        # chunks as small as half a buffer) and being read by each I/O thread
+        self._max_buffers = 6 * len(streams) + settings.io_threads
         self._corrupt = set(settings.debug_corrupt)
         self._next_id = max(self.files, default=-1) + 1  # ids for the files of folders
         conn = streams[0].conn if streams else None
@@ -464,7 +467,7 @@ class SendSession:
     def _give_buffer(self, buf: bytearray) -> None:
         """Called by a writer thread once the chunk read into ``buf`` is on the wire."""
         with self._buffers_lock:
-            if len(self._buffers) < 4 * len(self.streams):
+            if len(self._buffers) < self._max_buffers:
                 self._buffers.append(buf)
 
     def _read_chunk(self, src: _Source, index: int) -> tuple[memoryview, bytearray, bytes]:

@@ -2,7 +2,8 @@
 to its final name only once complete and verified.
 
 Rules: the temporary name is ``.<name>.reelsync-part`` (mode 0600, created with ``O_NOFOLLOW``),
-preallocated to the file's size so a full disk fails at the start; chunks land with positional
+preallocated to the file's size when it has more than one chunk, so a full disk fails at the
+start (a one-chunk file is one write, which fails at once anyway); chunks land with positional
 writes (``os.pwrite``, safe from several threads). Publishing fsyncs (unless told not to), sets the
 source's mode and mtime, then renames over the final name. Running out of space raises
 :class:`~reelsync.errors.DiskFullError` after removing the part file: nothing partial is ever
@@ -174,7 +175,9 @@ class PartFile:
             if self.journal is None or not self.journal.records:
                 self.part.unlink(missing_ok=True)
             self._fd = os.open(self.part, _WRITE_FLAGS, 0o600)
-            if os.fstat(self._fd).st_size != size:
+            # a one-chunk file is written by one pwrite, which fails at once on a full disk:
+            # preallocating it would only write its blocks twice (zeroes, then the data)
+            if self.chunks > 1 and os.fstat(self._fd).st_size != size:
                 self._preallocate()
         except OSError as exc:
             self.discard()
