@@ -365,6 +365,11 @@ async def test_security_headers_root_redirect_and_static(
     assert "javascript" in script.headers["content-type"]
     assert script.headers["cache-control"] == "no-cache"
     assert (await browser.get("/ui/static/ui.css")).status_code == 200
+    lost = await browser.get("/ui/no/such/<page>")
+    assert lost.status_code == 404
+    assert "text/html" in lost.headers["content-type"]
+    assert "no page /ui/no/such/&lt;page&gt;" in lost.text
+    assert (await browser.get("/ui/static/missing.js")).status_code == 404
     api = await browser.get("/api/v1/health")
     assert "content-security-policy" not in api.headers  # the API is left as it was
     spec = (await browser.get("/api/v1/openapi.json")).json()

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from reelsync.config import ServerConfig
 from reelsync.errors import NotFoundError
-from reelsync.server.ui.guard import UI_PREFIX, UiContext
+from reelsync.server.ui.guard import UI_PREFIX, UiContext, UiRoute
 from reelsync.server.ui.headers import SecurityHeaders
 from reelsync.server.ui.pages import router as pages_router
 from reelsync.server.ui.sessions import KEY_FILE, SessionSigner, load_or_create_key
@@ -41,6 +41,15 @@ def ui_root() -> Response:
     return RedirectResponse(f"{UI_PREFIX}/", 307)
 
 
+# Last of all (after the static files): any other /ui/ address is the UI's own 404 page.
+_fallback = APIRouter(prefix=UI_PREFIX, route_class=UiRoute, include_in_schema=False)
+
+
+@_fallback.get("/{rest:path}")
+def no_page(rest: str) -> Response:
+    raise NotFoundError(f"no page /ui/{rest}")
+
+
 def install_ui(app: FastAPI, config: ServerConfig) -> None:
     """Mount the UI on ``app``; its session key lives in ``config.data_dir``."""
     signer = SessionSigner(load_or_create_key(config.data_dir / KEY_FILE))
@@ -49,4 +58,5 @@ def install_ui(app: FastAPI, config: ServerConfig) -> None:
     app.include_router(pages_router)
     static = StaticFiles(directory=Path(__file__).parent / "static")
     app.mount(f"{UI_PREFIX}/static", static, name="ui-static")
+    app.include_router(_fallback)
     app.add_middleware(SecurityHeaders, static_prefix=f"{UI_PREFIX}/static/")
