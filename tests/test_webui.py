@@ -152,7 +152,15 @@ async def test_sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it(
 async def test_sign_in_redirects_only_inside_the_ui(
     browser: httpx.AsyncClient, world: World
 ) -> None:
-    for target in ("https://evil.test/", "//evil.test/ui/", "/api/v1/me", "/ui\\..", "/ui/login"):
+    for target in (
+        "https://evil.test/",
+        "//evil.test/ui/",
+        "/api/v1/me",
+        "/ui\\..",
+        "/ui/login",
+        "/ui/..//evil.test",
+        "/ui//evil.test",
+    ):
         done = await sign_in(browser, world.admin_key, next_path=target)
         assert done.headers["location"] == "/ui/", target
 
@@ -419,3 +427,22 @@ async def test_jobs_show_size_speed_and_eta(
     page = (await browser.get(f"/ui/jobs/{world.alice_job}")).text
     assert "1.5 GB of 3.0 GB" in page
     assert "12.5 MB/s" in page
+
+
+async def test_forms_from_the_public_url_pass_behind_a_proxy(
+    database: Database, world: World
+) -> None:
+    world.app_data.mkdir()
+    config = ServerConfig(
+        data_dir=world.app_data, database_url=database.url, public_url="https://sync.acme.test"
+    )
+    app = create_app(config, database)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        form = {"api_key": world.alice_key}
+        # the proxy rewrote Host to reelsync.test; the browser's Origin is the public URL
+        done = await client.post(
+            "/ui/login", data=form, headers={"Origin": "https://sync.acme.test"}
+        )
+        assert done.status_code == 303
+        other = await client.post("/ui/login", data=form, headers={"Origin": "https://acme.test"})
+        assert other.status_code == 403

@@ -4,7 +4,8 @@ redirect to the sign-in page), the CSRF and origin checks of POSTs, and errors a
 Rules: a route of the UI router answers HTML, never the API's JSON errors: no or an ended session
 redirects (303) to ``/ui/login?next=PATH``; a :class:`~reelsync.errors.ReelsyncError` renders the
 error page with its status; a malformed request is a 400 page. A POST must come from this origin
-(``Origin``/``Sec-Fetch-Site`` when the browser sends them) and carry the session's CSRF token.
+(``Origin``/``Sec-Fetch-Site`` when the browser sends them; the origin is the request's ``Host``
+or the server's public URL) and carry the session's CSRF token.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from reelsync import __version__
+from reelsync.config import ServerConfig
 from reelsync.domain.records import Actor
 from reelsync.errors import (
     AuthenticationError,
@@ -105,7 +107,9 @@ def render(
 
 def safe_next(value: str | None) -> str:
     """Where to go after signing in: a path inside the UI, else the UI's home."""
-    if not value or not value.startswith(f"{UI_PREFIX}/") or "\\" in value:
+    if not value or not value.startswith(f"{UI_PREFIX}/"):
+        return f"{UI_PREFIX}/"
+    if "\\" in value or "//" in value or "/." in value:
         return f"{UI_PREFIX}/"
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or parts.path.startswith(LOGIN_PATH):
@@ -134,7 +138,11 @@ def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+    # this server as the browser addressed it, or its public URL (a proxy may rewrite Host)
+    ours = {request.headers.get("host", "").lower()}
+    config: ServerConfig = request.app.state.config
+    ours.add(urlsplit(config.url).netloc.lower())
+    return urlsplit(origin).netloc.lower() in ours
 
 
 async def read_form(request: Request) -> dict[str, str]:
