@@ -157,6 +157,7 @@ def test_folder_tasks_move_whole_shots_both_ways(studio: dict[str, Any]) -> None
     assert down["status"] == "done", (down, task, studio["london"].log())
     assert up["status"] == "done", (up, studio["london"].log())
     assert task["size"] == sum(len(d) for d in frames.values()) + len('{"colorspace": "ACES"}')
+    assert task["files"] == 5  # the folder's files, counted for the job's e-mail
     got = london_root / "proj002" / "sc0010" / "sh0010" / "scans"
     for name, data in frames.items():
         assert (got / name).read_bytes() == data

@@ -131,10 +131,10 @@ def test_a_folder_tally_folds_outcomes() -> None:
     assert tally.add(FileResult(f"t{CHILD_SEP}a", "skipped", 5)) is None
     assert tally.expect(2, 15) is None
     done = tally.add(FileResult(f"t{CHILD_SEP}b", "done", 10, 10))
-    assert done == FileResult("t", "done", 15, 10)
+    assert done == FileResult("t", "done", 15, 10, files=2)
     skipped = FolderTally("s")
     skipped.add(FileResult(f"s{CHILD_SEP}a", "skipped", 5))
-    assert skipped.expect(1, 5) == FileResult("s", "skipped", 5, 0)
+    assert skipped.expect(1, 5) == FileResult("s", "skipped", 5, 0, files=1)
     failing = FolderTally("f")
     failing.expect(5, 0)
     for i in range(4):
@@ -145,10 +145,11 @@ def test_a_folder_tally_folds_outcomes() -> None:
     assert folded is not None
     assert folded.status == "failed"
     assert folded.retryable
+    assert folded.files == 5
     assert folded.error_message == (
         "4 of 5 files failed: x0: disk full; x1: disk full; x2: disk full (+1 more)"
     )
-    assert FolderTally("e").expect(0, 0) == FileResult("e", "done", 0, 0)
+    assert FolderTally("e").expect(0, 0) == FileResult("e", "done", 0, 0, files=0)
 
 
 def test_only_paths_inside_the_folder_are_accepted() -> None:

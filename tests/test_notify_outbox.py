@@ -418,3 +418,15 @@ def test_a_rolled_back_finish_leaves_no_row(database: Database, studio: dict[str
     with pytest.raises(RuntimeError):
         crash_before_commit()
     assert rows(database, "mail") == []
+
+
+def test_a_folder_task_counts_its_files_in_the_summary(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    job_id = submit(database, studio["employee"], n=2, name="shot folders")
+    with database.session() as s:  # task 0 was a folder of 40 files (as its agent reported)
+        s.execute(update(m.Task).where(m.Task.job_id == job_id, m.Task.uri == "0").values(files=40))
+    assert finish(database, job_id) == "done"
+    [row] = rows(database, "mail")
+    assert row.payload["summary"]["file_count"] == 41
+    assert row.payload["summary"]["files_done"] == 41

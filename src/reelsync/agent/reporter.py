@@ -38,23 +38,27 @@ class _Live:
 
 
 def result_report(result: FileResult) -> dict[str, Any]:
-    """The ``/report`` item for a finished file (a skip counts as done)."""
+    """The ``/report`` item for a finished file or folder (a skip counts as done)."""
     if result.ok:
-        return {
+        item: dict[str, Any] = {
             "task_id": result.key,
             "status": "done",
             "bytes_done": result.size,
             "size": result.size,
             "digest": result.digest,
         }
-    return {
-        "task_id": result.key,
-        "status": "failed",
-        "bytes_done": result.bytes_sent,
-        "size": result.size or None,
-        "error": f"{result.error_code}: {result.error_message}",
-        "retryable": result.retryable,
-    }
+    else:
+        item = {
+            "task_id": result.key,
+            "status": "failed",
+            "bytes_done": result.bytes_sent,
+            "size": result.size or None,
+            "error": f"{result.error_code}: {result.error_message}",
+            "retryable": result.retryable,
+        }
+    if result.files != 1:
+        item["files"] = result.files
+    return item
 
 
 class Reporter:

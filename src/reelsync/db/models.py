@@ -297,6 +297,8 @@ class Task(Base):
     dispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     digest: Mapped[str | None] = mapped_column(String(128))
+    # a folder task: how many files it held when it was last moved (None: one file)
+    files: Mapped[int | None] = mapped_column(Integer)
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
     server_id: Mapped[str | None] = mapped_column(ForeignKey("server.id", ondelete="SET NULL"))
     # scheduler: the listening agent of the lease, and the transfer batch the task is part of

@@ -265,3 +265,4 @@ class Task:
     modified: datetime
     finished: datetime | None
     dispatches: int = 0  # leases granted so far (the scheduler's audit count)
+    files: int | None = None  # a folder task: how many files it held (None: a file)

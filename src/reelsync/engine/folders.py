@@ -76,10 +76,12 @@ class FolderTally:
                 failed[0].error_code,
                 f"{len(failed)} of {len(self.results)} files failed: {named}{more}",
                 retryable=all(r.retryable for r in failed),
+                files=len(self.results),
             )
+        count = len(self.results)
         if self.results and all(r.status == "skipped" for r in self.results):
-            return FileResult(self.key, "skipped", size, sent)
-        return FileResult(self.key, "done", size, sent)
+            return FileResult(self.key, "skipped", size, sent, files=count)
+        return FileResult(self.key, "done", size, sent, files=count)
 
 
 class FolderObserver:

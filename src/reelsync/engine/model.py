@@ -73,8 +73,9 @@ class Assignment:
 
 @dataclass(frozen=True, slots=True)
 class FileResult:
-    """Final outcome of one file. ``bytes_sent`` counts what crossed the wire in this transfer
-    (less than ``size`` after a resume or a skip); ``digest`` is ``xxh3-128t:<hex>``."""
+    """Final outcome of one file (or folder). ``bytes_sent`` counts what crossed the wire in this
+    transfer (less than ``size`` after a resume or a skip); ``digest`` is ``xxh3-128t:<hex>``;
+    ``files`` is 1, or how many files a folder held."""
 
     key: str
     status: Status
@@ -84,6 +85,7 @@ class FileResult:
     error_code: str | None = None
     error_message: str | None = None
     retryable: bool = False
+    files: int = 1  # a folder: how many files it held
 
     @classmethod
     def failed(cls, key: str, error: ReelsyncError, *, size: int = 0, sent: int = 0) -> FileResult:

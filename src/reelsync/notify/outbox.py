@@ -103,8 +103,13 @@ def job_document(session: Session, job: m.Job) -> dict[str, Any]:
 def _summary(session: Session, job: m.Job, doc: Mapping[str, Any]) -> dict[str, Any]:
     counted = session.execute(
         select(
-            func.count(),
-            func.count().filter(m.Task.status == TaskStatus.DONE.value),
+            func.coalesce(func.sum(func.coalesce(m.Task.files, 1)), 0),
+            func.coalesce(
+                func.sum(func.coalesce(m.Task.files, 1)).filter(
+                    m.Task.status == TaskStatus.DONE.value
+                ),
+                0,
+            ),
             func.count().filter(m.Task.status == TaskStatus.FAILED.value),
             func.coalesce(func.sum(m.Task.size), 0),
         ).where(m.Task.job_id == job.id, m.Task.status != TaskStatus.EXCLUDED.value)

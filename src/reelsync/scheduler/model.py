@@ -84,6 +84,7 @@ class TaskReport:
     error: str | None = None
     digest: str | None = None
     retryable: bool = True
+    files: int | None = None  # a folder task: how many files it held
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,6 +171,8 @@ def _done(task: m.Task, report: TaskReport, now: datetime) -> None:
     task.size = size
     task.bytes_done = size
     task.digest = (report.digest or None) and str(report.digest)[:128]
+    if report.files is not None:
+        task.files = report.files
     task.finished = now
     task.last_error = None
     task.not_before = None
@@ -181,6 +183,8 @@ def _done(task: m.Task, report: TaskReport, now: datetime) -> None:
 def _failed(task: m.Task, report: TaskReport, policy: RetryPolicy, now: datetime) -> None:
     task.tries += 1
     task.last_error = (report.error or "transfer failed")[:MAX_ERROR_CHARS]
+    if report.files is not None:
+        task.files = report.files
     task.bytes_done = 0
     _drop_lease(task)
     task.modified = now

@@ -98,6 +98,7 @@ def task_record(row: m.Task, source_volume: str, destination_volume: str) -> Tas
         modified=row.modified,
         finished=row.finished,
         dispatches=row.dispatches,
+        files=row.files,
     )
 
 
@@ -272,6 +273,7 @@ _ROW_COLUMNS = (
     m.Task.modified,
     m.Task.finished,
     m.Task.dispatches,
+    m.Task.files,
 )
 
 
@@ -301,6 +303,7 @@ def _row_task(row: Sequence[Any]) -> Task:
         modified,
         finished,
         dispatches,
+        files,
     ) = row
     return Task(
         id=id_,
@@ -327,6 +330,7 @@ def _row_task(row: Sequence[Any]) -> Task:
         modified=modified,
         finished=finished,
         dispatches=dispatches,
+        files=files,
     )
 
 

@@ -74,6 +74,7 @@ class ReportItem(BaseModel):
     error: str | None = Field(default=None, max_length=4000)
     digest: str | None = Field(default=None, max_length=200)
     retryable: bool = True
+    files: int | None = Field(default=None, ge=0, description="a folder task: its file count")
 
 
 class ReportBody(BaseModel):
@@ -291,6 +292,7 @@ def build_router(hub: AgentHub) -> APIRouter:
                 error=item.error,
                 digest=item.digest,
                 retryable=item.retryable,
+                files=item.files,
             )
             for item in body.results
         ]
