@@ -60,12 +60,13 @@ PINNED = {
         "get_submit_hook",
     ],
     "reelsync.services.auth": [
-        "SignIn",
+        "WebSession",
         "authenticate",
+        "close_session",
+        "open_session",
         "require_admin",
         "require_role",
         "session_actor",
-        "sign_in",
     ],
     "reelsync.services.bootstrap": ["InitResult", "init_workspace"],
     "reelsync.services.jobs": [

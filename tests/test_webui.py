@@ -141,12 +141,15 @@ async def test_sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it(
     assert "alice@acmepost.com" in page.text
     assert (await browser.get("/ui/login")).headers["location"] == "/ui/"  # already signed in
 
+    copy = browser.cookies[COOKIE_NAME]
     out = await browser.post(
         "/ui/logout", data={"csrf": csrf_of(page.text)}, headers={"Origin": BASE}
     )
     assert (out.status_code, out.headers["location"]) == (303, "/ui/login")
     assert "max-age=0" in out.headers["set-cookie"].lower()
     assert (await browser.get("/ui/")).status_code == 303
+    browser.cookies.set(COOKIE_NAME, copy, domain="reelsync.test")  # a copy kept from before
+    assert (await browser.get("/ui/")).status_code == 303  # sign-out ended it server-side
 
 
 async def test_sign_in_redirects_only_inside_the_ui(
@@ -274,17 +277,20 @@ async def test_session_cookie_is_checked_every_request(
     assert (await browser.get("/ui/")).status_code == 200
 
     body, _, mac = good.rpartition(".")
-    parts = body.split(".")
-    forged = ".".join([parts[0], parts[1], parts[2], "9999999999", parts[4]])
-    for value in (f"{body}.{mac[:-2]}xx", f"{forged}.{mac}", "garbage", ""):
+    version, session_id, _expires = body.split(".")
+    forged = ".".join([version, session_id, "9999999999"])
+    signer = SessionSigner(load_or_create_key(world.app_data / KEY_FILE))
+    for value in (
+        f"{body}.{mac[:-2]}xx",  # a bad signature
+        f"{forged}.{mac}",  # a longer life, not signed
+        signer.issue(session_id, int(time.time()) - 1),  # expired
+        signer.issue("0" * 24, int(time.time()) + 600),  # well signed, no such session
+        "garbage",
+        "",
+    ):
         browser.cookies.set(COOKIE_NAME, value, domain="reelsync.test")
         refused = await browser.get("/ui/")
         assert refused.status_code == 303, value
-
-    signer = SessionSigner(load_or_create_key(world.app_data / KEY_FILE))
-    old = signer.issue(parts[1], parts[2], now=time.time() - signer.ttl_s - 1)
-    browser.cookies.set(COOKIE_NAME, old, domain="reelsync.test")
-    assert (await browser.get("/ui/")).status_code == 303  # expired
 
     browser.cookies.set(COOKIE_NAME, good, domain="reelsync.test")
     assert (await browser.get("/ui/")).status_code == 200
@@ -402,10 +408,10 @@ def test_session_key_file_is_private_and_stable(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     assert load_or_create_key(path) == key
     signer = SessionSigner(key)
-    token = signer.issue("u1", "k1")
+    token = signer.issue("s1", int(time.time()) + 60)
     claims = signer.verify(token)
     assert claims is not None
-    assert (claims.user_id, claims.key_id) == ("u1", "k1")
+    assert claims.session_id == "s1"
     assert SessionSigner(b"x" * 32).verify(token) is None
     assert signer.check_csrf(claims, signer.csrf_token(claims))
     assert not signer.check_csrf(claims, None)

@@ -41,6 +41,7 @@ __all__ = [
     "Setting",
     "Site",
     "Task",
+    "UiSession",
     "User",
     "Volume",
     "VolumePath",
@@ -254,6 +255,23 @@ class Submission(Base):
     key: Mapped[str] = mapped_column(String(255))
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class UiSession(Base):
+    """A web UI sign-in: the session cookie names it (signed). It lasts until ``expires_at`` or
+    until sign-out sets ``revoked_at``, and only while the API key it signed in with is live."""
+
+    __tablename__ = "ui_session"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    api_key_id: Mapped[str] = mapped_column(
+        ForeignKey("api_key.id", ondelete="CASCADE"), index=True
+    )
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Task(Base):

@@ -3,11 +3,11 @@
 Rules: an API key authenticates when it exists, is not revoked, has not expired and belongs to an
 enabled user; with an e-mail given (the accsyn login) the key must also belong to that user. Every
 failure gives the same message, so a caller learns nothing about which part was wrong. A key's
-last-used time is written at most once a minute. A web UI session is bound to the key it signed in
-with (:func:`sign_in` gives its id, :func:`session_actor` re-checks it on every request): revoking
-the key, its expiry or disabling the user ends the session. Admins may do everything; what
-employees and standard users may do is checked by each service (ACLs in
-:mod:`reelsync.services.acls`).
+last-used time is written at most once a minute. A web UI session (:func:`open_session`) is a row
+bound to the key it signed in with; :func:`session_actor` re-checks the session and that key on
+every request, so sign-out (:func:`close_session`), the session's expiry, revoking the key, its
+expiry or disabling the user each end it. Admins may do everything; what employees and standard
+users may do is checked by each service (ACLs in :mod:`reelsync.services.acls`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select, update
 
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
+from reelsync.domain.ids import new_entity_id
 from reelsync.domain.records import Actor, Role
 from reelsync.errors import AuthenticationError, PermissionDeniedError
 from reelsync.services.credentials import lookup_prefix, same_secret
 
-__all__ = ["SignIn", "authenticate", "require_admin", "require_role", "session_actor", "sign_in"]
+__all__ = [
+    "WebSession",
+    "authenticate",
+    "close_session",
+    "open_session",
+    "require_admin",
+    "require_role",
+    "session_actor",
+]
 
 _BAD_KEY = "invalid or expired API key"
 # how stale a key's last-used time may get before a request writes it again (one write a minute
@@ -33,11 +42,18 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
-class SignIn:
-    """Who signed in and with which API key (its id, never the key)."""
-
+class _SignIn:
     actor: Actor
     key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A web UI session: its id (what the signed cookie names), who, and until when."""
+
+    id: str
+    actor: Actor
+    expires_at: datetime
 
 
 def _touch(key: m.ApiKey, now: datetime) -> None:
@@ -54,10 +70,7 @@ def _usable(key: m.ApiKey, user: m.User, now: datetime) -> bool:
     return True
 
 
-def sign_in(db: Database, api_key: str, *, email: str | None = None) -> SignIn:
-    """The :class:`Actor` owning ``api_key`` (and ``email`` when given) and the key's id.
-
-    Raises :class:`AuthenticationError` otherwise."""
+def _sign_in(db: Database, api_key: str, *, email: str | None = None) -> _SignIn:
     api_key = (api_key or "").strip()
     if not api_key:
         raise AuthenticationError("an API key is required", hint="send Authorization: Bearer KEY")
@@ -77,7 +90,7 @@ def sign_in(db: Database, api_key: str, *, email: str | None = None) -> SignIn:
                 break
             _touch(key, now)
             actor = Actor(user_id=user.id, email=user.email, role=Role(user.role))
-            return SignIn(actor=actor, key_id=key.id)
+            return _SignIn(actor=actor, key_id=key.id)
     raise AuthenticationError(_BAD_KEY)
 
 
@@ -85,24 +98,63 @@ def authenticate(db: Database, api_key: str, *, email: str | None = None) -> Act
     """The :class:`Actor` owning ``api_key`` (and ``email`` when given).
 
     Raises :class:`AuthenticationError` otherwise."""
-    return sign_in(db, api_key, email=email).actor
+    return _sign_in(db, api_key, email=email).actor
 
 
-def session_actor(db: Database, user_id: str, key_id: str) -> Actor:
-    """The Actor of a session signed in with key ``key_id`` by ``user_id``, while that key is
-    still live and its user enabled; :class:`AuthenticationError` otherwise."""
+def open_session(db: Database, api_key: str, *, email: str | None, ttl_s: int) -> WebSession:
+    """Sign in to the web UI with ``api_key`` (and ``email`` when given): a new session of
+    ``ttl_s`` seconds. The user's ended sessions are deleted on the way.
+
+    Raises :class:`AuthenticationError` as :func:`authenticate` does."""
+    signed = _sign_in(db, api_key, email=email)
+    now = utcnow()
+    expires = now + timedelta(seconds=ttl_s)
+    with db.session() as session:
+        session.execute(
+            delete(m.UiSession).where(
+                m.UiSession.user_id == signed.actor.user_id,
+                or_(m.UiSession.expires_at <= now, m.UiSession.revoked_at.is_not(None)),
+            )
+        )
+        row = m.UiSession(
+            id=new_entity_id(),
+            user_id=signed.actor.user_id,
+            api_key_id=signed.key_id,
+            created=now,
+            expires_at=expires,
+        )
+        session.add(row)
+        return WebSession(id=row.id, actor=signed.actor, expires_at=expires)
+
+
+def session_actor(db: Database, session_id: str) -> Actor:
+    """The Actor of web UI session ``session_id`` while it is open and unexpired, its API key
+    live and its user enabled; :class:`AuthenticationError` otherwise."""
     with db.session() as session:
         row = session.execute(
-            select(m.ApiKey, m.User)
-            .join(m.User, m.User.id == m.ApiKey.user_id)
-            .where(m.ApiKey.id == key_id, m.User.id == user_id)
+            select(m.UiSession, m.ApiKey, m.User)
+            .join(m.ApiKey, m.ApiKey.id == m.UiSession.api_key_id)
+            .join(m.User, m.User.id == m.UiSession.user_id)
+            .where(m.UiSession.id == session_id)
         ).first()
         now = utcnow()
-        if row is None or not _usable(row[0], row[1], now):
+        if row is None or row[0].revoked_at is not None or row[0].expires_at <= now:
             raise AuthenticationError("your session has ended", hint="sign in again")
-        _touch(row[0], now)
-        user = row[1]
+        _, key, user = row
+        if not _usable(key, user, now):
+            raise AuthenticationError("your session has ended", hint="sign in again")
+        _touch(key, now)
         return Actor(user_id=user.id, email=user.email, role=Role(user.role))
+
+
+def close_session(db: Database, session_id: str) -> None:
+    """Sign out: the session ends now (its cookie, even a copy, is refused from then on)."""
+    with db.session() as session:
+        session.execute(
+            update(m.UiSession)
+            .where(m.UiSession.id == session_id, m.UiSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
 
 
 def require_admin(actor: Actor, action: str) -> None:

@@ -181,7 +181,7 @@ def page_session(request: Request, db: DatabaseDep) -> PageSession:
     claims = signer.verify(request.cookies.get(COOKIE_NAME))
     if claims is None:
         raise AuthenticationError("please sign in")
-    actor = auth.session_actor(db, claims.user_id, claims.key_id)
+    actor = auth.session_actor(db, claims.session_id)
     return PageSession(actor=actor, claims=claims, csrf=signer.csrf_token(claims))
 
 

@@ -78,17 +78,19 @@ def login_page(request: Request, db: DatabaseDep, next: str | None = None) -> Re
 def login(request: Request, db: DatabaseDep, form: FormDep) -> Response:
     email = form.get("email", "").strip()
     target = safe_next(form.get("next"))
+    signer = request.app.state.ui.signer
     try:
-        signed = auth.sign_in(db, form.get("api_key", ""), email=email or None)
+        opened = auth.open_session(
+            db, form.get("api_key", ""), email=email or None, ttl_s=signer.ttl_s
+        )
     except AuthenticationError as exc:
         return render(
             request, "login.html", status=401, next=target, email=email, error=exc.message
         )
-    signer = request.app.state.ui.signer
     response = RedirectResponse(target, 303)
     response.set_cookie(
         COOKIE_NAME,
-        signer.issue(signed.actor.user_id, signed.key_id),
+        signer.issue(opened.id, int(opened.expires_at.timestamp())),
         max_age=signer.ttl_s,
         path="/",
         secure=True,
@@ -99,8 +101,9 @@ def login(request: Request, db: DatabaseDep, form: FormDep) -> Response:
 
 
 @router.post("/logout")
-def logout(request: Request, session: SessionDep, form: FormDep) -> Response:
+def logout(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
     check_csrf(request, session, form)
+    auth.close_session(db, session.claims.session_id)
     response = RedirectResponse(LOGIN_PATH, 303)
     clear_session(response)
     return response

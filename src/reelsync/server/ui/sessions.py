@@ -1,11 +1,12 @@
-"""Web UI sessions: a signed, expiring cookie naming the user and the API key they signed in with.
+"""Web UI session cookies: signed and expiring, naming a session row of the database.
 
-Rules: the cookie holds ``user id . key id . expiry . nonce . HMAC-SHA256`` (URL-safe), never the
-API key; the HMAC key is ``DATA_DIR/ui-session.key`` (32 random bytes, 0600, made on first use and
-shared by every process on that data dir). A cookie is good until its expiry and only while the
-key it names is live (:func:`reelsync.services.auth.session_actor` checks on every request). The
-cookie is ``__Host-`` prefixed, HttpOnly, Secure, SameSite=Strict, Path=/. Every POST with a
-session carries a CSRF token derived from that session (HMAC), checked in constant time.
+Rules: the cookie holds ``v2 . session id . expiry . HMAC-SHA256`` (URL-safe), never the API key;
+the HMAC key is ``DATA_DIR/ui-session.key`` (32 random bytes, 0600, made on first use and shared by
+every process on that data dir). A well-signed, unexpired cookie is then checked against its
+session (:func:`reelsync.services.auth.session_actor`, every request): sign-out, revoking the API
+key or disabling the user ends it. The cookie is ``__Host-`` prefixed, HttpOnly, Secure,
+SameSite=Strict, Path=/. Every POST with a session carries a CSRF token derived from that session
+(HMAC), checked in constant time.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = [
 COOKIE_NAME = "__Host-reelsync-session"
 KEY_FILE = "ui-session.key"
 SESSION_TTL_S = 12 * 3600
-_VERSION = "v1"
+_VERSION = "v2"
 
 
 def load_or_create_key(path: Path) -> bytes:
@@ -64,8 +65,7 @@ def _b64(data: bytes) -> str:
 class SessionClaims:
     """What a valid cookie says."""
 
-    user_id: str
-    key_id: str
+    session_id: str
     expires: int  # unix seconds
     token: str  # the whole cookie value (the CSRF token is derived from it)
 
@@ -81,9 +81,9 @@ class SessionSigner:
         digest = hmac.new(self._key, f"{purpose}:{text}".encode(), hashlib.sha256).digest()
         return _b64(digest)
 
-    def issue(self, user_id: str, key_id: str, *, now: float | None = None) -> str:
-        expires = int((time.time() if now is None else now) + self.ttl_s)
-        body = ".".join((_VERSION, user_id, key_id, str(expires), secrets.token_urlsafe(12)))
+    def issue(self, session_id: str, expires: int) -> str:
+        """The cookie value for session ``session_id`` ending at ``expires`` (unix seconds)."""
+        body = ".".join((_VERSION, session_id, str(int(expires))))
         return f"{body}.{self._mac('session', body)}"
 
     def verify(self, token: str | None, *, now: float | None = None) -> SessionClaims | None:
@@ -94,12 +94,12 @@ class SessionSigner:
         if not hmac.compare_digest(mac.encode(), self._mac("session", body).encode()):
             return None
         parts = body.split(".")
-        if len(parts) != 5 or parts[0] != _VERSION or not parts[3].isdigit():
+        if len(parts) != 3 or parts[0] != _VERSION or not parts[2].isdigit():
             return None
-        expires = int(parts[3])
+        expires = int(parts[2])
         if expires <= (time.time() if now is None else now):
             return None
-        return SessionClaims(user_id=parts[1], key_id=parts[2], expires=expires, token=token)
+        return SessionClaims(session_id=parts[1], expires=expires, token=token)
 
     def csrf_token(self, claims: SessionClaims) -> str:
         return self._mac("csrf", claims.token)
