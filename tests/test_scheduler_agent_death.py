@@ -45,7 +45,7 @@ def test_a_dead_agents_files_go_to_the_other_agent_at_its_site(
             admin.request(
                 "PUT", "/settings", json_body={"scope": "workspace", "key": key, "value": value}
             )
-    slow = ["--bandwidth-limit", "1"]  # MiB/s: each 4-file transfer takes about a second
+    slow = ["--bandwidth-limit", "2"]  # MiB/s: each 4-file transfer takes about half a second
     with (
         running_agent(server, "hq", tmp_path / "hq1", enroll_extra=slow) as hq1,
         running_agent(server, "hq", tmp_path / "hq2", enroll_extra=slow) as hq2,

@@ -172,8 +172,9 @@ def test_init_replica_copies_the_keys_and_issues_its_own_certificate(tmp_path: P
 
 
 def test_init_replica_mistakes_are_one_line_and_make_nothing(tmp_path: Path) -> None:
-    sqlite_dir = tmp_path / "sqlite"
-    init_server(sqlite_dir, tmp_path, port=free_port())
+    sqlite_dir = tmp_path / "sqlite"  # what `server init` without --database-url writes
+    sqlite_dir.mkdir(mode=0o700)
+    (sqlite_dir / "server.toml").write_text('[workspace]\ncode = "acme"\n\n[server]\ntls = true\n')
     for source, message in (
         (sqlite_dir, "keeps its database in SQLite; replicas share one PostgreSQL database"),
         (tmp_path / "nowhere", "is not a reelsync data dir"),
