@@ -88,7 +88,7 @@ def _common(fn: Any) -> Any:
         click.option("--volume", "volumes", multiple=True, help="CODE=PATH, repeatable"),
         click.option("--streams", type=click.IntRange(1, 64), default=4, show_default=True),
         click.option("--chunk-kib", type=int, default=4096, show_default=True),
-        click.option("--bwlimit", type=float, default=None, help="MiB/s this side sends at most"),
+        click.option("--bwlimit", type=float, default=None, help="MiB/s at most, each way"),
         click.option("--fsync/--no-fsync", default=True, show_default=True),
         click.option("--congestion", default="bbr", show_default=True),
     ]
