@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from reelsync.db import Database
 from reelsync.db import models as m
@@ -84,6 +84,24 @@ def test_metrics_count_jobs_tasks_and_live_jobs(
         assert got[("reelsync_job_progress_ratio", live)] == 0.25
         # finished jobs are not listed one by one
         assert not [k for k in got if ("job", other["id"]) in k[1]]
+
+        # agents: their last heartbeat's rates and the limit they apply
+        from reelsync.services import agents as agent_service
+
+        with database.session() as s:
+            london = s.scalar(select(m.Site.id).where(m.Site.code == "london"))
+            s.add(m.Server(id="a" * 24, site_id=london, hostname="lon-agent-1", status="init"))
+        agent_service.heartbeat(
+            database, "a" * 24, rate_sent=0.0, rate_received=5_000_000.0, applied_limit=8e6
+        )
+        got = _samples(_get(transport, workspace.api_key).text)
+        agent = {"agent": "a" * 24, "hostname": "lon-agent-1", "site": "london"}
+        assert (
+            got[key("reelsync_agent_rate_bytes_per_second", **agent, direction="received")] == 5e6
+        )
+        assert got[key("reelsync_agent_rate_bytes_per_second", **agent, direction="sent")] == 0
+        assert got[key("reelsync_agent_bandwidth_limit_bytes_per_second", **agent)] == 8e6
+        assert got[key("reelsync_agents", site="london", status="online")] == 1
 
         assert _get(transport, world.operator_key).status_code == 403
         assert _get(transport, None).status_code == 401

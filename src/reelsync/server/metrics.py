@@ -87,6 +87,26 @@ class _Snapshot(Collector):
             families["speed"].add_metric(labels, job.speed)
             families["progress"].add_metric(labels, job.progress / 100.0)
         yield from families.values()
+        agent = ["agent", "hostname", "site"]
+        rate = GaugeMetricFamily(
+            "reelsync_agent_rate_bytes_per_second",
+            "Each agent's rate over its last heartbeat interval, by direction.",
+            labels=[*agent, "direction"],
+        )
+        limit = GaugeMetricFamily(
+            "reelsync_agent_bandwidth_limit_bytes_per_second",
+            "The bandwidth limit each agent applies (agents with one).",
+            labels=agent,
+        )
+        for a in d.rates:
+            labels = [a.id, a.hostname, a.site]
+            for direction, value in (("sent", a.sent), ("received", a.received)):
+                if value is not None:
+                    rate.add_metric([*labels, direction], value)
+            if a.limit is not None:
+                limit.add_metric(labels, a.limit)
+        yield rate
+        yield limit
 
 
 def _render(data: MetricsSnapshot) -> bytes:

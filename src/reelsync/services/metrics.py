@@ -2,7 +2,8 @@
 
 Rules: every figure comes from the database, so every replica answers the same; a scrape costs a
 handful of grouped queries whatever the backlog (counts by status, not rows). Jobs are labelled
-by queue and site pair; per-job figures cover only jobs that have not ended (a bounded set: the
+by queue and site pair; each agent's send and receive rates and its limit come from its last
+heartbeat; per-job figures cover only jobs that have not ended (a bounded set: the
 live jobs), labelled by job id and name. Admins only (the caller checks).
 """
 
@@ -37,6 +38,19 @@ class ActiveJob:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentRates:
+    """An agent's bandwidth as its last heartbeat gave it (bytes/s; None: not reported)."""
+
+    id: str
+    hostname: str
+    site: str
+    status: str
+    sent: float | None
+    received: float | None
+    limit: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     jobs: list[tuple[str, str, str, str, int]]  # queue, source site, destination site, status, n
     tasks: list[tuple[str, str, str, str, int]]  # the same keys, counting tasks
@@ -44,6 +58,7 @@ class MetricsSnapshot:
     agents: list[tuple[str, str, int]]  # site, status, n
     outbox: list[tuple[str, str, int]]  # kind, status, n
     active: list[ActiveJob]
+    rates: list[AgentRates]
 
 
 def snapshot(db: Database) -> MetricsSnapshot:
@@ -82,6 +97,11 @@ def snapshot(db: Database) -> MetricsSnapshot:
             select(m.Outbox.kind, m.Outbox.status, func.count()).group_by(
                 m.Outbox.kind, m.Outbox.status
             )
+        ).all()
+        servers = session.execute(
+            select(m.Server.id, m.Server.hostname, m.Site.code, m.Server.status, m.Server.info)
+            .join(m.Site, m.Site.id == m.Server.site_id)
+            .order_by(m.Site.code, m.Server.hostname)
         ).all()
         active = session.execute(
             select(
@@ -122,4 +142,21 @@ def snapshot(db: Database) -> MetricsSnapshot:
             )
             for row in active
         ],
+        rates=[
+            AgentRates(
+                str(sid),
+                str(host),
+                str(site),
+                str(st),
+                _rate(info, "rate_sent"),
+                _rate(info, "rate_received"),
+                _rate(info, "applied_limit"),
+            )
+            for sid, host, site, st, info in servers
+        ],
     )
+
+
+def _rate(info: dict[str, object] | None, key: str) -> float | None:
+    value = (info or {}).get(key)
+    return float(value) if isinstance(value, int | float) else None
