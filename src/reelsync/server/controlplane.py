@@ -20,16 +20,19 @@ from reelsync.notify.service import Notifier
 from reelsync.server.accsyn import build_router as accsyn_router
 from reelsync.server.agentapi import AgentHub
 from reelsync.server.agentapi import build_router as agent_router
+from reelsync.server.agentapi.wake import WakeOnWrites
 from reelsync.server.app import create_app
 
 __all__ = ["control_plane", "routers"]
 
 
-def routers(config: ServerConfig, database: Database) -> list[APIRouter]:
+def routers(
+    config: ServerConfig, database: Database, hub: AgentHub | None = None
+) -> list[APIRouter]:
     """Routers served beside the native REST API (each carries its own prefix): the accsyn v3
     wire API (reads the database from ``app.state``; its file calls go to the agents) and the
     agents' API ``/api/v1/agent`` (with its background sweep of silent agents)."""
-    hub = AgentHub.from_config(config, database)
+    hub = hub or AgentHub.from_config(config, database)
     return [accsyn_router(file_operator=hub.relay), agent_router(hub)]
 
 
@@ -40,7 +43,9 @@ def control_plane(config: ServerConfig) -> Iterator[FastAPI]:
     try:
         database.upgrade()
         hook = PreSubmitHook(tmp_dir=config.data_dir / "tmp")
-        app = create_app(config, database, routers=routers(config, database), submit_hook=hook)
+        hub = AgentHub.from_config(config, database)
+        app = create_app(config, database, routers=routers(config, database, hub), submit_hook=hook)
+        app.add_middleware(WakeOnWrites, hub=hub)  # new work is claimed at once
 
         routers_lifespan = app.router.lifespan_context  # the agent router's sweeper etc.
 

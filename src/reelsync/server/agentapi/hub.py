@@ -51,6 +51,10 @@ class AgentHub:
             sweep_interval_s=beat,
         )
 
+    def wake_all(self) -> None:
+        """Run every parked work long-poll's scheduling pass now (something changed)."""
+        self.relay.wake_all()
+
     def stop(self) -> None:
         """End every pending long-poll at its next check (the server is shutting down)."""
         self.stopping = True

@@ -114,8 +114,14 @@ class FileOpRelay:
         box.wake.clear()
         return out
 
+    def wake_all(self) -> None:
+        """End every agent's current :meth:`wait` (new work may be there for them)."""
+        for box in self._boxes.values():
+            box.wake.set()
+
     async def wait(self, server_id: str, timeout: float) -> None:
-        """Sleep until an operation arrives for ``server_id`` or ``timeout`` passes."""
+        """Sleep until an operation arrives for ``server_id``, :meth:`wake_all` is called or
+        ``timeout`` passes."""
         box = self._box(server_id)
         if box.pending:
             return
