@@ -191,6 +191,9 @@ class FrameStream:
         except (OSError, ReelsyncError, ValueError) as exc:
             if not self._discard:
                 self._call(self._lost, exc)
+        except Exception as exc:  # a bug in the inline handler: end the stream, do not hang
+            self._call(self._lost, exc)
+            raise
         finally:
             with contextlib.suppress(OSError):
                 self.sock.close()
