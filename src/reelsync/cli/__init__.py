@@ -1,26 +1,18 @@
 """The ``reelsync`` command. Sub-command groups live in sibling modules named after what they
-drive; this module owns the root group and the one error boundary: a :class:`ReelsyncError` becomes
-one line on stderr and its ``exit_code``; nothing a user typed ever prints a traceback."""
+drive, imported when first used; this module owns the root group and the one error boundary: a
+:class:`ReelsyncError` becomes one line on stderr and its ``exit_code``; nothing a user typed
+ever prints a traceback."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 import click
 
 from reelsync import __version__
-from reelsync.cli.acl import acl
 from reelsync.cli.connection import Connection
-from reelsync.cli.demo import demo
-from reelsync.cli.job import job
-from reelsync.cli.login import login
-from reelsync.cli.queue import queue
-from reelsync.cli.server import server
-from reelsync.cli.site import site
-from reelsync.cli.sync import sync
-from reelsync.cli.user import user
-from reelsync.cli.volume import volume
 from reelsync.errors import ReelsyncError
 
 __all__ = ["cli", "main"]
@@ -31,8 +23,26 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+#: Sub-command -> the module that defines it (same name). Imported only when used, so a command
+#: starts without loading what the others need (the engine, the web server, the database).
+_SUBCOMMANDS = (
+    "acl", "agent", "demo", "job", "login", "queue", "server", "site", "sync", "transfer", "user",
+    "volume",
+)  # fmt: skip
+
+
 class _Group(click.Group):
-    """Turns reelsync errors into one clear line and the error's exit code."""
+    """Loads sub-commands on first use; turns reelsync errors into one clear line and the error's
+    exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _SUBCOMMANDS:
+            module = importlib.import_module(f"reelsync.cli.{cmd_name}")
+            self.add_command(getattr(module, cmd_name))
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -56,19 +66,6 @@ def cli(ctx: click.Context, url: str | None, ca_file: str | None, insecure: bool
     """reelsync: move production assets between hq and remote sites."""
     conn = ctx.ensure_object(Connection)
     conn.url, conn.ca_file, conn.insecure = url, ca_file, insecure
-
-
-for _command in (site, volume, queue, user, acl, login, server, demo, job, sync):
-    cli.add_command(_command)
-
-
-from reelsync.cli.transfer import transfer  # noqa: E402
-
-cli.add_command(transfer)
-
-from reelsync.cli.agent import agent  # noqa: E402
-
-cli.add_command(agent)
 
 
 def main(argv: list[str] | None = None) -> None:

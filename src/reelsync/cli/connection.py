@@ -7,13 +7,16 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
-from reelsync.client import Session
 from reelsync.config import ClientConfig, load_client_config
+
+if TYPE_CHECKING:  # the client (httpx) loads when a command first needs a session
+    import httpx
+
+    from reelsync.client import Session
 
 __all__ = ["Connection", "pass_session", "session_of"]
 
@@ -38,6 +41,8 @@ class Connection:
 
     def session(self) -> Session:
         if self._session is None:
+            from reelsync.client import Session
+
             self._session = Session(self.config(), transport=self.transport)
         return self._session
 
