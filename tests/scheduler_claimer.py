@@ -43,6 +43,7 @@ def main(url: str, out: str, agents: list[str]) -> None:
                     for f in grant.files:
                         sink.write(f"{f.task_id} {grant.transfer_id}\n")
                     sink.flush()
+                    time.sleep(0.02)  # the files take a moment to move: the other process runs
                     apply_reports(
                         db, agent, [TaskReport(f.task_id, "done", 1, size=1) for f in grant.files]
                     )

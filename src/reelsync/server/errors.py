@@ -3,7 +3,8 @@
 Rules: a :class:`ReelsyncError` answers its class's ``http_status`` with
 ``{"error": {"code", "message", "hint"?}}``; a request that does not match the schema answers 422
 with code ``invalid`` and one readable line naming the field; an unknown route or method keeps its
-404/405 in the same shape; anything else is a bug: logged with its traceback, answered 500 with
+404/405 in the same shape; a client that hangs up mid-request is logged as such (no traceback);
+anything else is a bug: logged with its traceback, answered 500 with
 code ``internal`` and no detail. The accsyn adapter answers in its own shape and installs its own
 handler for its routes.
 """
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from reelsync.errors import AuthenticationError, InternalError, ReelsyncError
 
@@ -71,6 +73,12 @@ def _http(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _gone(request: Request, exc: Exception) -> JSONResponse:
+    """The client hung up while we read its request (an agent killed mid-call): not a bug."""
+    _log.info("%s %s: the client went away mid-request", request.method, request.url.path)
+    return JSONResponse(error_body("connection_lost", "the client went away"), status_code=400)
+
+
 def _bug(request: Request, exc: Exception) -> JSONResponse:
     _log.error("%s %s crashed", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
@@ -84,6 +92,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Callable[[Request, Exception], JSONRes
     ReelsyncError: _reelsync,
     RequestValidationError: _invalid,
     StarletteHTTPException: _http,
+    ClientDisconnect: _gone,
     Exception: _bug,
 }
 
