@@ -49,6 +49,11 @@ def main(url: str, out: str, agents: list[str]) -> None:
                     )
             if not granted:
                 time.sleep(0.01)  # the rest is in flight in the other process
+            else:
+                # agents poll again only after a round trip (a control plane is never this
+                # eager): without a pause a process re-takes SQLite's write lock at once while
+                # the other one's busy handler sleeps (up to 100 ms a time) and starves it
+                time.sleep(0.12)
     db.dispose()
 
 
