@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from support.agents import running_agent, wait_until  # noqa: E402
+from support.agents import add_london_and_projects, running_agent, wait_until  # noqa: E402
 from support.postgres import fresh_database  # noqa: E402
 from support.servers import running_server  # noqa: E402
 
@@ -67,13 +67,7 @@ def run(submits: int, size: int, database: str) -> dict[str, list[float]]:
         roots = {site: tmp / site / "projects" for site in ("hq", "london")}
         for root in roots.values():
             root.mkdir(parents=True)
-        with server.session() as admin:
-            admin.create("site", {"code": "london"})
-            admin.create(
-                "volume",
-                {"code": "projects", "default": True,
-                 "paths": {site: str(root) for site, root in roots.items()}},
-            )  # fmt: skip
+        add_london_and_projects(server, roots)
         agents = [
             stack.enter_context(running_agent(server, site, tmp / f"agent-{site}"))
             for site in ("hq", "london")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support.agents import running_agent, wait_until
+from support.agents import add_london_and_projects, running_agent, wait_until
 from support.servers import RunningServer
 
 pytestmark = pytest.mark.slow
@@ -34,13 +34,8 @@ def test_a_dead_agents_files_go_to_the_other_agent_at_its_site(
     roots = {site: tmp_path / f"{site}-projects" for site in ("hq", "london")}
     for root in roots.values():
         root.mkdir()
+    add_london_and_projects(server, roots)
     with server.session() as admin:
-        admin.create("site", {"code": "london"})
-        admin.create(
-            "volume",
-            {"code": "projects", "default": True,
-             "paths": {site: str(root) for site, root in roots.items()}},
-        )  # fmt: skip
         for key, value in (("transfer_batch_files", "4"), ("agent_concurrency", "2")):
             admin.request(
                 "PUT", "/settings", json_body={"scope": "workspace", "key": key, "value": value}

@@ -20,7 +20,7 @@ import pytest
 from http_receiver import Receiver
 from reelsync.client import Session
 from smtp_sink import SmtpSink
-from support.agents import RunningAgent, running_agent, wait_until
+from support.agents import RunningAgent, add_london_and_projects, running_agent, wait_until
 from support.fixtures import DATABASES
 from support.postgres import fresh_database
 from support.servers import RunningServer, running_server, start_server_process
@@ -62,13 +62,7 @@ def studio(
         with ExitStack() as stack:
             url = stack.enter_context(fresh_database()) if request.param == "postgres" else None
             server = stack.enter_context(running_server(tmp / "server", database_url=url, env=env))
-            with server.session() as admin:
-                admin.create("site", {"code": "london"})
-                admin.create(
-                    "volume",
-                    {"code": "projects", "default": True,
-                     "paths": {site: str(root) for site, root in roots.items()}},
-                )  # fmt: skip
+            add_london_and_projects(server, roots)
             agents = {
                 "hq": stack.enter_context(
                     running_agent(

@@ -171,14 +171,7 @@ def init_data_dir(
         (config.ca_file.parent).chmod(0o700)
         user, api_key = bootstrap(config, workspace, admin)
     except BaseException:
-        if created:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        else:
-            for child in data_dir.iterdir():
-                if child.is_dir():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+        _undo(data_dir, created)
         raise
     return InitResult(
         config=config, workspace=workspace, admin=str(user.get("email", admin)), api_key=api_key
@@ -195,6 +188,18 @@ def _server_table(
     if public_url:
         server["public_url"] = public_url.rstrip("/")
     return server
+
+
+def _undo(data_dir: Path, created: bool) -> None:
+    """Remove what a failed init made: the data dir it created, or what it put in an empty one."""
+    if created:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        return
+    for child in data_dir.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def init_replica(
@@ -252,14 +257,7 @@ def init_replica(
         write_private_pem(config.key_file, pair.key_pem)
         write_pem(config.cert_file, pair.cert_pem)
     except BaseException:
-        if created:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        else:
-            for child in data_dir.iterdir():
-                if child.is_dir():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+        _undo(data_dir, created)
         raise
     return config
 
