@@ -19,6 +19,7 @@ import pytest
 from reelsync.errors import ConfigError
 from support.agents import (
     RunningAgent,
+    add_london_and_projects,
     enroll_agent,
     make_token,
     running_agent,
@@ -41,12 +42,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         root.mkdir()
     with ExitStack() as stack:
         server = stack.enter_context(running_server(tmp / "server", env=SERVER_ENV))
-        with server.session() as admin:
-            admin.create("site", {"code": "london"})
-            admin.create(
-                "volume",
-                {"code": "projects", "paths": {s: str(r) for s, r in roots.items()}},
-            )
+        add_london_and_projects(server, roots, default=False)
         agents = {
             site: stack.enter_context(running_agent(server, site, tmp / f"agent-{site}"))
             for site in ("hq", "london")

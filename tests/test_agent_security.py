@@ -31,7 +31,7 @@ from reelsync.pki import (
     client_ssl_context,
     make_agent_key_and_csr,
 )
-from support.agents import RunningAgent, running_agent, wait_until
+from support.agents import RunningAgent, add_london_and_projects, running_agent, wait_until
 from support.servers import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -50,12 +50,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         root.mkdir()
     with ExitStack() as stack:
         server = stack.enter_context(running_server(tmp / "server", env=SERVER_ENV))
-        with server.session() as admin:
-            admin.create("site", {"code": "london"})
-            admin.create(
-                "volume",
-                {"code": "projects", "paths": {s: str(r) for s, r in roots.items()}},
-            )
+        add_london_and_projects(server, roots, default=False)
         agents = {
             site: stack.enter_context(running_agent(server, site, tmp / f"agent-{site}"))
             for site in ("hq", "london")

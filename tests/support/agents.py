@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reelsync.errors import NotFoundError
-from support.servers import RunningServer, reelsync_cmd, run_cli
+from support.servers import RunningServer, reelsync_cmd, run_cli, stop_process
 
 __all__ = [
     "RunningAgent",
@@ -43,14 +43,17 @@ def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -
         time.sleep(0.1)
 
 
-def add_london_and_projects(server: RunningServer, roots: Mapping[str, Path]) -> None:
-    """The site ``london`` and the default volume ``projects`` rooted at ``roots[site]``."""
+def add_london_and_projects(
+    server: RunningServer, roots: Mapping[str, Path], *, default: bool = True
+) -> None:
+    """The site ``london`` and the volume ``projects`` (the default one unless told otherwise)
+    rooted at ``roots[site]``."""
+    volume: dict[str, Any] = {"code": "projects", "paths": {s: str(r) for s, r in roots.items()}}
+    if default:
+        volume["default"] = True
     with server.session() as admin:
         admin.create("site", {"code": "london"})
-        admin.create(
-            "volume",
-            {"code": "projects", "default": True, "paths": {s: str(r) for s, r in roots.items()}},
-        )
+        admin.create("volume", volume)
 
 
 def make_token(server: RunningServer, site: str, ttl: int = 600) -> str:
@@ -121,15 +124,7 @@ class RunningAgent:
         if self._stopped:
             return self.process.returncode
         self._stopped = True
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise AssertionError(f"agent ignored signal {sig}:\n{self.log()}") from None
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout, "agent", self.log)
 
 
 def start_agent(

@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +32,26 @@ __all__ = [
     "running_replica",
     "running_server",
     "start_server_process",
+    "stop_process",
 ]
 
 START_TIMEOUT_S = 30.0
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], sig: int, timeout: float, what: str, log: Callable[[], str]
+) -> int:
+    """Send ``sig`` to a child still running and wait for it; its exit code. A child that ignores
+    the signal is killed and fails the test with its log."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"{what} ignored signal {sig}:\n{log()}") from None
+    return process.returncode
 
 
 def free_port() -> int:
@@ -130,15 +147,7 @@ class RunningServer:
         if self._stopped:
             return self.process.returncode
         self._stopped = True
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise AssertionError(f"server ignored signal {sig}:\n{self.log()}") from None
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout, "server", self.log)
 
 
 def init_server(
