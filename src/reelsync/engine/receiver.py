@@ -373,7 +373,7 @@ class ReceiveSession:
         if not 0 <= ev.index < t.chunks:
             raise ProtocolError(f"chunk {ev.index} of a file of {t.chunks} chunks", remote=True)
         size = len(ev.data)
-        if t.done:
+        if t.done or t.finalizing:  # settled, or complete and being published: a late copy
             return _Late()
         if chunk_checksum(ev.data) != ev.checksum:
             return _Written(t, ev.index, ev.checksum, size, False)
@@ -398,7 +398,9 @@ class ReceiveSession:
     async def _on_written(self, stream: FrameStream, w: _Written) -> None:
         t = w.target
         if w.error is not None:
-            if not t.done:
+            # a late copy of a chunk that failed while the complete file is being published
+            # does not fail the file (its publish decides)
+            if not t.done and not t.finalizing:
                 t.part = None
                 await stream.send(FileDone((self._failed(t, w.error),)))
             return
