@@ -270,9 +270,11 @@ def test_admin_watches_real_agents_move_a_shot(
         )  # fmt: skip
         assert submitted.returncode == 0, submitted.stderr
         page.click("text=Jobs")
+        # "Active" drops the job once it is done, and a small job can be done before the page
+        # loads: look at all jobs
+        page.click("#show-all")
         row = page.locator("tr.job", has_text="proj001 download london")
         expect(row).to_have_count(1)
-        page.click("#show-all")  # "Active" drops the job once it is done
         expect(row.locator(".status")).to_have_text("done", timeout=60_000)  # auto-refresh
         expect(row.locator(".pct")).to_have_text("100.0%")
         expect(row).to_contain_text("3.6 MB")  # 12 frames of 300 kB + the sidecar
