@@ -26,6 +26,9 @@ from reelsync.db import Database, upgrade_to_head
 from reelsync.domain.records import Actor
 from reelsync.services.bootstrap import InitResult, init_workspace
 
+#: accsyn's own client tests, vendored unchanged: run by test_accsyn_upstream.py in their own venv.
+collect_ignore = ["accsyn_upstream"]
+
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -30,6 +30,11 @@ def test_attribute_lists_by_role() -> None:
         "'Transfer'", role="standard", create=False, update=False
     ) == attributes_for("job", role="standard", create=False, update=False)
     assert "status" in attributes_for("task", role="employee", create=False, update=True)
+    # Deliveries are not served, but described: scripts inspect the model before choosing.
+    delivery = attributes_for("delivery", role="standard", create=False, update=False)
+    assert {"code", "name", "public"} <= set(delivery)
+    assert not {"data", "config"} & set(delivery)
+    assert attributes_for("delivery", role="admin", create=True, update=False) == []
     with pytest.raises(ValidationError, match="unknown entity type"):
         attributes_for("spaceship", role="admin", create=False, update=False)
 

@@ -172,6 +172,22 @@ _READ: Mapping[str, tuple[str, ...]] = {
         "creator",
     ),
 }
+#: Types reelsync does not serve but still describes (``attributes WHERE entitytype=delivery``),
+#: so scripts that inspect the model before choosing a path keep working.
+_DESCRIBED: Mapping[str, tuple[str, ...]] = {
+    "delivery": (
+        *_COMMON,
+        "type",
+        "user",
+        "user_hr",
+        "public",
+        "recipients",
+        "size",
+        "expires",
+        "modified",
+        "modifier",
+    ),
+}
 _CREATE: Mapping[str, tuple[str, ...]] = {
     "user": ("code", "name", "role", "queue", "give_all_volumes_access", "volumes", "metadata"),
     "site": ("code", "name", "description", "metadata"),
@@ -233,6 +249,8 @@ def check_supported(entitytype: str) -> None:
 def attributes_for(entitytype: str, *, role: str, create: bool, update: bool) -> list[str]:
     """The attribute names a role may read (or create / update) on ``entitytype``."""
     entitytype = entitytype.strip().strip("'\"").lower()
+    if entitytype in _DESCRIBED:
+        return [] if create or update else list(_DESCRIBED[entitytype])
     check_supported(entitytype)
     family = _family(entitytype)
     if family not in _READ:
