@@ -10,9 +10,9 @@ from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.wire import parse_envelope
 
 RECORDS: list[dict[str, Any]] = [
-    {"id": "a" * 24, "code": "proj001", "user": "1" * 24, "user_code": "lisa@x.com", "n": 1},
-    {"id": "b" * 24, "code": "proj002", "user": "2" * 24, "user_code": "bob@x.com", "n": 2},
-    {"id": "c" * 24, "code": "backup", "user": "1" * 24, "user_code": "lisa@x.com", "n": 3},
+    {"id": "a" * 24, "code": "proj001", "user": "1" * 24, "user_code": "lisa@x.com", "size": 1},
+    {"id": "b" * 24, "code": "proj002", "user": "2" * 24, "user_code": "bob@x.com", "size": 2},
+    {"id": "c" * 24, "code": "backup", "user": "1" * 24, "user_code": "lisa@x.com", "size": 3},
 ]
 
 
@@ -21,16 +21,22 @@ def find(**envelope: Any) -> list[dict[str, Any]]:
 
 
 def test_query_id_and_references() -> None:
-    assert [r["n"] for r in find(query="code='proj*'")] == [1, 2]
-    assert [r["n"] for r in find(query="user=lisa@x.com")] == [1, 3]
-    assert [r["n"] for r in find(query=f"user={'2' * 24}")] == [2]
-    assert [r["n"] for r in find(query="Job WHERE n>=2")] == [2, 3]
-    assert [r["n"] for r in find(id="B" * 24)] == [2]
-    assert find(query="backup")[0]["n"] == 3  # lone value: id, code or e-mail
+    assert [r["size"] for r in find(query="code='proj*'")] == [1, 2]
+    assert [r["size"] for r in find(query="user=lisa@x.com")] == [1, 3]
+    assert [r["size"] for r in find(query=f"user={'2' * 24}")] == [2]
+    assert [r["size"] for r in find(query="Job WHERE size>=2")] == [2, 3]
+    assert [r["size"] for r in find(id="B" * 24)] == [2]
+    assert find(query="backup")[0]["size"] == 3  # lone value: id, code or e-mail
+    assert [r["size"] for r in find(query="user.code=lisa@x.com")] == [1, 3]
+    assert [r["size"] for r in find(query="user.email='BOB@x.com'")] == [2]
+    assert [r["size"] for r in find(query=f"user.id={'2' * 24}")] == [2]
+    assert [r["size"] for r in find(query="code in 'proj002,backup'")] == [2, 3]
+    with pytest.raises(ValidationError, match="job has no attribute 'colour'"):
+        find(query="colour=red")
 
 
 def test_paging_and_attributes_and_no_helper_keys() -> None:
-    assert [r["n"] for r in find(data={"skip": 1, "limit": 1})] == [2]
+    assert [r["size"] for r in find(data={"skip": 1, "limit": 1})] == [2]
     assert find(data={"attributes": ["code"]})[0] == {"id": "a" * 24, "code": "proj001"}
     assert all("user_code" not in r for r in find())
     with pytest.raises(ValidationError, match="limit must be a whole number"):

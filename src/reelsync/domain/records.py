@@ -237,6 +237,7 @@ class Job:
     modified: datetime | None = None
     finished: datetime | None = None
     etr: int | None = None  # estimated seconds remaining (scheduler), None when unknown
+    modifier_id: str | None = None  # who last changed it (None: nobody since its creator)
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,7 +136,8 @@ def _value_text(value: Value) -> str:
 def _node_text(node: Node, parent: str) -> str:
     if isinstance(node, Comparison):
         if node.op in (Op.IN, Op.NOT_IN):
-            values = ", ".join(_value_text(v) for v in node.values)
+            # parenthesised: a lone quoted "a,b" without them would read as two items
+            values = "(" + ", ".join(_value_text(v) for v in node.values) + ")"
         else:
             values = _value_text(node.values[0])
         return f"{node.attr} {node.op.value} {values}"

@@ -10,6 +10,7 @@ Grammar (keywords in any case; AND binds tighter than OR)::
     factor     := '(' expr ')' | attr op value | attr [NOT] IN list
     op         := = | == | != | <> | < | > | <= | >= | [NOT] CONTAINS | [NOT] MATCHES
     list       := value (',' value)* | '(' value (',' value)* ')'
+                  -- one quoted value with commas, 'a,b' (no parentheses), lists its items
     attr       := name ('.' name)*
     value      := '...' | "..." | bare
 
@@ -270,6 +271,10 @@ class _Parser:
             if self.tok.kind != ")":
                 raise self.fail(f"expected ',' or ')' in the list for {attr}")
             self.take()
+        if not paren and len(values) == 1 and values[0].quoted and "," in values[0].text:
+            # ``status in 'waiting,paused'``: one quoted comma list is its items (accsyn's form).
+            items = [part.strip() for part in values[0].text.split(",")]
+            return tuple(Value(part, quoted=True) for part in items if part)
         return tuple(values)
 
     def check_regex(self, value: Value, tok: _Token) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "UNSUPPORTED",
     "attributes_for",
     "check_supported",
+    "known_attributes",
 ]
 
 #: Uri types that name a share (a volume; folders and homes are sub-paths of a volume).
@@ -80,11 +81,22 @@ ENTITY_TYPES: tuple[str, ...] = (
     "lane",
 )
 
-_COMMON = ("id", "code", "name", "description", "status", "metadata", "created", "creator")
+_COMMON = (
+    "id",
+    "code",
+    "name",
+    "description",
+    "status",
+    "metadata",
+    "created",
+    "creator",
+    "modified",
+    "modifier",
+)
 _READ: Mapping[str, tuple[str, ...]] = {
-    "user": (*_COMMON, "email", "role", "role_hr", "inactive", "modified", "queue"),
-    "workspace": ("id", "code", "name", "created", "metadata"),
-    "site": (*_COMMON, "main", "accsyn", "modified"),
+    "user": (*_COMMON, "email", "role", "role_hr", "inactive", "queue"),
+    "workspace": ("id", "code", "name", "description", "created", "metadata"),
+    "site": (*_COMMON, "main", "accsyn", "inactive"),
     "share": (
         *_COMMON,
         "type",
@@ -97,11 +109,13 @@ _READ: Mapping[str, tuple[str, ...]] = {
         "queue",
         "inactive",
         "status_hr",
-        "modified",
+        "servers",
     ),
     "client": (
         "id",
         "code",
+        "name",
+        "description",
         "type",
         "type_hr",
         "status",
@@ -111,13 +125,16 @@ _READ: Mapping[str, tuple[str, ...]] = {
         "user",
         "user_hr",
         "os",
+        "username",
         "host_id",
         "wan_ip",
         "last_checkin",
         "version",
+        "volumes",
         "created",
+        "modified",
     ),
-    "queue": (*_COMMON, "type", "priority", "default", "paused", "uri", "parent", "modified"),
+    "queue": (*_COMMON, "type", "priority", "default", "paused", "uri", "parent"),
     "job": (
         *_COMMON,
         "type",
@@ -137,13 +154,14 @@ _READ: Mapping[str, tuple[str, ...]] = {
         "destination",
         "destination_hr",
         "uri",
+        "tasks",
         "settings",
-        "modified",
     ),
     "task": (
         "id",
         "uri",
         "job",
+        "job_hr",
         "source",
         "destination",
         "size",
@@ -152,7 +170,9 @@ _READ: Mapping[str, tuple[str, ...]] = {
         "tries",
         "progress",
         "error",
+        "time",
         "created",
+        "modified",
         "finished",
         "metadata",
     ),
@@ -168,8 +188,12 @@ _READ: Mapping[str, tuple[str, ...]] = {
         "acknowledged",
         "role",
         "status",
+        "description",
+        "token",
         "created",
         "creator",
+        "modified",
+        "modifier",
     ),
 }
 #: Types reelsync does not serve but still describes (``attributes WHERE entitytype=delivery``),
@@ -244,6 +268,16 @@ def check_supported(entitytype: str) -> None:
             hint="reelsync serves users, sites, volumes, servers, queues, transfers, tasks, ACLs"
             " and settings",
         )
+
+
+def known_attributes(entitytype: str) -> frozenset[str] | None:
+    """Every attribute a query may name on ``entitytype`` (with ``_hr`` twins), or None for a
+    type without a fixed list."""
+    family = _family(entitytype.strip().lower())
+    names = _READ.get(family)
+    if names is None:
+        return None
+    return frozenset(names) | {f"{n}_hr" for n in names} | {"type", "inactive"}
 
 
 def attributes_for(entitytype: str, *, role: str, create: bool, update: bool) -> list[str]:

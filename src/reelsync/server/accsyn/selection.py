@@ -4,7 +4,8 @@
 Rules: ``id`` (get_entity) selects that one record; ``query`` is parsed with the accsyn query
 language (an optional ``<type> WHERE`` prefix is dropped) and evaluated case-insensitively; a
 reference attribute (``user``, ``queue``, ``site``, ...) matches by id or by its code/e-mail (its
-``_hr`` twin); ``attributes`` trims each record but always keeps ``id``.
+``_hr`` twin, also as ``queue.code``); an attribute the type does not have is an error;
+``attributes`` trims each record but always keeps ``id``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reelsync.domain.query import evaluate, parse_query, resolve_path
+from reelsync.domain.query import Query, evaluate, parse_query, referenced_attrs, resolve_path
 from reelsync.errors import ValidationError
+from reelsync.server.accsyn.catalog import known_attributes
 from reelsync.server.accsyn.wire import Envelope
 
 __all__ = ["REFERENCE_ATTRS", "select"]
@@ -36,15 +38,45 @@ REFERENCE_ATTRS = frozenset(
 )
 
 
+#: ``<reference>.<name>`` compares the referenced entity's code or e-mail (``queue.code=high``,
+#: ``user.code=lisa@x.com``); ``<reference>.id`` its id.
+_TWIN_NAMES = frozenset({"code", "email", "name"})
+
+
+def _twins(record: Mapping[str, Any], attr: str) -> list[object]:
+    twin = record.get(f"{attr}_code")
+    if twin is None:
+        return []
+    return list(twin) if isinstance(twin, list) else [twin]
+
+
 def _resolve(record: Mapping[str, Any], attr: str) -> Sequence[object]:
     values = list(resolve_path(record, attr))
     if attr in REFERENCE_ATTRS:
-        twin = record.get(f"{attr}_code")
-        if twin is not None:
-            values.append(twin)
+        values += _twins(record, attr)
+    head, _, rest = attr.partition(".")
+    if not values and head in REFERENCE_ATTRS and rest in _TWIN_NAMES:
+        values = _twins(record, head) or [
+            v for v in resolve_path(record, f"{head}_hr") if v is not None
+        ]
     if attr == "email" and not values:
         values = list(resolve_path(record, "code"))
     return values
+
+
+def _check_attributes(envelope: Envelope, query: Query) -> None:
+    """An attribute the entity type does not have is a mistake (accsyn raises too)."""
+    kind = envelope.segments[0] if envelope.segments else ""
+    known = known_attributes(kind)
+    if known is None:
+        return
+    for attr in sorted(referenced_attrs(query)):
+        head = attr.partition(".")[0]
+        if head not in known:
+            raise ValidationError(
+                f"{kind} has no attribute {head!r}",
+                hint=f"list them with find('attributes WHERE entitytype={kind}')",
+            )
 
 
 def _int(data: Mapping[str, Any], key: str) -> int | None:
@@ -78,6 +110,7 @@ def select(
         chosen = [r for r in records if str(r.get("id", "")).lower() == wanted]
     elif envelope.query:
         query = parse_query(envelope.query)
+        _check_attributes(envelope, query)
         chosen = [
             r for r in records if evaluate(query, r, resolve=_resolve, lookup_attrs=lookup_attrs)
         ]

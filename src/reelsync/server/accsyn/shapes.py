@@ -8,6 +8,7 @@ stripped before the answer leaves (see :mod:`reelsync.server.accsyn.selection`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from reelsync.domain.records import Acl, Job, Queue, Server, Site, Task, User, Volume
@@ -15,6 +16,7 @@ from reelsync.domain.records import Acl, Job, Queue, Server, Site, Task, User, V
 __all__ = [
     "JOB_TYPE_QUEUE",
     "JOB_TYPE_TRANSFER",
+    "Parties",
     "acl_record",
     "job_record",
     "queue_record",
@@ -121,7 +123,17 @@ def queue_record(queue: Queue) -> dict[str, Any]:
     }
 
 
-def job_record(job: Job) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Parties:
+    """What turns a job's parties into accsyn's ``<entitytype>:<id>`` form and back: the main
+    site (whose party is also the workspace, as in accsyn's ``source=acmepost``)."""
+
+    main_site_id: str | None = None
+    workspace_code: str | None = None
+
+
+def job_record(job: Job, parties: Parties | None = None) -> dict[str, Any]:
+    parties = parties or Parties()
     return {
         "id": job.id,
         "code": job.name,
@@ -132,6 +144,8 @@ def job_record(job: Job) -> dict[str, Any]:
         "user_hr": job.user,
         "user_code": job.user,
         "creator": job.user_id,
+        "creator_hr": job.user,
+        "modifier": job.modifier_id or job.user_id,
         "queue": job.queue_id,
         "queue_hr": job.queue,
         "queue_code": job.queue,
@@ -142,12 +156,9 @@ def job_record(job: Job) -> dict[str, Any]:
         "progress": job.progress,
         "size": job.size,
         "speed": job.speed,
-        "source": job.source,
-        "source_hr": job.source,
-        "source_code": _party_code(job.source),
-        "destination": job.destination,
-        "destination_hr": job.destination,
-        "destination_code": _party_code(job.destination),
+        "etr": job.etr,
+        **_party("source", job.source, job.source_site_id, parties),
+        **_party("destination", job.destination, job.destination_site_id, parties),
         "tasks": job.tasks,
         "settings": dict(job.settings),
         "metadata": dict(job.metadata),
@@ -157,8 +168,18 @@ def job_record(job: Job) -> dict[str, Any]:
     }
 
 
+def _party(attr: str, party: str, site_id: str, parties: Parties) -> dict[str, Any]:
+    """``source: "site:<id>"`` (accsyn's form), ``source_hr: "site=hq"`` (reelsync's party text);
+    a query matches either form, the site code, and the workspace code for the main site."""
+    code = party.partition(":")[0].partition("=")[2] or party
+    matches = [party, code, f"site:{code}"]
+    if parties.workspace_code and site_id == parties.main_site_id:
+        matches.append(parties.workspace_code)
+    return {attr: f"site:{site_id}", f"{attr}_hr": party, f"{attr}_code": matches}
+
+
 def _party_code(party: str) -> str:
-    """``site=london`` -> ``london``, so ``destination=london`` finds the job."""
+    """``site=london`` -> ``london``."""
     return party.partition(":")[0].partition("=")[2] or party
 
 

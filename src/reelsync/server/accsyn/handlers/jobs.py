@@ -23,10 +23,15 @@ from reelsync.server.accsyn.handlers.queues import (
     queue_records,
 )
 from reelsync.server.accsyn.selection import select
-from reelsync.server.accsyn.shapes import JOB_TYPE_QUEUE, JOB_TYPE_TRANSFER, job_record
-from reelsync.services import jobs, queues
+from reelsync.server.accsyn.shapes import (
+    JOB_TYPE_QUEUE,
+    JOB_TYPE_TRANSFER,
+    Parties,
+    job_record,
+)
+from reelsync.services import jobs, queues, sites
 
-__all__ = ["all_jobs", "job_records"]
+__all__ = ["all_jobs", "job_records", "parties"]
 
 _JOBS = ("job", "transfer")
 _OTHER_TYPES = {3: "compute jobs", 7: "deliveries", 8: "upload requests", 10: "streams"}
@@ -66,8 +71,15 @@ def all_jobs(call: Call, *, finished: bool) -> list[Job]:
             return found
 
 
+def parties(call: Call) -> Parties:
+    """The main site and workspace code, to write and match jobs' parties as accsyn does."""
+    main = next((s.id for s in sites.list_sites(call.db, call.actor) if s.main), None)
+    return Parties(main_site_id=main, workspace_code=call.workspace_code)
+
+
 def job_records(call: Call, *, finished: bool) -> list[dict[str, Any]]:
-    return [job_record(j) for j in all_jobs(call, finished=finished)]
+    known = parties(call)
+    return [job_record(j, known) for j in all_jobs(call, finished=finished)]
 
 
 def _is_queue(call: Call, ref: str) -> bool:
@@ -86,7 +98,9 @@ def find(call: Call) -> list[dict[str, Any]]:
     ref = call.envelope.id
     if ref is not None and is_entity_id(ref.lower()) and not is_queue_type(data.get("type")):
         try:  # get_entity: one lookup, not a scan
-            return select(call.envelope, [job_record(jobs.get_job(call.db, call.actor, ref))])
+            return select(
+                call.envelope, [job_record(jobs.get_job(call.db, call.actor, ref), parties(call))]
+            )
         except NotFoundError:
             pass  # maybe a queue, or not visible
     wanted = _type(data.get("type"))
@@ -124,7 +138,7 @@ def create(call: Call) -> list[dict[str, Any]]:
     if call.submit_hook is not None:  # the same pre-submit hook the native API runs
         call.submit_hook(call.db, call.actor, payload)
     job = jobs.submit_job(call.db, call.actor, payload)
-    return [job_record(job)]
+    return [job_record(job, parties(call))]
 
 
 @route("PUT", _JOBS, "edit")
@@ -149,7 +163,7 @@ def edit(call: Call) -> list[dict[str, Any]]:
         queue=queue,
         metadata=data.get("metadata"),
     )
-    return [job_record(job)]
+    return [job_record(job, parties(call))]
 
 
 @route("DELETE", _JOBS, "delete")
