@@ -434,7 +434,14 @@ def test_grant_access_revoke(env: Env) -> None:
     assert "created" in acl
     assert env.admin.get_entity("acl", acl["id"])["entity_hr"] == employee.email
     assert env.admin.find_one(f"acl WHERE entity=user:{employee.email}")["id"] == acl["id"]
-    assert env.admin.grant("user", employee.id, "volume", env.volume_id) is True  # second grant
+    # The same access again changes nothing and answers the ACL; a change answers true.
+    assert env.admin.grant("user", employee.id, "volume", env.volume_id)["id"] == acl["id"]
+    changed = env.admin.grant(
+        "user", employee.id, "volume", env.volume_id, {"read": True, "write": False}
+    )
+    assert changed is True
+    assert env.admin.get_entity("acl", acl["id"])["write"] is False
+    assert env.admin.grant("user", employee.id, "volume", env.volume_id) is True
     access = env.admin.access("volume", env.volume_id)
     mine = [a for a in access if a["user"] == employee.id]
     assert len(mine) == 1

@@ -57,6 +57,8 @@ class SettingScope(StrEnum):
     QUEUE = "queue"
     JOB = "job"
     USER = "user"  # a user's own preferences (e.g. email_opt_out)
+    SITE = "site"  # a site's own settings (workspace > site)
+    SERVER = "server"  # an agent's own settings (workspace > its site > server)
 
 
 @dataclass(frozen=True, slots=True)

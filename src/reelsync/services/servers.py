@@ -3,8 +3,8 @@
 Rules: every user may list servers; only an admin changes or deletes them, or makes enrollment
 tokens. A token is a one-time secret for one site, stored hashed, valid until it expires; redeeming
 it registers a server at that site and returns the agent's own secret (shown once, stored hashed).
-A user may set a server ``disabled`` or ``enabled`` (back to ``offline`` until it checks in); the
-heartbeat sets ``online``. An admin may revoke a server for good (``revoked``): its requests are
+An admin may set a server ``disabled`` or ``enabled`` (``online`` when it checked in within the
+last minute, else ``offline`` until it does); the heartbeat sets ``online``. An admin may revoke a server for good (``revoked``): its requests are
 refused whatever it presents, the scheduler no longer picks it (its leases go back to the queue at
 the next sweep) and the other agents learn at their next heartbeat to refuse its certificate; a
 revoked server cannot be enabled again (enroll the machine anew).
@@ -130,11 +130,13 @@ def update_server(
             wanted = str(status).strip().lower()
             if wanted == ServerStatus.DISABLED:
                 row.status = ServerStatus.DISABLED.value
-            elif wanted in ("enabled", ServerStatus.OFFLINE):
+            elif wanted in ("enabled", ServerStatus.OFFLINE, ServerStatus.ONLINE):
                 if row.status == ServerStatus.DISABLED:
-                    row.status = ServerStatus.OFFLINE.value
+                    row.status = _enabled_status(row)
             else:
-                raise ValidationError(f"a server can be set disabled or enabled, not {status!r}")
+                raise ValidationError(
+                    f"a server can be set disabled or enabled (online), not {status!r}"
+                )
         if hostname is not None:
             if not hostname.strip() or len(hostname) > 255:
                 raise ValidationError("a hostname must be 1..255 characters")
@@ -150,6 +152,18 @@ def update_server(
             row.info = info
         row.modified = utcnow()
         return server_record(row, _site_code(session, row.site_id))
+
+
+#: An enabled agent that checked in this recently reads ``online`` at once (its next heartbeat
+#: confirms it; the sweep marks it offline if none comes).
+RECENT_CHECKIN_S = 60.0
+
+
+def _enabled_status(row: m.Server) -> str:
+    seen = row.last_checkin
+    if seen is not None and utcnow() - seen <= timedelta(seconds=RECENT_CHECKIN_S):
+        return ServerStatus.ONLINE.value
+    return ServerStatus.OFFLINE.value
 
 
 def revoke_server(db: Database, actor: Actor, server_id: str) -> Server:
@@ -264,18 +278,21 @@ def enroll_server(
 
 
 def authenticate_server(db: Database, secret: str) -> Server:
-    """The enabled server owning an agent secret, else AuthenticationError."""
+    """The enabled server owning an agent secret, else AuthenticationError. A disabled agent's
+    refused call still counts as its last check-in, so enabling it reads ``online`` at once."""
     with db.session() as session:
         row = session.scalar(
             select(m.Server).where(m.Server.secret_hash == hash_secret(secret or ""))
         )
         if row is None:
             raise AuthenticationError("invalid agent credentials")
-        if row.status == ServerStatus.DISABLED:
-            raise AuthenticationError(f"server {row.hostname} is disabled")
         if row.status == ServerStatus.REVOKED:
             raise RevokedError(
                 f"agent {row.hostname} ({row.id}) was revoked by an admin",
                 hint="enroll this machine again with a new token: reelsync agent token --site SITE",
             )
-        return server_record(row, _site_code(session, row.site_id))
+        if row.status != ServerStatus.DISABLED:
+            return server_record(row, _site_code(session, row.site_id))
+        row.last_checkin = utcnow()  # committed: the refusal below is not a failure here
+        hostname = row.hostname
+    raise AuthenticationError(f"server {hostname} is disabled")

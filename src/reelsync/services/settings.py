@@ -3,7 +3,8 @@
 Rules: workspace, volume and queue settings live in the ``setting`` table (``target_id`` "" for the
 workspace); a job's own settings live on the job (``job.settings``, also given at submit). The
 effective value at a scope is the nearest one up its chain: job > its queue > workspace, volume >
-workspace, queue > workspace. Only an admin writes workspace, volume and queue settings; a job's
+workspace, queue > workspace, site > workspace, server > its site > workspace. Only an admin
+writes workspace, volume, queue, site and server settings; a job's
 owner (or an admin) writes the job's. ``user`` settings are a user's own preferences (such as
 ``email_opt_out``), not inherited: users read and write their own (target defaults to the caller),
 admins anyone's. Keys are lower-cased ``[a-z0-9_.-]``; values are strings.
@@ -24,6 +25,8 @@ from reelsync.services.acls import AccessRules
 from reelsync.services.auth import require_admin
 from reelsync.services.jobs import get_job_row
 from reelsync.services.queues import get_queue_row
+from reelsync.services.servers import get_server_row
+from reelsync.services.sites import get_site_row
 from reelsync.services.users import get_user_row
 from reelsync.services.volumes import get_volume_row
 
@@ -84,6 +87,10 @@ def _target(
         require_admin(actor, f"change {scope.value} settings")
     if scope is SettingScope.QUEUE:
         return get_queue_row(session, target).id
+    if scope is SettingScope.SITE:
+        return get_site_row(session, target).id
+    if scope is SettingScope.SERVER:
+        return get_server_row(session, target.strip().lower()).id
     volume = get_volume_row(session, target)
     if not actor.is_admin and volume.id not in AccessRules(session, actor).visible_volumes():
         raise NotFoundError(f"no volume {target!r}")
@@ -117,6 +124,10 @@ def effective_settings(session: Session, scope: SettingScope, target_id: str) ->
         return merged
     if scope is SettingScope.USER:
         return _table(session, scope, target_id)
+    if scope is SettingScope.SERVER:
+        server = session.get(m.Server, target_id)
+        if server is not None:
+            merged.update(_table(session, SettingScope.SITE, server.site_id))
     if scope is not SettingScope.WORKSPACE:
         merged.update(_table(session, scope, target_id))
     return merged
@@ -179,8 +190,15 @@ def set_setting(
 
 
 def delete_setting(
-    db: Database, actor: Actor, *, scope: str | SettingScope, key: str, target: str | None = None
-) -> None:
+    db: Database,
+    actor: Actor,
+    *,
+    scope: str | SettingScope,
+    key: str,
+    target: str | None = None,
+    missing_ok: bool = False,
+) -> bool:
+    """Remove a setting; False if it was not set (NotFoundError unless ``missing_ok``)."""
     kind = parse_scope(scope)
     name = _key(key)
     with db.session() as session:
@@ -189,9 +207,11 @@ def delete_setting(
             job = session.get(m.Job, target_id)
             assert job is not None
             if name not in (job.settings or {}):
+                if missing_ok:
+                    return False
                 raise NotFoundError(f"the job has no setting {name!r}")
             job.settings = {k: v for k, v in job.settings.items() if k != name}
-            return
+            return True
         result = session.execute(
             delete(m.Setting).where(
                 m.Setting.scope == kind.value,
@@ -200,4 +220,7 @@ def delete_setting(
             )
         )
         if not result.rowcount:  # type: ignore[attr-defined]
+            if missing_ok:
+                return False
             raise NotFoundError(f"no {kind.value} setting {name!r}")
+        return True

@@ -1,8 +1,9 @@
 """``acl/*`` events: ``grant`` (create), ``access`` (find) and ``revoke`` (find, then delete).
 
 A grant names ``entity: "user:<id or e-mail>"`` and ``target: "share:<volume id or code>"``;
-an unknown e-mail is invited (made a standard user) unless ``invite`` is false. A second grant to
-the same user, volume and path updates the one ACL and answers ``true``.
+an unknown e-mail is invited (made a standard user) unless ``invite`` is false. A first grant
+answers the new ACL; a grant that changes the user's access to a volume they already had access to
+answers ``true``; granting exactly what is already there changes nothing and answers the ACL.
 """
 
 from __future__ import annotations
@@ -57,13 +58,14 @@ def create(call: Call) -> list[Any]:
                 f"no user {who!r}", hint="grant with invite=True to invite a new e-mail"
             ) from None
         user = users.create_user(call.db, call.actor, email=who, role="standard")
-    existed = any(
-        a.path == path for a in acls.list_acls(call.db, call.actor, user=user.id, volume=volume.id)
-    )
+    before = acls.list_acls(call.db, call.actor, user=user.id, volume=volume.id)
+    same = [a for a in before if a.path == path and (a.read, a.write) == (read, write)]
+    if same:  # nothing to change: accsyn answers the ACL as it stands
+        return [acl_record(same[0], user.role.value)]
     acl = acls.grant(
         call.db, call.actor, user=user.id, volume=volume.id, path=path, read=read, write=write
     )
-    if existed:
+    if before:  # the user's access to this volume changed: accsyn answers true
         return [True]
     return [acl_record(acl, user.role.value)]
 

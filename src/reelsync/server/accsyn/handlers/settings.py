@@ -2,7 +2,8 @@
 
 Scopes: ``workspace`` (no id), ``volume``/``share`` (id = volume), ``queue``, ``job``/``transfer``
 (id = job; a queue id with entitytype ``job`` means that queue, as accsyn's queues are jobs),
-``user`` (id or e-mail; none = the caller's own).
+``user`` (id or e-mail; none = the caller's own), ``site`` (id or code), ``server``/``client``
+(id).
 3.0 sends ``{scope, name, ident, value}`` instead of ``{entitytype, name, value}`` + ``id``.
 """
 
@@ -28,6 +29,9 @@ _SCOPES = {
     "job": SettingScope.JOB,
     "transfer": SettingScope.JOB,
     "user": SettingScope.USER,
+    "site": SettingScope.SITE,
+    "server": SettingScope.SERVER,
+    "client": SettingScope.SERVER,
 }
 
 
@@ -35,10 +39,11 @@ def _scope(call: Call) -> tuple[SettingScope, str | None]:
     data = call.data
     kind = (text_field(data, "entitytype") or text_field(data, "scope") or "workspace").lower()
     if kind not in _SCOPES:
-        if kind in ("site", "folder", "home", "client", "server"):
+        if kind in ("folder", "home"):
             raise NotSupportedError(f"{kind} settings are not supported by reelsync")
         raise ValidationError(
-            f"unknown settings scope {kind!r}; use workspace, volume, queue or job"
+            f"unknown settings scope {kind!r};"
+            " use workspace, volume, queue, job, user, site or server"
         )
     scope = _SCOPES[kind]
     ref = call.envelope.id or text_field(data, "ident")
@@ -84,5 +89,8 @@ def put(call: Call) -> bool:
 def delete(call: Call) -> bool:
     scope, ref = _scope(call)
     name = text_field(call.data, "name", required=True) or ""
-    settings.delete_setting(call.db, call.actor, scope=scope, key=name, target=ref)
+    # accsyn answers true for a key that was never set: the setting is gone either way.
+    settings.delete_setting(
+        call.db, call.actor, scope=scope, key=name, target=ref, missing_ok=True
+    )
     return True
