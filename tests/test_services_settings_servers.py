@@ -97,12 +97,16 @@ def test_enrollment_and_server_lifecycle(database: Database, admin: Actor) -> No
     assert disabled.status is ServerStatus.DISABLED
     with pytest.raises(AuthenticationError, match="disabled"):
         servers.authenticate_server(database, secret)
+    # The refused call just now counts as a check-in: enabled, it reads online at once.
     assert (
         servers.update_server(database, admin, server.id, status="enabled").status
-        is ServerStatus.OFFLINE
+        is ServerStatus.ONLINE
     )
+    # accsyn scripts write "online" for enabled.
+    online = servers.update_server(database, admin, server.id, status="online")
+    assert online.status is ServerStatus.ONLINE
     with pytest.raises(ValidationError):
-        servers.update_server(database, admin, server.id, status="online")
+        servers.update_server(database, admin, server.id, status="sleeping")
     servers.delete_server(database, admin, server.id)
     with pytest.raises(NotFoundError):
         servers.get_server(database, admin, server.id)

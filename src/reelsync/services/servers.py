@@ -4,10 +4,11 @@ Rules: every user may list servers; only an admin changes or deletes them, or ma
 tokens. A token is a one-time secret for one site, stored hashed, valid until it expires; redeeming
 it registers a server at that site and returns the agent's own secret (shown once, stored hashed).
 An admin may set a server ``disabled`` or ``enabled`` (``online`` when it checked in within the
-last minute, else ``offline`` until it does); the heartbeat sets ``online``. An admin may revoke a server for good (``revoked``): its requests are
-refused whatever it presents, the scheduler no longer picks it (its leases go back to the queue at
-the next sweep) and the other agents learn at their next heartbeat to refuse its certificate; a
-revoked server cannot be enabled again (enroll the machine anew).
+last minute, else ``offline`` until it does); the heartbeat sets ``online``. An admin may revoke
+a server for good (``revoked``): its requests are refused whatever it presents, the scheduler no
+longer picks it (its leases go back to the queue at the next sweep) and the other agents learn at
+their next heartbeat to refuse its certificate; a revoked server cannot be enabled again (enroll
+the machine anew).
 """
 
 from __future__ import annotations

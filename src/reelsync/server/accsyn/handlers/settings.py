@@ -90,7 +90,5 @@ def delete(call: Call) -> bool:
     scope, ref = _scope(call)
     name = text_field(call.data, "name", required=True) or ""
     # accsyn answers true for a key that was never set: the setting is gone either way.
-    settings.delete_setting(
-        call.db, call.actor, scope=scope, key=name, target=ref, missing_ok=True
-    )
+    settings.delete_setting(call.db, call.actor, scope=scope, key=name, target=ref, missing_ok=True)
     return True
