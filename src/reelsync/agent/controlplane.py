@@ -133,9 +133,10 @@ class ControlPlane:
         rate_sent: float | None = None,
         rate_received: float | None = None,
         bandwidth_limit: float | None = None,
+        started: bool = False,
     ) -> dict[str, Any]:
         """Check in: peer endpoint, and bandwidth (bytes/s: rates over the last interval, the
-        limit applied)."""
+        limit applied); ``started``: this process's first check-in (it holds no lease yet)."""
         body = {
             "version": __version__,
             "peer_address": peer_address,
@@ -144,6 +145,7 @@ class ControlPlane:
             "rate_sent": rate_sent,
             "rate_received": rate_received,
             "bandwidth_limit": bandwidth_limit,
+            "started": started,
         }
         answer: dict[str, Any] = await self._call("POST", "/heartbeat", body=body)
         return answer
@@ -162,6 +164,10 @@ class ControlPlane:
         """Send reports; the answer ``{applied: [task ids], revoked: [task ids]}``."""
         answer = await self._call("POST", "/report", body={"results": results})
         return answer if isinstance(answer, dict) else {}
+
+    async def bye(self) -> None:
+        """A clean stop: offline at once, leases back to the queue."""
+        await self._call("POST", "/bye", timeout=5.0)
 
     async def fileop_result(self, answer: dict[str, Any]) -> None:
         await self._call("POST", "/fileop-result", body=answer)

@@ -7,8 +7,11 @@ heartbeat answer (the volume's path at this agent's site); a root missing on dis
 a warning. Each transfer grant runs on the engine - ``push`` when the grant says push and this
 agent is the sender, ``pull`` otherwise - and its progress and results go back in batches. At
 most ``max_transfers`` run at once. Peers are accepted only through the :class:`TicketGate`.
-SIGTERM: stop polling, cancel running transfers (reported failed and retryable: the receiver
-resumes from its verified chunks next time), flush the last reports, close the listener.
+The first heartbeat of a process says ``started``: the control plane releases whatever an earlier
+process of this agent held, at once. SIGTERM: stop polling, cancel running transfers (reported
+failed and retryable: the receiver resumes from its verified chunks next time), flush the last
+reports, say goodbye (the agent is offline at once, its leases back to the queue), close the
+listener.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ class Agent:
         self._missing_roots: set[str] = set()
         self._revoked_tasks: set[asyncio.Task[None]] = set()
         self._last_beat = (time.monotonic(), 0, 0)
+        self._started = True  # until the first heartbeat is through: this process holds nothing
         self._outage = False  # a control-plane outage was logged already
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -145,8 +149,13 @@ class Agent:
         for task in list(self._transfers) + list(self._chores):
             task.cancel()
         await asyncio.gather(*self._transfers, *self._chores, return_exceptions=True)
-        with contextlib.suppress(ReelsyncError):
+        with contextlib.suppress(ReelsyncError, TimeoutError):
             await asyncio.wait_for(self.reporter.flush(), 5.0)
+        if self.connected.is_set():  # offline at once, not after a silence
+            try:
+                await self.control.bye()
+            except ReelsyncError as exc:
+                _log.info("could not say goodbye to the control plane: %s", exc)
         await self.engine.aclose()
         await self.control.aclose()
 
@@ -191,7 +200,9 @@ class Agent:
             rate_sent=(sent - sent0) / elapsed if elapsed > 0 else 0.0,
             rate_received=(received - received0) / elapsed if elapsed > 0 else 0.0,
             bandwidth_limit=self.bandwidth_limit,
+            started=self._started,
         )
+        self._started = False
         self._last_beat = (now, sent, received)
         self.gate.revoked = frozenset(str(a) for a in answer.get("revoked_agents") or ())
         self._apply_volumes(answer.get("volumes") or [])
@@ -339,7 +350,9 @@ class Agent:
             grant.get("ticket"),
             peer_id=str(peer_id) if peer_id else None,
         )
-        self.reporter.started([s.key for s in specs], [s.size for s in specs])
+        self.reporter.started(
+            [s.key for s in specs], [s.size for s in specs], transfer_id=transfer_id
+        )
         _log.info(
             "transfer %s: %s %d file(s) %s %s:%s",
             transfer_id,
@@ -373,12 +386,16 @@ class Agent:
         _log.info("transfer %s: %d/%d file(s) done", transfer_id, done, len(specs))
 
     def _revoked(self, task_ids: set[str]) -> None:
-        """Stop every running transfer whose files were all revoked (job paused or aborted)."""
+        """Stop every running transfer with a file revoked (job paused or aborted, lease lost):
+        the control plane takes back a transfer as a whole, so its other files stop too and are
+        no longer reported (the receiver keeps their verified chunks for the next lease)."""
         for task, keys in list(self._transfers.items()):
-            if keys and all(key in task_ids for key in keys) and not task.done():
-                _log.info("transfer revoked by the control plane: stopping it")
-                self._revoked_tasks.add(task)
-                task.cancel()
+            if task.done() or not any(key in task_ids for key in keys):
+                continue
+            _log.info("transfer revoked by the control plane: stopping it")
+            self.reporter.forget(keys)
+            self._revoked_tasks.add(task)
+            task.cancel()
 
     def _fail_rest(self, specs: tuple[FileSpec, ...], exc: ReelsyncError) -> None:
         for spec in specs:

@@ -5,8 +5,9 @@ latest progress of each file and every final result, and a flusher sends them ev
 ``interval_s`` in one ``POST /report``. Final results are never dropped: if the control plane
 cannot be reached they stay queued and go with the next flush. Files still in flight are reported
 ``executing`` at least every ``keepalive_s`` so their leases do not expire mid-transfer. Tasks the
-control plane answers as revoked (job paused or aborted, lease lost) are no longer reported and
-``on_revoked`` is told, so the agent can stop moving them.
+control plane answers as revoked (job paused or aborted, lease lost, the file leased again to
+another transfer) are no longer reported and ``on_revoked`` is told, so the agent can stop moving
+them. Every report names its transfer: the control plane credits it only to the lease it holds.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class _Live:
     bytes_done: int
     size: int | None
     sent_at: float
+    transfer_id: str | None = None
 
 
 def result_report(result: FileResult) -> dict[str, Any]:
@@ -80,10 +82,14 @@ class Reporter:
         self._dirty: set[str] = set()
         self._final: dict[str, dict[str, Any]] = {}
 
-    def started(self, task_ids: list[str], sizes: list[int | None]) -> None:
+    def started(
+        self, task_ids: list[str], sizes: list[int | None], *, transfer_id: str | None = None
+    ) -> None:
+        """Files of one transfer start; every report of them names ``transfer_id`` (the control
+        plane credits a report only to the transfer holding the file's lease)."""
         now = time.monotonic()
         for task_id, size in zip(task_ids, sizes, strict=True):
-            self._live[task_id] = _Live(0, size, now - self.keepalive_s)
+            self._live[task_id] = _Live(0, size, now - self.keepalive_s, transfer_id)
             self._dirty.add(task_id)
 
     def progress(self, task_id: str, bytes_done: int, size: int) -> None:
@@ -94,9 +100,12 @@ class Reporter:
         self._dirty.add(task_id)
 
     def finished(self, result: FileResult) -> None:
-        self._live.pop(result.key, None)
+        live = self._live.pop(result.key, None)
         self._dirty.discard(result.key)
-        self._final[result.key] = result_report(result)
+        item = result_report(result)
+        if live is not None and live.transfer_id is not None:
+            item["transfer_id"] = live.transfer_id
+        self._final[result.key] = item
 
     def _batch(self) -> list[dict[str, Any]]:
         now = time.monotonic()
@@ -104,14 +113,15 @@ class Reporter:
         for task_id, live in self._live.items():
             if task_id in self._dirty or now - live.sent_at >= self.keepalive_s:
                 live.sent_at = now
-                batch.append(
-                    {
-                        "task_id": task_id,
-                        "status": "executing",
-                        "bytes_done": live.bytes_done,
-                        "size": live.size,
-                    }
-                )
+                item: dict[str, Any] = {
+                    "task_id": task_id,
+                    "status": "executing",
+                    "bytes_done": live.bytes_done,
+                    "size": live.size,
+                }
+                if live.transfer_id is not None:
+                    item["transfer_id"] = live.transfer_id
+                batch.append(item)
         self._dirty.clear()
         return batch
 
@@ -136,6 +146,12 @@ class Reporter:
             if self.on_revoked is not None:
                 self.on_revoked(revoked)
         return True
+
+    def forget(self, task_ids: tuple[str, ...]) -> None:
+        """Stop reporting ``task_ids`` (their transfer was taken back); results kept go out."""
+        for task_id in task_ids:
+            self._live.pop(task_id, None)
+            self._dirty.discard(task_id)
 
     def is_live(self, task_id: str) -> bool:
         """Whether ``task_id`` started and has no final result yet."""

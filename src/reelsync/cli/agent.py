@@ -250,6 +250,7 @@ def enroll(
 def run(data_dir: Path) -> None:
     """Run the agent until SIGTERM or SIGINT."""
     from reelsync.agent.daemon import Agent
+    from reelsync.agent.lock import DataDirLock
     from reelsync.agent.settings import load_agent_settings
 
     settings = load_agent_settings(data_dir, dict(os.environ))
@@ -267,5 +268,6 @@ def run(data_dir: Path) -> None:
         daemon = Agent(settings)
         await daemon.run(stop)
 
-    asyncio.run(main())
+    with DataDirLock(settings.data_dir):  # one process per data dir
+        asyncio.run(main())
     say("agent stopped")

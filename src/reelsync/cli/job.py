@@ -202,7 +202,10 @@ def _set_status(session: Session, ref: str, status: str, done: str, as_json: boo
 @json_option
 @pass_session
 def pause_cmd(session: Session, ref: str, as_json: bool) -> None:
-    """Hold a job: no new transfers start (files in flight finish)."""
+    """Hold a job: files in flight stop at once (within a second) and no new transfer starts.
+
+    A file cut mid-way keeps its verified chunks at the receiver; resume sends only what is
+    missing, and only once."""
     _set_status(session, ref, "paused", "paused", as_json)
 
 

@@ -85,6 +85,7 @@ class TaskReport:
     digest: str | None = None
     retryable: bool = True
     files: int | None = None  # a folder task: how many files it held
+    transfer_id: str | None = None  # the transfer it came from: must hold the task's lease
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,12 @@
 """Agent reports: progress and outcome of leased tasks.
 
 Rules:
-- A report counts only from the agent holding the task's lease (``server_id``) while the task is
-  in flight and its job is ``running``/``waiting``; anything else is not applied and the task is
-  returned as *revoked* (the agent stops it). A paused or aborted job's tasks are released back to
-  ``queued`` when their agent reports (files in flight are stopped, the job keeps its place).
+- A report counts only from the agent holding the task's lease (``server_id``), for the transfer
+  holding it (``transfer_id``, when the report names one: a stale transfer of the same agent is
+  fenced off), while the task is in flight and its job is ``running``/``waiting``; anything else
+  is not applied and the task is returned as *revoked* (the agent stops that transfer). A paused
+  or aborted job's tasks are released back to ``queued`` when their agent reports (files in
+  flight are stopped, the job keeps its place).
 - ``executing``: the task moves (``booting`` -> ``executing``), ``bytes_done`` is updated and the
   lease of every task of the same transfer is renewed (``transfer_lease_s``).
 - ``done``: size, digest, bytes and ``finished`` are set; the lease is dropped.
@@ -111,8 +113,13 @@ def apply_reports(
         retry_of: dict[str, RetryPolicy] = {}
         for report in reports:
             task = tasks.get(report.task_id)
-            if task is None or task.server_id != server_id or task.status not in IN_FLIGHT:
-                revoked.append(report.task_id)
+            if (
+                task is None
+                or task.server_id != server_id
+                or task.status not in IN_FLIGHT
+                or (report.transfer_id is not None and report.transfer_id != task.transfer_id)
+            ):
+                revoked.append(report.task_id)  # not this lease: never credited, stopped
                 continue
             job = jobs[task.job_id]
             if job.status in _HELD_JOBS:

@@ -6,15 +6,22 @@ server shuts down."""
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
+
+from reelsync import scheduler
 from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.pki import CA_CERT_FILE, RequestVerifier, TicketSigner, read_pem
+from reelsync.server.agentapi.presence import Presence
 from reelsync.server.agentapi.relay import FileOpRelay
 
 __all__ = ["AgentHub"]
+
+_log = logging.getLogger("reelsync.server.agents")
 
 
 @dataclass(eq=False)
@@ -28,6 +35,7 @@ class AgentHub:
     ticket_ttl_s: float = 3600.0
     signature_window_s: float = 120.0
     stopping: bool = field(default=False)
+    presence: Presence | None = None
 
     @functools.cached_property
     def verifier(self) -> RequestVerifier:
@@ -42,6 +50,13 @@ class AgentHub:
         tls_dir = config.ca_file.parent
         offline = config.agent_offline_after_s
         beat = max(0.2, min(10.0, offline / 4))
+
+        async def lost(agent_id: str) -> None:
+            released = await run_in_threadpool(
+                scheduler.agent_left, database, agent_id, how="was lost"
+            )
+            _log.info("agent %s lost: offline, %d task(s) back to the queue", agent_id, released)
+
         return cls(
             tls_dir=tls_dir,
             signer=TicketSigner.load_or_create(tls_dir),
@@ -49,6 +64,7 @@ class AgentHub:
             offline_after_s=offline,
             heartbeat_s=beat,
             sweep_interval_s=beat,
+            presence=Presence(lost),
         )
 
     def wake_all(self) -> None:
@@ -58,3 +74,5 @@ class AgentHub:
     def stop(self) -> None:
         """End every pending long-poll at its next check (the server is shutting down)."""
         self.stopping = True
+        if self.presence is not None:
+            self.presence.cancel()

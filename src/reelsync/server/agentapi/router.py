@@ -64,6 +64,9 @@ class HeartbeatBody(BaseModel):
     rate_sent: float | None = Field(default=None, ge=0, description="bytes/s, last interval")
     rate_received: float | None = Field(default=None, ge=0, description="bytes/s, last interval")
     bandwidth_limit: float | None = Field(default=None, ge=0, description="bytes/s it applies")
+    started: bool = Field(
+        default=False, description="the first heartbeat of a new agent process: it holds nothing"
+    )
 
 
 class ReportItem(BaseModel):
@@ -75,6 +78,9 @@ class ReportItem(BaseModel):
     digest: str | None = Field(default=None, max_length=200)
     retryable: bool = True
     files: int | None = Field(default=None, ge=0, description="a folder task: its file count")
+    transfer_id: str | None = Field(
+        default=None, max_length=64, description="the transfer this report is about (fencing)"
+    )
 
 
 class ReportBody(BaseModel):
@@ -244,6 +250,14 @@ def build_router(hub: AgentHub) -> APIRouter:
             rate_received=body.rate_received,
             applied_limit=body.bandwidth_limit,
         )
+        if body.started:
+            released = await run_in_threadpool(scheduler.agent_restarted, database, agent.id)
+            if released:
+                _log.info(
+                    "agent %s restarted: its %d task(s) in flight back to the queue",
+                    agent.id,
+                    released,
+                )
         return {
             "server_id": view.server.id,
             "site": view.server.site,
@@ -256,15 +270,34 @@ def build_router(hub: AgentHub) -> APIRouter:
 
     @router.get("/work")
     async def work(
+        request: Request,
         agent: AgentDep,
         database: DatabaseDep,
         wait: Annotated[float, Query(ge=0, le=120)] = 20.0,
         transfers: Annotated[int, Query(ge=0, le=64)] = 4,
     ) -> dict[str, Any]:
         """Transfers to dial (none when ``transfers`` is 0: the agent is busy) and file
-        operations, as soon as there are any, else an empty answer after ``wait`` seconds."""
+        operations, as soon as there are any, else an empty answer after ``wait`` seconds. A
+        client gone meanwhile takes nothing: what was leased for it goes back at once."""
+        presence = hub.presence
+        if presence is not None:
+            presence.begin(agent.id)
+        dropped = False
+        try:
+            answer = await _work(request, agent, database, wait, transfers)
+            dropped = answer is None
+            return answer or {"transfers": [], "fileops": []}
+        finally:
+            if presence is not None:
+                presence.end(agent.id, dropped=dropped)
+
+    async def _work(
+        request: Request, agent: Server, database: Database, wait: float, transfers: int
+    ) -> dict[str, Any] | None:
         deadline = time.monotonic() + wait
         while True:
+            if await request.is_disconnected():
+                return None
             fileops = hub.relay.take(agent.id)
             grants = []
             if transfers > 0:
@@ -273,6 +306,20 @@ def build_router(hub: AgentHub) -> APIRouter:
                         scheduler.claim_transfers, database, agent.id, max_transfers=transfers
                     )
                 )
+            if (grants or fileops) and await request.is_disconnected():
+                hub.relay.give_back(agent.id, fileops)
+                released = await run_in_threadpool(
+                    scheduler.release_transfers,
+                    database,
+                    agent.id,
+                    [g.transfer_id for g in grants],
+                )
+                _log.info(
+                    "agent %s went away before its work answer: %d task(s) back to the queue",
+                    agent.id,
+                    released,
+                )
+                return None
             remaining = deadline - time.monotonic()
             if grants or fileops or remaining <= 0 or hub.stopping:
                 return {
@@ -280,6 +327,13 @@ def build_router(hub: AgentHub) -> APIRouter:
                     "fileops": fileops,
                 }
             await hub.relay.wait(agent.id, min(_POLL_S, remaining))
+
+    @router.post("/bye")
+    async def bye(agent: AgentDep, database: DatabaseDep) -> dict[str, Any]:
+        """A clean stop: the agent is offline at once and its leases go back to the queue."""
+        released = await run_in_threadpool(scheduler.agent_left, database, agent.id, how="stopped")
+        _log.info("agent %s stopped: offline, %d task(s) back to the queue", agent.id, released)
+        return {"released": released}
 
     @router.post("/report")
     async def report(body: ReportBody, agent: AgentDep, database: DatabaseDep) -> dict[str, Any]:
@@ -293,6 +347,7 @@ def build_router(hub: AgentHub) -> APIRouter:
                 digest=item.digest,
                 retryable=item.retryable,
                 files=item.files,
+                transfer_id=item.transfer_id,
             )
             for item in body.results
         ]

@@ -1,0 +1,64 @@
+"""Which agents hold a work long-poll open on this process, and which dropped one.
+
+Rules: a live agent keeps one work long-poll open at (almost) all times: it polls again as soon
+as an answer arrives. When a poll ends because the client went away (the connection dropped: the
+process was killed, the host died) and no new poll of that agent starts within ``grace_s``, the
+agent is lost: ``on_lost(agent_id)`` runs once (the hub marks it offline and releases its leases).
+A poll that ends normally (answered) never counts. State is per process; an agent polling another
+replica is that replica's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+__all__ = ["Presence"]
+
+_log = logging.getLogger("reelsync.server.agents")
+
+
+class Presence:
+    def __init__(self, on_lost: Callable[[str], Awaitable[None]], *, grace_s: float = 2.0) -> None:
+        self.grace_s = grace_s
+        self._on_lost = on_lost
+        self._open: dict[str, int] = {}
+        self._started: dict[str, float] = {}
+        self._checks: set[asyncio.Task[None]] = set()
+
+    def begin(self, agent_id: str) -> None:
+        """A work long-poll of ``agent_id`` starts."""
+        self._open[agent_id] = self._open.get(agent_id, 0) + 1
+        self._started[agent_id] = time.monotonic()
+
+    def end(self, agent_id: str, *, dropped: bool) -> None:
+        """The poll ends: answered, or ``dropped`` (the client went away)."""
+        left = self._open.get(agent_id, 1) - 1
+        if left > 0:
+            self._open[agent_id] = left
+        else:
+            self._open.pop(agent_id, None)
+        if dropped:
+            check = asyncio.get_running_loop().create_task(self._check(agent_id, time.monotonic()))
+            self._checks.add(check)
+            check.add_done_callback(self._checks.discard)
+
+    def polling(self, agent_id: str) -> bool:
+        """``agent_id`` has a work long-poll open here now."""
+        return self._open.get(agent_id, 0) > 0
+
+    async def _check(self, agent_id: str, dropped_at: float) -> None:
+        await asyncio.sleep(self.grace_s)
+        if self.polling(agent_id) or self._started.get(agent_id, 0.0) > dropped_at:
+            return
+        _log.info("agent %s dropped its work long-poll and did not come back: lost", agent_id)
+        try:
+            await self._on_lost(agent_id)
+        except Exception:  # a database hiccup: the sweep still catches the agent later
+            _log.exception("could not mark agent %s lost", agent_id)
+
+    def cancel(self) -> None:
+        for check in list(self._checks):
+            check.cancel()

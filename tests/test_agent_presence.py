@@ -1,0 +1,174 @@
+"""Real agents against a real control plane (offline after the default 60 s of silence, so the
+sweep never decides here): a data dir runs one agent; a clean stop is offline at once; a killed
+agent is offline within seconds and its open long-poll takes no work, file operations go to the
+site's other agent; a restarted agent's leases go back to the queue at once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from support.agents import add_london_and_projects, running_agent, start_agent, wait_until
+from support.servers import RunningServer
+
+pytestmark = pytest.mark.slow
+
+_PUSH = re.compile(r"transfer \S+: push (\d+) file\(s\)")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _roots(server: RunningServer, tmp_path: Path) -> dict[str, Path]:
+    roots = {site: tmp_path / f"{site}-projects" for site in ("hq", "london")}
+    for root in roots.values():
+        root.mkdir()
+    add_london_and_projects(server, roots)
+    return roots
+
+
+def _files(root: Path, count: int, size: int) -> list[str]:
+    made = []
+    for i in range(count):
+        path = root / "shot" / f"frame.{1001 + i:04d}.exr"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(size))
+        made.append(path.relative_to(root).as_posix())
+    return made
+
+
+def _job(rels: list[str], name: str) -> dict[str, object]:
+    return {
+        "name": name,
+        "tasks": [{"source": f"share=projects/{rel}", "destination": "site=london"} for rel in rels],
+    }
+
+
+def test_a_data_dir_runs_one_agent_and_a_clean_stop_is_offline_at_once(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    server = server_factory()
+    _roots(server, tmp_path)
+    with running_agent(server, "london", tmp_path / "ldn") as agent:
+        agent.wait_online()
+        second, log_file = start_agent(server, agent.data_dir)
+        try:
+            code = second.wait(30)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait()
+            raise AssertionError("a second agent ran on the same data dir") from None
+        text = log_file.read_text()
+        assert code == 78, text  # ConfigError: the same as any data-dir mistake
+        lines = [line for line in text.splitlines() if "already running" in line]
+        assert len(lines) == 1, text
+        assert str(agent.process.pid) in lines[0], text
+        assert "Traceback" not in text
+        assert agent.entry()["status"] == "online"  # the first one is untouched
+        agent.stop()
+        assert agent.entry()["status"] == "offline"  # at once, not after 60 s of silence
+
+
+def test_a_killed_agent_is_offline_in_seconds_and_its_dead_poll_takes_no_work(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    server = server_factory(env={"REELSYNC_AGENT_FILEOP_TIMEOUT_S": "30"})
+    roots = _roots(server, tmp_path)
+    (roots["hq"] / "probe.txt").write_text("here\n")
+    made = _files(roots["hq"], 12, 64 * 1024)
+    with (
+        running_agent(server, "hq", tmp_path / "hq1") as hq1,
+        running_agent(server, "hq", tmp_path / "hq2") as hq2,
+        running_agent(server, "london", tmp_path / "ldn") as london,
+    ):
+        for agent in (hq1, hq2, london):
+            agent.wait_online()
+        time.sleep(1.0)  # both hq agents are parked in their work long-poll
+        hq1.kill()
+        killed_at = time.monotonic()
+        with server.session() as admin:
+            # work and a file operation at once: the dead agent's open poll takes neither
+            job = admin.submit_job(_job(made, "after a death"))
+            started = time.monotonic()
+            answer = admin.request("GET", "/files/exists", params={"path": "probe.txt"})
+            assert answer["result"] is True
+            assert time.monotonic() - started < 15, "the operation waited for the dead agent"
+            hq1.wait_status("offline", timeout=15)
+            gone_after = time.monotonic() - killed_at
+            final = wait_until(
+                lambda: (
+                    (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j
+                ),
+                60,
+                "the job to finish",
+            )
+            tasks = admin.tasks(job["id"])
+    assert gone_after < 15, gone_after
+    assert final["status"] == "done", final
+    assert {t["dispatches"] for t in tasks} == {1}, tasks
+    assert {t["tries"] for t in tasks} == {0}, tasks
+    assert not _PUSH.search(hq1.log())
+    assert sum(int(n) for n in _PUSH.findall(hq2.log())) == len(made)
+    for rel in made:
+        assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
+    assert "lost" in server.log()
+
+
+def test_a_restarted_agent_gives_back_its_leases_at_once(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    server = server_factory()
+    roots = _roots(server, tmp_path)
+    with server.session() as admin:
+        for key, value in (("transfer_batch_files", "4"), ("agent_concurrency", "2")):
+            admin.request(
+                "PUT", "/settings", json_body={"scope": "workspace", "key": key, "value": value}
+            )
+    made = _files(roots["hq"], 24, 256 * 1024)
+    slow = ["--bandwidth-limit", "2"]  # MiB/s: the job takes a few seconds
+    with (
+        running_agent(server, "hq", tmp_path / "hq", enroll_extra=slow) as hq,
+        running_agent(server, "london", tmp_path / "ldn") as london,
+    ):
+        hq.wait_online()
+        london.wait_online()
+        with server.session() as admin:
+            job = admin.submit_job(_job(made, "restart"))
+            wait_until(lambda: _PUSH.search(hq.log()), 60, "the hq agent to be sending")
+            hq.kill()
+            held = [
+                t["id"]
+                for t in admin.tasks(job["id"])
+                if t["server_id"] == hq.server_id and t["status"] in ("booting", "executing")
+            ]
+            assert held, "the hq agent killed held nothing"
+            hq.process, hq.log_file = start_agent(server, hq.data_dir)  # at once, same data dir
+            hq._stopped = False
+            restarted = time.monotonic()
+            final = wait_until(
+                lambda: (
+                    (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j
+                ),
+                90,
+                "the job to finish",
+            )
+            took = time.monotonic() - restarted
+            tasks = {t["id"]: t for t in admin.tasks(job["id"])}
+    assert final["status"] == "done", final
+    # the files held went back and moved again long before their 120 s lease would have expired
+    assert took < 60, took
+    assert {tasks[t]["dispatches"] for t in held} == {2}, [tasks[t] for t in held]
+    assert {t["tries"] for t in tasks.values()} == {0}
+    log = server.log()
+    assert "restarted" in log or "lost" in log, log[-2000:]
+    for rel in made:
+        assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
+    assert not list(roots["london"].rglob("*.reelsync-part"))
