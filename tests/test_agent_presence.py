@@ -48,7 +48,9 @@ def _files(root: Path, count: int, size: int) -> list[str]:
 def _job(rels: list[str], name: str) -> dict[str, object]:
     return {
         "name": name,
-        "tasks": [{"source": f"share=projects/{rel}", "destination": "site=london"} for rel in rels],
+        "tasks": [
+            {"source": f"share=projects/{rel}", "destination": "site=london"} for rel in rels
+        ],
     }
 
 
@@ -169,6 +171,60 @@ def test_a_restarted_agent_gives_back_its_leases_at_once(
     assert {t["tries"] for t in tasks.values()} == {0}
     log = server.log()
     assert "restarted" in log or "lost" in log, log[-2000:]
+    for rel in made:
+        assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
+    assert not list(roots["london"].rglob("*.reelsync-part"))
+
+
+def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    server = server_factory()
+    roots = _roots(server, tmp_path)
+    with server.session() as admin:
+        admin.request(
+            "PUT", "/settings", json_body={"scope": "workspace", "key": "transfer_batch_files",
+                                           "value": "16"},
+        )  # fmt: skip
+    made = _files(roots["hq"], 16, 1 << 20)
+    slow = ["--bandwidth-limit", "2"]  # MiB/s: a file lands every half second
+    published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
+    with (
+        running_agent(server, "hq", tmp_path / "hq", enroll_extra=slow) as hq,
+        running_agent(server, "london", tmp_path / "ldn") as london,
+    ):
+        hq.wait_online()
+        london.wait_online()
+        with server.session() as admin:
+            job = admin.submit_job(_job(made, "pause"))
+            wait_until(lambda: published() >= 2, 60, "two files at london")
+            admin.update("job", job["id"], {"status": "paused"})
+            wait_until(lambda: "revoked by the control plane" in hq.log(), 15, "the stop")
+            time.sleep(0.5)  # a file being published as the stop came may still land
+            held = published()
+            time.sleep(3.0)  # at 2 MiB/s, six more files would have landed
+            assert published() == held, "files kept moving after the pause"
+            assert held < len(made)
+            paused = admin.get_entity("job", job["id"])
+            assert paused["status"] == "paused"
+            admin.update("job", job["id"], {"status": "waiting"})  # resume
+            final = wait_until(
+                lambda: (
+                    (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j
+                ),
+                90,
+                "the job to finish",
+            )
+            tasks = admin.tasks(job["id"])
+    assert final["status"] == "done", final
+    assert {t["tries"] for t in tasks} == {0}, tasks
+    assert {t["dispatches"] for t in tasks} <= {1, 2}, tasks
+    # sent once: the hq agent pushed the first transfer, then the files not yet there, plus at
+    # most one that landed as the pause came (its done report was refused: the receiver finds it
+    # whole, same size and mtime, and skips it)
+    pushed = [int(n) for n in _PUSH.findall(hq.log())]
+    assert pushed[0] == len(made), pushed
+    assert len(made) - held <= sum(pushed[1:]) <= len(made) - held + 1, (pushed, held)
     for rel in made:
         assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
     assert not list(roots["london"].rglob("*.reelsync-part"))
