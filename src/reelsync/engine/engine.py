@@ -6,6 +6,10 @@ only refusals (certificate, ticket, protocol) end it at once. The listening side
 only after the TLS handshake verified the peer against the workspace CA and its
 :class:`Authorizer` granted it; joining streams must name a pending session and present the same
 certificate. Every path is resolved inside a granted volume before it is touched.
+
+Sessions stay open (protocol version 3, see engine/pool.py): a dialer's work for a peer it already
+has a session with flows into that session with its own ticket; the listener checks each ticket
+as it comes and adds its paths to the session's grant.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import secrets
 import socket
 import ssl
@@ -34,11 +39,13 @@ from reelsync.engine.model import (
     TransferObserver,
     VolumePath,
 )
+from reelsync.engine.pool import Link, LinkKey, SessionPool
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.receiver import ReceiveSession
 from reelsync.engine.sender import SendItem, SendSession
 from reelsync.engine.settings import EngineSettings
 from reelsync.engine.stream import FrameStream, tune_socket
+from reelsync.engine.work import WorkGroup
 from reelsync.errors import (
     AuthenticationError,
     ConfigError,
@@ -147,6 +154,14 @@ class Engine:
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[Listener] = []
+        self._pool = SessionPool()
+        self._versions = tuple(v for v in SUPPORTED_VERSIONS if v <= settings.protocol_max)
+        self.streams_accepted = 0  # TCP+TLS streams peers opened to this engine
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions this engine dialled and keeps open for more work."""
+        return len(self._pool)
 
     def set_bandwidth_limit(self, rate: float | None) -> None:
         """Limit what this agent sends and what it receives to ``rate`` bytes/s each (None: no
@@ -165,6 +180,7 @@ class Engine:
 
     async def aclose(self) -> None:
         """Stop listening, end running sessions and the I/O threads."""
+        await self._pool.aclose()
         for listener in self._listeners:
             await listener.close()
         self._listeners.clear()
@@ -196,13 +212,23 @@ class Engine:
         while len(results) < len(specs):
             todo = [s for k, s in specs.items() if k not in results]
             session: SendSession | ReceiveSession | None = None
+            group: WorkGroup | None = None
             streams: list[FrameStream] = []
             try:
-                streams = await self._dial(assignment.peer, role, assignment.ticket)
-                if assignment.peer_id is not None:
-                    _check_peer(streams, assignment.peer_id)
-                session = self._dialer_session(streams, todo, role, observer)
-                got = await session.run()
+                key = LinkKey(role, assignment.peer.host, assignment.peer.port, assignment.peer_id)
+                one_shot: list[list[FrameStream]] = []
+
+                link = await self._pool.get(
+                    key, functools.partial(self._dial_link, assignment, key, one_shot)
+                )
+                if link is not None:
+                    group = self._submit(link, todo, role, assignment.ticket, observer)
+                    await link.wait(group)
+                    got = group.results
+                else:
+                    streams = one_shot[0]
+                    session = self._dialer_session(streams, todo, role, observer)
+                    got = await session.run()
                 results.update((k, r) for k, r in got.items() if k in specs)
                 missing = [s for s in todo if s.key not in got]
                 if missing and role == "send":
@@ -212,8 +238,8 @@ class Engine:
                         spec.key, ProtocolError("the peer ended the session without this file")
                     )
             except ReelsyncError as exc:
-                if session is not None:
-                    results.update((k, r) for k, r in session.results.items() if k in specs)
+                partial = group.results if group else session.results if session else {}
+                results.update((k, r) for k, r in partial.items() if k in specs)
                 if not exc.retryable or time.monotonic() + delay > deadline:
                     for spec in specs.values():
                         if spec.key not in results:
@@ -226,6 +252,100 @@ class Engine:
                 await asyncio.gather(*(s.aclose() for s in streams))
         return [results[spec.key] for spec in assignment.files]
 
+    async def _dial_link(
+        self, assignment: Assignment, key: LinkKey, one_shot: list[list[FrameStream]]
+    ) -> Link | None:
+        """A new session with the assignment's peer, kept open for more work; None (the streams
+        put in ``one_shot``) when the peer speaks an older version."""
+        streams = await self._dial(assignment.peer, key.role, assignment.ticket)
+        if assignment.peer_id is not None:
+            try:
+                _check_peer(streams, assignment.peer_id)
+            except BaseException:
+                await asyncio.gather(*(s.aclose() for s in streams))
+                raise
+        if (streams[0].conn.version or 1) < 3:
+            one_shot.append(streams)  # an older peer: one session per assignment
+            return None
+        wanted: dict[int, FileSpec] = {}
+        session = self._open_session(streams, key.role, wanted)
+        idle = min(self.settings.session_idle, self.settings.idle_timeout / 2)
+        return Link(key, streams, session, idle, self._pool.forget, wanted)
+
+    def _open_session(
+        self, streams: list[FrameStream], role: Role, by_id: dict[int, FileSpec]
+    ) -> SendSession | ReceiveSession:
+        """A version 3 session kept open for work (see :meth:`_submit`); ``by_id``: what a
+        pulling session asked for, by file id."""
+        if role == "send":
+            return SendSession(
+                streams,
+                [],
+                self.settings,
+                NullObserver(),
+                self.executor,
+                self.limiter,
+                open_ended=True,
+            )
+
+        def resolve(m: ManifestEntry) -> tuple[str, Volume, str]:
+            return self._resolve_wanted(by_id, m)
+
+        return ReceiveSession(
+            streams, resolve, self.settings, NullObserver(), self.executor, open_ended=True
+        )
+
+    def _submit(
+        self,
+        link: Link,
+        todo: list[FileSpec],
+        role: Role,
+        ticket: str | None,
+        observer: TransferObserver,
+    ) -> WorkGroup:
+        session = link.session
+        if isinstance(session, SendSession):
+            ids = session.allocate(len(todo))
+            items = [self._send_item(i, spec) for i, spec in zip(ids, todo, strict=True)]
+            return session.add(items, observer, ticket)
+        ids = session.allocate(len(todo))
+        link.wanted.update(zip(ids, todo, strict=True))
+        entries = tuple(
+            WantEntry(i, s.src.volume, s.src.path, s.dst.volume, s.dst.path)
+            for i, s in zip(ids, todo, strict=True)
+        )
+        return session.add(
+            entries, {i: s.key for i, s in zip(ids, todo, strict=True)}, observer, ticket
+        )
+
+    def _send_item(self, i: int, spec: FileSpec) -> SendItem:
+        volume = self.volumes.get(spec.src.volume)
+        err = None if volume else NotFoundError(f"no local volume {spec.src.volume!r}")
+        return SendItem(i, spec.key, volume, spec.src.path, spec.dst.volume, spec.dst.path, err)
+
+    def _resolve_wanted(
+        self, by_id: dict[int, FileSpec], m: ManifestEntry
+    ) -> tuple[str, Volume, str]:
+        """A pulling dialer's check of an entry the sender offers: a file it asked for, or a
+        file inside a folder it asked for."""
+        if m.parent is not None:  # a file of a folder we asked for: it must lie inside it
+            folder = by_id.get(m.parent)
+            below = _below(folder.dst.path, m.dst_path) if folder is not None else None
+            if folder is None or below is None or m.dst_volume != folder.dst.volume:
+                raise PermissionDeniedError(
+                    f"the peer offered a file outside the folder we asked for ({m.id})"
+                )
+            key, dst = child_key(folder.key, below), VolumePath(m.dst_volume, m.dst_path)
+        else:
+            spec = by_id.get(m.id)
+            if spec is None or (m.dst_volume, m.dst_path) != (spec.dst.volume, spec.dst.path):
+                raise PermissionDeniedError(f"the peer offered a file we did not ask for ({m.id})")
+            key, dst = spec.key, spec.dst
+        volume = self.volumes.get(dst.volume)
+        if volume is None:
+            raise NotFoundError(f"no local volume {dst.volume!r}")
+        return key, volume, normalize_relpath(dst.path)  # the session resolves it
+
     def _dialer_session(
         self,
         streams: list[FrameStream],
@@ -234,38 +354,12 @@ class Engine:
         observer: TransferObserver,
     ) -> SendSession | ReceiveSession:
         if role == "send":
-            items = []
-            for i, spec in enumerate(todo):
-                volume = self.volumes.get(spec.src.volume)
-                err = None if volume else NotFoundError(f"no local volume {spec.src.volume!r}")
-                items.append(
-                    SendItem(
-                        i, spec.key, volume, spec.src.path, spec.dst.volume, spec.dst.path, err
-                    )
-                )
+            items = [self._send_item(i, spec) for i, spec in enumerate(todo)]
             return SendSession(streams, items, self.settings, observer, self.executor, self.limiter)
         by_id = dict(enumerate(todo))
 
         def resolve(m: ManifestEntry) -> tuple[str, Volume, str]:
-            if m.parent is not None:  # a file of a folder we asked for: it must lie inside it
-                folder = by_id.get(m.parent)
-                below = _below(folder.dst.path, m.dst_path) if folder is not None else None
-                if folder is None or below is None or m.dst_volume != folder.dst.volume:
-                    raise PermissionDeniedError(
-                        f"the peer offered a file outside the folder we asked for ({m.id})"
-                    )
-                key, dst = child_key(folder.key, below), VolumePath(m.dst_volume, m.dst_path)
-            else:
-                spec = by_id.get(m.id)
-                if spec is None or (m.dst_volume, m.dst_path) != (spec.dst.volume, spec.dst.path):
-                    raise PermissionDeniedError(
-                        f"the peer offered a file we did not ask for ({m.id})"
-                    )
-                key, dst = spec.key, spec.dst
-            volume = self.volumes.get(dst.volume)
-            if volume is None:
-                raise NotFoundError(f"no local volume {dst.volume!r}")
-            return key, volume, normalize_relpath(dst.path)  # the session resolves it
+            return self._resolve_wanted(by_id, m)
 
         want = Want(
             tuple(
@@ -321,7 +415,7 @@ class Engine:
         n = self.settings.streams
 
         def hello(i: int) -> Hello:
-            return Hello(SUPPORTED_VERSIONS, session, i, n, role, ticket)
+            return Hello(self._versions, session, i, n, role, ticket)
 
         first = await self._open_stream(peer, hello(0))
         try:
@@ -379,6 +473,7 @@ class Engine:
         except (OSError, ValueError):  # a refused certificate, a scanner, a timeout
             raw.close()
             return
+        self.streams_accepted += 1
         await self._accept(
             FrameStream(sock, Side.LISTENER, self.settings, loop, self.read_limiter), authorizer
         )
@@ -397,7 +492,7 @@ class Engine:
         if not isinstance(ev, Hello):
             stream.abort()
             return
-        version = choose_version(ev.versions, SUPPORTED_VERSIONS)
+        version = choose_version(ev.versions, self._versions)
         if version is None:
             await self._refuse(stream, ProtocolError("no common protocol version"))
             return
@@ -430,7 +525,7 @@ class Engine:
             if ev.streams > 1:
                 await asyncio.wait_for(pending.ready.wait(), self.settings.connect_timeout)
             streams = [s for s in pending.streams if s is not None]
-            await self._run_listener_session(streams, ev.role, grant)
+            await self._run_listener_session(streams, ev.role, grant, authorizer)
         except (ReelsyncError, TimeoutError):
             pass
         finally:
@@ -438,43 +533,101 @@ class Engine:
             await asyncio.gather(*(s.aclose() for s in pending.streams if s is not None))
 
     async def _run_listener_session(
-        self, streams: list[FrameStream], dialer_role: Role, grant: Grant
+        self,
+        streams: list[FrameStream],
+        dialer_role: Role,
+        grant: Grant,
+        authorizer: Authorizer,
     ) -> None:
         observer = grant.observer or NullObserver()
+        scope = _Scope(grant)
+        version = streams[0].conn.version or 1
 
-        def granted(volume_code: str, rel: str, *, in_folder: bool = False) -> tuple[Volume, str]:
-            volume = grant.volumes.get(volume_code)
-            if volume is None:
-                raise NotFoundError(f"volume {volume_code!r} is not served here")
-            norm = normalize_relpath(rel)
-            if grant.paths is not None and (volume_code, norm) not in grant.paths:
-                # a file of a folder: some folder above it must be granted
-                above = _ancestors(norm) if in_folder else []
-                if not any((volume_code, folder) in grant.paths for folder in above):
-                    raise PermissionDeniedError(f"{volume_code}:{rel} is not part of this transfer")
-            return volume, norm  # each session resolves it in the volume before touching it
+        def check_ticket(ticket: str) -> None:  # version 3: more work, another ticket
+            request = SessionRequest(streams[0].peer_certificate, ticket, dialer_role, len(streams))
+            scope.widen(authorizer.authorize(request))
 
         if dialer_role == "send":
 
             def resolve(m: ManifestEntry) -> tuple[str, Volume, str]:
-                volume, rel = granted(m.dst_volume, m.dst_path, in_folder=m.parent is not None)
+                volume, rel = scope.granted(
+                    m.dst_volume, m.dst_path, in_folder=m.parent is not None
+                )
                 return f"{m.dst_volume}:{rel}", volume, rel
 
-            await ReceiveSession(streams, resolve, self.settings, observer, self.executor).run()
+            await ReceiveSession(
+                streams,
+                resolve,
+                self.settings,
+                observer,
+                self.executor,
+                tickets=check_ticket if version >= 3 else None,
+            ).run()
+            return
+
+        def wanted(want: Want) -> list[SendItem]:
+            refused: ReelsyncError | None = None
+            if want.ticket is not None:
+                try:
+                    check_ticket(want.ticket)
+                except ReelsyncError as exc:  # this Want's files fail, the session goes on
+                    refused = exc
+            items = []
+            for w in want.files:
+                key = f"{w.src_volume}:{w.src_path}"
+                try:
+                    if refused is not None:
+                        raise refused
+                    volume, rel = scope.granted(w.src_volume, w.src_path)
+                    items.append(SendItem(w.id, key, volume, rel, w.dst_volume, w.dst_path))
+                except ReelsyncError as exc:
+                    items.append(
+                        SendItem(w.id, key, None, w.src_path, w.dst_volume, w.dst_path, exc)
+                    )
+            return items
+
+        if version >= 3:  # Wants come and go until the dialer's Bye
+            session = SendSession(
+                streams, [], self.settings, observer, self.executor, self.limiter, wants=wanted
+            )
+            await session.run()
             return
         ev = await streams[0].recv(self.settings.idle_timeout)
         if not isinstance(ev, Want):
             raise ProtocolError(f"expected Want, got {type(ev).__name__}", remote=True)
-        items = []
-        for w in ev.files:
-            key = f"{w.src_volume}:{w.src_path}"
-            try:
-                volume, rel = granted(w.src_volume, w.src_path)
-                items.append(SendItem(w.id, key, volume, rel, w.dst_volume, w.dst_path))
-            except ReelsyncError as exc:
-                items.append(SendItem(w.id, key, None, w.src_path, w.dst_volume, w.dst_path, exc))
-        session = SendSession(streams, items, self.settings, observer, self.executor, self.limiter)
+        session = SendSession(
+            streams, wanted(ev), self.settings, observer, self.executor, self.limiter
+        )
         await session.run()
+
+
+class _Scope:
+    """What a listener's session may touch: its first grant's, widened by each further ticket
+    (version 3). Read by I/O threads while the loop widens it: it only grows."""
+
+    def __init__(self, grant: Grant) -> None:
+        self.volumes: Mapping[str, Volume] = grant.volumes
+        self.paths: set[tuple[str, str]] | None = None if grant.paths is None else set(grant.paths)
+
+    def widen(self, grant: Grant) -> None:
+        self.volumes = {**self.volumes, **grant.volumes}
+        if grant.paths is None:
+            self.paths = None
+        elif self.paths is not None:
+            self.paths |= grant.paths
+
+    def granted(self, volume_code: str, rel: str, *, in_folder: bool = False) -> tuple[Volume, str]:
+        volume = self.volumes.get(volume_code)
+        if volume is None:
+            raise NotFoundError(f"volume {volume_code!r} is not served here")
+        norm = normalize_relpath(rel)
+        paths = self.paths
+        if paths is not None and (volume_code, norm) not in paths:
+            # a file of a folder: some folder above it must be granted
+            above = _ancestors(norm) if in_folder else []
+            if not any((volume_code, folder) in paths for folder in above):
+                raise PermissionDeniedError(f"{volume_code}:{rel} is not part of this transfer")
+        return volume, norm  # each session resolves it in the volume before touching it
 
 
 def _below(folder: str, path: str) -> str | None:

@@ -12,6 +12,12 @@ Chunks and batches are verified and written by the reader thread of the stream t
 (the stream's inline handler, see engine/stream.py); the event loop only hears the outcome
 (:class:`_Written`, :class:`_BatchWritten`) and does the bookkeeping: acks, nacks, publishing.
 Writes in flight are counted, and the session waits for them before it closes part files.
+
+Open-ended (protocol version 3, a pulling dialer): :meth:`ReceiveSession.add` sends a further
+Want while the session runs (a :class:`~reelsync.engine.work.WorkGroup` per call) and
+:meth:`ReceiveSession.close` ends the session with Bye once the work in flight is settled. A
+listener passes each ticket a Manifest carries to ``tickets``; a refused one fails that part's
+files, not the session. Settled files are forgotten (their ids kept, so late chunks are ignored).
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, digest_text, file_digest
-from reelsync.engine.folders import FolderObserver, FolderTally
+from reelsync.engine.folders import FolderTally
 from reelsync.engine.model import FileResult, TransferObserver
 from reelsync.engine.settings import EngineSettings
 from reelsync.engine.stream import FrameStream
+from reelsync.engine.work import WorkGroup
 from reelsync.errors import (
     ConnectionLostError,
     IntegrityError,
@@ -56,9 +63,10 @@ from reelsync.protocol import (
     Plan,
     PlanEntry,
     Want,
+    WantEntry,
 )
 
-__all__ = ["ReceiveSession", "Resolver"]
+__all__ = ["ReceiveSession", "Resolver", "TicketCheck"]
 
 T = TypeVar("T")
 
@@ -66,6 +74,10 @@ Resolver = Callable[[ManifestEntry], tuple[str, Volume, str]]
 """Maps a manifest entry to (result key, local volume, normalized relative path); raises
 ReelsyncError to refuse it (unknown volume, path not granted). The session resolves the path in
 the volume itself (one lstat per file), which refuses a path leading outside the volume."""
+
+TicketCheck = Callable[[str], None]
+"""A listener's check of a further ticket (version 3): adds its paths to the session's grant, or
+raises ReelsyncError to refuse it. Runs in an I/O thread."""
 
 
 @dataclass(slots=True, eq=False)
@@ -82,11 +94,13 @@ class _Target:
     finalizing: bool = False
     done: bool = False
     received: int = 0
+    group: WorkGroup | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_Finished = tuple[_Target | None, FileResult, int | None]
-"""A file settled while planning: its target (if any), its result, its folder's id (if any)."""
+_Finished = tuple[_Target | None, FileResult, int | None, int]
+"""A file settled while planning: its target (if any), its result, its folder's id (if any), its
+own id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +152,30 @@ class ReceiveSession:
         executor: Executor,
         *,
         opening: Want | None = None,
+        open_ended: bool = False,
+        tickets: TicketCheck | None = None,
     ) -> None:
-        """``opening``: the Want a pulling dialer sends on stream 0 before anything else."""
+        """``opening``: the Want a pulling dialer sends on stream 0 before anything else;
+        ``open_ended``: a version 3 pulling dialer's session (see :meth:`add`); ``tickets``: a
+        listener's check of further tickets."""
         self.streams = streams
         self.opening = opening
         self.resolve = resolve
         self.settings = settings
-        self.observer = FolderObserver(observer)
+        self._default = WorkGroup(None, observer)
+        self.observer = self._default.observer
         self.executor = executor
         self.chunk_size = settings.chunk_size
         self.targets: dict[int, _Target] = {}
-        self.results: dict[str, FileResult] = {}
+        self._settled: set[int] = set()  # ids of forgotten targets (late chunks are ignored)
+        self.results: dict[str, FileResult] = {}  # every result (a session that is not open-ended)
+        self._open_ended = open_ended
+        self._tickets = tickets
+        self._group_of: dict[int, WorkGroup] = {}  # top-level id -> its caller's group
+        self._groups: set[WorkGroup] = set()
+        self._closing = False
+        self._end = asyncio.Event()
+        self._next_id = 0
         self._folders: dict[int, FolderTally] = {}  # by the folder's id
         self._folders_done: set[int] = set()
         self._bye = asyncio.Event()
@@ -156,6 +183,7 @@ class ReceiveSession:
         self._writes = 0  # chunks and batches being written by reader threads
         self._stopped = False  # no more writes from reader threads
         self._writes_cv = threading.Condition()
+        self._sends: set[asyncio.Task[None]] = set()
         for stream in streams:
             stream.set_inline(self._inline)
 
@@ -165,32 +193,114 @@ class ReceiveSession:
         job.add_done_callback(self._inflight.discard)
         return await asyncio.wrap_future(job)
 
-    def _record(self, t: _Target | None, result: FileResult, parent: int | None = None) -> None:
+    # -- open-ended sessions ---------------------------------------------------------------------
+    def allocate(self, count: int) -> range:
+        """``count`` fresh file ids for :meth:`add`."""
+        ids = range(self._next_id, self._next_id + count)
+        self._next_id += count
+        return ids
+
+    def add(
+        self,
+        entries: tuple[WantEntry, ...],
+        keys: dict[int, str],
+        observer: TransferObserver,
+        ticket: str | None = None,
+    ) -> WorkGroup:
+        """Ask for more files while the session runs (ids from :meth:`allocate`; ``keys`` maps
+        each id to the caller's key); the group completes when each has a result."""
+        group = WorkGroup(keys.values(), observer)
+        for fid in keys:
+            self._group_of[fid] = group
+        if not group.done:
+            self._groups.add(group)
+        self._spawn_send(Want(entries, ticket))
+        return group
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._groups)
+
+    def close(self) -> None:
+        """End the session (Bye) once the work in flight is settled."""
+        self._closing = True
+        self._maybe_end()
+
+    def _maybe_end(self) -> None:
+        if self._open_ended and self._closing and not self._groups:
+            self._end.set()
+
+    def _spawn_send(self, event: Want) -> None:
+        async def send() -> None:
+            try:
+                await self.streams[0].send(event)
+            except ReelsyncError as exc:
+                self._fail_groups(exc)
+
+        task = asyncio.ensure_future(send())
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    def _fail_groups(self, exc: BaseException) -> None:
+        err = exc if isinstance(exc, ReelsyncError) else ConnectionLostError("the session ended")
+        for group in [*self._groups]:
+            group.fail(err)
+        self._groups.clear()
+        self._end.set()
+
+    def _group(self, top: int) -> WorkGroup:
+        return self._group_of.get(top, self._default)
+
+    def _record(
+        self,
+        t: _Target | None,
+        result: FileResult,
+        parent: int | None = None,
+        top: int | None = None,
+    ) -> None:
+        """A settled file: ``t`` its target, or ``top`` the id of a top-level entry without
+        one (refused, a folder), ``parent`` the folder of a folder's file."""
         if t is not None:
             if t.done:
                 return
             t.done = True
-            parent = t.entry.parent
-        self.results[result.key] = result
-        self.observer.file_finished(result)
+            parent, top = t.entry.parent, t.entry.id
+            self._forget(t)
+        if not self._open_ended:
+            self.results[result.key] = result
         if parent is not None:  # a file of a folder
+            self._group(parent).observer.file_finished(result)
             self._fold(parent, self._folders.setdefault(parent, FolderTally("")).add(result))
+            return
+        group = self._group_of.pop(top, self._default) if top is not None else self._default
+        group.observer.file_finished(result)
+        group.record(result)
+        if group.done and group in self._groups:
+            self._groups.discard(group)
+            self._maybe_end()
+
+    def _forget(self, t: _Target) -> None:
+        """A settled target leaves memory (a part file still open stays for _close_parts)."""
+        if t.part is None:
+            self._settled.add(t.entry.id)
+            self.targets.pop(t.entry.id, None)
 
     def _fold(self, folder_id: int, result: FileResult | None) -> None:
         """Record a folder's result once all its files have one."""
         if result is None or folder_id in self._folders_done:
             return
         self._folders_done.add(folder_id)
-        self._record(None, result)
+        self._folders.pop(folder_id, None)
+        self._record(None, result, top=folder_id)
 
     def _announce(self, folder: _Folder) -> None:
         if folder.error is not None:
             self._folders_done.add(folder.id)
-            self._record(None, folder.error)
+            self._record(None, folder.error, top=folder.id)
             return
         tally = self._folders.setdefault(folder.id, FolderTally(folder.key))
         tally.key = folder.key
-        self.observer.announce(folder.key, folder.size)
+        self._group(folder.id).observer.announce(folder.key, folder.size)
         self._fold(folder.id, tally.expect(folder.files, folder.size))
 
     def _failed(self, t: _Target, err: ReelsyncError) -> FileOutcome:
@@ -203,17 +313,26 @@ class ReceiveSession:
             await self.streams[0].send(self.opening)
         tasks = [asyncio.create_task(self._reader(s)) for s in self.streams]
         bye = asyncio.create_task(self._bye.wait())
+        end = asyncio.create_task(self._end.wait())
         try:
-            pending = {bye, *tasks}
-            while not self._bye.is_set():
+            pending = {bye, end, *tasks}
+            while not self._bye.is_set() and not self._end.is_set():
                 finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for t in finished:
-                    if t is not bye and t.exception() is not None:
+                    if t not in (bye, end) and t.exception() is not None:
                         raise t.exception()  # type: ignore[misc]
+            if self._end.is_set() and not self._bye.is_set():
+                if self._groups:  # a Want could not be sent
+                    raise ConnectionLostError(f"the session with {self.streams[0].peer_name} ended")
+                self._bye.set()  # open-ended, closed with nothing in flight: we end it
+                await self.streams[0].send(Bye())
+        except BaseException as exc:
+            self._fail_groups(exc)
+            raise
         finally:
-            for t in [*tasks, bye]:
+            for t in [*tasks, bye, end, *self._sends]:
                 t.cancel()
-            await asyncio.gather(*tasks, bye, return_exceptions=True)
+            await asyncio.gather(*tasks, bye, end, *self._sends, return_exceptions=True)
             # writes still run in reader and I/O threads: let them finish first
             with self._writes_cv:
                 self._stopped = True
@@ -267,8 +386,8 @@ class ReceiveSession:
                         await self._io(part.discard)
             elif isinstance(ev, Manifest):
                 plan, finished, folders = await self._io(self._plan, ev)
-                for t, result, parent in finished:
-                    self._record(t, result, parent)
+                for t, result, parent, top in finished:
+                    self._record(t, result, parent, top)
                 for folder in folders:
                     self._announce(folder)
                 await stream.send(plan)
@@ -293,8 +412,23 @@ class ReceiveSession:
             self.chunk_size = manifest.chunk_size
         finished: list[_Finished] = []
         folders: list[_Folder] = []
+        if manifest.ticket is not None:
+            try:
+                if self._tickets is None:
+                    raise ProtocolError("a ticket this side cannot check", remote=True)
+                self._tickets(manifest.ticket)
+            except ReelsyncError as exc:  # refused: this part's files fail, the session goes on
+                return self._refuse(manifest, exc, finished), finished, folders
         entries = [self._plan_one(m, finished, folders) for m in manifest.files]
         return Plan(tuple(entries)), finished, folders
+
+    def _refuse(self, manifest: Manifest, exc: ReelsyncError, finished: list[_Finished]) -> Plan:
+        for m in manifest.files:
+            failed = FileResult.failed(f"{m.dst_volume}:{m.dst_path}", exc)
+            finished.append((None, failed, m.parent, m.id))
+        return Plan(
+            tuple(PlanEntry(m.id, "fail", (), exc.code, exc.message) for m in manifest.files)
+        )
 
     def _plan_folder(self, m: ManifestEntry, folders: list[_Folder]) -> PlanEntry:
         """A folder's own entry (after its files): make it (it may be empty), then tally."""
@@ -323,20 +457,20 @@ class ReceiveSession:
             # the sender's reason comes first
             err = error_from_code(m.error_code, m.error_message or "") if m.error_code else exc
             failed = FileResult.failed(f"{m.dst_volume}:{m.dst_path}", err)
-            finished.append((None, failed, m.parent))
+            finished.append((None, failed, m.parent, m.id))
             return PlanEntry(m.id, "fail", (), err.code, err.message)
         if m.error_code:
             err = error_from_code(m.error_code, m.error_message or "")
-            finished.append((None, FileResult.failed(key, err), m.parent))
+            finished.append((None, FileResult.failed(key, err), m.parent, m.id))
             return PlanEntry(m.id, "fail", (), m.error_code, m.error_message)
         t = _Target(m, key, volume, rel, chunk_count(m.size, self.chunk_size))
-        if m.id in self.targets:
+        if m.id in self.targets or m.id in self._settled:
             return PlanEntry(m.id, "fail", (), "protocol", "duplicate file id")
         self.targets[m.id] = t
         try:
             t.path, st = volume.lookup(rel)  # one lstat: confinement and the skip check
             if same_file(st, m.size, m.mtime_ns):
-                finished.append((t, FileResult(key, "skipped", m.size), None))
+                finished.append((t, FileResult(key, "skipped", m.size), None, m.id))
                 return PlanEntry(m.id, "skip")
             if t.chunks == 1:
                 return PlanEntry(m.id, "send")
@@ -344,7 +478,7 @@ class ReceiveSession:
                 volume, rel, size=m.size, mtime_ns=m.mtime_ns, chunk_size=self.chunk_size
             )
         except ReelsyncError as exc:
-            finished.append((t, FileResult.failed(key, exc, size=m.size), None))
+            finished.append((t, FileResult.failed(key, exc, size=m.size), None, m.id))
             return PlanEntry(m.id, "fail", (), exc.code, exc.message)
         t.checksums.update(have)
         return PlanEntry(m.id, "send", tuple(sorted(have.items())))
@@ -369,6 +503,8 @@ class ReceiveSession:
     def _write_chunk(self, ev: Chunk) -> _Written | _Late:
         t = self.targets.get(ev.file_id)
         if t is None:
+            if ev.file_id in self._settled:
+                return _Late()
             raise ProtocolError(f"chunk of unknown file {ev.file_id}", remote=True)
         if not 0 <= ev.index < t.chunks:
             raise ProtocolError(f"chunk {ev.index} of a file of {t.chunks} chunks", remote=True)
@@ -412,7 +548,10 @@ class ReceiveSession:
         if w.index not in t.checksums:
             t.received += w.size
         t.checksums[w.index] = w.checksum
-        self.observer.file_progress(t.key, len(t.checksums) * self.chunk_size, t.entry.size)
+        top = t.entry.parent if t.entry.parent is not None else t.entry.id
+        self._group(top).observer.file_progress(
+            t.key, len(t.checksums) * self.chunk_size, t.entry.size
+        )
         await stream.send(Ack(((t.entry.id, w.index),)))
         await self._maybe_publish(stream, t)
 
@@ -446,6 +585,8 @@ class ReceiveSession:
         for e in entries:
             t = self.targets.get(e.file_id)
             if t is None:
+                if e.file_id in self._settled:
+                    continue
                 raise ProtocolError(f"batch entry of unknown file {e.file_id}", remote=True)
             if t.done:
                 continue

@@ -7,6 +7,14 @@ read again and resent (up to ``max_resends``); if its bytes differ from the firs
 source's size, mtime or ctime changed by the time its last chunk was read, the file is aborted
 (FileAbort ``integrity``): a mixed file is never completed. A file is done when the receiver says
 so (FileDone); the session ends with Bye once every file has a result.
+
+Open-ended (protocol version 3): the dialer adds work while the session runs
+(:meth:`SendSession.add`, each call a :class:`~reelsync.engine.work.WorkGroup` with its own ticket
+and observer) and ends it with Bye when it closes it; a listening sender takes each Want as new
+work (``wants``) and ends at the dialer's Bye. Ids: the dialer's come from
+:meth:`SendSession.allocate`; a listener numbers the files of folders from
+:data:`LISTENER_CHILD_IDS` so they never meet the dialer's. Settled files are forgotten, so a
+session open for hours holds only the files in flight.
 """
 
 from __future__ import annotations
@@ -16,10 +24,10 @@ import functools
 import os
 import stat as stat_mod
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span, digest_text, file_digest
 from reelsync.domain.party import join_path
@@ -28,6 +36,7 @@ from reelsync.engine.model import FileResult, TransferObserver
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
 from reelsync.engine.stream import FrameStream
+from reelsync.engine.work import WorkGroup
 from reelsync.errors import (
     ConnectionLostError,
     IntegrityError,
@@ -53,9 +62,13 @@ from reelsync.protocol import (
     ManifestEntry,
     Nack,
     Plan,
+    Want,
 )
 
-__all__ = ["SendItem", "SendSession"]
+__all__ = ["LISTENER_CHILD_IDS", "SendItem", "SendSession", "WantHandler"]
+
+#: A listening sender's first id for the files of folders (the dialer's ids stay below it).
+LISTENER_CHILD_IDS = 1 << 40
 
 T = TypeVar("T")
 
@@ -93,9 +106,14 @@ class _Source:
     result: FileResult | None = None
     tally: FolderTally | None = None  # a folder: the outcomes of its files
     parent: _Source | None = None  # a file of a folder
+    group: WorkGroup | None = None  # whose work it is (its observer); set when it is added
 
 
 _Unit = tuple[_Source, int] | list[_Source]
+
+WantHandler = Callable[[Want], list[SendItem]]
+"""A listening sender's answer to a version 3 Want: the files to send (refused ones carry their
+error)."""
 
 
 def _is_finished(src: _Source) -> bool:
@@ -111,17 +129,30 @@ class SendSession:
         observer: TransferObserver,
         executor: Executor,
         limiter: TokenBucket | None,
+        *,
+        open_ended: bool = False,
+        wants: WantHandler | None = None,
     ) -> None:
+        """``open_ended``: a version 3 dialer's session (see :meth:`add`, :meth:`close`);
+        ``wants``: a version 3 listener's session, fed by the dialer's Wants."""
         self.streams = streams
         self.settings = settings
-        self.observer = FolderObserver(observer)
         self.executor = executor
         self.limiter = limiter
-        self.files = {it.id: _Source(it) for it in items}
-        self.results: dict[str, FileResult] = {}
+        self._default = WorkGroup(None, observer)
+        self.files = {it.id: _Source(it, group=self._default) for it in items}
+        self._initial = list(self.files.values())  # announced when the session starts
+        self.results: dict[str, FileResult] = {}  # every result (a one-shot session only)
+        self._one_shot = not open_ended and wants is None
+        self._wants = wants
+        self._groups: set[WorkGroup] = set()  # open groups of an open-ended session
         self._queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
         self._remaining = len(self.files)
-        self._done = asyncio.Event()
+        self._end = asyncio.Event()
+        self._closing = False
+        self._peer_bye = False
+        self._error: BaseException | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._open_lock = threading.Lock()
         # chunk buffers: read into, sent from, then given back by the stream's writer thread
         self._buffers: list[bytearray] = []
@@ -130,9 +161,64 @@ class SendSession:
         # chunks as small as half a buffer) and being read by each I/O thread
         self._max_buffers = 6 * len(streams) + settings.io_threads
         self._corrupt = set(settings.debug_corrupt)
-        self._next_id = max(self.files, default=-1) + 1  # ids for the files of folders
+        # ids for the files of folders (and, open-ended, for added work)
+        self._next_id = LISTENER_CHILD_IDS if wants else max(self.files, default=-1) + 1
         conn = streams[0].conn if streams else None
         self._folders_ok = conn is not None and (conn.version or 1) >= 2
+
+    # -- open-ended sessions ---------------------------------------------------------------------
+    def allocate(self, count: int) -> range:
+        """``count`` fresh file ids for :meth:`add` (a dialer's open-ended session)."""
+        ids = range(self._next_id, self._next_id + count)
+        self._next_id += count
+        return ids
+
+    def add(
+        self, items: list[SendItem], observer: TransferObserver, ticket: str | None = None
+    ) -> WorkGroup:
+        """More files for this running session (ids from :meth:`allocate`); their manifest goes
+        out at once, with ``ticket`` for the listener. The group completes when each has a
+        result."""
+        group = WorkGroup([it.key for it in items], observer)
+        self._adopt(items, group, ticket)
+        return group
+
+    @property
+    def busy(self) -> bool:
+        """Work added and not settled yet."""
+        return bool(self._groups)
+
+    def close(self) -> None:
+        """End the session (Bye) once the work in flight is settled; nothing may be added."""
+        self._closing = True
+        self._maybe_end()
+
+    def _adopt(self, items: list[SendItem], group: WorkGroup, ticket: str | None) -> None:
+        sources = [_Source(it, group=group) for it in items]
+        for src in sources:
+            self.files[src.item.id] = src
+        self._remaining += len(sources)
+        if not group.done:
+            self._groups.add(group)
+        self._spawn(self._announce(sources, ticket))
+
+    def _maybe_end(self) -> None:
+        if self._one_shot:
+            if self._remaining == 0:
+                self._end.set()
+        elif self._wants is None and self._closing and not self._groups:
+            self._end.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._error is None:
+            self._error = task.exception()
+            self._end.set()
 
     # -- plumbing --------------------------------------------------------------------------------
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
@@ -142,19 +228,26 @@ class SendSession:
         if src.result is not None:
             return
         src.result = result
-        self.results[result.key] = result
+        if self._one_shot:
+            self.results[result.key] = result
+        else:
+            self.files.pop(src.item.id, None)  # settled: forgotten (late acks are ignored)
         if src.fd >= 0:
             os.close(src.fd)
             src.fd = -1
-        self.observer.file_finished(result)
+        group = src.group or self._default
+        group.observer.file_finished(result)
         self._remaining -= 1
-        if self._remaining == 0:
-            self._done.set()
         parent = src.parent
         if parent is not None and parent.tally is not None:
             folded = parent.tally.add(result)
             if folded is not None:
                 self._finish(parent, folded)
+        elif parent is None:
+            group.record(result)
+            if group.done:
+                self._groups.discard(group)
+        self._maybe_end()
 
     def _fail(self, src: _Source, error: ReelsyncError) -> None:
         self._finish(src, FileResult.failed(src.item.key, error, size=src.size, sent=src.sent))
@@ -168,50 +261,59 @@ class SendSession:
     # -- the session -----------------------------------------------------------------------------
     async def run(self) -> dict[str, FileResult]:
         """Send every file; returns the results known when the session ended (on a lost
-        connection, the files without a result are the ones to retry)."""
-        tasks = [asyncio.create_task(self._reader(s)) for s in self.streams]
-        tasks += [asyncio.create_task(self._writer(s)) for s in self.streams]
-        tasks.append(asyncio.create_task(self._announce()))
-        done_wait = asyncio.create_task(self._done.wait())
+        connection, the files without a result are the ones to retry). Open-ended: runs until
+        :meth:`close` (or, listening, the dialer's Bye); a failure fails every open group."""
+        for s in self.streams:
+            self._spawn(self._reader(s))
+            self._spawn(self._writer(s))
+        if self._initial:
+            self._spawn(self._announce(self._initial, None))
+            self._initial = []
+        self._maybe_end()
         try:
-            if self._remaining:
-                pending = {done_wait, *tasks}
-                while not self._done.is_set():
-                    finished, pending = await asyncio.wait(
-                        pending, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    for t in finished:
-                        if t is not done_wait and t.exception() is not None:
-                            raise t.exception()  # type: ignore[misc]
-            await self.streams[0].send(Bye())
+            await self._end.wait()
+            if self._error is not None:
+                raise self._error
+            if not self._peer_bye:
+                await self.streams[0].send(Bye())
+        except BaseException as exc:
+            for group in [*self._groups]:
+                group.fail(
+                    exc
+                    if isinstance(exc, ReelsyncError)
+                    else ConnectionLostError("the session ended")
+                )
+            raise
         finally:
-            for t in [*tasks, done_wait]:
+            tasks = list(self._tasks)
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, done_wait, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             for src in self.files.values():
                 if src.fd >= 0:
                     os.close(src.fd)
                     src.fd = -1
         return self.results
 
-    async def _announce(self) -> None:
-        """Stat the sources and send the manifest in parts on stream 0."""
+    async def _announce(self, sources: list[_Source], ticket: str | None) -> None:
+        """Stat the sources and send the manifest in parts on stream 0 (the ticket with the
+        first part)."""
         part = self.settings.manifest_part
-        sources = list(self.files.values())
         for start in range(0, len(sources), part):
             entries, failed, folders = await self._io(self._stat_all, sources[start : start + part])
             for src, err in failed:
                 self._fail(src, err)
             for folder, files in folders:
                 self._add_folder(folder, files)
-            await self.streams[0].send(Manifest(self.settings.chunk_size, tuple(entries)))
+            await self.streams[0].send(Manifest(self.settings.chunk_size, tuple(entries), ticket))
+            ticket = None
 
     def _add_folder(self, folder: _Source, files: list[_Source]) -> None:
         """On the loop: the folder's files join the session (before their manifest goes out)."""
         for f in files:
             self.files[f.item.id] = f
         self._remaining += len(files)
-        self.observer.announce(folder.item.key, folder.size)
+        (folder.group or self._default).observer.announce(folder.item.key, folder.size)
         assert folder.tally is not None
         folded = folder.tally.expect(len(files), folder.size)
         if folded is not None:  # an empty folder
@@ -257,6 +359,7 @@ class SendSession:
                     checksums=[None] * chunks,
                     unread=chunks,
                     parent=folder,
+                    group=folder.group,
                 )
             )
             self._next_id += 1
@@ -352,7 +455,7 @@ class SendSession:
                     src = self.files.get(fid)
                     if src is not None and src.result is None:
                         src.acked += chunk_span(src.size, self.settings.chunk_size, index)[1]
-                        self.observer.file_progress(src.item.key, src.acked, src.size)
+                        self._observer(src).file_progress(src.item.key, src.acked, src.size)
             elif isinstance(ev, Nack):
                 for fid, index in ev.items:
                     await self._resend(stream, fid, index)
@@ -375,6 +478,12 @@ class SendSession:
                         self._fail(src, err)
             elif isinstance(ev, Plan):
                 self._on_plan(ev)
+            elif isinstance(ev, Want) and self._wants is not None:
+                self._adopt(self._wants(ev), self._default, None)
+            elif isinstance(ev, Bye) and self._wants is not None:
+                self._peer_bye = True  # the dialer has no more work: the session ends
+                self._end.set()
+                return
             elif isinstance(ev, Failure):
                 raise error_from_code(ev.code, ev.message)
             elif isinstance(ev, ConnectionClosed):
@@ -446,6 +555,9 @@ class SendSession:
                 await self._send_batch(stream, unit)
             else:
                 await self._send_chunk(stream, *unit)
+
+    def _observer(self, src: _Source) -> FolderObserver:
+        return (src.group or self._default).observer
 
     def _where(self, src: _Source) -> str:
         return f"{src.item.volume.code if src.item.volume else '?'}:{src.item.rel}"
@@ -521,7 +633,7 @@ class SendSession:
         if first and src.have.get(index) == checksum:
             self._give_buffer(buf)
             src.acked += size  # the receiver already holds this chunk (resume)
-            self.observer.file_progress(src.item.key, src.acked, src.size)
+            self._observer(src).file_progress(src.item.key, src.acked, src.size)
         else:
             if self.limiter is not None:
                 await self.limiter.take(size + 64)

@@ -14,7 +14,11 @@ MIB = 1 << 20
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     """How the data plane moves bytes. ``bandwidth_limit`` is in bytes per second (None: no
-    limit); ``congestion`` names a TCP congestion control to ask for (None: the system's)."""
+    limit); ``congestion`` names a TCP congestion control to ask for (None: the system's);
+    ``session_idle``: seconds a dialled session with a version 3 peer stays open without work,
+    for more work to the same peer (0: closed as soon as its work is done; at most half of
+    ``idle_timeout``, after which the listener would give up on it); ``protocol_max``: the
+    highest protocol version spoken (a fleet being upgraded may hold newer agents back)."""
 
     streams: int = 4
     chunk_size: int = 4 * MIB
@@ -31,6 +35,8 @@ class EngineSettings:
     retry_deadline: float = 300.0
     retry_max_delay: float = 10.0
     max_resends: int = 5
+    session_idle: float = 30.0
+    protocol_max: int = 3
     debug_corrupt: frozenset[tuple[str, int]] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -44,5 +50,9 @@ class EngineSettings:
             raise ConfigError("small_file_max must be between 0 and the chunk size")
         if self.batch_bytes < self.small_file_max or self.batch_bytes > 64 * MIB:
             raise ConfigError("batch_bytes must be at least small_file_max and at most 64 MiB")
+        if not 1 <= self.protocol_max <= 3:
+            raise ConfigError(f"protocol_max must be 1, 2 or 3, got {self.protocol_max}")
+        if self.session_idle < 0:
+            raise ConfigError("session_idle must be at least 0")
         if self.bandwidth_limit is not None and self.bandwidth_limit <= 0:
             raise ConfigError("the bandwidth limit must be positive")

@@ -1,4 +1,4 @@
-"""Frame encoding and decoding of the data plane, versions 1 and 2.
+"""Frame encoding and decoding of the data plane, versions 1 to 3.
 
 Rules: a frame is a 5-byte header, ``!IB`` = body length (bytes after the header) and frame type,
 then the body. Bulk data frames (CHUNK, BATCH, FILE_END, ACK, NACK) have fixed binary layouts; the
@@ -115,21 +115,23 @@ def encode_event(event: Event) -> list[bytes]:
             return _json(
                 FrameType.WELCOME, {"version": version, "session": session, "stream": stream}
             )
-        case Want(files):
+        case Want(files, ticket):
             return _json(
                 FrameType.WANT,
                 {
                     "files": [
                         [w.id, w.src_volume, w.src_path, w.dst_volume, w.dst_path] for w in files
-                    ]
+                    ],
+                    **({"ticket": ticket} if ticket is not None else {}),
                 },
             )
-        case Manifest(chunk_size, files):
+        case Manifest(chunk_size, files, ticket):
             return _json(
                 FrameType.MANIFEST,
                 {
                     "chunk_size": chunk_size,
                     "files": [_manifest_row(m) for m in files],
+                    **({"ticket": ticket} if ticket is not None else {}),
                 },
             )
         case Plan(files):
@@ -208,6 +210,11 @@ def _optional_int(row: list[Any], index: int) -> int | None:
     return int(row[index]) if len(row) > index and row[index] is not None else None
 
 
+def _optional_str(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    return None if value is None else str(value)
+
+
 def decode_body(kind: int, body: memoryview, *, copy: bool = True) -> Event:
     """The event carried by a frame of type ``kind`` (``body`` excludes the header). With
     ``copy=False`` the data of CHUNK and BATCH events are memoryviews of ``body`` (for a caller
@@ -270,7 +277,8 @@ def _decode(kind: FrameType, body: memoryview, copy: bool = True) -> Event:
             tuple(
                 WantEntry(int(i), str(sv), str(sp), str(dv), str(dp))
                 for i, sv, sp, dv, dp in obj["files"]
-            )
+            ),
+            _optional_str(obj, "ticket"),
         )
     if kind is FrameType.MANIFEST:
         files = []
@@ -290,7 +298,7 @@ def _decode(kind: FrameType, body: memoryview, copy: bool = True) -> Event:
                     _optional_int(row, 9),
                 )
             )
-        return Manifest(int(obj["chunk_size"]), tuple(files))
+        return Manifest(int(obj["chunk_size"]), tuple(files), _optional_str(obj, "ticket"))
     if kind is FrameType.PLAN:
         plan_entries: list[PlanEntry] = []
         for p in obj["files"]:

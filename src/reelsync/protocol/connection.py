@@ -10,14 +10,16 @@ Rules:
    offered (the listener picks the highest common one, see :func:`choose_version`), or Failure.
    Nothing else may cross a stream before its handshake.
 2. Stream 0 is the primary stream of a session: only it carries Want, Manifest, Plan and Bye.
-   Want is sent by a pulling (receiving) dialer, once, before any Manifest; every Plan answers one
-   Manifest, in order. Data and results (Chunk, Batch, FileEnd, FileAbort, Ack, Nack, FileDone)
-   may use any stream of the session.
+   Want is sent by a pulling (receiving) dialer, once, before any Manifest (version 3: any number
+   of times); every Plan answers one Manifest, in order. Data and results (Chunk, Batch, FileEnd,
+   FileAbort, Ack, Nack, FileDone) may use any stream of the session.
 3. Direction follows the transfer role: the sending side sends Manifest, Chunk, Batch, FileEnd,
-   FileAbort and Bye; the receiving side sends Want, Plan, Ack, Nack and FileDone. Either sends
-   Failure. Breaking a rule locally raises ProtocolError (``remote=False``); a peer breaking one
-   raises ProtocolError (``remote=True``) from :meth:`Connection.next_event`.
-4. Folder entries in a Manifest (``parent``/``files``) need version 2.
+   FileAbort and (versions 1-2) Bye; the receiving side sends Want, Plan, Ack, Nack and FileDone.
+   Version 3: Bye comes from the dialer, whatever its role (it ends a session kept open for more
+   work). Either sends Failure. Breaking a rule locally raises ProtocolError (``remote=False``); a
+   peer breaking one raises ProtocolError (``remote=True``) from :meth:`Connection.next_event`.
+4. Folder entries in a Manifest (``parent``/``files``) need version 2; a ticket on a Want or a
+   Manifest needs version 3, and only the dialer sends one.
 """
 
 from __future__ import annotations
@@ -65,10 +67,11 @@ __all__ = [
     "choose_version",
 ]
 
-SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)  # 2: folders in MANIFEST
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2, 3)  # 2: folders in MANIFEST; 3: open sessions
 _CHUNK_START = HEADER.size + _CHUNK_FIELDS.size
 
 _SENDER_EVENTS = (Manifest, Chunk, Batch, FileEnd, FileAbort, Bye)
+_SENDER_EVENTS_V3 = (Manifest, Chunk, Batch, FileEnd, FileAbort)
 _RECEIVER_EVENTS = (Want, Plan, Ack, Nack, FileDone)
 _PRIMARY_ONLY = (Want, Manifest, Plan, Bye)
 
@@ -262,15 +265,30 @@ class Connection:
         if isinstance(event, Hello | Welcome):
             raise self._fail(f"a second {name}", local=local)
         # OPEN: direction by transfer role
+        v3 = (self.version or 1) >= 3
+        if isinstance(event, _PRIMARY_ONLY) and self.stream != 0:
+            raise self._fail(f"{name} on secondary stream {self.stream}", local=local)
+        if v3 and isinstance(event, Bye):
+            if not dialer_sends:
+                raise self._fail("Bye from the listener of a version 3 session", local=local)
+            return
         sender = self.role == "send" if local else self.role == "receive"
-        allowed = _SENDER_EVENTS if sender else _RECEIVER_EVENTS
+        allowed = (_SENDER_EVENTS_V3 if v3 else _SENDER_EVENTS) if sender else _RECEIVER_EVENTS
         if not isinstance(event, allowed):
             side = "sending" if sender else "receiving"
             raise self._fail(f"{name} from the {side} side", local=local)
-        if isinstance(event, _PRIMARY_ONLY) and self.stream != 0:
-            raise self._fail(f"{name} on secondary stream {self.stream}", local=local)
-        if isinstance(event, Want) and (not dialer_sends or self._want_seen or self._manifests):
+        if isinstance(event, Want) and (
+            not dialer_sends or (not v3 and (self._want_seen or self._manifests))
+        ):
             raise self._fail("Want from a listener, twice, or after a Manifest", local=local)
+        if (
+            isinstance(event, Want | Manifest)
+            and event.ticket is not None
+            and not (v3 and dialer_sends)
+        ):
+            raise self._fail(
+                "a ticket on a Want or Manifest needs version 3 and the dialer", local=local
+            )
         if isinstance(event, Plan) and self._plans >= self._manifests:
             raise self._fail("a Plan that answers no Manifest", local=local)
         if (

@@ -74,9 +74,13 @@ class WantEntry:
 
 @dataclass(frozen=True, slots=True)
 class Want:
-    """A pulling receiver asks the sender for these files (the sender answers with a manifest)."""
+    """A pulling receiver asks the sender for these files (the sender answers with a manifest).
+
+    Version 3: a dialer may send several; ``ticket`` (if set) is a further transfer ticket whose
+    paths the listener adds to what the session may touch (see docs/protocol.md, Sessions)."""
 
     files: tuple[WantEntry, ...]
+    ticket: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +109,13 @@ class ManifestEntry:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """Part of the file list, in bulk. A session may carry several parts; each gets one plan."""
+    """Part of the file list, in bulk. A session may carry several parts; each gets one plan.
+
+    Version 3: ``ticket`` (a pushing dialer's) as in :class:`Want`."""
 
     chunk_size: int
     files: tuple[ManifestEntry, ...]
+    ticket: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +212,8 @@ class FileDone:
 
 @dataclass(frozen=True, slots=True)
 class Bye:
-    """The sender has every outcome it waited for; the session ends."""
+    """The session ends: versions 1-2, the sender has every outcome it waited for; version 3,
+    the dialer has no more work for the session (see docs/protocol.md, Sessions)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,201 @@
+"""Sessions kept open between work (protocol version 3) over real TCP and TLS: work for a peer
+flows into the open session, each with its own ticket; idle sessions close; older peers still
+get one session per assignment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from reelsync.engine import Assignment, Engine, Grant, PeerAddress, SessionRequest
+from reelsync.errors import PermissionDeniedError
+from reelsync.fs import Volume
+from test_engine import SMALL, Gate, Recorder, pki, specs, start_pair, tree, write
+
+__all__ = ["pki"]  # the fixture, shared with test_engine
+
+
+async def _until(check: object, what: str, limit: float = 20.0) -> None:
+    deadline = time.monotonic() + limit
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)
+
+
+async def test_work_flows_into_the_open_session(tmp_path: Path, pki) -> None:
+    dialer, listening, gate, port, src, dst = await start_pair(tmp_path, pki)
+    files = {f"shot/f.{i:04d}.exr": os.urandom(3_000 + i * 997) for i in range(30)}
+    files["big/plate.mov"] = os.urandom(400_000)
+    for rel, data in files.items():
+        write(src, rel, data)
+    peer = PeerAddress("127.0.0.1", port)
+    names = sorted(files)
+    first = Assignment("t1", peer, specs(names[:10]), "ticket-ok")
+    results = await dialer.push(first, Recorder())
+    assert [r.status for r in results] == ["done"] * 10, results
+    assert dialer.open_sessions == 1
+    streams = listening.streams_accepted
+    # three more assignments at once, each with its own observer: one session carries them all
+    recorders = [Recorder() for _ in range(3)]
+    rest = [names[10:17], names[17:24], names[24:]]
+    got = await asyncio.gather(
+        *(
+            dialer.push(Assignment(f"t{i + 2}", peer, specs(part), "ticket-ok"), rec)
+            for i, (part, rec) in enumerate(zip(rest, recorders, strict=True))
+        )
+    )
+    for part, res, rec in zip(rest, got, recorders, strict=True):
+        assert [r.key for r in res] == [f"t-{n}" for n in part]
+        assert all(r.status == "done" for r in res), res
+        assert sorted(r.key for r in rec.finished) == sorted(f"t-{n}" for n in part)
+    assert listening.streams_accepted == streams  # no new connection
+    assert dialer.open_sessions == 1
+    assert tree(dst) == files
+    # each assignment's ticket was checked by the listener as its manifest arrived
+    assert [r.ticket for r in gate.requests] == ["ticket-ok"] * len(gate.requests)
+    assert len(gate.requests) >= 5
+    await dialer.aclose()
+    await listening.aclose()
+
+
+class PathGate(Gate):
+    """Grants exactly the paths a ticket ``ok:a|b`` names, as the agent's ticket gate does."""
+
+    def authorize(self, request: SessionRequest) -> Grant:
+        self.requests.append(request)
+        kind, _, names = (request.ticket or "").partition(":")
+        if kind != "ok":
+            raise PermissionDeniedError("ticket refused")
+        return Grant(self.volumes, paths=frozenset(("proj", n) for n in names.split("|")))
+
+
+async def test_each_ticket_grants_its_own_paths(tmp_path: Path, pki) -> None:
+    hq, lon, _ = pki
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for name in ("a.bin", "b.bin", "c.bin", "d.bin"):
+        write(src, name, os.urandom(20_000))
+    dst.mkdir()
+    dialer = Engine(SMALL, client_ssl=hq.client(), volumes={"proj": Volume("proj", src)})
+    listening = Engine(SMALL, server_ssl=lon.server(), volumes={})
+    server = await listening.serve("127.0.0.1", 0, PathGate({"proj": Volume("proj", dst)}))
+    peer = PeerAddress("127.0.0.1", server.port)
+    [ok] = await dialer.push(Assignment("t1", peer, specs(["a.bin"]), "ok:a.bin"))
+    assert ok.status == "done"
+    # a forged ticket on the open session: its files fail, not retryable; the session goes on
+    [refused] = await dialer.push(Assignment("t2", peer, specs(["b.bin"]), "forged"))
+    assert (refused.status, refused.error_code) == ("failed", "forbidden"), refused
+    assert not refused.retryable
+    assert not (dst / "b.bin").exists()
+    # a good ticket for another file: granted and sent on the same session
+    [later] = await dialer.push(Assignment("t3", peer, specs(["c.bin"]), "ok:c.bin"))
+    assert later.status == "done", later
+    # a file no ticket of the session names is refused, though the ticket itself is good
+    both = specs(["c.bin", "d.bin"])
+    again, outside = await dialer.push(Assignment("t4", peer, both, "ok:c.bin"))
+    assert again.status == "skipped", again
+    assert (outside.status, outside.error_code) == ("failed", "forbidden"), outside
+    assert not (dst / "d.bin").exists()
+    assert dialer.open_sessions == 1
+    assert listening.streams_accepted == SMALL.streams
+    await dialer.aclose()
+    await listening.aclose()
+
+
+async def test_idle_sessions_close(tmp_path: Path, pki) -> None:
+    settings = replace(SMALL, session_idle=0.3)
+    dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki, settings)
+    write(src, "x.bin", os.urandom(5_000))
+    peer = PeerAddress("127.0.0.1", port)
+    [r] = await dialer.push(Assignment("t1", peer, specs(["x.bin"]), "ticket-ok"))
+    assert r.status == "done"
+    await _until(lambda: dialer.open_sessions == 0, "the idle session did not close")
+    # the next work opens a new session
+    streams = listening.streams_accepted
+    write(src, "y.bin", os.urandom(5_000))
+    [r] = await dialer.push(Assignment("t2", peer, specs(["y.bin"]), "ticket-ok"))
+    assert r.status == "done"
+    assert listening.streams_accepted == streams + SMALL.streams
+    await dialer.aclose()
+    await listening.aclose()
+
+
+async def test_pulls_reuse_the_session_with_folders(tmp_path: Path, pki) -> None:
+    hq, lon, _ = pki
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    for i in range(5):
+        write(src, f"sh010/scans/f.{i}.exr", os.urandom(10_000))
+        write(src, f"sh020/scans/f.{i}.exr", os.urandom(70_000))
+    sender = Engine(SMALL, server_ssl=lon.server(), volumes={})
+    gate = Gate({"proj": Volume("proj", src)})
+    server = await sender.serve("127.0.0.1", 0, gate)
+    puller = Engine(SMALL, client_ssl=hq.client(), volumes={"proj": Volume("proj", dst)})
+    peer = PeerAddress("127.0.0.1", server.port)
+    for n, shot in enumerate(("sh010", "sh020")):
+        rec = Recorder()
+        [r] = await puller.pull(
+            Assignment(f"t{n}", peer, specs([f"{shot}/scans"]), "ticket-ok"), rec
+        )
+        assert (r.status, r.files) == ("done", 5), r
+        assert [f.key for f in rec.finished] == [f"t-{shot}/scans"]
+    assert sender.streams_accepted == SMALL.streams  # one session for both
+    assert tree(dst) == tree(src)
+    await server.close()
+    await sender.aclose()
+    await puller.aclose()
+
+
+async def test_version_2_peers_get_one_session_per_assignment(tmp_path: Path, pki) -> None:
+    old = replace(SMALL, protocol_max=2)
+    hq, lon, _ = pki
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    listener_vol = {"proj": Volume("proj", dst)}
+    new_dialer = Engine(SMALL, client_ssl=hq.client(), volumes={"proj": Volume("proj", src)})
+    old_listener = Engine(old, server_ssl=lon.server(), volumes=listener_vol)
+    server = await old_listener.serve("127.0.0.1", 0, Gate(listener_vol))
+    peer = PeerAddress("127.0.0.1", server.port)
+    for i in range(2):
+        write(src, f"d{i}/f.bin", os.urandom(150_000))
+        [r] = await new_dialer.push(Assignment(f"t{i}", peer, specs([f"d{i}"]), "ticket-ok"))
+        assert (r.status, r.files) == ("done", 1), r
+        assert new_dialer.open_sessions == 0
+    assert old_listener.streams_accepted == 2 * SMALL.streams
+    # and an old dialer pulling from a new listener
+    old_puller = Engine(old, client_ssl=hq.client(), volumes={"proj": Volume("proj", tmp_path)})
+    new_sender = Engine(SMALL, server_ssl=lon.server(), volumes={})
+    server2 = await new_sender.serve("127.0.0.1", 0, Gate({"proj": Volume("proj", src)}))
+    job = Assignment("t9", PeerAddress("127.0.0.1", server2.port), specs(["d0"]), "ticket-ok")
+    [r] = await old_puller.pull(job)
+    assert (r.status, r.files) == ("done", 1), r
+    assert (tmp_path / "d0/f.bin").read_bytes() == (src / "d0/f.bin").read_bytes()
+    for engine in (new_dialer, old_listener, old_puller, new_sender):
+        await engine.aclose()
+
+
+async def test_a_cancelled_caller_stops_its_files(tmp_path: Path, pki) -> None:
+    settings = replace(SMALL, bandwidth_limit=512 * 1024)
+    dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki, settings)
+    write(src, "slow.bin", os.urandom(4 * 1024 * 1024))
+    write(src, "quick.bin", os.urandom(1000))
+    peer = PeerAddress("127.0.0.1", port)
+    rec = Recorder()
+    slow = asyncio.create_task(
+        dialer.push(Assignment("t1", peer, specs(["slow.bin"]), "ticket-ok"), rec)
+    )
+    await _until(lambda: rec.progress, "no progress on the slow file")
+    slow.cancel()
+    await asyncio.gather(slow, return_exceptions=True)
+    sent = dialer.bytes_moved[0]
+    await asyncio.sleep(0.5)
+    assert dialer.bytes_moved[0] - sent < 200_000  # its bytes stopped flowing
+    assert not (dst / "slow.bin").exists()
+    [r] = await dialer.push(Assignment("t2", peer, specs(["quick.bin"]), "ticket-ok"))
+    assert r.status == "done", r
+    await dialer.aclose()
+    await listening.aclose()
