@@ -35,7 +35,7 @@ from reelsync.engine.folders import FolderTally
 from reelsync.engine.model import FileResult, TransferObserver
 from reelsync.engine.settings import EngineSettings
 from reelsync.engine.stream import FrameStream
-from reelsync.engine.work import WorkGroup
+from reelsync.engine.work import OpenWork, WorkGroup
 from reelsync.errors import (
     ConnectionLostError,
     IntegrityError,
@@ -142,7 +142,7 @@ class _Late:
     """A chunk or batch that arrived after the session stopped writing: ignored."""
 
 
-class ReceiveSession:
+class ReceiveSession(OpenWork):
     def __init__(
         self,
         streams: list[FrameStream],
@@ -194,11 +194,6 @@ class ReceiveSession:
         return await asyncio.wrap_future(job)
 
     # -- open-ended sessions ---------------------------------------------------------------------
-    def allocate(self, count: int) -> range:
-        """``count`` fresh file ids for :meth:`add`."""
-        ids = range(self._next_id, self._next_id + count)
-        self._next_id += count
-        return ids
 
     def add(
         self,
@@ -216,15 +211,6 @@ class ReceiveSession:
             self._groups.add(group)
         self._spawn_send(Want(entries, ticket))
         return group
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._groups)
-
-    def close(self) -> None:
-        """End the session (Bye) once the work in flight is settled."""
-        self._closing = True
-        self._maybe_end()
 
     def _maybe_end(self) -> None:
         if self._open_ended and self._closing and not self._groups:

@@ -36,7 +36,7 @@ from reelsync.engine.model import FileResult, TransferObserver
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
 from reelsync.engine.stream import FrameStream
-from reelsync.engine.work import WorkGroup
+from reelsync.engine.work import OpenWork, WorkGroup
 from reelsync.errors import (
     ConnectionLostError,
     IntegrityError,
@@ -120,7 +120,7 @@ def _is_finished(src: _Source) -> bool:
     return src.result is not None
 
 
-class SendSession:
+class SendSession(OpenWork):
     def __init__(
         self,
         streams: list[FrameStream],
@@ -167,11 +167,6 @@ class SendSession:
         self._folders_ok = conn is not None and (conn.version or 1) >= 2
 
     # -- open-ended sessions ---------------------------------------------------------------------
-    def allocate(self, count: int) -> range:
-        """``count`` fresh file ids for :meth:`add` (a dialer's open-ended session)."""
-        ids = range(self._next_id, self._next_id + count)
-        self._next_id += count
-        return ids
 
     def add(
         self, items: list[SendItem], observer: TransferObserver, ticket: str | None = None
@@ -182,16 +177,6 @@ class SendSession:
         group = WorkGroup([it.key for it in items], observer)
         self._adopt(items, group, ticket)
         return group
-
-    @property
-    def busy(self) -> bool:
-        """Work added and not settled yet."""
-        return bool(self._groups)
-
-    def close(self) -> None:
-        """End the session (Bye) once the work in flight is settled; nothing may be added."""
-        self._closing = True
-        self._maybe_end()
 
     def _adopt(self, items: list[SendItem], group: WorkGroup, ticket: str | None) -> None:
         sources = [_Source(it, group=group) for it in items]

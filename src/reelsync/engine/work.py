@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from reelsync.engine.folders import FolderObserver
 from reelsync.engine.model import FileResult, TransferObserver
 
-__all__ = ["WorkGroup"]
+__all__ = ["OpenWork", "WorkGroup"]
 
 
 class WorkGroup:
@@ -49,3 +49,30 @@ class WorkGroup:
         """Every result, once each key has one; the session's error otherwise."""
         await asyncio.shield(self._done)
         return self.results
+
+
+class OpenWork:
+    """What both ends' open-ended sessions share: fresh ids, the open groups, closing."""
+
+    _next_id: int
+    _groups: set[WorkGroup]
+    _closing: bool
+
+    def allocate(self, count: int) -> range:
+        """``count`` fresh file ids for the session's ``add``."""
+        ids = range(self._next_id, self._next_id + count)
+        self._next_id += count
+        return ids
+
+    @property
+    def busy(self) -> bool:
+        """Work added and not settled yet."""
+        return bool(self._groups)
+
+    def close(self) -> None:
+        """End the session (Bye) once the work in flight is settled; nothing may be added."""
+        self._closing = True
+        self._maybe_end()
+
+    def _maybe_end(self) -> None:
+        raise NotImplementedError
