@@ -8,8 +8,9 @@ on the server (:func:`reelsync.client.transport.error_from_response`)."""
 
 from __future__ import annotations
 
+import logging
 import ssl
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from reelsync.pki import RequestSigner
 __all__ = ["AGENT_API", "ControlPlane"]
 
 AGENT_API = "/api/v1/agent"
+_log = logging.getLogger("reelsync.agent")
 
 
 def _verify(url: str, ca_file: Path | None, insecure: bool) -> ssl.SSLContext | bool:
@@ -51,11 +53,13 @@ class _SignedRequests(httpx.Auth):
 
 
 class ControlPlane:
-    """One control plane, as an agent sees it. Use ``async with`` or call :meth:`aclose`."""
+    """The control plane as an agent sees it: one URL, or every replica's (the agent uses one at
+    a time and moves to the next as soon as a call cannot reach it). Use ``async with`` or call
+    :meth:`aclose`."""
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         secret: str | None = None,
         signer: RequestSigner | None = None,
@@ -63,19 +67,34 @@ class ControlPlane:
         insecure: bool = False,
         timeout_s: float = 30.0,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"the server URL must start with https:// or http://, got {url!r}")
-        self.url = url.rstrip("/")
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ConfigError("the agent needs the control plane's URL")
+        for each in urls:
+            if not each.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"the server URL must start with https:// or http://, got {each!r}"
+                )
+        self.urls = tuple(u.rstrip("/") for u in urls)
+        self._current = 0
         headers = {"User-Agent": f"reelsync-agent/{__version__}", "Accept": "application/json"}
         if secret:
             headers["Authorization"] = f"Agent {secret}"
-        self._http = httpx.AsyncClient(
-            base_url=self.url + AGENT_API,
-            headers=headers,
-            verify=_verify(self.url, ca_file, insecure),
-            timeout=timeout_s,
-            auth=_SignedRequests(signer) if signer is not None else None,
-        )
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=each + AGENT_API,
+                headers=headers,
+                verify=_verify(each, ca_file, insecure),
+                timeout=timeout_s,
+                auth=_SignedRequests(signer) if signer is not None else None,
+            )
+            for each in self.urls
+        ]
+
+    @property
+    def url(self) -> str:
+        """The control plane in use now."""
+        return self.urls[self._current]
 
     async def __aenter__(self) -> ControlPlane:
         return self
@@ -84,7 +103,8 @@ class ControlPlane:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def _call(
         self,
@@ -95,23 +115,51 @@ class ControlPlane:
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> Any:
+        """One call on the control plane in use; unreachable -> the next one at once (each
+        tried once per call), and the last error when none answers."""
+        error: ConnectionLostError | None = None
+        for _ in self.urls:
+            index = self._current
+            try:
+                return await self._call_one(index, method, path, body, params, timeout)
+            except ConnectionLostError as exc:
+                if len(self.urls) == 1:
+                    raise
+                error = exc
+                if self._current == index:
+                    self._current = (index + 1) % len(self.urls)
+                    _log.warning(
+                        "control plane %s unreachable: using %s", self.urls[index], self.url
+                    )
+        raise ConnectionLostError(f"no control plane answers (last: {error})") from error
+
+    async def _call_one(
+        self,
+        index: int,
+        method: str,
+        path: str,
+        body: Any,
+        params: dict[str, Any] | None,
+        timeout: float | None,
+    ) -> Any:
+        url = self.urls[index]
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            response = await self._http.request(method, path, json=body, params=params, **extra)
+            response = await self._clients[index].request(
+                method, path, json=body, params=params, **extra
+            )
         except httpx.TimeoutException as exc:
-            raise ConnectionLostError(f"{self.url} did not answer in time") from exc
+            raise ConnectionLostError(f"{url} did not answer in time") from exc
         except httpx.TransportError as exc:
             cause: BaseException | None = exc
             while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
                 cause = cause.__cause__ or cause.__context__
             if cause is not None:
                 raise ConfigError(
-                    f"cannot verify the TLS certificate of {self.url}",
+                    f"cannot verify the TLS certificate of {url}",
                     hint="pass --ca-file with the workspace CA (server DATA_DIR/tls/ca.crt)",
                 ) from exc
-            raise ConnectionLostError(
-                f"cannot reach {self.url}: {exc or type(exc).__name__}"
-            ) from exc
+            raise ConnectionLostError(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
         if response.status_code >= 400:
             raise error_from_response(response)
         try:

@@ -104,7 +104,7 @@ class Agent:
             workspace=settings.workspace or None,
         )
         self.control = ControlPlane(
-            settings.server_url,
+            settings.server_urls,
             secret=settings.secret,
             signer=RequestSigner(read_private_pem(files.key), read_pem(files.cert)),
             ca_file=files.ca,
@@ -261,7 +261,7 @@ class Agent:
                 self._outage = False
                 _log.info(
                     "connected to %s as agent %s (site %s)",
-                    self.settings.server_url,
+                    self.control.url,
                     self.settings.server_id,
                     self.settings.site,
                 )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reelsync.agent.controlplane import ControlPlane
-from reelsync.agent.settings import AgentFiles, write_agent_config
+from reelsync.agent.settings import AgentFiles, split_server_urls, write_agent_config
 from reelsync.errors import ConflictError, InternalError
 from reelsync.pki import make_agent_key_and_csr, write_pem, write_private_pem
 
@@ -42,7 +42,8 @@ async def enroll(
     dialable: bool = True,
     bandwidth_limit_mib_s: float | None = None,
 ) -> EnrollResult:
-    """Enroll with the control plane at ``server_url`` and write the agent's data dir."""
+    """Enroll with the control plane at ``server_url`` (several, comma-separated: the replicas
+    of one workspace, all kept for failover) and write the agent's data dir."""
     files = AgentFiles(data_dir)
     if files.config.exists():
         raise ConflictError(
@@ -51,7 +52,8 @@ async def enroll(
         )
     name = hostname or socket.gethostname()
     pair = make_agent_key_and_csr(name, "pending")
-    async with ControlPlane(server_url, ca_file=ca_file, insecure=insecure) as control:
+    urls = split_server_urls(server_url)
+    async with ControlPlane(urls, ca_file=ca_file, insecure=insecure) as control:
         answer = await control.enroll(token=token, hostname=name, csr_pem=pair.cert_pem.decode())
     try:
         server_id, site = str(answer["server_id"]), str(answer["site"])
@@ -69,7 +71,7 @@ async def enroll(
     write_pem(files.ticket_key, ticket_key)
     config = write_agent_config(
         data_dir,
-        server_url=server_url.rstrip("/"),
+        server_url=",".join(urls),
         server_id=server_id,
         site=site,
         workspace=workspace,

@@ -28,6 +28,7 @@ __all__ = [
     "PortRange",
     "load_agent_settings",
     "parse_port_range",
+    "split_server_urls",
     "write_agent_config",
 ]
 
@@ -119,6 +120,17 @@ class AgentSettings:
     def files(self) -> AgentFiles:
         return AgentFiles(self.data_dir)
 
+    @property
+    def server_urls(self) -> tuple[str, ...]:
+        """Every control-plane process to use (``server_url`` may list several, comma-separated:
+        the replicas of one workspace); the agent fails over between them."""
+        return split_server_urls(self.server_url)
+
+
+def split_server_urls(text: str) -> tuple[str, ...]:
+    """``"https://cp1:8443, https://cp2:8443"`` -> each URL, without a trailing slash."""
+    return tuple(u.strip().rstrip("/") for u in str(text).split(",") if u.strip())
+
 
 def _truthy(value: Any) -> bool:
     if isinstance(value, bool):
@@ -149,7 +161,8 @@ def _table(cfg: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
 def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings:
     """Read ``DATA_DIR/agent.toml`` and the secret; ``REELSYNC_AGENT_LISTEN`` (HOST:PORTS),
     ``REELSYNC_AGENT_ADVERTISE``, ``REELSYNC_AGENT_DIALABLE``, ``REELSYNC_AGENT_BANDWIDTH_LIMIT``
-    (MiB/s), ``REELSYNC_AGENT_SERVER_URL`` override the file."""
+    (MiB/s), ``REELSYNC_AGENT_SERVER_URL`` (one URL, or every replica's, comma-separated)
+    override the file."""
     data_dir = data_dir.expanduser()
     files = AgentFiles(data_dir)
     if not files.config.is_file():
@@ -178,7 +191,9 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
     secret = read_private_pem(files.secret).decode().strip()
     return AgentSettings(
         data_dir=data_dir,
-        server_url=str(env.get("REELSYNC_AGENT_SERVER_URL") or agent["server_url"]).rstrip("/"),
+        server_url=",".join(
+            split_server_urls(str(env.get("REELSYNC_AGENT_SERVER_URL") or agent["server_url"]))
+        ),
         server_id=str(agent["server_id"]),
         site=str(agent["site"]),
         workspace=str(agent.get("workspace", "")),

@@ -166,7 +166,13 @@ def revoke(session: Session, name: str, as_json: bool) -> None:
 
 
 @agent.command("enroll")
-@click.option("--server", "server_url", required=True, metavar="URL", help="Control plane URL.")
+@click.option(
+    "--server",
+    "server_url",
+    required=True,
+    metavar="URL[,URL...]",
+    help="Control plane URL; with replicas, each one's, comma-separated (the agent fails over).",
+)
 @click.option("--token", "token_text", required=True, help="From: reelsync agent token --site S")
 @data_dir_option
 @click.option(

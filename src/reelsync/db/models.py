@@ -33,6 +33,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "EnrollmentToken",
+    "FileOp",
     "Job",
     "Outbox",
     "Queue",
@@ -352,6 +353,20 @@ class Setting(Base):
     target_id: Mapped[str] = mapped_column(String(36), default="")
     key: Mapped[str] = mapped_column(String(128))
     value: Mapped[str] = mapped_column(Text)
+
+
+class FileOp(Base):
+    """A file operation for an agent that long-polls another control-plane process (replicas):
+    the asking process writes it, the agent's process hands it out (``taken_at``) and writes the
+    agent's ``answer``; the asking process reads the answer and deletes the row."""
+
+    __tablename__ = "fileop"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    server_id: Mapped[str] = mapped_column(ForeignKey("server.id", ondelete="CASCADE"), index=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class Outbox(Base):

@@ -4,10 +4,13 @@ Rules: an operation goes to an online agent serving the volume at the request's 
 site when none is named), one whose work long-poll is on this process first; the agent picks it
 up on its next long-poll (woken at once) and answers through ``POST /api/v1/agent/fileop-result``.
 An agent handed an operation that stops polling for ``_ALIVE_S`` (it died with its poll open, or
-never polled here) loses it: it goes to the next agent of the site, and around again; an answer
-from any agent it was handed to counts, once. No agent online -> UnavailableError at once; no
-answer within ``timeout_s`` -> UnavailableError; an error the agent reports is rebuilt as the same
-reelsync error class. State is in memory: one control plane process.
+never polled) loses it: it goes to the next agent of the site, and around again; an answer from
+any agent it was handed to counts, once. No agent online -> UnavailableError at once; no answer
+within ``timeout_s`` -> UnavailableError; an error the agent reports is rebuilt as the same
+reelsync error class. On PostgreSQL (where replicas run) every operation is also a row of the
+``fileop`` mailbox (:mod:`reelsync.services.fileop_mailbox`): an agent long-polling another
+process takes it and answers there, and this process reads the answer; a holder that took it
+and is no longer online loses it. On SQLite (one process) the mailbox is memory only.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from starlette.concurrency import run_in_threadpool
 
 from reelsync.db import Database
 from reelsync.domain.fileops import FileRequest
-from reelsync.errors import UnavailableError, error_from_code
+from reelsync.errors import ReelsyncError, UnavailableError, error_from_code
+from reelsync.services import fileop_mailbox
 from reelsync.services.agents import agents_serving
 
 __all__ = ["FileOpRelay", "request_to_json"]
@@ -68,6 +72,11 @@ class FileOpRelay:
         self._waiting: dict[str, tuple[set[str], asyncio.Future[Any]]] = {}
         self._seen: dict[str, float] = {}
 
+    @property
+    def shared(self) -> bool:
+        """Operations also go through the database (PostgreSQL: replicas may run)."""
+        return not self._database_of().is_sqlite
+
     def _box(self, server_id: str) -> _Mailbox:
         box = self._boxes.get(server_id)
         if box is None:
@@ -96,13 +105,20 @@ class FileOpRelay:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         handed: set[str] = set()
         self._waiting[op_id] = (handed, future)
+        shared, db = self.shared, self._database_of()
         deadline = time.monotonic() + self.timeout_s
-        holder, handed_at = "", 0.0
+        holder, handed_at, taken = "", 0.0, False
         try:
             while True:
-                if not holder or not self._alive(holder, handed_at):
+                if not holder or not self._alive(holder, handed_at, taken, candidates):
+                    first = not holder
                     holder, handed_at = self._next(candidates, holder), time.monotonic()
                     self._hand(op_id, item, holder, handed)
+                    if shared:
+                        if first:
+                            await run_in_threadpool(fileop_mailbox.post, db, op_id, holder, item)
+                        else:
+                            await run_in_threadpool(fileop_mailbox.reassign, db, op_id, holder)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise UnavailableError(
@@ -113,13 +129,20 @@ class FileOpRelay:
                 done, _ = await asyncio.wait({future}, timeout=min(_CHECK_S, remaining))
                 if done:
                     return future.result()
-                if not self._alive(holder, handed_at):
+                if shared:
+                    seen = await run_in_threadpool(fileop_mailbox.state, db, op_id)
+                    if seen is not None and seen.answer is not None:
+                        return _outcome(seen.answer)
+                    taken = seen is not None and seen.taken
+                if shared or not self._alive(holder, handed_at, taken, candidates):
                     candidates = await self._candidates(request) or candidates
         finally:
             self._waiting.pop(op_id, None)
             for server_id in handed:
                 box = self._box(server_id)
                 box.pending[:] = [p for p in box.pending if p["id"] != op_id]
+            if shared:
+                await run_in_threadpool(fileop_mailbox.remove, db, op_id)
 
     def _next(self, candidates: list[str], holder: str) -> str:
         """The agent after ``holder`` in ``candidates`` (the first when none or not listed)."""
@@ -133,29 +156,45 @@ class FileOpRelay:
             box.pending[:] = [p for p in box.pending if p["id"] != op_id]
         handed.add(server_id)
         box = self._box(server_id)
-        box.pending.append(item)
+        if not self.shared:  # else the agent takes it from the mailbox, wherever it polls
+            box.pending.append(item)
         box.wake.set()
 
-    def _alive(self, server_id: str, handed_at: float) -> bool:
-        """``server_id`` polls here now, or was handed the operation only just now."""
+    def _alive(self, server_id: str, handed_at: float, taken: bool, online: list[str]) -> bool:
+        """Whether ``server_id`` may still answer: it polls here now, or was handed the operation
+        only just now, or (through the mailbox) took it and is still online."""
         now = time.monotonic()
-        return now - max(handed_at, self._seen.get(server_id, -_ALIVE_S)) < _ALIVE_S
+        if now - max(handed_at, self._seen.get(server_id, -_ALIVE_S)) < _ALIVE_S:
+            return True
+        return taken and server_id in online
 
     def polls_here(self, server_id: str) -> bool:
         """``server_id``'s work long-poll ran on this process within the last ``_HERE_S``."""
         return time.monotonic() - self._seen.get(server_id, -_HERE_S) < _HERE_S
 
     def take(self, server_id: str) -> list[dict[str, Any]]:
-        """Operations waiting for ``server_id`` (handed out once); the agent polls here."""
+        """Operations waiting for ``server_id`` in memory (handed out once); it polls here."""
         self._seen[server_id] = time.monotonic()
         box = self._box(server_id)
         out, box.pending[:] = list(box.pending), []
         box.wake.clear()
         return out
 
-    def give_back(self, server_id: str, operations: list[dict[str, Any]]) -> None:
-        """Operations :meth:`take` handed out that never reached the agent (it went away)."""
-        if operations:
+    async def collect(self, server_id: str) -> list[dict[str, Any]]:
+        """Everything waiting for ``server_id``: in memory, and in the mailbox when shared."""
+        out = self.take(server_id)
+        if self.shared:
+            out += await run_in_threadpool(fileop_mailbox.take, self._database_of(), server_id)
+        return out
+
+    async def give_back(self, server_id: str, operations: list[dict[str, Any]]) -> None:
+        """Operations :meth:`collect` handed out that never reached the agent (it went away)."""
+        if not operations:
+            return
+        if self.shared:
+            ids = [str(op["id"]) for op in operations]
+            await run_in_threadpool(fileop_mailbox.untake, self._database_of(), server_id, ids)
+        else:
             box = self._box(server_id)
             box.pending[:0] = [op for op in operations if op["id"] in self._waiting]
 
@@ -175,22 +214,38 @@ class FileOpRelay:
         except TimeoutError:
             return
 
+    async def deliver(self, server_id: str, op_id: str, answer: dict[str, Any]) -> bool:
+        """An agent's answer, to the waiter here or through the mailbox to another process."""
+        if self.resolve(server_id, op_id, answer):
+            return True
+        if self.shared:
+            return await run_in_threadpool(
+                fileop_mailbox.answer, self._database_of(), op_id, server_id, answer
+            )
+        return False
+
     def resolve(self, server_id: str, op_id: str, answer: dict[str, Any]) -> bool:
-        """Deliver an agent's answer ``{result}`` or ``{error: {code, message}}``; False when
-        nobody waits for it any more (timed out) or it came from another agent."""
+        """Deliver an agent's answer ``{result}`` or ``{error: {code, message}}`` to a waiter in
+        this process; False when nobody here waits for it (timed out, another process asked) or
+        it came from an agent it was not handed to."""
         waiting = self._waiting.get(op_id)
         if waiting is None or server_id not in waiting[0] or waiting[1].done():
             return False
         future = waiting[1]
-        error = answer.get("error")
-        if isinstance(error, dict):
-            future.set_exception(
-                error_from_code(
-                    str(error.get("code") or "error"),
-                    str(error.get("message") or "the agent failed the file operation"),
-                    remote=True,
-                )
-            )
-        else:
-            future.set_result(answer.get("result"))
+        try:
+            future.set_result(_outcome(answer))
+        except ReelsyncError as exc:
+            future.set_exception(exc)
         return True
+
+
+def _outcome(answer: dict[str, Any]) -> Any:
+    """The result in an agent's answer, or its error raised as the reelsync error class."""
+    error = answer.get("error")
+    if isinstance(error, dict):
+        raise error_from_code(
+            str(error.get("code") or "error"),
+            str(error.get("message") or "the agent failed the file operation"),
+            remote=True,
+        )
+    return answer.get("result")

@@ -298,7 +298,7 @@ def build_router(hub: AgentHub) -> APIRouter:
         while True:
             if await request.is_disconnected():
                 return None
-            fileops = hub.relay.take(agent.id)
+            fileops = await hub.relay.collect(agent.id)
             grants = []
             if transfers > 0:
                 grants = await run_in_threadpool(
@@ -307,7 +307,7 @@ def build_router(hub: AgentHub) -> APIRouter:
                     )
                 )
             if (grants or fileops) and await request.is_disconnected():
-                hub.relay.give_back(agent.id, fileops)
+                await hub.relay.give_back(agent.id, fileops)
                 released = await run_in_threadpool(
                     scheduler.release_transfers,
                     database,
@@ -356,7 +356,7 @@ def build_router(hub: AgentHub) -> APIRouter:
 
     @router.post("/fileop-result")
     async def fileop_result(body: FileOpAnswer, agent: AgentDep) -> dict[str, Any]:
-        delivered = hub.relay.resolve(agent.id, body.id, body.model_dump())
+        delivered = await hub.relay.deliver(agent.id, body.id, body.model_dump())
         return {"delivered": delivered}
 
     return router
