@@ -219,12 +219,13 @@ def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
     assert final["status"] == "done", final
     assert {t["tries"] for t in tasks} == {0}, tasks
     assert {t["dispatches"] for t in tasks} <= {1, 2}, tasks
-    # sent once: the hq agent pushed the first transfer, then the files not yet there, plus at
-    # most one that landed as the pause came (its done report was refused: the receiver finds it
-    # whole, same size and mtime, and skips it)
+    # sent once: the hq agent pushed the first transfer, then the files not yet there, plus
+    # those that landed in the last report interval before the pause (their done reports came
+    # after it and were refused; the receiver finds them whole, same size and mtime, and skips
+    # them: no bytes move again). At 2 MiB/s that is at most two 1 MiB files.
     pushed = [int(n) for n in _PUSH.findall(hq.log())]
     assert pushed[0] == len(made), pushed
-    assert len(made) - held <= sum(pushed[1:]) <= len(made) - held + 1, (pushed, held)
+    assert len(made) - held <= sum(pushed[1:]) <= len(made) - held + 2, (pushed, held)
     for rel in made:
         assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
     assert not list(roots["london"].rglob("*.reelsync-part"))

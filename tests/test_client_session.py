@@ -191,7 +191,8 @@ def test_connection_refused_is_one_clear_error() -> None:
         pytest.raises(ConnectionLostError) as info,
     ):
         s.find("site")
-    assert str(info.value) == f"cannot reach http://127.0.0.1:{port}: connection refused"
+    assert info.value.message == f"cannot reach http://127.0.0.1:{port}: connection refused"
+    assert "run the same command again" in (info.value.hint or "")
     assert time.monotonic() - started >= 0.2  # it paused and retried, then gave up
 
 

@@ -136,9 +136,14 @@ def test_admin_cli_as_a_real_process(live_server: RunningServer) -> None:
 
 def test_cli_errors_are_one_line(live_server: RunningServer) -> None:
     port = free_port()
-    down = live_server.cli("site", "list", REELSYNC_URL=f"https://127.0.0.1:{port}")
+    down = live_server.cli(
+        "site", "list", REELSYNC_URL=f"https://127.0.0.1:{port}", REELSYNC_RETRY_S="0.5"
+    )
     assert down.returncode == 75
-    assert down.stderr == f"error: cannot reach https://127.0.0.1:{port}: connection refused\n"
+    assert down.stderr == (
+        f"error: cannot reach https://127.0.0.1:{port}: connection refused (the control plane is "
+        "down or restarting: run the same command again once it answers)\n"
+    )
     env = live_server.env()
     del env["REELSYNC_CA_FILE"]
     untrusted = run_cli(["site", "list"], env)

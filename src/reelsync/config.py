@@ -205,7 +205,7 @@ CREDENTIALS_FILE = "credentials"
 DEFAULT_URL = f"https://127.0.0.1:{DEFAULT_PORT}"
 
 
-DEFAULT_RETRY_S = 5.0
+DEFAULT_RETRY_S = 20.0  # rides out a control-plane restart (about 10 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +226,7 @@ class ClientConfig:
     timeout_s: float = 30.0
     # how long to keep retrying a request that failed on the way (server restarting, connection
     # dropped, 502/503/504); 0: never retry
-    retry_s: float = 5.0
+    retry_s: float = DEFAULT_RETRY_S
 
     def with_overrides(self, **changes: Any) -> ClientConfig:
         return replace(self, **changes)

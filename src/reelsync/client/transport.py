@@ -6,10 +6,12 @@ does not verify is a ConfigError saying how to trust the workspace CA; the API k
 into the Authorization header, never into a message or a log.
 
 Retries: a request that failed on the way is sent again with growing pauses (0.2 s doubling, up
-to 2 s) for up to ``config.retry_s`` seconds: always when the connection could not be made
+to 2 s) for up to ``config.retry_s`` seconds (20 s by default: a control-plane restart is ridden
+out): always when the connection could not be made
 (nothing reached the server), and for a dropped connection, a timeout or a 502/503/504 answer only
 when sending it twice is harmless -- GET, PUT, DELETE, or a POST carrying an ``Idempotency-Key``
-(job submits do). A server's own error answer (4xx, 500) is never retried."""
+(job submits do). A server's own error answer (4xx, 500) is never retried. When the retries run
+out, the error says to run the command again."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ __all__ = ["API_PREFIX", "Transport", "error_from_response"]
 API_PREFIX = "/api/v1"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _RETRY_STATUS = frozenset({502, 503, 504})
+_AGAIN = "the control plane is down or restarting: run the same command again once it answers"
 _FIRST_PAUSE, _MAX_PAUSE = 0.2, 2.0
 
 
@@ -157,6 +160,8 @@ class Transport:
                 retry = repeatable and response.status_code in _RETRY_STATUS
             assert error is not None
             if not retry or time.monotonic() + pause > deadline:
+                if isinstance(error, ConnectionLostError | UnavailableError) and not error.hint:
+                    error.hint = _AGAIN
                 raise error
             await asyncio.sleep(pause)
             pause = min(pause * 2, _MAX_PAUSE)
