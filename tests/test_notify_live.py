@@ -71,7 +71,7 @@ def test_server_mails_and_posts_when_a_job_ends(
         msg = sink.received[0].message
         assert sink.received[0].rcpt_tos == [server.admin]
         assert msg["Subject"] == "[reelsync] done: sh0010 plates (hq -> london, 1 file)"
-        assert f"https://hq.acme.test:8443/jobs/{job['id']}" in msg.as_string()
+        assert f"https://hq.acme.test:8443/ui/jobs/{job['id']}" in msg.as_string()
         assert [d.json["event"] for d in receiver.deliveries] == ["job.submitted", "job.done"]
         assert all(d.verified for d in receiver.deliveries)
     finally:

@@ -132,7 +132,7 @@ async def test_one_mail_per_finished_job(database: Database, studio: dict[str, A
         "hq",
         "london",
         "2.9 KiB",
-        f"https://hq.acmepost.com:8443/jobs/{job_id}",
+        f"https://hq.acmepost.com:8443/ui/jobs/{job_id}",
     ):
         assert fact in body
     [row] = rows(database, "mail")

@@ -116,7 +116,7 @@ async def test_job_done_reaches_real_smtp_and_webhook(
         msg = sink.received[0].message
         assert msg["From"] == "reelsync@acmepost.com"
         assert msg["Subject"] == "[reelsync] done: sh0010 scans (hq -> london, 1 file)"
-        assert f"https://hq.acmepost.com:8443/jobs/{job_id}" in msg.as_string()
+        assert f"https://hq.acmepost.com:8443/ui/jobs/{job_id}" in msg.as_string()
         assert [d.json["event"] for d in receiver.deliveries] == ["job.submitted", "job.done"]
         assert all(d.verified for d in receiver.deliveries)
     finally:

@@ -88,7 +88,7 @@ def test_html_is_escaped() -> None:
 def test_formatting() -> None:
     assert format_bytes(0) == "0 B"
     assert format_bytes(1536) == "1.5 KiB"
-    assert format_bytes(3 * 1024**5) == "3072.0 TiB"
+    assert format_bytes(3 * 1024**5) == "3.0 PiB"
     assert format_duration(None) == "unknown"
     assert format_duration(59.6) == "1 min 00 s"
     assert format_duration(3 * 3600 + 5) == "3 h 00 min 05 s"

@@ -219,7 +219,9 @@ async def test_job_page_controls_pause_resume_abort_retry(
     assert 'id="action-pause"' in page.text
     assert 'id="action-abort"' in page.text
     assert 'id="action-resume"' not in page.text
-    assert page.text.count('class="task"') == 2
+    assert page.text.count('class="group"') == 2  # a.exr and b.exr of folder proj001
+    files = await browser.get(url, params={"folder": "proj001"})
+    assert files.text.count('class="task"') == 2
     token = csrf_of(page.text)
 
     async def act(action: str) -> str:
@@ -309,7 +311,7 @@ async def test_agents_queues_and_sites_pages(
     _, token = servers.create_enrollment_token(database, admin, "london")
     server, _ = servers.enroll_server(database, token, hostname="render-07")
     agents.heartbeat(
-        database, server.id, version="0.1.0", rate_sent=2_500_000.0, applied_limit=10_000_000.0
+        database, server.id, version="0.1.0", rate_sent=2.5 * 2**20, applied_limit=10.0 * 2**20
     )
     await sign_in(browser, world.alice_key)
     page = (await browser.get("/ui/agents")).text
@@ -317,8 +319,8 @@ async def test_agents_queues_and_sites_pages(
     assert "london" in page
     assert "online" in page
     assert '<span class="tag">projects</span>' in page  # alice's ACL shows her the volume
-    assert '<td class="num">2.5 MB/s</td>' in page  # sending
-    assert '<td class="num">10.0 MB/s</td>' in page  # the limit it applies
+    assert '<td class="num rate-sent">2.5 MiB/s</td>' in page  # sending
+    assert '<td class="num">10.0 MiB/s</td>' in page  # the limit it applies
     assert "just now" in page or " ago" in page
     queues_page = (await browser.get("/ui/queues")).text
     for code, priority in (("high", 999), ("medium", 500), ("low", 1)):
@@ -327,16 +329,20 @@ async def test_agents_queues_and_sites_pages(
         )
     sites_page = (await browser.get("/ui/sites")).text
     assert "london" in sites_page
-    assert "/data/p" in sites_page
-    assert "/mnt/projects" in sites_page
+    volumes_page = (await browser.get("/ui/volumes")).text
+    assert "/data/p" in volumes_page
+    # alice sees, and may change, nothing of the set-up
+    for text in ("/ui/agents/token", 'action="/ui/sites"', "/ui/grants", "render-07/revoke"):
+        assert text not in page + sites_page + volumes_page + queues_page
+    assert "/mnt/projects" in volumes_page
 
     browser.cookies.clear()
     await sign_in(browser, world.admin_key)
     volumes.create_volume(database, admin, code="finance", paths={"hq": "/mnt/fin"})
-    assert "finance" in (await browser.get("/ui/sites")).text
+    assert "finance" in (await browser.get("/ui/volumes")).text
     browser.cookies.clear()
     await sign_in(browser, world.alice_key)
-    assert "finance" not in (await browser.get("/ui/sites")).text
+    assert "finance" not in (await browser.get("/ui/volumes")).text
     assert "finance" not in (await browser.get("/ui/agents")).text
 
 
@@ -393,7 +399,8 @@ async def test_security_headers_root_redirect_and_static(
 def test_formats() -> None:
     assert size(None) == "-"
     assert size(999) == "999 B"
-    assert size(1_500_000_000) == "1.5 GB"
+    assert size(1536 * 2**20) == "1.5 GiB"
+    assert size(24_000_000) == "22.9 MiB"  # as the mail and the CLI write it
     assert duration(None) == "-"
     assert duration(42) == "42s"
     assert duration(187) == "3m 07s"
@@ -424,15 +431,15 @@ async def test_jobs_show_size_speed_and_eta(
     with database.session() as session:
         job = session.get(m.Job, world.alice_job)
         assert job is not None
-        job.size, job.bytes_done, job.progress = 3_000_000_000, 1_500_000_000, 50.0
-        job.speed, job.etr = 12_500_000.0, 125
+        job.size, job.bytes_done, job.progress = 3 * 2**30, 3 * 2**29, 50.0
+        job.speed, job.etr = 12.5 * 2**20, 125
     await sign_in(browser, world.alice_key)
     row = (await browser.get("/ui/")).text
-    for text in ("3.0 GB", "12.5 MB/s", "2m 05s", "50.0%", 'value="50.0"'):
+    for text in ("3.0 GiB", "12.5 MiB/s", "2m 05s", "50.0%", 'value="50.0"'):
         assert text in row, text
     page = (await browser.get(f"/ui/jobs/{world.alice_job}")).text
-    assert "1.5 GB of 3.0 GB" in page
-    assert "12.5 MB/s" in page
+    assert "1.5 GiB of 3.0 GiB" in page
+    assert "12.5 MiB/s" in page
 
 
 async def test_forms_from_the_public_url_pass_behind_a_proxy(

@@ -211,7 +211,7 @@ def test_employee_signs_in_watches_pauses_resumes_and_signs_out(
     row.locator("td.name a").click()
     expect(page).to_have_url(f"{base}/ui/jobs/{scene.alice_job}")
     expect(page.locator("#job-name")).to_have_text(EVIL_NAME)
-    expect(page.locator("tr.task")).to_have_count(2)
+    expect(page.locator("tr.group")).to_have_count(2)
     expect(page.locator("#job-progress")).to_have_text("50.0%")
     page.click("#action-pause")
     expect(page.locator("#job-status")).to_have_text("paused")
@@ -277,8 +277,11 @@ def test_admin_watches_real_agents_move_a_shot(
         expect(row).to_have_count(1)
         expect(row.locator(".status")).to_have_text("done", timeout=60_000)  # auto-refresh
         expect(row.locator(".pct")).to_have_text("100.0%")
-        expect(row).to_contain_text("3.6 MB")  # 12 frames of 300 kB + the sidecar
+        expect(row).to_contain_text("3.4 MiB")  # 12 frames of 300 kB + the sidecar
         row.locator("td.name a").click()
+        # one row for the 12 frames, one for the sidecar; the drill-down lists the 13 files
+        expect(page.locator("tr.group")).to_have_count(2)
+        page.locator("tr.group a").first.click()
         expect(page.locator("tr.task")).to_have_count(13)
         expect(page.locator("tr.task .status-done")).to_have_count(13)
         frames = sorted((world.volume_root("london") / "proj001/sc0010/sh0010/scans").iterdir())

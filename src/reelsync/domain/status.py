@@ -15,6 +15,7 @@ from enum import StrEnum
 from reelsync.errors import InvalidTransitionError, ValidationError
 
 __all__ = [
+    "JOB_ACTIVE",
     "JOB_FINISHED",
     "JOB_WRITABLE",
     "TASK_ACTIVE",
@@ -51,6 +52,9 @@ class TaskStatus(StrEnum):
 
 
 JOB_FINISHED = frozenset({JobStatus.DONE, JobStatus.ABORTED})
+# "Active" in the web UI and in `reelsync job list --active`: jobs that have not ended (a failed job
+# has ended: it is listed under "failed").
+JOB_ACTIVE = frozenset({JobStatus.INIT, JobStatus.WAITING, JobStatus.RUNNING, JobStatus.PAUSED})
 JOB_WRITABLE = frozenset({JobStatus.WAITING, JobStatus.PAUSED, JobStatus.ABORTED, JobStatus.DONE})
 TASK_WRITABLE = frozenset(
     {TaskStatus.QUEUED, TaskStatus.FAILED, TaskStatus.ONHOLD, TaskStatus.EXCLUDED, TaskStatus.DONE}

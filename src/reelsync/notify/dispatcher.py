@@ -66,7 +66,7 @@ class DispatcherPolicy:
 
 
 def job_url(public_url: str | None, job_id: str) -> str | None:
-    return f"{public_url.rstrip('/')}/jobs/{job_id}" if public_url else None
+    return f"{public_url.rstrip('/')}/ui/jobs/{job_id}" if public_url else None
 
 
 class _Permanent(Exception):

@@ -11,6 +11,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 
+from reelsync.domain.units import size_text
 from reelsync.notify.mailer import OutgoingMail
 
 __all__ = [
@@ -56,12 +57,8 @@ class JobSummary:
 
 
 def format_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+    """The mail's sizes: the one convention of :mod:`reelsync.domain.units` (``22.9 MiB``)."""
+    return size_text(n)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -17,7 +17,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select, update
@@ -37,7 +37,7 @@ from reelsync.domain.status import (
     parse_job_status,
 )
 from reelsync.errors import ConflictError, NotFoundError, ValidationError
-from reelsync.services import queues, tasks, users
+from reelsync.services import queues, sites, tasks, users
 from reelsync.services.rollup import ENDED, refresh_job
 from reelsync.services.submission import party_text, plan_tasks
 
@@ -260,10 +260,16 @@ def list_jobs(
     user: str | None = None,
     finished: bool | None = None,
     name: str | None = None,
+    search: str | None = None,
+    site: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[Job]:
-    """Jobs, newest first. ``finished``: None = all, False = not done/aborted, True = only those."""
+    """Jobs, newest first. ``finished``: None = all, False = not done/aborted, True = only those;
+    ``search``: words the name contains; ``site``: from or to that site; ``since``/``until``:
+    created in ``[since, until)``."""
     if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
         raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset 0..{MAX_OFFSET}")
     with db.session() as session:
@@ -282,6 +288,18 @@ def list_jobs(
             query = query.where(m.Job.user_id == users.get_user_row(session, user).id)
         if name is not None:
             query = query.where(func.lower(m.Job.name) == name.strip().lower())
+        for word in (search or "").lower().split()[:8]:
+            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(func.lower(m.Job.name).like(pattern, escape="\\"))
+        if site is not None:
+            site_id = sites.get_site_row(session, site).id
+            query = query.where(
+                (m.Job.source_site_id == site_id) | (m.Job.destination_site_id == site_id)
+            )
+        if since is not None:
+            query = query.where(m.Job.created >= since)
+        if until is not None:
+            query = query.where(m.Job.created < until)
         ended = [s.value for s in JOB_FINISHED]
         if finished is True:
             query = query.where(m.Job.status.in_(ended))

@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from enum import StrEnum
 from typing import Any
 
 from reelsync.client import Entity, Session
 from reelsync.domain.party import normalise_relative
+from reelsync.domain.syncjob import Direction, job_name, project_of
 from reelsync.errors import (
     NotFoundError,
     PathError,
@@ -38,11 +38,6 @@ from reelsync.errors import (
 __all__ = ["Direction", "SyncResult", "SyncedJob", "job_name", "site_sync"]
 
 _ENDED = ("done", "failed", "aborted")
-
-
-class Direction(StrEnum):
-    DOWNLOAD = "download"  # main site -> remote site
-    UPLOAD = "upload"  # remote site -> main site
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +77,6 @@ class SyncResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"jobs": [j.to_dict() for j in self.jobs], "notes": list(self.notes)}
-
-
-def job_name(project: str, direction: Direction | str, site: str, day: date) -> str:
-    """``proj001 download london 2026-11-27``."""
-    return f"{project} {Direction(direction).value} {site} {day.isoformat()}"
 
 
 def _relative(path: str, volume: Mapping[str, Any]) -> str:
@@ -283,7 +273,7 @@ def site_sync(
             hint=f"set one: reelsync volume update {vol['code']} --path {missing[0]}=/PATH",
         )
     source, destination = (main, remote) if way is Direction.DOWNLOAD else (remote, main)
-    projects = list(dict.fromkeys(p.split("/", 1)[0] for p in rels))
+    projects = list(dict.fromkeys(project_of(p) for p in rels))
     queues, notes = _queues(session, projects, queue)
     _check_agents(session, source, destination)
     _check_access(session, me, vol, rels)
@@ -293,7 +283,7 @@ def site_sync(
     code = str(vol["code"])
     jobs = []
     for project in projects:
-        mine = [p for p in rels if p.split("/", 1)[0] == project]
+        mine = [p for p in rels if project_of(p) == project]
         tasks = [
             {
                 "source": f"site={source}:share={code}/{f}",

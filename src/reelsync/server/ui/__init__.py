@@ -10,6 +10,7 @@ session cookie (:mod:`.sessions`); the key itself is never stored in the browser
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -17,10 +18,14 @@ from fastapi.staticfiles import StaticFiles
 
 from reelsync.config import ServerConfig
 from reelsync.errors import NotFoundError
+from reelsync.server.ui.admin import router as admin_router
+from reelsync.server.ui.events import Stopping
+from reelsync.server.ui.events import router as events_router
 from reelsync.server.ui.guard import UI_PREFIX, UiContext, UiRoute
 from reelsync.server.ui.headers import SecurityHeaders
 from reelsync.server.ui.pages import router as pages_router
 from reelsync.server.ui.sessions import KEY_FILE, SessionSigner, load_or_create_key
+from reelsync.server.ui.transfer import router as transfer_router
 
 __all__ = ["UI_PREFIX", "install_ui"]
 
@@ -41,6 +46,12 @@ def ui_root() -> Response:
     return RedirectResponse(f"{UI_PREFIX}/", 307)
 
 
+@_entry.get("/jobs/{job_id}")
+def job_link(job_id: str) -> Response:
+    """A job's address as older mails wrote it: its page in the UI."""
+    return RedirectResponse(f"{UI_PREFIX}/jobs/{quote(job_id, safe='')}", 303)
+
+
 # Last of all (after the static files): any other /ui/ address is the UI's own 404 page.
 _fallback = APIRouter(prefix=UI_PREFIX, route_class=UiRoute, include_in_schema=False)
 
@@ -54,8 +65,14 @@ def install_ui(app: FastAPI, config: ServerConfig) -> None:
     """Mount the UI on ``app``; its session key lives in ``config.data_dir``."""
     signer = SessionSigner(load_or_create_key(config.data_dir / KEY_FILE))
     app.state.ui = UiContext(signer)
+    stopping = Stopping()
+    app.state.ui_stopping = stopping
+    app.state.stop_hooks = [*getattr(app.state, "stop_hooks", []), stopping.stop]
     app.include_router(_entry)
     app.include_router(pages_router)
+    app.include_router(admin_router)
+    app.include_router(transfer_router)
+    app.include_router(events_router)
     static = StaticFiles(directory=Path(__file__).parent / "static")
     app.mount(f"{UI_PREFIX}/static", static, name="ui-static")
     app.include_router(_fallback)

@@ -1,47 +1,28 @@
-"""How the web UI writes quantities: sizes, speeds, durations, times (Jinja filters)."""
+"""How the web UI writes quantities (Jinja filters): sizes, speeds and durations in the one
+convention of :mod:`reelsync.domain.units` (binary units: ``22.9 MiB``, ``4.0 MiB/s``), times."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["FILTERS", "ago", "duration", "size", "speed", "stamp"]
+from reelsync.domain.units import duration_text, rate_text, size_text
 
-_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+__all__ = ["FILTERS", "ago", "duration", "size", "speed", "stamp"]
 
 
 def size(value: int | float | None) -> str:
-    """Bytes in decimal units: ``1.5 GB``; ``-`` when unknown."""
-    if value is None:
-        return "-"
-    amount = float(value)
-    for unit in _UNITS:
-        if abs(amount) < 1000 or unit == _UNITS[-1]:
-            return f"{int(amount)} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Bytes: ``1.5 GiB``; ``-`` when unknown."""
+    return size_text(value)
 
 
 def speed(value: float | None) -> str:
-    """Bytes per second: ``12.3 MB/s``; ``-`` when idle."""
-    if not value:
-        return "-"
-    return f"{size(value)}/s"
+    """Bytes per second: ``12.3 MiB/s``; ``-`` when idle."""
+    return rate_text(value)
 
 
 def duration(seconds: int | float | None) -> str:
     """``2h 05m``, ``3m 07s``, ``42s``; ``-`` when unknown."""
-    if seconds is None or seconds < 0:
-        return "-"
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours >= 24:
-        return f"{hours // 24}d {hours % 24:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return duration_text(seconds)
 
 
 def ago(value: datetime | None, now: datetime | None = None) -> str:

@@ -10,7 +10,7 @@ or the server's public URL) and carry the session's CSRF token.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +41,7 @@ from reelsync.services import auth
 __all__ = [
     "LOGIN_PATH",
     "UI_PREFIX",
+    "FieldsDep",
     "FormDep",
     "PageSession",
     "SessionDep",
@@ -53,7 +54,8 @@ __all__ = [
 
 UI_PREFIX = "/ui"
 LOGIN_PATH = f"{UI_PREFIX}/login"
-MAX_FORM_BYTES = 16 * 1024
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 500
 
 
 class UiContext:
@@ -94,7 +96,9 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     page = _ui(request).templates.get_template(template)
+    config: ServerConfig = request.app.state.config
     html = page.render(
+        smtp_missing=config.smtp.host is None,
         session=session,
         actor=session.actor if session else None,
         csrf=session.csrf if session else "",
@@ -145,8 +149,8 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc.lower() in ours
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """A small urlencoded form (no multipart), from this origin."""
+async def read_fields(request: Request) -> dict[str, list[str]]:
+    """A small urlencoded form (no multipart), from this origin; every value of each field."""
     if not _same_origin(request):
         raise PermissionDeniedError("this form was sent from another site")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -156,15 +160,23 @@ async def read_form(request: Request) -> dict[str, str]:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            raise ValidationError("the form is too large")
+            raise ValidationError("the form is too large", hint="select fewer items at once")
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+        return parse_qs(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+        )
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ValidationError("the form could not be read") from exc
+        raise ValidationError("the form could not be read", hint="select fewer items") from exc
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The form's fields, the first value of each."""
+    fields = await read_fields(request)
     return {name: values[0] for name, values in fields.items()}
 
 
 FormDep = Annotated[dict[str, str], Depends(read_form)]
+FieldsDep = Annotated[dict[str, list[str]], Depends(read_fields)]
 
 
 def _signed_in(request: Request) -> PageSession | None:
@@ -188,7 +200,7 @@ def page_session(request: Request, db: DatabaseDep) -> PageSession:
 SessionDep = Annotated[PageSession, Depends(page_session)]
 
 
-def check_csrf(request: Request, session: PageSession, form: dict[str, str]) -> None:
+def check_csrf(request: Request, session: PageSession, form: Mapping[str, str]) -> None:
     if not _ui(request).signer.check_csrf(session.claims, form.get("csrf")):
         raise PermissionDeniedError(
             "this form is stale or did not come from this page", hint="reload the page and retry"

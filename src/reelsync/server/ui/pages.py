@@ -1,22 +1,25 @@
-"""The web UI's pages, server-rendered: sign-in/out, jobs, a job with its tasks and controls,
-agents, queues, sites and volumes.
+"""The web UI's job pages, server-rendered: sign-in/out, the jobs list (filters and search), a job
+(its notes, failed files first with their errors, one row per folder or image sequence with a
+drill-down to its files, the history of what each sync added) and its controls.
 
 Rules: every page reads through :mod:`reelsync.services` as the signed-in user, so it shows exactly
-what the API would show them (admins everything; other users their own jobs and the volumes their
-ACLs grant). The only writes are sign-in, sign-out and a job's pause/resume/abort/retry, each a
-POST carrying the session's CSRF token, answered with a redirect (303) to a page.
+what the API would show them (admins everything; other users their own jobs). Writes are sign-in,
+sign-out, a job's pause/resume/abort/retry and the retry of one failed file, each a POST carrying
+the session's CSRF token, answered with a redirect (303) to a page.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from reelsync.domain.records import Job
-from reelsync.domain.status import JobStatus
-from reelsync.errors import AuthenticationError, NotFoundError
+from reelsync.db import Database
+from reelsync.domain.records import Actor, Job
+from reelsync.domain.status import JOB_ACTIVE, JobStatus
+from reelsync.errors import AuthenticationError, NotFoundError, ValidationError
 from reelsync.server.dependencies import DatabaseDep
 from reelsync.server.ui.guard import (
     LOGIN_PATH,
@@ -30,16 +33,16 @@ from reelsync.server.ui.guard import (
     render,
     safe_next,
 )
+from reelsync.server.ui.jobview import job_contents, waiting_notes
 from reelsync.server.ui.sessions import COOKIE_NAME
-from reelsync.services import agents, auth, jobs, queues, sites, tasks, volumes
+from reelsync.services import auth, jobs, queues, sites, tasks, users
 
-__all__ = ["ACTIONS", "REFRESH_S", "allowed_actions", "router"]
+__all__ = ["ACTIONS", "REFRESH_S", "SHOWS", "allowed_actions", "router"]
 
 router = APIRouter(prefix=UI_PREFIX, route_class=UiRoute, include_in_schema=False)
 
 REFRESH_S = 5
 JOBS_PAGE = 100
-TASKS_PAGE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,14 @@ ACTIONS = {
     "abort": Action(
         "Abort", _J.ABORTED, frozenset({_J.INIT, _J.WAITING, _J.RUNNING, _J.PAUSED, _J.FAILED})
     ),
+}
+
+# The jobs list's status choices: "active" is what `reelsync job list --active` lists.
+SHOWS = {
+    "active": sorted(s.value for s in JOB_ACTIVE),
+    "failed": [_J.FAILED.value],
+    "done": [_J.DONE.value],
+    "all": [],
 }
 
 
@@ -109,16 +120,71 @@ def logout(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep
     return response
 
 
+def _day(text: str | None, what: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
+    except ValueError:
+        raise ValidationError(f"{what} must be a date like 2026-11-27, got {text!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilters:
+    show: str
+    queue: str
+    user: str
+    site: str
+    since: str
+    until: str
+    q: str
+
+    def query(self, **changes: str) -> dict[str, str]:
+        values = {
+            "show": self.show, "queue": self.queue, "user": self.user, "site": self.site,
+            "from": self.since, "to": self.until, "q": self.q,
+        }  # fmt: skip
+        values.update(changes)
+        return {k: v for k, v in values.items() if v}
+
+
+def _filter_choices(db: Database, actor: Actor) -> dict[str, list[str]]:
+    return {
+        "queues": [q.code for q in queues.list_queues(db, actor)],
+        "sites": [s.code for s in sites.list_sites(db, actor)],
+        "users": [u.email for u in users.list_users(db, actor)] if actor.is_admin else [],
+    }
+
+
 @router.get("/", response_class=HTMLResponse)
 def jobs_page(
     request: Request,
     db: DatabaseDep,
     session: SessionDep,
-    show: str = Query("active", pattern="^(active|all)$"),
+    show: str = Query("active", pattern="^(active|failed|done|all)$"),
+    queue: str = Query("", max_length=255),
+    user: str = Query("", max_length=255),
+    site: str = Query("", max_length=255),
+    since: str = Query("", alias="from", max_length=10),
+    until: str = Query("", alias="to", max_length=10),
+    q: str = Query("", max_length=200),
     offset: int = Query(0, ge=0, le=jobs.MAX_OFFSET),
 ) -> Response:
-    finished = None if show == "all" else False
-    page = jobs.list_jobs(db, session.actor, finished=finished, limit=JOBS_PAGE, offset=offset)
+    filters = JobFilters(show, queue, user, site, since, until, q)
+    end = _day(until, "to")
+    page = jobs.list_jobs(
+        db,
+        session.actor,
+        status=SHOWS[show] or None,
+        queue=queue or None,
+        user=(user or None) if session.actor.is_admin else None,
+        site=site or None,
+        since=_day(since, "from"),
+        until=end + timedelta(days=1) if end else None,
+        search=q or None,
+        limit=JOBS_PAGE,
+        offset=offset,
+    )
     priority = {q.code: q.priority for q in queues.list_queues(db, session.actor)}
     return render(
         request,
@@ -126,8 +192,11 @@ def jobs_page(
         session=session,
         page=page,
         show=show,
+        filters=filters,
+        choices=_filter_choices(db, session.actor),
         priority=priority,
         refresh=REFRESH_S,
+        events=f"{UI_PREFIX}/events/jobs",
         page_size=JOBS_PAGE,
     )
 
@@ -138,20 +207,32 @@ def job_page(
     job_id: str,
     db: DatabaseDep,
     session: SessionDep,
-    offset: int = Query(0, ge=0, le=tasks.MAX_OFFSET),
+    folder: str | None = Query(None, max_length=4096),
 ) -> Response:
     job = jobs.get_job(db, session.actor, job_id)
-    page = tasks.list_tasks(db, session.actor, job.id, limit=TASKS_PAGE, offset=offset)
+    contents = job_contents(db, session.actor, job, folder=folder)
     return render(
         request,
         "job.html",
         session=session,
         job=job,
-        page=page,
+        contents=contents,
+        folder=folder,
+        notes=waiting_notes(db, session.actor, job, contents.counts),
         actions=[(name, ACTIONS[name].label) for name in allowed_actions(job)],
         refresh=REFRESH_S,
-        page_size=TASKS_PAGE,
+        events=f"{UI_PREFIX}/events/jobs/{job.id}",
     )
+
+
+@router.post("/jobs/{job_id}/tasks/{task_id}/retry")
+def retry_file(
+    request: Request, job_id: str, task_id: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    check_csrf(request, session, form)
+    job = jobs.get_job(db, session.actor, job_id)
+    tasks.update_tasks(db, session.actor, job.id, [{"id": task_id, "status": "queued"}])
+    return RedirectResponse(f"{UI_PREFIX}/jobs/{job.id}", 303)
 
 
 @router.post("/jobs/{job_id}/{action}")
@@ -168,24 +249,3 @@ def job_action(
         raise NotFoundError(f"no job action {action!r}")
     job = jobs.update_job(db, session.actor, job_id, status=ACTIONS[action].target)
     return RedirectResponse(f"{UI_PREFIX}/jobs/{job.id}", 303)
-
-
-@router.get("/agents", response_class=HTMLResponse)
-def agents_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
-    views = agents.list_agents(db, session.actor)
-    return render(request, "agents.html", session=session, agents=views, refresh=REFRESH_S)
-
-
-@router.get("/queues", response_class=HTMLResponse)
-def queues_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
-    rows = queues.list_queues(db, session.actor)
-    return render(request, "queues.html", session=session, queues=rows, refresh=0)
-
-
-@router.get("/sites", response_class=HTMLResponse)
-def sites_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
-    site_rows = sites.list_sites(db, session.actor)
-    volume_rows = volumes.list_volumes(db, session.actor)
-    return render(
-        request, "sites.html", session=session, sites=site_rows, volumes=volume_rows, refresh=0
-    )

@@ -1,5 +1,6 @@
-// reelsync web UI: refresh the page's data in place, confirm destructive actions. No inline script
-// (the CSP forbids it); loaded with defer from /ui/static/.
+// reelsync web UI: live updates (server push with EventSource, else a refresh every few seconds),
+// copy buttons, confirmations of destructive actions. No inline script (the CSP forbids it);
+// loaded with defer from /ui/static/.
 (function () {
   "use strict";
 
@@ -10,18 +11,54 @@
     }
   });
 
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
+    if (!button) {
+      return;
+    }
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source) {
+      return;
+    }
+    var text = source.textContent;
+    var done = function () {
+      button.textContent = "Copied";
+      button.setAttribute("aria-live", "polite");
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(done, function () {
+        window.getSelection().selectAllChildren(source);
+      });
+    } else {
+      window.getSelection().selectAllChildren(source);
+    }
+  });
+
   var main = document.getElementById("content");
   if (!main) {
     return;
   }
   var seconds = parseInt(main.getAttribute("data-refresh") || "0", 10);
-  if (!(seconds > 0)) {
+  var events = main.getAttribute("data-events");
+  if (!(seconds > 0) && !events) {
     return;
   }
   var busy = false;
+  var again = false;
+
+  function editing() {
+    // Never replace the page under someone typing or choosing in a form.
+    var active = document.activeElement;
+    return active && active !== document.body && main.contains(active) &&
+      /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName);
+  }
 
   function refresh() {
-    if (busy || document.hidden) {
+    if (document.hidden || editing()) {
+      return;
+    }
+    if (busy) {
+      again = true;
       return;
     }
     busy = true;
@@ -53,8 +90,24 @@
       })
       .then(function () {
         busy = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
       });
   }
 
-  window.setInterval(refresh, seconds * 1000);
+  var timer = null;
+  function poll() {
+    if (timer === null && seconds > 0) {
+      timer = window.setInterval(refresh, seconds * 1000);
+    }
+  }
+
+  if (events && window.EventSource) {
+    // Server push: the page fetches itself when the server says something changed.
+    var source = new EventSource(events);
+    source.addEventListener("change", refresh);
+  }
+  poll(); // and a slow refresh in any case (times such as "12s ago" move on)
 })();

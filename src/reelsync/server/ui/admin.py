@@ -1,0 +1,535 @@
+"""The web UI's set-up pages: sites, agents (enrollment tokens, revoke, bandwidth limit), volumes
+(paths per site, access grants), queues (priority, pause, weight, mail recipients), users (role,
+disable, API keys, grants, mail opt-out) and the workspace settings with the outbox's state.
+
+Rules: each page reads through :mod:`reelsync.services` as the signed-in user, so it shows what
+the API would show them; the forms are for admins only (the services refuse anyone else, and the
+pages offer no form to them). A POST carries the CSRF token; success redirects (303) to the page
+with a fixed notice (``?done=CODE``, never text from the request); a refused change renders the
+page again with the error (its HTTP status). A secret (an API key, an enrollment token) is shown
+once, in the answer to the POST that made it, and never again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from reelsync.config import ServerConfig
+from reelsync.db import Database
+from reelsync.domain.records import Actor, Role
+from reelsync.domain.units import MIB
+from reelsync.errors import NotFoundError, ReelsyncError, ValidationError
+from reelsync.server.dependencies import DatabaseDep
+from reelsync.server.ui.guard import (
+    UI_PREFIX,
+    FormDep,
+    PageSession,
+    SessionDep,
+    UiRoute,
+    check_csrf,
+    render,
+)
+from reelsync.services import (
+    acls,
+    agents,
+    apikeys,
+    outbox,
+    queues,
+    servers,
+    settings,
+    sites,
+    users,
+    volumes,
+)
+
+__all__ = ["NOTICES", "QUEUE_SETTINGS", "enroll_line", "router"]
+
+router = APIRouter(prefix=UI_PREFIX, route_class=UiRoute, include_in_schema=False)
+
+NOTICES = {
+    "site-created": "Site created.",
+    "site-saved": "Site saved.",
+    "agent-saved": "Agent saved.",
+    "agent-revoked": "Agent revoked: it gets no more work and its peers refuse it.",
+    "volume-created": "Volume created.",
+    "volume-saved": "Volume saved.",
+    "grant-added": "Access granted.",
+    "grant-removed": "Access removed.",
+    "queue-created": "Queue created.",
+    "queue-saved": "Queue saved.",
+    "user-created": "User created.",
+    "user-saved": "User saved.",
+    "key-revoked": "API key revoked.",
+    "setting-saved": "Setting saved.",
+    "setting-removed": "Setting removed.",
+}
+
+# What the queue form edits besides the queue itself (queue-scoped settings).
+QUEUE_SETTINGS = {
+    "queue_weight": "Weight",
+    "email_job_done_recipients": "Mail when done",
+    "email_job_failed_recipients": "Mail when failed",
+}
+
+ENROLL_DATA_DIR = "/var/lib/reelsync-agent"
+
+
+def enroll_line(config: ServerConfig, token: str) -> str:
+    """The exact command that enrolls a machine with ``token`` (the CA file is downloaded from
+    this page as ``ca.crt``)."""
+    parts = ["reelsync agent enroll", f"--server {config.url}"]
+    if config.tls:
+        parts.append("--ca-file ca.crt")
+    parts += [f"--token {token}", f"--data-dir {ENROLL_DATA_DIR}"]
+    return " ".join(parts)
+
+
+def _flag(form: Mapping[str, str], name: str) -> bool:
+    return form.get(name, "") in ("on", "true", "1", "yes")
+
+
+def _text(form: Mapping[str, str], name: str) -> str:
+    return form.get(name, "").strip()
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValidationError(f"{what} must be a number, got {text!r}") from None
+
+
+def _whole(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValidationError(f"{what} must be a whole number, got {text!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminPage:
+    template: str
+    title: str
+    context: Callable[[Database, Actor], dict[str, Any]]
+
+
+def _sites_context(db: Database, actor: Actor) -> dict[str, Any]:
+    return {"sites": sites.list_sites(db, actor)}
+
+
+def _agents_context(db: Database, actor: Actor) -> dict[str, Any]:
+    return {"agents": agents.list_agents(db, actor), "sites": sites.list_sites(db, actor)}
+
+
+def _volumes_context(db: Database, actor: Actor) -> dict[str, Any]:
+    rows = volumes.list_volumes(db, actor)
+    grants = acls.list_acls(db, actor) if actor.is_admin else []
+    people = users.list_users(db, actor) if actor.is_admin else []
+    return {
+        "volumes": rows,
+        "sites": sites.list_sites(db, actor),
+        "grants": grants,
+        "people": people,
+    }
+
+
+def _queues_context(db: Database, actor: Actor) -> dict[str, Any]:
+    rows = queues.list_queues(db, actor)
+    extra = {
+        q.code: settings.list_settings(db, actor, scope="queue", target=q.code)
+        for q in rows
+        if actor.is_admin
+    }
+    return {"queues": rows, "queue_settings": extra, "setting_labels": QUEUE_SETTINGS}
+
+
+def _users_context(db: Database, actor: Actor) -> dict[str, Any]:
+    people = users.list_users(db, actor) if actor.is_admin else [users.get_user(db, actor, "me")]
+    keys = {u.id: apikeys.list_api_keys(db, actor, u.id) for u in people}
+    prefs = {u.id: users.get_preferences(db, actor, u.id) for u in people}
+    grants = acls.list_acls(db, actor, user=None if actor.is_admin else actor.email)
+    return {
+        "people": people,
+        "keys": keys,
+        "prefs": prefs,
+        "grants": grants,
+        "roles": [r.value for r in Role],
+        "volumes": volumes.list_volumes(db, actor),
+    }
+
+
+def _settings_context(db: Database, actor: Actor) -> dict[str, Any]:
+    own = settings.list_settings(db, actor, scope="workspace")
+    return {
+        "workspace_settings": own,
+        "outbox": outbox.outbox_status(db, actor) if actor.is_admin else None,
+    }
+
+
+PAGES = {
+    "sites": AdminPage("sites.html", "Sites", _sites_context),
+    "agents": AdminPage("agents.html", "Agents", _agents_context),
+    "volumes": AdminPage("volumes.html", "Volumes", _volumes_context),
+    "queues": AdminPage("queues.html", "Queues", _queues_context),
+    "users": AdminPage("users.html", "Users", _users_context),
+    "settings": AdminPage("settings.html", "Settings", _settings_context),
+}
+
+
+def show(
+    request: Request,
+    db: Database,
+    session: PageSession,
+    name: str,
+    *,
+    status: int = 200,
+    error: ReelsyncError | None = None,
+    **extra: Any,
+) -> HTMLResponse:
+    page = PAGES[name]
+    config: ServerConfig = request.app.state.config
+    done = request.query_params.get("done")
+    return render(
+        request,
+        page.template,
+        status=status,
+        session=session,
+        notice=NOTICES.get(done or ""),
+        error=error,
+        smtp_configured=config.smtp.host is not None,
+        refresh=5 if name == "agents" and error is None and not extra else 0,
+        **page.context(db, session.actor),
+        **extra,
+    )
+
+
+def _change(
+    request: Request,
+    db: Database,
+    session: PageSession,
+    form: Mapping[str, str],
+    page: str,
+    notice: str,
+    change: Callable[[], object],
+) -> Response:
+    """Apply ``change`` after the CSRF check; back to ``page`` with ``notice``, or the page again
+    with the error."""
+    check_csrf(request, session, form)
+    try:
+        change()
+    except ReelsyncError as exc:
+        return show(request, db, session, page, status=exc.http_status, error=exc)
+    return RedirectResponse(f"{UI_PREFIX}/{page}?done={notice}", 303)
+
+
+@router.get("/sites", response_class=HTMLResponse)
+def sites_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
+    return show(request, db, session, "sites")
+
+
+@router.get("/agents", response_class=HTMLResponse)
+def agents_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
+    return show(request, db, session, "agents")
+
+
+@router.get("/volumes", response_class=HTMLResponse)
+def volumes_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
+    return show(request, db, session, "volumes")
+
+
+@router.get("/queues", response_class=HTMLResponse)
+def queues_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
+    return show(request, db, session, "queues")
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
+    return show(request, db, session, "users")
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
+    return show(request, db, session, "settings")
+
+
+# -- sites -----------------------------------------------------------------------------------
+
+
+@router.post("/sites")
+def create_site(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
+    return _change(
+        request, db, session, form, "sites", "site-created",
+        lambda: sites.create_site(
+            db, session.actor, code=_text(form, "code"), name=_text(form, "name") or None
+        ),
+    )  # fmt: skip
+
+
+@router.post("/sites/{ref}")
+def edit_site(
+    request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    return _change(
+        request, db, session, form, "sites", "site-saved",
+        lambda: sites.update_site(
+            db, session.actor, ref, name=_text(form, "name"), enabled=_flag(form, "enabled")
+        ),
+    )  # fmt: skip
+
+
+# -- agents ----------------------------------------------------------------------------------
+
+
+@router.post("/agents/token", response_class=HTMLResponse)
+def make_token(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
+    check_csrf(request, session, form)
+    config: ServerConfig = request.app.state.config
+    try:
+        hours = _number(_text(form, "hours") or "1", "the token's lifetime")
+        made, plain = servers.create_enrollment_token(
+            db, session.actor, _text(form, "site"), ttl_s=int(hours * 3600)
+        )
+    except ReelsyncError as exc:
+        return show(request, db, session, "agents", status=exc.http_status, error=exc)
+    return show(request, db, session, "agents", token=made, enroll_line=enroll_line(config, plain))
+
+
+@router.get("/ca.crt")
+def ca_file(request: Request, session: SessionDep) -> Response:
+    """The workspace CA an agent verifies the control plane with (public, but only for users)."""
+    del session
+    config: ServerConfig = request.app.state.config
+    if not config.tls or not config.ca_file.is_file():
+        raise NotFoundError("this server does not use its own CA")
+    return FileResponse(config.ca_file, media_type="application/x-pem-file", filename="ca.crt")
+
+
+@router.post("/agents/{server_id}")
+def edit_agent(
+    request: Request, server_id: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    def change() -> object:
+        limit = _text(form, "limit_mib_s")
+        value = _number(limit, "the limit (MiB/s)") if limit else 0.0
+        if value < 0:
+            raise ValidationError("the limit must be positive MiB/s, or empty for none")
+        return servers.update_server(
+            db,
+            session.actor,
+            server_id,
+            bandwidth_limit=value * MIB,
+            status="enabled" if _flag(form, "enabled") else "disabled",
+        )
+
+    return _change(request, db, session, form, "agents", "agent-saved", change)
+
+
+@router.post("/agents/{server_id}/revoke")
+def revoke_agent(
+    request: Request, server_id: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    return _change(
+        request, db, session, form, "agents", "agent-revoked",
+        lambda: servers.revoke_server(db, session.actor, server_id),
+    )  # fmt: skip
+
+
+# -- volumes ---------------------------------------------------------------------------------
+
+
+def _paths(form: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name[len("path:") :]: value.strip()
+        for name, value in form.items()
+        if name.startswith("path:") and value.strip()
+    }
+
+
+@router.post("/volumes")
+def create_volume(
+    request: Request, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    return _change(
+        request, db, session, form, "volumes", "volume-created",
+        lambda: volumes.create_volume(
+            db, session.actor, code=_text(form, "code"), name=_text(form, "name") or None,
+            default=_flag(form, "default"), paths=_paths(form),
+        ),
+    )  # fmt: skip
+
+
+@router.post("/volumes/{ref}")
+def edit_volume(
+    request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    def change() -> object:
+        paths: dict[str, str | None] = {
+            name[len("path:") :]: value.strip() or None
+            for name, value in form.items()
+            if name.startswith("path:")
+        }
+        return volumes.update_volume(
+            db, session.actor, ref, enabled=_flag(form, "enabled"), paths=paths
+        )
+
+    return _change(request, db, session, form, "volumes", "volume-saved", change)
+
+
+@router.post("/grants")
+def add_grant(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
+    back = "users" if form.get("back") == "users" else "volumes"
+    return _change(
+        request, db, session, form, back, "grant-added",
+        lambda: acls.grant(
+            db, session.actor, user=_text(form, "user"), volume=_text(form, "volume"),
+            path=_text(form, "path") or None, read=_flag(form, "read"),
+            write=_flag(form, "write"),
+        ),
+    )  # fmt: skip
+
+
+@router.post("/grants/{acl_id}/remove")
+def remove_grant(
+    request: Request, acl_id: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    back = "users" if form.get("back") == "users" else "volumes"
+    return _change(
+        request, db, session, form, back, "grant-removed",
+        lambda: acls.revoke_acl(db, session.actor, acl_id),
+    )  # fmt: skip
+
+
+# -- queues ----------------------------------------------------------------------------------
+
+
+@router.post("/queues")
+def create_queue(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
+    return _change(
+        request, db, session, form, "queues", "queue-created",
+        lambda: queues.create_queue(
+            db, session.actor, code=_text(form, "code"), name=_text(form, "name") or None,
+            priority=_whole(_text(form, "priority") or "500", "the priority"),
+        ),
+    )  # fmt: skip
+
+
+@router.post("/queues/{ref}")
+def edit_queue(
+    request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    def change() -> object:
+        queue = queues.update_queue(
+            db,
+            session.actor,
+            ref,
+            priority=_whole(_text(form, "priority"), "the priority"),
+            paused=_flag(form, "paused"),
+        )
+        weight = _text(form, "queue_weight")
+        if weight and _number(weight, "the weight") <= 0:
+            raise ValidationError("the weight must be a positive number")
+        for key in QUEUE_SETTINGS:
+            value = _text(form, key)
+            current = settings.list_settings(db, session.actor, scope="queue", target=queue.code)
+            if value:
+                settings.set_setting(
+                    db, session.actor, scope="queue", key=key, value=value, target=queue.code
+                )
+            elif key in current:
+                settings.delete_setting(db, session.actor, scope="queue", key=key, target=ref)
+        return queue
+
+    return _change(request, db, session, form, "queues", "queue-saved", change)
+
+
+# -- users -----------------------------------------------------------------------------------
+
+
+@router.post("/users", response_class=HTMLResponse)
+def create_user(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
+    check_csrf(request, session, form)
+    try:
+        user = users.create_user(
+            db,
+            session.actor,
+            email=_text(form, "email"),
+            name=_text(form, "name"),
+            role=_text(form, "role") or Role.EMPLOYEE,
+        )
+        made = None
+        if _flag(form, "with_key"):
+            made = apikeys.create_api_key(db, session.actor, user.id, description="web UI")
+    except ReelsyncError as exc:
+        return show(request, db, session, "users", status=exc.http_status, error=exc)
+    if made is None:
+        return RedirectResponse(f"{UI_PREFIX}/users?done=user-created", 303)
+    return show(request, db, session, "users", new_key=made[1], key_user=user)
+
+
+@router.post("/users/{ref}")
+def edit_user(
+    request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    def change() -> object:
+        if session.actor.is_admin:
+            users.update_user(
+                db,
+                session.actor,
+                ref,
+                role=_text(form, "role") or None,
+                enabled=_flag(form, "enabled"),
+            )
+        return users.update_preferences(
+            db, session.actor, ref, email_opt_out=_flag(form, "email_opt_out")
+        )
+
+    return _change(request, db, session, form, "users", "user-saved", change)
+
+
+@router.post("/users/{ref}/keys", response_class=HTMLResponse)
+def create_key(
+    request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    check_csrf(request, session, form)
+    try:
+        user = users.get_user(db, session.actor, ref)
+        _, plain = apikeys.create_api_key(
+            db, session.actor, user.id, description=_text(form, "description") or "web UI"
+        )
+    except ReelsyncError as exc:
+        return show(request, db, session, "users", status=exc.http_status, error=exc)
+    return show(request, db, session, "users", new_key=plain, key_user=user)
+
+
+@router.post("/users/{ref}/keys/{key_id}/revoke")
+def revoke_key(
+    request: Request, ref: str, key_id: str, db: DatabaseDep, session: SessionDep, form: FormDep
+) -> Response:
+    return _change(
+        request, db, session, form, "users", "key-revoked",
+        lambda: apikeys.revoke_api_key(db, session.actor, ref, key_id),
+    )  # fmt: skip
+
+
+# -- workspace settings ----------------------------------------------------------------------
+
+
+@router.post("/settings")
+def save_setting(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
+    key = _text(form, "key")
+    if _flag(form, "remove"):
+        return _change(
+            request, db, session, form, "settings", "setting-removed",
+            lambda: settings.delete_setting(db, session.actor, scope="workspace", key=key),
+        )  # fmt: skip
+    return _change(
+        request, db, session, form, "settings", "setting-saved",
+        lambda: settings.set_setting(
+            db, session.actor, scope="workspace", key=key, value=form.get("value", "")
+        ),
+    )  # fmt: skip

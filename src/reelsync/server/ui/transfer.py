@@ -1,0 +1,403 @@
+"""The web UI's transfer page (the desktop app's transfer tab): browse a volume at a site through
+an agent serving it, see what the other site already has, pick folders, files or image sequences
+and send them.
+
+Rules: the listing is the API's ``/files/ls`` (the same ACL check, the same agent, through the
+app's file operator); an image sequence is one row (``plate.####.exr 1001-1100``). A send follows
+``reelsync sync``'s rules (:mod:`reelsync.domain.syncjob`): one side is the main site; the volume
+has a path at both; the queue is the one picked, else the project's own, else the default; an
+agent is online at both sites; each picked path exists at the source and a folder becomes its
+files; a project's files go to the caller's job of that project, direction, site and day, appended
+to when it exists (reviving it), else submitted (through the pre-submit hook, as the API does).
+The server checks the caller's access again when it plans the tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from reelsync.db import Database
+from reelsync.domain.fileops import FileOp, FileOperator, FileRequest
+from reelsync.domain.listing import Entry, Row, collapse
+from reelsync.domain.party import normalise_relative
+from reelsync.domain.records import Actor, ServerStatus, Site, Volume
+from reelsync.domain.sequences import parse_sequence
+from reelsync.domain.syncjob import Direction, job_name, project_of
+from reelsync.errors import (
+    NotFoundError,
+    PermissionDeniedError,
+    ReelsyncError,
+    UnavailableError,
+    ValidationError,
+)
+from reelsync.server.api_v1.files import file_operator_of
+from reelsync.server.dependencies import DatabaseDep
+from reelsync.server.ui.guard import (
+    UI_PREFIX,
+    FieldsDep,
+    PageSession,
+    SessionDep,
+    UiRoute,
+    check_csrf,
+    render,
+)
+from reelsync.services import acls, jobs, queues, servers, sites, tasks, volumes
+
+__all__ = ["Listing", "router", "send"]
+
+router = APIRouter(prefix=UI_PREFIX, route_class=UiRoute, include_in_schema=False)
+
+MAX_PICKS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One folder at one site: its rows, or why it could not be listed."""
+
+    site: str
+    rows: list[Row]
+    error: str | None = None
+
+    def has(self, row: Row) -> str:
+        """``yes`` (same sizes), ``partly``, ``differs``, ``no``; ``?`` when not listed."""
+        if self.error is not None:
+            return "?"
+        mine = {r.name: r for r in self.rows}
+        other = mine.get(row.name)
+        if other is None:
+            return "no"
+        if row.sequence and len(other.names) < len(row.names):
+            return "partly"
+        if not row.folder and other.size != row.size:
+            return "differs"
+        return "yes"
+
+
+def _entries(result: Any) -> list[Entry]:
+    out = []
+    for item in result if isinstance(result, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("filename"), str):
+            size = item.get("size")
+            out.append(
+                Entry(
+                    name=item["filename"],
+                    folder=item.get("type") == 0,
+                    size=int(size) if isinstance(size, int | float) else None,
+                )
+            )
+    return out
+
+
+async def _ls(
+    operator: FileOperator, volume: Volume, site: str, path: str, *, recursive: bool = False
+) -> Any:
+    return await operator.run(
+        FileRequest(
+            op=FileOp.LS,
+            volume_id=volume.id,
+            volume_code=volume.code,
+            path=path,
+            recursive=recursive,
+            files_only=recursive,
+            getsize=not recursive,
+            site_code=site,
+        )
+    )
+
+
+async def _listing(operator: FileOperator, volume: Volume, site: str, path: str) -> Listing:
+    try:
+        result = await _ls(operator, volume, site, path)
+    except ReelsyncError as exc:
+        return Listing(site, [], exc.message)
+    return Listing(site, collapse(_entries(result)))
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """What the page browses: a volume, the source and destination sites, a folder."""
+
+    volume: Volume
+    source: Site
+    destination: Site | None
+    path: str
+    volumes: list[Volume]
+    sites: list[Site]
+
+
+def _place(
+    db: Database, actor: Actor, volume: str | None, site: str | None, to: str | None, path: str
+) -> Place:
+    visible = volumes.list_volumes(db, actor)
+    if not visible:
+        raise NotFoundError("no volume is shared with you", hint="ask an admin for a grant")
+    if volume:
+        chosen = volumes.get_volume(db, actor, volume)
+    else:
+        chosen = next((v for v in visible if v.default), visible[0])
+    all_sites = [s for s in sites.list_sites(db, actor) if s.enabled]
+    at = [s for s in all_sites if s.code in chosen.paths]
+    if not at:
+        raise NotFoundError(
+            f"volume {chosen.code} has no path at any site",
+            hint="an admin sets one on the Volumes page",
+        )
+    source = next((s for s in at if s.code == site), None) if site else None
+    if site and source is None:
+        raise NotFoundError(
+            f"volume {chosen.code} has no path at site {site!r}",
+            hint="sites with a path: " + ", ".join(s.code for s in at),
+        )
+    source = source or next((s for s in at if s.main), at[0])
+    others = [s for s in at if s.code != source.code]
+    destination = next((s for s in others if s.code == to), None) if to else None
+    destination = destination or (others[0] if others else None)
+    acls.check_access(db, actor, chosen.id, path, read=True)
+    return Place(chosen, source, destination, path, visible, at)
+
+
+def _crumbs(path: str) -> list[tuple[str, str]]:
+    parts = path.split("/") if path else []
+    return [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
+
+
+def _pick_value(folder: str, row: Row) -> str:
+    base = f"{folder}/" if folder else ""
+    if row.sequence:
+        return f"{base}{row.name}[{','.join(str(f) for f in row.frames)}]"
+    return f"{base}{row.name}"
+
+
+@router.get("/transfer", response_class=HTMLResponse)
+async def transfer_page(
+    request: Request,
+    db: DatabaseDep,
+    session: SessionDep,
+    volume: str | None = Query(None, max_length=255),
+    site: str | None = Query(None, max_length=255),
+    to: str | None = Query(None, max_length=255),
+    path: str = Query("", max_length=4096),
+) -> Response:
+    return await show_transfer(request, db, session, volume, site, to, path)
+
+
+async def show_transfer(
+    request: Request,
+    db: Database,
+    session: PageSession,
+    volume: str | None,
+    site: str | None,
+    to: str | None,
+    path: str,
+    *,
+    status: int = 200,
+    error: ReelsyncError | None = None,
+) -> Response:
+    rel = normalise_relative(path)
+    actor = session.actor
+    place = await run_in_threadpool(_place, db, actor, volume, site, to, rel)
+    operator = file_operator_of(request)
+    here = await _listing(operator, place.volume, place.source.code, rel)
+    there = (
+        await _listing(operator, place.volume, place.destination.code, rel)
+        if place.destination is not None
+        else None
+    )
+    queue_rows = await run_in_threadpool(queues.list_queues, db, actor)
+    return render(
+        request,
+        "transfer.html",
+        status=status,
+        session=session,
+        place=place,
+        here=here,
+        there=there,
+        rows=[(row, _pick_value(rel, row)) for row in here.rows],
+        crumbs=_crumbs(rel),
+        queues=queue_rows,
+        error=error,
+    )
+
+
+# -- sending ---------------------------------------------------------------------------------
+
+
+def _one(fields: Mapping[str, list[str]], name: str) -> str:
+    values = fields.get(name) or [""]
+    return values[0].strip()
+
+
+def _checked_sites(
+    db: Database, actor: Actor, volume: Volume, source: str, destination: str
+) -> tuple[Direction, str]:
+    """The direction and the remote site of a send from ``source`` to ``destination``."""
+    if source == destination:
+        raise ValidationError("pick a destination site other than the source")
+    by_code = {s.code: s for s in sites.list_sites(db, actor)}
+    for code in (source, destination):
+        if code not in by_code:
+            raise NotFoundError(f"unknown site {code!r}", hint=f"sites: {', '.join(by_code)}")
+        if code not in volume.paths:
+            raise ValidationError(
+                f"volume {volume.code} has no path at site {code}",
+                hint="an admin sets one on the Volumes page",
+            )
+        if not by_code[code].enabled:
+            raise ValidationError(f"site {code} is disabled")
+    if by_code[source].main:
+        return Direction.DOWNLOAD, destination
+    if by_code[destination].main:
+        return Direction.UPLOAD, source
+    raise ValidationError("a sync moves files between the main site and another site")
+
+
+def _queue_of(db: Database, actor: Actor, picked: str, project: str) -> tuple[str, str | None]:
+    """The queue code for ``project``, and a note when it falls back to the default."""
+    rows = queues.list_queues(db, actor)
+    if picked:
+        match = next((q for q in rows if picked in (q.code, q.id)), None)
+        if match is None:
+            raise NotFoundError(f"unknown queue {picked!r}")
+        return match.code, None
+    own = next((q for q in rows if q.code.lower() == project.lower()), None)
+    if own is not None:
+        return own.code, None
+    default = next((q for q in rows if q.default), None)
+    if default is None:
+        raise NotFoundError(f"project {project} has no queue and there is no default queue")
+    return default.code, f"project {project} has no queue; it went to the default queue"
+
+
+def _check_agents(db: Database, actor: Actor, *codes: str) -> None:
+    for code in codes:
+        found = servers.list_servers(db, actor, site=code)
+        if not any(a.status is ServerStatus.ONLINE for a in found):
+            raise UnavailableError(
+                f"no agent is online at site {code}",
+                hint="start one there (reelsync agent run)" if found else "enroll one first",
+            )
+
+
+def _check_send(
+    db: Database, actor: Actor, volume_ref: str, source: str, destination: str, picks: list[str]
+) -> tuple[Volume, Direction, str]:
+    """Everything a send needs before any file is listed: the volume, the sites and the direction,
+    the caller's read and write access to each pick, an agent online at both sites."""
+    volume = volumes.get_volume(db, actor, volume_ref)
+    direction, remote = _checked_sites(db, actor, volume, source, destination)
+    for pick in picks:
+        acls.check_access(db, actor, volume.id, pick, read=True, write=True)
+    _check_agents(db, actor, source, destination)
+    return volume, direction, remote
+
+
+async def _files(
+    operator: FileOperator, volume: Volume, site: str, picks: Sequence[str]
+) -> list[str]:
+    """Each picked path's files at ``site``, in order, each once."""
+    files: dict[str, None] = {}
+    for pick in picks:
+        sequence = parse_sequence(pick)
+        if sequence is not None:
+            files.update(dict.fromkeys(sequence.paths()))
+            continue
+        listed = _entries(await _ls(operator, volume, site, pick, recursive=True))
+        name = pick.rsplit("/", 1)[-1]
+        if len(listed) == 1 and listed[0].name == name and not listed[0].folder:
+            files[pick] = None
+            continue
+        inside = sorted(f"{pick}/{e.name}" for e in listed if not e.folder)
+        if not inside:
+            raise ValidationError(f"{pick} at {site} is an empty folder: nothing to send")
+        files.update(dict.fromkeys(inside))
+    return list(files)
+
+
+def send(
+    db: Database,
+    actor: Actor,
+    request: Request,
+    *,
+    volume: Volume,
+    source: str,
+    destination: str,
+    direction: Direction,
+    remote: str,
+    queue: str,
+    files: Sequence[str],
+    today: date | None = None,
+) -> tuple[list[str], list[str]]:
+    """Submit or append the day's job of each project; (job ids, notes)."""
+    by_project: dict[str, list[str]] = {}
+    for path in files:
+        by_project.setdefault(project_of(path), []).append(path)
+    job_ids: list[str] = []
+    notes: list[str] = []
+    day = today or date.today()
+    for project, paths in by_project.items():
+        code, note = _queue_of(db, actor, queue, project)
+        if note:
+            notes.append(note)
+        entries = [
+            {
+                "source": f"site={source}:share={volume.code}/{p}",
+                "destination": f"site={destination}:share={volume.code}/{p}",
+            }
+            for p in paths
+        ]
+        name = job_name(project, direction, remote, day)
+        found = jobs.list_jobs(db, actor, name=name, user=actor.user_id, limit=1).items
+        if found:
+            tasks.add_tasks(db, actor, found[0].id, entries)
+            job_ids.append(found[0].id)
+        else:
+            made = jobs.submit_job(
+                db,
+                actor,
+                {"name": name, "queue": code, "tasks": entries},
+                hook=request.app.state.submit_hook,
+            )
+            job_ids.append(made.id)
+    return job_ids, notes
+
+
+@router.post("/transfer", response_class=HTMLResponse)
+async def transfer_send(
+    request: Request, db: DatabaseDep, session: SessionDep, fields: FieldsDep
+) -> Response:
+    form = {name: values[0] for name, values in fields.items() if values}
+    check_csrf(request, session, form)
+    actor = session.actor
+    volume_ref, source = _one(fields, "volume"), _one(fields, "site")
+    destination, path = _one(fields, "to"), _one(fields, "path")
+    try:
+        picks = list(dict.fromkeys(normalise_relative(p) for p in fields.get("pick", []) if p))
+        if not picks:
+            raise ValidationError("pick at least one folder or file to send")
+        if len(picks) > MAX_PICKS:
+            raise ValidationError(f"pick at most {MAX_PICKS} items at once")
+        volume, direction, remote = await run_in_threadpool(
+            _check_send, db, actor, volume_ref, source, destination, picks
+        )
+        files = await _files(file_operator_of(request), volume, source, picks)
+        job_ids, _notes = await run_in_threadpool(
+            partial(
+                send, db, actor, request, volume=volume, source=source, destination=destination,
+                direction=direction, remote=remote, queue=_one(fields, "queue"), files=files,
+            )
+        )  # fmt: skip
+    except (ValidationError, NotFoundError, PermissionDeniedError, UnavailableError) as exc:
+        return await show_transfer(
+            request, db, session, volume_ref, source, destination, path,
+            status=exc.http_status, error=exc,
+        )  # fmt: skip
+    target = f"{UI_PREFIX}/jobs/{job_ids[0]}" if len(job_ids) == 1 else f"{UI_PREFIX}/?show=all"
+    return RedirectResponse(target, 303)
