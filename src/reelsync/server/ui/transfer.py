@@ -113,8 +113,19 @@ async def _ls(
     )
 
 
-async def _listing(operator: FileOperator, volume: Volume, site: str, path: str) -> Listing:
+async def _listing(
+    operator: FileOperator, volume: Volume, site: str, path: str, *, missing_ok: bool = False
+) -> Listing:
+    """The folder at ``site``; with ``missing_ok`` a folder that does not exist there is empty
+    (what a destination has before its first sync)."""
     try:
+        if missing_ok and path:
+            probe = FileRequest(
+                op=FileOp.EXISTS, volume_id=volume.id, volume_code=volume.code, path=path,
+                site_code=site,
+            )  # fmt: skip
+            if await operator.run(probe) is False:
+                return Listing(site, [])
         result = await _ls(operator, volume, site, path)
     except ReelsyncError as exc:
         return Listing(site, [], exc.message)
@@ -207,7 +218,7 @@ async def show_transfer(
     operator = file_operator_of(request)
     here = await _listing(operator, place.volume, place.source.code, rel)
     there = (
-        await _listing(operator, place.volume, place.destination.code, rel)
+        await _listing(operator, place.volume, place.destination.code, rel, missing_ok=True)
         if place.destination is not None
         else None
     )
