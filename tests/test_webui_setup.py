@@ -196,12 +196,12 @@ def admin_sets_up(
     section.locator("input[name=write]").check()
     section.get_by_role("button", name=f"Grant {OPERATOR} access").click()
     expect(page.locator("#notice")).to_have_text("Access granted.")
-    expect(section.locator("li.grant")).to_contain_text("projects/")
+    expect(section.locator("li.grant")).to_contain_text("projects (whole volume)")
     expect(section.locator("li.grant")).to_contain_text("read+write")
     shots.take(page, "users")
 
     page.click("nav >> text=Volumes")
-    expect(page.locator('section.volume[data-volume="projects"] tr.grant')).to_contain_text(
+    expect(page.locator('section.volume[data-volume="projects"] li.grant')).to_contain_text(
         OPERATOR
     )
     shots.take(page, "volumes")
@@ -322,6 +322,20 @@ def test_admin_sets_up_in_the_browser_and_the_operator_sends_two_shots(
         assert link.group(1) == f"{server.url}/ui/jobs/{job_id}"
         op.goto(link.group(1))
         expect(op.locator("#job-id")).to_have_text(job_id)
+
+        # A second sync the same day adds to that job: its history shows both.
+        op.goto(f"{server.url}/ui/transfer?path=proj001/sc0010")
+        op.get_by_label("Select sh0030").check()
+        op.click("#send")
+        expect(op).to_have_url(f"{server.url}/ui/jobs/{job_id}")
+        expect(op.locator("li.addition")).to_have_count(2)
+        expect(op.locator("li.addition").last).to_contain_text("proj001/sc0010/sh0030/scans")
+        expect(op.locator("#job-status")).to_have_text("done", timeout=60_000)
+        assert filecmp.cmp(
+            roots["hq"] / "proj001/sc0010/sh0030/scans/sh0030.1002.exr",
+            roots["london"] / "proj001/sc0010/sh0030/scans/sh0030.1002.exr",
+            shallow=False,
+        )
 
         # An employee does not reach the set-up, even by address.
         response = op.goto(f"{server.url}/ui/settings")

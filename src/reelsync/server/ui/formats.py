@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from markupsafe import Markup, escape
+
 from reelsync.domain.units import duration_text, rate_text, size_text
 
-__all__ = ["FILTERS", "ago", "duration", "size", "speed", "stamp"]
+__all__ = ["FILTERS", "ago", "breakable", "duration", "size", "speed", "stamp"]
 
 
 def size(value: int | float | None) -> str:
@@ -40,4 +42,16 @@ def stamp(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-FILTERS = {"size": size, "speed": speed, "duration": duration, "ago": ago, "stamp": stamp}
+def breakable(path: str) -> Markup:
+    """A path that a narrow screen may wrap after each ``/`` (escaped, with ``<wbr>``)."""
+    return Markup("/<wbr>").join(escape(part) for part in str(path).split("/"))
+
+
+FILTERS = {
+    "size": size,
+    "speed": speed,
+    "duration": duration,
+    "ago": ago,
+    "stamp": stamp,
+    "breakable": breakable,
+}

@@ -30,6 +30,7 @@ __all__ = [
 
 MAX_TASKS = 10_000
 FAILED_SHOWN = 200
+HISTORY_FOLDERS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,8 @@ class Addition:
     at: datetime
     files: int
     size: int | None
-    first: str
+    folders: tuple[str, ...]  # the first few folders it added to
+    more: int  # how many more folders
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +109,14 @@ def _history(items: list[Task]) -> list[Addition]:
     for at in sorted(batches):
         batch = batches[at]
         sizes = [t.size for t in batch]
+        folders = sorted({_folder(t.destination_path) or "/" for t in batch})
         out.append(
             Addition(
                 at=at,
                 files=len(batch),
                 size=None if None in sizes else sum(s or 0 for s in sizes),
-                first=min(t.destination_path for t in batch),
+                folders=tuple(folders[:HISTORY_FOLDERS]),
+                more=max(0, len(folders) - HISTORY_FOLDERS),
             )
         )
     return out
