@@ -144,9 +144,7 @@ def smtp_sink() -> Iterator[SmtpSink]:
         sink.stop()
 
 
-def admin_sets_up(
-    page: Page, server: RunningServer, roots: dict[str, Path], shots: Shots
-) -> str:
+def admin_sets_up(page: Page, server: RunningServer, roots: dict[str, Path], shots: Shots) -> str:
     """The seed's set-up, in the browser; the operator's API key."""
     base = server.url
     sign_in(page, base, server.api_key)
