@@ -319,8 +319,8 @@ async def test_agents_queues_and_sites_pages(
     assert "london" in page
     assert "online" in page
     assert '<span class="tag">projects</span>' in page  # alice's ACL shows her the volume
-    assert '<td class="num rate-sent">2.5 MiB/s</td>' in page  # sending
-    assert '<td class="num">10.0 MiB/s</td>' in page  # the limit it applies
+    assert '<td class="num rate-sent" data-label="Sending">2.5 MiB/s</td>' in page  # sending
+    assert '<td class="num" data-label="Limit">10.0 MiB/s</td>' in page  # the limit it applies
     assert "just now" in page or " ago" in page
     queues_page = (await browser.get("/ui/queues")).text
     for code, priority in (("high", 999), ("medium", 500), ("low", 1)):
