@@ -32,7 +32,7 @@ from smtp_sink import SmtpSink
 from support.agents import RunningAgent, start_agent, wait_until
 from support.servers import RunningServer, reelsync_cmd
 from sync_world import make_tree
-from test_webui_browser import chromium_for
+from test_webui_browser import chromium_for, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -76,13 +76,6 @@ def watch_console(page: Page, problems: list[str]) -> None:
         lambda msg: problems.append(msg.text) if msg.type in ("error", "warning") else None,
     )
     page.on("pageerror", lambda exc: problems.append(str(exc)))
-
-
-def sign_in(page: Page, base: str, key: str) -> None:
-    page.goto(f"{base}/ui/")
-    page.fill("#api_key", key)
-    page.click("#sign-in")
-    expect(page).to_have_url(f"{base}/ui/")
 
 
 def enroll_from_page(
