@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from reelsync.domain.query import (
     referenced_attrs,
     to_text,
 )
-from reelsync.errors import QuerySyntaxError
+from reelsync.errors import QuerySyntaxError, QueryTooCostlyError
 
 
 def cmp(attr: str, op: Op, *values: Value) -> Comparison:
@@ -359,3 +360,91 @@ def test_boolean_structure(tree: Node, record: dict[str, Any]) -> None:
         if tree.op in positive:
             flipped = Comparison(tree.attr, positive[tree.op], tree.values)
             assert result == (not evaluate(flipped, record))
+
+
+# -- bounds: every query is cheap to evaluate ----------------------------------------------------
+
+
+def test_a_catastrophic_regex_is_linear() -> None:
+    """The attack of issue 10: ``^(a+)+b`` against a name of many ``a`` took 8.4 s at 27."""
+    query = parse_query("Job WHERE name matches '^(a+)+b'")
+    started = time.perf_counter()
+    assert not evaluate(query, {"name": "a" * 100_000})
+    assert time.perf_counter() - started < 1.0
+    assert evaluate(query, {"name": "AAAB"})
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (" OR ".join(f"a={i}" for i in range(q.MAX_COMPARISONS + 1)), "comparisons"),
+        ("(" * (q.MAX_DEPTH + 1) + "a=1" + ")" * (q.MAX_DEPTH + 1), "deeper than"),
+        ("code in (" + ",".join(str(i) for i in range(q.MAX_LIST_VALUES + 1)) + ")", "values"),
+        ("a=" + "x" * (q.MAX_QUERY_LENGTH + 1), "longer than"),
+    ],
+)
+def test_costly_queries_are_refused_clearly(text: str, fragment: str) -> None:
+    with pytest.raises(QueryTooCostlyError) as info:
+        parse_query(text)
+    assert "too costly" in info.value.message
+    assert fragment in info.value.message
+    assert info.value.hint
+
+
+def test_queries_at_the_bounds_parse() -> None:
+    parse_query(" OR ".join(f"a={i}" for i in range(q.MAX_COMPARISONS)))
+    parse_query("(" * q.MAX_DEPTH + "a=1" + ")" * q.MAX_DEPTH)
+    parse_query("code in (" + ",".join(str(i) for i in range(q.MAX_LIST_VALUES)) + ")")
+
+
+@pytest.mark.parametrize("pattern", ["(a)\\\\1", "(?=a)b", "(?<!a)b"])
+def test_patterns_the_linear_engine_cannot_run_are_syntax_errors(pattern: str) -> None:
+    with pytest.raises(QuerySyntaxError, match="not a valid regular expression"):
+        parse_query(f"name matches '{pattern}'")
+
+
+_words = st.sampled_from(
+    [
+        "a",
+        "b",
+        "code",
+        "name",
+        "=",
+        "!=",
+        "in",
+        "matches",
+        "and",
+        "or",
+        "not",
+        "(",
+        ")",
+        ",",
+        "'x'",
+        '"(a+)+b"',
+        "1",
+        "true",
+        "where",
+        "*",
+    ]
+)
+
+
+@given(st.lists(_words, max_size=30))
+def test_any_token_soup_parses_or_fails_cleanly(words: list[str]) -> None:
+    text = " ".join(words)
+    try:
+        query = parse_query(text)
+    except QuerySyntaxError as exc:
+        assert exc.message, "an error says why"  # noqa: PT017
+        return
+    assert isinstance(evaluate(query, {"name": "aaaa", "code": "x", "a": 1}), bool)
+    assert parse_query(to_text(query)) == query
+
+
+@given(st.text(max_size=80))
+def test_any_text_parses_or_fails_cleanly(text: str) -> None:
+    try:
+        query = parse_query(text)
+    except QuerySyntaxError:
+        return
+    assert isinstance(evaluate(query, {"name": text}), bool)

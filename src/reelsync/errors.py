@@ -7,6 +7,8 @@ Every error raised on purpose by reelsync code is a :class:`ReelsyncError`. The 
     ├── UserError                      the caller asked for something wrong; fix the input (exit 2)
     │   ├── ValidationError            malformed or inconsistent input            (HTTP 400/422)
     │   ├── QuerySyntaxError           a find() expression that does not parse    (HTTP 400)
+    │   │   └── QueryTooCostlyError    a query over the bounds on terms, depth, regex (HTTP 400)
+    │   ├── TooLargeError              a request body over its route's limit      (HTTP 413)
     │   ├── PathError                  a path outside its volume root, `..`, bad symlink (400)
     │   ├── NotFoundError              unknown id, code, path or e-mail            (HTTP 404)
     │   ├── ConflictError              duplicate code, task, or a resource in use  (HTTP 409)
@@ -22,6 +24,7 @@ Every error raised on purpose by reelsync code is a :class:`ReelsyncError`. The 
     │   └── ProtocolError              the peer broke the wire protocol
     ├── RetryableError                 try again later, the same request may succeed
     │   ├── ConnectionLostError        a socket dropped, a peer or the server is unreachable
+    │   ├── RateLimitedError           too many failed sign-ins from one address   (HTTP 429)
     │   └── UnavailableError           a dependency (agent, database, SMTP) is down  (HTTP 503)
     └── InternalError                  a bug: reelsync broke its own rules          (HTTP 500)
 
@@ -50,9 +53,12 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "QuerySyntaxError",
+    "QueryTooCostlyError",
+    "RateLimitedError",
     "ReelsyncError",
     "RetryableError",
     "RevokedError",
+    "TooLargeError",
     "TransferError",
     "UnavailableError",
     "UserError",
@@ -104,6 +110,15 @@ class ValidationError(UserError):
 
 class QuerySyntaxError(ValidationError):
     code = "query_syntax"
+
+
+class QueryTooCostlyError(QuerySyntaxError):
+    code = "query_too_costly"
+
+
+class TooLargeError(ValidationError):
+    code = "too_large"
+    http_status = 413
 
 
 class PathError(ValidationError):
@@ -180,6 +195,11 @@ class RetryableError(ReelsyncError):
 
 class ConnectionLostError(RetryableError):
     code = "connection_lost"
+
+
+class RateLimitedError(RetryableError):
+    code = "rate_limited"
+    http_status = 429
 
 
 class UnavailableError(RetryableError):

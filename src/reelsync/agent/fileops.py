@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from reelsync.domain.regex import PatternError, compile_pattern
 from reelsync.errors import NotFoundError, ValidationError
 from reelsync.fs import Entry, Volume, normalize_relpath
 
@@ -49,12 +50,12 @@ def _matcher(pattern: str) -> Callable[[str], bool]:
     or ``re('...')`` (``re('...', 'I')``: case-sensitive)."""
     found = _REGEX.match(pattern.strip())
     if found:
-        flags = 0 if "I" in (found.group(4) or "") else re.IGNORECASE
+        ignore_case = "I" not in (found.group(4) or "")
         try:
-            regex = re.compile(found.group(2), flags)
-        except re.error as exc:
+            regex = compile_pattern(found.group(2), ignore_case=ignore_case)
+        except PatternError as exc:
             raise ValidationError(f"bad regular expression in filter {pattern!r}: {exc}") from exc
-        return lambda name: regex.search(name) is not None
+        return regex.found
     lowered = pattern.lower()
     return lambda name: fnmatch.fnmatchcase(name.lower(), lowered)
 

@@ -8,6 +8,9 @@ cannot be reached they stay queued and go with the next flush. Files still in fl
 control plane answers as revoked (job paused or aborted, lease lost, the file leased again to
 another transfer) are no longer reported and ``on_revoked`` is told, so the agent can stop moving
 them. Every report names its transfer: the control plane credits it only to the lease it holds.
+One file never holds back the others: an error text is cut to :data:`MAX_REPORTED_ERROR`
+characters, and an item the control plane refuses (``rejected``) is logged and dropped while the
+rest of its batch is taken.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ from reelsync.errors import ReelsyncError
 __all__ = ["ReportSink", "Reporter", "TransferObserverFor"]
 
 _log = logging.getLogger("reelsync.agent")
+
+#: The longest error text reported for one file (a long path in a message is cut in the middle).
+MAX_REPORTED_ERROR = 1000
+
+
+def _capped(text: str) -> str:
+    if len(text) <= MAX_REPORTED_ERROR:
+        return text
+    half = MAX_REPORTED_ERROR // 2 - 10
+    return f"{text[:half]} ...({len(text) - 2 * half} characters cut)... {text[-half:]}"
 
 
 class ReportSink(Protocol):
@@ -55,7 +68,7 @@ def result_report(result: FileResult) -> dict[str, Any]:
             "status": "failed",
             "bytes_done": result.bytes_sent,
             "size": result.size or None,
-            "error": f"{result.error_code}: {result.error_message}",
+            "error": _capped(f"{result.error_code}: {result.error_message}"),
             "retryable": result.retryable,
         }
     if result.files != 1:
@@ -138,6 +151,9 @@ class Reporter:
             return False
         for task_id in finals:
             self._final.pop(task_id, None)
+        for refused in (answer or {}).get("rejected") or ():
+            _log.warning("the control plane refused the report of task %s: %s",
+                         refused.get("task_id"), refused.get("error"))  # fmt: skip
         revoked = {str(t) for t in (answer or {}).get("revoked") or ()}
         if revoked:
             for task_id in revoked:  # no longer ours: stop reporting them

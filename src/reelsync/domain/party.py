@@ -8,8 +8,9 @@ Rules:
   default volume), or an absolute path (matched against volume prefixes later, by the services).
   ``folder=``, ``home=``, ``collection=`` and ``~`` are not supported.
 - A path is normalised to ``/``-separated segments relative to its volume; ``.`` and empty
-  segments go; a ``..`` segment is refused (:class:`PathError`). A trailing ``/`` or ``\\`` marks
-  a directory.
+  segments go; a ``..`` segment is refused (:class:`PathError`), and so is a path that breaks the
+  rules of :mod:`reelsync.domain.paths` (lengths, control characters, reserved names). A trailing
+  ``/`` or ``\\`` marks a directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from reelsync.domain.paths import check_path_rules, shorten
 from reelsync.errors import NotSupportedError, PathError, ValidationError
 
 __all__ = [
@@ -101,20 +103,20 @@ def _party_of(prefix: str, workspace_code: str | None) -> Party | None:
 
 
 def normalise_relative(text: str) -> str:
-    """``a//b/./c`` -> ``a/b/c``; refuses ``..``. Backslashes count as separators."""
+    """``a//b/./c`` -> ``a/b/c``; refuses ``..`` and what the path rules refuse. Backslashes
+    count as separators."""
     if "\\" in text:
         text = text.replace("\\", "/")
+    check_path_rules(text)
     split = text.split("/")
-    if "" not in split and "." not in split and ".." not in split and "\x00" not in text:
+    if "" not in split and "." not in split and ".." not in split:
         return text  # the common case: already normal
     parts = []
     for segment in split:
         if segment in ("", "."):
             continue
         if segment == "..":
-            raise PathError(f"'..' is not allowed in a path: {text!r}")
-        if "\x00" in segment:
-            raise PathError(f"a path may not contain a NUL character: {text!r}")
+            raise PathError(f"'..' is not allowed in a path: {shorten(text)}")
         parts.append(segment)
     return "/".join(parts)
 

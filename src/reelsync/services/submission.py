@@ -31,6 +31,7 @@ from reelsync.db.bulk import bulk_insert
 from reelsync.domain.ids import new_task_ids
 from reelsync.domain.jobspec import TaskSpec
 from reelsync.domain.party import Party, PartyKind, PartyPath, join_path
+from reelsync.domain.paths import check_path_rules
 from reelsync.domain.records import Actor, Role
 from reelsync.domain.status import TaskStatus
 from reelsync.errors import PermissionDeniedError, ReelsyncError, ValidationError
@@ -99,6 +100,7 @@ def _destination(resolver: Resolver, source: Endpoint, target: PartyPath, mirror
     elif location is not None and location.is_dir:
         tail = source.path if mirror else posixpath.basename(source.path)
         final = join_path(path, tail)
+        check_path_rules(final)  # a folder plus the source's path may grow too long
     else:
         final = path
     return Endpoint(site=site, volume=volume, path=final)

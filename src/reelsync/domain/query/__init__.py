@@ -26,10 +26,20 @@ from reelsync.domain.query.nodes import (
     Value,
     to_text,
 )
-from reelsync.domain.query.parser import MAX_QUERY_LENGTH, parse_condition, parse_query
+from reelsync.domain.query.parser import (
+    MAX_COMPARISONS,
+    MAX_DEPTH,
+    MAX_LIST_VALUES,
+    MAX_QUERY_LENGTH,
+    parse_condition,
+    parse_query,
+)
 
 __all__ = [
     "LOOKUP_ATTRS",
+    "MAX_COMPARISONS",
+    "MAX_DEPTH",
+    "MAX_LIST_VALUES",
     "MAX_QUERY_LENGTH",
     "And",
     "Comparison",

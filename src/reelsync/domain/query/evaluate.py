@@ -5,7 +5,8 @@ Rules: every comparison is case-insensitive; an attribute may resolve to several
 holds, its negation (``!=``, ``not in``, ...) when none does, so a missing attribute fails ``=``
 and passes ``!=``. ``*`` in an ``=`` value is a wildcard for strings; numbers compare as numbers
 and booleans as ``true``/``false``; datetimes compare by their ISO text; a list value ``contains``
-an item it holds; ``matches`` is a Python regular expression searched in the text.
+an item it holds; ``matches`` is a regular expression searched in the text, run by RE2 in time
+linear in the text (:mod:`reelsync.domain.regex`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from reelsync.domain.query.nodes import And, Comparison, Lookup, Node, Op, Or, Query, Value
+from reelsync.domain.regex import Pattern, PatternError, compile_pattern
 
 __all__ = ["LOOKUP_ATTRS", "Resolver", "evaluate", "referenced_attrs", "resolve_path"]
 
@@ -91,9 +93,14 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile(body, re.IGNORECASE | re.DOTALL)
 
 
-@functools.lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+def _regex(pattern: str) -> Pattern:
+    try:
+        return compile_pattern(pattern)
+    except PatternError:  # the parser refused it already; a hand-built node never matches
+        return _NEVER
+
+
+_NEVER = compile_pattern("[^\\x00-\\x{10FFFF}]")
 
 
 def _text_equal(text: str, value: Value) -> bool:
@@ -158,8 +165,8 @@ def _holds(op: Op, actual: object, values: tuple[Value, ...]) -> bool:
         if actual is None:
             return False
         if isinstance(actual, list | tuple | set | frozenset):
-            return any(_regex(values[0].text).search(_text(item)) for item in actual)
-        return _regex(values[0].text).search(_text(actual)) is not None
+            return any(_regex(values[0].text).found(_text(item)) for item in actual)
+        return _regex(values[0].text).found(_text(actual))
     return _ordered(actual, values[0], op)
 
 

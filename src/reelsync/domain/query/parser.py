@@ -17,8 +17,12 @@ Grammar (keywords in any case; AND binds tighter than OR)::
 Rules: a bare value is a run of characters other than white space, ``( ) , ' " = < >`` and ``!=``
 (so ``lisa@example.com``, ``user:<id>``, ``share=x/y`` after its operator, ``* backup`` quoted);
 bare ``true``/``false`` become booleans, bare numbers int/float, bare ``null`` None; quoted values
-stay strings (backslash escapes the quote). ``matches`` patterns are compiled here, so a bad regular
-expression is a syntax error. Every error is a :class:`QuerySyntaxError` saying where it failed.
+stay strings (backslash escapes the quote). ``matches`` patterns are compiled here (RE2, linear
+time: :mod:`reelsync.domain.regex`), so a bad regular expression is a syntax error. Every error is a
+:class:`QuerySyntaxError` saying where it failed. Bounds keep every query cheap to evaluate: at
+most :data:`MAX_QUERY_LENGTH` characters, :data:`MAX_COMPARISONS` comparisons,
+:data:`MAX_LIST_VALUES` values in one ``in`` list and :data:`MAX_DEPTH` nested parentheses; a query
+over them is a :class:`QueryTooCostlyError`.
 """
 
 from __future__ import annotations
@@ -27,12 +31,23 @@ import re
 from dataclasses import dataclass
 
 from reelsync.domain.query.nodes import And, Comparison, Lookup, Node, Op, Or, Query, Value
-from reelsync.errors import QuerySyntaxError
+from reelsync.domain.regex import PatternError, compile_pattern
+from reelsync.errors import QuerySyntaxError, QueryTooCostlyError
 
-__all__ = ["MAX_QUERY_LENGTH", "parse_condition", "parse_query"]
+__all__ = [
+    "MAX_COMPARISONS",
+    "MAX_DEPTH",
+    "MAX_LIST_VALUES",
+    "MAX_QUERY_LENGTH",
+    "parse_condition",
+    "parse_query",
+]
 
 MAX_QUERY_LENGTH = 100_000
-_MAX_DEPTH = 64
+MAX_DEPTH = 32
+MAX_COMPARISONS = 256
+MAX_LIST_VALUES = 10_000
+_COSTLY_HINT = "split it into several queries, or use 'in' with a list of values"
 
 _ATTR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SYMBOL_OPS = {
@@ -64,11 +79,14 @@ class _Token:
         return None
 
 
-def _fail(text: str, pos: int, what: str) -> QuerySyntaxError:
+def _where(text: str, pos: int) -> str:
     near = text[pos : pos + 20]
-    where = f"at position {pos + 1} (near {near!r})" if near else "at the end of the query"
+    return f"at position {pos + 1} (near {near!r})" if near else "at the end of the query"
+
+
+def _fail(text: str, pos: int, what: str) -> QuerySyntaxError:
     return QuerySyntaxError(
-        f"query syntax error {where}: {what}",
+        f"query syntax error {_where(text, pos)}: {what}",
         hint="queries look like: code='proj001' AND (status=waiting OR status=paused)",
     )
 
@@ -140,6 +158,7 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0
+        self.comparisons = 0
 
     @property
     def tok(self) -> _Token:
@@ -156,6 +175,11 @@ class _Parser:
 
     def fail(self, what: str, tok: _Token | None = None) -> QuerySyntaxError:
         return _fail(self.text, (tok or self.tok).pos, what)
+
+    def too_costly(self, what: str, hint: str = _COSTLY_HINT) -> QueryTooCostlyError:
+        return QueryTooCostlyError(
+            f"the query is too costly {_where(self.text, self.tok.pos)}: {what}", hint=hint
+        )
 
     def describe(self, tok: _Token) -> str:
         if tok.kind == "end":
@@ -191,8 +215,8 @@ class _Parser:
 
     def expr(self) -> Node:
         self.depth += 1
-        if self.depth > _MAX_DEPTH:
-            raise self.fail(f"parentheses nest deeper than {_MAX_DEPTH} levels")
+        if self.depth > MAX_DEPTH + 1:  # the top level is not a parenthesis
+            raise self.too_costly(f"parentheses nest deeper than {MAX_DEPTH} levels")
         items = [self.term()]
         while self.tok.keyword == "or":
             self.take()
@@ -221,6 +245,9 @@ class _Parser:
                 f"expected an attribute name (like code or job.id), found {self.describe(tok)}"
             )
         attr = self.take().text.lower()
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            raise self.too_costly(f"more than {MAX_COMPARISONS} comparisons")
         op = self.operator(attr)
         if op in (Op.IN, Op.NOT_IN):
             return Comparison(attr, op, self.value_list(attr))
@@ -267,6 +294,11 @@ class _Parser:
         while self.tok.kind == ",":
             self.take()
             values.append(self.value(f"in the list for {attr}"))
+            if len(values) > MAX_LIST_VALUES:
+                raise self.too_costly(
+                    f"more than {MAX_LIST_VALUES} values in the list for {attr}",
+                    hint="split the list over several queries",
+                )
         if paren:
             if self.tok.kind != ")":
                 raise self.fail(f"expected ',' or ')' in the list for {attr}")
@@ -279,16 +311,18 @@ class _Parser:
 
     def check_regex(self, value: Value, tok: _Token) -> None:
         try:
-            re.compile(value.text)
-        except (re.error, RecursionError, OverflowError) as exc:
-            raise self.fail(
-                f"{value.text!r} is not a valid regular expression ({exc})", tok
-            ) from None
+            compile_pattern(value.text)
+        except PatternError as exc:
+            shown = value.text if len(value.text) <= 60 else value.text[:60] + "..."
+            raise self.fail(f"{shown!r} is not a valid regular expression ({exc})", tok) from None
 
 
 def _check_length(text: str) -> None:
     if len(text) > MAX_QUERY_LENGTH:
-        raise QuerySyntaxError(f"the query is longer than {MAX_QUERY_LENGTH} characters")
+        raise QueryTooCostlyError(
+            f"the query is too costly: longer than {MAX_QUERY_LENGTH} characters",
+            hint=_COSTLY_HINT,
+        )
 
 
 def parse_query(text: str) -> Query:

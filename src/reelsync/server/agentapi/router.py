@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
 from reelsync import scheduler
@@ -36,6 +37,7 @@ from reelsync.db import Database
 from reelsync.domain.records import Server
 from reelsync.errors import AuthenticationError, ValidationError
 from reelsync.pki import CertificateAuthority, Ticket, TicketFile
+from reelsync.scheduler.reports import MAX_ERROR_CHARS
 from reelsync.server.agentapi.hub import AgentHub
 from reelsync.server.dependencies import DatabaseDep
 from reelsync.services import agents, servers
@@ -74,7 +76,7 @@ class ReportItem(BaseModel):
     status: str = Field(pattern="^(executing|done|failed)$")
     bytes_done: int = Field(default=0, ge=0)
     size: int | None = Field(default=None, ge=0)
-    error: str | None = Field(default=None, max_length=4000)
+    error: str | None = None  # cut to MAX_ERROR_CHARS: a long message never refuses the item
     digest: str | None = Field(default=None, max_length=200)
     retryable: bool = True
     files: int | None = Field(default=None, ge=0, description="a folder task: its file count")
@@ -82,9 +84,40 @@ class ReportItem(BaseModel):
         default=None, max_length=64, description="the transfer this report is about (fencing)"
     )
 
+    @field_validator("error", mode="before")
+    @classmethod
+    def _cut_error(cls, value: object) -> object:
+        if isinstance(value, str) and len(value) > MAX_ERROR_CHARS:
+            return value[: MAX_ERROR_CHARS - 3] + "..."
+        return value
+
 
 class ReportBody(BaseModel):
-    results: list[ReportItem] = Field(default_factory=list, max_length=100_000)
+    """Items are checked one by one (:func:`_report_items`): a bad one is refused alone."""
+
+    results: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+
+
+def _report_items(body: ReportBody) -> tuple[list[ReportItem], list[dict[str, Any]]]:
+    """The valid items of a report, and what was wrong with each other one."""
+    items: list[ReportItem] = []
+    rejected: list[dict[str, Any]] = []
+    for index, raw in enumerate(body.results):
+        try:
+            items.append(ReportItem.model_validate(raw))
+        except PydanticValidationError as exc:
+            task_id = raw.get("task_id")
+            problem = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            rejected.append(
+                {
+                    "index": index,
+                    "task_id": task_id if isinstance(task_id, str) else None,
+                    "error": problem[:500],
+                }
+            )
+    return items, rejected
 
 
 class FileOpAnswer(BaseModel):
@@ -337,6 +370,15 @@ def build_router(hub: AgentHub) -> APIRouter:
 
     @router.post("/report")
     async def report(body: ReportBody, agent: AgentDep, database: DatabaseDep) -> dict[str, Any]:
+        items, rejected = _report_items(body)
+        if rejected:
+            _log.warning(
+                "refused %d of %d report item(s) of agent %s; first: %s",
+                len(rejected),
+                len(body.results),
+                agent.id,
+                rejected[0]["error"],
+            )
         reports = [
             scheduler.TaskReport(
                 task_id=item.task_id,
@@ -349,10 +391,14 @@ def build_router(hub: AgentHub) -> APIRouter:
                 files=item.files,
                 transfer_id=item.transfer_id,
             )
-            for item in body.results
+            for item in items
         ]
         outcome = await run_in_threadpool(scheduler.apply_reports, database, agent.id, reports)
-        return {"applied": list(outcome.applied), "revoked": list(outcome.revoked)}
+        return {
+            "applied": list(outcome.applied),
+            "revoked": list(outcome.revoked),
+            "rejected": rejected,
+        }
 
     @router.post("/fileop-result")
     async def fileop_result(body: FileOpAnswer, agent: AgentDep) -> dict[str, Any]:
