@@ -64,6 +64,8 @@ class ServerConfig:
     agent_offline_after_s: float = 60.0
     agent_fileop_timeout_s: float = 30.0
     log_level: str = "info"
+    signin_burst: int = 20  # failed sign-ins an address may make at once ...
+    signin_refill_s: float = 1.0  # ... then one more every this many seconds
 
     @property
     def cert_file(self) -> Path:
@@ -195,6 +197,15 @@ def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
             env.get("REELSYNC_AGENT_FILEOP_TIMEOUT_S")
             or server.get("agent_fileop_timeout_s", 30.0),
             "agent_fileop_timeout_s",
+        ),
+        signin_burst=int(
+            _seconds(
+                env.get("REELSYNC_SIGNIN_BURST") or server.get("signin_burst", 20), "signin_burst"
+            )
+        ),
+        signin_refill_s=_seconds(
+            env.get("REELSYNC_SIGNIN_REFILL_S") or server.get("signin_refill_s", 1.0),
+            "signin_refill_s",
         ),
     )
 

@@ -5,7 +5,9 @@
 one error table of :mod:`reelsync.server.errors`, mounts the native REST API at ``/api/v1`` (its
 OpenAPI at ``/api/v1/openapi.json``), then every router in ``routers`` (other parts' routers, e.g.
 the accsyn v3 adapter or the agent endpoints, each carrying its own prefix), and the web UI at
-``/ui/`` (:mod:`reelsync.server.ui`) and Prometheus metrics at ``/metrics`` (admins). The app
+``/ui/`` (:mod:`reelsync.server.ui`) and Prometheus metrics at ``/metrics`` (admins), all behind
+the intake (:mod:`reelsync.server.intake`: body limits, credentials before bodies, the sign-in
+throttle). The app
 neither opens nor closes the database: its owner (the server process, a test) does.
 """
 
@@ -20,6 +22,7 @@ from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.server.api_v1 import router as api_v1_router
 from reelsync.server.errors import install_error_handlers
+from reelsync.server.intake import Intake, SignInThrottle
 from reelsync.server.metrics import router as metrics_router
 from reelsync.server.ui import install_ui
 from reelsync.services.jobs import SubmitHook
@@ -52,4 +55,6 @@ def create_app(
     for router in routers:
         app.include_router(router)
     install_ui(app, config)
+    throttle = SignInThrottle(burst=config.signin_burst, per_s=1 / config.signin_refill_s)
+    app.add_middleware(Intake, throttle=throttle)  # limits and credentials before bodies
     return app

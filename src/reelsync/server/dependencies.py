@@ -13,6 +13,7 @@ from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.domain.records import Actor
 from reelsync.errors import AuthenticationError
+from reelsync.server.intake import cached_actor
 from reelsync.services import auth
 from reelsync.services.jobs import SubmitHook
 
@@ -52,10 +53,15 @@ ServerConfigDep = Annotated[ServerConfig, Depends(get_config)]
 
 
 def bearer_actor(
+    request: Request,
     database: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
-    """The Actor of the request's API key; 401 without one."""
+    """The Actor of the request's API key (checked by the intake already when the request has
+    a body); 401 without one."""
+    known = cached_actor(request.scope)
+    if known is not None:
+        return known
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError(
             "this endpoint needs an API key", hint="send Authorization: Bearer <api key>"

@@ -40,6 +40,7 @@ from reelsync.pki import CertificateAuthority, Ticket, TicketFile
 from reelsync.scheduler.reports import MAX_ERROR_CHARS
 from reelsync.server.agentapi.hub import AgentHub
 from reelsync.server.dependencies import DatabaseDep
+from reelsync.server.intake import cached_agent
 from reelsync.services import agents, servers
 
 __all__ = ["build_router"]
@@ -143,7 +144,9 @@ async def _authenticated_agent(
         raise AuthenticationError(
             "this endpoint is for enrolled agents", hint="send Authorization: Agent <agent secret>"
         )
-    agent = await run_in_threadpool(servers.authenticate_server, database, secret.strip())
+    agent = cached_agent(request.scope)
+    if agent is None:
+        agent = await run_in_threadpool(servers.authenticate_server, database, secret.strip())
     hub: AgentHub = request.app.state.agent_hub
     body = await request.body()
     try:
