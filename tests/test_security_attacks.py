@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from reelsync.client import Session
-from reelsync.errors import PathError
+from reelsync.errors import PathError, PermissionDeniedError
 from support.agents import RunningAgent, add_london_and_projects, running_agent, wait_until
 from support.servers import RunningServer, running_server
 
@@ -297,3 +297,54 @@ def test_unauthenticated_uploads_are_refused_before_their_body(studio: Studio) -
     with server.session() as admin:  # and it still serves
         assert admin.health()["status"] == "ok"
     assert "Traceback" not in server.log()
+
+
+# -- 4. a sub-path ACL bypassed through a symlink inside the volume ------------------------------
+
+
+def test_a_symlink_does_not_widen_a_sub_path_grant(studio: Studio) -> None:
+    hq, london = studio.roots["hq"], studio.roots["london"]
+    (hq / "proj002" / "private.txt").write_bytes(b"proj002 only")
+    (hq / "proj001" / "p2link").symlink_to("../proj002")
+    (hq / "proj001" / "mine.txt").write_bytes(b"granted")
+    with studio.employee() as employee:
+        listed = employee.request(
+            "GET", "/files/ls", params={"volume": "projects", "path": "proj001"}
+        )
+        names = {item["filename"] for item in listed["result"]}
+        assert "mine.txt" in names
+        assert "p2link" not in names  # listings never follow symlinks
+        # listing or sizing through the link: refused by the agent, which follows it
+        for op in ("ls", "getsize", "exists"):
+            with pytest.raises(PermissionDeniedError, match="leads outside 'proj001'"):
+                employee.request(
+                    "GET", f"/files/{op}", params={"volume": "projects", "path": "proj001/p2link"}
+                )
+        with pytest.raises(PermissionDeniedError):
+            employee.request("GET", "/files/ls", params={"volume": "projects", "path": "proj002"})
+        # copying through the link: the agent refuses the file when the work reaches it
+        job = employee.submit_job(
+            {"source": "volume=projects/proj001/p2link/private.txt", "destination": "site=london"}
+        )
+
+        def task_failed() -> dict[str, Any] | None:
+            [task] = employee.tasks(job["id"])
+            return task if task["status"] == "failed" else None
+
+        task = wait_until(task_failed, 60, "the copy through the symlink to be refused")
+        assert "leads outside 'proj001'" in str(task.get("last_error") or task), task
+        # what the grant covers still moves
+        mine = employee.submit_job(
+            {"source": "volume=projects/proj001/mine.txt", "destination": "site=london"}
+        )
+        assert studio.wait_job(employee, mine["id"], "the employee's own file")["status"] == "done"
+    assert (london / "proj001" / "mine.txt").read_bytes() == b"granted"
+    assert not (london / "proj001" / "p2link").exists()
+    assert not (london / "proj002" / "private.txt").exists()
+    # an admin (the whole volume) may follow a link that stays inside the volume
+    with studio.server.session() as admin:
+        job = admin.submit_job(
+            {"source": "volume=projects/proj001/p2link/private.txt", "destination": "site=london"}
+        )
+        assert studio.wait_job(admin, job["id"], "the admin's copy")["status"] == "done"
+    assert (london / "proj001" / "p2link" / "private.txt").read_bytes() == b"proj002 only"

@@ -343,15 +343,18 @@ class Agent:
             self.settings.server_id
         )
         peer_id = grant.get("receiver_id") if sending else grant.get("sender_id")
+        self.reporter.started(
+            [s.key for s in specs], [s.size for s in specs], transfer_id=transfer_id
+        )
+        specs = self._within_scopes(specs, grant, sending)
+        if not specs:
+            return
         assignment = Assignment(
             transfer_id,
             PeerAddress(str(peer.get("host")), int(peer.get("port") or 0)),
             specs,
             grant.get("ticket"),
             peer_id=str(peer_id) if peer_id else None,
-        )
-        self.reporter.started(
-            [s.key for s in specs], [s.size for s in specs], transfer_id=transfer_id
         )
         _log.info(
             "transfer %s: %s %d file(s) %s %s:%s",
@@ -384,6 +387,28 @@ class Agent:
                 self.reporter.finished(result)
         done = sum(r.ok for r in results)
         _log.info("transfer %s: %d/%d file(s) done", transfer_id, done, len(specs))
+
+    def _within_scopes(
+        self, specs: tuple[FileSpec, ...], grant: dict[str, Any], sending: bool
+    ) -> tuple[FileSpec, ...]:
+        """The files whose path on this side leads (symlinks followed) inside the scope the
+        control plane granted; each other one fails at once."""
+        scopes = {
+            str(f["task_id"]): f.get("src_scope" if sending else "dst_scope", "")
+            for f in grant.get("files") or []
+        }
+        kept = []
+        for spec in specs:
+            local = spec.src if sending else spec.dst
+            volume = self.volumes.get(local.volume)
+            try:
+                if volume is not None:
+                    volume.check_within(local.path, scopes.get(spec.key, ""))
+            except ReelsyncError as exc:
+                self.reporter.finished(FileResult.failed(spec.key, exc))
+                continue
+            kept.append(spec)
+        return tuple(kept)
 
     def _revoked(self, task_ids: set[str]) -> None:
         """Stop every running transfer with a file revoked (job paused or aborted, lease lost):

@@ -2,7 +2,9 @@
 API's file browsing), run on the volumes the agent serves.
 
 Rules: every path goes through :class:`reelsync.fs.Volume` (relative, ``..`` refused, escaping
-symlinks refused, reelsync's temporary files never listed); an unknown volume is NotFoundError.
+symlinks refused, reelsync's temporary files never listed) and must lead, symlinks followed,
+inside the scope the control plane granted (``scope``/``scope_to``, the caller's ACL sub-path);
+an unknown volume is NotFoundError.
 Results are the accsyn shapes: ``ls`` -> ``[{type: 0 dir | 1 file, filename, size, modified,
 files?}]`` (``files`` nested when recursive), ``getsize`` -> int (a folder: its files' total),
 ``exists`` -> bool, ``mkdir``/``rename``/``move``/``delete`` -> True (``delete`` of a folder that
@@ -111,6 +113,11 @@ class _Lister:
         return out
 
 
+def _scope(op: Mapping[str, Any], key: str) -> str | None:
+    value = op.get(key, "")
+    return value if value is None or isinstance(value, str) else None
+
+
 def run_fileop(volumes: Mapping[str, Volume], op: Mapping[str, Any]) -> Any:
     """Run one relayed operation ``{op, volume, path, path_to?, ...}``; its accsyn result."""
     code = str(op.get("volume") or "")
@@ -119,6 +126,7 @@ def run_fileop(volumes: Mapping[str, Volume], op: Mapping[str, Any]) -> Any:
         raise NotFoundError(f"volume {code!r} is not served by this agent")
     name = str(op.get("op") or "")
     rel = normalize_relpath(str(op.get("path") or ""))
+    volume.check_within(rel, _scope(op, "scope"))
     if name == "ls":
         if not volume.stat(rel).is_dir:
             entry = volume.stat(rel)
@@ -139,6 +147,7 @@ def run_fileop(volumes: Mapping[str, Volume], op: Mapping[str, Any]) -> Any:
         target = normalize_relpath(str(op.get("path_to") or ""))
         if not target:
             raise ValidationError(f"{name} needs path_to inside the volume")
+        volume.check_within(target, _scope(op, "scope_to"))
         volume.rename(rel, target, overwrite=bool(op.get("force")))
         return True
     if name == "delete":

@@ -6,12 +6,14 @@ the sender when it pulls) and the mTLS peer (its certificate's agent id, already
 the workspace CA) must be the other party and not an agent the control plane revoked (the list
 comes with each heartbeat, so a revocation reaches every peer within one beat); every path the
 ticket names on this side must lie in a volume this agent serves. The grant is limited to exactly
-those paths; the engine resolves each inside its volume (``..`` and escaping symlinks fail that
-file). No call to the control plane is made: the ticket carries everything.
+those paths, less any that leads (symlinks followed) outside the scope the ticket gives it (the
+job owner's granted sub-path); the engine resolves each inside its volume (``..`` and escaping
+symlinks fail that file). No call to the control plane is made: the ticket carries everything.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 
 from reelsync.engine import Grant, SessionRequest
@@ -20,6 +22,8 @@ from reelsync.fs import Volume, normalize_relpath
 from reelsync.pki import TicketVerifier, peer_identity
 
 __all__ = ["TicketGate"]
+
+_log = logging.getLogger("reelsync.agent")
 
 
 class TicketGate:
@@ -48,10 +52,10 @@ class TicketGate:
         ticket = self.verifier.verify(request.ticket)
         if request.role == "send":  # the dialer pushes: we receive
             me, them, side = ticket.receiver_id, ticket.sender_id, "receiver"
-            wanted = [(f.dst_volume, f.dst_path) for f in ticket.files]
+            wanted = [(f.dst_volume, f.dst_path, f.dst_scope) for f in ticket.files]
         else:  # the dialer pulls: we send
             me, them, side = ticket.sender_id, ticket.receiver_id, "sender"
-            wanted = [(f.src_volume, f.src_path) for f in ticket.files]
+            wanted = [(f.src_volume, f.src_path, f.src_scope) for f in ticket.files]
         if me != self.agent_id:
             raise PermissionDeniedError(
                 f"transfer {ticket.transfer_id} names another agent as its {side}"
@@ -62,12 +66,15 @@ class TicketGate:
             )
         served = dict(self.volumes())
         paths: set[tuple[str, str]] = set()
-        for code, rel in wanted:
+        for code, rel, scope in wanted:
             volume = served.get(code)
             if volume is None:
                 raise PermissionDeniedError(f"volume {code!r} is not served by this agent")
             try:
-                paths.add((code, normalize_relpath(rel)))
-            except PathError:
+                norm = normalize_relpath(rel)
+                volume.check_within(norm, scope)
+            except (PathError, PermissionDeniedError) as exc:
+                _log.warning("transfer %s: refused %s: %s", ticket.transfer_id, code, exc.message)
                 continue  # not granted: the engine fails that one file, not the session
+            paths.add((code, norm))
         return Grant(volumes=served, paths=frozenset(paths), transfer_id=ticket.transfer_id)

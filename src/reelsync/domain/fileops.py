@@ -1,14 +1,14 @@
 """File operations on a volume, as the accsyn ``workspace/file`` event asks for them.
 
-The control plane never touches volume files itself: an operation is resolved (volume, path
-inside it, the caller's ACL checked) and handed to a :class:`FileOperator`, which the agent part
-implements by relaying it to an agent serving the volume. Until one is plugged in, the server uses
-:class:`NoAgentFileOperator`, which answers that no agent serves the volume.
+The control plane never touches volume files itself: an operation is resolved (volume, path inside
+it, the caller's ACL checked, the ACL's scope attached) and handed to a :class:`FileOperator`, which
+the agent part implements by relaying it to an agent serving the volume. Until one is plugged in,
+the server uses :class:`NoAgentFileOperator`, which answers that no agent serves the volume.
 
-Rules: ``path`` and ``path_to`` are relative to the volume root, ``/``-separated, never absolute
-and never containing ``..`` (the caller resolves and confines them first); results are plain JSON
-values in the accsyn shapes (``ls``: a list of ``{type: 0 dir | 1 file, filename, size?,
-modified?, files?}``; ``getsize``: int; ``exists``: bool; the others: ``True``).
+Rules: ``path`` and ``path_to`` are relative to the volume root, ``/``-separated, never absolute and
+never containing ``..`` (the caller resolves and confines them first); results are plain JSON values
+in the accsyn shapes (``ls``: a list of ``{type: 0 dir | 1 file, filename, size?, modified?,
+files?}``; ``getsize``: int; ``exists``: bool; the others: ``True``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class FileRequest:
     exclude: tuple[str, ...] = ()
     force: bool = False
     site_code: str | None = None
+    scope: str = ""  # the granted sub-path the resolved ``path`` must stay in ("" = the volume)
+    scope_to: str = ""  # the same for ``path_to``
 
 
 class FileOperator(Protocol):

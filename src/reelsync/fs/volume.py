@@ -5,7 +5,8 @@ Rules: every operation takes a path relative to the root and checks it with
 must still lie inside the root's resolved path, else PathError. Resolved folders are cached
 for a couple of seconds (one ``lstat`` per file instead of one per path component); the final
 component is checked every time and opened with ``O_NOFOLLOW`` so a symlink swapped in is not
-followed. Listing never follows symlinks and never shows reelsync's temporary files.
+followed. Listing never follows symlinks and never shows reelsync's temporary files. An ACL's
+granted sub-path (a *scope*) is judged on resolved paths too: :meth:`Volume.check_within`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from reelsync.domain.paths import shorten
 from reelsync.errors import ConflictError, NotFoundError, PathError, PermissionDeniedError
 from reelsync.fs.paths import is_reserved_name, normalize_relpath
 
@@ -113,6 +115,22 @@ class Volume:
             self._dirs.clear()
         self._dirs[parent_rel] = (real, now)
         return real
+
+    def check_within(self, rel: str, scope: str | None) -> None:
+        """Raise PermissionDeniedError unless ``rel``, symlinks followed (uncached), lies inside
+        ``scope``, symlinks followed too; ``""`` is the whole volume, None allows nothing."""
+        if scope is None:
+            raise PermissionDeniedError(f"{self.code}:{shorten(rel)}: no access granted")
+        if not scope:
+            return
+        real_scope = os.path.realpath(self._root_prefix + normalize_relpath(scope))
+        real = os.path.realpath(self._root_prefix + normalize_relpath(rel))
+        if real != real_scope and not real.startswith(real_scope.rstrip("/") + "/"):
+            raise PermissionDeniedError(
+                f"{self.code}:{shorten(rel)} leads outside {scope!r}, the part of the volume "
+                "granted (a symlink)",
+                hint="ask an admin for a grant on where the symlink leads",
+            )
 
     def check_folder(self, folder: str, rel: str) -> None:
         """Re-check, uncached, that ``folder`` (just created for ``rel``) is still itself:

@@ -2,7 +2,9 @@
 
 Rules: a ticket names the transfer, its sender and receiver agents (their ids, which their
 certificates carry as common name), every file it moves (source and destination volume code plus
-path relative to the volume root) and when it expires. The control plane signs it with an Ed25519
+path relative to the volume root, and on each side the scope: the granted sub-path the path must
+lead into once symlinks are followed, ``""`` for the whole volume, None for no access) and when it
+expires. The control plane signs it with an Ed25519
 key only it holds (``DATA_DIR/tls/ticket.key``, mode 0600); agents receive the public key at
 enrollment and verify a ticket offline: signature first, then expiry. The text form is
 ``v1.<base64url JSON claims>.<base64url signature over "v1.<claims>">``; anything else is refused.
@@ -46,6 +48,8 @@ class TicketFile:
     src_path: str
     dst_volume: str
     dst_path: str
+    src_scope: str | None = ""
+    dst_scope: str | None = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +67,17 @@ class Ticket:
             "transfer_id": self.transfer_id,
             "sender_id": self.sender_id,
             "receiver_id": self.receiver_id,
-            "files": [[f.src_volume, f.src_path, f.dst_volume, f.dst_path] for f in self.files],
+            "files": [
+                [f.src_volume, f.src_path, f.dst_volume, f.dst_path, f.src_scope, f.dst_scope]
+                for f in self.files
+            ],
             "expires_at": self.expires_at,
         }
 
     @classmethod
     def from_json(cls, data: Any) -> Ticket:
         try:
-            files = tuple(TicketFile(*(str(part) for part in item)) for item in data["files"])
+            files = tuple(_ticket_file(item) for item in data["files"])
             return cls(
                 transfer_id=str(data["transfer_id"]),
                 sender_id=str(data["sender_id"]),
@@ -80,6 +87,14 @@ class Ticket:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PermissionDeniedError("the transfer ticket is malformed") from exc
+
+
+def _ticket_file(item: Any) -> TicketFile:
+    paths = [str(part) for part in item[:4]]
+    if len(paths) != 4:
+        raise ValueError("a ticket file has four paths")
+    scopes = [None if s is None else str(s) for s in item[4:6]]
+    return TicketFile(*paths, *scopes)
 
 
 def _b64(data: bytes) -> str:

@@ -4,6 +4,12 @@ Rules: only an admin grants or revokes. A grant covers its path and everything b
 the whole volume); read = list/download (the source of a transfer), write = upload, mkdir, rename,
 move, delete (the destination). Read and write may not both be false. A second grant to the same
 user, volume and path updates the one ACL. Admins pass every check.
+
+A path is judged where it really leads: each check also gives the *scope*, the widest granted
+sub-path covering it (``""`` for an admin or a whole-volume grant), and the agent that touches the
+file refuses it unless its resolved path (symlinks followed) lies inside the scope's resolved
+path (:meth:`reelsync.fs.Volume.check_within`). File operations carry the scope; transfers carry
+it in their ticket (:func:`transfer_scopes`, judged again when the agent is handed the work).
 """
 
 from __future__ import annotations
@@ -19,13 +25,21 @@ from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.ids import new_entity_id
 from reelsync.domain.party import normalise_relative
-from reelsync.domain.records import Acl, Actor
+from reelsync.domain.records import Acl, Actor, Role
 from reelsync.errors import NotFoundError, PermissionDeniedError, ValidationError
 from reelsync.services.auth import require_admin
 from reelsync.services.users import get_user_row
 from reelsync.services.volumes import get_volume_row
 
-__all__ = ["AccessRules", "check_access", "grant", "list_acls", "revoke_acl"]
+__all__ = [
+    "AccessRules",
+    "TransferScopes",
+    "check_access",
+    "grant",
+    "list_acls",
+    "revoke_acl",
+    "transfer_scopes",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +52,28 @@ class _Grant:
 
 def _covers(grant_path: str, path: str) -> bool:
     return not grant_path or path == grant_path or path.startswith(grant_path + "/")
+
+
+def _scope(
+    admin: bool,
+    grants: Iterable[_Grant],
+    volume_id: str,
+    path: str,
+    *,
+    read: bool = False,
+    write: bool = False,
+) -> str | None:
+    if admin:
+        return ""
+    best: str | None = None
+    for g in grants:
+        if g.volume_id != volume_id or not _covers(g.path, path):
+            continue
+        if (read and not g.read) or (write and not g.write):
+            continue
+        if best is None or len(g.path) < len(best):
+            best = g.path
+    return best
 
 
 class AccessRules:
@@ -60,6 +96,13 @@ class AccessRules:
                 can_write = can_write or g.write
         return (can_read or not read) and (can_write or not write)
 
+    def scope(
+        self, volume_id: str, path: str, *, read: bool = False, write: bool = False
+    ) -> str | None:
+        """The widest granted sub-path that covers ``path`` with the rights asked for (``""``:
+        the whole volume), None when none does."""
+        return _scope(self.actor.is_admin, self._grants, volume_id, path, read=read, write=write)
+
     def check(
         self,
         volume_id: str,
@@ -68,13 +111,20 @@ class AccessRules:
         *,
         read: bool = False,
         write: bool = False,
-    ) -> None:
+    ) -> str:
+        """The scope of ``path`` (see :meth:`scope`); PermissionDeniedError without access."""
         if not self.allows(volume_id, path, read=read, write=write):
             need = "write" if write else "read"
             raise PermissionDeniedError(
                 f"{self.actor.email} has no {need} access to volume={volume_code}/{path}",
                 hint="ask an admin for a grant",
             )
+        found = self.scope(volume_id, path, read=read, write=write)
+        if found is None:  # read and write granted by different sub-paths: the narrower one
+            reads = self.scope(volume_id, path, read=True)
+            writes = self.scope(volume_id, path, write=True)
+            found = max(reads or "", writes or "", key=len)
+        return found
 
     def visible_volumes(self) -> Iterable[str]:
         return {g.volume_id for g in self._grants}
@@ -174,10 +224,54 @@ def revoke_acl(db: Database, actor: Actor, acl_id: str) -> None:
 
 def check_access(
     db: Database, actor: Actor, volume: str, path: str, *, read: bool = False, write: bool = False
-) -> None:
+) -> str:
     """Raise PermissionDeniedError unless ``actor`` may read/write ``volume``/``path`` (a path
-    relative to the volume root; ``volume`` an id or code). For file operations on a volume."""
+    relative to the volume root; ``volume`` an id or code); the path's scope (see the module's
+    rules), which the agent doing the operation checks the resolved path against."""
     with db.session() as session:
         row = get_volume_row(session, volume)
         rules = AccessRules(session, actor)
-        rules.check(row.id, row.code, normalise_relative(path), read=read, write=write)
+        return rules.check(row.id, row.code, normalise_relative(path), read=read, write=write)
+
+
+#: task id -> (source scope, destination scope); None: the job's owner lost that access.
+TransferScopes = dict[str, tuple[str | None, str | None]]
+
+
+def transfer_scopes(db: Database, task_ids: Iterable[str]) -> TransferScopes:
+    """The scopes of tasks being handed to agents, from their job owner's grants now (an ACL
+    revoked since the submit gives None: the agent refuses that file)."""
+    ids = list(task_ids)
+    if not ids:
+        return {}
+    with db.session() as session:
+        rows = session.execute(
+            select(
+                m.Task.id,
+                m.Task.source_volume_id,
+                m.Task.source_path,
+                m.Task.destination_volume_id,
+                m.Task.destination_path,
+                m.User.id,
+                m.User.role,
+            )
+            .join(m.Job, m.Job.id == m.Task.job_id)
+            .join(m.User, m.User.id == m.Job.user_id)
+            .where(m.Task.id.in_(ids))
+        ).all()
+        owners = {row[5] for row in rows if row[6] != Role.ADMIN.value}
+        grants: dict[str, list[_Grant]] = {}
+        if owners:
+            for acl in session.scalars(select(m.Acl).where(m.Acl.user_id.in_(owners))):
+                grants.setdefault(acl.user_id, []).append(
+                    _Grant(acl.volume_id, acl.path, acl.read, acl.write)
+                )
+    scopes: TransferScopes = {}
+    for task_id, src_vol, src_path, dst_vol, dst_path, user_id, role in rows:
+        admin = role == Role.ADMIN.value
+        mine = grants.get(user_id, [])
+        scopes[task_id] = (
+            _scope(admin, mine, src_vol, src_path, read=True),
+            _scope(admin, mine, dst_vol, dst_path, write=True),
+        )
+    return scopes

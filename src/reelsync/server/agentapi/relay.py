@@ -53,6 +53,8 @@ def request_to_json(op_id: str, request: FileRequest) -> dict[str, Any]:
         "include": list(request.include),
         "exclude": list(request.exclude),
         "force": request.force,
+        "scope": request.scope,
+        "scope_to": request.scope_to,
     }
 
 

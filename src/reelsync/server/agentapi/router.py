@@ -41,7 +41,7 @@ from reelsync.scheduler.reports import MAX_ERROR_CHARS
 from reelsync.server.agentapi.hub import AgentHub
 from reelsync.server.dependencies import DatabaseDep
 from reelsync.server.intake import cached_agent
-from reelsync.services import agents, servers
+from reelsync.services import acls, agents, servers
 
 __all__ = ["build_router"]
 
@@ -182,7 +182,17 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
-def _grant_json(hub: AgentHub, grant: scheduler.TransferGrant) -> dict[str, Any]:
+def _scopes(
+    scopes: acls.TransferScopes, file: scheduler.FileGrant
+) -> tuple[str | None, str | None]:
+    return scopes.get(file.task_id, (None, None))  # a task gone meanwhile: no access
+
+
+def _grant_json(
+    hub: AgentHub, grant: scheduler.TransferGrant, scopes: acls.TransferScopes
+) -> dict[str, Any]:
+    """A transfer as the dialing agent gets it; each file carries the scopes of its job owner's
+    grants (the agents judge the resolved paths against them), signed into the ticket too."""
     files = [
         {
             "task_id": f.task_id,
@@ -191,6 +201,8 @@ def _grant_json(hub: AgentHub, grant: scheduler.TransferGrant) -> dict[str, Any]
             "dst_volume": f.dst_volume,
             "dst_path": f.dst_path,
             "size": f.size,
+            "src_scope": _scopes(scopes, f)[0],
+            "dst_scope": _scopes(scopes, f)[1],
         }
         for f in grant.files
     ]
@@ -199,7 +211,8 @@ def _grant_json(hub: AgentHub, grant: scheduler.TransferGrant) -> dict[str, Any]
         sender_id=grant.sender_id,
         receiver_id=grant.receiver_id,
         files=tuple(
-            TicketFile(f.src_volume, f.src_path, f.dst_volume, f.dst_path) for f in grant.files
+            TicketFile(f.src_volume, f.src_path, f.dst_volume, f.dst_path, *_scopes(scopes, f))
+            for f in grant.files
         ),
         expires_at=time.time() + hub.ticket_ttl_s,
     )
@@ -358,8 +371,10 @@ def build_router(hub: AgentHub) -> APIRouter:
                 return None
             remaining = deadline - time.monotonic()
             if grants or fileops or remaining <= 0 or hub.stopping:
+                task_ids = [f.task_id for g in grants for f in g.files]
+                scopes = await run_in_threadpool(acls.transfer_scopes, database, task_ids)
                 return {
-                    "transfers": [_grant_json(hub, g) for g in grants],
+                    "transfers": [_grant_json(hub, g, scopes) for g in grants],
                     "fileops": fileops,
                 }
             await hub.relay.wait(agent.id, min(_POLL_S, remaining))

@@ -1,9 +1,10 @@
 """/files/{op}: read-only file operations on a volume at a site (exists, ls, getsize).
 
 Rules: the path is relative to the volume root and confined (no ``..``); the caller needs read
-access (ACL) on it; the operation itself runs on an agent serving the volume at ``site`` (the main
-site when omitted) through the ``FileOperator`` on ``app.state.file_operator``, which the agent part
-plugs in; without one every call answers 503 "no agent serves volume ...".
+access (ACL) on it, judged again by the agent on where the path really leads (its scope); the
+operation itself runs on an agent serving the volume at ``site`` (the main site when omitted)
+through the ``FileOperator`` on ``app.state.file_operator``, which the agent part plugs in; without
+one every call answers 503 "no agent serves volume ...".
 """
 
 from __future__ import annotations
@@ -50,13 +51,13 @@ async def file_operation(
 ) -> dict[str, Any]:
     rel = normalise_relative(path)
 
-    def resolve() -> tuple[str, str, str | None]:
+    def resolve() -> tuple[str, str, str | None, str]:
         vol = volumes.get_volume(db, actor, volume)
-        acls.check_access(db, actor, vol.id, rel, read=True)
+        scope = acls.check_access(db, actor, vol.id, rel, read=True)
         site_code = sites.get_site(db, actor, site).code if site else None
-        return vol.id, vol.code, site_code
+        return vol.id, vol.code, site_code, scope
 
-    volume_id, volume_code, site_code = await run_in_threadpool(resolve)
+    volume_id, volume_code, site_code, scope = await run_in_threadpool(resolve)
     file_request = FileRequest(
         op=FileOp(op.value),
         volume_id=volume_id,
@@ -65,6 +66,7 @@ async def file_operation(
         recursive=recursive,
         files_only=files_only,
         site_code=site_code,
+        scope=scope,
     )
     result = await file_operator_of(request).run(file_request)
     return {"op": op.value, "volume": volume_code, "path": rel, "site": site_code, "result": result}

@@ -41,8 +41,9 @@ def _filters(value: Any, key: str) -> tuple[str, ...]:
     raise ValidationError(f"{key} must be a string or a list of strings")
 
 
-def _locate(call: Call, text: Any, *, write: bool) -> tuple[str, str, str, str | None]:
-    """(volume id, volume code, relative path, site code) of an accsyn path, access checked."""
+def _locate(call: Call, text: Any, *, write: bool) -> tuple[str, str, str, str | None, str]:
+    """(volume id, volume code, relative path, site code, scope) of an accsyn path, access
+    checked."""
     if isinstance(text, dict):
         text = text.get("path")
     if not isinstance(text, str) or not text.strip():
@@ -60,17 +61,20 @@ def _locate(call: Call, text: Any, *, write: bool) -> tuple[str, str, str, str |
             f"give a volume path, not an absolute path: {text!r}", hint="like share=projects/a/b"
         )
     volume = volumes.get_volume(call.db, call.actor, location.volume or "(default)")
-    acls.check_access(call.db, call.actor, volume.id, location.path, read=not write, write=write)
+    scope = acls.check_access(
+        call.db, call.actor, volume.id, location.path, read=not write, write=write
+    )
     site = parsed.party.value if parsed.party.kind is PartyKind.SITE else None
-    return volume.id, volume.code, location.path, site
+    return volume.id, volume.code, location.path, site, scope
 
 
 def _request(call: Call, op: FileOp, path: Any) -> FileRequest:
     data = call.data
-    volume_id, volume_code, rel, site = _locate(call, path, write=op.writes)
+    volume_id, volume_code, rel, site, scope = _locate(call, path, write=op.writes)
     path_to = None
+    scope_to = ""
     if op in (FileOp.RENAME, FileOp.MOVE):
-        to_id, _, to_rel, _ = _locate(call, data.get("path_to"), write=True)
+        to_id, _, to_rel, _, scope_to = _locate(call, data.get("path_to"), write=True)
         if to_id != volume_id:
             raise ValidationError("a file can only be renamed or moved within its volume")
         path_to = to_rel
@@ -92,6 +96,8 @@ def _request(call: Call, op: FileOp, path: Any) -> FileRequest:
         exclude=_filters(data.get("exclude"), "exclude"),
         force=bool(flag(data, "force")),
         site_code=site,
+        scope=scope,
+        scope_to=scope_to,
     )
 
 
