@@ -10,7 +10,13 @@ processes over loopback (mutual TLS), rsync -a and scp -r over ssh to localhost 
 aes128-gcm@openssh.com (a private sshd on a spare port, installed with apt-get if missing), cp -a.
 ``--tmpfs SIZE`` runs everything in a RAM disk so the disk does not dominate. ``--wan`` also runs
 the big file and a slice of seq across ../shared/tools/wanem (namespaces rs-hq -> rs-site, 50 ms
-RTT, 0.1 % loss, 1 Gbit/s). Needs root for sshd, tmpfs and network namespaces.
+RTT, 0.1 % loss, 1 Gbit/s; ``--wan-link DELAY_MS_ONE_WAY,LOSS_PCT,MBIT`` for another link).
+Needs root for sshd, tmpfs and network namespaces.
+
+CPU: user + system seconds of every process of both ends (reelsync: both ``reelsync transfer``
+processes; rsync: rsync, ssh, the sshd serving the connection and the remote rsync; scp likewise;
+cp: cp), from the kernel's accounting of reaped children (``RUSAGE_CHILDREN``) plus the growth of
+the private sshd's ``cutime + cstime``; shown per GB and per 1,000 files.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -114,6 +121,25 @@ def ns_prefix(ns: str | None) -> list[str]:
     return ["ip", "netns", "exec", ns] if ns else []
 
 
+def children_cpu() -> float:
+    """User + system seconds of this process's reaped children (and theirs)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+SSHD_PIDS: list[int] = []  # the private sshd (its connections' CPU is reaped into it)
+
+
+def sshd_cpu() -> float:
+    """CPU seconds of the private sshd's reaped children (a connection's sshd, remote rsync)."""
+    total = 0.0
+    for pid in SSHD_PIDS:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @contextlib.contextmanager
 def sshd(work: Path, host: str = "127.0.0.1", ns: str | None = None) -> Iterator[list[str]]:
     """A private sshd; yields the ssh command line (client options) to reach it as root."""
@@ -145,6 +171,7 @@ def sshd(work: Path, host: str = "127.0.0.1", ns: str | None = None) -> Iterator
     proc = subprocess.Popen(
         [*ns_prefix(ns), "/usr/sbin/sshd", "-D", "-e", "-f", str(conf)], stderr=subprocess.DEVNULL
     )
+    SSHD_PIDS.append(proc.pid)
     try:
         wait_port(host, port, ns)
         yield [
@@ -165,6 +192,7 @@ def sshd(work: Path, host: str = "127.0.0.1", ns: str | None = None) -> Iterator
             "BatchMode=yes",
         ]
     finally:
+        SSHD_PIDS.remove(proc.pid)
         proc.terminate()
         proc.wait(10)
 
@@ -177,6 +205,7 @@ class Result:
     bytes: int
     seconds: float | None
     note: str = ""
+    cpu: float | None = None  # user + system seconds, both ends, every process
 
     @property
     def mbps(self) -> float:
@@ -185,6 +214,14 @@ class Result:
     @property
     def fps(self) -> float:
         return self.files / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_gb(self) -> float | None:
+        return self.cpu / (self.bytes / 1e9) if self.cpu is not None and self.bytes else None
+
+    @property
+    def cpu_per_kfiles(self) -> float | None:
+        return self.cpu / (self.files / 1000) if self.cpu is not None and self.files else None
 
 
 def timed(cmd: list[str], timeout: float) -> tuple[float | None, str]:
@@ -209,6 +246,7 @@ class Reelsync:
         ws = Workspace(work / "pki")
         self.hq, self.site = ws.agent("bench-hq", "hq"), ws.agent("bench-site", "london")
         self.streams, self.chunk_kib = streams, chunk_kib
+        self.cpu = 0.0  # of the last run
 
     def _tls(self, a: object) -> list[str]:
         return ["--cert", str(a.cert), "--key", str(a.key), "--ca", str(a.ca)]  # type: ignore[attr-defined]
@@ -243,8 +281,10 @@ class Reelsync:
             ],
             stderr=subprocess.DEVNULL,
         )
+        cpu0 = 0.0
         try:
             wait_port(host, port, rx_ns)
+            cpu0 = children_cpu()
             seconds, note = timed(
                 [
                     *ns_prefix(tx_ns),
@@ -270,6 +310,8 @@ class Reelsync:
                 rx.wait(10)
             except subprocess.TimeoutExpired:
                 rx.kill()
+                rx.wait()
+        self.cpu = children_cpu() - cpu0
         return seconds, note
 
 
@@ -284,11 +326,29 @@ def run_tool(
     host: str = "127.0.0.1",
     rx_ns: str | None = None,
     tx_ns: str | None = None,
-) -> tuple[float | None, str]:
+) -> tuple[float | None, str, float]:
+    """(seconds, note, CPU seconds of both ends)."""
     shutil.rmtree(dst, ignore_errors=True)
     subprocess.run(["sync"], check=False)
     if tool == "reelsync":
-        return rs.run(src, dst, timeout, host=host, rx_ns=rx_ns, tx_ns=tx_ns)
+        seconds, note = rs.run(src, dst, timeout, host=host, rx_ns=rx_ns, tx_ns=tx_ns)
+        return seconds, note, rs.cpu
+    cpu0 = children_cpu() + sshd_cpu()
+    seconds, note = _run_other(tool, src, dst, ssh, timeout, host=host, tx_ns=tx_ns)
+    time.sleep(0.3)  # the sshd reaps its connection's processes
+    return seconds, note, children_cpu() + sshd_cpu() - cpu0
+
+
+def _run_other(
+    tool: str,
+    src: Path,
+    dst: Path,
+    ssh: list[str] | None,
+    timeout: float,
+    *,
+    host: str,
+    tx_ns: str | None,
+) -> tuple[float | None, str]:
     if tool == "cp":
         dst.mkdir(parents=True)
         return timed(["cp", "-a", f"{src}/.", f"{dst}/"], timeout)
@@ -331,7 +391,8 @@ def report(results: list[Result], title: str) -> None:
     print(f"\n## {title}")
     print(
         f"{'set':<8}{'tool':<10}{'files':>8}{'MB':>10}{'s':>9}{'MB/s':>10}{'files/s':>10}"
-        f"{'x rsync':>9}{'x scp':>8}{'% cp':>7}  note"
+        f"{'x rsync':>9}{'x scp':>8}{'% cp':>7}{'cpu s':>8}{'cpu/GB':>8}{'cpu/kf':>8}"
+        f"{'cpu x rsync':>12}  note"
     )
     by = {(r.set, r.tool): r for r in results}
     for r in results:
@@ -345,10 +406,18 @@ def report(results: list[Result], title: str) -> None:
         cp = by.get((r.set, "cp"))
         pct = f"{cp.seconds / r.seconds * 100:.0f}" if cp and cp.seconds and r.seconds else "-"
         secs = f"{r.seconds:.2f}" if r.seconds else "-"
+        rsync = by.get((r.set, "rsync"))
+        cpu_ratio = f"{r.cpu / rsync.cpu:.2f}" if r.cpu and rsync and rsync.cpu else "-"
         print(
             f"{r.set:<8}{r.tool:<10}{r.files:>8}{r.bytes / 1e6:>10.0f}{secs:>9}"
-            f"{r.mbps:>10.1f}{r.fps:>10.0f}{ratio('rsync'):>9}{ratio('scp'):>8}{pct:>7}  {r.note}"
+            f"{r.mbps:>10.1f}{r.fps:>10.0f}{ratio('rsync'):>9}{ratio('scp'):>8}{pct:>7}"
+            f"{_num(r.cpu, 2):>8}{_num(r.cpu_per_gb, 2):>8}{_num(r.cpu_per_kfiles, 3):>8}"
+            f"{cpu_ratio:>12}  {r.note}"
         )
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def main() -> None:
@@ -365,6 +434,11 @@ def main() -> None:
     ap.add_argument("--wan-only", action="store_true")
     ap.add_argument("--wan-mib", type=int, default=256, help="size of the WAN big file")
     ap.add_argument("--wan-frames", type=int, default=100, help="seq frames sent over the WAN")
+    ap.add_argument(
+        "--wan-link",
+        default="25,0.1,1000",
+        help="the emulated link: one-way delay ms, loss %%, Mbit/s (wan up's arguments)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
 
@@ -387,16 +461,16 @@ def main() -> None:
                     files, size = make_set(name, src, args.scale)
                     print(f"# {name}: {files} files, {size / 1e6:.0f} MB", flush=True)
                     for tool in tools:
-                        seconds, note = run_tool(
+                        seconds, note, cpu = run_tool(
                             tool, src, args.work / "dst", ssh, rs, args.timeout
                         )
                         if seconds is not None:
                             note = check_copy(tool, src, args.work / "dst") or note
-                        results.append(Result(name, tool, files, size, seconds, note))
+                        results.append(Result(name, tool, files, size, seconds, note, cpu))
                         r = results[-1]
                         print(
                             f"  {tool:<9} {r.seconds or 0:8.2f} s {r.mbps:8.1f} MB/s "
-                            f"{r.fps:8.0f} files/s {note}",
+                            f"{r.fps:8.0f} files/s cpu {cpu:.2f} s {note}",
                             flush=True,
                         )
             shutil.rmtree(args.work / "dst", ignore_errors=True)
@@ -427,8 +501,11 @@ def wanem() -> Path:
 
 def run_wan(args: argparse.Namespace, rs: Reelsync, tools: list[str]) -> list[Result]:
     wan = wanem()
+    delay, loss, mbit = args.wan_link.split(",")
+    rate = float(mbit)
+    where = f"{float(delay) * 2:g} ms RTT, {loss} % loss, {mbit} Mbit/s"
     subprocess.run([str(wan), "down"], capture_output=True)
-    subprocess.run([str(wan), "up", "25", "0.1", "1000"], check=True)
+    subprocess.run([str(wan), "up", delay, loss, mbit], check=True)
     results: list[Result] = []
     try:
         base = args.work / "wan"
@@ -449,11 +526,11 @@ def run_wan(args: argparse.Namespace, rs: Reelsync, tools: list[str]) -> list[Re
             for name, src in (("wan-big", big), ("wan-seq", seq)):
                 files, size = tree_summary(src)
                 print(
-                    f"# {name}: {files} files, {size / 1e6:.0f} MB over 25 ms/0.1 %/1 Gbit/s",
+                    f"# {name}: {files} files, {size / 1e6:.0f} MB over {where}",
                     flush=True,
                 )
                 for tool in tools:
-                    seconds, note = run_tool(
+                    seconds, note, cpu = run_tool(
                         tool,
                         src,
                         args.work / "dst",
@@ -466,15 +543,15 @@ def run_wan(args: argparse.Namespace, rs: Reelsync, tools: list[str]) -> list[Re
                     )
                     if seconds is not None:
                         note = check_copy(tool, src, args.work / "dst") or note
-                    r = Result(name, tool, files, size, seconds, note)
-                    link = f"{r.mbps * 8 / 1000 * 100:.0f}% of link" if seconds else ""
+                    r = Result(name, tool, files, size, seconds, note, cpu)
+                    link = f"{r.mbps * 8 / rate * 100:.0f}% of link" if seconds else ""
                     r.note = f"{link} {note}".strip()
                     results.append(r)
                     print(
                         f"  {tool:<9} {r.seconds or 0:8.2f} s {r.mbps:8.1f} MB/s {r.note}",
                         flush=True,
                     )
-        report(results, "emulated WAN (rs-hq -> rs-site): 50 ms RTT, 0.1 % loss, 1 Gbit/s")
+        report(results, f"emulated WAN (rs-hq -> rs-site): {where}")
     finally:
         subprocess.run([str(wan), "down"], capture_output=True)
         shutil.rmtree(args.work / "dst", ignore_errors=True)
