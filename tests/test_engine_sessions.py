@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from reelsync.engine import Assignment, Engine, Grant, PeerAddress, SessionRequest
+from reelsync.engine.pathsize import streams_for
 from reelsync.errors import PermissionDeniedError
 from reelsync.fs import Volume
 from test_engine import SMALL, Gate, Recorder, pki, specs, start_pair, tree, write
@@ -197,5 +198,32 @@ async def test_a_cancelled_caller_stops_its_files(tmp_path: Path, pki) -> None:
     assert not (dst / "slow.bin").exists()
     [r] = await dialer.push(Assignment("t2", peer, specs(["quick.bin"]), "ticket-ok"))
     assert r.status == "done", r
+    await dialer.aclose()
+    await listening.aclose()
+
+
+def test_streams_follow_bandwidth_times_delay() -> None:
+    settings = replace(SMALL, streams=4, max_streams=32, path_rate=125e6)  # 1 Gbit/s
+    window = 2 << 20
+    assert streams_for(settings, None, window) == 4  # unknown round trip: the least
+    assert streams_for(settings, 0.0002, window) == 4  # a LAN
+    assert streams_for(settings, 0.05, window) == 5
+    assert streams_for(settings, 0.2, window) == 18
+    assert streams_for(settings, 2.0, window) == 32  # capped
+    assert streams_for(replace(settings, path_rate=None), 0.2, window) == 4
+
+
+async def test_a_session_opens_the_streams_its_path_needs(tmp_path: Path, pki) -> None:
+    # loopback's round trip is tens of microseconds: a huge configured rate makes it "long"
+    settings = replace(SMALL, streams=2, max_streams=6, path_rate=1e13)
+    dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki, settings)
+    files = {f"f{i}.bin": os.urandom(200_000) for i in range(12)}
+    for rel, data in files.items():
+        write(src, rel, data)
+    job = Assignment("t1", PeerAddress("127.0.0.1", port), specs(sorted(files)), "ticket-ok")
+    results = await dialer.push(job)
+    assert [r.status for r in results] == ["done"] * len(files), results
+    assert listening.streams_accepted == 6
+    assert tree(dst) == files
     await dialer.aclose()
     await listening.aclose()

@@ -69,6 +69,8 @@ def _settings(opts: dict[str, Any]) -> EngineSettings:
     bw = opts.get("bwlimit")
     return EngineSettings(
         streams=opts["streams"],
+        max_streams=max(opts["streams"], opts["max_streams"]),
+        path_rate=opts["path_mbit"] * 1e6 / 8 if opts["path_mbit"] else None,
         chunk_size=int(opts["chunk_kib"]) * 1024,
         small_file_max=min(int(opts["chunk_kib"]) * 1024, 256 * 1024),
         batch_bytes=min(int(opts["chunk_kib"]) * 1024, 4 * MIB),
@@ -86,7 +88,27 @@ def _common(fn: Any) -> Any:
         click.option("--key", type=click.Path(path_type=Path), required=True),
         click.option("--ca", type=click.Path(path_type=Path), required=True),
         click.option("--volume", "volumes", multiple=True, help="CODE=PATH, repeatable"),
-        click.option("--streams", type=click.IntRange(1, 64), default=4, show_default=True),
+        click.option(
+            "--streams",
+            type=click.IntRange(1, 64),
+            default=4,
+            show_default=True,
+            help="the least streams a session opens",
+        ),
+        click.option(
+            "--max-streams",
+            type=click.IntRange(1, 64),
+            default=32,
+            show_default=True,
+            help="the most, when the path's bandwidth x delay needs them",
+        ),
+        click.option(
+            "--path-mbit",
+            type=click.FloatRange(min=0),
+            default=1000.0,
+            show_default=True,
+            help="the path's bandwidth, Mbit/s, to size the streams (0: always --streams)",
+        ),
         click.option("--chunk-kib", type=int, default=4096, show_default=True),
         click.option("--bwlimit", type=float, default=None, help="MiB/s at most, each way"),
         click.option("--fsync/--no-fsync", default=True, show_default=True),

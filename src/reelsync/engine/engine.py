@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import logging
 import secrets
 import socket
 import ssl
@@ -39,6 +40,7 @@ from reelsync.engine.model import (
     TransferObserver,
     VolumePath,
 )
+from reelsync.engine.pathsize import path_rtt, send_window, streams_for
 from reelsync.engine.pool import Link, LinkKey, SessionPool
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.receiver import ReceiveSession
@@ -72,6 +74,9 @@ from reelsync.protocol import (
 )
 
 A = TypeVar("A")
+S = TypeVar("S", bound=socket.socket)
+
+_log = logging.getLogger("reelsync.engine")
 
 __all__ = ["Engine", "Listener", "NullObserver"]
 
@@ -88,11 +93,27 @@ class NullObserver:
 
 @dataclass(eq=False)
 class _Pending:
+    """A listener's session: its streams by number, and the session once it runs (streams
+    joining later are added to it; before, they wait in ``early``)."""
+
     hello: Hello
     grant: Grant
     certificate: bytes
     streams: list[FrameStream | None]
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    session: SendSession | ReceiveSession | None = None
+    early: list[FrameStream] = field(default_factory=list)
+
+    def join(self, stream: FrameStream) -> None:
+        if self.session is None:
+            self.early.append(stream)
+        elif not self.session.ended:
+            self.session.add_stream(stream)
+
+    def bind(self, session: SendSession | ReceiveSession) -> None:
+        self.session = session
+        for stream in self.early:
+            session.add_stream(stream)
+        self.early.clear()
 
 
 @dataclass(eq=False)
@@ -157,6 +178,7 @@ class Engine:
         self._pool = SessionPool()
         self._versions = tuple(v for v in SUPPORTED_VERSIONS if v <= settings.protocol_max)
         self.streams_accepted = 0  # TCP+TLS streams peers opened to this engine
+        self._window = send_window()
 
     @property
     def open_sessions(self) -> int:
@@ -214,9 +236,10 @@ class Engine:
             session: SendSession | ReceiveSession | None = None
             group: WorkGroup | None = None
             streams: list[FrameStream] = []
+            joining: asyncio.Future[None] | None = None
             try:
                 key = LinkKey(role, assignment.peer.host, assignment.peer.port, assignment.peer_id)
-                one_shot: list[list[FrameStream]] = []
+                one_shot: list[tuple[FrameStream, list[asyncio.Task[FrameStream]]]] = []
 
                 link = await self._pool.get(
                     key, functools.partial(self._dial_link, assignment, key, one_shot)
@@ -226,8 +249,12 @@ class Engine:
                     await link.wait(group)
                     got = group.results
                 else:
-                    streams = one_shot[0]
-                    session = self._dialer_session(streams, todo, role, observer)
+                    first, joiners = one_shot[0]
+                    streams.append(first)
+                    session = self._dialer_session([first], todo, role, observer)
+                    joining = asyncio.ensure_future(
+                        self._join(session, joiners, streams, assignment.peer_id)
+                    )
                     got = await session.run()
                 results.update((k, r) for k, r in got.items() if k in specs)
                 missing = [s for s in todo if s.key not in got]
@@ -249,28 +276,40 @@ class Engine:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.retry_max_delay)
             finally:
+                if joining is not None:
+                    joining.cancel()
+                    await asyncio.gather(joining, return_exceptions=True)
                 await asyncio.gather(*(s.aclose() for s in streams))
         return [results[spec.key] for spec in assignment.files]
 
     async def _dial_link(
-        self, assignment: Assignment, key: LinkKey, one_shot: list[list[FrameStream]]
+        self,
+        assignment: Assignment,
+        key: LinkKey,
+        one_shot: list[tuple[FrameStream, list[asyncio.Task[FrameStream]]]],
     ) -> Link | None:
-        """A new session with the assignment's peer, kept open for more work; None (the streams
-        put in ``one_shot``) when the peer speaks an older version."""
-        streams = await self._dial(assignment.peer, key.role, assignment.ticket)
-        if assignment.peer_id is not None:
-            try:
-                _check_peer(streams, assignment.peer_id)
-            except BaseException:
-                await asyncio.gather(*(s.aclose() for s in streams))
-                raise
-        if (streams[0].conn.version or 1) < 3:
-            one_shot.append(streams)  # an older peer: one session per assignment
+        """A new session with the assignment's peer, kept open for more work; None (its first
+        stream and the joining ones put in ``one_shot``) when the peer speaks an older
+        version."""
+        first, joiners = await self._dial(assignment.peer, key.role, assignment.ticket)
+        try:
+            if assignment.peer_id is not None:
+                _check_peer([first], assignment.peer_id)
+        except BaseException:
+            for j in joiners:
+                j.cancel()
+            await asyncio.gather(*joiners, return_exceptions=True)
+            await first.aclose()
+            raise
+        if (first.conn.version or 1) < 3:
+            one_shot.append((first, joiners))  # an older peer: one session per assignment
             return None
         wanted: dict[int, FileSpec] = {}
-        session = self._open_session(streams, key.role, wanted)
+        streams = [first]
+        session = self._open_session(streams[:], key.role, wanted)
         idle = min(self.settings.session_idle, self.settings.idle_timeout / 2)
-        return Link(key, streams, session, idle, self._pool.forget, wanted)
+        joining = asyncio.ensure_future(self._join(session, joiners, streams, key.peer_id))
+        return Link(key, streams, session, idle, self._pool.forget, wanted, joining)
 
     def _open_session(
         self, streams: list[FrameStream], role: Role, by_id: dict[int, FileSpec]
@@ -371,32 +410,56 @@ class Engine:
             streams, resolve, self.settings, observer, self.executor, opening=want
         )
 
-    def _connect(self, peer: PeerAddress) -> ssl.SSLSocket:
-        """Blocking: TCP connect and TLS handshake (runs in an I/O thread)."""
-        assert self.client_ssl is not None
+    def _tcp(self, peer: PeerAddress) -> socket.socket:
+        """Blocking: a tuned TCP connection (runs in an I/O thread)."""
         raw = socket.create_connection((peer.host, peer.port), self.settings.connect_timeout)
+        tune_socket(raw, self.settings)
+        return raw
+
+    def _tls(self, raw: socket.socket, host: str) -> ssl.SSLSocket:
+        """Blocking: the client side of the TLS handshake (runs in an I/O thread)."""
+        assert self.client_ssl is not None
         try:
-            tune_socket(raw, self.settings)
-            sock = self.client_ssl.wrap_socket(raw, server_hostname=peer.host)
+            sock = self.client_ssl.wrap_socket(raw, server_hostname=host)
         except BaseException:
             raw.close()
             raise
         sock.settimeout(None)
         return sock
 
-    async def _open_stream(self, peer: PeerAddress, hello: Hello) -> FrameStream:
+    def _connect(self, peer: PeerAddress) -> ssl.SSLSocket:
+        """Blocking: TCP connect and TLS handshake (runs in an I/O thread)."""
+        return self._tls(self._tcp(peer), peer.host)
+
+    async def _open_stream(
+        self,
+        peer: PeerAddress,
+        hello: Hello,
+        *,
+        raw: socket.socket | None = None,
+        after: asyncio.Event | None = None,
+    ) -> FrameStream:
+        """A stream of a session: TCP (unless ``raw`` is connected already), TLS, then Hello
+        (once ``after`` is set: a joining stream waits for the session's first) and Welcome."""
         if self.client_ssl is None:
             raise ConfigError("the engine has no client TLS context: it cannot dial")
         loop = asyncio.get_running_loop()
         where = f"{peer.host}:{peer.port}"
         try:
-            sock = await _in_thread(self.executor, self._connect, peer)
+            if raw is None:
+                sock = await _in_thread(self.executor, self._connect, peer)
+            else:
+                sock = await _in_thread(
+                    self.executor, functools.partial(self._tls, host=peer.host), raw, raw
+                )
         except ssl.SSLError as exc:
             raise _tls_error(exc, where) from exc
         except (OSError, TimeoutError) as exc:
             raise ConnectionLostError(f"cannot reach the peer {where}: {exc}") from exc
         stream = FrameStream(sock, Side.DIALER, self.settings, loop, self.read_limiter)
         try:
+            if after is not None:
+                await after.wait()
             await stream.send(hello)
             ev = await stream.recv(self.settings.connect_timeout)
         except BaseException:
@@ -410,20 +473,67 @@ class Engine:
             raise ProtocolError(f"expected Welcome from {where}, got {type(ev).__name__}")
         return stream
 
-    async def _dial(self, peer: PeerAddress, role: Role, ticket: str | None) -> list[FrameStream]:
+    async def _dial(
+        self, peer: PeerAddress, role: Role, ticket: str | None
+    ) -> tuple[FrameStream, list[asyncio.Task[FrameStream]]]:
+        """The session's first stream, and the others being opened (cold start: they open in
+        parallel while the first carries the manifest; how many: engine/pathsize.py)."""
+        where = f"{peer.host}:{peer.port}"
+        try:
+            raw = await _in_thread(self.executor, self._tcp, peer)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionLostError(f"cannot reach the peer {where}: {exc}") from exc
+        n = streams_for(self.settings, path_rtt(raw), self._window)
         session = secrets.token_hex(16)
-        n = self.settings.streams
 
         def hello(i: int) -> Hello:
             return Hello(self._versions, session, i, n, role, ticket)
 
-        first = await self._open_stream(peer, hello(0))
+        welcomed = asyncio.Event()
+        joiners = [
+            asyncio.ensure_future(self._open_stream(peer, hello(i), after=welcomed))
+            for i in range(1, n)
+        ]
         try:
-            rest = await asyncio.gather(*(self._open_stream(peer, hello(i)) for i in range(1, n)))
+            first = await self._open_stream(peer, hello(0), raw=raw)
         except BaseException:
-            first.close()
+            for j in joiners:
+                j.cancel()
+            await asyncio.gather(*joiners, return_exceptions=True)
             raise
-        return [first, *rest]
+        welcomed.set()
+        return first, joiners
+
+    async def _join(
+        self,
+        session: SendSession | ReceiveSession,
+        joiners: list[asyncio.Task[FrameStream]],
+        streams: list[FrameStream],
+        peer_id: str | None,
+    ) -> None:
+        """Add each joining stream to the running session as it comes up; one that fails or
+        reaches another agent is left out (the session goes on with the others)."""
+        try:
+            for next_up in asyncio.as_completed(joiners):
+                try:
+                    stream = await next_up
+                    if peer_id is not None:
+                        _check_peer([stream], peer_id)
+                except ReelsyncError as exc:
+                    _log.warning("a stream of a session could not join: %s", exc)
+                    continue
+                if session.ended:
+                    await stream.aclose()
+                    continue
+                streams.append(stream)
+                session.add_stream(stream)
+        finally:
+            for j in joiners:
+                j.cancel()
+            leftovers = await asyncio.gather(*joiners, return_exceptions=True)
+            for got in leftovers:
+                if isinstance(got, FrameStream) and got not in streams:
+                    got.abort()
 
     # -- listening side --------------------------------------------------------------------------
     async def serve(self, host: str, port: int, authorizer: Authorizer) -> Listener:
@@ -508,8 +618,7 @@ class Engine:
                 return
             pending.streams[ev.stream] = stream
             await stream.send(Welcome(version, ev.session, ev.stream))
-            if all(s is not None for s in pending.streams):
-                pending.ready.set()
+            pending.join(stream)  # the session runs already (cold start): it joins at once
             return
         request = SessionRequest(stream.peer_certificate, ev.ticket, ev.role, ev.streams)
         try:
@@ -522,10 +631,7 @@ class Engine:
         self._pending[ev.session] = pending
         try:
             await stream.send(Welcome(version, ev.session, 0))
-            if ev.streams > 1:
-                await asyncio.wait_for(pending.ready.wait(), self.settings.connect_timeout)
-            streams = [s for s in pending.streams if s is not None]
-            await self._run_listener_session(streams, ev.role, grant, authorizer)
+            await self._run_listener_session(pending, ev.role, grant, authorizer)
         except (ReelsyncError, TimeoutError):
             pass
         finally:
@@ -534,17 +640,22 @@ class Engine:
 
     async def _run_listener_session(
         self,
-        streams: list[FrameStream],
+        pending: _Pending,
         dialer_role: Role,
         grant: Grant,
         authorizer: Authorizer,
     ) -> None:
         observer = grant.observer or NullObserver()
         scope = _Scope(grant)
-        version = streams[0].conn.version or 1
+        first = pending.streams[0]
+        assert first is not None
+        streams = [first]
+        version = first.conn.version or 1
 
         def check_ticket(ticket: str) -> None:  # version 3: more work, another ticket
-            request = SessionRequest(streams[0].peer_certificate, ticket, dialer_role, len(streams))
+            request = SessionRequest(
+                first.peer_certificate, ticket, dialer_role, pending.hello.streams
+            )
             scope.widen(authorizer.authorize(request))
 
         if dialer_role == "send":
@@ -555,14 +666,16 @@ class Engine:
                 )
                 return f"{m.dst_volume}:{rel}", volume, rel
 
-            await ReceiveSession(
+            receiving = ReceiveSession(
                 streams,
                 resolve,
                 self.settings,
                 observer,
                 self.executor,
                 tickets=check_ticket if version >= 3 else None,
-            ).run()
+            )
+            pending.bind(receiving)
+            await receiving.run()
             return
 
         def wanted(want: Want) -> list[SendItem]:
@@ -590,14 +703,16 @@ class Engine:
             session = SendSession(
                 streams, [], self.settings, observer, self.executor, self.limiter, wants=wanted
             )
+            pending.bind(session)
             await session.run()
             return
-        ev = await streams[0].recv(self.settings.idle_timeout)
+        ev = await first.recv(self.settings.idle_timeout)
         if not isinstance(ev, Want):
             raise ProtocolError(f"expected Want, got {type(ev).__name__}", remote=True)
         session = SendSession(
             streams, wanted(ev), self.settings, observer, self.executor, self.limiter
         )
+        pending.bind(session)
         await session.run()
 
 
@@ -647,10 +762,10 @@ def _ancestors(rel: str) -> list[str]:
 
 async def _in_thread(
     executor: concurrent.futures.Executor,
-    fn: Callable[[A], ssl.SSLSocket],
+    fn: Callable[[A], S],
     arg: A,
     raw: socket.socket | None = None,
-) -> ssl.SSLSocket:
+) -> S:
     """``fn(arg)`` in an I/O thread, for a socket. Cancelled while it runs (the engine closing,
     a session given up), the socket it makes -- or ``raw``, if it never ran -- is closed when the
     thread is done, instead of being left open."""
@@ -659,7 +774,7 @@ async def _in_thread(
         return await asyncio.wrap_future(job)
     except asyncio.CancelledError:
 
-        def close(done: concurrent.futures.Future[ssl.SSLSocket]) -> None:
+        def close(done: concurrent.futures.Future[S]) -> None:
             if not done.cancelled() and done.exception() is None:
                 done.result().close()
             elif raw is not None:

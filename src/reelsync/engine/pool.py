@@ -48,8 +48,11 @@ class Link:
         idle_s: float,
         on_end: Callable[[Link], None],
         wanted: dict[int, FileSpec] | None = None,
+        joining: asyncio.Future[None] | None = None,
     ) -> None:
-        """``wanted``: what a pulling session asked for, by file id (its resolver reads it)."""
+        """``wanted``: what a pulling session asked for, by file id (its resolver reads it);
+        ``joining``: the task adding the streams still opening (to ``streams`` too)."""
+        self.joining = joining
         self.key = key
         self.wanted: dict[int, FileSpec] = {} if wanted is None else wanted
         self.streams = streams
@@ -78,6 +81,9 @@ class Link:
             if self._idle is not None:
                 self._idle.cancel()
             self._on_end(self)
+            if self.joining is not None:
+                self.joining.cancel()
+                await asyncio.gather(self.joining, return_exceptions=True)
             await asyncio.gather(*(s.aclose() for s in self.streams), return_exceptions=True)
 
     def began(self) -> None:

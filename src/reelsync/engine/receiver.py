@@ -184,6 +184,9 @@ class ReceiveSession(OpenWork):
         self._stopped = False  # no more writes from reader threads
         self._writes_cv = threading.Condition()
         self._sends: set[asyncio.Task[None]] = set()
+        self._readers: set[asyncio.Task[None]] = set()
+        self._running = False
+        self._error: BaseException | None = None
         for stream in streams:
             stream.set_inline(self._inline)
 
@@ -297,16 +300,15 @@ class ReceiveSession(OpenWork):
     async def run(self) -> dict[str, FileResult]:
         if self.opening is not None:
             await self.streams[0].send(self.opening)
-        tasks = [asyncio.create_task(self._reader(s)) for s in self.streams]
+        self._running = True
+        for s in self.streams:
+            self._spawn_reader(s)
         bye = asyncio.create_task(self._bye.wait())
         end = asyncio.create_task(self._end.wait())
         try:
-            pending = {bye, end, *tasks}
-            while not self._bye.is_set() and not self._end.is_set():
-                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for t in finished:
-                    if t not in (bye, end) and t.exception() is not None:
-                        raise t.exception()  # type: ignore[misc]
+            await asyncio.wait({bye, end}, return_when=asyncio.FIRST_COMPLETED)
+            if self._error is not None:
+                raise self._error
             if self._end.is_set() and not self._bye.is_set():
                 if self._groups:  # a Want could not be sent
                     raise ConnectionLostError(f"the session with {self.streams[0].peer_name} ended")
@@ -316,9 +318,10 @@ class ReceiveSession(OpenWork):
             self._fail_groups(exc)
             raise
         finally:
-            for t in [*tasks, bye, end, *self._sends]:
+            tasks = [*self._readers, bye, end, *self._sends]
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, bye, end, *self._sends, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             # writes still run in reader and I/O threads: let them finish first
             with self._writes_cv:
                 self._stopped = True
@@ -332,6 +335,29 @@ class ReceiveSession(OpenWork):
                 )
             await self._io(self._close_parts)
         return self.results
+
+    @property
+    def ended(self) -> bool:
+        """The session is over (or ending): no stream may join."""
+        return self._end.is_set() or self._bye.is_set()
+
+    def add_stream(self, stream: FrameStream) -> None:
+        """A stream that joined after the session started (they open in parallel)."""
+        stream.set_inline(self._inline)
+        self.streams.append(stream)
+        if self._running and not self._end.is_set() and not self._bye.is_set():
+            self._spawn_reader(stream)
+
+    def _spawn_reader(self, stream: FrameStream) -> None:
+        task = asyncio.ensure_future(self._reader(stream))
+        self._readers.add(task)
+        task.add_done_callback(self._reader_done)
+
+    def _reader_done(self, task: asyncio.Task[None]) -> None:
+        self._readers.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._error is None:
+            self._error = task.exception()
+            self._end.set()
 
     def _wait_writes(self) -> None:
         with self._writes_cv:

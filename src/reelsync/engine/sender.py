@@ -160,6 +160,7 @@ class SendSession(OpenWork):
         # as many as can be in flight: queued on each stream (up to its high-water mark, in
         # chunks as small as half a buffer) and being read by each I/O thread
         self._max_buffers = 6 * len(streams) + settings.io_threads
+        self._running = False
         self._corrupt = set(settings.debug_corrupt)
         # ids for the files of folders (and, open-ended, for added work)
         self._next_id = LISTENER_CHILD_IDS if wants else max(self.files, default=-1) + 1
@@ -177,6 +178,20 @@ class SendSession(OpenWork):
         group = WorkGroup([it.key for it in items], observer)
         self._adopt(items, group, ticket)
         return group
+
+    @property
+    def ended(self) -> bool:
+        """The session is over (or ending): no stream may join."""
+        return self._end.is_set()
+
+    def add_stream(self, stream: FrameStream) -> None:
+        """A stream that joined after the session started (they open in parallel): it takes
+        work from the same queue at once."""
+        self.streams.append(stream)
+        self._max_buffers = 6 * len(self.streams) + self.settings.io_threads
+        if self._running and not self._end.is_set():
+            self._spawn(self._reader(stream))
+            self._spawn(self._writer(stream))
 
     def _adopt(self, items: list[SendItem], group: WorkGroup, ticket: str | None) -> None:
         sources = [_Source(it, group=group) for it in items]
@@ -248,6 +263,7 @@ class SendSession(OpenWork):
         """Send every file; returns the results known when the session ended (on a lost
         connection, the files without a result are the ones to retry). Open-ended: runs until
         :meth:`close` (or, listening, the dialer's Bye); a failure fails every open group."""
+        self._running = True
         for s in self.streams:
             self._spawn(self._reader(s))
             self._spawn(self._writer(s))

@@ -18,9 +18,14 @@ class EngineSettings:
     ``session_idle``: seconds a dialled session with a version 3 peer stays open without work,
     for more work to the same peer (0: closed as soon as its work is done; at most half of
     ``idle_timeout``, after which the listener would give up on it); ``protocol_max``: the
-    highest protocol version spoken (a fleet being upgraded may hold newer agents back)."""
+    highest protocol version spoken (a fleet being upgraded may hold newer agents back).
+    ``streams`` is the least a session opens; with ``path_rate`` (the path's bandwidth, bytes/s;
+    None: always ``streams``) and the measured round trip a session opens more, up to
+    ``max_streams``, to cover bandwidth x delay (engine/pathsize.py)."""
 
     streams: int = 4
+    max_streams: int = 32
+    path_rate: float | None = 125e6
     chunk_size: int = 4 * MIB
     small_file_max: int = 256 * 1024
     batch_bytes: int = 4 * MIB
@@ -42,6 +47,10 @@ class EngineSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.streams <= 64:
             raise ConfigError(f"streams must be between 1 and 64, got {self.streams}")
+        if not 1 <= self.max_streams <= 64:
+            raise ConfigError(f"max_streams must be between 1 and 64, got {self.max_streams}")
+        if self.path_rate is not None and self.path_rate <= 0:
+            raise ConfigError("the path rate must be positive")
         if not 64 * 1024 <= self.chunk_size <= 64 * MIB:
             raise ConfigError(
                 f"chunk size must be between 64 KiB and 64 MiB, got {self.chunk_size}"

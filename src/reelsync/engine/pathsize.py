@@ -1,0 +1,60 @@
+"""How many streams a session opens: enough to fill the path's bandwidth x delay.
+
+Rules: one TCP stream carries at most about half its send buffer per round trip (the kernel
+counts its own overhead in the other half), and loss makes each stream back off on its own, so a
+session opens ``ceil(headroom x rate x RTT / window)`` streams, at least ``EngineSettings.streams``
+and at most ``EngineSettings.max_streams``. ``rate`` is the path's bandwidth as configured
+(``EngineSettings.path_rate``); the RTT is the kernel's estimate for the first stream, read
+(``TCP_INFO``) right after its TCP handshake, before the others are opened. On loopback or a LAN
+the minimum applies; on 50 ms at 1 Gbit/s with 4 MiB send buffers, 5; on 200 ms, 18.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+import struct
+from pathlib import Path
+
+from reelsync.engine.settings import EngineSettings
+
+__all__ = ["path_rtt", "send_window", "streams_for"]
+
+_HEADROOM = 1.5
+_TCPI_RTT = struct.Struct("=I")  # tcp_info.tcpi_rtt, microseconds
+_TCPI_RTT_OFFSET = 68
+_DEFAULT_WINDOW = 2 << 20
+
+
+def send_window() -> int:
+    """Payload one stream keeps in flight at most: half the largest send buffer the kernel
+    grows a socket to (Linux ``net.ipv4.tcp_wmem``; 2 MiB where it cannot be read)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return max(64 * 1024, int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2]) // 2)
+    return _DEFAULT_WINDOW
+
+
+def path_rtt(sock: socket.socket) -> float | None:
+    """The kernel's smoothed round-trip time of a connected TCP socket, in seconds (None where
+    ``TCP_INFO`` is not offered)."""
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 104)
+    except OSError:
+        return None
+    if len(raw) < _TCPI_RTT_OFFSET + _TCPI_RTT.size:
+        return None
+    (usec,) = _TCPI_RTT.unpack_from(raw, _TCPI_RTT_OFFSET)
+    return usec / 1e6 if usec else None
+
+
+def streams_for(settings: EngineSettings, rtt: float | None, window: int) -> int:
+    """Streams for a path of round-trip time ``rtt`` (None: unknown, the minimum)."""
+    low = settings.streams
+    if rtt is None or settings.path_rate is None:
+        return low
+    want = math.ceil(_HEADROOM * settings.path_rate * rtt / window)
+    return max(low, min(settings.max_streams, want))
