@@ -219,8 +219,31 @@ def test_servers_and_clients(env: Env) -> None:
     assert env.admin.update("server", enrolled.id, {"status": "disabled"})["status"] == "disabled"
     with pytest.raises(AccsynException, match="only an admin"):
         env.employee.update("server", enrolled.id, {"status": "enabled"})
-    with pytest.raises(AccsynException, match="not assigned to volumes over the API"):
-        env.admin.assign("volume", "server", {"volume": env.volume_id, "server": enrolled.id})
+    # One storage server per volume: a second london server is assigned an other volume only,
+    # so it no longer serves projects; the first (no assignments) serves every volume there.
+    _, token = servers.create_enrollment_token(env.ws.db, actor, "london")
+    second, _ = servers.enroll_server(env.ws.db, token, hostname="ldn-store-02")
+    other = env.admin.create("volume", {"code": unique("v"), "paths": {"london": "/data/x"}})
+    both = {enrolled.id, second.id}
+    assert {s["id"] for s in env.admin.assignments("volume", env.volume_id)} == both
+    pair = {"volume": other["id"], "server": second.id}
+    assert env.admin.assign("volume", "server", pair) is True
+    assert [s["id"] for s in env.admin.assignments("volume", env.volume_id)] == [enrolled.id]
+    assert {s["id"] for s in env.admin.assignments("volume", other["id"])} == both
+    assert env.admin.deassign("volume", "server", pair) is True
+    assert {s["id"] for s in env.admin.assignments("volume", env.volume_id)} == both
+    with pytest.raises(AccsynException, match="is not assigned to volume"):
+        env.admin.deassign("volume", "server", pair)
+    hq_only = env.admin.create("volume", {"code": unique("v"), "paths": {"hq": "/data/y"}})
+    with pytest.raises(AccsynException, match="has no path at site london"):
+        env.admin.assign("volume", "server", {"volume": hq_only["id"], "server": second.id})
+    # A server's notes, and what it reports of itself.
+    noted = env.admin.update("server", second.id, {"description": "rack 2", "metadata": {"u": 2}})
+    assert (noted["description"], noted["metadata"]) == ("rack 2", {"u": 2})
+    assert {"os", "username", "wan_ip", "description"} <= set(noted)
+    for volume in (other, hq_only):
+        env.admin.delete_one("volume", volume["id"])
+    assert env.admin.delete_one("server", second.id) is True
     assert env.admin.delete_one("server", enrolled.id) is True
     assert env.admin.get_entity("server", enrolled.id) is None
 

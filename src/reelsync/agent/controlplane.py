@@ -8,6 +8,7 @@ on the server (:func:`reelsync.client.transport.error_from_response`)."""
 
 from __future__ import annotations
 
+import getpass
 import logging
 import ssl
 from collections.abc import Generator, Sequence
@@ -18,6 +19,7 @@ import httpx
 
 from reelsync import __version__
 from reelsync.client.transport import error_from_response
+from reelsync.domain.hostos import host_os
 from reelsync.errors import ConfigError, ConnectionLostError, InternalError
 from reelsync.pki import RequestSigner
 
@@ -194,6 +196,8 @@ class ControlPlane:
             "rate_received": rate_received,
             "bandwidth_limit": bandwidth_limit,
             "started": started,
+            "os": host_os(),
+            "username": _username(),
         }
         answer: dict[str, Any] = await self._call("POST", "/heartbeat", body=body)
         return answer
@@ -219,3 +223,11 @@ class ControlPlane:
 
     async def fileop_result(self, answer: dict[str, Any]) -> None:
         await self._call("POST", "/fileop-result", body=answer)
+
+
+def _username() -> str | None:
+    """The account the agent runs as (shown to admins as the server's ``username``)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER
+        return None

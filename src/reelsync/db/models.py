@@ -31,6 +31,7 @@ from reelsync.db.types import JSONType, UTCDateTime, utcnow
 __all__ = [
     "Acl",
     "ApiKey",
+    "AuditEvent",
     "Base",
     "EnrollmentToken",
     "FileOp",
@@ -71,15 +72,26 @@ class _Stamped:
     modified: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class _Noted:
+    """An entity's notes (accsyn's descriptive fields): a description, free metadata, and who
+    made it and last changed it (user ids; kept when the user is gone)."""
+
+    description: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    creator_id: Mapped[str | None] = mapped_column(String(24))
+    modifier_id: Mapped[str | None] = mapped_column(String(24))
+
+
 class Workspace(Base):
     __tablename__ = "workspace"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    description: Mapped[str | None] = mapped_column(Text)
 
 
-class User(_Stamped, Base):
+class User(_Noted, _Stamped, Base):
     __tablename__ = "user_account"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
@@ -101,7 +113,7 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class Site(_Stamped, Base):
+class Site(_Noted, _Stamped, Base):
     __tablename__ = "site"
     __table_args__ = (
         Index(
@@ -119,7 +131,7 @@ class Site(_Stamped, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-class Volume(_Stamped, Base):
+class Volume(_Noted, _Stamped, Base):
     __tablename__ = "volume"
     __table_args__ = (
         Index(
@@ -135,6 +147,10 @@ class Volume(_Stamped, Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    email: Mapped[str | None] = mapped_column(
+        Text
+    )  # more addresses for its job mail, comma-separated
+    queue_id: Mapped[str | None] = mapped_column(String(24))  # accsyn's volume queue (informative)
 
 
 class VolumePath(Base):
@@ -148,9 +164,12 @@ class VolumePath(Base):
         ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
     )
     prefix: Mapped[str] = mapped_column(String(1024))
+    # accsyn's per-OS form ({"linux": ..., "windows": ..., "mac": ...}): an agent uses the prefix
+    # for the OS it reports, ``prefix`` when it reports none listed
+    os_prefixes: Mapped[dict[str, str] | None] = mapped_column(JSONType)
 
 
-class Server(_Stamped, Base):
+class Server(_Noted, _Stamped, Base):
     """An enrolled site agent."""
 
     __tablename__ = "server"
@@ -196,7 +215,7 @@ class EnrollmentToken(Base):
     )
 
 
-class Queue(_Stamped, Base):
+class Queue(_Noted, _Stamped, Base):
     __tablename__ = "queue"
     __table_args__ = (
         Index(
@@ -243,6 +262,7 @@ class Job(_Stamped, Base):
     settings: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    modifier_id: Mapped[str | None] = mapped_column(String(24))
 
 
 class Submission(Base):
@@ -367,6 +387,20 @@ class FileOp(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answer: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class AuditEvent(Base):
+    """Something done that the entities no longer show (a user deleted, their jobs aborted)."""
+
+    __tablename__ = "audit_event"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(320))  # e-mail, kept when the user is gone
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(36))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
 class Outbox(Base):

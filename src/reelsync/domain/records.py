@@ -17,8 +17,10 @@ __all__ = [
     "Acl",
     "Actor",
     "ApiKey",
+    "AuditEvent",
     "EnrollmentToken",
     "Job",
+    "Notes",
     "Page",
     "Queue",
     "Role",
@@ -83,11 +85,37 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: str
+    created: datetime
+    actor_id: str | None
+    actor: str  # e-mail
+    action: str  # e.g. "user.deleted"
+    entity_type: str
+    entity_id: str
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Notes:
+    """An entity's descriptive fields (accsyn's description, metadata, creator, modifier); a
+    volume's also its extra mail addresses and queue."""
+
+    description: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    creator_id: str | None = None
+    modifier_id: str | None = None
+    email: str = ""
+    queue_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Workspace:
     id: str
     code: str
     name: str
     created: datetime
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +207,10 @@ class Server:
     applied_limit: float | None = None
     rate_sent: float | None = None
     rate_received: float | None = None
+    # what the agent reports of itself (heartbeat) and the address it calls from
+    os: str | None = None  # linux, windows or mac
+    username: str | None = None  # the account the agent runs as
+    wan_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

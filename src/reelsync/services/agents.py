@@ -4,7 +4,8 @@ Rules: the caller has already authenticated the agent (services.servers.authenti
 heartbeat marks the agent online and records how peers reach it; its answer lists the revoked
 agents (whose certificates peers must refuse) and the volumes the agent serves - the volumes
 explicitly assigned to it (server_volume rows) or, when none are, every enabled volume with a
-path at the agent's site - each with that site's path prefix as its root.
+path at the agent's site - each with that site's path prefix as its root (the prefix for the OS
+the agent reports, when the volume has per-OS prefixes there).
 The control plane never touches volume files itself: file operations go to an online agent of the
 volume's site (:func:`agents_serving`).
 """
@@ -63,7 +64,7 @@ def _site_code(session: Session, site_id: str) -> str:
 def served_volumes(session: Session, server: m.Server) -> tuple[ServedVolume, ...]:
     """Volumes ``server`` serves, with the local root at its site."""
     query = (
-        select(m.Volume.id, m.Volume.code, m.VolumePath.prefix)
+        select(m.Volume.id, m.Volume.code, m.VolumePath.prefix, m.VolumePath.os_prefixes)
         .join(m.VolumePath, m.VolumePath.volume_id == m.Volume.id)
         .where(m.VolumePath.site_id == server.site_id, m.Volume.enabled.is_(True))
     )
@@ -73,9 +74,10 @@ def served_volumes(session: Session, server: m.Server) -> tuple[ServedVolume, ..
         )
     )
     rows = session.execute(query.order_by(m.Volume.code))
+    own_os = str((server.info or {}).get("os") or "")
     return tuple(
-        ServedVolume(id=vid, code=code, root=prefix)
-        for vid, code, prefix in rows
+        ServedVolume(id=vid, code=code, root=(per_os or {}).get(own_os) or prefix)
+        for vid, code, prefix, per_os in rows
         if not assigned or vid in assigned
     )
 
@@ -96,6 +98,9 @@ def heartbeat(
     rate_sent: float | None = None,
     rate_received: float | None = None,
     applied_limit: float | None = None,
+    os: str | None = None,
+    username: str | None = None,
+    wan_ip: str | None = None,
     now: datetime | None = None,
 ) -> AgentView:
     """Mark the agent online, record its version, peer endpoint and bandwidth (its rates over
@@ -125,6 +130,9 @@ def heartbeat(
                 info[key] = round(float(value), 1)
             else:
                 info.pop(key, None)
+        for key, text in (("os", os), ("username", username), ("wan_ip", wan_ip)):
+            if text:
+                info[key] = text[:255]
         row.info = info
         row.modified = stamp
         return AgentView(

@@ -37,7 +37,8 @@ from reelsync.domain.status import (
     parse_job_status,
 )
 from reelsync.errors import ConflictError, NotFoundError, ValidationError
-from reelsync.services import queues, sites, tasks, users
+from reelsync.services import audit, queues, sites, tasks, users
+from reelsync.services.auth import require_admin
 from reelsync.services.rollup import ENDED, refresh_job
 from reelsync.services.submission import party_text, plan_tasks
 
@@ -46,6 +47,7 @@ __all__ = [
     "MAX_PAGE",
     "SubmitHook",
     "delete_job",
+    "delete_user_and_jobs",
     "get_job",
     "get_job_row",
     "job_record",
@@ -94,6 +96,7 @@ def _record(row: m.Job, email: str, queue_code: str) -> Job:
         modified=row.modified,
         finished=row.finished,
         etr=row.etr,
+        modifier_id=row.modifier_id,
     )
 
 
@@ -435,7 +438,46 @@ def update_job(
             target = status if isinstance(status, JobStatus) else parse_job_status(status)
             set_job_status(session, job, target)
         job.modified = utcnow()
+        job.modifier_id = actor.user_id
         return job_record(session, job)
+
+
+def delete_user_and_jobs(db: Database, actor: Actor, ref: str) -> list[str]:
+    """Delete a user as accsyn does (admin): their unfinished jobs are aborted, all their jobs
+    pass to the deleting admin (so their history stays), and an audit event records the user,
+    the jobs and which were aborted. Returns the ids of the aborted jobs."""
+    require_admin(actor, "delete users")
+    with db.session() as session:
+        user = users.get_user_row(session, ref)
+        if user.id == actor.user_id:
+            raise ConflictError("you cannot delete yourself", hint="ask another admin")
+        rows = session.scalars(
+            select(m.Job).where(m.Job.user_id == user.id).with_for_update()
+        ).all()
+        aborted: list[str] = []
+        for job in rows:
+            if JobStatus(job.status) not in ENDED:
+                set_job_status(session, job, JobStatus.ABORTED)
+                aborted.append(job.id)
+            job.user_id = actor.user_id
+            job.modifier_id = actor.user_id
+        session.flush()
+        audit.record_event(
+            session,
+            actor,
+            "user.deleted",
+            "user",
+            user.id,
+            {
+                "email": user.email,
+                "role": user.role,
+                "jobs": [j.id for j in rows],
+                "aborted": aborted,
+                "jobs_now_owned_by": actor.email,
+            },
+        )
+        users.delete_user_row(session, user)
+        return aborted
 
 
 def delete_job(db: Database, actor: Actor, job_id: str, *, force: bool = False) -> None:

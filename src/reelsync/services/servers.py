@@ -70,7 +70,15 @@ def server_record(row: m.Server, site_code: str) -> Server:
         applied_limit=_rate(info, "applied_limit"),
         rate_sent=_rate(info, "rate_sent"),
         rate_received=_rate(info, "rate_received"),
+        os=_text(info, "os"),
+        username=_text(info, "username"),
+        wan_ip=_text(info, "wan_ip"),
     )
+
+
+def _text(info: dict[str, Any], key: str) -> str | None:
+    value = info.get(key)
+    return value if isinstance(value, str) and value else None
 
 
 def _rate(info: dict[str, Any], key: str) -> float | None:

@@ -30,6 +30,7 @@ __all__ = [
     "add_user",
     "create_user",
     "delete_user",
+    "delete_user_row",
     "get_preferences",
     "get_user",
     "get_user_row",
@@ -198,16 +199,21 @@ def update_user(
 
 
 def delete_user(db: Database, actor: Actor, ref: str) -> None:
+    """Delete a user without jobs (services.jobs.delete_user_and_jobs hands theirs over)."""
     require_admin(actor, "delete users")
     with db.session() as session:
-        row = get_user_row(session, ref)
-        if row.role == Role.ADMIN and row.enabled and not _other_admins(session, row.id):
-            raise ConflictError(f"{row.email} is the last enabled admin and cannot be deleted")
-        if session.scalar(select(m.Job.id).where(m.Job.user_id == row.id).limit(1)):
-            raise ConflictError(
-                f"{row.email} has jobs and cannot be deleted", hint="disable the user instead"
-            )
-        session.delete(row)
+        delete_user_row(session, get_user_row(session, ref))
+
+
+def delete_user_row(session: Session, row: m.User) -> None:
+    """Delete ``row`` in ``session`` (the caller checked the actor is an admin)."""
+    if row.role == Role.ADMIN and row.enabled and not _other_admins(session, row.id):
+        raise ConflictError(f"{row.email} is the last enabled admin and cannot be deleted")
+    if session.scalar(select(m.Job.id).where(m.Job.user_id == row.id).limit(1)):
+        raise ConflictError(
+            f"{row.email} has jobs and cannot be deleted", hint="disable the user instead"
+        )
+    session.delete(row)
 
 
 def _own_or_admin(session: Session, actor: Actor, ref: str, *, write: bool) -> m.User:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reelsync.domain.records import Acl, Job, Queue, Server, Site, Task, User, Volume
+from reelsync.domain.records import Acl, Job, Notes, Queue, Server, Site, Task, User, Volume
 
 __all__ = [
     "JOB_TYPE_QUEUE",
@@ -41,8 +41,19 @@ def _status(enabled: bool) -> str:
     return "enabled" if enabled else "disabled"
 
 
-def user_record(user: User) -> dict[str, Any]:
+def _noted(notes: Notes | None) -> dict[str, Any]:
+    notes = notes or Notes()
     return {
+        "description": notes.description,
+        "metadata": dict(notes.metadata),
+        "creator": notes.creator_id,
+        "modifier": notes.modifier_id or notes.creator_id,
+    }
+
+
+def user_record(user: User, notes: Notes | None = None) -> dict[str, Any]:
+    return {
+        **_noted(notes),
         "id": user.id,
         "code": user.email,
         "email": user.email,
@@ -56,8 +67,9 @@ def user_record(user: User) -> dict[str, Any]:
     }
 
 
-def site_record(site: Site) -> dict[str, Any]:
+def site_record(site: Site, notes: Notes | None = None) -> dict[str, Any]:
     return {
+        **_noted(notes),
         "id": site.id,
         "code": site.code,
         "name": site.name or site.code,
@@ -70,8 +82,15 @@ def site_record(site: Site) -> dict[str, Any]:
     }
 
 
-def volume_record(volume: Volume) -> dict[str, Any]:
+def volume_record(
+    volume: Volume, notes: Notes | None = None, main_site: str | None = None
+) -> dict[str, Any]:
+    email = notes.email if notes else ""
     return {
+        **_noted(notes),
+        "email": [a for a in email.split(",") if a],
+        "queue": notes.queue_id if notes else None,
+        "path": volume.paths.get(main_site) if main_site else None,
         "id": volume.id,
         "code": volume.code,
         "name": volume.name or volume.code,
@@ -87,8 +106,13 @@ def volume_record(volume: Volume) -> dict[str, Any]:
     }
 
 
-def server_record(server: Server) -> dict[str, Any]:
+def server_record(server: Server, notes: Notes | None = None) -> dict[str, Any]:
     return {
+        **_noted(notes),
+        "name": server.hostname,
+        "os": server.os,
+        "username": server.username,
+        "wan_ip": server.wan_ip,
         "id": server.id,
         "code": server.hostname,
         "type": CLIENT_TYPE_SERVER,
@@ -106,8 +130,9 @@ def server_record(server: Server) -> dict[str, Any]:
     }
 
 
-def queue_record(queue: Queue) -> dict[str, Any]:
+def queue_record(queue: Queue, notes: Notes | None = None) -> dict[str, Any]:
     return {
+        **_noted(notes),
         "id": queue.id,
         "code": queue.code,
         "name": queue.name,

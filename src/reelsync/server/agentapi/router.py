@@ -70,6 +70,8 @@ class HeartbeatBody(BaseModel):
     started: bool = Field(
         default=False, description="the first heartbeat of a new agent process: it holds nothing"
     )
+    os: str | None = Field(default=None, pattern="^(linux|windows|mac)$")
+    username: str | None = Field(default=None, max_length=255)
 
 
 class ReportItem(BaseModel):
@@ -298,6 +300,9 @@ def build_router(hub: AgentHub) -> APIRouter:
             rate_sent=body.rate_sent,
             rate_received=body.rate_received,
             applied_limit=body.bandwidth_limit,
+            os=body.os,
+            username=body.username,
+            wan_ip=request.client.host if request.client is not None else None,
         )
         if body.started:
             released = await run_in_threadpool(scheduler.agent_restarted, database, agent.id)

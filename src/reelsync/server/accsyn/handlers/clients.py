@@ -14,7 +14,8 @@ from reelsync.server.accsyn.dispatch import route
 from reelsync.server.accsyn.handlers.arguments import target, text_field
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import server_record
-from reelsync.services import servers
+from reelsync.services import notes, servers
+from reelsync.services.notes import NoteKind
 
 __all__: list[str] = []
 
@@ -24,9 +25,9 @@ _NONE = ("app", "userserver", "browser")
 
 @route("GET", _SERVERS, "find")
 def find(call: Call) -> list[dict[str, Any]]:
-    return select(
-        call.envelope, (server_record(s) for s in servers.list_servers(call.db, call.actor))
-    )
+    rows = servers.list_servers(call.db, call.actor)
+    known = notes.read_notes(call.db, NoteKind.SERVER, [s.id for s in rows])
+    return select(call.envelope, (server_record(s, known.get(s.id)) for s in rows))
 
 
 @route("GET", _NONE, "find")
@@ -37,13 +38,24 @@ def find_none(call: Call) -> list[dict[str, Any]]:
 @route("PUT", _SERVERS, "edit")
 def edit(call: Call) -> list[dict[str, Any]]:
     data = call.data
-    unknown = sorted(set(data) - {"status"})
+    unknown = sorted(set(data) - {"status", "description", "metadata"})
     if unknown:
-        raise ValidationError(f"cannot change {', '.join(unknown)} of a server; only its status")
+        raise ValidationError(
+            f"cannot change {', '.join(unknown)} of a server; only its status, description"
+            " and metadata"
+        )
     server = servers.update_server(
         call.db, call.actor, target(call), status=text_field(data, "status")
     )
-    return [server_record(server)]
+    written = notes.write_notes(
+        call.db,
+        call.actor,
+        NoteKind.SERVER,
+        server.id,
+        description=data.get("description"),
+        metadata=data.get("metadata"),
+    )
+    return [server_record(server, written)]
 
 
 @route("DELETE", _SERVERS, "delete")

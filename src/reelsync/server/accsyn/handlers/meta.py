@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reelsync.domain.records import Workspace
 from reelsync.errors import ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.catalog import ENTITY_TYPES, attributes_for
@@ -21,11 +22,38 @@ from reelsync.services import jobs, workspace
 __all__: list[str] = []
 
 
+def _workspace_record(ws: Workspace) -> dict[str, Any]:
+    return {
+        "id": ws.id,
+        "code": ws.code,
+        "name": ws.name,
+        "description": ws.description,
+        "created": ws.created,
+    }
+
+
 @route("GET", ("workspace",), "find")
 def find_workspace(call: Call) -> list[dict[str, Any]]:
     ws = workspace.get_workspace(call.db, call.actor)
-    record = {"id": ws.id, "code": ws.code, "name": ws.name, "created": ws.created}
-    return select(call.envelope, [record])
+    return select(call.envelope, [_workspace_record(ws)])
+
+
+@route("PUT", ("workspace",), "edit")
+def edit_workspace(call: Call) -> list[dict[str, Any]]:
+    data = call.data
+    unknown = sorted(set(data) - {"name", "description"})
+    if unknown:
+        raise ValidationError(
+            f"cannot change {', '.join(unknown)} of the workspace; its name and description",
+            hint="the code is what clients name the workspace by; settings go via set_setting",
+        )
+    ws = workspace.update_workspace(
+        call.db,
+        call.actor,
+        name=text_field(data, "name"),
+        description=text_field(data, "description"),
+    )
+    return [_workspace_record(ws)]
 
 
 @route("GET", ("entitytypes",), "")

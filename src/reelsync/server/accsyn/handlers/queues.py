@@ -8,18 +8,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reelsync.domain.records import Queue
 from reelsync.errors import ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
 from reelsync.server.accsyn.handlers.arguments import flag, target, text_field
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import queue_record
-from reelsync.services import queues
+from reelsync.services import notes, queues
+from reelsync.services.notes import NoteKind
 
 __all__ = ["create_queue", "delete_queue", "edit_queue", "is_queue_type", "queue_records"]
 
 _KINDS = ("queue",)
-_EDITABLE = {"name", "code", "priority", "default", "status", "paused", "type"}
+_EDITABLE = {
+    "name",
+    "code",
+    "priority",
+    "default",
+    "status",
+    "paused",
+    "type",
+    "description",
+    "metadata",
+}
 
 
 def is_queue_type(value: object) -> bool:
@@ -51,12 +63,28 @@ def _paused(data: Mapping[str, Any]) -> bool | None:
 
 
 def queue_records(call: Call) -> list[dict[str, Any]]:
-    return [queue_record(q) for q in queues.list_queues(call.db, call.actor)]
+    rows = queues.list_queues(call.db, call.actor)
+    known = notes.read_notes(call.db, NoteKind.QUEUE, [q.id for q in rows])
+    return [queue_record(q, known.get(q.id)) for q in rows]
+
+
+def _noted(call: Call, queue: Queue, *, created: bool) -> list[dict[str, Any]]:
+    data = call.data
+    written = notes.write_notes(
+        call.db,
+        call.actor,
+        NoteKind.QUEUE,
+        queue.id,
+        created=created,
+        description=data.get("description"),
+        metadata=data.get("metadata"),
+    )
+    return [queue_record(queue, written)]
 
 
 def create_queue(call: Call) -> list[dict[str, Any]]:
     data = call.data
-    unknown = sorted(set(data) - _EDITABLE - {"description", "allow_duplicates"})
+    unknown = sorted(set(data) - _EDITABLE - {"allow_duplicates"})
     if unknown:
         raise ValidationError(f"a queue takes no {', '.join(unknown)}")
     code = text_field(data, "code") or text_field(data, "name")
@@ -74,7 +102,7 @@ def create_queue(call: Call) -> list[dict[str, Any]]:
         default=bool(flag(data, "default")),
         paused=bool(_paused(data)),
     )
-    return [queue_record(queue)]
+    return _noted(call, queue, created=True)
 
 
 def edit_queue(call: Call, ref: str) -> list[dict[str, Any]]:
@@ -91,7 +119,7 @@ def edit_queue(call: Call, ref: str) -> list[dict[str, Any]]:
         default=flag(data, "default"),
         paused=_paused(data),
     )
-    return [queue_record(queue)]
+    return _noted(call, queue, created=False)
 
 
 def delete_queue(call: Call, ref: str) -> bool:

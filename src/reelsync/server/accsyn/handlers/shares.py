@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reelsync.domain.records import Volume
 from reelsync.errors import NotSupportedError, ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
@@ -22,9 +23,12 @@ from reelsync.server.accsyn.handlers.arguments import (
 from reelsync.server.accsyn.handlers.sites import status_enabled
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import server_record, volume_record
-from reelsync.services import servers, volumes
+from reelsync.services import notes, servers, sites, volumes
+from reelsync.services.notes import NoteKind
 
-__all__: list[str] = []
+__all__ = ["records"]
+
+_NOTES = ("description", "metadata", "email", "queue")
 
 _VOLUMES = ("volume", "share")
 _SUBSHARES = ("folder", "home")
@@ -35,17 +39,44 @@ _NO_FOLDERS = NotSupportedError(
 )
 
 
-def _paths(data: Mapping[str, Any]) -> dict[str, str] | None:
+def _paths(data: Mapping[str, Any]) -> dict[str, Any] | None:
     value = data.get("site_paths", data.get("paths"))
     if value is None:
         return None
     if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        isinstance(k, str) and (v is None or isinstance(v, str | Mapping)) for k, v in value.items()
     ):
         raise ValidationError(
-            "paths must map site codes to path prefixes, like {'hq': '/mnt/projects'}"
+            "paths map site codes to path prefixes, like {'hq': '/mnt/projects'}, or OS names"
+            " to the main site's prefixes, like {'linux': '/mnt/projects', 'windows': 'P:/'}"
         )
     return dict(value)
+
+
+def _main_site(call: Call) -> str | None:
+    return next((s.code for s in sites.list_sites(call.db, call.actor) if s.main), None)
+
+
+def records(call: Call, rows: list[Volume]) -> list[dict[str, Any]]:
+    known = notes.read_notes(call.db, NoteKind.VOLUME, [v.id for v in rows])
+    main = _main_site(call)
+    return [volume_record(v, known.get(v.id), main) for v in rows]
+
+
+def _noted(call: Call, volume: Volume, *, created: bool) -> list[dict[str, Any]]:
+    data = call.data
+    written = notes.write_notes(
+        call.db,
+        call.actor,
+        NoteKind.VOLUME,
+        volume.id,
+        created=created,
+        description=data.get("description"),
+        metadata=data.get("metadata"),
+        email=data.get("email"),
+        queue=data.get("queue"),
+    )
+    return [volume_record(volume, written, _main_site(call))]
 
 
 @route("GET", _VOLUMES, "find")
@@ -53,12 +84,26 @@ def find(call: Call) -> list[dict[str, Any]]:
     rows = volumes.list_volumes(call.db, call.actor)
     if not include_inactive(call):
         rows = [v for v in rows if v.enabled]
-    return select(call.envelope, (volume_record(v) for v in rows))
+    return select(call.envelope, records(call, rows))
 
 
 @route("GET", _SUBSHARES, "find")
 def find_subshares(call: Call) -> list[dict[str, Any]]:
     return []
+
+
+def _servers(data: Mapping[str, Any]) -> list[str]:
+    """``server`` (the main site's) and ``siteservers`` given at create: servers to assign."""
+    found: list[str] = []
+    for key in ("server", "siteserver", "siteservers", "servers"):
+        value = data.get(key)
+        items = value if isinstance(value, list) else [value] if value else []
+        for item in items:
+            ref = item.get("id") if isinstance(item, Mapping) else item
+            if not isinstance(ref, str):
+                raise ValidationError(f"{key} must name servers by id, got {item!r}")
+            found.append(ref)
+    return found
 
 
 @route("POST", _VOLUMES, "create")
@@ -72,27 +117,46 @@ def create(call: Call) -> list[dict[str, Any]]:
         default=bool(flag(data, "default")),
         paths=_paths(data) or {},
     )
-    return [volume_record(volume)]
+    for server in _servers(data):
+        volumes.assign_server(call.db, call.actor, volume.id, server)
+    return _noted(call, volume, created=True)
+
+
+_EDITABLE = {"code", "name", "status", "default", "paths", "site_paths", *_NOTES}
 
 
 @route("PUT", _VOLUMES, "edit")
 def edit(call: Call) -> list[dict[str, Any]]:
     data = call.data
     if {"server", "siteserver", "server_clear", "siteserver_clear"} & set(data):
-        assign(call)
-    unknown = sorted(set(data) - {"name", "status", "default", "paths", "site_paths"})
+        return _edit_servers(call)  # 3.0's share/edit {"server": id}
+    unknown = sorted(set(data) - _EDITABLE)
     if unknown:
         raise ValidationError(f"cannot change {', '.join(unknown)} of a volume")
     volume = volumes.update_volume(
         call.db,
         call.actor,
         target(call),
+        code=text_field(data, "code"),
         name=text_field(data, "name"),
         default=flag(data, "default"),
         enabled=status_enabled(text_field(data, "status"), "volume"),
         paths=_paths(data),
     )
-    return [volume_record(volume)]
+    return _noted(call, volume, created=False)
+
+
+def _edit_servers(call: Call) -> list[dict[str, Any]]:
+    data = call.data
+    ref = target(call)
+    for key in ("server", "siteserver"):
+        if data.get(key):
+            volumes.assign_server(call.db, call.actor, ref, str(data[key]))
+    for key in ("server_clear", "siteserver_clear"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            volumes.unassign_server(call.db, call.actor, ref, value)
+    return records(call, [volumes.get_volume(call.db, call.actor, ref)])
 
 
 @route("DELETE", _VOLUMES, "delete")
@@ -116,23 +180,31 @@ def activate(call: Call) -> bool:
 
 @route("GET", _VOLUMES, "servers")
 def assignments(call: Call) -> list[dict[str, Any]]:
-    volume = volumes.get_volume(call.db, call.actor, target(call))
-    # A volume is served at each site it has a path for, by that site's servers.
-    return [
-        server_record(s)
-        for s in servers.list_servers(call.db, call.actor)
-        if s.site in volume.paths
-    ]
+    """The servers serving the volume: those assigned to it, and at each site where it has a
+    path, the servers with no assignments of their own."""
+    serving = set(volumes.serving_server_ids(call.db, call.actor, target(call)))
+    rows = [s for s in servers.list_servers(call.db, call.actor) if s.id in serving]
+    known = notes.read_notes(call.db, NoteKind.SERVER, [s.id for s in rows])
+    return [server_record(s, known.get(s.id)) for s in rows]
+
+
+def _client(call: Call) -> str:
+    client = call.data.get("client")
+    if not isinstance(client, str) or not client.strip():
+        raise ValidationError("assign and deassign need the server's id (client)")
+    return client
 
 
 @route("PUT", _VOLUMES, "server")
-@route("DELETE", _VOLUMES, "server")
 def assign(call: Call) -> bool:
-    """3.2+ ``assign``/``deassign``; 3.0's ``share/edit {server}`` lands here too."""
-    raise NotSupportedError(
-        "servers are not assigned to volumes over the API in reelsync",
-        hint="a reelsync agent serves the volumes listed in its own configuration",
-    )
+    volumes.assign_server(call.db, call.actor, target(call), _client(call))
+    return True
+
+
+@route("DELETE", _VOLUMES, "server")
+def deassign(call: Call) -> bool:
+    volumes.unassign_server(call.db, call.actor, target(call), _client(call))
+    return True
 
 
 @route("POST", _SUBSHARES, "create")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from reelsync.domain.records import Site
 from reelsync.errors import ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
@@ -16,9 +18,10 @@ from reelsync.server.accsyn.handlers.arguments import (
 )
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import site_record
-from reelsync.services import sites
+from reelsync.services import notes, sites
+from reelsync.services.notes import NoteKind
 
-__all__: list[str] = []
+__all__ = ["code_from_name", "status_enabled"]
 
 _KINDS = ("site",)
 
@@ -32,26 +35,56 @@ def status_enabled(status: str | None, kind: str) -> bool | None:
     return value == "enabled"
 
 
+def code_from_name(name: str) -> str:
+    """A site code from its name, as accsyn derives it: lower-cased, runs of other characters
+    than letters, digits, ``_ . -`` as one ``_``, at most 32 characters (``"New York"`` ->
+    ``new_york``)."""
+    code = re.sub(r"[^a-z0-9_.-]+", "_", name.strip().lower()).strip("_")
+    if not code:
+        raise ValidationError(f"cannot make a site code from the name {name!r}; give a code")
+    return code[: sites.SITE_CODE_MAX]
+
+
+def _noted(call: Call, site: Site, *, created: bool) -> list[dict[str, Any]]:
+    data = call.data
+    written = notes.write_notes(
+        call.db,
+        call.actor,
+        NoteKind.SITE,
+        site.id,
+        created=created,
+        description=data.get("description"),
+        metadata=data.get("metadata"),
+    )
+    return [site_record(site, written)]
+
+
 @route("GET", _KINDS, "find")
 def find(call: Call) -> list[dict[str, Any]]:
     rows = sites.list_sites(call.db, call.actor)
     if not include_inactive(call):
         rows = [s for s in rows if s.enabled]
-    return select(call.envelope, (site_record(s) for s in rows))
+    known = notes.read_notes(call.db, NoteKind.SITE, [s.id for s in rows])
+    return select(call.envelope, (site_record(s, known.get(s.id)) for s in rows))
 
 
 @route("POST", _KINDS, "create")
 def create(call: Call) -> list[dict[str, Any]]:
     data = call.data
-    code = text_field(data, "code", required=True) or ""
-    site = sites.create_site(call.db, call.actor, code=code, name=text_field(data, "name"))
-    return [site_record(site)]
+    name = text_field(data, "name")
+    code = text_field(data, "code") or (code_from_name(name) if name else None)
+    if not code:
+        raise ValidationError(
+            "a site needs a code or a name", hint="create('site', {'name': 'Stockholm'})"
+        )
+    site = sites.create_site(call.db, call.actor, code=code, name=name)
+    return _noted(call, site, created=True)
 
 
 @route("PUT", _KINDS, "edit")
 def edit(call: Call) -> list[dict[str, Any]]:
     data = call.data
-    unknown = sorted(set(data) - {"name", "status", "main"})
+    unknown = sorted(set(data) - {"name", "status", "main", "description", "metadata"})
     if unknown:
         raise ValidationError(f"cannot change {', '.join(unknown)} of a site")
     site = sites.update_site(
@@ -62,7 +95,7 @@ def edit(call: Call) -> list[dict[str, Any]]:
         enabled=status_enabled(text_field(data, "status"), "site"),
         main=flag(data, "main"),
     )
-    return [site_record(site)]
+    return _noted(call, site, created=False)
 
 
 @route("DELETE", _KINDS, "delete")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reelsync.domain.records import Notes, User
 from reelsync.errors import NotSupportedError, ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
@@ -15,7 +16,8 @@ from reelsync.server.accsyn.handlers.arguments import (
 )
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import user_record
-from reelsync.services import users
+from reelsync.services import jobs, notes, users
+from reelsync.services.notes import NoteKind
 
 __all__: list[str] = []
 
@@ -28,7 +30,26 @@ def find(call: Call) -> list[dict[str, Any]]:
     rows = users.list_users(call.db, call.actor)
     if not include_inactive(call):
         rows = [u for u in rows if u.enabled]
-    return select(call.envelope, (user_record(u) for u in rows))
+    known = notes.read_notes(call.db, NoteKind.USER, [u.id for u in rows])
+    return select(call.envelope, (user_record(u, known.get(u.id)) for u in rows))
+
+
+def _noted(call: Call, user: User, *, created: bool) -> list[dict[str, Any]]:
+    data = call.data
+    written: Notes | None
+    if call.actor.is_admin:
+        written = notes.write_notes(
+            call.db,
+            call.actor,
+            NoteKind.USER,
+            user.id,
+            created=created,
+            description=data.get("description"),
+            metadata=data.get("metadata"),
+        )
+    else:
+        written = notes.read_notes(call.db, NoteKind.USER, [user.id]).get(user.id)
+    return [user_record(user, written)]
 
 
 @route("POST", _KINDS, "create")
@@ -56,7 +77,7 @@ def create(call: Call) -> list[dict[str, Any]]:
         role=text_field(data, "role") or "standard",
         enabled=_enabled(status) if status is not None else True,
     )
-    return [user_record(user)]
+    return _noted(call, user, created=True)
 
 
 def _enabled(status: str) -> bool:
@@ -69,7 +90,9 @@ def _enabled(status: str) -> bool:
 @route("PUT", _KINDS, "edit")
 def edit(call: Call) -> list[dict[str, Any]]:
     data = call.data
-    unknown = sorted(set(data) - {"name", "role", "status", "code", "email"})
+    unknown = sorted(
+        set(data) - {"name", "role", "status", "code", "email", "description", "metadata"}
+    )
     if unknown:
         raise ValidationError(f"cannot change {', '.join(unknown)} of a user")
     status = text_field(data, "status")
@@ -81,12 +104,13 @@ def edit(call: Call) -> list[dict[str, Any]]:
         role=text_field(data, "role"),
         enabled=_enabled(status) if status is not None else None,
     )
-    return [user_record(user)]
+    return _noted(call, user, created=False)
 
 
 @route("DELETE", _KINDS, "delete")
 def delete(call: Call) -> bool:
-    users.delete_user(call.db, call.actor, target(call))
+    """As in accsyn, a user with jobs is deleted too: their jobs are aborted and handed over."""
+    jobs.delete_user_and_jobs(call.db, call.actor, target(call))
     return True
 
 
