@@ -462,3 +462,40 @@ def test_a_repeated_idempotency_key_returns_the_first_job(
         jobs.submit_job(database, emp, spec, idempotency_key=" ")
     with pytest.raises(ValidationError, match="idempotency key"):
         jobs.submit_job(database, emp, spec, idempotency_key="k" * 256)
+
+
+def test_deleting_a_user_aborts_and_hands_over_their_jobs(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    from reelsync.services import audit
+
+    employee, admin = studio["employee"], studio["admin"]
+    spec = {"source": "share=projects/proj001/a.exr", "destination": "site=london"}
+    live = jobs.submit_job(database, employee, {**spec, "name": "live"})
+    ended = jobs.submit_job(database, employee, {**spec, "name": "ended"})
+    jobs.update_job(database, employee, ended.id, status="aborted")
+    with pytest.raises(PermissionDeniedError):
+        jobs.delete_user_and_jobs(database, employee, employee.user_id)
+    with pytest.raises(ConflictError, match="yourself"):
+        jobs.delete_user_and_jobs(database, admin, admin.user_id)
+    assert jobs.delete_user_and_jobs(database, admin, employee.email) == [live.id]
+    with pytest.raises(NotFoundError):
+        users.get_user(database, admin, employee.user_id)
+    for job_id in (live.id, ended.id):
+        job = jobs.get_job(database, admin, job_id)
+        assert (job.status, job.user_id, job.modifier_id) == (
+            "aborted",
+            admin.user_id,
+            admin.user_id,
+        )
+    [event] = audit.list_events(database, admin)
+    assert (event.action, event.entity_id, event.actor) == (
+        "user.deleted",
+        employee.user_id,
+        admin.email,
+    )
+    assert event.detail["email"] == employee.email
+    assert sorted(event.detail["jobs"]) == sorted([live.id, ended.id])
+    assert event.detail["aborted"] == [live.id]
+    with pytest.raises(PermissionDeniedError):
+        audit.list_events(database, studio["standard"])

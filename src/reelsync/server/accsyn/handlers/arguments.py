@@ -1,14 +1,18 @@
-"""Reading an event's arguments: the target id, flags and fields, with one clear message each."""
+"""Reading an event's arguments: the target id, flags and fields, with one clear message each;
+and writing the notes (description, metadata) an event carries."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from reelsync.domain.records import Notes
 from reelsync.errors import ValidationError
 from reelsync.server.accsyn.call import Call
+from reelsync.services import notes
+from reelsync.services.notes import NoteKind
 
-__all__ = ["flag", "include_inactive", "target", "target_or_query", "text_field"]
+__all__ = ["flag", "include_inactive", "target", "target_or_query", "text_field", "write_notes"]
 
 
 def target(call: Call) -> str:
@@ -64,3 +68,20 @@ def text_field(data: Mapping[str, Any], key: str, *, required: bool = False) -> 
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise ValidationError(f"{key} must be a string, got {value!r}")
     return str(value)
+
+
+def write_notes(call: Call, kind: NoteKind, entity_id: str, *, created: bool) -> Notes:
+    """The event's ``description``/``metadata`` (a volume's ``email``/``queue`` too) written as
+    the entity's notes, stamping its creator (``created``) or modifier."""
+    data = call.data
+    extra = {"email": data.get("email"), "queue": data.get("queue")}
+    return notes.write_notes(
+        call.db,
+        call.actor,
+        kind,
+        entity_id,
+        created=created,
+        description=data.get("description"),
+        metadata=data.get("metadata"),
+        **(extra if kind is NoteKind.VOLUME else {}),
+    )

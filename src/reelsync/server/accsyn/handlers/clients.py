@@ -11,7 +11,7 @@ from typing import Any
 from reelsync.errors import NotSupportedError, ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
-from reelsync.server.accsyn.handlers.arguments import target, text_field
+from reelsync.server.accsyn.handlers.arguments import target, text_field, write_notes
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import server_record
 from reelsync.services import notes, servers
@@ -47,15 +47,7 @@ def edit(call: Call) -> list[dict[str, Any]]:
     server = servers.update_server(
         call.db, call.actor, target(call), status=text_field(data, "status")
     )
-    written = notes.write_notes(
-        call.db,
-        call.actor,
-        NoteKind.SERVER,
-        server.id,
-        description=data.get("description"),
-        metadata=data.get("metadata"),
-    )
-    return [server_record(server, written)]
+    return [server_record(server, write_notes(call, NoteKind.SERVER, server.id, created=False))]
 
 
 @route("DELETE", _SERVERS, "delete")

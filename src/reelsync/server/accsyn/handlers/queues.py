@@ -12,7 +12,7 @@ from reelsync.domain.records import Queue
 from reelsync.errors import ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
-from reelsync.server.accsyn.handlers.arguments import flag, target, text_field
+from reelsync.server.accsyn.handlers.arguments import flag, target, text_field, write_notes
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import queue_record
 from reelsync.services import notes, queues
@@ -68,18 +68,8 @@ def queue_records(call: Call) -> list[dict[str, Any]]:
     return [queue_record(q, known.get(q.id)) for q in rows]
 
 
-def _noted(call: Call, queue: Queue, *, created: bool) -> list[dict[str, Any]]:
-    data = call.data
-    written = notes.write_notes(
-        call.db,
-        call.actor,
-        NoteKind.QUEUE,
-        queue.id,
-        created=created,
-        description=data.get("description"),
-        metadata=data.get("metadata"),
-    )
-    return [queue_record(queue, written)]
+def _noted(call: Call, entity: Queue, *, created: bool) -> list[dict[str, Any]]:
+    return [queue_record(entity, write_notes(call, NoteKind.QUEUE, entity.id, created=created))]
 
 
 def create_queue(call: Call) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from reelsync.server.accsyn.handlers.arguments import (
     target,
     target_or_query,
     text_field,
+    write_notes,
 )
 from reelsync.server.accsyn.handlers.sites import status_enabled
 from reelsync.server.accsyn.selection import select
@@ -63,20 +64,12 @@ def records(call: Call, rows: list[Volume]) -> list[dict[str, Any]]:
     return [volume_record(v, known.get(v.id), main) for v in rows]
 
 
-def _noted(call: Call, volume: Volume, *, created: bool) -> list[dict[str, Any]]:
-    data = call.data
-    written = notes.write_notes(
-        call.db,
-        call.actor,
-        NoteKind.VOLUME,
-        volume.id,
-        created=created,
-        description=data.get("description"),
-        metadata=data.get("metadata"),
-        email=data.get("email"),
-        queue=data.get("queue"),
-    )
-    return [volume_record(volume, written, _main_site(call))]
+def _noted(call: Call, entity: Volume, *, created: bool) -> list[dict[str, Any]]:
+    return [
+        volume_record(
+            entity, write_notes(call, NoteKind.VOLUME, entity.id, created=created), _main_site(call)
+        )
+    ]
 
 
 @route("GET", _VOLUMES, "find")

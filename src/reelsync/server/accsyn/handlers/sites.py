@@ -15,6 +15,7 @@ from reelsync.server.accsyn.handlers.arguments import (
     target,
     target_or_query,
     text_field,
+    write_notes,
 )
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import site_record
@@ -45,18 +46,8 @@ def code_from_name(name: str) -> str:
     return code[: sites.SITE_CODE_MAX]
 
 
-def _noted(call: Call, site: Site, *, created: bool) -> list[dict[str, Any]]:
-    data = call.data
-    written = notes.write_notes(
-        call.db,
-        call.actor,
-        NoteKind.SITE,
-        site.id,
-        created=created,
-        description=data.get("description"),
-        metadata=data.get("metadata"),
-    )
-    return [site_record(site, written)]
+def _noted(call: Call, entity: Site, *, created: bool) -> list[dict[str, Any]]:
+    return [site_record(entity, write_notes(call, NoteKind.SITE, entity.id, created=created))]
 
 
 @route("GET", _KINDS, "find")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reelsync.domain.records import Notes, User
+from reelsync.domain.records import User
 from reelsync.errors import NotSupportedError, ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
@@ -13,6 +13,7 @@ from reelsync.server.accsyn.handlers.arguments import (
     target,
     target_or_query,
     text_field,
+    write_notes,
 )
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import user_record
@@ -35,21 +36,9 @@ def find(call: Call) -> list[dict[str, Any]]:
 
 
 def _noted(call: Call, user: User, *, created: bool) -> list[dict[str, Any]]:
-    data = call.data
-    written: Notes | None
     if call.actor.is_admin:
-        written = notes.write_notes(
-            call.db,
-            call.actor,
-            NoteKind.USER,
-            user.id,
-            created=created,
-            description=data.get("description"),
-            metadata=data.get("metadata"),
-        )
-    else:
-        written = notes.read_notes(call.db, NoteKind.USER, [user.id]).get(user.id)
-    return [user_record(user, written)]
+        return [user_record(user, write_notes(call, NoteKind.USER, user.id, created=created))]
+    return [user_record(user, notes.read_notes(call.db, NoteKind.USER, [user.id]).get(user.id))]
 
 
 @route("POST", _KINDS, "create")
