@@ -3,6 +3,9 @@ project, direction, site and day; with --wait, a live progress bar until the job
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import click
 from rich.console import Console
 
@@ -12,8 +15,8 @@ from reelsync.cli.job import print_job
 from reelsync.cli.output import echo_json, say
 from reelsync.client import Session
 from reelsync.errors import TransferError
-from reelsync.sync.jobview import JobView
-from reelsync.sync.sitesync import Direction, site_sync
+from reelsync.sync.jobview import JobView, failed_within
+from reelsync.sync.sitesync import Direction, SyncedJob, site_sync
 from reelsync.sync.watch import watch_jobs
 
 __all__ = ["sync"]
@@ -58,7 +61,7 @@ def sync(
     views = watch_jobs(session, [j.id for j in result.jobs], show=not as_json, timeout_s=timeout)
     if as_json:
         echo_json({**result.to_dict(), "final": [v.to_dict() for v in views]})
-    failed = [v for v in views if v.status != "done"]
+    failed = _judged(session, result.jobs, views)
     if not failed:
         if not as_json:
             say("all files synced")
@@ -68,6 +71,27 @@ def sync(
         for view in failed:
             print_job(view, console)
     raise TransferError("; ".join(_failure_line(v) for v in failed))
+
+
+def _judged(session: Session, jobs: Sequence[SyncedJob], views: Sequence[JobView]) -> list[JobView]:
+    """The jobs that failed what THIS sync asked for: aborted, or with failed tasks among its
+    paths (the day's job may hold other syncs' earlier failures: those are only noted)."""
+    failed = []
+    for job, view in zip(jobs, views, strict=True):
+        if view.status == "done":
+            continue
+        if view.status != "failed":
+            failed.append(view)
+            continue
+        mine = failed_within(session, view.id, job.paths)
+        if mine:
+            failed.append(replace(view, failed=tuple(mine)))
+        else:
+            say(
+                f"note: job {view.name!r} has failed files from earlier syncs; "
+                "every file this sync asked for is there"
+            )
+    return failed
 
 
 def _failure_line(view: JobView) -> str:

@@ -19,6 +19,7 @@ from reelsync.errors import NotFoundError
 __all__ = [
     "FailedTask",
     "JobView",
+    "failed_within",
     "find_job",
     "job_view",
     "task_counts",
@@ -28,6 +29,8 @@ __all__ = [
 
 #: How many failed tasks a view lists (the counts always cover every task).
 FAILED_LISTED = 50
+#: How many failed tasks of a job are looked at to judge one sync's own files.
+FAILED_SCANNED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +207,18 @@ def waiting_notes(session: Session, job: Entity, counts: Mapping[str, int]) -> l
                 + (f" ({state})" if state else " (none enrolled)")
             )
     return notes
+
+
+def _within(path: str, folders: Sequence[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def failed_within(session: Session, job_id: str, paths: Sequence[str]) -> list[FailedTask]:
+    """The job's failed tasks whose source is one of ``paths`` or inside one (what one sync
+    asked for, in a job other syncs append to)."""
+    failed = session.tasks(job_id, status="failed", limit=FAILED_SCANNED)
+    mine = [t for t in failed if _within(str(t.get("source_path") or ""), paths)]
+    return list(view_of({"id": job_id}, {}, mine).failed)
 
 
 def job_view(session: Session, ref: str, *, with_tasks: bool = True) -> JobView:

@@ -14,7 +14,10 @@ Rules:
   are per file; an empty folder is an error); destinations mirror the source paths.
 - A project's tasks go to the caller's job named ``<project> <direction> <site> <YYYY-MM-DD>``:
   found (even finished) and appended to - which revives a finished job and re-queues a file
-  already in it - else created.
+  already in it - else created. ``--queue`` given and the day's job in another queue: the job
+  moves to the queue asked for (said in a note).
+- ``--wait`` judges what this sync asked for: failed files of the day's job outside its paths
+  (earlier syncs') are noted, not failures (``reelsync.sync.jobview.failed_within``).
 """
 
 from __future__ import annotations
@@ -234,11 +237,19 @@ def _submit(
     name: str,
     queue: str,
     tasks: list[dict[str, str]],
+    *,
+    move_to_queue: bool = False,
+    notes: list[str] | None = None,
 ) -> tuple[str, Entity]:
     found = session.find("job", name=name, user=str(me.get("email")), limit=1)
     if not found:
         return "created", session.submit_job({"name": name, "queue": queue, "tasks": tasks})
     job = found[0]
+    was = str(job.get("queue") or "")
+    if move_to_queue and was.lower() != queue.lower():
+        session.update("job", str(job["id"]), {"queue": queue})
+        if notes is not None:
+            notes.append(f"job {name!r} moved from queue {was} to {queue} (--queue)")
     session.create("task", tasks, entityid=str(job["id"]))
     after = session.get_entity("job", str(job["id"]))
     action = "revived" if job.get("status") in _ENDED else "appended"
@@ -293,7 +304,9 @@ def site_sync(
             for f in files[p]
         ]
         name = job_name(project, way, remote, day)
-        action, job = _submit(session, me, name, queues[project], tasks)
+        action, job = _submit(
+            session, me, name, queues[project], tasks, move_to_queue=queue is not None, notes=notes
+        )
         if job.get("status") == "paused":
             notes.append(f"job {name!r} is paused; resume it with: reelsync job resume {job['id']}")
         jobs.append(
