@@ -1,7 +1,10 @@
 """Atomic publish: a file is written under a temporary name in its destination folder and renamed
 to its final name only once complete and verified.
 
-Rules: the temporary name is ``.<name>.reelsync-part`` (mode 0600, created with ``O_NOFOLLOW``),
+Rules: the destination folder is held open (:meth:`Volume.open_folder`, proven to be the folder
+resolved) and the temporary file is made, renamed into place or removed relative to it, so a
+symlink swapped into the path mid-transfer never redirects a write. The temporary name is
+``.<name>.reelsync-part`` (mode 0600, created with ``O_NOFOLLOW``),
 preallocated to the file's size when it has more than one chunk, so a full disk fails at the
 start (a one-chunk file is one write, which fails at once anyway); chunks land with positional
 writes (``os.pwrite``, safe from several threads). Publishing fsyncs (unless told not to), sets the
@@ -23,12 +26,11 @@ from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span
 from reelsync.errors import (
     ConflictError,
     DiskFullError,
-    PermissionDeniedError,
     TransferError,
 )
 from reelsync.fs.journal import JournalHeader, ResumeJournal
 from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX
-from reelsync.fs.volume import Volume
+from reelsync.fs.volume import Volume, path_in_folder
 
 __all__ = ["PartFile", "is_unchanged", "os_error", "same_file", "write_whole_file"]
 
@@ -44,8 +46,8 @@ def os_error(exc: OSError, where: str) -> TransferError:
     return TransferError(f"cannot write {where}: {exc.strerror or exc}")
 
 
-def _prepare(volume: Volume, rel: str) -> tuple[str, str, str]:
-    """(final, part, journal) paths of ``rel``, with its folder made (strings: per-file path)."""
+def _prepare(volume: Volume, rel: str) -> tuple[str, str, int]:
+    """(final path, name, descriptor of its folder) of ``rel``, with its folder made."""
     final = volume.resolve_str(rel)
     if final == str(volume.real_root):
         raise ConflictError(f"{volume.code}:{rel} is the volume root")
@@ -55,9 +57,8 @@ def _prepare(volume: Volume, rel: str) -> tuple[str, str, str]:
         if stat.S_ISDIR(st.st_mode):
             raise ConflictError(f"{volume.code}:{rel} exists and is a folder")
     except (FileNotFoundError, NotADirectoryError):
-        if not os.path.isdir(folder):
-            _make_folder(volume, rel, folder)
-    return final, f"{folder}/.{name}{PART_SUFFIX}", f"{folder}/.{name}{JOURNAL_SUFFIX}"
+        pass
+    return final, name, volume.open_folder(folder, rel)
 
 
 def is_unchanged(volume: Volume, rel: str, size: int, mtime_ns: int) -> bool:
@@ -80,23 +81,15 @@ def same_file(st: os.stat_result | None, size: int, mtime_ns: int) -> bool:
     )
 
 
-def _make_folder(volume: Volume, rel: str, folder: str) -> None:
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise ConflictError(f"a parent of {volume.code}:{rel} is not a folder") from exc
-    except PermissionError as exc:
-        raise PermissionDeniedError(f"cannot create the folder of {volume.code}:{rel}") from exc
-    volume.check_folder(folder, rel)
-
-
-def _finish(fd: int, part: str, final: str, mode: int, mtime_ns: int, fsync: bool) -> None:
+def _finish(
+    fd: int, folder_fd: int, part: str, name: str, mode: int, mtime_ns: int, fsync: bool
+) -> None:
     if fsync:
         os.fsync(fd)
     os.fchmod(fd, mode & 0o7777)
     os.utime(fd, ns=(mtime_ns, mtime_ns))
     os.close(fd)
-    os.replace(part, final)
+    os.replace(part, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
 
 
 def write_whole_file(
@@ -111,39 +104,36 @@ def write_whole_file(
 ) -> None:
     """Publish a small file in one go (temp name, write, fsync, rename). ``resolved`` is what
     :meth:`Volume.lookup` returned for ``rel`` while planning: the path is not resolved again
-    (the temporary file is opened with ``O_NOFOLLOW`` and renamed over the final name, so a
-    symlink planted there since is replaced, never followed). The per-file path costs as few
-    system calls as it can: the folder is made only when opening the temporary file says it
-    is missing, and a folder in the way is found by the rename."""
+    (the folder is opened and proven to be that folder, the temporary file is opened in it with
+    ``O_NOFOLLOW`` and renamed over the final name, so a symlink planted since is replaced or
+    refused, never followed). A folder in the way is found by the rename."""
     final = resolved or volume.resolve_str(rel)
     where = f"{volume.code}:{rel}"
     if final == str(volume.real_root):
         raise ConflictError(f"{where} is the volume root")
     folder, _, name = final.rpartition("/")
-    part = f"{folder}/.{name}{PART_SUFFIX}"
+    part = f".{name}{PART_SUFFIX}"
+    folder_fd = volume.open_folder(folder, rel)
     try:
         try:
-            fd = os.open(part, _WRITE_FLAGS | os.O_TRUNC, 0o600)
-        except FileNotFoundError:
-            _make_folder(volume, rel, folder)
-            fd = os.open(part, _WRITE_FLAGS | os.O_TRUNC, 0o600)
-    except NotADirectoryError as exc:
-        raise ConflictError(f"a parent of {where} is not a folder") from exc
-    except OSError as exc:
-        raise os_error(exc, where) from exc
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        _finish(fd, part, final, mode, mtime_ns, fsync)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(part)
-        if isinstance(exc, IsADirectoryError):
-            raise ConflictError(f"{where} exists and is a folder") from exc
-        raise os_error(exc, where) from exc
+            fd = os.open(part, _WRITE_FLAGS | os.O_TRUNC, 0o600, dir_fd=folder_fd)
+        except OSError as exc:
+            raise os_error(exc, where) from exc
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            _finish(fd, folder_fd, part, name, mode, mtime_ns, fsync)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(part, dir_fd=folder_fd)
+            if isinstance(exc, IsADirectoryError):
+                raise ConflictError(f"{where} exists and is a folder") from exc
+            raise os_error(exc, where) from exc
+    finally:
+        os.close(folder_fd)
 
 
 class PartFile:
@@ -163,18 +153,22 @@ class PartFile:
         which has nothing to resume."""
         self.volume, self.rel, self.size, self.chunk_size = volume, rel, size, chunk_size
         self.where = f"{volume.code}:{rel}"
-        final, part, journal_path = _prepare(volume, rel)
-        self.final, self.part = Path(final), Path(part)
+        final, name, self._folder_fd = _prepare(volume, rel)
+        folder = final.rpartition("/")[0]
+        self._name, self._part_name = name, f".{name}{PART_SUFFIX}"
+        self.final, self.part = Path(final), Path(f"{folder}/{self._part_name}")
         header = JournalHeader(size, mtime_ns, chunk_size)
         self._fd = -1
         self.journal: ResumeJournal | None = None
-        self._journal_path = Path(journal_path)
+        self._journal_path = Path(
+            path_in_folder(self._folder_fd, folder, f".{name}{JOURNAL_SUFFIX}")
+        )
         try:
             if journal:
                 self.journal = ResumeJournal.open(self._journal_path, header)
             if self.journal is None or not self.journal.records:
-                self.part.unlink(missing_ok=True)
-            self._fd = os.open(self.part, _WRITE_FLAGS, 0o600)
+                self._unlink_part()
+            self._fd = os.open(self._part_name, _WRITE_FLAGS, 0o600, dir_fd=self._folder_fd)
             # a one-chunk file is written by one pwrite, which fails at once on a full disk:
             # preallocating it would only write its blocks twice (zeroes, then the data)
             if self.chunks > 1 and os.fstat(self._fd).st_size != size:
@@ -245,12 +239,22 @@ class PartFile:
         """Make the complete, verified file visible under its final name."""
         try:
             fd, self._fd = self._fd, -1
-            _finish(fd, str(self.part), str(self.final), mode, mtime_ns, fsync)
+            _finish(fd, self._folder_fd, self._part_name, self._name, mode, mtime_ns, fsync)
         except OSError as exc:
             self.discard()
             raise os_error(exc, self.where) from exc
         if self.journal is not None:
             self.journal.remove()
+        self._close_folder()
+
+    def _unlink_part(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._part_name, dir_fd=self._folder_fd)
+
+    def _close_folder(self) -> None:
+        if self._folder_fd >= 0:
+            os.close(self._folder_fd)
+            self._folder_fd = -1
 
     def close(self) -> None:
         """Stop for now, keeping the part file and its journal for a later resume."""
@@ -259,6 +263,7 @@ class PartFile:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        self._close_folder()
 
     def discard(self) -> None:
         """Drop the part file and its journal."""
@@ -266,8 +271,11 @@ class PartFile:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
+        if self._folder_fd < 0:
+            return  # published or closed: nothing of this session is left to drop
         if self.journal is not None:
             self.journal.remove()
         else:
             self._journal_path.unlink(missing_ok=True)
-        self.part.unlink(missing_ok=True)
+        self._unlink_part()
+        self._close_folder()

@@ -7,6 +7,9 @@ for a couple of seconds (one ``lstat`` per file instead of one per path componen
 component is checked every time and opened with ``O_NOFOLLOW`` so a symlink swapped in is not
 followed. Listing never follows symlinks and never shows reelsync's temporary files. An ACL's
 granted sub-path (a *scope*) is judged on resolved paths too: :meth:`Volume.check_within`.
+Writers hold the destination folder open (:meth:`Volume.open_folder`, proven to be the folder
+resolved) and create, rename and remove files relative to that descriptor, so a symlink swapped
+into the path mid-transfer cannot redirect a write.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from reelsync.domain.paths import shorten
 from reelsync.errors import ConflictError, NotFoundError, PathError, PermissionDeniedError
 from reelsync.fs.paths import is_reserved_name, normalize_relpath
 
-__all__ = ["DIR_CACHE_SECONDS", "Entry", "Volume"]
+__all__ = ["DIR_CACHE_SECONDS", "Entry", "Volume", "path_in_folder"]
 
 DIR_CACHE_SECONDS = 2.0
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PROC_FDS = os.path.isdir("/proc/self/fd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,30 @@ class Entry:
     size: int
     mtime_ns: int
     mode: int
+
+
+def path_in_folder(folder_fd: int, folder: str, name: str) -> str:
+    """A path naming ``name`` inside the open folder ``folder_fd`` itself (on Linux, through
+    ``/proc/self/fd``), for code that takes a path (the resume journal)."""
+    if _PROC_FDS:
+        return f"/proc/self/fd/{folder_fd}/{name}"
+    return f"{folder}/{name}"
+
+
+def _is_at(fd: int, folder: str) -> bool:
+    """Whether the open folder ``fd`` is ``folder`` (a resolved path): the kernel's name for it."""
+    if _PROC_FDS:
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}") == folder
+        except OSError:
+            pass
+    st = os.fstat(fd)
+    try:
+        there = os.stat(folder, follow_symlinks=False)
+    except OSError:
+        return False
+    same = (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino)
+    return same and os.path.realpath(folder) == folder
 
 
 def _entry(rel: str, st: os.stat_result) -> Entry:
@@ -131,6 +160,46 @@ class Volume:
                 "granted (a symlink)",
                 hint="ask an admin for a grant on where the symlink leads",
             )
+
+    def open_folder(self, folder: str, rel: str) -> int:
+        """A descriptor of ``folder`` (resolved, inside the root; made when missing) that is
+        proven to be that folder now, not one a symlink in its path leads to; PathError when it
+        is not. Files made, renamed or removed relative to it stay in it whatever is swapped
+        into its path later."""
+        try:
+            try:
+                fd = os.open(folder, _DIR_FLAGS)
+            except FileNotFoundError:
+                self.make_folder(folder, rel)
+                fd = os.open(folder, _DIR_FLAGS)
+        except OSError as exc:
+            where = f"{self.code}:{shorten(rel)}"
+            if exc.errno == errno.ELOOP or os.path.islink(folder):
+                self.forget()
+                raise PathError(f"the folder of {where} became a symlink") from exc
+            if isinstance(exc, NotADirectoryError | FileExistsError):
+                raise ConflictError(f"a parent of {where} is not a folder") from exc
+            raise
+        if not _is_at(fd, folder):
+            os.close(fd)
+            self.forget()
+            raise PathError(
+                f"the folder of {self.code}:{shorten(rel)} moved while it was being written "
+                "(a symlink in its path)"
+            )
+        return fd
+
+    def make_folder(self, folder: str, rel: str) -> None:
+        """Make ``folder`` (resolved, inside the root) and its parents for ``rel``."""
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ConflictError(f"a parent of {self.code}:{shorten(rel)} is not a folder") from exc
+        except PermissionError as exc:
+            raise PermissionDeniedError(
+                f"cannot create the folder of {self.code}:{shorten(rel)}"
+            ) from exc
+        self.check_folder(folder, rel)
 
     def check_folder(self, folder: str, rel: str) -> None:
         """Re-check, uncached, that ``folder`` (just created for ``rel``) is still itself:
