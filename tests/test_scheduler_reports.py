@@ -11,7 +11,15 @@ from reelsync.db import Database
 from reelsync.db.types import utcnow
 from reelsync.domain.records import Actor
 from reelsync.errors import ValidationError
-from reelsync.scheduler import TaskReport, apply_reports, claim_transfers, sweep
+from reelsync.scheduler import (
+    TaskReport,
+    agent_left,
+    agent_restarted,
+    apply_reports,
+    claim_transfers,
+    release_transfers,
+    sweep,
+)
 from reelsync.services import jobs
 from scheduler_world import World
 
@@ -253,3 +261,55 @@ async def test_job_controls_over_the_api(database: Database, workspace, tmp_path
         assert aborted.json()["status"] == "aborted"
         missing = await api.post("/jobs/000000000000000000000000/retry")
         assert missing.status_code == 404
+
+
+def test_a_stale_transfers_reports_are_never_credited(world: World) -> None:
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(1)
+    [old] = claim_transfers(world.db, sender)
+    task_id = old.files[0].task_id
+    assert release_transfers(world.db, sender, [old.transfer_id]) == 1  # the agent never got it
+    [new] = claim_transfers(world.db, sender)  # the same agent, a new transfer of the same file
+    assert new.transfer_id != old.transfer_id
+    stale = apply_reports(
+        world.db, sender, [TaskReport(task_id, "done", 5, size=5, transfer_id=old.transfer_id)]
+    )
+    assert (stale.applied, stale.revoked) == ((), (task_id,))
+    assert world.statuses(job.id) == {"booting": 1}
+    fresh = apply_reports(
+        world.db, sender, [TaskReport(task_id, "done", 5, size=5, transfer_id=new.transfer_id)]
+    )
+    assert fresh.applied == (task_id,)
+    assert world.statuses(job.id) == {"done": 1}
+
+
+def test_an_agent_leaving_or_restarting_gives_its_leases_back_at_once(world: World) -> None:
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(2)
+    claim_transfers(world.db, sender)
+    assert world.statuses(job.id) == {"booting": 2}
+    assert agent_restarted(world.db, sender) == 2
+    assert world.statuses(job.id) == {"queued": 2}
+    claim_transfers(world.db, sender)
+    assert agent_left(world.db, sender, how="stopped") == 2
+    rows = world.tasks(job.id)
+    assert {(t.status, t.tries, t.server_id) for t in rows} == {("queued", 0, None)}
+    assert all("stopped during the transfer" in (t.last_error or "") for t in rows)
+    assert claim_transfers(world.db, sender) == []  # offline: no work until its next heartbeat
+
+
+def test_progress_does_not_flip_while_sizes_are_still_unknown(world: World) -> None:
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(4)
+    [grant] = claim_transfers(world.db, sender)
+    first = grant.files[0].task_id
+    apply_reports(world.db, sender, [TaskReport(first, "executing", 500, size=1000)])
+    after_size = world.job_row(job.id).progress  # the sizes known changed: recomputed
+    apply_reports(world.db, sender, [TaskReport(first, "executing", 900, size=1000)])
+    row = world.job_row(job.id)
+    assert row.bytes_done == 900
+    # 1 of 4 sizes known: progress is the share of tasks done (0), not 900 of the 1000 known
+    assert row.progress == after_size == 0.0

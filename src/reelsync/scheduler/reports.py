@@ -162,7 +162,7 @@ def apply_reports(
             if job_id in finished_jobs:
                 refresh_job(session, job)
             elif job_id in progressed:
-                _add_bytes(job, progressed[job_id], moment)
+                _add_bytes(session, job, progressed[job_id], moment)
             else:
                 continue
             update_speed(job, moment)
@@ -242,11 +242,29 @@ def release_tasks(
         task.modified = now
 
 
-def _add_bytes(job: m.Job, delta: int, now: datetime) -> None:
+def _add_bytes(session: Session, job: m.Job, delta: int, now: datetime) -> None:
+    """Bytes moved; progress by bytes only when every task's size is known, as
+    :func:`refresh_job` does (else it stays the share of tasks done, never a share of the sizes
+    known so far, which would flip between the two)."""
     job.bytes_done = max(0, job.bytes_done + delta)
-    if job.size:
+    if job.size and not _sizes_unknown(session, job.id):
         job.progress = round(min(100.0, 100.0 * job.bytes_done / job.size), 2)
     job.modified = now
+
+
+def _sizes_unknown(session: Session, job_id: str) -> bool:
+    return (
+        session.scalar(
+            select(m.Task.id)
+            .where(
+                m.Task.job_id == job_id,
+                m.Task.size.is_(None),
+                m.Task.status != TaskStatus.EXCLUDED.value,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def update_speed(job: m.Job, now: datetime) -> None:
