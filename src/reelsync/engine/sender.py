@@ -67,6 +67,8 @@ from reelsync.protocol import (
 
 __all__ = ["LISTENER_CHILD_IDS", "SendItem", "SendSession", "WantHandler"]
 
+_FIRST_PART = 64  # files in the first manifest part (the next ones double)
+
 #: A listening sender's first id for the files of folders (the dialer's ids stay below it).
 LISTENER_CHILD_IDS = 1 << 40
 
@@ -298,10 +300,15 @@ class SendSession(OpenWork):
 
     async def _announce(self, sources: list[_Source], ticket: str | None) -> None:
         """Stat the sources and send the manifest in parts on stream 0 (the ticket with the
-        first part)."""
-        part = self.settings.manifest_part
-        for start in range(0, len(sources), part):
-            entries, failed, folders = await self._io(self._stat_all, sources[start : start + part])
+        first part). Parts start small and double up to ``manifest_part``, so the first data
+        leaves after a few files were stat'ed and planned, not after the whole list."""
+        part = min(_FIRST_PART, self.settings.manifest_part)
+        start = 0
+        while start < len(sources):
+            chunk = sources[start : start + part]
+            start += part
+            part = min(part * 2, self.settings.manifest_part)
+            entries, failed, folders = await self._io(self._stat_all, chunk)
             for src, err in failed:
                 self._fail(src, err)
             for folder, files in folders:
