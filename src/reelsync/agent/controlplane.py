@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import logging
 import ssl
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,8 @@ class _SignedRequests(httpx.Auth):
 
 class ControlPlane:
     """The control plane as an agent sees it: one URL, or every replica's (the agent uses one at
-    a time and moves to the next as soon as a call cannot reach it). Use ``async with`` or call
-    :meth:`aclose`."""
+    a time and moves to the next as soon as a call cannot reach it; ``on_switch(url)`` is told).
+    Use ``async with`` or call :meth:`aclose`."""
 
     def __init__(
         self,
@@ -68,8 +68,10 @@ class ControlPlane:
         ca_file: Path | None = None,
         insecure: bool = False,
         timeout_s: float = 30.0,
+        on_switch: Callable[[str], None] | None = None,
     ) -> None:
         urls = [url] if isinstance(url, str) else list(url)
+        self.on_switch = on_switch
         if not urls:
             raise ConfigError("the agent needs the control plane's URL")
         for each in urls:
@@ -133,6 +135,8 @@ class ControlPlane:
                     _log.warning(
                         "control plane %s unreachable: using %s", self.urls[index], self.url
                     )
+                    if self.on_switch is not None:
+                        self.on_switch(self.url)
         raise ConnectionLostError(f"no control plane answers (last: {error})") from error
 
     async def _call_one(

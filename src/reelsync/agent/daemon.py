@@ -108,7 +108,9 @@ class Agent:
             secret=settings.secret,
             signer=RequestSigner(read_private_pem(files.key), read_pem(files.cert)),
             ca_file=files.ca,
+            on_switch=lambda _url: self._beat_now.set(),
         )
+        self._beat_now = asyncio.Event()  # check in at once (moved to another control plane)
         self.reporter = Reporter(
             self.control, interval_s=settings.report_interval_s, on_revoked=self._revoked
         )
@@ -268,7 +270,9 @@ class Agent:
                 self.connected.set()
             backoff.reset()
             interval = float(answer.get("heartbeat_s") or interval)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), interval)
+            self._beat_now.clear()
 
     def _lost(self, exc: ReelsyncError) -> None:
         """Log a failed call once per outage (an auth refusal every time), then retry."""

@@ -2,8 +2,9 @@
 
 Rules:
 - :func:`agent_left` (a clean stop says goodbye; a killed agent's work long-poll is seen to drop
-  and no new one comes): the agent becomes ``offline`` and every task in flight it dials or
-  listens for goes back to ``queued`` (no try counted), so other agents take the files at once.
+  and no new one comes, nor a heartbeat anywhere): the agent becomes ``offline`` and every task
+  in flight it dials or listens for goes back to ``queued`` (no try counted), so other agents
+  take the files at once.
 - :func:`agent_restarted` (the first heartbeat of a new agent process): the same release, the
   agent stays online and takes its files back at its next work poll (the receiver resumes from
   its verified chunks). A process that restarted holds nothing: what the old one leased is dead.
@@ -14,6 +15,7 @@ Lock order as every writer: the jobs, then their tasks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, select, update
 
@@ -64,9 +66,17 @@ def _release(
         return len(tasks)
 
 
-def agent_left(db: Database, server_id: str, *, how: str) -> int:
+def agent_left(
+    db: Database, server_id: str, *, how: str, unless_seen_since: datetime | None = None
+) -> int | None:
     """``server_id`` is gone (``how``: "stopped", "was lost"): offline, its leases released; how
-    many tasks went back to the queue."""
+    many tasks went back to the queue. None (nothing done) when ``unless_seen_since`` is given
+    and the agent checked in since then (it is alive, talking to another process)."""
+    if unless_seen_since is not None:
+        with db.session() as session:
+            seen = session.scalar(select(m.Server.last_checkin).where(m.Server.id == server_id))
+        if seen is not None and seen >= unless_seen_since:
+            return None
     where = or_(m.Task.server_id == server_id, m.Task.peer_id == server_id)
     reason = "agent {agent} " + how + " during the transfer; it will be retried"
     return _release(db, where, reason, offline_id=server_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -51,11 +52,23 @@ class AgentHub:
         offline = config.agent_offline_after_s
         beat = max(0.2, min(10.0, offline / 4))
 
-        async def lost(agent_id: str) -> None:
+        async def lost(agent_id: str, dropped_at: datetime) -> None:
             released = await run_in_threadpool(
-                scheduler.agent_left, database, agent_id, how="was lost"
+                functools.partial(
+                    scheduler.agent_left,
+                    database,
+                    agent_id,
+                    how="was lost",
+                    unless_seen_since=dropped_at,
+                )
             )
-            _log.info("agent %s lost: offline, %d task(s) back to the queue", agent_id, released)
+            if released is not None:
+                _log.info(
+                    "agent %s dropped its work long-poll and did not come back: offline, "
+                    "%d task(s) back to the queue",
+                    agent_id,
+                    released,
+                )
 
         return cls(
             tls_dir=tls_dir,

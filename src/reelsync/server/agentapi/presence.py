@@ -3,9 +3,10 @@
 Rules: a live agent keeps one work long-poll open at (almost) all times: it polls again as soon
 as an answer arrives. When a poll ends because the client went away (the connection dropped: the
 process was killed, the host died) and no new poll of that agent starts within ``grace_s``, the
-agent is lost: ``on_lost(agent_id)`` runs once (the hub marks it offline and releases its leases).
-A poll that ends normally (answered) never counts. State is per process; an agent polling another
-replica is that replica's business.
+agent is lost: ``on_lost(agent_id, dropped_at)`` runs once (the hub marks it offline and releases
+its leases, unless the agent checked in since ``dropped_at``: it moved to another replica, and
+says so with a heartbeat there at once). A poll that ends normally (answered) never counts. State
+is per process; an agent polling another replica is that replica's business.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from reelsync.db.types import utcnow
 
 __all__ = ["Presence"]
 
@@ -21,7 +25,9 @@ _log = logging.getLogger("reelsync.server.agents")
 
 
 class Presence:
-    def __init__(self, on_lost: Callable[[str], Awaitable[None]], *, grace_s: float = 2.0) -> None:
+    def __init__(
+        self, on_lost: Callable[[str, datetime], Awaitable[None]], *, grace_s: float = 2.0
+    ) -> None:
         self.grace_s = grace_s
         self._on_lost = on_lost
         self._open: dict[str, int] = {}
@@ -41,7 +47,9 @@ class Presence:
         else:
             self._open.pop(agent_id, None)
         if dropped:
-            check = asyncio.get_running_loop().create_task(self._check(agent_id, time.monotonic()))
+            check = asyncio.get_running_loop().create_task(
+                self._check(agent_id, time.monotonic(), utcnow())
+            )
             self._checks.add(check)
             check.add_done_callback(self._checks.discard)
 
@@ -49,13 +57,12 @@ class Presence:
         """``agent_id`` has a work long-poll open here now."""
         return self._open.get(agent_id, 0) > 0
 
-    async def _check(self, agent_id: str, dropped_at: float) -> None:
+    async def _check(self, agent_id: str, dropped_at: float, wall: datetime) -> None:
         await asyncio.sleep(self.grace_s)
         if self.polling(agent_id) or self._started.get(agent_id, 0.0) > dropped_at:
             return
-        _log.info("agent %s dropped its work long-poll and did not come back: lost", agent_id)
         try:
-            await self._on_lost(agent_id)
+            await self._on_lost(agent_id, wall)
         except Exception:  # a database hiccup: the sweep still catches the agent later
             _log.exception("could not mark agent %s lost", agent_id)
 
