@@ -262,6 +262,17 @@ def test_append_duplicates_and_revive(database: Database, studio: dict[str, Acto
     )
     assert appended.id == job.id
     assert appended.tasks == 4
+    # with a name: the job of that name, though a newer one has the same parties
+    named = jobs.submit_job(
+        database, admin, {"name": "Daily", "source": "proj001/n1", "destination": "site=london"}
+    )
+    newer = jobs.submit_job(database, admin, {"source": "proj001/n2", "destination": "site=london"})
+    by_name = {"name": "daily", "append": True, "destination": "site=london"}
+    assert jobs.submit_job(database, admin, {**by_name, "source": "proj001/n3"}).id == named.id
+    assert jobs.submit_job(database, admin, {**by_name, "source": "proj001/n4"}).tasks == 3
+    fresh = jobs.submit_job(database, admin, {**by_name, "name": "Other", "source": "proj001/n5"})
+    assert fresh.id not in (named.id, newer.id, job.id)
+    assert fresh.name == "Other"
 
 
 def test_task_edits_follow_the_status_machine(database: Database, studio: dict[str, Actor]) -> None:

@@ -4,7 +4,8 @@ Rules:
 - Admins see and change every job; other users their own. Standard users may not submit.
 - A submit is validated completely before anything is written (see :mod:`.submission`); the job
   starts ``waiting`` (or ``paused`` when asked), its tasks ``queued`` unless given otherwise.
-- ``append: true`` adds the tasks to the caller's latest job with the same parties (reviving it).
+- ``append: true`` adds the tasks to the caller's latest job with the same parties (reviving it);
+  with a ``name``, to the latest of those named so (a new job of that name when there is none).
 - Status writes follow :func:`reelsync.domain.status.check_job_transition`: ``paused`` holds the
   job; ``waiting`` resumes it, re-queues its failed tasks with their tries reset and makes tasks
   waiting out a retry backoff due (retry, revive); ``aborted`` stops it; pausing or aborting drops
@@ -195,16 +196,14 @@ def _submit(
             session, actor, spec.tasks, mirror=spec.mirror, default_destination=spec.destination
         )
         if spec.append:
-            latest = session.scalar(
-                select(m.Job)
-                .where(
-                    m.Job.user_id == actor.user_id,
-                    m.Job.source_site_id == plan.source_site.id,
-                    m.Job.destination_site_id == plan.destination_site.id,
-                )
-                .order_by(m.Job.created.desc())
-                .limit(1)
+            same = select(m.Job).where(
+                m.Job.user_id == actor.user_id,
+                m.Job.source_site_id == plan.source_site.id,
+                m.Job.destination_site_id == plan.destination_site.id,
             )
+            if spec.name:  # accsyn: append to the job of that name (a new one if none)
+                same = same.where(func.lower(m.Job.name) == spec.name.strip().lower())
+            latest = session.scalar(same.order_by(m.Job.created.desc()).limit(1))
             if latest is not None:
                 tasks.append_planned(session, latest, plan, spec.allow_duplicates)
                 _remember(session, actor, idempotency_key, latest.id)
