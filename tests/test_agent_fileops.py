@@ -72,8 +72,14 @@ def test_queries_and_changes(volumes: dict[str, Volume], tmp_path: Path) -> None
     assert run_fileop(volumes, op("exists", "proj/nope")) is False
     assert run_fileop(volumes, op("getsize", "proj/shots")) == 150
     assert run_fileop(volumes, op("getsize", "proj/notes.txt")) == 2
+    # include/exclude filter what getsize counts (as ls lists)
+    assert run_fileop(volumes, op("getsize", "proj/shots", include="*.exr")) == 100
+    assert run_fileop(volumes, op("getsize", "proj/shots", exclude=["*.exr"])) == 50
+    assert run_fileop(volumes, op("getsize", "proj/notes.txt", include="*.exr")) == 0
     assert run_fileop(volumes, op("mkdir", "proj/new/deep")) is True
     assert (tmp_path / "projects" / "proj" / "new" / "deep").is_dir()
+    with pytest.raises(ConflictError, match="already exists"):  # as accsyn: mkdir of what exists
+        run_fileop(volumes, op("mkdir", "proj/new/deep"))
     assert run_fileop(volumes, op("rename", "proj/notes.txt", path_to="proj/new/n.txt")) is True
     assert (tmp_path / "projects" / "proj" / "new" / "n.txt").read_text() == "hi"
     with pytest.raises(ConflictError):

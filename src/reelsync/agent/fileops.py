@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reelsync.domain.regex import PatternError, compile_pattern
-from reelsync.errors import NotFoundError, ValidationError
+from reelsync.errors import ConflictError, NotFoundError, ValidationError
 from reelsync.fs import Entry, Volume, normalize_relpath
 
 __all__ = ["run_fileop"]
@@ -78,13 +78,18 @@ class _Lister:
         self.include = [_matcher(p) for p in _patterns(op.get("include"))]
         self.exclude = [_matcher(p) for p in _patterns(op.get("exclude"))]
 
-    def _wanted(self, name: str) -> bool:
+    def wanted(self, name: str) -> bool:
         if self.include:
             return any(match(name) for match in self.include)
         return not any(match(name) for match in self.exclude)
 
     def tree_size(self, rel: str) -> int:
-        return sum(e.size for e in self.volume.iter(rel, recursive=True) if not e.is_dir)
+        """The total size of the files below ``rel`` that ``include``/``exclude`` let through."""
+        return sum(
+            e.size
+            for e in self.volume.iter(rel, recursive=True)
+            if not e.is_dir and self.wanted(_name_of(e))
+        )
 
     def _deeper(self, depth: int) -> bool:
         return self.recursive and (self.maxdepth is None or depth < self.maxdepth)
@@ -98,7 +103,7 @@ class _Lister:
                     if self._deeper(depth):
                         out.extend(self.list(entry.path, depth + 1, f"{prefix}{name}/"))
                     continue
-                if self.dirs_only and not self._wanted(name):
+                if self.dirs_only and not self.wanted(name):
                     continue
                 item: dict[str, Any] = {"type": 0, "filename": prefix + name,
                                         "modified": _modified(entry)}  # fmt: skip
@@ -107,7 +112,7 @@ class _Lister:
                 if self._deeper(depth):
                     item["files"] = self.list(entry.path, depth + 1)
                 out.append(item)
-            elif not self.dirs_only and self._wanted(name):
+            elif not self.dirs_only and self.wanted(name):
                 out.append({"type": 1, "filename": prefix + name, "size": entry.size,
                             "modified": _modified(entry)})  # fmt: skip
         return out
@@ -137,10 +142,13 @@ def run_fileop(volumes: Mapping[str, Volume], op: Mapping[str, Any]) -> Any:
         return volume.exists(rel)
     if name == "getsize":
         entry = volume.stat(rel)
+        lister = _Lister(volume, op)
         if entry.is_dir:
-            return _Lister(volume, op).tree_size(rel)
-        return entry.size
+            return lister.tree_size(rel)
+        return entry.size if lister.wanted(_name_of(entry)) else 0
     if name == "mkdir":
+        if volume.exists(rel):  # accsyn fails too: a script learns the folder was there
+            raise ConflictError(f"{volume.code}:{rel} already exists")
         volume.mkdir(rel)
         return True
     if name in ("rename", "move"):
