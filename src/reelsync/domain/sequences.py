@@ -7,13 +7,16 @@ Rules:
   comma-separated, ``A <= B``, frames >= 0, at most :data:`MAX_FRAMES` frames in all; frames come
   out in the order given, each once.
 - A ``%d``-style token with no range is refused with a hint (the frames cannot be known without
-  listing the source); a ``#`` with no range is an ordinary character of a file name.
+  listing the source); a ``#`` with no range is an ordinary character of a file name. Whoever can
+  list the source (the accsyn adapter, through the agent) gives such a path every frame present:
+  :func:`unranged_sequence`, then :func:`frames_present` and :func:`with_range`.
 - :func:`frame_path` puts a frame into a pattern without a range (a sequence's destination).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reelsync.errors import ValidationError
@@ -21,10 +24,14 @@ from reelsync.errors import ValidationError
 __all__ = [
     "MAX_FRAMES",
     "Sequence",
+    "Unranged",
     "frame_path",
+    "frames_present",
     "has_frame_range",
     "has_frame_token",
     "parse_sequence",
+    "unranged_sequence",
+    "with_range",
 ]
 
 MAX_FRAMES = 100_000
@@ -128,3 +135,49 @@ def frame_path(pattern: str, frame: int) -> str:
     width = len(hashes) if hashes is not None else int(match.group("pad") or 0)
     filled = f"{name[: match.start()]}{frame:0{width}d}{name[match.end() :]}"
     return f"{directory}/{filled}" if directory else filled
+
+
+@dataclass(frozen=True, slots=True)
+class Unranged:
+    """A ``%d``-style sequence path without its range: ``directory/head<frame>tail``."""
+
+    directory: str
+    head: str
+    tail: str
+    width: int  # 0: unpadded %d
+
+
+_UNRANGED_RE = re.compile(r"^(?P<head>[^/%\[]*?)%(?P<pad>0?\d{0,2})d(?P<tail>[^/%\[\]]*)$")
+
+
+def unranged_sequence(path: str) -> Unranged | None:
+    """The range-less ``%d`` sequence ``path`` names (``a/plate.%04d.exr``), else None."""
+    directory, _, name = path.rpartition("/")
+    match = _UNRANGED_RE.match(name)
+    if match is None:
+        return None
+    return Unranged(
+        directory, match.group("head"), match.group("tail"), int(match.group("pad") or 0)
+    )
+
+
+def frames_present(sequence: Unranged, names: Iterable[str]) -> list[int]:
+    """The frames of ``sequence`` among file ``names`` (padded as the token says), sorted."""
+    digits = rf"\d{{{sequence.width},}}" if sequence.width else r"\d+"
+    pattern = re.compile(rf"^{re.escape(sequence.head)}({digits}){re.escape(sequence.tail)}$")
+    found = {int(m.group(1)) for m in map(pattern.match, names) if m is not None}
+    return sorted(found)
+
+
+def with_range(path: str, frames: Iterable[int]) -> str:
+    """``path`` with the frame range of ``frames`` appended, runs collapsed (``[1-3,7]``)."""
+    runs: list[list[int]] = []
+    for frame in sorted(set(frames)):
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1][1] = frame
+        else:
+            runs.append([frame, frame])
+    if not runs:
+        raise ValidationError(f"no frames for {path!r}")
+    text = ",".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
+    return f"{path}[{text}]"

@@ -18,11 +18,13 @@ from reelsync.domain.records import Actor
 from reelsync.server.accsyn.wire import Credentials, Envelope
 from reelsync.services import auth, workspace
 
-__all__ = ["Backend", "Call", "PendingFileOp", "PreSubmit"]
+__all__ = ["Backend", "Call", "FileLister", "PendingFileOp", "PreSubmit"]
 
 #: The server's pre-submit hook (``app.state.submit_hook``, the admin's command run before a job
 #: is accepted): called with the payload before anything is written; raises to refuse.
 PreSubmit = Callable[[Database, Actor, Mapping[str, Any]], None]
+#: Runs a file operation on the agent serving its volume, from the handler's worker thread.
+FileLister = Callable[[FileRequest], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class Call:
     action: str
     workspace_code: str
     submit_hook: PreSubmit | None = None
+    list_files: FileLister | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -73,9 +76,18 @@ class Backend:
         kind: str,
         action: str,
         submit_hook: PreSubmit | None = None,
+        list_files: FileLister | None = None,
     ) -> Any:
         actor = self.authenticate(credentials)
         call = Call(
-            self.db, actor, envelope, verb, kind, action, self.workspace_code(), submit_hook
+            self.db,
+            actor,
+            envelope,
+            verb,
+            kind,
+            action,
+            self.workspace_code(),
+            submit_hook,
+            list_files,
         )
         return handler(call)

@@ -146,6 +146,7 @@ _READ: Mapping[str, tuple[str, ...]] = {
         "queue_hr",
         "progress",
         "size",
+        "bytes_done",
         "speed",
         "etr",
         "finished",

@@ -35,8 +35,8 @@ _ROUTES: dict[_Key, Handler] = {}
 _UNSUPPORTED_ACTIONS: dict[str, str] = {
     "recipient": "delivery recipients",
     "recipients": "delivery recipients",
-    "report": "backend reports",
-    "metrics": "metrics",
+    "report": "reports of this entity type",
+    "metrics": "metrics of this entity type (jobs have them)",
     "publish": "publishing",
     "integration": "integrations",
     "api_key": "fetching API keys (reelsync shows a key once, when it is created)",

@@ -13,16 +13,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import anyio.from_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from reelsync.db import Database
-from reelsync.domain.fileops import FileOperator, NoAgentFileOperator
+from reelsync.domain.fileops import FileOperator, FileRequest, NoAgentFileOperator
 from reelsync.errors import AuthenticationError, InternalError, ReelsyncError, ValidationError
 from reelsync.server.accsyn import handlers
 from reelsync.server.accsyn.call import Backend, PendingFileOp
 from reelsync.server.accsyn.dispatch import lookup
+from reelsync.server.accsyn.handlers.reports import Report
 from reelsync.server.accsyn.wire import (
     Envelope,
     decode_body,
@@ -116,6 +118,10 @@ def build_router(
             backend = backends[id(db)] = Backend(db)
         return backend
 
+    def list_files(file_request: FileRequest) -> Any:
+        """A file operation from a handler's worker thread, run on the event loop."""
+        return anyio.from_thread.run(operator.run, file_request)
+
     @router.put("/api/v3/api/login")
     async def login(request: Request) -> Response:
         try:
@@ -153,10 +159,20 @@ def build_router(
 
             hook = getattr(request.app.state, "submit_hook", None)
             result = await run_in_threadpool(
-                backend.run, credentials, handler, envelope, request.method, kind, action, hook
+                backend.run,
+                credentials,
+                handler,
+                envelope,
+                request.method,
+                kind,
+                action,
+                hook,
+                list_files,
             )
             if isinstance(result, PendingFileOp):
                 result = await _run_files(operator, result)
+            if isinstance(result, Report):  # the client reads the top-level "report"
+                return _answer({"result": result.text, "report": result.text})
             return _answer({"result": result})
         except Exception as exc:
             return _error(exc)

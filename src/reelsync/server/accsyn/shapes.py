@@ -180,6 +180,7 @@ def job_record(job: Job, parties: Parties | None = None) -> dict[str, Any]:
         "status": job.status,
         "progress": job.progress,
         "size": job.size,
+        "bytes_done": job.bytes_done,
         "speed": job.speed,
         "etr": job.etr,
         **_party("source", job.source, job.source_site_id, parties),

@@ -14,6 +14,7 @@ _MODULES = (
     "jobs",
     "meta",
     "queues",
+    "reports",
     "settings",
     "shares",
     "sites",

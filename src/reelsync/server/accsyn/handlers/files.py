@@ -18,7 +18,7 @@ from reelsync.server.accsyn.dispatch import route
 from reelsync.server.accsyn.handlers.arguments import flag
 from reelsync.services import acls, volumes
 
-__all__: list[str] = []
+__all__ = ["locate"]
 
 _VERBS = {
     FileOp.LS: "GET",
@@ -41,7 +41,7 @@ def _filters(value: Any, key: str) -> tuple[str, ...]:
     raise ValidationError(f"{key} must be a string or a list of strings")
 
 
-def _locate(call: Call, text: Any, *, write: bool) -> tuple[str, str, str, str | None, str]:
+def locate(call: Call, text: Any, *, write: bool) -> tuple[str, str, str, str | None, str]:
     """(volume id, volume code, relative path, site code, scope) of an accsyn path, access
     checked."""
     if isinstance(text, dict):
@@ -70,11 +70,11 @@ def _locate(call: Call, text: Any, *, write: bool) -> tuple[str, str, str, str |
 
 def _request(call: Call, op: FileOp, path: Any) -> FileRequest:
     data = call.data
-    volume_id, volume_code, rel, site, scope = _locate(call, path, write=op.writes)
+    volume_id, volume_code, rel, site, scope = locate(call, path, write=op.writes)
     path_to = None
     scope_to = ""
     if op in (FileOp.RENAME, FileOp.MOVE):
-        to_id, _, to_rel, _, scope_to = _locate(call, data.get("path_to"), write=True)
+        to_id, _, to_rel, _, scope_to = locate(call, data.get("path_to"), write=True)
         if to_id != volume_id:
             raise ValidationError("a file can only be renamed or moved within its volume")
         path_to = to_rel

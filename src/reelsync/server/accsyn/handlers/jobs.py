@@ -22,6 +22,7 @@ from reelsync.server.accsyn.handlers.queues import (
     is_queue_type,
     queue_records,
 )
+from reelsync.server.accsyn.handlers.sequences import with_frames
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import (
     JOB_TYPE_QUEUE,
@@ -135,6 +136,7 @@ def create(call: Call) -> list[dict[str, Any]]:
     payload = {k: v for k, v in data.items() if k != "type"}
     if "parent" in payload and "queue" not in payload:
         payload["queue"] = payload.pop("parent")
+    payload = with_frames(call, payload)  # range-less image sequences: the frames present
     if call.submit_hook is not None:  # the same pre-submit hook the native API runs
         call.submit_hook(call.db, call.actor, payload)
     job = jobs.submit_job(call.db, call.actor, payload)

@@ -18,6 +18,7 @@ from reelsync.errors import ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
 from reelsync.server.accsyn.handlers.arguments import flag, text_field
+from reelsync.server.accsyn.handlers.sequences import with_frames
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import task_record
 from reelsync.services import jobs, tasks
@@ -97,7 +98,7 @@ def create(call: Call) -> list[dict[str, Any]]:
         call.db,
         call.actor,
         job_id,
-        data["tasks"],
+        with_frames(call, {"tasks": data["tasks"]})["tasks"],
         allow_duplicates=flag(data, "allow_duplicates"),
     )
     job = jobs.get_job(call.db, call.actor, job_id)
