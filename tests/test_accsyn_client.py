@@ -557,8 +557,9 @@ def test_unsupported_features_say_so(env: Env) -> None:
         env.admin.create("delivery", {"tasks": [src("d.exr")]})
     with pytest.raises(AccsynException, match="not supported"):
         env.admin.find("Compute")
+    assert env.admin.metrics("Job WHERE code=x") == {}  # jobs have metrics; none match
     with pytest.raises(AccsynException, match="not supported"):
-        env.admin.metrics("Job WHERE code=x")
+        env.admin.metrics("Site WHERE code=hq")
     with pytest.raises(AccsynException, match="not supported"):
         env.admin.get_api_key()
     with pytest.raises(AccsynException, match="no agent serves volume 'projects'"):
