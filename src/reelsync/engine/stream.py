@@ -51,8 +51,20 @@ _BIG_READ = 256 * 1024
 _LIMITED_READ = 64 * 1024  # the largest read while a receive limit is on (smooth pacing)
 
 
+_KEEPALIVE = (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+
+
 def tune_socket(sock: socket.socket, settings: EngineSettings) -> None:
-    """Ask for the configured congestion control and socket buffers, where available."""
+    """Ask for the configured congestion control and socket buffers, where available; and
+    keepalives, so a session kept open notices a peer that vanished without a word (a machine
+    gone, a NAT that forgot the flow) within about 25 s of silence, not at the idle timeout."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in _KEEPALIVE:
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
     tcp_congestion = getattr(socket, "TCP_CONGESTION", None)
     if settings.congestion and tcp_congestion is not None:
         with contextlib.suppress(OSError):
