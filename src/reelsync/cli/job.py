@@ -16,8 +16,9 @@ from rich.table import Table
 
 from reelsync.cli.connection import pass_session
 from reelsync.cli.crud import json_option, wait_options
-from reelsync.cli.output import echo_json, print_table, say
+from reelsync.cli.output import cell, echo_json, print_rows, print_table, say
 from reelsync.client import Entity, Session
+from reelsync.domain.status import JOB_ACTIVE
 from reelsync.errors import InvalidTransitionError, TransferError, ValidationError
 from reelsync.sync.jobview import JobView, find_job, job_view
 from reelsync.sync.quantities import human_duration, human_size, human_speed
@@ -46,7 +47,9 @@ def _row(entity: Entity) -> Entity:
 @click.option("--status", help="Only jobs in these statuses (comma-separated).")
 @click.option("--queue", help="Only jobs of this queue.")
 @click.option("--user", help="Only jobs of this user (admins).")
-@click.option("--active", is_flag=True, help="Only jobs that have not ended.")
+@click.option(
+    "--active", is_flag=True, help="Only jobs that have not ended (init, waiting, running, paused)."
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @json_option
 @pass_session
@@ -60,14 +63,9 @@ def list_cmd(
     as_json: bool,
 ) -> None:
     """List jobs, newest first."""
-    rows = session.find(
-        "job",
-        status=status,
-        queue=queue,
-        user=user,
-        finished=False if active else None,
-        limit=limit,
-    )
+    if active and not status:  # what the web UI lists as Active
+        status = ",".join(sorted(s.value for s in JOB_ACTIVE))
+    rows = session.find("job", status=status, queue=queue, user=user, limit=limit)
     if as_json:
         echo_json(rows)
     else:
@@ -155,22 +153,21 @@ def print_job(view: JobView, console: Console | None = None) -> None:
         ("speed", human_speed(view.speed)),
         ("eta", human_duration(view.eta_s) if view.eta_s is not None else "-"),
         ("tasks", f"{view.tasks} ({counts})"),
-        ("created", view.created or ""),
-        ("finished", view.finished or ""),
+        ("created", cell(view.created)),
+        ("finished", cell(view.finished)),
     ):
         table.add_row(key, value)
     console.print(table)
     for note in view.notes:
         console.print(f"note: {note}")
     if view.failed:
-        failed = Table(title="failed tasks", title_justify="left")
-        for col in ("uri", "source", "destination", "tries", "last error"):
-            failed.add_column(col)
-        for task in view.failed:
-            failed.add_row(
-                task.uri, task.source, task.destination, str(task.tries), task.last_error
-            )
-        console.print(failed)
+        rows = [
+            [task.uri, task.source, task.destination, str(task.tries), task.last_error]
+            for task in view.failed
+        ]
+        print_rows(
+            console, rows, ("uri", "source", "destination", "tries", "last error"), "failed tasks"
+        )
 
 
 @job.command("show")

@@ -89,6 +89,15 @@ def init(
     say("then, for the CLI:")
     say(f"  export REELSYNC_URL={cfg.url} REELSYNC_CA_FILE={cfg.ca_file}")
     say(f"  export REELSYNC_API_USER={result.admin} REELSYNC_API_KEY=<the key above>")
+    say(f"the web UI: {cfg.url}/ui/ (sign in with the key above)")
+    if cfg.smtp.host is None:
+        say(SMTP_MISSING)
+
+
+SMTP_MISSING = (
+    "note: no SMTP server is configured, so job e-mails wait in the outbox unsent: set [smtp] "
+    "host (port, tls, user, password, sender) in server.toml or REELSYNC_SMTP_HOST, and restart"
+)
 
 
 @server.command("init-replica")

@@ -144,7 +144,7 @@ class Transport:
         if auth and not self.config.api_key:
             raise AuthenticationError(
                 "no API key",
-                hint="set REELSYNC_API_KEY, pass --api-key, or run `reelsync login`",
+                hint="run `reelsync login`, or set REELSYNC_API_USER and REELSYNC_API_KEY",
             )
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         repeatable = method.upper() in _IDEMPOTENT or bool(headers and "Idempotency-Key" in headers)

@@ -175,7 +175,12 @@ def serve(config: ServerConfig, app: Any, sockets: list[socket.socket] | None = 
             h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
         )
         servers.append((_Server(dev_cfg), socks[1]))
-    _log.info("reelsync control plane at %s", config.url)
+    _log.info("reelsync control plane at %s (web UI at %s/ui/)", config.url, config.url)
+    if config.smtp.host is None:
+        _log.warning(
+            "no SMTP server is configured: job e-mails wait in the outbox unsent "
+            "(set [smtp] host in server.toml or REELSYNC_SMTP_HOST, and restart)"
+        )
     if config.accsyn_dev_port is not None:
         _log.info("accsyn dev listener at http://127.0.0.1:%d", config.accsyn_dev_port)
     try:

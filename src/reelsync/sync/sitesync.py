@@ -34,6 +34,7 @@ from reelsync.errors import (
     NotFoundError,
     PathError,
     PermissionDeniedError,
+    ReelsyncError,
     UnavailableError,
     ValidationError,
 )
@@ -113,6 +114,14 @@ def _one(session: Session, entitytype: str, ref: str, what: str, known: str = ""
 
 def _codes(rows: Iterable[Mapping[str, Any]]) -> str:
     return ", ".join(str(r.get("code")) for r in rows)
+
+
+def _known_volumes(session: Session) -> str:
+    """``volumes: projects, finance`` (those the caller may see), for an unknown volume's hint."""
+    try:
+        return f"volumes: {_codes(session.find('volume')) or 'none shared with you'}"
+    except ReelsyncError:
+        return ""
 
 
 def _sites(session: Session, site: str | None) -> tuple[str, str]:
@@ -274,7 +283,10 @@ def site_sync(
     if not paths:
         raise ValidationError("give at least one path, like proj001/sc0010/sh0010/scans")
     me = session.me()
-    vol = _one(session, "volume", volume, "volume")
+    try:
+        vol = session.get_entity("volume", volume)
+    except NotFoundError:
+        raise NotFoundError(f"unknown volume {volume!r}", hint=_known_volumes(session)) from None
     rels = list(dict.fromkeys(_relative(p, vol) for p in paths))
     main, remote = _sites(session, site)
     missing = [s for s in (main, remote) if s not in (vol.get("paths") or {})]

@@ -11,32 +11,54 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.table import Column
+from rich.text import Text
 
 from reelsync.client import Session
+from reelsync.domain.units import rate_text, size_text
 from reelsync.errors import UnavailableError
 from reelsync.sync.jobview import JobView, job_view
 
 __all__ = ["watch_jobs"]
 
 
+class _Amount(ProgressColumn):
+    """``12.0 MiB/22.9 MiB`` in the one units convention; ``12.0 MiB`` when the size is unknown."""
+
+    def render(self, task: Task) -> Text:
+        done = size_text(task.completed)
+        return Text(f"{done}/{size_text(task.total)}" if task.total else done, no_wrap=True)
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(rate_text(task.speed, idle=""), no_wrap=True)
+
+
 def _progress(console: Console) -> Progress:
+    """One line per job that fits 80 columns: the name gives way (ellipsis), nothing wraps."""
+    fixed = Column(no_wrap=True)
     return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
+        TextColumn(
+            "[bold]{task.description}",
+            table_column=Column(no_wrap=True, overflow="ellipsis", min_width=12, ratio=1),
+        ),
+        BarColumn(bar_width=12),
+        TextColumn("{task.percentage:>5.1f}%", table_column=fixed),
+        _Amount(table_column=Column(no_wrap=True)),
+        _Rate(table_column=Column(no_wrap=True)),
+        TimeRemainingColumn(table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True)),
         console=console,
         transient=False,
+        expand=True,
     )
 
 
