@@ -1,0 +1,310 @@
+"""The web UI's set-up pages and job tools in-process (httpx over ASGI with a cookie jar), on SQLite
+and PostgreSQL: every set-up form does what the API would (and only for admins), secrets are
+shown once, the job page puts failed files first and retries one, notes say why files wait,
+filters and search, server push, the mail's old link, the SMTP warning. The real-browser story is
+test_webui_setup.py."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from reelsync.config import ServerConfig, SmtpConfig
+from reelsync.db import Database
+from reelsync.db import models as m
+from reelsync.domain.records import Actor, ServerStatus
+from reelsync.server.app import create_app
+from reelsync.services import (
+    acls,
+    apikeys,
+    auth,
+    jobs,
+    queues,
+    servers,
+    settings,
+    sites,
+    users,
+    volumes,
+)
+from support.servers import RunningServer
+from test_webui import BASE, World, csrf_of, sign_in
+from test_webui import world as world  # noqa: F401  (the shared fixture)
+
+FORM = {"Origin": BASE}
+
+
+@pytest.fixture
+async def browser(database: Database, world: World) -> AsyncIterator[httpx.AsyncClient]:
+    world.app_data.mkdir()
+    config = ServerConfig(
+        data_dir=world.app_data, database_url=database.url, public_url="https://hq.acme.test"
+    )
+    app = create_app(config, database)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE, headers={"Accept": "text/html"}
+    ) as client:
+        yield client
+
+
+async def post(client: httpx.AsyncClient, page: str, action: str, **fields: str) -> httpx.Response:
+    """Submit a form of ``page`` (its CSRF token) to ``action``."""
+    token = csrf_of((await client.get(page)).text)
+    return await client.post(action, data={"csrf": token, **fields}, headers=FORM)
+
+
+async def test_an_admin_does_the_whole_set_up_with_forms(
+    browser: httpx.AsyncClient, world: World, database: Database, admin: Actor
+) -> None:
+    await sign_in(browser, world.admin_key)
+    done = await post(browser, "/ui/sites", "/ui/sites", code="paris", name="Paris")
+    assert (done.status_code, done.headers["location"]) == (303, "/ui/sites?done=site-created")
+    assert "Site created." in (await browser.get(done.headers["location"])).text
+    await post(browser, "/ui/sites", "/ui/sites/paris", name="Paris office")  # not enabled
+    paris = sites.get_site(database, admin, "paris")
+    assert (paris.name, paris.enabled) == ("Paris office", False)
+
+    made = await post(browser, "/ui/agents", "/ui/agents/token", site="paris", hours="2")
+    assert made.status_code == 200
+    line = re.search(r'<code id="enroll-line">([^<]+)</code>', made.text)
+    assert line is not None
+    token = line.group(1).split("--token ")[1].split()[0]
+    assert line.group(1) == (
+        f"reelsync agent enroll --server https://hq.acme.test --ca-file ca.crt --token {token}"
+        " --data-dir /var/lib/reelsync-agent"
+    )
+    server, _ = servers.enroll_server(database, token, hostname="render-01")
+    assert server.site == "paris"
+    again = await browser.get("/ui/agents")
+    assert token not in again.text  # shown once
+    assert server.id in again.text  # agents show their id
+    await post(browser, "/ui/agents", f"/ui/agents/{server.id}", limit_mib_s="4", enabled="on")
+    limited = servers.get_server(database, admin, server.id)
+    assert limited.bandwidth_limit == 4 * 2**20
+    assert "4.0 MiB/s" in (await browser.get("/ui/agents")).text  # no "4.2 MB/s"
+    await post(browser, "/ui/agents", f"/ui/agents/{server.id}/revoke")
+    assert servers.get_server(database, admin, server.id).status is ServerStatus.REVOKED
+
+    await post(
+        browser, "/ui/volumes", "/ui/volumes",
+        code="finance", **{"path:hq": "/mnt/finance", "path:paris": "/srv/finance"},
+    )  # fmt: skip
+    assert volumes.get_volume(database, admin, "finance").paths == {
+        "hq": "/mnt/finance", "paris": "/srv/finance",
+    }  # fmt: skip
+    await post(
+        browser, "/ui/volumes", "/ui/volumes/finance",
+        enabled="on", **{"path:hq": "/mnt/fin2", "path:paris": "", "path:london": ""},
+    )  # fmt: skip
+    assert volumes.get_volume(database, admin, "finance").paths == {"hq": "/mnt/fin2"}
+
+    await post(browser, "/ui/queues", "/ui/queues", code="proj009", priority="800")
+    await post(
+        browser, "/ui/queues", "/ui/queues/proj009", priority="900", paused="on",
+        queue_weight="3", email_job_done_recipients="lead@acmepost.com",
+    )  # fmt: skip
+    queue = queues.get_queue(database, admin, "proj009")
+    assert (queue.priority, queue.paused) == (900, True)
+    own = settings.list_settings(database, admin, scope="queue", target="proj009")
+    assert own == {"queue_weight": "3", "email_job_done_recipients": "lead@acmepost.com"}
+    await post(browser, "/ui/queues", "/ui/queues/proj009", priority="900")  # cleared, resumed
+    assert settings.list_settings(database, admin, scope="queue", target="proj009") == {}
+    assert not queues.get_queue(database, admin, "proj009").paused
+
+    created = await post(
+        browser, "/ui/users", "/ui/users", email="op@acmepost.com", role="employee", with_key="on"
+    )
+    key = re.search(r'<code id="new-key">([^<]+)</code>', created.text)
+    assert key is not None
+    assert auth.authenticate(database, key.group(1)).email == "op@acmepost.com"
+    assert key.group(1) not in (await browser.get("/ui/users")).text
+    op = users.get_user(database, admin, "op@acmepost.com")
+    await post(
+        browser, "/ui/users", "/ui/grants",
+        user=op.email, volume="finance", path="q4", read="on", write="on", back="users",
+    )  # fmt: skip
+    (grant,) = acls.list_acls(database, admin, user=op.email)
+    assert (grant.volume, grant.path, grant.read, grant.write) == ("finance", "q4", True, True)
+    await post(browser, "/ui/users", f"/ui/users/{op.id}", role="standard", email_opt_out="on")
+    changed = users.get_user(database, admin, op.id)
+    assert (changed.role.value, changed.enabled) == ("standard", False)
+    assert users.get_preferences(database, admin, op.id).email_opt_out
+    (op_key,) = apikeys.list_api_keys(database, admin, op.id)
+    await post(browser, "/ui/users", f"/ui/users/{op.id}/keys/{op_key.id}/revoke")
+    assert apikeys.list_api_keys(database, admin, op.id)[0].revoked_at is not None
+    await post(browser, "/ui/users", f"/ui/grants/{grant.id}/remove", back="users")
+    assert acls.list_acls(database, admin, user=op.email) == []
+
+    await post(browser, "/ui/settings", "/ui/settings", key="job_max_retries", value="7")
+    assert settings.list_settings(database, admin, scope="workspace")["job_max_retries"] == "7"
+    await post(browser, "/ui/settings", "/ui/settings", key="job_max_retries", remove="on")
+    assert "job_max_retries" not in settings.list_settings(database, admin, scope="workspace")
+
+
+async def test_a_refused_change_shows_the_page_with_the_error(
+    browser: httpx.AsyncClient, world: World
+) -> None:
+    await sign_in(browser, world.admin_key)
+    again = await post(browser, "/ui/sites", "/ui/sites", code="london")
+    assert again.status_code == 409
+    assert 'id="form-error"' in again.text
+    assert 'id="new-site"' in again.text  # the page, to correct and retry
+    bad = await post(browser, "/ui/queues", "/ui/queues", code="q", priority="high")
+    assert bad.status_code == 400
+    assert "the priority must be a whole number" in bad.text
+    stale = await browser.post("/ui/sites", data={"csrf": "x", "code": "rome"}, headers=FORM)
+    assert stale.status_code == 403
+
+
+async def test_an_employee_gets_no_set_up_forms_and_no_set_up_writes(
+    browser: httpx.AsyncClient, world: World, database: Database, admin: Actor
+) -> None:
+    await sign_in(browser, world.alice_key)
+    pages = {p: (await browser.get(f"/ui/{p}")).text for p in ("sites", "agents", "volumes",
+                                                                  "queues", "users")}  # fmt: skip
+    for name, html in pages.items():
+        assert "<form" not in html.split("</header>")[1] or name == "users", name
+    assert "bob@acmepost.com" not in pages["users"]  # her own account only
+    assert "alice@acmepost.com" in pages["users"]
+    for action, fields in (
+        ("/ui/sites", {"code": "rome"}),
+        ("/ui/agents/token", {"site": "london"}),
+        ("/ui/volumes", {"code": "loot"}),
+        ("/ui/grants", {"user": "alice@acmepost.com", "volume": "projects", "write": "on"}),
+        ("/ui/queues", {"code": "mine", "priority": "1000"}),
+        ("/ui/users", {"email": "x@acmepost.com", "role": "admin"}),
+        ("/ui/settings", {"key": "job_max_retries", "value": "1"}),
+    ):
+        refused = await post(browser, "/ui/", action, **fields)
+        assert refused.status_code == 403, (action, refused.text)
+    assert [s.code for s in sites.list_sites(database, admin)] == ["hq", "london"]
+    alice = users.get_user(database, admin, "alice@acmepost.com")
+    # her own e-mail preference she may change
+    await post(browser, "/ui/users", f"/ui/users/{alice.id}", email_opt_out="on")
+    assert users.get_preferences(database, admin, alice.id).email_opt_out
+
+
+async def test_the_job_page_puts_failed_files_first_and_retries_one(
+    browser: httpx.AsyncClient, world: World, database: Database, admin: Actor
+) -> None:
+    frames = [f"proj001/sc0010/sh0010/plate.{n:04d}.exr" for n in range(1001, 1101)]
+    job = jobs.submit_job(
+        database, admin, {"name": "big", "destination": "site=london", "tasks": frames}
+    )
+    with database.session() as session:
+        rows = session.query(m.Task).filter(m.Task.job_id == job.id).all()
+        for row in rows:
+            row.status, row.size = "done", 1000
+        broken = next(r for r in rows if r.source_path.endswith("1077.exr"))
+        broken.status, broken.last_error = "failed", "checksum mismatch on chunk 2"
+        session.get(m.Job, job.id).status = "failed"  # type: ignore[union-attr]
+    await sign_in(browser, world.admin_key)
+    page = (await browser.get(f"/ui/jobs/{job.id}")).text
+    assert page.index('id="failed-heading"') < page.index('id="contents-heading"')
+    assert "checksum mismatch on chunk 2" in page
+    assert page.count('class="group"') == 1  # one row for the 100 frames
+    assert "plate.####.exr 1001-1100" in page
+    assert "99/100 done" in page
+    files = await browser.get(f"/ui/jobs/{job.id}", params={"folder": "proj001/sc0010/sh0010"})
+    assert files.text.count('class="task"') == 100
+    retry = await post(browser, f"/ui/jobs/{job.id}", f"/ui/jobs/{job.id}/tasks/{broken.id}/retry")
+    assert retry.status_code == 303
+    again = jobs.get_job(database, admin, job.id)
+    assert again.status in ("waiting", "running")
+    waiting = (await browser.get(f"/ui/jobs/{job.id}")).text
+    assert 'id="failed-heading"' not in waiting
+    # queued, and no agent at either site: the note says why, as the CLI does
+    assert "waiting for an agent at site hq: none is online (none enrolled)" in waiting
+
+
+async def test_jobs_filters_search_and_active_as_the_cli_means_it(
+    browser: httpx.AsyncClient, world: World, database: Database, admin: Actor
+) -> None:
+    failed = jobs.submit_job(
+        database, admin, {"name": "proj003 upload", "destination": "site=london",
+                          "tasks": ["proj003/a.exr"]},
+    )  # fmt: skip
+    with database.session() as session:
+        session.get(m.Job, failed.id).status = "failed"  # type: ignore[union-attr]
+    await sign_in(browser, world.admin_key)
+    active = (await browser.get("/ui/")).text
+    assert failed.id not in active  # failed has ended: `reelsync job list --active` agrees
+    assert world.alice_job in active
+    assert failed.id in (await browser.get("/ui/?show=failed")).text
+    found = (await browser.get("/ui/", params={"show": "all", "q": "UPLOAD proj003"})).text
+    assert failed.id in found
+    assert world.alice_job not in found
+    mine = (await browser.get("/ui/", params={"show": "all", "user": "bob@acmepost.com"})).text
+    assert (world.bob_job in mine, world.alice_job in mine) == (True, False)
+    today = datetime.now(UTC).date().isoformat()
+    dated = await browser.get("/ui/", params={"show": "all", "from": today, "to": today})
+    assert failed.id in dated.text
+    none = await browser.get("/ui/", params={"show": "all", "to": "2001-01-01", "site": "hq"})
+    assert 'id="no-jobs"' in none.text
+    wrong = await browser.get("/ui/", params={"from": "yesterday"})
+    assert wrong.status_code == 400
+    assert "must be a date" in wrong.text
+
+
+def test_server_push_says_when_a_job_changes(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Against a real server (ASGI in-process buffers whole bodies): the stream of a job says
+    ``change`` when the job changes; another user's job is a 404."""
+    server = server_factory()
+    verify = ssl.create_default_context(cafile=str(server.ca_file))
+    with server.session() as admin:
+        admin.create("site", {"code": "london"})
+        admin.create("volume", {"code": "projects", "default": True,
+                                "paths": {"hq": "/mnt/p", "london": "/data/p"}})  # fmt: skip
+        job = admin.submit_job({"destination": "site=london", "tasks": ["proj001/a.exr"]})
+    with httpx.Client(base_url=server.url, verify=verify, timeout=30) as client:
+        signed = client.post(
+            "/ui/login", data={"api_key": server.api_key}, headers={"Origin": server.url}
+        )
+        assert signed.status_code == 303
+        page = client.get(f"/ui/jobs/{job['id']}").text
+        assert f'data-events="/ui/events/jobs/{job["id"]}"' in page
+        with client.stream("GET", f"/ui/events/jobs/{job['id']}") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.iter_lines()
+            assert next(lines).startswith("retry:")
+            with server.session() as admin:
+                admin.update("job", job["id"], {"status": "paused"})
+            seen = []
+            for line in lines:
+                seen.append(line)
+                if line == "event: change":
+                    break
+        assert seen[-1] == "event: change"
+        assert client.get("/ui/events/jobs/nope").status_code == 404
+
+
+async def test_old_mail_links_and_the_smtp_warning(
+    browser: httpx.AsyncClient, world: World, database: Database
+) -> None:
+    old = await browser.get(f"/jobs/{world.alice_job}")
+    assert (old.status_code, old.headers["location"]) == (303, f"/ui/jobs/{world.alice_job}")
+    await sign_in(browser, world.admin_key)
+    home = (await browser.get("/ui/")).text
+    assert 'id="smtp-warning"' in home  # no SMTP server in this app's config
+    status = (await browser.get("/ui/settings")).text
+    assert 'id="mail-pending"' in status
+    browser.cookies.clear()
+    await sign_in(browser, world.alice_key)
+    assert 'id="smtp-warning"' not in (await browser.get("/ui/")).text  # admins only
+
+    configured = create_app(
+        ServerConfig(data_dir=world.app_data, database_url=database.url,
+                     smtp=SmtpConfig(host="mail.acme.test")),
+        database,
+    )  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=configured), base_url=BASE
+    ) as client:
+        await sign_in(client, world.admin_key)
+        assert 'id="smtp-warning"' not in (await client.get("/ui/")).text
