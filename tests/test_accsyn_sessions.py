@@ -326,7 +326,11 @@ def test_deleting_a_user_with_jobs(studio: Studio) -> None:
         {"source": "share=projects/lisa/plate.0001.exr", "destination": "site=london",
          "status": "paused"},
     )  # fmt: skip
+    mine = admin.logs("user", lisa["id"])["result"]
+    assert [r["entityid"] for r in mine] == [job["id"]]
     assert admin.delete_one("User", lisa["id"]) is True
+    trail = admin.logs(search="user.deleted")["result"]
+    assert [r["entityid"] for r in trail] == [lisa["id"]]
     assert admin.find_one(f"User WHERE id={lisa['id']}") is None
     handed = admin.get_entity("transfer", job["id"])
     assert handed["status"] == "aborted"

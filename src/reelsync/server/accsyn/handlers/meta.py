@@ -1,11 +1,13 @@
 """Discovery and logs: ``entitytypes``, ``attributes`` and 3.4's ``log/find``.
 
-reelsync keeps no separate audit log: ``log/find`` answers rows built from the job (and task)
-history it stores - created, finished and task errors - newest last unless ``sort_reverse``.
+``log/find`` answers rows built from the job (and task) history reelsync stores - created,
+finished and task errors - for the workspace, a job, or a user's jobs; an admin's workspace log
+also holds the audit trail (a user deleted, ...). Oldest first unless ``sort_reverse``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from reelsync.domain.records import Workspace
@@ -17,7 +19,7 @@ from reelsync.server.accsyn.handlers.arguments import flag, text_field
 from reelsync.server.accsyn.handlers.jobs import all_jobs
 from reelsync.server.accsyn.handlers.tasks import all_tasks
 from reelsync.server.accsyn.selection import select
-from reelsync.services import jobs, workspace
+from reelsync.services import audit, jobs, users, workspace
 
 __all__: list[str] = []
 
@@ -73,11 +75,15 @@ def attributes(call: Call) -> list[str]:
     )
 
 
-def _job_rows(call: Call, job_id: str | None) -> list[dict[str, Any]]:
+def _job_rows(
+    call: Call, job_id: str | None, *, user_id: str | None = None
+) -> list[dict[str, Any]]:
     if job_id:
         chosen = [jobs.get_job(call.db, call.actor, job_id)]
     else:
         chosen = all_jobs(call, finished=True)
+    if user_id is not None:
+        chosen = [j for j in chosen if j.user_id == user_id]
     rows: list[dict[str, Any]] = []
     for job in chosen:
         base = {"entitytype": "job", "entityid": job.id}
@@ -112,13 +118,34 @@ def _job_rows(call: Call, job_id: str | None) -> list[dict[str, Any]]:
     return rows
 
 
+def _audit_rows(call: Call) -> list[dict[str, Any]]:
+    return [
+        {
+            "entitytype": e.entity_type,
+            "entityid": e.entity_id,
+            "date": e.created,
+            "level": "info",
+            "message": f"{e.action} by {e.actor}: {json.dumps(dict(e.detail), sort_keys=True)}",
+        }
+        for e in audit.list_events(call.db, call.actor)
+    ]
+
+
 @route("GET", ("log",), "find")
 def logs(call: Call) -> list[dict[str, Any]]:
     data = call.data
     kind = (text_field(data, "entitytype") or "workspace").lower()
-    if kind not in ("workspace", "job", "transfer"):
-        raise ValidationError(f"reelsync keeps logs of the workspace and of jobs, not of {kind}s")
-    rows = _job_rows(call, call.envelope.id if kind != "workspace" else None)
+    if kind not in ("workspace", "job", "transfer", "user"):
+        raise ValidationError(
+            f"reelsync keeps logs of the workspace, of jobs and of users' jobs, not of {kind}s"
+        )
+    if kind == "user":  # a user's log: their jobs' history (what the caller may see of it)
+        user = users.get_user(call.db, call.actor, call.envelope.id or call.actor.user_id)
+        rows = _job_rows(call, None, user_id=user.id)
+    else:
+        rows = _job_rows(call, call.envelope.id if kind != "workspace" else None)
+    if kind == "workspace" and call.actor.is_admin:
+        rows += _audit_rows(call)
     search = (text_field(data, "search") or "").lower()
     if search:
         rows = [r for r in rows if search in r["message"].lower()]
