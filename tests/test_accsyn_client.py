@@ -298,6 +298,8 @@ def test_job_forms_a_b_c(env: Env) -> None:
     tasks = tasks_of(env.admin, b["id"])
     assert [t["uri"] for t in tasks] == ["0", "1"]
     assert tasks[1]["source"]["path"] == "proj001/sc0010/b2.exr"
+    assert tasks[1]["job_hr"] == b["name"]
+    assert tasks[1]["time"] is not None
     assert tasks[1]["destination"]["path"] == "proj001/sc0010/b2.exr"  # mirrored
 
     c = env.admin.create(

@@ -216,6 +216,9 @@ def task_record(task: Task, job: Job | None = None) -> dict[str, Any]:
         "id": task.id,
         "uri": task.uri,
         "job": task.job_id,
+        "job_hr": job.name if job else None,
+        # when the task last changed state (queued, leased, reported, finished)
+        "time": task.finished or task.modified,
         "source": {
             "v": task.source_volume_id,
             "s": task.source_volume_id,
