@@ -3,7 +3,9 @@
 Rules: a frame is a 5-byte header, ``!IB`` = body length (bytes after the header) and frame type,
 then the body. Bulk data frames (CHUNK, BATCH, FILE_END, ACK, NACK) have fixed binary layouts; the
 control frames carry one UTF-8 JSON object. A body longer than :data:`MAX_BODY` or a malformed body
-is a :class:`~reelsync.errors.ProtocolError`. See docs/protocol.md for the byte layouts.
+is a :class:`~reelsync.errors.ProtocolError`. Version 3 gives MANIFEST and FILE_DONE binary
+bodies (:mod:`reelsync.protocol.binary`): both are encoded and decoded with the version the
+stream negotiated. See docs/protocol.md for the byte layouts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from typing import Any
 
 from reelsync.domain.chunks import CHECKSUM_SIZE
 from reelsync.errors import ProtocolError
+from reelsync.protocol.binary import (
+    decode_file_done,
+    decode_manifest,
+    encode_file_done,
+    encode_manifest,
+)
 from reelsync.protocol.events import (
     Ack,
     Batch,
@@ -76,8 +84,20 @@ def _pairs(kind: FrameType, items: tuple[tuple[int, int], ...]) -> list[bytes]:
     return [HEADER.pack(len(body), kind) + body]
 
 
-def encode_event(event: Event) -> list[bytes]:
-    """The frame of ``event`` as buffers to write in order (bulk data is not copied)."""
+def _binary(kind: FrameType, body: bytes) -> list[bytes]:
+    if len(body) > MAX_BODY:
+        raise ProtocolError(f"a frame of {len(body)} bytes exceeds the limit")
+    return [HEADER.pack(len(body), kind) + body]
+
+
+def encode_event(event: Event, version: int = 1) -> list[bytes]:
+    """The frame of ``event`` as buffers to write in order (bulk data is not copied), in the
+    body format of protocol ``version``."""
+    if version >= 3:
+        if isinstance(event, Manifest):
+            return _binary(FrameType.MANIFEST, encode_manifest(event))
+        if isinstance(event, FileDone):
+            return _binary(FrameType.FILE_DONE, encode_file_done(event))
     match event:
         case Chunk(file_id, index, checksum, data):
             head = _CHUNK.pack(file_id, index, checksum)
@@ -215,11 +235,17 @@ def _optional_str(obj: dict[str, Any], name: str) -> str | None:
     return None if value is None else str(value)
 
 
-def decode_body(kind: int, body: memoryview, *, copy: bool = True) -> Event:
-    """The event carried by a frame of type ``kind`` (``body`` excludes the header). With
-    ``copy=False`` the data of CHUNK and BATCH events are memoryviews of ``body`` (for a caller
-    that consumes the event before it reuses the buffer)."""
+def decode_body(kind: int, body: memoryview, *, copy: bool = True, version: int = 1) -> Event:
+    """The event carried by a frame of type ``kind`` (``body`` excludes the header), in the body
+    format of protocol ``version``. With ``copy=False`` the data of CHUNK and BATCH events are
+    memoryviews of ``body`` (for a caller that consumes the event before it reuses the
+    buffer)."""
     try:
+        if version >= 3:
+            if kind == FrameType.MANIFEST:
+                return decode_manifest(body)
+            if kind == FrameType.FILE_DONE:
+                return decode_file_done(body)
         return _decode(FrameType(kind), body, copy)
     except ProtocolError:
         raise

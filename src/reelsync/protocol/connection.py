@@ -131,7 +131,7 @@ class Connection:
     def send(self, event: Event) -> list[bytes]:
         """The bytes to write for ``event``, after checking this side may send it now."""
         self._check(event, local=True)
-        data = encode_event(event)
+        data = encode_event(event, self.version or 1)
         self._advance(event, local=True)
         return data
 
@@ -207,7 +207,7 @@ class Connection:
         body[:offset] = self._buf[HEADER.size :]
         kind: int = HEADER.unpack_from(self._buf, 0)[1]
         self._buf.clear()
-        event = decode_body(kind, memoryview(body), copy=copy)
+        event = decode_body(kind, memoryview(body), copy=copy, version=self.version or 1)
         self._check(event, local=False)
         self._advance(event, local=False)
         return event
@@ -224,7 +224,7 @@ class Connection:
         if len(buf) < end:
             return self._at_eof()
         with memoryview(buf) as view:
-            event = decode_body(kind, view[HEADER.size : end])
+            event = decode_body(kind, view[HEADER.size : end], version=self.version or 1)
         del buf[:end]
         self._check(event, local=False)
         self._advance(event, local=False)
