@@ -39,6 +39,7 @@ def test_server_mails_and_posts_when_a_job_ends(
                 "REELSYNC_SMTP_PORT": str(sink.port),
                 "REELSYNC_SMTP_FROM": "reelsync@acme.test",
                 "REELSYNC_PUBLIC_URL": "https://hq.acme.test:8443",
+                "REELSYNC_WEBHOOK_ALLOW_PRIVATE": "1",  # the receiver is on 127.0.0.1
             },
         )
         with server.session() as admin:

@@ -26,6 +26,7 @@ from reelsync.notify.dispatcher import Dispatcher, DispatcherPolicy
 from reelsync.notify.mailer import MemoryMailer, SmtpMailer
 from reelsync.notify.outbox import enqueue_job_finished
 from reelsync.notify.recipients import set_opt_out
+from reelsync.notify.webhook import HttpWebhookSender
 from reelsync.services import acls, jobs, queues, settings, sites, users, volumes, webhooks
 from reelsync.services.rollup import refresh_job
 from smtp_sink import SmtpSink
@@ -324,7 +325,12 @@ async def test_webhooks_for_submitted_done_failed_with_retries(
         kinds = [(r.payload["event"], r.payload["webhook_id"]) for r in rows(database, "webhook")]
         assert kinds == [("job.submitted", hook.id), ("job.done", hook.id)]
         receiver.status = 500  # the receiver is broken at first
-        dispatcher = Dispatcher(database, mailer=MemoryMailer(), policy=POLICY)
+        dispatcher = Dispatcher(
+            database,
+            mailer=MemoryMailer(),
+            policy=POLICY,
+            webhooks=HttpWebhookSender(allow_private=True),  # the receiver is on 127.0.0.1
+        )
         assert await dispatcher.run_once() == {"retry": 2, "sent": 1}  # the mail went out
         receiver.status = 200
         assert await dispatcher.run_once(now=later(61)) == {"sent": 2}

@@ -91,6 +91,7 @@ async def test_job_done_reaches_real_smtp_and_webhook(
         "REELSYNC_SMTP_PASSWORD": "s3cret",
         "REELSYNC_SMTP_FROM": "reelsync@acmepost.com",
         "REELSYNC_PUBLIC_URL": "https://hq.acmepost.com:8443",
+        "REELSYNC_WEBHOOK_ALLOW_PRIVATE": "1",  # the receiver is on 127.0.0.1
     }
     config = load_server_config(tmp_path, env)
     webhooks.create_webhook(

@@ -9,7 +9,12 @@ import httpx
 import pytest
 
 from http_receiver import Receiver
-from reelsync.errors import AuthenticationError, UnavailableError, ValidationError
+from reelsync.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    UnavailableError,
+    ValidationError,
+)
 from reelsync.notify.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -76,7 +81,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 async def test_http_sender_delivers_a_verified_request(receiver: Receiver) -> None:
-    sender: WebhookSender = HttpWebhookSender()
+    sender: WebhookSender = HttpWebhookSender(allow_private=True)
     req = sign_request(SECRET, PAYLOAD, event="job.done", delivery="job:j1:done:1")
     await sender.post(receiver.url, req)
     [got] = receiver.deliveries
@@ -88,7 +93,7 @@ async def test_http_sender_delivers_a_verified_request(receiver: Receiver) -> No
 
 async def test_http_sender_shared_client(receiver: Receiver) -> None:
     async with httpx.AsyncClient() as client:
-        await HttpWebhookSender(client).post(
+        await HttpWebhookSender(client, allow_private=True).post(
             receiver.url, sign_request(SECRET, PAYLOAD, event="job.done", delivery="d")
         )
     assert receiver.deliveries[0].verified
@@ -97,11 +102,11 @@ async def test_http_sender_shared_client(receiver: Receiver) -> None:
 async def test_http_sender_non_2xx_is_retryable(receiver: Receiver) -> None:
     receiver.status = 503
     with pytest.raises(UnavailableError, match="HTTP 503"):
-        await HttpWebhookSender().post(
+        await HttpWebhookSender(allow_private=True).post(
             receiver.url, sign_request(SECRET, PAYLOAD, event="job.done", delivery="d")
         )
     with pytest.raises(UnavailableError, match="HTTP 401"):  # receiver refuses a wrong secret
-        await HttpWebhookSender().post(
+        await HttpWebhookSender(allow_private=True).post(
             receiver.url, sign_request("wrong", PAYLOAD, event="job.done", delivery="d")
         )
 
@@ -110,9 +115,40 @@ async def test_http_sender_unreachable_is_retryable(receiver: Receiver) -> None:
     url = receiver.url
     receiver.stop()
     with pytest.raises(UnavailableError, match="unreachable"):
-        await HttpWebhookSender(timeout_s=3).post(
+        await HttpWebhookSender(timeout_s=3, allow_private=True).post(
             url, sign_request(SECRET, PAYLOAD, event="job.done", delivery="d")
         )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/hook",
+        "https://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:9/hook",
+        "http://0.0.0.0:9/hook",
+    ],
+)
+async def test_http_sender_refuses_the_private_network_by_default(url: str) -> None:
+    """SSRF: webhooks do not reach the control plane's own network unless an admin allows it;
+    refused before any connection, and not retried."""
+    with pytest.raises(PermissionDeniedError, match="private, loopback or link-local") as info:
+        await HttpWebhookSender().post(url, sign_request(SECRET, PAYLOAD, event="job.done",
+                                                          delivery="d"))  # fmt: skip
+    assert not info.value.retryable
+    assert "webhook_allow_private" in (info.value.hint or "")
+
+
+async def test_http_sender_goes_to_the_address_it_checked() -> None:
+    """The request is sent to the resolved address with the name in Host and the TLS name."""
+    sender = HttpWebhookSender()
+    target, headers, extensions = await sender._pinned("https://8.8.8.8:8443/hook?x=1")
+    assert target == "https://8.8.8.8:8443/hook?x=1"
+    assert headers == {"Host": "8.8.8.8:8443"}
+    assert extensions == {"sni_hostname": "8.8.8.8"}
 
 
 async def test_memory_sender_twin() -> None:

@@ -57,6 +57,7 @@ def studio(
         "REELSYNC_SMTP_HOST": "127.0.0.1",
         "REELSYNC_SMTP_PORT": str(sink.port),
         "REELSYNC_AGENT_OFFLINE_AFTER_S": "20",
+        "REELSYNC_WEBHOOK_ALLOW_PRIVATE": "1",  # the receiver is on 127.0.0.1
     }
     try:
         with ExitStack() as stack:

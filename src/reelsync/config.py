@@ -66,6 +66,7 @@ class ServerConfig:
     log_level: str = "info"
     signin_burst: int = 20  # failed sign-ins an address may make at once ...
     signin_refill_s: float = 1.0  # ... then one more every this many seconds
+    webhook_allow_private: bool = False  # webhooks to loopback, link-local, private addresses
 
     @property
     def cert_file(self) -> Path:
@@ -138,6 +139,12 @@ def _smtp_from(env: Mapping[str, str], file_cfg: Mapping[str, Any]) -> SmtpConfi
     )
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def _seconds(value: Any, name: str) -> float:
     try:
         seconds = float(value)
@@ -202,6 +209,9 @@ def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
             _seconds(
                 env.get("REELSYNC_SIGNIN_BURST") or server.get("signin_burst", 20), "signin_burst"
             )
+        ),
+        webhook_allow_private=_flag(
+            env.get("REELSYNC_WEBHOOK_ALLOW_PRIVATE", server.get("webhook_allow_private", False))
         ),
         signin_refill_s=_seconds(
             env.get("REELSYNC_SIGNIN_REFILL_S") or server.get("signin_refill_s", 1.0),

@@ -3,11 +3,16 @@
 Rules: SQLite runs in WAL mode with foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` for
 every transaction (a deferred transaction that later writes can fail at once with "database is
 locked" in WAL mode); PostgreSQL is reached through ``postgresql+psycopg://``. The schema is
-made and upgraded only by Alembic (:func:`upgrade_to_head`), never by ``create_all``.
+made and upgraded only by Alembic (:func:`upgrade_to_head`), never by ``create_all``. A SQLite
+file holds every secret's hash and the whole workspace: it and its ``-wal``/``-shm`` files are
+made (and kept) readable by their owner only (0600; SQLite gives the side files the main file's
+mode).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +50,22 @@ def _check_url(url: str) -> str:
     return url
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Make ``path`` (and its folder) if missing, owner-only; tighten what is already there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # not ours (a read-only copy): leave it as it is
+            continue
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -72,7 +93,7 @@ class Database:
         if self.dialect == "sqlite":
             database = parsed.database or ""
             if database and database != ":memory:":
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(database).expanduser())
             kwargs["connect_args"] = {"check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True

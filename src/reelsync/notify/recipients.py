@@ -1,7 +1,11 @@
 """Who gets the mail of a job event, from the settings (accsyn spec section 3, "E-mail").
 
 Rules:
-- ``email_enabled`` (effective at the job: job > queue > workspace) false/0/no/off: nobody.
+- What an admin set wins over what a job's owner sets on the job: ``email_enabled`` is the queue's
+  own value, else the workspace's, and only where neither is set the job's (false/0/no/off:
+  nobody); the job's own ``email_job_<event>_recipients`` may name only users of the workspace;
+  the job's own ``email_exclude`` removes only the creator and the job's own recipients, never
+  the queue's or volumes' (the queue's or workspace's ``email_exclude`` removes anybody).
 - Done/failed: the job's creator, plus ``email_job_<event>_recipients`` of the job's queue (the
   queue's own value, else the workspace's) and of every volume the job reads or writes (each
   volume's own value). Submitted: only ``email_job_submit_recipients`` (off unless set).
@@ -100,29 +104,48 @@ def opted_out(session: Session, emails: Iterable[str]) -> set[str]:
     return out
 
 
+def _users_among(session: Session, emails: list[str]) -> list[str]:
+    """The addresses of ``emails`` that belong to users of the workspace, in order."""
+    if not emails:
+        return []
+    known = set(session.scalars(select(m.User.email).where(m.User.email.in_(emails))))
+    return [e for e in emails if e in {k.lower() for k in known}]
+
+
 def job_recipients(session: Session, job: m.Job, event: str) -> tuple[str, ...]:
     """Recipients of ``event`` (done | failed | submitted) for ``job``, in a stable order."""
-    settings = job_settings(session, job)
-    if not is_true(settings.get("email_enabled"), default=True):
+    workspace = _scope(session, "workspace", "")
+    queue = _scope(session, "queue", job.queue_id)
+    own = dict(job.settings or {})
+    enabled = queue.get("email_enabled", workspace.get("email_enabled"))
+    if enabled is None:
+        enabled = own.get("email_enabled")
+    if not is_true(enabled, default=True):
         return ()
     key = _EVENT_KEYS[event]
-    found: list[str] = []
+    admins: list[str] = []  # what an admin configured: the job's owner cannot remove it
+    creators: list[str] = []
     if event in ("done", "failed"):
         creator = session.scalar(select(m.User.email).where(m.User.id == job.user_id))
         if creator:
-            found.append(creator.lower())
-    queue_scoped = _scope(session, "queue", job.queue_id).get(key)
+            creators.append(creator.lower())
+    queue_scoped = queue.get(key)
     if queue_scoped is None:
-        queue_scoped = _scope(session, "workspace", "").get(key)
-    found += split_addresses(queue_scoped)
-    found += split_addresses(job.settings.get(key) if job.settings else None)
+        queue_scoped = workspace.get(key)
+    admins += split_addresses(queue_scoped)
+    owners = creators + _users_among(session, split_addresses(own.get(key)))
     for volume_id in sorted(_job_volume_ids(session, job.id)):
-        found += split_addresses(_scope(session, "volume", volume_id).get(key))
-    excluded = set(split_addresses(settings.get("email_exclude"))) | opted_out(session, found)
+        admins += split_addresses(_scope(session, "volume", volume_id).get(key))
+    admin_exclude = queue.get("email_exclude", workspace.get("email_exclude"))
+    excluded = set(split_addresses(admin_exclude)) | opted_out(session, admins + owners)
+    owner_excluded = set(split_addresses(own.get("email_exclude")))
     unique: list[str] = []
-    for address in found:
-        if address not in excluded and address not in unique:
-            unique.append(address)
+    for address in creators + admins + owners:
+        if address in excluded or address in unique:
+            continue
+        if address in owner_excluded and address not in admins:
+            continue
+        unique.append(address)
     return tuple(unique)
 
 

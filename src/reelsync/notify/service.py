@@ -19,7 +19,7 @@ from reelsync.db import Database
 from reelsync.notify.capture import JobEventCapture, install_job_events
 from reelsync.notify.dispatcher import Dispatcher, DispatcherPolicy
 from reelsync.notify.mailer import Mailer, SmtpMailer
-from reelsync.notify.webhook import WebhookSender
+from reelsync.notify.webhook import HttpWebhookSender, WebhookSender
 
 __all__ = ["Notifier", "mailer_from_config"]
 
@@ -52,7 +52,7 @@ class Notifier:
         self.dispatcher = Dispatcher(
             db,
             mailer=chosen,
-            webhooks=webhooks,
+            webhooks=webhooks or HttpWebhookSender(allow_private=config.webhook_allow_private),
             public_url=config.url,
             policy=policy,
             hook_tmp_dir=config.data_dir / "tmp" if config.data_dir.is_dir() else None,

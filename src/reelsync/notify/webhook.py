@@ -9,21 +9,30 @@ Rules:
 - Receivers call :func:`verify_signature` on the raw body before parsing it.
 - Any answer but 2xx, a timeout or a network error raises :class:`UnavailableError`: the outbox
   retries with backoff.
+- No requests to the control plane's own network unless an admin allows them (server setting
+  ``webhook_allow_private``): the host is resolved first and a loopback, link-local, private or
+  otherwise non-global address is refused (:class:`PermissionDeniedError`, not retried); the
+  request then goes to the address checked (``Host`` and TLS name kept), so a name that
+  resolves differently a moment later cannot redirect it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from reelsync.errors import AuthenticationError, UnavailableError
+from reelsync.errors import AuthenticationError, PermissionDeniedError, UnavailableError
 from reelsync.services.webhooks import WEBHOOK_EVENTS, parse_events
 
 __all__ = [
@@ -117,9 +126,16 @@ class WebhookSender(Protocol):
 class HttpWebhookSender:
     """The real sender on an httpx.AsyncClient (give one to share its pool, or let it make one)."""
 
-    def __init__(self, client: httpx.AsyncClient | None = None, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        timeout_s: float = 10.0,
+        allow_private: bool = False,
+    ) -> None:
         self._client = client
         self._timeout = timeout_s
+        self.allow_private = allow_private
 
     async def post(self, url: str, request: SignedRequest) -> None:
         if self._client is not None:
@@ -128,10 +144,46 @@ class HttpWebhookSender:
         async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
             await self._post(client, url, request)
 
+    async def _pinned(self, url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """(URL to the checked address, extra headers, request extensions) for ``url``."""
+        if self.allow_private:
+            return url, {}, {}
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise UnavailableError(f"webhook {url}: cannot resolve {host!r}: {exc}") from exc
+        addresses = [str(info[4][0]) for info in infos]
+        for text in addresses:
+            address = ipaddress.ip_address(text.split("%")[0])
+            if not address.is_global or address.is_multicast:
+                raise PermissionDeniedError(
+                    f"webhook {url} leads to {address}, an address of a private, loopback or "
+                    "link-local network",
+                    hint="an admin may allow those with the server setting webhook_allow_private",
+                )
+        first = addresses[0]
+        netloc = f"[{first}]" if ":" in first else first
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        host_header = host if parts.port is None else f"{host}:{parts.port}"
+        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+        return pinned, {"Host": host_header}, extensions
+
     async def _post(self, client: httpx.AsyncClient, url: str, request: SignedRequest) -> None:
+        target, headers, extensions = await self._pinned(url)
         try:
             response = await client.post(
-                url, content=request.body, headers=dict(request.headers), timeout=self._timeout
+                target,
+                content=request.body,
+                headers={**request.headers, **headers},
+                timeout=self._timeout,
+                extensions=extensions,
             )
         except httpx.HTTPError as exc:
             raise UnavailableError(f"webhook {url} is unreachable: {exc!r}") from exc

@@ -22,7 +22,7 @@ from reelsync.pki.requestsig import (
     fingerprint,
 )
 from reelsync.pki.ticket import TICKET_KEY_FILE, Ticket, TicketFile, TicketSigner, TicketVerifier
-from reelsync.pki.tlscontext import client_ssl_context, server_ssl_context
+from reelsync.pki.tlscontext import client_ssl_context, https_ssl_context, server_ssl_context
 
 __all__ = [
     "CA_CERT_FILE",
@@ -41,6 +41,7 @@ __all__ = [
     "TicketVerifier",
     "client_ssl_context",
     "fingerprint",
+    "https_ssl_context",
     "load_certificate",
     "make_agent_key_and_csr",
     "peer_identity",

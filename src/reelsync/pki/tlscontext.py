@@ -2,7 +2,10 @@
 workspace CA is trusted (never the system store) so a certificate from any other CA is refused;
 a server context for the data plane requires a client certificate (mutual TLS). Agent-to-agent
 connections do not check host names (peers are dialled by address); they check the peer's
-identity (:func:`reelsync.pki.identity.peer_identity_of`) instead."""
+identity (:func:`reelsync.pki.identity.peer_identity_of`) instead. The control plane's HTTPS
+listener (:func:`https_ssl_context`) also takes TLS 1.2, for clients whose TLS stops there, with
+forward-secret AEAD ciphers only (ECDHE with AES-GCM or ChaCha20-Poly1305), no compression and no
+renegotiation."""
 
 from __future__ import annotations
 
@@ -11,7 +14,10 @@ from pathlib import Path
 
 from reelsync.errors import ConfigError
 
-__all__ = ["client_ssl_context", "server_ssl_context"]
+__all__ = ["HTTPS_TLS12_CIPHERS", "client_ssl_context", "https_ssl_context", "server_ssl_context"]
+
+#: the TLS 1.2 cipher suites the control plane's HTTPS offers (TLS 1.3's are all AEAD already)
+HTTPS_TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!SHA1:!SHA256:!SHA384:!RSA+AES"
 
 
 def _base(server_side: bool, ca_file: Path | None, ca_pem: bytes | None) -> ssl.SSLContext:
@@ -54,6 +60,18 @@ def server_ssl_context(
         ctx.verify_mode = ssl.CERT_REQUIRED
     else:
         ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def https_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """The control plane's HTTPS context: TLS 1.2 or 1.3, modern ciphers (see the rules)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(HTTPS_TLS12_CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    ctx.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    ctx.verify_mode = ssl.CERT_NONE
+    _load_chain(ctx, cert_file, key_file)
     return ctx
 
 

@@ -1,11 +1,12 @@
 """The one table from exceptions to HTTP responses. Endpoints just raise.
 
 Rules: a :class:`ReelsyncError` answers its class's ``http_status`` with
-``{"error": {"code", "message", "hint"?}}``; a request that does not match the schema answers 422
-with code ``invalid`` and one readable line naming the field; an unknown route or method keeps its
-404/405 in the same shape; a client that hangs up mid-request is logged as such (no traceback);
-anything else is a bug: logged with its traceback, answered 500 with
-code ``internal`` and no detail. The accsyn adapter answers in its own shape and installs its own
+``{"error": {"code", "message", "hint"?}}`` (a :class:`UserError`, even a 501 for what reelsync
+does not offer, is logged at most as one INFO line: a caller cannot fill the log with tracebacks);
+a request that does not match the schema answers 422 with code ``invalid`` and one readable line
+naming the field; an unknown route or method keeps its 404/405 in the same shape; a client that
+hangs up mid-request is logged as such (no traceback); anything else is a bug: logged with its
+traceback, answered 500 with code ``internal`` and no detail. The accsyn adapter answers in its own shape and installs its own
 handler for its routes.
 """
 
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from reelsync.errors import AuthenticationError, InternalError, ReelsyncError
+from reelsync.errors import AuthenticationError, InternalError, ReelsyncError, UserError
 
 __all__ = ["EXCEPTION_HANDLERS", "error_body", "install_error_handlers", "validation_message"]
 
@@ -47,7 +48,10 @@ def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
 
 def _reelsync(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReelsyncError)
-    if exc.http_status >= 500 and not exc.retryable:
+    if isinstance(exc, UserError):  # the caller's mistake (a 501 too): one line, no traceback
+        if exc.http_status >= 500:
+            _log.info("%s %s: %s", request.method, request.url.path, exc.message)
+    elif exc.http_status >= 500 and not exc.retryable:
         _log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
     return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)

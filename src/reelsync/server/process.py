@@ -1,6 +1,7 @@
 """The control plane process: uvicorn serving one ASGI app. Rules: sockets are bound before
-anything starts, so a busy port is one clear error and nothing runs; HTTPS (TLS 1.3, the
-certificate issued by the workspace CA) unless ``tls`` is off; the optional accsyn dev listener is
+anything starts, so a busy port is one clear error and nothing runs; HTTPS (TLS 1.2 or 1.3 with
+forward-secret AEAD ciphers only, the certificate issued by the workspace CA) unless ``tls`` is
+off; the optional accsyn dev listener is
 plain HTTP on 127.0.0.1 only and serves the same app; SIGTERM and SIGINT stop both listeners
 gracefully (in-flight requests finish, the app's lifespan shutdown runs) and the process exits 0;
 logs go to stderr."""
@@ -21,7 +22,7 @@ import uvicorn
 
 from reelsync.config import SERVER_CONFIG_FILE, ServerConfig
 from reelsync.errors import ConfigError
-from reelsync.pki import server_ssl_context
+from reelsync.pki import https_ssl_context
 
 __all__ = ["bind_listeners", "bind_socket", "check_data_dir", "log_config", "serve"]
 
@@ -98,7 +99,7 @@ class _Server(uvicorn.Server):
 
 
 def _tls_context(config: ServerConfig) -> ssl.SSLContext:
-    return server_ssl_context(config.cert_file, config.key_file, require_client_cert=False)
+    return https_ssl_context(config.cert_file, config.key_file)
 
 
 def _run_stop_hooks(app: Any) -> None:

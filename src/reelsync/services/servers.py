@@ -13,6 +13,7 @@ the machine anew).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -99,21 +100,30 @@ def _site_code(session: Session, site_id: str) -> str:
     return session.scalar(select(m.Site.code).where(m.Site.id == site_id)) or ""
 
 
+def seen_by(actor: Actor, server: Server) -> Server:
+    """``server`` as ``actor`` may see it: only admins see where agents are and who they are
+    (addresses, ports, certificate fingerprints, the account they run as)."""
+    if actor.is_admin:
+        return server
+    return replace(
+        server, cert_fingerprint=None, peer_address=None, peer_port=None, username=None,
+        wan_ip=None,
+    )  # fmt: skip
+
+
 def list_servers(db: Database, actor: Actor, *, site: str | None = None) -> list[Server]:
-    del actor
     with db.session() as session:
         query = select(m.Server, m.Site.code).join(m.Site, m.Site.id == m.Server.site_id)
         if site is not None:
             query = query.where(m.Server.site_id == get_site_row(session, site).id)
         rows = session.execute(query.order_by(m.Site.code, m.Server.hostname))
-        return [server_record(s, code) for s, code in rows]
+        return [seen_by(actor, server_record(s, code)) for s, code in rows]
 
 
 def get_server(db: Database, actor: Actor, server_id: str) -> Server:
-    del actor
     with db.session() as session:
         row = get_server_row(session, server_id)
-        return server_record(row, _site_code(session, row.site_id))
+        return seen_by(actor, server_record(row, _site_code(session, row.site_id)))
 
 
 def update_server(

@@ -7,7 +7,8 @@ workspace, queue > workspace, site > workspace, server > its site > workspace. O
 writes workspace, volume, queue, site and server settings; a job's
 owner (or an admin) writes the job's. ``user`` settings are a user's own preferences (such as
 ``email_opt_out``), not inherited: users read and write their own (target defaults to the caller),
-admins anyone's. Keys are lower-cased ``[a-z0-9_.-]``; values are strings.
+admins anyone's. Keys are lower-cased ``[a-z0-9_.-]``; values are strings. Only admins read the
+``hook_*`` settings (the command lines the server runs): others never see them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from reelsync.services.users import get_user_row
 from reelsync.services.volumes import get_volume_row
 
 __all__ = [
+    "ADMIN_ONLY_PREFIX",
     "delete_setting",
     "effective_settings",
     "get_setting",
@@ -39,6 +41,8 @@ __all__ = [
     "set_setting",
 ]
 
+#: settings only admins read (the hooks' command lines)
+ADMIN_ONLY_PREFIX = "hook_"
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 
 
@@ -145,9 +149,10 @@ def list_settings(
     kind = parse_scope(scope)
     with db.session() as session:
         target_id = _target(session, actor, kind, target, write=False)
-        if inherited:
-            return effective_settings(session, kind, target_id)
-        return _own(session, kind, target_id)
+        found = (effective_settings if inherited else _own)(session, kind, target_id)
+    if actor.is_admin:
+        return found
+    return {k: v for k, v in found.items() if not k.startswith(ADMIN_ONLY_PREFIX)}
 
 
 def get_setting(
