@@ -6,8 +6,8 @@ does not offer, is logged at most as one INFO line: a caller cannot fill the log
 a request that does not match the schema answers 422 with code ``invalid`` and one readable line
 naming the field; an unknown route or method keeps its 404/405 in the same shape; a client that
 hangs up mid-request is logged as such (no traceback); anything else is a bug: logged with its
-traceback, answered 500 with code ``internal`` and no detail. The accsyn adapter answers in its own shape and installs its own
-handler for its routes.
+traceback, answered 500 with code ``internal`` and no detail. The accsyn adapter answers in its
+own shape and installs its own handler for its routes.
 """
 
 from __future__ import annotations
