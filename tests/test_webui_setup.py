@@ -271,7 +271,8 @@ def test_admin_sets_up_in_the_browser_and_the_operator_sends_two_shots(
         op.select_option("#send-queue", "proj001")
         shots.take(op, "transfer")
         op.click("#send")
-        expect(op).to_have_url(re.compile(r"/ui/jobs/[0-9a-f]+$"))
+        expect(op).to_have_url(re.compile(r"/ui/jobs/[0-9a-f]+\?done=sent$"))
+        expect(op.locator("#notice")).to_have_text("Sent: the files were added to this job.")
         job_id = op.locator("#job-id").inner_text()
         expect(op.locator("#job-name")).to_contain_text("proj001 download london")
         expect(op.locator("#job-status")).to_have_text("done", timeout=60_000)  # server push
@@ -317,8 +318,8 @@ def test_admin_sets_up_in_the_browser_and_the_operator_sends_two_shots(
         # A second sync the same day adds to that job: its history shows both.
         op.goto(f"{server.url}/ui/transfer?path=proj001/sc0010")
         op.get_by_label("Select sh0030").check()
-        op.click("#send")
-        expect(op).to_have_url(f"{server.url}/ui/jobs/{job_id}")
+        op.click("#send")  # the project's own queue, proj001: the same job
+        expect(op).to_have_url(f"{server.url}/ui/jobs/{job_id}?done=sent")
         expect(op.locator("li.addition")).to_have_count(2)
         expect(op.locator("li.addition").last).to_contain_text("proj001/sc0010/sh0030/scans")
         expect(op.locator("#job-status")).to_have_text("done", timeout=60_000)

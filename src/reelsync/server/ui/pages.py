@@ -71,6 +71,14 @@ SHOWS = {
 }
 
 
+# What a send from the transfer page says on the page it lands on (``?done=CODE``).
+SENT = {
+    "sent": "Sent: the files were added to this job.",
+    "sent-default": "Sent. The project has no queue of its own: they went to the default queue.",
+    "sent-moved": "Sent. The day's job moved to the queue you picked.",
+}
+
+
 def allowed_actions(job: Job) -> list[str]:
     """The controls offered for ``job`` in its status (the service checks again on POST)."""
     return [name for name, action in ACTIONS.items() if job.status in action.from_statuses]
@@ -198,6 +206,7 @@ def jobs_page(
         refresh=REFRESH_S,
         events=f"{UI_PREFIX}/events/jobs",
         page_size=JOBS_PAGE,
+        notice=SENT.get(request.query_params.get("done") or ""),
     )
 
 
@@ -222,6 +231,7 @@ def job_page(
         actions=[(name, ACTIONS[name].label) for name in allowed_actions(job)],
         refresh=REFRESH_S,
         events=f"{UI_PREFIX}/events/jobs/{job.id}",
+        notice=SENT.get(request.query_params.get("done") or ""),
     )
 
 

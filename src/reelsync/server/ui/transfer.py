@@ -5,7 +5,8 @@ and send them.
 Rules: the listing is the API's ``/files/ls`` (the same ACL check, the same agent, through the
 app's file operator); an image sequence is one row (``plate.####.exr 1001-1100``). A send follows
 ``reelsync sync``'s rules (:mod:`reelsync.domain.syncjob`): one side is the main site; the volume
-has a path at both; the queue is the one picked, else the project's own, else the default; an
+has a path at both; the queue is the one picked (the day's job moves to it), else the project's
+own, else the default; an
 agent is online at both sites; each picked path exists at the source and a folder becomes its
 files; a project's files go to the caller's job of that project, direction, site and day, appended
 to when it exists (reviving it), else submitted (through the pre-submit hook, as the API does).
@@ -367,6 +368,9 @@ def send(
         name = job_name(project, direction, remote, day)
         found = jobs.list_jobs(db, actor, name=name, user=actor.user_id, limit=1).items
         if found:
+            if queue and found[0].queue.lower() != code.lower():  # the queue asked for, as --queue
+                jobs.update_job(db, actor, found[0].id, queue=code)
+                notes.append(f"job {name!r} moved from queue {found[0].queue} to {code}")
             tasks.add_tasks(db, actor, found[0].id, entries)
             job_ids.append(found[0].id)
         else:
@@ -399,7 +403,7 @@ async def transfer_send(
             _check_send, db, actor, volume_ref, source, destination, picks
         )
         files = await _files(file_operator_of(request), volume, source, picks)
-        job_ids, _notes = await run_in_threadpool(
+        job_ids, notes = await run_in_threadpool(
             partial(
                 send, db, actor, request, volume=volume, source=source, destination=destination,
                 direction=direction, remote=remote, queue=_one(fields, "queue"), files=files,
@@ -410,5 +414,11 @@ async def transfer_send(
             request, db, session, volume_ref, source, destination, path,
             status=exc.http_status, error=exc,
         )  # fmt: skip
-    target = f"{UI_PREFIX}/jobs/{job_ids[0]}" if len(job_ids) == 1 else f"{UI_PREFIX}/?show=all"
-    return RedirectResponse(target, 303)
+    notice = "sent"
+    if any("default queue" in n for n in notes):
+        notice = "sent-default"
+    elif any("moved from queue" in n for n in notes):
+        notice = "sent-moved"
+    if len(job_ids) == 1:
+        return RedirectResponse(f"{UI_PREFIX}/jobs/{job_ids[0]}?done={notice}", 303)
+    return RedirectResponse(f"{UI_PREFIX}/?show=all&done={notice}", 303)
