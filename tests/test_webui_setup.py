@@ -140,6 +140,8 @@ def smtp_sink() -> Iterator[SmtpSink]:
 def admin_sets_up(page: Page, server: RunningServer, roots: dict[str, Path], shots: Shots) -> str:
     """The seed's set-up, in the browser; the operator's API key."""
     base = server.url
+    page.goto(f"{base}/ui/login")
+    shots.take(page, "login")
     sign_in(page, base, server.api_key)
     shots.take(page, "jobs-empty")
 
@@ -333,8 +335,14 @@ def test_admin_sets_up_in_the_browser_and_the_operator_sends_two_shots(
         response = op.goto(f"{server.url}/ui/settings")
         assert response is not None
         expect(op.locator("#mail-status")).to_have_count(0)
+        missing = op.goto(f"{server.url}/ui/jobs/{job_id[::-1]}")
+        assert missing is not None
+        assert missing.status == 404
+        shots.take(op, "error")
+        assert len(problems) == 1  # chromium logs the 404 of the page itself
+        assert "404" in problems.pop()
 
         assert problems == [], problems
         operator_ctx.close()
         admin_ctx.close()
-    assert len(shots.taken) == 2 * 13
+    assert len(shots.taken) == 2 * 15
