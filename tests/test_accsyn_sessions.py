@@ -218,6 +218,10 @@ def test_jobs_tasks_reports(studio: Studio) -> None:
         {"name": "plates to london", "destination": "site=london", "status": "paused",
          "source": "share=projects/proj001/sc0010/plates/plate.%04d.exr"},
     )  # fmt: skip
+    # Its size is known though it is paused: measured at the source agent at submit.
+    sizes = [len(b"f%d" % f * 100) for f in (1001, 1002, 1003, 1005)]
+    assert job["size"] == sum(sizes)
+    assert admin.find_one(f"Transfer WHERE id={job['id']} AND size>0")["status"] == "paused"
     assert job["source"].startswith("site:")
     assert job["source_hr"] == "site=hq"
     tasks = admin.find("Task", entityid=job["id"])

@@ -53,6 +53,7 @@ __all__ = [
     "get_job_row",
     "job_record",
     "list_jobs",
+    "record_sizes",
     "set_job_status",
     "submit_job",
     "update_job",
@@ -487,3 +488,21 @@ def delete_job(db: Database, actor: Actor, job_id: str, *, force: bool = False) 
                 f"job {job.name!r} is {job.status}", hint="abort it first, or delete with force"
             )
         session.delete(job)
+
+
+def record_sizes(db: Database, actor: Actor, job_id: str, sizes: Mapping[str, int]) -> Job:
+    """Sizes measured at the source before the files move (task id -> bytes), set where a task's
+    size is still unknown, so a job waiting or paused shows its size; the agents' own reports
+    correct them when the files move."""
+    with db.session() as session:
+        job = get_job_row(session, actor, job_id, lock=True)
+        for task_id, size in sizes.items():
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise ValidationError(f"a size is a number of bytes, got {size!r}")
+            session.execute(
+                update(m.Task)
+                .where(m.Task.id == task_id, m.Task.job_id == job.id, m.Task.size.is_(None))
+                .values(size=size)
+            )
+        refresh_job(session, job)
+        return job_record(session, job)

@@ -23,6 +23,7 @@ from reelsync.server.accsyn.handlers.queues import (
     queue_records,
 )
 from reelsync.server.accsyn.handlers.sequences import with_frames
+from reelsync.server.accsyn.handlers.sizing import sized
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import (
     JOB_TYPE_QUEUE,
@@ -139,7 +140,7 @@ def create(call: Call) -> list[dict[str, Any]]:
     payload = with_frames(call, payload)  # range-less image sequences: the frames present
     if call.submit_hook is not None:  # the same pre-submit hook the native API runs
         call.submit_hook(call.db, call.actor, payload)
-    job = jobs.submit_job(call.db, call.actor, payload)
+    job = sized(call, jobs.submit_job(call.db, call.actor, payload))
     return [job_record(job, parties(call))]
 
 

@@ -1,0 +1,89 @@
+"""A job's size at submit: accsyn knows it while the job waits or is paused (its own tests loop
+on ``size > 0`` of a paused upload), reelsync's agents measure files when they move them. So after
+a submit the adapter asks the agent serving the source for the sizes of the new tasks - one
+listing per folder the tasks' files are in, one ``getsize`` per folder task - and records them.
+
+Rules: best effort and never a reason to refuse a job: with no agent online at the source, or a
+file gone, the size stays unknown until the agents move the files (their reports always win).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from reelsync.domain.fileops import FileOp, FileRequest
+from reelsync.domain.records import Job, Task
+from reelsync.errors import ReelsyncError
+from reelsync.server.accsyn.call import Call
+from reelsync.server.accsyn.handlers.tasks import all_tasks
+from reelsync.services import jobs
+
+__all__ = ["sized"]
+
+_log = logging.getLogger("reelsync.server.accsyn")
+
+#: Bigger jobs, or unsized files in more folders than this: the agents size them (a submit
+#: stays quick).
+MAX_TASKS = 5000
+MAX_FOLDERS = 200
+
+
+def _site(job: Job) -> str | None:
+    party = job.source.partition(":")[0]
+    kind, _, code = party.partition("=")
+    return code if kind == "site" and code else None
+
+
+def _request(task: Task, op: FileOp, path: str, site: str | None) -> FileRequest:
+    return FileRequest(
+        op=op,
+        volume_id=task.source_volume_id,
+        volume_code=task.source_volume,
+        path=path,
+        site_code=site,
+    )
+
+
+def _measure(call: Call, job: Job, pending: list[Task]) -> dict[str, int]:
+    assert call.list_files is not None
+    site = _site(job)
+    folders: dict[tuple[str, str], list[Task]] = {}
+    for task in pending:
+        folder = task.source_path.rpartition("/")[0]
+        folders.setdefault((task.source_volume_id, folder), []).append(task)
+    if len(folders) > MAX_FOLDERS:
+        return {}
+    sizes: dict[str, int] = {}
+    for (_, folder), group in folders.items():
+        listing = call.list_files(_request(group[0], FileOp.LS, folder, site))
+        entries: dict[str, Mapping[str, Any]] = {
+            str(i.get("filename")): i for i in listing if isinstance(i, Mapping)
+        }
+        for task in group:
+            entry = entries.get(task.source_path.rpartition("/")[2])
+            if entry is None:
+                continue
+            if entry.get("type") == 1 and isinstance(entry.get("size"), int):
+                sizes[task.id] = int(entry["size"])
+            elif entry.get("type") == 0:
+                total = call.list_files(_request(task, FileOp.GETSIZE, task.source_path, site))
+                if isinstance(total, int):
+                    sizes[task.id] = total
+    return sizes
+
+
+def sized(call: Call, job: Job) -> Job:
+    """``job`` with the sizes of its unsized tasks measured at the source (when possible)."""
+    if call.list_files is None or job.tasks > MAX_TASKS:
+        return job
+    pending = [t for t in all_tasks(call, job.id) if t.size is None]
+    if not pending:
+        return job
+    try:
+        sizes = _measure(call, job, pending)
+    except ReelsyncError as exc:  # no agent at the source, a file gone: the agents size it later
+        _log.info("job %s: size left to the agents (%s)", job.id, exc)
+        return job
+    return jobs.record_sizes(call.db, call.actor, job.id, sizes) if sizes else job
