@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -226,6 +227,53 @@ def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
     pushed = [int(n) for n in _PUSH.findall(hq.log())]
     assert pushed[0] == len(made), pushed
     assert len(made) - held <= sum(pushed[1:]) <= len(made) - held + 2, (pushed, held)
+    for rel in made:
+        assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
+    assert not list(roots["london"].rglob("*.reelsync-part"))
+
+
+def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    server = server_factory(check_clean_exit=False)
+    roots = _roots(server, tmp_path)
+    with server.session() as admin:
+        for key, value in (("transfer_lease_s", "20"), ("transfer_batch_files", "64")):
+            admin.request(
+                "PUT", "/settings", json_body={"scope": "workspace", "key": key, "value": value}
+            )
+    made = _files(roots["hq"], 40, 1 << 20)
+    slow = ["--bandwidth-limit", "1"]  # MiB/s: the job would take 40 s
+    published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
+    with (
+        running_agent(server, "hq", tmp_path / "hq", enroll_extra=slow) as hq,
+        running_agent(server, "london", tmp_path / "ldn") as london,
+    ):
+        hq.wait_online()
+        london.wait_online()
+        with server.session() as admin:
+            job = admin.submit_job(_job(made, "cut off"))
+        wait_until(lambda: published() >= 1, 60, "a file at london")
+        server.process.send_signal(signal.SIGSTOP)  # reachable, never answering
+        try:
+            wait_until(
+                lambda: "no report reached the control plane" in hq.log(), 60, "the self-fence"
+            )
+            time.sleep(1.5)
+            held = published()
+            time.sleep(3.0)  # at 1 MiB/s three more files would have landed
+            assert published() == held, "the cut-off agent kept writing"
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        with server.session() as admin:
+            final = wait_until(
+                lambda: (
+                    (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j
+                ),
+                180,
+                "the job to finish",
+            )
+    assert final["status"] == "done", final
     for rel in made:
         assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
     assert not list(roots["london"].rglob("*.reelsync-part"))

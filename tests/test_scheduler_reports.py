@@ -20,6 +20,7 @@ from reelsync.scheduler import (
     release_transfers,
     sweep,
 )
+from reelsync.scheduler.sweep import FENCE_S
 from reelsync.services import jobs
 from scheduler_world import World
 
@@ -190,7 +191,9 @@ def test_expired_lease_goes_to_another_agent_without_counting_a_try(world: World
     assert (row.status, row.tries, row.server_id) == ("queued", 0, None)
     assert "lease expired" in (row.last_error or "")
     assert row.dispatches == 1
-    [again] = claim_transfers(world.db, hq2, now=t0 + timedelta(seconds=122))
+    # hq1 is still online (it beats): the file waits until its next report would be refused
+    assert claim_transfers(world.db, hq2, now=t0 + timedelta(seconds=122)) == []
+    [again] = claim_transfers(world.db, hq2, now=t0 + timedelta(seconds=121 + FENCE_S))
     assert again.files[0].task_id == grant.files[0].task_id
     [row] = world.tasks(job.id)
     assert row.dispatches == 2  # leased twice, one after the other: the audit count shows it

@@ -11,7 +11,8 @@ The first heartbeat of a process says ``started``: the control plane releases wh
 process of this agent held, at once. SIGTERM: stop polling, cancel running transfers (reported
 failed and retryable: the receiver resumes from its verified chunks next time), flush the last
 reports, say goodbye (the agent is offline at once, its leases back to the queue), close the
-listener.
+listener. A transfer stops itself when no report has reached the control plane for 3/4 of its lease
+(the files will be leased again elsewhere when it ends: this agent must be done writing them).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ __all__ = ["Agent"]
 
 _log = logging.getLogger("reelsync.agent")
 _WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104
+_DEFAULT_LEASE_S = 120.0
 
 
 class _Backoff:
@@ -117,6 +119,7 @@ class Agent:
         self.listener: Listener | None = None
         self.connected = asyncio.Event()
         self._transfers: dict[asyncio.Task[None], tuple[str, ...]] = {}
+        self._lease_s: dict[asyncio.Task[None], float] = {}
         self._chores: set[asyncio.Task[None]] = set()
         self._missing_roots: set[str] = set()
         self._revoked_tasks: set[asyncio.Task[None]] = set()
@@ -132,6 +135,7 @@ class Agent:
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._work_loop(), name="work"),
             asyncio.create_task(self.reporter.run(), name="reporter"),
+            asyncio.create_task(self._fence_loop(), name="fence"),
         ]
         stopped = asyncio.create_task(stop.wait())
         try:
@@ -309,9 +313,13 @@ class Agent:
                 self._spawn(self._fileop(op))
             for grant in answer.get("transfers") or []:
                 keys = tuple(str(f["task_id"]) for f in grant.get("files") or [])
+                if not self._transfers:
+                    self.reporter.renewed_at = time.monotonic()
                 task = asyncio.create_task(self._transfer(grant))
                 self._transfers[task] = keys
+                self._lease_s[task] = float(grant.get("lease_s") or _DEFAULT_LEASE_S)
                 task.add_done_callback(self._transfers.pop)
+                task.add_done_callback(self._lease_s.pop)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -425,6 +433,27 @@ class Agent:
             self.reporter.forget(keys)
             self._revoked_tasks.add(task)
             task.cancel()
+
+    async def _fence_loop(self) -> None:
+        """Stop every transfer once no report has been taken for 3/4 of its lease (the control
+        plane unreachable: it will lease the files again when the lease ends, and this agent
+        must no longer be writing them by then)."""
+        while True:
+            await asyncio.sleep(1.0)
+            silent = time.monotonic() - self.reporter.renewed_at
+            floor = 3 * self.reporter.keepalive_s  # a healthy transfer reports this often
+            for task, keys in list(self._transfers.items()):
+                lease_s = self._lease_s.get(task, _DEFAULT_LEASE_S)
+                if task.done() or silent < max(floor, 0.75 * lease_s):
+                    continue
+                _log.warning(
+                    "transfer stopped: no report reached the control plane for %.0f s "
+                    "(its lease is running out)",
+                    silent,
+                )
+                self.reporter.forget(keys)
+                self._revoked_tasks.add(task)
+                task.cancel()
 
     def _fail_rest(self, specs: tuple[FileSpec, ...], exc: ReelsyncError) -> None:
         for spec in specs:

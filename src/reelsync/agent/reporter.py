@@ -94,6 +94,7 @@ class Reporter:
         self._live: dict[str, _Live] = {}
         self._dirty: set[str] = set()
         self._final: dict[str, dict[str, Any]] = {}
+        self.renewed_at = time.monotonic()  # the control plane last took a report (leases renewed)
 
     def started(
         self, task_ids: list[str], sizes: list[int | None], *, transfer_id: str | None = None
@@ -149,6 +150,7 @@ class Reporter:
         except ReelsyncError as exc:
             _log.warning("could not report %d task(s): %s", len(batch), exc)
             return False
+        self.renewed_at = time.monotonic()
         for task_id in finals:
             self._final.pop(task_id, None)
         for refused in (answer or {}).get("rejected") or ():

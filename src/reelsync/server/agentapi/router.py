@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reelsync import scheduler
 from reelsync.db import Database
+from reelsync.db.types import utcnow
 from reelsync.domain.records import Server
 from reelsync.errors import AuthenticationError, ValidationError
 from reelsync.pki import CertificateAuthority, Ticket, TicketFile
@@ -226,6 +227,7 @@ def _grant_json(
         "peer": {"host": grant.peer_host, "port": grant.peer_port},
         "files": files,
         "lease_expires_at": _iso(grant.lease_expires_at),
+        "lease_s": max(1.0, (grant.lease_expires_at - utcnow()).total_seconds()),
         "ticket": hub.signer.sign(ticket),
     }
 
