@@ -33,6 +33,7 @@ def test_query_id_and_references() -> None:
     assert [r["size"] for r in find(query="code in 'proj002,backup'")] == [2, 3]
     with pytest.raises(ValidationError, match="job has no attribute 'colour'"):
         find(query="colour=red")
+    assert find(query="type=2 AND default=true") == []  # queues are jobs: their attributes too
 
 
 def test_paging_and_attributes_and_no_helper_keys() -> None:

@@ -278,6 +278,8 @@ def known_attributes(entitytype: str) -> frozenset[str] | None:
     names = _READ.get(family)
     if names is None:
         return None
+    if family == "job":  # queues are jobs of type 2: their attributes too
+        names = (*names, *_READ["queue"])
     return frozenset(names) | {f"{n}_hr" for n in names} | {"type", "inactive"}
 
 
