@@ -70,6 +70,13 @@ def _text(body: memoryview, start: int, length: int) -> str:
     return str(body[start:end], "utf-8")
 
 
+def _read_error(body: memoryview, pos: int) -> tuple[str, str, int]:
+    """An error's code and message at ``pos``, and the position after them."""
+    clen, mlen = _ERR.unpack_from(body, pos)
+    pos += _ERR.size
+    return _text(body, pos, clen), _text(body, pos + clen, mlen), pos + clen + mlen
+
+
 def decode_manifest(body: memoryview) -> Manifest:
     chunk_size, count, ticket_len = _M_HEAD.unpack_from(body, 0)
     pos = _M_HEAD.size
@@ -93,11 +100,7 @@ def decode_manifest(body: memoryview) -> Manifest:
         parent = files = None
         if flags:
             if flags & _ERROR:
-                clen, mlen = _ERR.unpack_from(body, pos)
-                pos += _ERR.size
-                code = _text(body, pos, clen)
-                message = _text(body, pos + clen, mlen)
-                pos += clen + mlen
+                code, message, pos = _read_error(body, pos)
             if flags & _PARENT:
                 (parent,) = _U64.unpack_from(body, pos)
                 pos += _U64.size
@@ -158,11 +161,7 @@ def decode_file_done(body: memoryview) -> FileDone:
             digest = bytes(body[pos : pos + 16])
             pos += 16
         if flags & _FAILED:
-            clen, mlen = _ERR.unpack_from(body, pos)
-            pos += _ERR.size
-            code = _text(body, pos, clen)
-            message = _text(body, pos + clen, mlen)
-            pos += clen + mlen
+            code, message, pos = _read_error(body, pos)
         results.append(
             FileOutcome(fid, bool(flags & _OK), bool(flags & _SKIPPED), digest, code, message)
         )
