@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import update
 
+from reelsync.agent.fileops import run_fileop
 from reelsync.cli import cli
 from reelsync.cli.connection import Connection
 from reelsync.client import Session
@@ -60,17 +61,17 @@ class DiskFileOperator:
 
     async def run(self, request: FileRequest) -> Any:
         self.calls.append(request)
+        if request.op not in (FileOp.EXISTS, FileOp.GETSIZE, FileOp.LS):
+            raise NotImplementedError(request.op)
         volume = Volume(request.volume_code, self.roots[request.site_code or self.main])
-        if request.op is FileOp.EXISTS:
-            return volume.exists(request.path)
-        if request.op is FileOp.LS and request.recursive and request.files_only:
-            entry = volume.stat(request.path)
-            if not entry.is_dir:
-                return [{"type": 1, "filename": request.path.rsplit("/", 1)[-1]}]
-            entries = volume.list(request.path, recursive=True)
-            start = len(request.path) + 1
-            return [{"type": 1, "filename": e.path[start:]} for e in entries if not e.is_dir]
-        raise NotImplementedError(request.op)
+        op = {
+            "op": request.op.value,
+            "volume": request.volume_code,
+            "path": request.path,
+            "recursive": request.recursive,
+            "files_only": request.files_only,
+        }
+        return run_fileop({request.volume_code: volume}, op)  # what the agent runs
 
 
 @pytest.fixture
@@ -121,21 +122,23 @@ def test_download_creates_then_appends_then_revives(env: Any) -> None:
         assert job.queue == "proj001"
         assert (job.source_site, job.destination_site) == ("hq", "london")
         tasks = op.tasks(job.id)
-        files = [f"{SHOT1}/sh0010.{n}.exr" for n in range(1001, 1006)] + [f"{SHOT1}/sh0010.json"]
-        assert [(t["source_path"], t["destination_path"]) for t in tasks] == [(f, f) for f in files]
-        assert job.files == 6
+        # one task for the folder, sized by the agent at the source: no file listed through here
+        assert [(t["source_path"], t["destination_path"]) for t in tasks] == [(SHOT1, SHOT1)]
+        shot1_size = 5 * 1000 + len('{"colorspace": "ACES"}')
+        assert tasks[0]["size"] == job.size == shot1_size
+        assert job.job["size"] == shot1_size  # known at submit
         assert first.notes == ()
-        # the path was checked, then listed, at the source site
+        # the path was checked, then measured, at the source site
         assert [(c.op, c.site_code, c.path) for c in operator.calls] == [
             (FileOp.EXISTS, "hq", SHOT1),
-            (FileOp.LS, "hq", SHOT1),
+            (FileOp.GETSIZE, "hq", SHOT1),
         ]
 
         second = site_sync(op, [SHOT2, SHOT1], "london", today=DAY)
         assert second.jobs[0].action == "appended"
         assert second.jobs[0].id == job.id
-        assert second.jobs[0].files == 12
-        assert len(op.tasks(job.id)) == 12  # sh0010's files were already in the job
+        assert second.jobs[0].size == 2 * shot1_size
+        assert len(op.tasks(job.id)) == 2  # SHOT1's task was already in the job
 
         # The job ends (as when agents finish); the same sync the same day revives it.
         op.update("job", job.id, {"status": "done"})
@@ -189,7 +192,8 @@ def test_a_single_file_is_one_task(env: Any) -> None:
     frame = f"{SHOT1}/sh0010.1003.exr"
     with inproc_session(transport, world.operator_key) as op:
         result = site_sync(op, [frame], "london", today=DAY)
-        assert [t["source_path"] for t in op.tasks(result.jobs[0].id)] == [frame]
+        (task,) = op.tasks(result.jobs[0].id)
+        assert (task["source_path"], task["size"]) == (frame, 1000)
 
 
 def test_an_empty_folder_is_an_error(env: Any) -> None:
@@ -291,7 +295,7 @@ def test_cli_prints_the_job_and_errors_are_one_line(env: Any) -> None:
     human = run(transport, world.operator_key, "sync", SHOT2)
     assert human.exit_code == 0, human.output
     assert "appended job 'proj001 download london " in human.stderr
-    assert "1 path(s), 6 file(s) hq -> london" in human.stderr
+    assert "1 path(s), 5.0 kB hq -> london" in human.stderr
 
     for args, line in [
         (["--site", "paris", SHOT1], "error: unknown site 'paris' (sites: hq, london)"),

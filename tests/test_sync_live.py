@@ -203,9 +203,10 @@ def test_wait_exits_non_zero_listing_the_failed_files(studio: Studio) -> None:
         )
         admin.update("queue", "proj001", {"paused": True})  # hold the job until a file is gone
         try:
-            held = studio.sync(path, "--json")
+            frame = f"{path}/{made[1].name}"
+            held = studio.sync(frame, "--json")  # a frame, on its own (a folder is listed later)
             assert held.returncode == 0, held.stderr
-            made[1].unlink()  # an artist deletes a frame after it was submitted
+            made[1].unlink()  # an artist deletes the frame after it was submitted
         finally:
             admin.update("queue", "proj001", {"paused": False})
     done = studio.sync(path, "--wait", "--timeout", "120")

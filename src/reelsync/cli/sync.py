@@ -16,6 +16,7 @@ from reelsync.cli.output import echo_json, say
 from reelsync.client import Session
 from reelsync.errors import TransferError
 from reelsync.sync.jobview import JobView, failed_within
+from reelsync.sync.quantities import human_size
 from reelsync.sync.sitesync import Direction, SyncedJob, site_sync
 from reelsync.sync.watch import watch_jobs
 
@@ -51,7 +52,7 @@ def sync(
         for job in result.jobs:
             say(
                 f"{job.action} job {job.name!r} ({job.id}) in queue {job.queue}: "
-                f"{len(job.paths)} path(s), {job.files} file(s) "
+                f"{len(job.paths)} path(s), {human_size(job.size)} "
                 f"{job.source_site} -> {job.destination_site}"
             )
     if not wait:

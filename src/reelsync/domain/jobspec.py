@@ -40,7 +40,18 @@ __all__ = [
 ]
 
 TASK_KEYS = frozenset(
-    {"source", "destination", "dest", "priority", "settings", "metadata", "status", "tasks", "uri"}
+    {
+        "source",
+        "destination",
+        "dest",
+        "priority",
+        "settings",
+        "metadata",
+        "status",
+        "tasks",
+        "uri",
+        "size",
+    }
 )
 JOB_KEYS = frozenset(
     {
@@ -81,6 +92,7 @@ class TaskSpec:
     status: TaskStatus | None = None
     settings: Mapping[str, str] = field(default_factory=_empty)
     metadata: Mapping[str, Any] = field(default_factory=_empty)
+    size: int | None = None  # bytes expected (a folder: its files' total), counted by the caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +193,7 @@ def _task(obj: Any, uri: str | None, where: str, workspace_code: str | None) -> 
     if unknown:
         raise ValidationError(
             f"{where}unknown task field(s) {', '.join(unknown)}",
-            hint="a task takes source, destination, priority, status, settings, metadata",
+            hint="a task takes source, destination, priority, status, settings, metadata, size",
         )
     if obj.get("tasks"):
         raise NotSupportedError(f"{where}nested tasks are not supported")
@@ -201,7 +213,16 @@ def _task(obj: Any, uri: str | None, where: str, workspace_code: str | None) -> 
         status=status,
         settings=_settings(obj.get("settings"), where),
         metadata=_metadata(obj.get("metadata"), where),
+        size=_size(obj.get("size"), where),
     )
+
+
+def _size(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"{where}size must be a number of bytes (>= 0), got {value!r}")
+    return value
 
 
 def _with_path(value: PartyPath, path: str) -> PartyPath:

@@ -64,6 +64,7 @@ class PlannedTask:
     status: TaskStatus
     settings: Mapping[str, str] | None
     metadata: Mapping[str, Any] | None
+    size: int | None = None
 
     @property
     def key(self) -> TaskKey:
@@ -185,6 +186,7 @@ def plan_tasks(
             status=status,
             settings=dict(spec.settings) or None,
             metadata=dict(spec.metadata) or None,
+            size=spec.size,
         )
         if task.key in seen:
             dropped += 1
@@ -223,6 +225,7 @@ _TASK_COLUMNS = (
     "created",
     "modified",
     "finished",
+    "size",
 )
 
 
@@ -254,6 +257,7 @@ def insert_tasks(
             now,
             now,
             now if t.status is excluded else None,
+            t.size,
         )
         for task_id, t, uri in zip(ids, tasks, uris, strict=True)
     )

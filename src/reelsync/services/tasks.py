@@ -187,6 +187,7 @@ def append_planned(
         existing[(sv, sp, dv, dp)] = (task_id, status)
     fresh: list[PlannedTask] = []
     again: list[str] = []
+    sizes: dict[str, int] = {}
     touched: list[str] = []
     for task in plan.tasks:
         found = existing.get(task.key)
@@ -201,8 +202,12 @@ def append_planned(
         touched.append(found[0])
         if TaskStatus(found[1]) not in TASK_ACTIVE:
             again.append(found[0])
+            if task.size is not None:  # what the caller counted now (a folder may have grown)
+                sizes[found[0]] = task.size
     now = utcnow()
     _requeue(session, again, now)
+    for task_id, size in sizes.items():
+        session.execute(update(m.Task).where(m.Task.id == task_id).values(size=size))
     new_ids = insert_planned(session, job, fresh, now)
     if JobStatus(job.status) in ENDED and (new_ids or again):
         job.status = JobStatus.WAITING.value

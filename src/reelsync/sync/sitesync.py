@@ -10,12 +10,15 @@ Rules:
   project's own, else the default queue - said in a note), an online agent at both sites, the
   caller's read access at the source and write access at the destination (the server checks again
   at submit), and that each path exists at the source (through the API's file operations).
-- A folder is expanded into its files (one task per file, in name order, so progress and failures
-  are per file; an empty folder is an error); destinations mirror the source paths.
+- Each path is one task, a file or a folder (the sending agent lists a folder when its transfer
+  starts; the receiving agent skips files it already has, same size and mtime): no round trip per
+  file through the control plane, so a re-sync of an unchanged tree moves no bytes. The source
+  agent counts each path's size (``getsize``), sent with the task so the job's size is known at
+  submit; an empty folder is an error. Destinations mirror the source paths.
 - A project's tasks go to the caller's job named ``<project> <direction> <site> <YYYY-MM-DD>``:
-  found (even finished) and appended to - which revives a finished job and re-queues a file
-  already in it - else created. ``--queue`` given and the day's job in another queue: the job
-  moves to the queue asked for (said in a note).
+  found (even finished) and appended to - which revives a finished job and re-queues a path
+  already in it - else created; the job thus records every path each sync asked for. ``--queue``
+  given and the day's job in another queue: the job moves to the queue asked for (said in a note).
 - ``--wait`` judges what this sync asked for: failed files of the day's job outside its paths
   (earlier syncs') are noted, not failures (``reelsync.sync.jobview.failed_within``).
 """
@@ -53,7 +56,7 @@ class SyncedJob:
     source_site: str
     destination_site: str
     paths: tuple[str, ...]
-    files: int = 0
+    size: int = 0  # bytes of the paths at the source, when this sync was submitted
     job: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -69,7 +72,7 @@ class SyncedJob:
             "source_site": self.source_site,
             "destination_site": self.destination_site,
             "paths": list(self.paths),
-            "files": self.files,
+            "size": self.size,
             "job": dict(self.job),
         }
 
@@ -221,23 +224,25 @@ def _file_op(session: Session, op: str, volume: str, path: str, site: str, **ext
     return answer["result"]
 
 
-def _expand(session: Session, volume: str, paths: Sequence[str], site: str) -> dict[str, list[str]]:
-    """Each path's files (a file is itself), checking that every path exists at ``site``."""
+def _measure(session: Session, volume: str, paths: Sequence[str], site: str) -> dict[str, int]:
+    """Each path's size at ``site`` (a folder: its files' total), counted by the agent there,
+    checking that every path exists and that no folder is empty."""
     for path in paths:
         if _file_op(session, "exists", volume, path, site) is not True:
             raise NotFoundError(f"{path} does not exist at {site} (volume {volume})")
-    files: dict[str, list[str]] = {}
+    sizes: dict[str, int] = {}
     for path in paths:
-        listed = _file_op(session, "ls", volume, path, site, recursive="true", files_only="true")
-        entries = [e for e in listed if isinstance(e, Mapping) and e.get("type") == 1]
-        name = path.rsplit("/", 1)[-1]
-        if len(entries) == 1 and entries[0].get("filename") == name and len(listed) == 1:
-            files[path] = [path]  # the path is a file (ls of a file lists the file)
-        else:
-            files[path] = sorted(f"{path}/{e['filename']}" for e in entries)
-        if not files[path]:
-            raise ValidationError(f"{path} at {site} is an empty folder: nothing to sync")
-    return files
+        size = _file_op(session, "getsize", volume, path, site)
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ValidationError(f"the agent at {site} answered getsize {path} with {size!r}")
+        if size == 0:  # an empty file, a folder of empty files, or an empty folder
+            listed = _file_op(
+                session, "ls", volume, path, site, recursive="true", files_only="true"
+            )
+            if not any(isinstance(e, Mapping) and e.get("type") == 1 for e in listed):
+                raise ValidationError(f"{path} at {site} is an empty folder: nothing to sync")
+        sizes[path] = size
+    return sizes
 
 
 def _submit(
@@ -245,7 +250,7 @@ def _submit(
     me: Mapping[str, Any],
     name: str,
     queue: str,
-    tasks: list[dict[str, str]],
+    tasks: list[dict[str, Any]],
     *,
     move_to_queue: bool = False,
     notes: list[str] | None = None,
@@ -300,20 +305,20 @@ def site_sync(
     queues, notes = _queues(session, projects, queue)
     _check_agents(session, source, destination)
     _check_access(session, me, vol, rels)
-    files = _expand(session, str(vol["code"]), rels, source)
+    sizes = _measure(session, str(vol["code"]), rels, source)
 
     day = today or date.today()
     code = str(vol["code"])
     jobs = []
     for project in projects:
         mine = [p for p in rels if project_of(p) == project]
-        tasks = [
+        tasks: list[dict[str, Any]] = [
             {
-                "source": f"site={source}:share={code}/{f}",
-                "destination": f"site={destination}:share={code}/{f}",
+                "source": f"site={source}:share={code}/{p}",
+                "destination": f"site={destination}:share={code}/{p}",
+                "size": sizes[p],
             }
             for p in mine
-            for f in files[p]
         ]
         name = job_name(project, way, remote, day)
         action, job = _submit(
@@ -330,7 +335,7 @@ def site_sync(
                 source_site=source,
                 destination_site=destination,
                 paths=tuple(mine),
-                files=len(tasks),
+                size=sum(sizes[p] for p in mine),
                 job=job,
             )
         )

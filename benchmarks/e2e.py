@@ -1,0 +1,275 @@
+"""What the user waits for: ``reelsync sync --wait`` through a real control plane and two real
+agents, beside rsync over ssh and the engine alone, in one run (not part of the tests).
+
+    python benchmarks/e2e.py [--sets seq,small,big] [--scale 1] [--work /tmp/reelsync-e2e]
+                             [--tools sync,engine,rsync] [--noop] [--priority]
+                             [--database sqlite|postgres] [--json FILE]
+
+Starts ``reelsync server`` (HTTPS, SQLite unless told) and two ``reelsync agent run`` processes
+(sites hq and london, peers on loopback) with the volume ``projects`` rooted at WORK/hq and
+WORK/london. Each data set of ``benchmarks/run.py`` (seq 2,000 x 2 MiB, small 20,000 files of
+4-64 KiB, big 4 x 512 MiB; ``--scale`` shrinks them) is made once under WORK/hq/<set>, then:
+
+- ``sync``: ``reelsync sync --site london <set> --wait`` into an empty WORK/london/<set>: the whole
+  command, from process start to exit (the CLI's start-up included);
+- ``engine``: two ``reelsync transfer`` processes (push to a listening receiver), no control plane;
+- ``rsync``: ``rsync -a`` over ssh to localhost (aes128-gcm, a private sshd).
+
+``--noop``: the same ``sync`` again with every file already at london (a no-op re-sync of the
+small set), beside rsync's own no-op run. ``--priority``: london limited to 60 MiB/s, a
+1,600 x 512 KiB sync in a priority-1 queue, then 1 s later a 21-file (5 MiB) sync in a
+priority-999 queue: how long the high job took from its submit, and when the low one ended.
+Every copy is checked (file count and bytes; ``--verify`` compares contents too). Run as root
+for sshd (installed with apt-get if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+from run import MIB, Reelsync, _fill, make_set, sshd, timed, tree_summary  # noqa: E402
+from support.agents import add_london_and_projects, running_agent  # noqa: E402
+from support.postgres import fresh_database  # noqa: E402
+from support.servers import RunningServer, reelsync_cmd, running_server  # noqa: E402
+
+
+@dataclass
+class Row:
+    set: str
+    tool: str
+    files: int
+    bytes: int
+    seconds: list[float]
+    note: str = ""
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.seconds) if self.seconds else None
+
+
+def same_tree(src: Path, dst: Path, contents: bool) -> str:
+    """'' when dst holds src's files (count and bytes; with ``contents``, byte for byte)."""
+    if tree_summary(src) != tree_summary(dst):
+        return f"INCOMPLETE {tree_summary(dst)} != {tree_summary(src)}"
+    if contents:
+        for path in src.rglob("*"):
+            if path.is_file() and path.name != ".complete":
+                other = dst / path.relative_to(src)
+                if path.read_bytes() != other.read_bytes():
+                    return f"DIFFERENT {other}"
+    return ""
+
+
+def sync_cmd(server: RunningServer, *paths: str) -> tuple[list[str], dict[str, str]]:
+    return reelsync_cmd("sync", "--site", "london", *paths, "--wait"), server.env()
+
+
+def timed_sync(server: RunningServer, path: str, timeout: float) -> tuple[float | None, str]:
+    cmd, env = sync_cmd(server, path)
+    t0 = time.monotonic()
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timeout after {timeout:.0f} s"
+    if done.returncode != 0:
+        return None, f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[-400:]}"
+    return time.monotonic() - t0, ""
+
+
+def make_priority_sets(hq: Path, scale: float) -> tuple[Path, Path]:
+    import random
+
+    rng = random.Random("reelsync-e2e-priority")
+    low, high = hq / "lowproj", hq / "highproj"
+    if not (low / ".complete").exists():
+        shutil.rmtree(low, ignore_errors=True)
+        for i in range(max(1, round(1600 * scale))):
+            _fill(low / f"sc010/sh{i // 100:03d}/plate/frame.{i:04d}.exr", rng, 512 * 1024)
+        (low / ".complete").write_text("ok")
+    if not (high / ".complete").exists():
+        shutil.rmtree(high, ignore_errors=True)
+        for i in range(21):
+            _fill(high / f"sc020/sh010/comp/file.{i:02d}.exr", rng, 5 * MIB // 21)
+        (high / ".complete").write_text("ok")
+    return low, high
+
+
+def run_priority(
+    server: RunningServer, london_agent: str, roots: dict[str, Path], scale: float, timeout: float
+) -> dict[str, float | str]:
+    low, high = make_priority_sets(roots["hq"], scale)
+    for name in ("lowproj", "highproj"):
+        shutil.rmtree(roots["london"] / name, ignore_errors=True)
+    with server.session() as admin:
+        for code, priority in (("lowproj", 1), ("highproj", 999)):
+            if not admin.find("queue", code=code):
+                admin.create("queue", {"code": code, "priority": priority})
+    done = server.cli("agent", "limit", london_agent, "60")
+    if done.returncode != 0:
+        raise SystemExit(f"agent limit: {done.stderr}")
+    time.sleep(11)  # the agent applies the limit at its next heartbeat (every 10 s)
+    cmd, env = sync_cmd(server, "lowproj")
+    t_low = time.monotonic()
+    low_proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    high_s, note = timed_sync(server, "highproj", timeout)
+    t_high_end = time.monotonic()
+    try:
+        low_proc.wait(timeout)
+    finally:
+        if low_proc.poll() is None:
+            low_proc.kill()
+    t_low_end = time.monotonic()
+    server.cli("agent", "limit", london_agent, "none")
+    result: dict[str, float | str] = {
+        "high_s": high_s if high_s is not None else -1.0,
+        "low_s": t_low_end - t_low,
+        "high_before_low_s": t_low_end - t_high_end,
+        "note": note or same_tree(high, roots["london"] / "highproj", True),
+    }
+    if low_proc.returncode != 0:
+        result["note"] = f"low sync exit {low_proc.returncode}: {low_proc.stderr.read()[-300:]!r}"  # type: ignore[union-attr]
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sets", default="seq,small,big")
+    ap.add_argument("--tools", default="sync,engine,rsync")
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--runs", type=int, default=1, help="runs of each (set, tool); medians shown")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/reelsync-e2e"))
+    ap.add_argument("--noop", action="store_true", help="also a no-op re-sync of the small set")
+    ap.add_argument("--priority", action="store_true", help="also the priority scenario")
+    ap.add_argument("--verify", action="store_true", help="compare contents, not only sizes")
+    ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    work: Path = args.work
+    roots = {"hq": work / "hq", "london": work / "london"}
+    for root in roots.values():
+        root.mkdir(parents=True, exist_ok=True)
+    tools = args.tools.split(",")
+    rows: list[Row] = []
+    extra: dict[str, object] = {"load_before": os.getloadavg()[0]}
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rs-e2e-")))
+        url = stack.enter_context(fresh_database()) if args.database == "postgres" else None
+        server = stack.enter_context(running_server(tmp / "server", database_url=url))
+        add_london_and_projects(server, roots)
+        agents = {
+            site: stack.enter_context(running_agent(server, site, tmp / f"agent-{site}"))
+            for site in ("hq", "london")
+        }
+        for agent in agents.values():
+            agent.wait_online()
+        ssh = stack.enter_context(sshd(work)) if "rsync" in tools or args.noop else None
+        engine = Reelsync(work, 4, 4096)
+        for name in args.sets.split(","):
+            src = roots["hq"] / name
+            files, size = make_set(name, src, args.scale)
+            print(f"# {name}: {files} files, {size / 1e6:.0f} MB", flush=True)
+            for tool in tools:
+                row = Row(name, tool, files, size, [])
+                for _ in range(args.runs):
+                    dst = roots["london"] / name if tool == "sync" else work / "dst"
+                    shutil.rmtree(dst, ignore_errors=True)
+                    subprocess.run(["sync"], check=False)
+                    if tool == "sync":
+                        seconds, note = timed_sync(server, name, args.timeout)
+                    elif tool == "engine":
+                        seconds, note = engine.run(src, dst, args.timeout)
+                    else:
+                        assert ssh is not None
+                        dst.mkdir(parents=True)
+                        seconds, note = timed(
+                            ["rsync", "-a", "-e", " ".join(ssh), f"{src}/", f"127.0.0.1:{dst}/"],
+                            args.timeout,
+                        )
+                    if seconds is not None:
+                        note = same_tree(src, dst, args.verify) or note
+                        row.seconds.append(seconds)
+                    row.note = note
+                    print(f"  {tool:<7} {seconds or 0:8.2f} s {note}", flush=True)
+                rows.append(row)
+            if args.noop and name == "small":
+                row = Row("small-noop", "sync", files, size, [])
+                if not (roots["london"] / name).exists():
+                    timed_sync(server, name, args.timeout)
+                for _ in range(args.runs):
+                    seconds, note = timed_sync(server, name, args.timeout)
+                    row.seconds += [seconds] if seconds is not None else []
+                    row.note = note
+                    print(f"  noop sync {seconds or 0:8.2f} s {note}", flush=True)
+                rows.append(row)
+                assert ssh is not None
+                dst = work / "dst"
+                shutil.rmtree(dst, ignore_errors=True)
+                dst.mkdir(parents=True)
+                rsync = ["rsync", "-a", "-e", " ".join(ssh), f"{src}/", f"127.0.0.1:{dst}/"]
+                timed(rsync, args.timeout)
+                row = Row("small-noop", "rsync", files, size, [])
+                for _ in range(args.runs):
+                    seconds, note = timed(rsync, args.timeout)
+                    row.seconds += [seconds] if seconds is not None else []
+                    print(f"  noop rsync {seconds or 0:8.2f} s {note}", flush=True)
+                rows.append(row)
+        if args.priority:
+            hostname = agents["london"].data_dir.name
+            extra["priority"] = run_priority(server, hostname, roots, args.scale, args.timeout)
+            print(f"# priority: {extra['priority']}", flush=True)
+        shutil.rmtree(work / "dst", ignore_errors=True)
+    extra["load_after"] = os.getloadavg()[0]
+    report(rows, extra)
+    if args.json:
+        args.json.write_text(
+            json.dumps({"rows": [asdict(r) for r in rows], **extra}, indent=1, default=str)
+        )
+
+
+def report(rows: list[Row], extra: dict[str, object]) -> None:
+    print(f"\n## end to end (load average {extra['load_before']:.1f} -> {extra['load_after']:.1f})")
+    print(f"{'set':<12}{'tool':<8}{'files':>8}{'MB':>8}{'s':>9}{'x rsync':>9}{'x engine':>10}  note")
+    by = {(r.set, r.tool): r for r in rows}
+    for r in rows:
+
+        def ratio(other: str, r: Row = r) -> str:
+            o = by.get((r.set, other))
+            if not o or o.median is None or r.median is None:
+                return "-"
+            return f"{o.median / r.median:.2f}"
+
+        secs = f"{r.median:.2f}" if r.median is not None else "-"
+        print(
+            f"{r.set:<12}{r.tool:<8}{r.files:>8}{r.bytes / 1e6:>8.0f}{secs:>9}"
+            f"{ratio('rsync'):>9}{ratio('engine'):>10}  {r.note}"
+        )
+    if "priority" in extra:
+        p = extra["priority"]
+        assert isinstance(p, dict)
+        print(
+            f"priority: the 21-file high job took {p['high_s']:.2f} s from its submit "
+            f"(sync --wait), {p['high_before_low_s']:.1f} s before the low job ended "
+            f"({p['low_s']:.1f} s) {p['note']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
