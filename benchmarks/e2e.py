@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from run import MIB, Reelsync, _fill, make_set, sshd, timed, tree_summary  # noqa: E402
+
 from support.agents import add_london_and_projects, running_agent  # noqa: E402
 from support.postgres import fresh_database  # noqa: E402
 from support.servers import RunningServer, reelsync_cmd, running_server  # noqa: E402
@@ -112,7 +113,7 @@ def make_priority_sets(hq: Path, scale: float) -> tuple[Path, Path]:
 def run_priority(
     server: RunningServer, london_agent: str, roots: dict[str, Path], scale: float, timeout: float
 ) -> dict[str, float | str]:
-    low, high = make_priority_sets(roots["hq"], scale)
+    _, high = make_priority_sets(roots["hq"], scale)
     for name in ("lowproj", "highproj"):
         shutil.rmtree(roots["london"] / name, ignore_errors=True)
     with server.session() as admin:
@@ -246,7 +247,9 @@ def main() -> None:
 
 def report(rows: list[Row], extra: dict[str, object]) -> None:
     print(f"\n## end to end (load average {extra['load_before']:.1f} -> {extra['load_after']:.1f})")
-    print(f"{'set':<12}{'tool':<8}{'files':>8}{'MB':>8}{'s':>9}{'x rsync':>9}{'x engine':>10}  note")
+    print(
+        f"{'set':<12}{'tool':<8}{'files':>8}{'MB':>8}{'s':>9}{'x rsync':>9}{'x engine':>10}  note"
+    )
     by = {(r.set, r.tool): r for r in rows}
     for r in rows:
 

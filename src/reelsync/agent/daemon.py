@@ -298,10 +298,13 @@ class Agent:
         backoff = _Backoff(self.settings.reconnect_max_s)
         while True:
             await self.connected.wait()
-            free = self.settings.max_transfers - len(self._transfers)
-            wait = self.settings.work_wait_s if free > 0 else min(1.0, self.settings.work_wait_s)
+            # Ask for at least one transfer even with every slot busy: the control plane grants
+            # it only once a slot is free there (a finished transfer reported, which wakes this
+            # poll) or for a job of a higher priority than all in flight, so the next lease is
+            # here as soon as it may run, never a poll interval later.
+            free = max(1, self.settings.max_transfers - len(self._transfers))
             try:
-                answer = await self.control.work(wait_s=wait, transfers=max(0, free))
+                answer = await self.control.work(wait_s=self.settings.work_wait_s, transfers=free)
             except ReelsyncError as exc:
                 if isinstance(exc, ConfigError | RevokedError):
                     raise
@@ -397,6 +400,7 @@ class Agent:
         for result in results:
             if self.reporter.is_live(result.key):
                 self.reporter.finished(result)
+        self.reporter.flush_soon()  # the job may be done, the slot is free: say so now
         done = sum(r.ok for r in results)
         _log.info("transfer %s: %d/%d file(s) done", transfer_id, done, len(specs))
 

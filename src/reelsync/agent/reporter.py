@@ -2,20 +2,23 @@
 
 Rules: the engine calls the observer on the event loop (never blocking); the reporter keeps the
 latest progress of each file and every final result, and a flusher sends them every
-``interval_s`` in one ``POST /report``. Final results are never dropped: if the control plane
-cannot be reached they stay queued and go with the next flush. Files still in flight are reported
-``executing`` at least every ``keepalive_s`` so their leases do not expire mid-transfer. Tasks the
-control plane answers as revoked (job paused or aborted, lease lost, the file leased again to
-another transfer) are no longer reported and ``on_revoked`` is told, so the agent can stop moving
-them. Every report names its transfer: the control plane credits it only to the lease it holds.
-One file never holds back the others: an error text is cut to :data:`MAX_REPORTED_ERROR`
-characters, and an item the control plane refuses (``rejected``) is logged and dropped while the
-rest of its batch is taken.
+``interval_s`` in one ``POST /report``, or as soon as :meth:`Reporter.flush_soon` is called (a
+transfer ended: its slot and its job's completion should not wait for the next tick; reports
+arriving meanwhile are coalesced into one request). Final results are never dropped: if the
+control plane cannot be reached they stay queued and go with the next flush. Files still in
+flight are reported ``executing`` at least every ``keepalive_s`` so their leases do not expire
+mid-transfer. Tasks the control plane answers as revoked (job paused or aborted, lease lost, the
+file leased again to another transfer) are no longer reported and ``on_revoked`` is told, so the
+agent can stop moving them. Every report names its transfer: the control plane credits it only
+to the lease it holds. One file never holds back the others: an error text is cut to
+:data:`MAX_REPORTED_ERROR` characters, and an item the control plane refuses (``rejected``) is
+logged and dropped while the rest of its batch is taken.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from reelsync.errors import ReelsyncError
 __all__ = ["ReportSink", "Reporter", "TransferObserverFor"]
 
 _log = logging.getLogger("reelsync.agent")
+_COALESCE_S = 0.005  # a prompt flush waits this long for results finishing at the same moment
 
 #: The longest error text reported for one file (a long path in a message is cut in the middle).
 MAX_REPORTED_ERROR = 1000
@@ -95,6 +99,11 @@ class Reporter:
         self._dirty: set[str] = set()
         self._final: dict[str, dict[str, Any]] = {}
         self.renewed_at = time.monotonic()  # the control plane last took a report (leases renewed)
+        self._soon = asyncio.Event()
+
+    def flush_soon(self) -> None:
+        """Flush now rather than at the next tick (coalescing what comes in the meantime)."""
+        self._soon.set()
 
     def started(
         self, task_ids: list[str], sizes: list[int | None], *, transfer_id: str | None = None
@@ -180,9 +189,12 @@ class Reporter:
         return len(self._final)
 
     async def run(self) -> None:
-        """Flush every ``interval_s`` until cancelled."""
+        """Flush every ``interval_s``, or soon after :meth:`flush_soon`, until cancelled."""
         while True:
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._soon.wait(), self.interval_s)
+                await asyncio.sleep(_COALESCE_S)
+            self._soon.clear()
             if not await self.flush():
                 await asyncio.sleep(min(5.0, self.interval_s * 4))
 

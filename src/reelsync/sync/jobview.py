@@ -63,6 +63,12 @@ class JobView:
     finished: str | None = None
     etr: float | None = None  # the server's estimate of the seconds left, when it gives one
     notes: Sequence[str] = ()  # why queued tasks do not move, when known
+    modified: str | None = None  # the job's last change, as the server wrote it (for long-polls)
+
+    @property
+    def current_speed(self) -> float | None:
+        """Bytes/s while running; None otherwise (a paused or queued job has no speed)."""
+        return self.speed if self.status == "running" else None
 
     @property
     def eta_s(self) -> float | None:
@@ -180,6 +186,7 @@ def view_of(job: Entity, counts: Mapping[str, int], failed: Sequence[Entity]) ->
         created=str(job["created"]) if job.get("created") else None,
         finished=str(job["finished"]) if job.get("finished") else None,
         etr=float(job["etr"]) if isinstance(job.get("etr"), int | float) else None,
+        modified=str(job["modified"]) if job.get("modified") else None,
     )
 
 

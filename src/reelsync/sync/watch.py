@@ -1,7 +1,9 @@
-"""Following jobs until they end, with a live progress bar (rich) for people. Rules: polling only
-reads; one bar per job (bytes when the size is known, else indeterminate) with status, speed and
-ETA; it returns the jobs' final views (with failed tasks) when every job has ended, or raises
-UnavailableError when ``timeout_s`` passes first."""
+"""Following jobs until they end, with a live progress bar (rich) for people. Rules: following
+only reads, by long-poll (``GET /jobs/{id}?wait=&since=``: the server answers when the job
+changed), not a timer; one bar per job (bytes when the size is known, else indeterminate) with
+status, and the server's speed and ETA while it runs (none when paused or queued); it returns the
+jobs' final views (with failed tasks) when every job has ended, or raises UnavailableError when
+``timeout_s`` passes first."""
 
 from __future__ import annotations
 
@@ -16,15 +18,14 @@ from rich.progress import (
     Task,
     TaskID,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Column
 from rich.text import Text
 
 from reelsync.client import Session
-from reelsync.domain.units import rate_text, size_text
+from reelsync.domain.units import duration_text, rate_text, size_text
 from reelsync.errors import UnavailableError
-from reelsync.sync.jobview import JobView, job_view
+from reelsync.sync.jobview import JobView, job_view, view_of
 
 __all__ = ["watch_jobs"]
 
@@ -35,11 +36,6 @@ class _Amount(ProgressColumn):
     def render(self, task: Task) -> Text:
         done = size_text(task.completed)
         return Text(f"{done}/{size_text(task.total)}" if task.total else done, no_wrap=True)
-
-
-class _Rate(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        return Text(rate_text(task.speed, idle=""), no_wrap=True)
 
 
 def _progress(console: Console) -> Progress:
@@ -53,8 +49,8 @@ def _progress(console: Console) -> Progress:
         BarColumn(bar_width=12),
         TextColumn("{task.percentage:>5.1f}%", table_column=fixed),
         _Amount(table_column=Column(no_wrap=True)),
-        _Rate(table_column=Column(no_wrap=True)),
-        TimeRemainingColumn(table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[speed]}", table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[eta]}", table_column=Column(no_wrap=True)),
         TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True)),
         console=console,
         transient=False,
@@ -67,24 +63,34 @@ def watch_jobs(
     job_ids: Sequence[str],
     *,
     console: Console | None = None,
-    poll_s: float = 0.5,
+    poll_s: float = 10.0,
     timeout_s: float | None = None,
     show: bool = True,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[JobView]:
-    """Poll the jobs until each has ended (done, failed, aborted); draw bars when ``show``."""
+    """Follow the jobs until each has ended (done, failed, aborted); draw bars when ``show``.
+    ``poll_s``: the longest a long-poll waits for a change."""
     console = console or Console(stderr=True)
     deadline = None if timeout_s is None else clock() + timeout_s
     bars: dict[str, TaskID] = {}
+    views = [job_view(session, job_id, with_tasks=False) for job_id in job_ids]
     with _progress(console) if show else _NoBars() as progress:
         while True:
-            views = [job_view(session, job_id, with_tasks=False) for job_id in job_ids]
             for view in views:
                 total = float(view.size) if view.size else None
+                speed = rate_text(view.current_speed, idle="")
+                eta = duration_text(view.eta_s, unknown="")
                 if view.id not in bars:
-                    bars[view.id] = progress.add_task(view.name, total=total, status=view.status)
+                    bars[view.id] = progress.add_task(
+                        view.name, total=total, status=view.status, speed=speed, eta=eta
+                    )
                 progress.update(
-                    bars[view.id], total=total, completed=view.bytes_done, status=view.status
+                    bars[view.id],
+                    total=total,
+                    completed=view.bytes_done,
+                    status=view.status,
+                    speed=speed,
+                    eta=eta,
                 )
             if all(v.ended for v in views):
                 return [job_view(session, v.id) for v in views]
@@ -93,7 +99,28 @@ def watch_jobs(
                     f"jobs still running after {timeout_s:.0f} s: "
                     + ", ".join(f"{v.name} ({v.status})" for v in views if not v.ended)
                 )
-            time.sleep(poll_s)
+            views = _next(session, views, poll_s, deadline, clock)
+
+
+def _next(
+    session: Session,
+    views: list[JobView],
+    poll_s: float,
+    deadline: float | None,
+    clock: Callable[[], float],
+) -> list[JobView]:
+    """The views after the first running job changed (long-poll; at most ``poll_s``)."""
+    follow = next(v for v in views if not v.ended)
+    wait = poll_s if deadline is None else max(0.0, min(poll_s, deadline - clock()))
+    params: dict[str, str | float] = {"wait": round(wait, 3)}
+    if follow.modified:
+        params["since"] = follow.modified
+    else:
+        time.sleep(min(wait, 0.5))  # a server without modified times: poll
+    changed = view_of(session.request("GET", f"/jobs/{follow.id}", params=params), {}, ())
+    return [
+        changed if v.id == follow.id else job_view(session, v.id, with_tasks=False) for v in views
+    ]
 
 
 class _NoBars:

@@ -394,7 +394,9 @@ def build_router(hub: AgentHub) -> APIRouter:
         return {"released": released}
 
     @router.post("/report")
-    async def report(body: ReportBody, agent: AgentDep, database: DatabaseDep) -> dict[str, Any]:
+    async def report(
+        body: ReportBody, request: Request, agent: AgentDep, database: DatabaseDep
+    ) -> dict[str, Any]:
         items, rejected = _report_items(body)
         if rejected:
             _log.warning(
@@ -419,6 +421,11 @@ def build_router(hub: AgentHub) -> APIRouter:
             for item in items
         ]
         outcome = await run_in_threadpool(scheduler.apply_reports, database, agent.id, reports)
+        if any(r.status != "executing" for r in reports):
+            hub.wake_all()  # slots were freed: parked long-polls take the next work at once
+        bell = getattr(request.app.state, "job_bell", None)
+        if bell is not None and outcome.applied:
+            bell.ring()  # clients following these jobs see the change now
         return {
             "applied": list(outcome.applied),
             "revoked": list(outcome.revoked),

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from reelsync.domain.records import Job, Task
 from reelsync.domain.status import JobStatus
+from reelsync.errors import ValidationError
 from reelsync.server.api_v1.schemas import ItemList, JobUpdate, TaskAppend, TaskEdit, page_of
 from reelsync.server.dependencies import CurrentActor, DatabaseDep, SubmitHookDep
+from reelsync.server.jobbell import TICK_S, JobBell
 from reelsync.services import jobs, tasks
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+_ENDED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.ABORTED)
 
 _JOB_EXAMPLE = {
     "name": "proj001 download london",
@@ -67,8 +73,39 @@ def list_jobs(
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, db: DatabaseDep, actor: CurrentActor) -> Job:
-    return jobs.get_job(db, actor, job_id)
+async def get_job(
+    job_id: str,
+    request: Request,
+    db: DatabaseDep,
+    actor: CurrentActor,
+    wait: Annotated[float, Query(ge=0, le=60, description="long-poll: seconds to wait")] = 0,
+    since: Annotated[
+        str | None, Query(max_length=64, description="the job's modified as last seen")
+    ] = None,
+) -> Job:
+    """The job; with ``wait`` and ``since``, answered once the job's ``modified`` differs from
+    ``since``, the job has ended, or ``wait`` seconds passed (follow a job without a timer)."""
+    job = await run_in_threadpool(jobs.get_job, db, actor, job_id)
+    if not wait or since is None:
+        return job
+    seen = _moment(since)
+    bell: JobBell = request.app.state.job_bell
+    deadline = time.monotonic() + wait
+    while job.modified == seen and job.status not in _ENDED:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        await bell.wait(min(remaining, TICK_S))
+        job = await run_in_threadpool(jobs.get_job, db, actor, job_id)
+    return job
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"since must be the job's modified time, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @router.patch("/{job_id}")
