@@ -96,7 +96,7 @@ def test_queue_priority_then_fifo_then_task_priority(world: World) -> None:
     ]
 
 
-def test_higher_priority_job_takes_the_next_free_slot(world: World) -> None:
+def test_higher_priority_job_takes_the_lane_then_the_next_free_slot(world: World) -> None:
     world.setting("transfer_batch_files", 1)
     world.setting("agent_concurrency", 2)
     world.queue("rush", 900)
@@ -105,13 +105,33 @@ def test_higher_priority_job_takes_the_next_free_slot(world: World) -> None:
     low = world.job(5)
     first = claim_transfers(world.db, sender)
     assert len(first) == 2
-    high = world.job(["urgent/x"], queue="rush")
-    assert claim_transfers(world.db, sender) == []  # no free slot: nothing is interrupted
+    assert claim_transfers(world.db, sender) == []  # the agent is full
+    high = world.job(["urgent/x", "urgent/y"], queue="rush")
+    # the priority lane: one transfer past the full agent at once, nothing in flight is cut
+    [lane] = claim_transfers(world.db, sender)
+    assert _files([lane]) == ["urgent/x"]
+    assert claim_transfers(world.db, sender) == []  # one lane transfer, not one per pass
+    assert world.statuses(low.id) == {"booting": 2, "queued": 3}
     apply_reports(world.db, sender, [TaskReport(first[0].files[0].task_id, "done", 10, size=10)])
+    apply_reports(world.db, sender, [TaskReport(lane.files[0].task_id, "done", 10, size=10)])
     [grant] = claim_transfers(world.db, sender)
-    assert _files([grant]) == ["urgent/x"]
-    assert world.statuses(high.id) == {"booting": 1}
+    assert _files([grant]) == ["urgent/y"]  # the next free slot goes to the high job too
+    assert world.statuses(high.id) == {"done": 1, "booting": 1}
     assert world.statuses(low.id) == {"done": 1, "booting": 1, "queued": 3}
+
+
+def test_leases_are_sized_from_the_measured_rate(world: World) -> None:
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    world.job(600)
+    [first] = claim_transfers(world.db, sender, max_transfers=1)  # nothing measured yet
+    assert len(first.files) == 256
+    # 50 files/s at a 2 s target: 100 files (the byte rate is no limit here)
+    [timed] = claim_transfers(world.db, sender, max_transfers=1, rate_bytes=1e9, rate_files=50)
+    assert len(timed.files) == 100
+    # a slow link: at least one file
+    [slow] = claim_transfers(world.db, sender, max_transfers=1, rate_bytes=1, rate_files=0.01)
+    assert len(slow.files) == 1
 
 
 def test_fair_share_between_queues_of_equal_priority(world: World) -> None:

@@ -206,12 +206,15 @@ class ControlPlane:
         answer: dict[str, Any] = await self._call("POST", "/heartbeat", body=body)
         return answer
 
-    async def work(self, *, wait_s: float, transfers: int) -> dict[str, Any]:
-        """Long-poll: transfers (at most ``transfers``; 0: file operations only) and fileops."""
+    async def work(
+        self, *, wait_s: float, transfers: int, pace: dict[str, float] | None = None
+    ) -> dict[str, Any]:
+        """Long-poll: transfers (at most ``transfers``; 0: file operations only) and fileops;
+        ``pace``: this agent's measured rates (:class:`reelsync.agent.pace.Pace`)."""
         answer: dict[str, Any] = await self._call(
             "GET",
             "/work",
-            params={"wait": wait_s, "transfers": transfers},
+            params={"wait": wait_s, "transfers": transfers, **(pace or {})},
             timeout=wait_s + 30.0,
         )
         return answer

@@ -28,6 +28,7 @@ from typing import Any
 from reelsync.agent.controlplane import ControlPlane
 from reelsync.agent.fileops import run_fileop
 from reelsync.agent.gate import TicketGate
+from reelsync.agent.pace import Pace
 from reelsync.agent.reporter import Reporter, TransferObserverFor
 from reelsync.agent.settings import AgentSettings
 from reelsync.engine import (
@@ -125,6 +126,7 @@ class Agent:
         self._revoked_tasks: set[asyncio.Task[None]] = set()
         self._last_beat = (time.monotonic(), 0, 0)
         self._started = True  # until the first heartbeat is through: this process holds nothing
+        self.pace = Pace()
         self._outage = False  # a control-plane outage was logged already
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -304,7 +306,9 @@ class Agent:
             # here as soon as it may run, never a poll interval later.
             free = max(1, self.settings.max_transfers - len(self._transfers))
             try:
-                answer = await self.control.work(wait_s=self.settings.work_wait_s, transfers=free)
+                answer = await self.control.work(
+                    wait_s=self.settings.work_wait_s, transfers=free, pace=self.pace.params()
+                )
             except ReelsyncError as exc:
                 if isinstance(exc, ConfigError | RevokedError):
                     raise
@@ -382,6 +386,7 @@ class Agent:
         )
         observer = TransferObserverFor(self.reporter)
         results: list[FileResult] = []
+        began = time.monotonic()
         try:
             run = self.engine.push if sending else self.engine.pull
             results = await run(assignment, observer)
@@ -401,6 +406,10 @@ class Agent:
             if self.reporter.is_live(result.key):
                 self.reporter.finished(result)
         self.reporter.flush_soon()  # the job may be done, the slot is free: say so now
+        moved = [r for r in results if r.ok]
+        self.pace.record(
+            sum(r.files for r in moved), sum(r.size for r in moved), time.monotonic() - began
+        )
         done = sum(r.ok for r in results)
         _log.info("transfer %s: %d/%d file(s) done", transfer_id, done, len(specs))
 

@@ -249,18 +249,20 @@ class Volume:
                 yield self.stat(rel)
                 return
             raise NotFoundError(f"{self.code}:{rel} does not exist")
-        stack = [base]
+        # strings, not Path objects: this walks every file of a folder being sent or sized
+        stack = [(str(base), self.relative(base) if base != self.real_root else "")]
         while stack:
-            folder = stack.pop()
+            folder, folder_rel = stack.pop()
             try:
                 with os.scandir(folder) as it:
                     for de in it:
                         if is_reserved_name(de.name) or de.is_symlink():
                             continue
                         st = de.stat(follow_symlinks=False)
-                        yield _entry(self.relative(Path(de.path)), st)
-                        if recursive and de.is_dir(follow_symlinks=False):
-                            stack.append(Path(de.path))
+                        rel_path = f"{folder_rel}/{de.name}" if folder_rel else de.name
+                        yield _entry(rel_path, st)
+                        if recursive and stat_mod.S_ISDIR(st.st_mode):
+                            stack.append((de.path, rel_path))
             except PermissionError as exc:
                 raise PermissionDeniedError(f"{folder}: permission denied") from exc
 

@@ -5,6 +5,7 @@ it offline) at an enabled site. It serves the volumes listed for it in ``server_
 none are listed, every enabled volume that has a path at its site. A transfer in flight counts once
 for its dialing agent, once for its listening agent, once for its pair of sites (unordered: one
 WAN link) and once for its job's queue; tasks in flight are those ``booting`` or ``executing``.
+The highest queue priority each agent has in flight is kept for the scheduler's priority lane.
 """
 
 from __future__ import annotations
@@ -60,15 +61,29 @@ class Load:
     agents: Counter[str] = field(default_factory=Counter)
     pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
     queues: Counter[str] = field(default_factory=Counter)
+    # agent id or site pair -> the highest queue priority in flight there
+    top: dict[str | tuple[str, str], int] = field(default_factory=dict)
 
     def add(
-        self, dialer: str | None, listener: str | None, pair: tuple[str, str], queue: str
+        self,
+        dialer: str | None,
+        listener: str | None,
+        pair: tuple[str, str],
+        queue: str,
+        priority: int = 0,
     ) -> None:
         for agent in (dialer, listener):
             if agent:
                 self.agents[agent] += 1
+                self.top[agent] = max(self.top.get(agent, priority), priority)
         self.pairs[pair] += 1
+        self.top[pair] = max(self.top.get(pair, priority), priority)
         self.queues[queue] += 1
+
+    def outranks(self, where: str | tuple[str, str], priority: int) -> bool:
+        """``where`` (an agent or a site pair) has transfers in flight, all below ``priority``."""
+        top = self.top.get(where)
+        return top is not None and priority > top
 
 
 def load_fleet(session: Session) -> Fleet:
@@ -126,15 +141,17 @@ def load_in_flight(session: Session, *, pairs: Iterable[tuple[str, str]] | None 
             m.Job.source_site_id,
             m.Job.destination_site_id,
             m.Job.queue_id,
+            m.Queue.priority,
         )
         .join(m.Job, m.Job.id == m.Task.job_id)
+        .join(m.Queue, m.Queue.id == m.Job.queue_id)
         .where(m.Task.status.in_(IN_FLIGHT))
         .distinct()
     )
     wanted = set(pairs) if pairs is not None else None
     load = Load()
     seen: set[str] = set()
-    for transfer_id, dialer, listener, src, dst, queue in session.execute(query):
+    for transfer_id, dialer, listener, src, dst, queue, priority in session.execute(query):
         key = transfer_id or f"-{dialer}-{src}-{dst}"
         if key in seen:
             continue
@@ -142,5 +159,5 @@ def load_in_flight(session: Session, *, pairs: Iterable[tuple[str, str]] | None 
         pair = pair_of(src, dst)
         if wanted is not None and pair not in wanted:
             continue
-        load.add(dialer, listener, pair, queue)
+        load.add(dialer, listener, pair, queue, priority)
     return load

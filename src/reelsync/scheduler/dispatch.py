@@ -9,6 +9,11 @@ Rules:
   then the oldest task. A new higher-priority job thus takes the next free slot: nothing in flight
   is interrupted.
 - Limits (see :mod:`reelsync.scheduler.model`): transfers in flight per site pair and per agent.
+  Priority lane: a job whose queue priority is above everything in flight on a full agent or
+  pair gets one transfer past that limit at once (nothing in flight is cut; the next lease goes
+  to it), so a high-priority job is on the wire within a pass of its submit whatever runs below.
+- Lease size: ``transfer_lease_target_s`` seconds of the rate the dialing agent measured
+  (``rate_bytes``/``rate_files``, sent with its poll), at least one file, within the batch limits.
 - A transfer goes only to its DIALING agent: the sender when the receiver listens (push), else the
   receiver, which pulls from a listening sender. Both agents must be online and serve the
   volumes at their sites; of several agents able to listen, the least busy is picked, so the
@@ -61,14 +66,25 @@ def claim_transfers(
     max_transfers: int | None = None,
     max_files: int | None = None,
     max_bytes: int | None = None,
+    rate_bytes: float | None = None,
+    rate_files: float | None = None,
 ) -> list[TransferGrant]:
     """Lease work to agent ``server_id`` (the one polling); returns its transfers (maybe none).
 
     ``max_transfers``/``max_files``/``max_bytes`` let the agent ask for less than the policy
-    allows (per pass; per transfer)."""
+    allows (per pass; per transfer); ``rate_bytes``/``rate_files``: what its transfers moved per
+    second lately (leases are sized from it)."""
     moment = now or utcnow()
     with db.session() as session:
-        return _Pass(session, server_id, moment, max_transfers, max_files, max_bytes).run()
+        return _Pass(
+            session,
+            server_id,
+            moment,
+            max_transfers,
+            max_files,
+            max_bytes,
+            (rate_bytes, rate_files),
+        ).run()
 
 
 @dataclass(slots=True)
@@ -100,6 +116,7 @@ class _Pass:
         max_transfers: int | None,
         max_files: int | None,
         max_bytes: int | None,
+        rates: tuple[float | None, float | None] = (None, None),
     ) -> None:
         self.session = session
         self.server_id = server_id
@@ -110,8 +127,10 @@ class _Pass:
         )
         self.policy = policy
         self.max_transfers = max_transfers
-        self.batch_files = min(policy.batch_files, max_files or policy.batch_files)
-        self.batch_bytes = min(policy.batch_bytes, max_bytes or policy.batch_bytes)
+        lease_files, lease_bytes = policy.lease_size(rates[0], rates[1])
+        self.batch_files = min(lease_files, max_files or lease_files)
+        self.batch_bytes = min(lease_bytes, max_bytes or lease_bytes)
+        self.lane_only = False  # the agent is full: only a job above all it runs may pass
         self.fleet: Fleet = Fleet({}, {})
         self.load = Load()
         self.locked_pairs: dict[tuple[str, str], bool] = {}
@@ -125,6 +144,8 @@ class _Pass:
             return []
         self.load = load_in_flight(self.session)
         budget = self.policy.agent_concurrency - self.load.agents[me.id]
+        if budget <= 0 and self.load.top.get(me.id) is not None:
+            budget, self.lane_only = 1, True
         if self.max_transfers is not None:
             budget = min(budget, self.max_transfers)
         if budget <= 0:
@@ -132,6 +153,8 @@ class _Pass:
         groups = self._queues(me)
         grants: list[TransferGrant] = []
         for group in groups:
+            if self.lane_only and not self.load.outranks(me.id, group[0].priority):
+                break
             active = list(group)
             while active and len(grants) < budget:
                 queue = min(active, key=lambda q: (self.load.queues[q.id] / q.weight, q.order))
@@ -186,14 +209,14 @@ class _Pass:
         for ref in queue.jobs:
             if ref.exhausted:
                 continue
-            grant = self._from_job(me, ref.row)
+            grant = self._from_job(me, ref.row, queue.priority)
             if grant is not None:
                 return grant
             ref.exhausted = True
         return None
 
     # -- one job -------------------------------------------------------------------------
-    def _pair_open(self, pair: tuple[str, str]) -> bool:
+    def _pair_open(self, pair: tuple[str, str], priority: int) -> bool:
         if self.postgres and pair not in self.locked_pairs:
             got = bool(
                 self.session.scalar(select(func.pg_try_advisory_xact_lock(_pair_lock_key(pair))))
@@ -204,9 +227,11 @@ class _Pass:
                 self.load.pairs[pair] = fresh.pairs[pair]
         if self.postgres and not self.locked_pairs[pair]:
             return False
-        return self.load.pairs[pair] < self.policy.pair_concurrency
+        if self.load.pairs[pair] < self.policy.pair_concurrency:
+            return True
+        return self.load.outranks(pair, priority)  # the priority lane
 
-    def _from_job(self, me: Agent, job: m.Job) -> TransferGrant | None:
+    def _from_job(self, me: Agent, job: m.Job, priority: int) -> TransferGrant | None:
         if not self._still_dispatchable(job):
             return None
         sending = job.source_site_id == me.site_id
@@ -214,13 +239,16 @@ class _Pass:
         if not sending and me.listening:
             return None  # a listening receiver is dialed by the sender: the sender gets it
         pair = pair_of(me.site_id, other_site)
-        if not self._pair_open(pair):
+        if not self._pair_open(pair, priority):
             return None
         limit = self.policy.agent_concurrency
         peers = [
             a
             for a in self.fleet.at_site(other_site)
-            if a.id != me.id and a.listening and a.volumes and self.load.agents[a.id] < limit
+            if a.id != me.id
+            and a.listening
+            and a.volumes
+            and (self.load.agents[a.id] < limit or self.load.outranks(a.id, priority))
         ]
         peers.sort(key=lambda a: (self.load.agents[a.id], a.id))
         tried: set[frozenset[str]] = set()
@@ -232,7 +260,7 @@ class _Pass:
             dst_volumes = peer.volumes if sending else me.volumes
             picked = self._pick(job, src_volumes, dst_volumes)
             if picked:
-                return self._lease(me, peer, job, sending, pair, picked)
+                return self._lease(me, peer, job, sending, pair, picked, priority)
         return None
 
     def _still_dispatchable(self, job: m.Job) -> bool:
@@ -296,6 +324,7 @@ class _Pass:
         sending: bool,
         pair: tuple[str, str],
         rows: list[Any],
+        priority: int,
     ) -> TransferGrant:
         check_task_transition(TaskStatus.QUEUED, TaskStatus.BOOTING, system=True)
         transfer_id = str(uuid.uuid4())
@@ -322,7 +351,7 @@ class _Pass:
         if job.status == JobStatus.WAITING.value:
             job.status = JobStatus.RUNNING.value  # what rollup says with a task booting
             job.modified = self.now
-        self.load.add(me.id, peer.id, pair, job.queue_id)
+        self.load.add(me.id, peer.id, pair, job.queue_id, priority)
         codes = self.fleet.volume_codes
         files = tuple(
             FileGrant(

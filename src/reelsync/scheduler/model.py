@@ -7,8 +7,11 @@ Setting keys (workspace scope unless noted):
 
 - ``transfer_concurrency`` (8): transfers in flight between one pair of sites.
 - ``agent_concurrency`` (4): transfers in flight per agent, dialing or listening.
-- ``transfer_batch_files`` (256) and ``transfer_batch_bytes`` (512 MiB): how big one transfer gets;
-  a file larger than the byte budget travels alone.
+- ``transfer_lease_target_s`` (2): a lease holds about this many seconds of work at the rate the
+  dialing agent measured on its last transfers (at least one file); before any measurement,
+  ``FIRST_LEASE_FILES`` files / ``FIRST_LEASE_BYTES`` bytes.
+- ``transfer_batch_files`` (10,000) and ``transfer_batch_bytes`` (4 GiB): the most one lease
+  holds whatever the rate; a file larger than the byte budget travels alone.
 - ``transfer_lease_s`` (120): a lease's lifetime; every report of the transfer renews it.
 - ``job_max_retries`` (3; job > queue > workspace): retries of a failed file before it stays failed.
 - ``job_retry_delay_s`` (10; also accsyn's ``job_autoretray_delay_s``): the first retry's delay,
@@ -24,6 +27,8 @@ from datetime import datetime
 from typing import Literal
 
 __all__ = [
+    "FIRST_LEASE_BYTES",
+    "FIRST_LEASE_FILES",
     "MAX_RETRY_DELAY_S",
     "FileGrant",
     "ReportOutcome",
@@ -36,6 +41,8 @@ __all__ = [
 ]
 
 MAX_RETRY_DELAY_S = 3600
+FIRST_LEASE_FILES = 256
+FIRST_LEASE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +121,22 @@ def setting_int(
 class SchedulingPolicy:
     pair_concurrency: int = 8
     agent_concurrency: int = 4
-    batch_files: int = 256
-    batch_bytes: int = 512 * 1024 * 1024
+    batch_files: int = 10_000
+    batch_bytes: int = 4 * 1024 * 1024 * 1024
     lease_s: int = 120
+    lease_target_s: int = 2
+
+    def lease_size(self, rate_bytes: float | None, rate_files: float | None) -> tuple[int, int]:
+        """(files, bytes) for one lease: ``lease_target_s`` of the measured rates, at least one
+        file, at most the batch limits; the first lease sizes before any measurement."""
+        if not rate_bytes or not rate_files or rate_bytes <= 0 or rate_files <= 0:
+            return (
+                min(self.batch_files, FIRST_LEASE_FILES),
+                min(self.batch_bytes, FIRST_LEASE_BYTES),
+            )
+        files = max(1, min(self.batch_files, int(rate_files * self.lease_target_s)))
+        size = max(1, min(self.batch_bytes, int(rate_bytes * self.lease_target_s)))
+        return files, size
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, str]) -> SchedulingPolicy:
@@ -133,6 +153,9 @@ class SchedulingPolicy:
             ),
             batch_bytes=setting_int(settings, "transfer_batch_bytes", base.batch_bytes, low=1),
             lease_s=setting_int(settings, "transfer_lease_s", base.lease_s, low=5, high=86_400),
+            lease_target_s=setting_int(
+                settings, "transfer_lease_target_s", base.lease_target_s, low=1, high=3600
+            ),
         )
 
 

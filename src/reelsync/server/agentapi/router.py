@@ -331,6 +331,8 @@ def build_router(hub: AgentHub) -> APIRouter:
         database: DatabaseDep,
         wait: Annotated[float, Query(ge=0, le=120)] = 20.0,
         transfers: Annotated[int, Query(ge=0, le=64)] = 4,
+        rate_bytes: Annotated[float | None, Query(ge=0, description="bytes/s, measured")] = None,
+        rate_files: Annotated[float | None, Query(ge=0, description="files/s, measured")] = None,
     ) -> dict[str, Any]:
         """Transfers to dial (none when ``transfers`` is 0: the agent is busy) and file
         operations, as soon as there are any, else an empty answer after ``wait`` seconds. A
@@ -359,7 +361,12 @@ def build_router(hub: AgentHub) -> APIRouter:
             if transfers > 0:
                 grants = await run_in_threadpool(
                     functools.partial(
-                        scheduler.claim_transfers, database, agent.id, max_transfers=transfers
+                        scheduler.claim_transfers,
+                        database,
+                        agent.id,
+                        max_transfers=transfers,
+                        rate_bytes=rate_bytes,
+                        rate_files=rate_files,
                     )
                 )
             if (grants or fileops) and await request.is_disconnected():
