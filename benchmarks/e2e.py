@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE))
 
 from run import MIB, Reelsync, _fill, make_set, sshd, timed, tree_summary  # noqa: E402
 
-from support.agents import add_london_and_projects, running_agent  # noqa: E402
+from support.agents import add_london_and_projects, agents_at_hq_and_london  # noqa: E402
 from support.postgres import fresh_database  # noqa: E402
 from support.servers import RunningServer, reelsync_cmd, running_server  # noqa: E402
 
@@ -175,12 +175,7 @@ def main() -> None:
         url = stack.enter_context(fresh_database()) if args.database == "postgres" else None
         server = stack.enter_context(running_server(tmp / "server", database_url=url))
         add_london_and_projects(server, roots)
-        agents = {
-            site: stack.enter_context(running_agent(server, site, tmp / f"agent-{site}"))
-            for site in ("hq", "london")
-        }
-        for agent in agents.values():
-            agent.wait_online()
+        agents = agents_at_hq_and_london(stack, server, tmp)
         ssh = stack.enter_context(sshd(work)) if "rsync" in tools or args.noop else None
         engine = Reelsync(work, 4, 4096)
         for name in args.sets.split(","):

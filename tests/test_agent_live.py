@@ -31,9 +31,9 @@ from reelsync.fs import Volume
 from support.agents import (
     RunningAgent,
     add_london_and_projects,
+    agents_at_hq_and_london,
     enroll_agent,
     make_token,
-    running_agent,
     wait_until,
 )
 from support.servers import (
@@ -74,12 +74,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
     with ExitStack() as stack:
         server = stack.enter_context(running_server(tmp / "server", env=SERVER_ENV))
         add_london_and_projects(server, roots)
-        agents = {
-            site: stack.enter_context(running_agent(server, site, tmp / f"agent-{site}"))
-            for site in ("hq", "london")
-        }
-        for agent in agents.values():
-            agent.wait_online()
+        agents = agents_at_hq_and_london(stack, server, tmp)
         yield {"server": server, "roots": roots, "agents": agents}
 
 

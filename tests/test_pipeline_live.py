@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 from reelsync.client import Session
-from support.agents import RunningAgent, add_london_and_projects, running_agent, wait_until
+from support.agents import (
+    RunningAgent,
+    add_london_and_projects,
+    agents_at_hq_and_london,
+    wait_until,
+)
 from support.servers import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -39,19 +44,7 @@ def pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pair]:
     with ExitStack() as stack:
         server = stack.enter_context(running_server(tmp_path / "server"))
         add_london_and_projects(server, roots)
-        agents = {
-            site: stack.enter_context(
-                running_agent(
-                    server,
-                    site,
-                    tmp_path / f"agent-{site}",
-                    enroll_extra=limit if site == "london" else (),
-                )
-            )
-            for site in ("hq", "london")
-        }
-        for agent in agents.values():
-            agent.wait_online()
+        agents = agents_at_hq_and_london(stack, server, tmp_path, london_extra=limit)
         yield Pair(server, roots, agents)
 
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from support.servers import RunningServer, reelsync_cmd, run_cli, stop_process
 __all__ = [
     "RunningAgent",
     "add_london_and_projects",
+    "agents_at_hq_and_london",
     "enroll_agent",
     "make_token",
     "running_agent",
@@ -168,3 +169,28 @@ def running_agent(
         text = agent.log()
         assert code == 0, f"agent exited {code} on SIGTERM:\n{text}"
         assert "Traceback" not in text, text
+
+
+def agents_at_hq_and_london(
+    stack: ExitStack,
+    server: RunningServer,
+    base: Path,
+    *,
+    london_extra: Sequence[str] = (),
+) -> dict[str, RunningAgent]:
+    """One running agent per site (``hq``, ``london``; data dirs ``base/agent-<site>``), both
+    online; stopped when ``stack`` closes. ``london_extra``: more ``agent enroll`` options."""
+    agents = {
+        site: stack.enter_context(
+            running_agent(
+                server,
+                site,
+                base / f"agent-{site}",
+                enroll_extra=london_extra if site == "london" else (),
+            )
+        )
+        for site in ("hq", "london")
+    }
+    for agent in agents.values():
+        agent.wait_online()
+    return agents

@@ -342,7 +342,9 @@ def build_router(hub: AgentHub) -> APIRouter:
             presence.begin(agent.id)
         dropped = False
         try:
-            answer = await _work(request, agent, database, wait, transfers)
+            answer = await _work(
+                request, agent, database, wait, transfers, (rate_bytes, rate_files)
+            )
             dropped = answer is None
             return answer or {"transfers": [], "fileops": []}
         finally:
@@ -350,7 +352,12 @@ def build_router(hub: AgentHub) -> APIRouter:
                 presence.end(agent.id, dropped=dropped)
 
     async def _work(
-        request: Request, agent: Server, database: Database, wait: float, transfers: int
+        request: Request,
+        agent: Server,
+        database: Database,
+        wait: float,
+        transfers: int,
+        rates: tuple[float | None, float | None],
     ) -> dict[str, Any] | None:
         deadline = time.monotonic() + wait
         while True:
@@ -365,8 +372,8 @@ def build_router(hub: AgentHub) -> APIRouter:
                         database,
                         agent.id,
                         max_transfers=transfers,
-                        rate_bytes=rate_bytes,
-                        rate_files=rate_files,
+                        rate_bytes=rates[0],
+                        rate_files=rates[1],
                     )
                 )
             if (grants or fileops) and await request.is_disconnected():
