@@ -374,6 +374,7 @@ class Agent:
             specs,
             grant.get("ticket"),
             peer_id=str(peer_id) if peer_id else None,
+            priority=int(grant.get("priority") or 0),
         )
         _log.info(
             "transfer %s: %s %d file(s) %s %s:%s",

@@ -245,7 +245,7 @@ class Engine:
                     key, functools.partial(self._dial_link, assignment, key, one_shot)
                 )
                 if link is not None:
-                    group = self._submit(link, todo, role, assignment.ticket, observer)
+                    group = self._submit(link, todo, role, assignment, observer)
                     await link.wait(group)
                     got = group.results
                 else:
@@ -339,14 +339,15 @@ class Engine:
         link: Link,
         todo: list[FileSpec],
         role: Role,
-        ticket: str | None,
+        assignment: Assignment,
         observer: TransferObserver,
     ) -> WorkGroup:
         session = link.session
+        ticket = assignment.ticket
         if isinstance(session, SendSession):
             ids = session.allocate(len(todo))
             items = [self._send_item(i, spec) for i, spec in zip(ids, todo, strict=True)]
-            return session.add(items, observer, ticket)
+            return session.add(items, observer, ticket, assignment.priority)
         ids = session.allocate(len(todo))
         link.wanted.update(zip(ids, todo, strict=True))
         entries = tuple(

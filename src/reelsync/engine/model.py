@@ -62,13 +62,17 @@ class PeerAddress:
 @dataclass(frozen=True, slots=True)
 class Assignment:
     """A batch of files between this agent and one peer, run by the dialing side. With
-    ``peer_id`` the listener's certificate must name that agent (else the session is refused)."""
+    ``peer_id`` the listener's certificate must name that agent (else the session is refused).
+    ``priority``: pushed into a session shared with other assignments, its bytes go before those
+    of lower priorities (the job's queue priority: a high-priority job is not stuck behind work
+    already queued in the session)."""
 
     transfer_id: str
     peer: PeerAddress
     files: tuple[FileSpec, ...]
     ticket: str | None = None
     peer_id: str | None = None
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

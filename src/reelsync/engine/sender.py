@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import os
 import stat as stat_mod
 import threading
@@ -148,7 +149,9 @@ class SendSession(OpenWork):
         self._one_shot = not open_ended and wants is None
         self._wants = wants
         self._groups: set[WorkGroup] = set()  # open groups of an open-ended session
-        self._queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
+        # the highest priority's work first, then in the order queued (see Assignment.priority)
+        self._queue: asyncio.PriorityQueue[tuple[int, int, _Unit | None]] = asyncio.PriorityQueue()
+        self._queued = itertools.count()
         self._remaining = len(self.files)
         self._end = asyncio.Event()
         self._closing = False
@@ -172,12 +175,17 @@ class SendSession(OpenWork):
     # -- open-ended sessions ---------------------------------------------------------------------
 
     def add(
-        self, items: list[SendItem], observer: TransferObserver, ticket: str | None = None
+        self,
+        items: list[SendItem],
+        observer: TransferObserver,
+        ticket: str | None = None,
+        priority: int = 0,
     ) -> WorkGroup:
         """More files for this running session (ids from :meth:`allocate`); their manifest goes
-        out at once, with ``ticket`` for the listener. The group completes when each has a
-        result."""
+        out at once, with ``ticket`` for the listener, and their bytes before any work of a
+        lower ``priority``. The group completes when each has a result."""
         group = WorkGroup([it.key for it in items], observer)
+        group.priority = priority
         self._adopt(items, group, ticket)
         return group
 
@@ -526,16 +534,16 @@ class SendSession(OpenWork):
                 self._fail(src, err)
             elif src.size <= self.settings.small_file_max and src.chunks == 1:
                 if batch and batch_bytes + src.size > self.settings.batch_bytes:
-                    self._queue.put_nowait(batch)
+                    self._put(batch)
                     batch, batch_bytes = [], 0
                 batch.append(src)
                 batch_bytes += src.size
             else:
                 src.have = dict(entry.have)
                 for index in range(src.chunks):
-                    self._queue.put_nowait((src, index))
+                    self._put((src, index))
         if batch:
-            self._queue.put_nowait(batch)
+            self._put(batch)
 
     async def _resend(self, stream: FrameStream, fid: int, index: int) -> None:
         src = self.files.get(fid)
@@ -551,12 +559,16 @@ class SendSession(OpenWork):
             await self._abort(stream, src, err)
             return
         small = src.chunks == 1 and src.size <= self.settings.small_file_max
-        self._queue.put_nowait([src] if small else (src, index))
+        self._put([src] if small else (src, index))
 
     # -- outgoing --------------------------------------------------------------------------------
+    def _put(self, unit: _Unit) -> None:
+        group = unit[0].group or self._default
+        self._queue.put_nowait((-group.priority, next(self._queued), unit))
+
     async def _writer(self, stream: FrameStream) -> None:
         while True:
-            unit = await self._queue.get()
+            _, _, unit = await self._queue.get()
             if unit is None:
                 return
             if isinstance(unit, list):

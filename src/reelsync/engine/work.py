@@ -23,6 +23,7 @@ class WorkGroup:
         self.keys: frozenset[str] | None = None if keys is None else frozenset(keys)
         self.observer = FolderObserver(observer)
         self.results: dict[str, FileResult] = {}
+        self.priority = 0  # a sender sends a higher priority's bytes first
         self._done = asyncio.get_running_loop().create_future()
         if self.keys is not None and not self.keys:
             self._done.set_result(None)

@@ -375,4 +375,5 @@ class _Pass:
             peer_port=peer.peer_port,
             files=files,
             lease_expires_at=expires,
+            priority=priority,
         )

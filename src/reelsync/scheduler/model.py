@@ -70,6 +70,7 @@ class TransferGrant:
     peer_port: int
     files: tuple[FileGrant, ...]
     lease_expires_at: datetime
+    priority: int = 0  # the job's queue priority (the dialer sends higher ones first)
 
     @property
     def dialer_id(self) -> str:

@@ -228,6 +228,7 @@ def _grant_json(
         "files": files,
         "lease_expires_at": _iso(grant.lease_expires_at),
         "lease_s": max(1.0, (grant.lease_expires_at - utcnow()).total_seconds()),
+        "priority": grant.priority,
         "ticket": hub.signer.sign(ticket),
     }
 
