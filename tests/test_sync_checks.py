@@ -295,7 +295,7 @@ def test_cli_prints_the_job_and_errors_are_one_line(env: Any) -> None:
     human = run(transport, world.operator_key, "sync", SHOT2)
     assert human.exit_code == 0, human.output
     assert "appended job 'proj001 download london " in human.stderr
-    assert "1 path(s), 5.0 kB hq -> london" in human.stderr
+    assert "1 path(s), 4.9 KiB hq -> london" in human.stderr
 
     for args, line in [
         (["--site", "paris", SHOT1], "error: unknown site 'paris' (sites: hq, london)"),
