@@ -71,13 +71,17 @@ def test_progress_bars_fit_80_columns() -> None:
     console = Console(file=buffer, width=80, force_terminal=True, color_system=None)
     with _progress(console) as bars:
         one = bars.add_task(
-            "proj001 download london 2026-11-27", total=24_000_000, status="running"
+            "proj001 download london 2026-11-27",
+            total=24_000_000,
+            status="running",
+            speed="4.0 MiB/s",
+            eta="3s",
         )
         bars.update(one, completed=12_582_912)
         bars.add_task("proj002 download london 2026-11-27", total=None, status="waiting")
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", buffer.getvalue())
     last = [line for line in plain.split("\n") if line.strip()][-2:]
-    assert "12.0 MiB/22.9 MiB" in last[0], last
+    assert "12.0 MiB/22.9 MiB 4.0 MiB/s 3s running" in last[0], last
     assert last[0].endswith("running"), last
     assert last[1].endswith("waiting"), last
     assert all(len(line) <= 80 for line in last), last

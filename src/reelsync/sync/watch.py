@@ -38,6 +38,17 @@ class _Amount(ProgressColumn):
         return Text(f"{done}/{size_text(task.total)}" if task.total else done, no_wrap=True)
 
 
+class _Field(ProgressColumn):
+    """A field of the job's bar (the server's speed, the ETA): empty when not given."""
+
+    def __init__(self, name: str, table_column: Column | None = None) -> None:
+        super().__init__(table_column)
+        self.name = name
+
+    def render(self, task: Task) -> Text:
+        return Text(str(task.fields.get(self.name) or ""), no_wrap=True)
+
+
 def _progress(console: Console) -> Progress:
     """One line per job that fits 80 columns: the name gives way (ellipsis), nothing wraps."""
     fixed = Column(no_wrap=True)
@@ -49,8 +60,8 @@ def _progress(console: Console) -> Progress:
         BarColumn(bar_width=12),
         TextColumn("{task.percentage:>5.1f}%", table_column=fixed),
         _Amount(table_column=Column(no_wrap=True)),
-        TextColumn("{task.fields[speed]}", table_column=Column(no_wrap=True)),
-        TextColumn("{task.fields[eta]}", table_column=Column(no_wrap=True)),
+        _Field("speed", table_column=Column(no_wrap=True)),
+        _Field("eta", table_column=Column(no_wrap=True)),
         TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True)),
         console=console,
         transient=False,
