@@ -348,3 +348,28 @@ def test_a_symlink_does_not_widen_a_sub_path_grant(studio: Studio) -> None:
         )
         assert studio.wait_job(admin, job["id"], "the admin's copy")["status"] == "done"
     assert (london / "proj001" / "p2link" / "private.txt").read_bytes() == b"proj002 only"
+
+
+def test_a_symlink_inside_a_destination_folder_does_not_widen_a_grant(studio: Studio) -> None:
+    """A folder moved by an employee granted proj001: a symlink already inside the destination
+    folder (``proj001/shotB/sub -> ../../proj002``) must not take its files into proj002."""
+    hq, london = studio.roots["hq"], studio.roots["london"]
+    (hq / "proj001" / "shotB" / "sub").mkdir(parents=True)
+    (hq / "proj001" / "shotB" / "sub" / "x.exr").write_bytes(b"frame")
+    (hq / "proj001" / "shotB" / "y.exr").write_bytes(b"other frame")
+    (london / "proj001" / "shotB").mkdir(parents=True)
+    (london / "proj001" / "shotB" / "sub").symlink_to("../../proj002")
+    with studio.employee() as employee:
+        job = employee.submit_job(
+            {"source": "volume=projects/proj001/shotB/", "destination": "site=london"}
+        )
+
+        def ended() -> dict[str, Any] | None:
+            [task] = employee.tasks(job["id"])
+            return task if task["status"] in ("done", "failed") else None
+
+        task = wait_until(ended, 60, "the folder with a symlink inside its destination")
+    assert not (london / "proj002" / "x.exr").exists()
+    assert task["status"] == "failed", task
+    assert "leads outside 'proj001'" in str(task.get("last_error") or task), task
+    assert (london / "proj001" / "shotB" / "y.exr").read_bytes() == b"other frame"

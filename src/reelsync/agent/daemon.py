@@ -30,6 +30,7 @@ from reelsync.agent.fileops import run_fileop
 from reelsync.agent.gate import TicketGate
 from reelsync.agent.pace import Pace
 from reelsync.agent.reporter import Reporter, TransferObserverFor
+from reelsync.agent.scopes import ScopeBook
 from reelsync.agent.settings import AgentSettings
 from reelsync.engine import (
     Assignment,
@@ -49,7 +50,7 @@ from reelsync.errors import (
     ReelsyncError,
     RevokedError,
 )
-from reelsync.fs import Volume
+from reelsync.fs import Volume, normalize_relpath
 from reelsync.pki import (
     RequestSigner,
     TicketVerifier,
@@ -100,11 +101,13 @@ class Agent:
             server_ssl=server_ssl_context(files.cert, files.key, files.ca),
         )
         self.volumes: dict[str, Volume] = {}
+        self.scopes = ScopeBook()
         self.gate = TicketGate(
             settings.server_id,
             TicketVerifier.from_file(files.ticket_key),
             lambda: self.volumes,
             workspace=settings.workspace or None,
+            scopes=self.scopes,
         )
         self.control = ControlPlane(
             settings.server_urls,
@@ -243,6 +246,7 @@ class Agent:
                 continue
             try:
                 volumes[code] = Volume(code, Path(root))
+                volumes[code].confine = self.scopes.confine(volumes[code])
             except ReelsyncError as exc:
                 if code not in self._missing_roots:
                     _log.warning("not serving volume %s: %s", code, exc)
@@ -427,9 +431,11 @@ class Agent:
         for spec in specs:
             local = spec.src if sending else spec.dst
             volume = self.volumes.get(local.volume)
+            scope = scopes.get(spec.key, "")
             try:
                 if volume is not None:
-                    volume.check_within(local.path, scopes.get(spec.key, ""))
+                    volume.check_within(local.path, scope)
+                    self.scopes.add(local.volume, normalize_relpath(local.path), scope)
             except ReelsyncError as exc:
                 self.reporter.finished(FileResult.failed(spec.key, exc))
                 continue

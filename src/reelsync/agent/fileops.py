@@ -14,6 +14,7 @@ in a thread.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import re
 from collections.abc import Callable, Mapping
@@ -129,6 +130,9 @@ def run_fileop(volumes: Mapping[str, Volume], op: Mapping[str, Any]) -> Any:
     volume = volumes.get(code)
     if volume is None:
         raise NotFoundError(f"volume {code!r} is not served by this agent")
+    if volume.confine is not None:  # held to its own scope below, not to transfers' tickets
+        volume = copy.copy(volume)
+        volume.confine = None
     name = str(op.get("op") or "")
     rel = normalize_relpath(str(op.get("path") or ""))
     volume.check_within(rel, _scope(op, "scope"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
+from reelsync.agent.scopes import ScopeBook
 from reelsync.engine import Grant, SessionRequest
 from reelsync.errors import PathError, PermissionDeniedError
 from reelsync.fs import Volume, normalize_relpath
@@ -36,8 +37,10 @@ class TicketGate:
         volumes: Callable[[], Mapping[str, Volume]],
         *,
         workspace: str | None = None,
+        scopes: ScopeBook | None = None,
     ) -> None:
         self.agent_id = agent_id
+        self.scopes = scopes
         self.verifier = verifier
         self.volumes = volumes
         self.workspace = workspace
@@ -77,4 +80,6 @@ class TicketGate:
                 _log.warning("transfer %s: refused %s: %s", ticket.transfer_id, code, exc.message)
                 continue  # not granted: the engine fails that one file, not the session
             paths.add((code, norm))
+            if self.scopes is not None:  # the files of a folder are held to its scope too
+                self.scopes.add(code, norm, scope, ticket.expires_at)
         return Grant(volumes=served, paths=frozenset(paths), transfer_id=ticket.transfer_id)

@@ -19,7 +19,7 @@ import os
 import shutil
 import stat as stat_mod
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +89,9 @@ class Volume:
         if not self.real_root.is_dir():
             raise PathError(f"volume {code!r}: root {self.root} is not a folder")
         self._dirs: dict[str, tuple[str, float]] = {}
+        #: called with (relative path, resolved path) on each lookup; raises to refuse it (the
+        #: agent holds paths to the scopes of the tickets naming them, see agent/scopes.py)
+        self.confine: Callable[[str, str], None] | None = None
         self._root_str = str(self.real_root)
         self._root_prefix = self._root_str.rstrip("/") + "/"
 
@@ -109,7 +112,14 @@ class Volume:
 
     def lookup(self, rel: str) -> tuple[str, os.stat_result | None]:
         """:meth:`resolve_str` plus the stat of what the path names (None when nothing is
-        there), from the same system call (saves a stat per file when planning)."""
+        there), from the same system call (saves a stat per file when planning). With
+        :attr:`confine` set, it judges every resolved path too."""
+        found = self._lookup(rel)
+        if self.confine is not None:
+            self.confine(normalize_relpath(rel), found[0])
+        return found
+
+    def _lookup(self, rel: str) -> tuple[str, os.stat_result | None]:
         norm = normalize_relpath(rel)
         if not norm:
             return self._root_str, os.stat(self._root_str)
