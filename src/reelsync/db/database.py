@@ -1,9 +1,12 @@
 """The database handle: one engine, sessions, and the schema upgrade.
 
 Rules: SQLite runs in WAL mode with foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` for
-every transaction (a deferred transaction that later writes can fail at once with "database is
-locked" in WAL mode); PostgreSQL is reached through ``postgresql+psycopg://``. The schema is
-made and upgraded only by Alembic (:func:`upgrade_to_head`), never by ``create_all``. A SQLite
+every transaction that may write (a deferred transaction that later writes can fail at once with
+"database is locked" in WAL mode); :meth:`Database.reader` transactions only read: on SQLite a
+deferred ``BEGIN`` under ``PRAGMA query_only`` (WAL readers run beside the one writer, never
+queueing on its lock), on PostgreSQL ``READ ONLY``, so a write there fails loudly in every test.
+PostgreSQL is reached through ``postgresql+psycopg://``. The schema is made and upgraded only by
+Alembic (:func:`upgrade_to_head`), never by ``create_all``. A SQLite
 file holds every secret's hash and the whole workspace: it and its ``-wal``/``-shm`` files are
 made (and kept) readable by their owner only (0600; SQLite gives the side files the main file's
 mode).
@@ -32,6 +35,8 @@ __all__ = ["MIGRATIONS_DIR", "Database", "upgrade_to_head"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: The execution option marking a read-only transaction (see :meth:`Database.reader`).
+_READ_ONLY = "reelsync_read_only"
 
 
 def _check_url(url: str) -> str:
@@ -79,7 +84,19 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("PRAGMA query_only=1")
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("PRAGMA query_only=0")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _postgresql_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 class Database:
@@ -100,7 +117,12 @@ class Database:
         self.engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
+        else:
+            _postgresql_setup(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
 
     @property
     def session_factory(self) -> sessionmaker[Session]:
@@ -119,8 +141,20 @@ class Database:
         :class:`ConflictError`; a value the database refuses (NUL in text, integer overflow) a
         :class:`ValidationError`; a database that cannot be reached an :class:`UnavailableError`.
         """
+        with self._translated(self._sessions) as session:
+            yield session
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only session in one transaction (one consistent snapshot). On SQLite it does
+        not take the write lock, so reads run beside the writer; a write in it is an error."""
+        with self._translated(self._readers) as session:
+            yield session
+
+    @contextmanager
+    def _translated(self, factory: sessionmaker[Session]) -> Iterator[Session]:
         try:
-            with self._sessions.begin() as session:
+            with factory.begin() as session:
                 yield session
         except DbIntegrityError as exc:
             raise ConflictError(

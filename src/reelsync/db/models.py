@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -29,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from reelsync.db.types import JSONType, UTCDateTime, utcnow
 
 __all__ = [
+    "LIVE_JOB",
     "Acl",
     "ApiKey",
     "AuditEvent",
@@ -61,6 +63,11 @@ NAMING = {
 
 ID = String(24)
 TASK_ID = String(36)
+
+#: The condition of a job not finished (done or aborted), as literal SQL: the partial index
+#: ``ix_job_live`` has it as its WHERE, and a query serves from that index only when it says
+#: the very same text (SQLite matches partial indexes by expression, never by bound value).
+LIVE_JOB = "job.status NOT IN ('done', 'aborted')"
 
 
 class Base(DeclarativeBase):
@@ -236,14 +243,29 @@ class Queue(_Noted, _Stamped, Base):
 
 class Job(_Stamped, Base):
     __tablename__ = "job"
-    __table_args__ = (Index("ix_job_status_queue", "status", "queue_id"),)
+    __table_args__ = (
+        Index("ix_job_status_queue", "status", "queue_id"),
+        # lists, newest first, paged by key (created, id): all jobs, by status, by user, by
+        # queue, and the live ones (a partial index: its size is the backlog, not the history)
+        Index("ix_job_created", "created", "id"),
+        Index("ix_job_status_created", "status", "created", "id"),
+        Index("ix_job_user_created", "user_id", "created", "id"),
+        Index("ix_job_queue_created", "queue_id", "created", "id"),
+        Index(
+            "ix_job_live",
+            "created",
+            "id",
+            sqlite_where=text(LIVE_JOB.removeprefix("job.")),
+            postgresql_where=text(LIVE_JOB.removeprefix("job.")),
+        ),
+        # find_one("Transfer WHERE name=...") is one lookup (names compare case-insensitively)
+        Index("ix_job_name_lower", func.lower(text("name"))),
+    )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(16), default="transfer")
-    user_id: Mapped[str] = mapped_column(
-        ForeignKey("user_account.id", ondelete="RESTRICT"), index=True
-    )
-    queue_id: Mapped[str] = mapped_column(ForeignKey("queue.id", ondelete="RESTRICT"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    queue_id: Mapped[str] = mapped_column(ForeignKey("queue.id", ondelete="RESTRICT"))
     status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(255))
     destination: Mapped[str] = mapped_column(String(255))
@@ -318,6 +340,15 @@ class Task(Base):
             "transfer_id",
             sqlite_where=text("transfer_id IS NOT NULL"),
             postgresql_where=text("transfer_id IS NOT NULL"),
+        ),
+        # a job's tasks in uri order ("2" before "10"), paged by key: no sort of the whole job
+        Index("ix_task_job_order", "job_id", func.length(text("uri")), "uri"),
+        # pruning finished tasks older than N days
+        Index(
+            "ix_task_finished",
+            "finished",
+            sqlite_where=text("finished IS NOT NULL"),
+            postgresql_where=text("finished IS NOT NULL"),
         ),
     )
     id: Mapped[str] = mapped_column(TASK_ID, primary_key=True)

@@ -197,7 +197,7 @@ def list_acls(
     db: Database, actor: Actor, *, user: str | None = None, volume: str | None = None
 ) -> list[Acl]:
     """ACLs, optionally of one user and/or volume. Non-admins see only their own."""
-    with db.session() as session:
+    with db.reader() as session:
         query = (
             select(m.Acl, m.User.email, m.Volume.code)
             .join(m.User, m.User.id == m.Acl.user_id)
@@ -228,7 +228,7 @@ def check_access(
     """Raise PermissionDeniedError unless ``actor`` may read/write ``volume``/``path`` (a path
     relative to the volume root; ``volume`` an id or code); the path's scope (see the module's
     rules), which the agent doing the operation checks the resolved path against."""
-    with db.session() as session:
+    with db.reader() as session:
         row = get_volume_row(session, volume)
         rules = AccessRules(session, actor)
         return rules.check(row.id, row.code, normalise_relative(path), read=read, write=write)

@@ -148,7 +148,7 @@ def list_agents(db: Database, actor: Actor) -> list[AgentView]:
     the agents (as :func:`reelsync.services.servers.list_servers`), and of their volumes only
     those :func:`reelsync.services.volumes.list_volumes` shows ``actor``."""
     visible = {v.id for v in volumes.list_volumes(db, actor)}
-    with db.session() as session:
+    with db.reader() as session:
         rows = session.execute(
             select(m.Server, m.Site.code)
             .join(m.Site, m.Site.id == m.Server.site_id)
@@ -175,7 +175,7 @@ def record_certificate(db: Database, server_id: str, *, fingerprint: str, serial
 def agents_serving(db: Database, volume_id: str, *, site_code: str | None = None) -> list[Server]:
     """Online agents that serve ``volume_id`` at site ``site_code`` (the main site when None),
     most recently seen first."""
-    with db.session() as session:
+    with db.reader() as session:
         site = main_site_row(session) if site_code is None else get_site_row(session, site_code)
         query = select(m.Server).where(
             m.Server.status == ServerStatus.ONLINE.value, m.Server.site_id == site.id

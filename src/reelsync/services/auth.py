@@ -56,9 +56,12 @@ class WebSession:
     expires_at: datetime
 
 
-def _touch(key: m.ApiKey, now: datetime) -> None:
+def _touch(db: Database, key: m.ApiKey, now: datetime) -> None:
+    """Write the key's last-used time when it is stale (its own small write transaction, so the
+    check itself is a read that never waits for SQLite's write lock)."""
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
+        with db.session() as session:
+            session.execute(update(m.ApiKey).where(m.ApiKey.id == key.id).values(last_used_at=now))
 
 
 def _usable(key: m.ApiKey, user: m.User, now: datetime) -> bool:
@@ -75,22 +78,22 @@ def _sign_in(db: Database, api_key: str, *, email: str | None = None) -> _SignIn
     if not api_key:
         raise AuthenticationError("an API key is required", hint="send Authorization: Bearer KEY")
     now = utcnow()
-    with db.session() as session:
+    with db.reader() as session:
         rows = session.execute(
             select(m.ApiKey, m.User)
             .join(m.User, m.User.id == m.ApiKey.user_id)
             .where(m.ApiKey.prefix == lookup_prefix(api_key))
         ).all()
-        for key, user in rows:
-            if not same_secret(api_key, key.key_hash):
-                continue
-            if not _usable(key, user, now):
-                break
-            if email is not None and email.strip().lower() != user.email:
-                break
-            _touch(key, now)
-            actor = Actor(user_id=user.id, email=user.email, role=Role(user.role))
-            return _SignIn(actor=actor, key_id=key.id)
+    for key, user in rows:
+        if not same_secret(api_key, key.key_hash):
+            continue
+        if not _usable(key, user, now):
+            break
+        if email is not None and email.strip().lower() != user.email:
+            break
+        _touch(db, key, now)
+        actor = Actor(user_id=user.id, email=user.email, role=Role(user.role))
+        return _SignIn(actor=actor, key_id=key.id)
     raise AuthenticationError(_BAD_KEY)
 
 
@@ -130,21 +133,21 @@ def open_session(db: Database, api_key: str, *, email: str | None, ttl_s: int) -
 def session_actor(db: Database, session_id: str) -> Actor:
     """The Actor of web UI session ``session_id`` while it is open and unexpired, its API key
     live and its user enabled; :class:`AuthenticationError` otherwise."""
-    with db.session() as session:
+    with db.reader() as session:
         row = session.execute(
             select(m.UiSession, m.ApiKey, m.User)
             .join(m.ApiKey, m.ApiKey.id == m.UiSession.api_key_id)
             .join(m.User, m.User.id == m.UiSession.user_id)
             .where(m.UiSession.id == session_id)
         ).first()
-        now = utcnow()
-        if row is None or row[0].revoked_at is not None or row[0].expires_at <= now:
-            raise AuthenticationError("your session has ended", hint="sign in again")
-        _, key, user = row
-        if not _usable(key, user, now):
-            raise AuthenticationError("your session has ended", hint="sign in again")
-        _touch(key, now)
-        return Actor(user_id=user.id, email=user.email, role=Role(user.role))
+    now = utcnow()
+    if row is None or row[0].revoked_at is not None or row[0].expires_at <= now:
+        raise AuthenticationError("your session has ended", hint="sign in again")
+    _, key, user = row
+    if not _usable(key, user, now):
+        raise AuthenticationError("your session has ended", hint="sign in again")
+    _touch(db, key, now)
+    return Actor(user_id=user.id, email=user.email, role=Role(user.role))
 
 
 def close_session(db: Database, session_id: str) -> None:

@@ -128,7 +128,7 @@ _KEY_MAX = 255
 
 def _replayed(db: Database, actor: Actor, key: str) -> Job | None:
     """The job an earlier submit with this key made, if any."""
-    with db.session() as session:
+    with db.reader() as session:
         job_id = session.scalar(
             select(m.Submission.job_id).where(
                 m.Submission.user_id == actor.user_id, m.Submission.key == key
@@ -245,7 +245,7 @@ def _submit(
 
 
 def get_job(db: Database, actor: Actor, job_id: str) -> Job:
-    with db.session() as session:
+    with db.reader() as session:
         return job_record(session, get_job_row(session, actor, job_id))
 
 
@@ -275,7 +275,7 @@ def list_jobs(
     created in ``[since, until)``."""
     if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
         raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset 0..{MAX_OFFSET}")
-    with db.session() as session:
+    with db.reader() as session:
         query = (
             select(m.Job, m.User.email, m.Queue.code)
             .join(m.User, m.User.id == m.Job.user_id)

@@ -63,7 +63,7 @@ class MetricsSnapshot:
 
 def snapshot(db: Database) -> MetricsSnapshot:
     src, dst = aliased(m.Site), aliased(m.Site)
-    with db.session() as session:
+    with db.reader() as session:
         job_keys = (m.Queue.code, src.code, dst.code)
         jobs = session.execute(
             select(*job_keys, m.Job.status, func.count())

@@ -139,13 +139,13 @@ def create_queue(
 
 def get_queue(db: Database, actor: Actor, ref: str) -> Queue:
     del actor
-    with db.session() as session:
+    with db.reader() as session:
         return record(get_queue_row(session, ref))
 
 
 def list_queues(db: Database, actor: Actor) -> list[Queue]:
     del actor
-    with db.session() as session:
+    with db.reader() as session:
         query = select(m.Queue).order_by(m.Queue.priority.desc(), m.Queue.code)
         return [record(r) for r in session.scalars(query)]
 

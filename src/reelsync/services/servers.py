@@ -112,7 +112,7 @@ def seen_by(actor: Actor, server: Server) -> Server:
 
 
 def list_servers(db: Database, actor: Actor, *, site: str | None = None) -> list[Server]:
-    with db.session() as session:
+    with db.reader() as session:
         query = select(m.Server, m.Site.code).join(m.Site, m.Site.id == m.Server.site_id)
         if site is not None:
             query = query.where(m.Server.site_id == get_site_row(session, site).id)
@@ -121,7 +121,7 @@ def list_servers(db: Database, actor: Actor, *, site: str | None = None) -> list
 
 
 def get_server(db: Database, actor: Actor, server_id: str) -> Server:
-    with db.session() as session:
+    with db.reader() as session:
         row = get_server_row(session, server_id)
         return seen_by(actor, server_record(row, _site_code(session, row.site_id)))
 

@@ -147,7 +147,7 @@ def list_settings(
 ) -> dict[str, str]:
     """A scope's own settings, or (``inherited``) the effective ones."""
     kind = parse_scope(scope)
-    with db.session() as session:
+    with db.reader() as session:
         target_id = _target(session, actor, kind, target, write=False)
         found = (effective_settings if inherited else _own)(session, kind, target_id)
     if actor.is_admin:

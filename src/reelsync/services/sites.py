@@ -92,13 +92,13 @@ def create_site(db: Database, actor: Actor, *, code: str, name: str | None = Non
 
 def get_site(db: Database, actor: Actor, ref: str) -> Site:
     del actor  # every user may read sites
-    with db.session() as session:
+    with db.reader() as session:
         return record(get_site_row(session, ref))
 
 
 def list_sites(db: Database, actor: Actor) -> list[Site]:
     del actor
-    with db.session() as session:
+    with db.reader() as session:
         return [record(r) for r in session.scalars(select(m.Site).order_by(m.Site.code))]
 
 

@@ -243,10 +243,10 @@ def add_tasks(
 
 def get_task(db: Database, actor: Actor, job_id: str, ref: str) -> Task:
     """One task of a job by id or uri."""
-    with db.session() as session:
-        job = _job(session, actor, job_id)
+    with db.reader() as session:
+        job = _visible_job_id(session, actor, job_id)
         row = session.execute(
-            select_tasks().where(m.Task.job_id == job.id, (m.Task.id == ref) | (m.Task.uri == ref))
+            select_tasks().where(m.Task.job_id == job, (m.Task.id == ref) | (m.Task.uri == ref))
         ).first()
         if row is None:
             raise NotFoundError(f"job {job_id} has no task {ref!r}")
@@ -362,7 +362,7 @@ def list_tasks(
     """
     if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
         raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset 0..{MAX_OFFSET}")
-    with db.session() as session:
+    with db.reader() as session:
         job = _visible_job_id(session, actor, job_id)
         where = [m.Task.job_id == job]
         if status:

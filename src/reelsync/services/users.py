@@ -134,7 +134,7 @@ def create_user(
 
 
 def get_user(db: Database, actor: Actor, ref: str) -> User:
-    with db.session() as session:
+    with db.reader() as session:
         row = get_user_row(session, ref, actor)
         if not _visible(actor, row):
             raise NotFoundError(f"no user {ref!r}")
@@ -144,7 +144,7 @@ def get_user(db: Database, actor: Actor, ref: str) -> User:
 def list_users(
     db: Database, actor: Actor, *, role: Role | str | None = None, enabled: bool | None = None
 ) -> list[User]:
-    with db.session() as session:
+    with db.reader() as session:
         query = select(m.User).order_by(m.User.email)
         if role is not None:
             query = query.where(m.User.role == parse_role(role).value)
@@ -246,7 +246,7 @@ def _preferences(session: Session, row: m.User) -> UserPreferences:
 
 def get_preferences(db: Database, actor: Actor, ref: str) -> UserPreferences:
     """``ref``'s preferences (``me`` for the caller): their own, or anyone's for an admin."""
-    with db.session() as session:
+    with db.reader() as session:
         return _preferences(session, _own_or_admin(session, actor, ref, write=False))
 
 

@@ -205,7 +205,7 @@ def create_volume(
 
 
 def get_volume(db: Database, actor: Actor, ref: str) -> Volume:
-    with db.session() as session:
+    with db.reader() as session:
         row = get_volume_row(session, ref)
         if not actor.is_admin and row.id not in _granted_ids(session, actor):
             raise NotFoundError(f"no volume {ref!r}")
@@ -213,7 +213,7 @@ def get_volume(db: Database, actor: Actor, ref: str) -> Volume:
 
 
 def list_volumes(db: Database, actor: Actor) -> list[Volume]:
-    with db.session() as session:
+    with db.reader() as session:
         rows = list(session.scalars(select(m.Volume).order_by(m.Volume.code)))
         if not actor.is_admin:
             granted = _granted_ids(session, actor)

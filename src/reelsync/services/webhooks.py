@@ -106,14 +106,14 @@ def _row(session: Session, webhook_id: str) -> m.Webhook:
 
 def list_webhooks(db: Database, actor: Actor) -> list[WebhookRecord]:
     require_admin(actor, "list webhooks")
-    with db.session() as session:
+    with db.reader() as session:
         rows = session.scalars(select(m.Webhook).order_by(m.Webhook.created, m.Webhook.id))
         return [_record(r) for r in rows]
 
 
 def get_webhook(db: Database, actor: Actor, webhook_id: str) -> WebhookRecord:
     require_admin(actor, "read webhooks")
-    with db.session() as session:
+    with db.reader() as session:
         return _record(_row(session, webhook_id))
 
 

@@ -16,7 +16,7 @@ __all__ = ["get_workspace", "update_workspace"]
 def get_workspace(db: Database, actor: Actor | None = None) -> Workspace:
     """The workspace (``actor`` may be None: its code is not a secret, accsyn sends it in clear)."""
     del actor
-    with db.session() as session:
+    with db.reader() as session:
         row = session.scalar(select(m.Workspace).limit(1))
         if row is None:
             raise NotFoundError("no workspace in this database", hint="run reelsync server init")
