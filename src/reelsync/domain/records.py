@@ -78,10 +78,14 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
+    """One page of a list. ``total`` is None when counting would cost a scan (see the list);
+    ``next`` is the cursor of the following page (None on the last one)."""
+
     items: Sequence[T]
-    total: int
+    total: int | None
     limit: int
     offset: int
+    next: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

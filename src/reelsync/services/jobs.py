@@ -17,11 +17,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from reelsync.db import Database
@@ -40,12 +41,14 @@ from reelsync.domain.status import (
 from reelsync.errors import ConflictError, NotFoundError, ValidationError
 from reelsync.services import audit, queues, sites, tasks, users
 from reelsync.services.auth import require_admin
+from reelsync.services.paging import COUNT_CAP, job_cursor, parse_job_cursor
 from reelsync.services.rollup import ENDED, refresh_job
 from reelsync.services.submission import party_text, plan_tasks
 
 __all__ = [
     "MAX_OFFSET",
     "MAX_PAGE",
+    "JobFilter",
     "SubmitHook",
     "delete_job",
     "delete_user_and_jobs",
@@ -54,6 +57,7 @@ __all__ = [
     "job_record",
     "list_jobs",
     "record_sizes",
+    "scan_jobs",
     "set_job_status",
     "submit_job",
     "update_job",
@@ -254,6 +258,75 @@ def _status_values(status: str | list[str]) -> list[str]:
     return [parse_job_status(v).value for v in values]
 
 
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a job list asks for (all optional). ``finished``: None = all, False = not done or
+    aborted (the live jobs), True = only those. ``where`` is a further SQL condition on the job,
+    its user (``m.User``) and queue (``m.Queue``), e.g. a translated accsyn query."""
+
+    status: str | list[str] | None = None
+    queue: str | None = None
+    user: str | None = None
+    finished: bool | None = None
+    name: str | None = None
+    search: str | None = None  # words the name contains
+    site: str | None = None  # from or to that site
+    since: datetime | None = None  # created in [since, until)
+    until: datetime | None = None
+    where: ColumnElement[bool] | None = None
+
+
+def _conditions(session: Session, actor: Actor, wanted: JobFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if not actor.is_admin:
+        where.append(m.Job.user_id == actor.user_id)
+    if wanted.status:
+        where.append(m.Job.status.in_(_status_values(wanted.status)))
+    if wanted.queue is not None:
+        where.append(m.Job.queue_id == queues.get_queue_row(session, wanted.queue).id)
+    if wanted.user is not None:
+        where.append(m.Job.user_id == users.get_user_row(session, wanted.user).id)
+    if wanted.name is not None:
+        where.append(func.lower(m.Job.name) == wanted.name.strip().lower())
+    for word in (wanted.search or "").lower().split()[:8]:
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(func.lower(m.Job.name).like(pattern, escape="\\"))
+    if wanted.site is not None:
+        site_id = sites.get_site_row(session, wanted.site).id
+        where.append((m.Job.source_site_id == site_id) | (m.Job.destination_site_id == site_id))
+    if wanted.since is not None:
+        where.append(m.Job.created >= wanted.since)
+    if wanted.until is not None:
+        where.append(m.Job.created < wanted.until)
+    if wanted.finished is True:
+        where.append(m.Job.status.in_([s.value for s in JOB_FINISHED]))
+    elif wanted.finished is False:
+        # literal SQL: served by the partial index ix_job_live
+        where.append(text(m.LIVE_JOB).self_group())  # type: ignore[arg-type]
+    if wanted.where is not None:
+        where.append(wanted.where)
+    return where
+
+
+def _select_jobs(where: Sequence[ColumnElement[bool]], after: tuple[datetime, str] | None) -> Any:
+    query = (
+        select(m.Job, m.User.email, m.Queue.code)
+        .join(m.User, m.User.id == m.Job.user_id)
+        .join(m.Queue, m.Queue.id == m.Job.queue_id)
+        .where(*where)
+    )
+    if after is not None:
+        query = query.where(tuple_(m.Job.created, m.Job.id) < tuple_(*after))
+    return query.order_by(m.Job.created.desc(), m.Job.id.desc())
+
+
+def _capped_count(session: Session, where: Sequence[ColumnElement[bool]]) -> int | None:
+    """How many jobs match, counted up to COUNT_CAP on an index; None past it."""
+    matching = select(m.Job.id).where(*where).limit(COUNT_CAP + 1).subquery()
+    total = session.scalar(select(func.count()).select_from(matching)) or 0
+    return None if total > COUNT_CAP else total
+
+
 def list_jobs(
     db: Database,
     actor: Actor,
@@ -269,52 +342,61 @@ def list_jobs(
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    after: str | None = None,
 ) -> Page[Job]:
     """Jobs, newest first. ``finished``: None = all, False = not done/aborted, True = only those;
     ``search``: words the name contains; ``site``: from or to that site; ``since``/``until``:
-    created in ``[since, until)``."""
+    created in ``[since, until)``.
+
+    Pages by key: pass the previous page's ``next`` as ``after`` (a deep page then costs what the
+    first does); ``offset`` still works but skips rows one by one. ``total`` is exact up to
+    :data:`~reelsync.services.paging.COUNT_CAP`, else None."""
     if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
         raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset 0..{MAX_OFFSET}")
+    key = parse_job_cursor(after) if after is not None else None
+    wanted = JobFilter(
+        status=status,
+        queue=queue,
+        user=user,
+        finished=finished,
+        name=name,
+        search=search,
+        site=site,
+        since=since,
+        until=until,
+    )
     with db.reader() as session:
-        query = (
-            select(m.Job, m.User.email, m.Queue.code)
-            .join(m.User, m.User.id == m.Job.user_id)
-            .join(m.Queue, m.Queue.id == m.Job.queue_id)
-        )
-        if not actor.is_admin:
-            query = query.where(m.Job.user_id == actor.user_id)
-        if status:
-            query = query.where(m.Job.status.in_(_status_values(status)))
-        if queue is not None:
-            query = query.where(m.Job.queue_id == queues.get_queue_row(session, queue).id)
-        if user is not None:
-            query = query.where(m.Job.user_id == users.get_user_row(session, user).id)
-        if name is not None:
-            query = query.where(func.lower(m.Job.name) == name.strip().lower())
-        for word in (search or "").lower().split()[:8]:
-            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = query.where(func.lower(m.Job.name).like(pattern, escape="\\"))
-        if site is not None:
-            site_id = sites.get_site_row(session, site).id
-            query = query.where(
-                (m.Job.source_site_id == site_id) | (m.Job.destination_site_id == site_id)
-            )
-        if since is not None:
-            query = query.where(m.Job.created >= since)
-        if until is not None:
-            query = query.where(m.Job.created < until)
-        ended = [s.value for s in JOB_FINISHED]
-        if finished is True:
-            query = query.where(m.Job.status.in_(ended))
-        elif finished is False:
-            query = query.where(m.Job.status.not_in(ended))
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.execute(
-            query.order_by(m.Job.created.desc(), m.Job.id).limit(limit).offset(offset)
-        ).all()
-        return Page(
-            items=[_record(j, e, q) for j, e, q in rows], total=total, limit=limit, offset=offset
-        )
+        where = _conditions(session, actor, wanted)
+        rows = session.execute(_select_jobs(where, key).limit(limit).offset(offset)).all()
+        last_page = (rows and len(rows) < limit) or (not rows and offset == 0)
+        if key is None and last_page:
+            total: int | None = offset + len(rows)  # no count needed
+        else:
+            total = _capped_count(session, where)
+        items = [_record(j, e, q) for j, e, q in rows]
+    last = rows[-1][0] if len(rows) == limit else None
+    return Page(
+        items=items,
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=job_cursor(last.created, last.id) if last is not None else None,
+    )
+
+
+def scan_jobs(db: Database, actor: Actor, wanted: JobFilter, *, batch: int = 200) -> Iterator[Job]:
+    """Every job matching ``wanted``, newest first, read by key in batches of ``batch`` (each
+    batch its own short read transaction), so a caller that stops early reads only what it used."""
+    key: tuple[datetime, str] | None = None
+    while True:
+        with db.reader() as session:
+            where = _conditions(session, actor, wanted)
+            rows = session.execute(_select_jobs(where, key).limit(batch)).all()
+            found = [_record(j, e, q) for j, e, q in rows]
+        yield from found
+        if len(found) < batch:
+            return
+        key = (rows[-1][0].created, rows[-1][0].id)
 
 
 def _requeue_failed(session: Session, job: m.Job) -> None:

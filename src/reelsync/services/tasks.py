@@ -339,12 +339,18 @@ def _row_task(row: Sequence[Any]) -> Task:
     )
 
 
-def _visible_job_id(session: Session, actor: Actor, job_id: str) -> str:
-    """The job's id if the actor may see it (a plain read: listing locks nothing)."""
-    row = session.execute(select(m.Job.id, m.Job.user_id).where(m.Job.id == job_id)).first()
+def _visible_job(session: Session, actor: Actor, job_id: str) -> tuple[str, int]:
+    """The job's id and task count if the actor may see it (a plain read: locks nothing)."""
+    row = session.execute(
+        select(m.Job.id, m.Job.user_id, m.Job.task_count).where(m.Job.id == job_id)
+    ).first()
     if row is None or (not actor.is_admin and row.user_id != actor.user_id):
         raise NotFoundError(f"no job {job_id!r}")
-    return str(row.id)
+    return str(row.id), int(row.task_count or 0)
+
+
+def _visible_job_id(session: Session, actor: Actor, job_id: str) -> str:
+    return _visible_job(session, actor, job_id)[0]
 
 
 def list_tasks(
@@ -355,37 +361,65 @@ def list_tasks(
     status: str | None = None,
     limit: int = 1000,
     offset: int = 0,
+    after: str | None = None,
 ) -> Page[Task]:
-    """Tasks of a job in uri order. ``status`` may be a comma list; a leading ``!`` negates it.
+    """Tasks of a job in uri order ("2" before "10"). ``status`` may be a comma list; a leading
+    ``!`` negates it.
 
-    Reads plain columns (no ORM objects) and counts only when the page does not tell the total.
-    """
+    Pages by key: pass the previous page's ``next`` (the last uri) as ``after``; the index
+    ``ix_task_job_order`` serves the order, so a deep page costs what the first does (``offset``
+    still works but skips rows one by one). ``total`` is the job's task count kept on the job
+    row; with a status filter it is counted on the job's (job_id, status) index."""
     if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
         raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset 0..{MAX_OFFSET}")
     with db.reader() as session:
-        job = _visible_job_id(session, actor, job_id)
+        job, task_count = _visible_job(session, actor, job_id)
         where = [m.Task.job_id == job]
         if status:
             negate = status.startswith("!")
             values = [parse_task_status(s).value for s in status.lstrip("!").split(",") if s]
             where.append(m.Task.status.not_in(values) if negate else m.Task.status.in_(values))
+        order = (func.length(m.Task.uri), m.Task.uri)
         query = (
             select(*_ROW_COLUMNS)
             .join(_SrcVolume, _SrcVolume.id == m.Task.source_volume_id)
             .join(_DstVolume, _DstVolume.id == m.Task.destination_volume_id)
             .where(*where)
-            .order_by(func.length(m.Task.uri), m.Task.uri)
-            .limit(limit)
-            .offset(offset)
         )
         # Core rows straight from the connection: no ORM loading step for 10,000 plain tuples.
-        rows = session.connection().execute(query).all()
-        if (rows and len(rows) < limit) or (not rows and offset == 0):
+        run = session.connection().execute
+        if after is None:
+            rows = list(run(query.order_by(*order).limit(limit).offset(offset)).all())
+        else:
+            # two index ranges (SQLite seeks no row value on an expression index): the rest of
+            # the cursor's uri length, then the longer uris
+            wanted = offset + limit
+            rows = list(
+                run(
+                    query.where(func.length(m.Task.uri) == len(after), m.Task.uri > after)
+                    .order_by(m.Task.uri)  # one length: ordering by it makes SQLite sort
+                    .limit(wanted)
+                ).all()
+            )
+            if len(rows) < wanted:
+                longer = query.where(func.length(m.Task.uri) > len(after)).order_by(*order)
+                rows += run(longer.limit(wanted - len(rows))).all()
+            rows = rows[offset:]
+        if not status:
+            total = task_count
+        elif after is None and ((rows and len(rows) < limit) or (not rows and offset == 0)):
             total = offset + len(rows)  # the last page: no count needed
         else:
             count = select(func.count()).select_from(m.Task).where(*where)
             total = session.scalar(count) or 0
-        return Page(items=[_row_task(r) for r in rows], total=total, limit=limit, offset=offset)
+        items = [_row_task(r) for r in rows]
+    return Page(
+        items=items,
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=items[-1].uri if len(items) == limit else None,
+    )
 
 
 def _priority(value: Any) -> int:

@@ -1,5 +1,6 @@
 """``find`` over wire records: the envelope's ``id``, ``query``, ``limit``, ``skip`` and
-``attributes`` applied to records already scoped to what the caller may see.
+``attributes`` applied to records already scoped to what the caller may see (a list, or a
+stream read lazily: it is consumed only up to the page asked for).
 
 Rules: ``id`` (get_entity) selects that one record; ``query`` is parsed with the accsyn query
 language (an optional ``<type> WHERE`` prefix is dropped) and evaluated case-insensitively; a
@@ -10,6 +11,7 @@ reference attribute (``user``, ``queue``, ``site``, ...) matches by id or by its
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -105,20 +107,22 @@ def select(
 ) -> list[dict[str, Any]]:
     """The records the event asks for, in order, paged and trimmed."""
     data = envelope.data_dict
+    skip = _int(data, "skip") or 0
+    limit = _int(data, "limit")
+    matching: Iterable[dict[str, Any]]
     if envelope.id is not None:
         wanted = envelope.id.lower()
-        chosen = [r for r in records if str(r.get("id", "")).lower() == wanted]
+        matching = (r for r in records if str(r.get("id", "")).lower() == wanted)
     elif envelope.query:
         query = parse_query(envelope.query)
         _check_attributes(envelope, query)
-        chosen = [
+        matching = (
             r for r in records if evaluate(query, r, resolve=_resolve, lookup_attrs=lookup_attrs)
-        ]
+        )
     else:
-        chosen = list(records)
-    skip = _int(data, "skip") or 0
-    limit = _int(data, "limit")
-    chosen = chosen[skip : skip + limit if limit else None]
+        matching = records
+    # lazily: records may be a stream read from the database, stopped once the page is full
+    chosen = list(itertools.islice(matching, skip, skip + limit if limit else None))
     names = _attributes(data)
     if names:
         keep = {"id", *names}

@@ -56,7 +56,12 @@ def list_jobs(
     finished: bool | None = None,
     limit: int = Query(100, ge=1, le=jobs.MAX_PAGE),
     offset: int = Query(0, ge=0),
+    after: str | None = Query(
+        None, max_length=64, description="the `next` of the previous page (paging by key)"
+    ),
 ) -> ItemList[Job]:
+    """Jobs, newest first. Page with `after` (each page costs the same however deep); `total`
+    is exact up to 10,000 matches and null past that."""
     return page_of(
         jobs.list_jobs(
             db,
@@ -68,6 +73,7 @@ def list_jobs(
             finished=finished,
             limit=limit,
             offset=offset,
+            after=after,
         )
     )
 
@@ -143,8 +149,15 @@ def list_tasks(
     status: str | None = None,
     limit: int = Query(1000, ge=1, le=tasks.MAX_PAGE),
     offset: int = Query(0, ge=0),
+    after: str | None = Query(
+        None, max_length=255, description="the `next` of the previous page (the last uri)"
+    ),
 ) -> ItemList[Task]:
-    return page_of(tasks.list_tasks(db, actor, job_id, status=status, limit=limit, offset=offset))
+    """A job's tasks in uri order. Page with `after` (each page costs the same however deep);
+    `total` is the job's task count (with `status`, counted among the job's tasks)."""
+    return page_of(
+        tasks.list_tasks(db, actor, job_id, status=status, limit=limit, offset=offset, after=after)
+    )
 
 
 @router.post("/{job_id}/tasks", status_code=status.HTTP_201_CREATED)

@@ -44,14 +44,25 @@ class _Body(BaseModel):
 
 class ItemList(BaseModel, Generic[T]):
     items: list[T]
-    total: int
+    total: int | None = Field(
+        description="how many match; null when counting would cost a scan (job lists: more "
+        "than 10,000 matches)"
+    )
     limit: int
     offset: int
+    next: str | None = Field(
+        default=None,
+        description="pass as `after` to get the next page (null on the last page)",
+    )
 
 
 def page_of(page: Page[T]) -> ItemList[T]:
     return ItemList[T](
-        items=list(page.items), total=page.total, limit=page.limit, offset=page.offset
+        items=list(page.items),
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
+        next=page.next,
     )
 
 

@@ -127,7 +127,7 @@ def job_contents(db: Database, actor: Actor, job: Job, *, folder: str | None = N
     items = list(page.items)
     counts = dict(Counter(t.status for t in items))
     failed = [t for t in items if t.status == "failed"]
-    if page.total > len(items):
+    if page.next is not None:
         failed = list(
             tasks.list_tasks(db, actor, job.id, status="failed", limit=FAILED_SHOWN).items
         )
@@ -140,7 +140,7 @@ def job_contents(db: Database, actor: Actor, job: Job, *, folder: str | None = N
         groups=_groups(items),
         files=files,
         history=_history(items),
-        truncated=page.total > len(items),
+        truncated=page.next is not None,
     )
 
 

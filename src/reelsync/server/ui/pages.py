@@ -36,6 +36,7 @@ from reelsync.server.ui.guard import (
 from reelsync.server.ui.jobview import job_contents, waiting_notes
 from reelsync.server.ui.sessions import COOKIE_NAME
 from reelsync.services import auth, jobs, queues, sites, tasks, users
+from reelsync.services.paging import COUNT_CAP
 
 __all__ = ["ACTIONS", "REFRESH_S", "SHOWS", "allowed_actions", "router"]
 
@@ -177,6 +178,7 @@ def jobs_page(
     until: str = Query("", alias="to", max_length=10),
     q: str = Query("", max_length=200),
     offset: int = Query(0, ge=0, le=jobs.MAX_OFFSET),
+    after: str | None = Query(None, max_length=64),
 ) -> Response:
     filters = JobFilters(show, queue, user, site, since, until, q)
     end = _day(until, "to")
@@ -192,6 +194,7 @@ def jobs_page(
         search=q or None,
         limit=JOBS_PAGE,
         offset=offset,
+        after=after,
     )
     priority = {q.code: q.priority for q in queues.list_queues(db, session.actor)}
     return render(
@@ -207,6 +210,8 @@ def jobs_page(
         events=f"{UI_PREFIX}/events/jobs",
         page_size=JOBS_PAGE,
         notice=SENT.get(request.query_params.get("done") or ""),
+        after=after,
+        count_cap=f"{COUNT_CAP:,}",
     )
 
 

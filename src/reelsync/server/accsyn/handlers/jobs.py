@@ -7,9 +7,15 @@ Finished jobs (done, aborted) are left out of a plain find; ``finished: true``, 
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_
+
+from reelsync.db.models import Job as Job_
 from reelsync.domain.ids import is_entity_id
+from reelsync.domain.query import parse_query
 from reelsync.domain.records import Job
 from reelsync.errors import NotFoundError, NotSupportedError, ValidationError
 from reelsync.server.accsyn.call import Call
@@ -31,7 +37,7 @@ from reelsync.server.accsyn.shapes import (
     Parties,
     job_record,
 )
-from reelsync.services import jobs, queues, sites
+from reelsync.services import jobquery, jobs, queues, sites
 
 __all__ = ["all_jobs", "job_records", "parties"]
 
@@ -57,20 +63,13 @@ def _type(value: object) -> int | None:
     raise ValidationError(f"unknown job type {value!r}; reelsync has 1 (transfer) and 2 (queue)")
 
 
-def all_jobs(call: Call, *, finished: bool) -> list[Job]:
-    """Every job the caller may see (finished ones too when ``finished``), newest first."""
-    found: list[Job] = []
-    while True:
-        page = jobs.list_jobs(
-            call.db,
-            call.actor,
-            finished=None if finished else False,
-            limit=jobs.MAX_PAGE,
-            offset=len(found),
-        )
-        found.extend(page.items)
-        if not page.items or len(found) >= page.total:
-            return found
+def all_jobs(
+    call: Call, *, finished: bool, where: ColumnElement[bool] | None = None
+) -> Iterator[Job]:
+    """The jobs the caller may see (finished ones too when ``finished``), newest first, read
+    lazily by key; ``where`` narrows them in SQL."""
+    wanted = jobs.JobFilter(finished=None if finished else False, where=where)
+    return jobs.scan_jobs(call.db, call.actor, wanted)
 
 
 def parties(call: Call) -> Parties:
@@ -79,9 +78,20 @@ def parties(call: Call) -> Parties:
     return Parties(main_site_id=main, workspace_code=call.workspace_code)
 
 
-def job_records(call: Call, *, finished: bool) -> list[dict[str, Any]]:
+def job_records(
+    call: Call, *, finished: bool, query: str | None = None, queue: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Job records for a find: the ``query`` said in SQL as far as SQL can say it (the caller
+    evaluates it again on these, see :mod:`reelsync.services.jobquery`)."""
     known = parties(call)
-    return [job_record(j, known) for j in all_jobs(call, finished=finished)]
+    said: list[ColumnElement[bool]] = []
+    if query:
+        also = jobquery.Parties(known.workspace_code, known.main_site_id)
+        said.append(jobquery.job_condition(parse_query(query).where, also))
+    if queue is not None:
+        said.append(Job_.queue_id == queue)
+    where = and_(*said) if said else None
+    return (job_record(j, known) for j in all_jobs(call, finished=finished, where=where))
 
 
 def _is_queue(call: Call, ref: str) -> bool:
@@ -113,15 +123,22 @@ def find(call: Call) -> list[dict[str, Any]]:
         or bool(flag(data, "single_entity_query"))
         or call.envelope.id is not None
     )
-    records: list[dict[str, Any]] = []
-    if wanted in (None, JOB_TYPE_TRANSFER):
-        records += job_records(call, finished=finished)
-    if wanted in (None, JOB_TYPE_QUEUE):
-        records += queue_records(call)
     parent = text_field(data, "parent")
+    parent = parent.lower() if parent else None
+    records: Iterable[dict[str, Any]] = ()
+    if wanted in (None, JOB_TYPE_TRANSFER):
+        query = call.envelope.query if call.envelope.id is None else None
+        records = job_records(call, finished=finished, query=query, queue=parent)
+    if wanted in (None, JOB_TYPE_QUEUE):
+        records = itertools.chain(records, _lazy(lambda: queue_records(call)))
     if parent:
-        records = [r for r in records if r.get("parent") == parent.lower()]
+        records = (r for r in records if r.get("parent") == parent)
     return select(call.envelope, records)
+
+
+def _lazy(read: Callable[[], list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """``read()``'s records, read only if the stream gets that far."""
+    yield from read()
 
 
 @route("POST", _JOBS, "create")

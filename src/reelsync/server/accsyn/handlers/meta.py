@@ -8,9 +8,11 @@ also holds the audit trail (a user deleted, ...). Oldest first unless ``sort_rev
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from reelsync.domain.records import Workspace
+from reelsync.db.models import Job as JobRow
+from reelsync.domain.records import Job, Workspace
 from reelsync.errors import ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.catalog import ENTITY_TYPES, attributes_for
@@ -78,8 +80,11 @@ def attributes(call: Call) -> list[str]:
 def _job_rows(
     call: Call, job_id: str | None, *, user_id: str | None = None
 ) -> list[dict[str, Any]]:
+    chosen: Iterable[Job]
     if job_id:
         chosen = [jobs.get_job(call.db, call.actor, job_id)]
+    elif user_id is not None:  # that user's jobs, through their index
+        chosen = all_jobs(call, finished=True, where=JobRow.user_id == user_id)
     else:
         chosen = all_jobs(call, finished=True)
     if user_id is not None:

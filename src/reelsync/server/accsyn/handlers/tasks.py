@@ -62,13 +62,13 @@ def _job_id(call: Call) -> str:
 def all_tasks(call: Call, job_id: str) -> list[Task]:
     """Every task of a job, in uri order."""
     found: list[Task] = []
+    after: str | None = None
     while True:
-        page = tasks.list_tasks(
-            call.db, call.actor, job_id, limit=tasks.MAX_PAGE, offset=len(found)
-        )
+        page = tasks.list_tasks(call.db, call.actor, job_id, limit=tasks.MAX_PAGE, after=after)
         found.extend(page.items)
-        if not page.items or len(found) >= page.total:
+        if page.next is None:
             return found
+        after = page.next
 
 
 def _task_records(call: Call, job_id: str) -> list[dict[str, Any]]:
