@@ -254,7 +254,9 @@ def enroll(
 @agent.command("run")
 @data_dir_option
 def run(data_dir: Path) -> None:
-    """Run the agent until SIGTERM or SIGINT."""
+    """Run the agent until SIGTERM or SIGINT (then it is offline at once).
+
+    One agent process per data dir: a second one on the same DATA_DIR stops at once."""
     from reelsync.agent.daemon import Agent
     from reelsync.agent.lock import DataDirLock
     from reelsync.agent.settings import load_agent_settings
