@@ -11,7 +11,7 @@ site), three employee operators and a queue per project. Then, until ``--minutes
   non-zero is run again as a person would (up to 3 times), its error line kept;
 - a fault about every ``--fault-every`` seconds: the control plane SIGKILLed and restarted a few
   seconds later, or an agent SIGKILLed or SIGTERMed and restarted (one agent per site is always
-  left running).
+  left online: the next fault comes after the restarted agent is online again).
 
 Then it waits for the syncs still running and checks: every file of every shot synced is at london
 and identical (SHA-256), no part file is left, every job is done; and counts the files SENT twice
@@ -148,6 +148,7 @@ class Soak:
         time.sleep(self.rng.uniform(1.0, 4.0))
         agent.process, agent.log_file = start_agent(self.server, agent.data_dir)
         agent._stopped = False
+        agent.wait_online(120)  # back before the next fault may take its sibling
         return f"agent {how}"
 
     def watch_london(self, stop: threading.Event) -> None:

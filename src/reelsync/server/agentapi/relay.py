@@ -163,11 +163,15 @@ class FileOpRelay:
         box.wake.set()
 
     def _alive(self, server_id: str, handed_at: float, taken: bool, online: list[str]) -> bool:
-        """Whether ``server_id`` may still answer: it polls here now, or was handed the operation
-        only just now, or (through the mailbox) took it and is still online."""
+        """Whether ``server_id`` may still answer: handed the operation only just now; else, an
+        agent polling here is alive while it keeps polling; one polling another process (through
+        the mailbox) while it has taken the operation and is online."""
         now = time.monotonic()
-        if now - max(handed_at, self._seen.get(server_id, -_ALIVE_S)) < _ALIVE_S:
+        if now - handed_at < _ALIVE_S:
             return True
+        seen = self._seen.get(server_id)
+        if seen is not None and now - seen < _HERE_S:
+            return now - seen < _ALIVE_S
         return taken and server_id in online
 
     def polls_here(self, server_id: str) -> bool:
