@@ -242,6 +242,7 @@ def test_jobs_tasks_reports(studio: Studio) -> None:
          "source": "share=projects/proj001/sc0010/plates/plate.1006.exr"},
     )  # fmt: skip
     assert again["id"] == job["id"]
+    assert again["size"] == sum(sizes) + len(b"f%d" % 1006 * 100)  # the new file sized at once
     assert again["status"] != "done"
     added = admin.create(
         "task", {"tasks": ["share=projects/proj001/sc0010/plates/plate.1001.exr"]}, job["id"]

@@ -29,7 +29,8 @@ from reelsync.server.accsyn.handlers.queues import (
     queue_records,
 )
 from reelsync.server.accsyn.handlers.sequences import with_frames
-from reelsync.server.accsyn.handlers.sizing import sized
+from reelsync.server.accsyn.handlers.sizing import MAX_TASKS, sized
+from reelsync.server.accsyn.handlers.tasks import all_tasks
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import (
     JOB_TYPE_QUEUE,
@@ -157,7 +158,8 @@ def create(call: Call) -> list[dict[str, Any]]:
     payload = with_frames(call, payload)  # range-less image sequences: the frames present
     if call.submit_hook is not None:  # the same pre-submit hook the native API runs
         call.submit_hook(call.db, call.actor, payload)
-    job = sized(call, jobs.submit_job(call.db, call.actor, payload))
+    job = jobs.submit_job(call.db, call.actor, payload)
+    job = sized(call, job, all_tasks(call, job.id) if job.tasks <= MAX_TASKS else ())
     return [job_record(job, parties(call))]
 
 

@@ -10,21 +10,20 @@ file gone, the size stays unknown until the agents move the files (their reports
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reelsync.domain.fileops import FileOp, FileRequest
 from reelsync.domain.records import Job, Task
 from reelsync.errors import ReelsyncError
 from reelsync.server.accsyn.call import Call
-from reelsync.server.accsyn.handlers.tasks import all_tasks
 from reelsync.services import jobs
 
 __all__ = ["sized"]
 
 _log = logging.getLogger("reelsync.server.accsyn")
 
-#: Bigger jobs, or unsized files in more folders than this: the agents size them (a submit
+#: More new tasks, or unsized files in more folders than this: the agents size them (a submit
 #: stays quick).
 MAX_TASKS = 5000
 MAX_FOLDERS = 200
@@ -74,12 +73,13 @@ def _measure(call: Call, job: Job, pending: list[Task]) -> dict[str, int]:
     return sizes
 
 
-def sized(call: Call, job: Job) -> Job:
-    """``job`` with the sizes of its unsized tasks measured at the source (when possible)."""
-    if call.list_files is None or job.tasks > MAX_TASKS:
+def sized(call: Call, job: Job, tasks: Iterable[Task]) -> Job:
+    """``job`` with the sizes of ``tasks`` (its new ones) measured at the source, where
+    unknown and possible."""
+    if call.list_files is None:
         return job
-    pending = [t for t in all_tasks(call, job.id) if t.size is None]
-    if not pending:
+    pending = [t for t in tasks if t.size is None]
+    if not pending or len(pending) > MAX_TASKS:
         return job
     try:
         sizes = _measure(call, job, pending)

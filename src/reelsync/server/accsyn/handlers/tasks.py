@@ -19,6 +19,7 @@ from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
 from reelsync.server.accsyn.handlers.arguments import flag, text_field
 from reelsync.server.accsyn.handlers.sequences import with_frames
+from reelsync.server.accsyn.handlers.sizing import sized
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import task_record
 from reelsync.services import jobs, tasks
@@ -101,7 +102,7 @@ def create(call: Call) -> list[dict[str, Any]]:
         with_frames(call, {"tasks": data["tasks"]})["tasks"],
         allow_duplicates=flag(data, "allow_duplicates"),
     )
-    job = jobs.get_job(call.db, call.actor, job_id)
+    job = sized(call, jobs.get_job(call.db, call.actor, job_id), created)
     return [task_record(t, job) for t in created]
 
 
