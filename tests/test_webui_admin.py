@@ -17,10 +17,13 @@ import pytest
 from reelsync.config import ServerConfig, SmtpConfig
 from reelsync.db import Database
 from reelsync.db import models as m
+from reelsync.domain.fileops import FileOp, FileRequest
 from reelsync.domain.records import Actor, ServerStatus
+from reelsync.errors import NotFoundError
 from reelsync.server.app import create_app
 from reelsync.services import (
     acls,
+    agents,
     apikeys,
     auth,
     jobs,
@@ -308,3 +311,127 @@ async def test_old_mail_links_and_the_smtp_warning(
     ) as client:
         await sign_in(client, world.admin_key)
         assert 'id="smtp-warning"' not in (await client.get("/ui/")).text
+
+
+class TreeOperator:
+    """The file-operations port in memory: each site's files (path -> size) of volume projects,
+    answering ``exists`` and ``ls`` in the accsyn shapes the agents give."""
+
+    def __init__(self, trees: dict[str, dict[str, int]]) -> None:
+        self.trees = trees
+
+    async def run(self, request: FileRequest) -> object:
+        files = self.trees.get(request.site_code or "hq", {})
+        base = f"{request.path}/" if request.path else ""
+        inside = {p[len(base) :]: n for p, n in files.items() if p.startswith(base)}
+        if request.op is FileOp.EXISTS:
+            return request.path in files or bool(inside)
+        if request.path in files:
+            return [{"type": 1, "filename": request.path.rsplit("/", 1)[-1],
+                     "size": files[request.path]}]  # fmt: skip
+        if not inside:
+            raise NotFoundError(f"projects:{request.path} does not exist")
+        if request.recursive:
+            return [{"type": 1, "filename": rel, "size": n} for rel, n in sorted(inside.items())]
+        listed: dict[str, dict[str, object]] = {}
+        for rel, size in inside.items():
+            head, _, rest = rel.partition("/")
+            if rest:
+                entry = listed.setdefault(head, {"type": 0, "filename": head, "size": 0})
+                entry["size"] = int(entry["size"]) + size  # type: ignore[call-overload]
+            else:
+                listed[head] = {"type": 1, "filename": head, "size": size}
+        return list(listed.values())
+
+
+SHOT = "proj001/sc0010/sh0010/scans"
+
+
+@pytest.fixture
+async def studio(
+    database: Database, world: World, admin: Actor
+) -> AsyncIterator[tuple[httpx.AsyncClient, TreeOperator]]:
+    """The UI with agents online at hq and london and the files of two shots at hq."""
+    hq = {f"{SHOT}/plate.{n:04d}.exr": 100 for n in range(1001, 1011)}
+    hq.update({"proj001/sc0010/sh0020/scans/notes.txt": 5, "proj002/x.exr": 1})
+    trees = TreeOperator({"hq": hq, "london": {f"{SHOT}/plate.1001.exr": 100}})
+    for site in ("hq", "london"):
+        _, token = servers.create_enrollment_token(database, admin, site)
+        server, _ = servers.enroll_server(database, token, hostname=f"agent-{site}")
+        agents.heartbeat(database, server.id, version="test")
+    world.app_data.mkdir()
+    app = create_app(ServerConfig(data_dir=world.app_data, database_url=database.url), database)
+    app.state.file_operator = trees
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE, headers={"Accept": "text/html"}
+    ) as client:
+        yield client, trees
+
+
+async def test_the_transfer_page_browses_and_sends_as_sync_does(
+    studio: tuple[httpx.AsyncClient, TreeOperator], world: World, database: Database,
+    admin: Actor,
+) -> None:  # fmt: skip
+    client, _trees = studio
+    await sign_in(client, world.alice_key)
+    page = await client.get("/ui/transfer", params={"path": SHOT})
+    assert page.status_code == 200
+    assert "plate.####.exr 1001-1010" in page.text  # ten frames, one row
+    assert "some frames" in page.text  # london has one of them
+    sequence = re.search(r'name="pick" value="([^"]+)"', page.text)
+    assert sequence is not None
+    assert (
+        sequence.group(1)
+        == f"{SHOT}/plate.####.exr[1001,1002,1003,1004,1005,1006,1007,1008,1009,1010]"
+    )
+    root = (await client.get("/ui/transfer")).text  # above her grant: only the way down to it
+    assert 'data-name="proj001"' in root
+    assert 'data-name="proj002"' not in root
+    top = await client.get("/ui/transfer", params={"path": "proj001/sc0010"})
+    assert "sh0010/" in top.text
+    assert "missing" in top.text  # london has no sh0020
+
+    token = csrf_of(page.text)
+    form = {"csrf": token, "volume": "projects", "site": "hq", "to": "london", "queue": ""}
+    sent = await client.post(
+        "/ui/transfer", data={**form, "pick": ["proj001/sc0010/sh0010", "proj001/sc0010/sh0020"]},
+        headers=FORM,
+    )  # fmt: skip
+    assert sent.status_code == 303, sent.text
+    assert sent.headers["location"].endswith("?done=sent-default")  # no queue proj001
+    job_id = sent.headers["location"].split("/ui/jobs/")[1].split("?")[0]
+    job = jobs.get_job(database, admin, job_id)
+    assert job.name == f"proj001 download london {datetime.now().date().isoformat()}"
+    assert (job.tasks, job.queue, job.user) == (11, "medium", "alice@acmepost.com")
+    again = await client.post(
+        "/ui/transfer", data={**form, "queue": "high", "pick": "proj001/sc0010/sh0020"},
+        headers=FORM,
+    )  # fmt: skip
+    assert again.headers["location"] == f"/ui/jobs/{job_id}?done=sent-moved"  # the same job
+    assert jobs.get_job(database, admin, job_id).queue == "high"
+
+    outside = await client.post(
+        "/ui/transfer", data={**form, "pick": "proj002/x.exr"}, headers=FORM
+    )
+    assert outside.status_code == 403  # her grant is proj001
+    assert 'id="form-error"' in outside.text
+    nothing = await client.post("/ui/transfer", data=form, headers=FORM)
+    assert nothing.status_code == 400
+    assert "pick at least one" in nothing.text
+
+
+async def test_only_admins_and_employees_transfer(
+    browser: httpx.AsyncClient, world: World, database: Database, admin: Actor
+) -> None:
+    users.create_user(database, admin, email="viewer@acmepost.com", role="standard")
+    _, key = apikeys.create_api_key(database, admin, "viewer@acmepost.com")
+    await sign_in(browser, key)
+    assert "/ui/transfer" not in (await browser.get("/ui/")).text
+    refused = await browser.get("/ui/transfer")
+    assert refused.status_code == 403
+    browser.cookies.clear()
+    await sign_in(browser, world.alice_key)
+    no_agent = await browser.get("/ui/transfer")  # no agent serves the volume here
+    assert no_agent.status_code == 200
+    assert 'id="listing-error"' in no_agent.text
+    assert "no agent serves volume" in no_agent.text

@@ -29,7 +29,7 @@ from reelsync.db import Database
 from reelsync.domain.fileops import FileOp, FileOperator, FileRequest
 from reelsync.domain.listing import Entry, Row, collapse
 from reelsync.domain.party import normalise_relative
-from reelsync.domain.records import Actor, ServerStatus, Site, Volume
+from reelsync.domain.records import Actor, Role, ServerStatus, Site, Volume
 from reelsync.domain.sequences import parse_sequence
 from reelsync.domain.syncjob import Direction, job_name, project_of
 from reelsync.errors import (
@@ -68,17 +68,22 @@ class Listing:
     error: str | None = None
 
     def has(self, row: Row) -> str:
-        """``yes`` (same sizes), ``partly``, ``differs``, ``no``; ``?`` when not listed."""
+        """``yes`` (same sizes), ``partly`` (some frames), ``differs``, ``no``; ``?`` when not
+        listed. Frames count by file name, however the other side groups them."""
         if self.error is not None:
             return "?"
-        mine = {r.name: r for r in self.rows}
-        other = mine.get(row.name)
-        if other is None:
+        if row.folder:
+            return "yes" if any(r.folder and r.name == row.name for r in self.rows) else "no"
+        theirs = {name for r in self.rows if not r.folder for name in r.names}
+        present = sum(name in theirs for name in row.names)
+        if present == 0:
             return "no"
-        if row.sequence and len(other.names) < len(row.names):
+        if present < len(row.names):
             return "partly"
-        if not row.folder and other.size != row.size:
-            return "differs"
+        if not row.sequence:
+            other = next(r for r in self.rows if row.name in r.names)
+            if not other.sequence and other.size != row.size:
+                return "differs"
         return "yes"
 
 
@@ -143,11 +148,22 @@ class Place:
     path: str
     volumes: list[Volume]
     sites: list[Site]
+    only: frozenset[str] | None = None  # a folder above the user's grants: the ways down to them
+
+
+def _may_transfer(actor: Actor) -> None:
+    """Admins and employees move files between sites (as ``reelsync sync`` says)."""
+    if actor.role not in (Role.ADMIN, Role.EMPLOYEE):
+        raise PermissionDeniedError(
+            f"{actor.email} ({actor.role.value}) may not transfer files between sites",
+            hint="an admin or an employee with read+write on the volume may",
+        )
 
 
 def _place(
     db: Database, actor: Actor, volume: str | None, site: str | None, to: str | None, path: str
 ) -> Place:
+    _may_transfer(actor)
     visible = volumes.list_volumes(db, actor)
     if not visible:
         raise NotFoundError("no volume is shared with you", hint="ask an admin for a grant")
@@ -172,8 +188,27 @@ def _place(
     others = [s for s in at if s.code != source.code]
     destination = next((s for s in others if s.code == to), None) if to else None
     destination = destination or (others[0] if others else None)
-    acls.check_access(db, actor, chosen.id, path, read=True)
-    return Place(chosen, source, destination, path, visible, at)
+    return Place(
+        chosen, source, destination, path, visible, at, _ways_down(db, actor, chosen, path)
+    )
+
+
+def _ways_down(db: Database, actor: Actor, volume: Volume, path: str) -> frozenset[str] | None:
+    """None when ``actor`` may read ``path``; else, when ``path`` lies above some of their
+    grants, the names of its folders that lead to them (the rest of it stays hidden)."""
+    try:
+        acls.check_access(db, actor, volume.id, path, read=True)
+        return None
+    except PermissionDeniedError:
+        prefix = f"{path}/" if path else ""
+        below = [
+            g.path[len(prefix) :].split("/", 1)[0]
+            for g in acls.list_acls(db, actor, user=actor.user_id, volume=volume.id)
+            if g.read and g.path.startswith(prefix) and g.path != path
+        ]
+        if not below:
+            raise
+        return frozenset(below)
 
 
 def _crumbs(path: str) -> list[tuple[str, str]]:
@@ -218,6 +253,9 @@ async def show_transfer(
     place = await run_in_threadpool(_place, db, actor, volume, site, to, rel)
     operator = file_operator_of(request)
     here = await _listing(operator, place.volume, place.source.code, rel)
+    if place.only is not None:
+        here = Listing(here.site, [r for r in here.rows if r.folder and r.name in place.only],
+                       here.error)  # fmt: skip
     there = (
         await _listing(operator, place.volume, place.destination.code, rel, missing_ok=True)
         if place.destination is not None
@@ -303,6 +341,7 @@ def _check_send(
 ) -> tuple[Volume, Direction, str]:
     """Everything a send needs before any file is listed: the volume, the sites and the direction,
     the caller's read and write access to each pick, an agent online at both sites."""
+    _may_transfer(actor)
     volume = volumes.get_volume(db, actor, volume_ref)
     direction, remote = _checked_sites(db, actor, volume, source, destination)
     for pick in picks:
