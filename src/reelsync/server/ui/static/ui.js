@@ -45,6 +45,9 @@
   }
   var busy = false;
   var again = false;
+  var last = 0; // when the last refresh ended (ms)
+  var quietUntil = 0; // a big page is not fetched again before this (4 x what it took)
+  var pending = null;
 
   function editing() {
     // Never replace the page under someone typing or choosing in a form.
@@ -62,6 +65,7 @@
       return;
     }
     busy = true;
+    var started = Date.now();
     fetch(window.location.href, { credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
         // Signed out or the page went away: let the browser show what the server says.
@@ -90,24 +94,43 @@
       })
       .then(function () {
         busy = false;
+        last = Date.now();
+        quietUntil = last + Math.max(1000, 4 * (last - started));
         if (again) {
           again = false;
-          refresh();
+          soon();
         }
       });
+  }
+
+  function soon() {
+    // A change was pushed: refresh now, or when the quiet time after the last refresh ends.
+    var wait = quietUntil - Date.now();
+    if (wait <= 0) {
+      refresh();
+    } else if (pending === null) {
+      pending = window.setTimeout(function () {
+        pending = null;
+        refresh();
+      }, wait);
+    }
   }
 
   var timer = null;
   function poll() {
     if (timer === null && seconds > 0) {
-      timer = window.setInterval(refresh, seconds * 1000);
+      timer = window.setInterval(function () {
+        if (Date.now() - last >= seconds * 1000) {
+          soon();
+        }
+      }, seconds * 1000);
     }
   }
 
   if (events && window.EventSource) {
     // Server push: the page fetches itself when the server says something changed.
     var source = new EventSource(events);
-    source.addEventListener("change", refresh);
+    source.addEventListener("change", soon);
   }
   poll(); // and a slow refresh in any case (times such as "12s ago" move on)
 })();
