@@ -326,6 +326,8 @@ class TreeOperator:
         inside = {p[len(base) :]: n for p, n in files.items() if p.startswith(base)}
         if request.op is FileOp.EXISTS:
             return request.path in files or bool(inside)
+        if request.op is FileOp.GETSIZE:
+            return files[request.path] if request.path in files else sum(inside.values())
         if request.path in files:
             return [{"type": 1, "filename": request.path.rsplit("/", 1)[-1],
                      "size": files[request.path]}]  # fmt: skip
@@ -402,7 +404,14 @@ async def test_the_transfer_page_browses_and_sends_as_sync_does(
     job_id = sent.headers["location"].split("/ui/jobs/")[1].split("?")[0]
     job = jobs.get_job(database, admin, job_id)
     assert job.name == f"proj001 download london {datetime.now().date().isoformat()}"
-    assert (job.tasks, job.queue, job.user) == (11, "medium", "alice@acmepost.com")
+    # one task per folder picked, with its size, as reelsync sync submits them
+    assert (job.tasks, job.queue, job.user) == (2, "medium", "alice@acmepost.com")
+    assert job.size == 10 * 100 + 5
+    frames = await client.post(
+        "/ui/transfer", data={**form, "pick": f"{SHOT}/plate.####.exr[1001-1003]"}, headers=FORM
+    )
+    assert frames.status_code == 303
+    assert jobs.get_job(database, admin, job_id).tasks == 5  # a sequence: its frames
     again = await client.post(
         "/ui/transfer", data={**form, "queue": "high", "pick": "proj001/sc0010/sh0020"},
         headers=FORM,

@@ -279,10 +279,11 @@ def test_admin_watches_real_agents_move_a_shot(
         expect(row.locator(".pct")).to_have_text("100.0%")
         expect(row).to_contain_text("3.4 MiB")  # 12 frames of 300 kB + the sidecar
         row.locator("td.name a").click()
-        # one row for the 12 frames, one for the sidecar; the drill-down lists the 13 files
-        expect(page.locator("tr.group")).to_have_count(2)
-        page.locator("tr.group a").first.click()
-        expect(page.locator("tr.task")).to_have_count(13)
-        expect(page.locator("tr.task .status-done")).to_have_count(13)
+        # sync sends the folder as one task: one row, with the files it held
+        expect(page.locator("tr.group")).to_have_count(1)
+        expect(page.locator("tr.group")).to_contain_text("scans/ (13 files)")
+        expect(page.locator("tr.group .status-done")).to_have_count(1)
+        page.locator("tr.group a").first.click()  # the drill-down: that folder's task
+        expect(page.locator("tr.task .status-done")).to_have_count(1)
         frames = sorted((world.volume_root("london") / "proj001/sc0010/sh0010/scans").iterdir())
         assert len(frames) == 13

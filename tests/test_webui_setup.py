@@ -280,8 +280,9 @@ def test_admin_sets_up_in_the_browser_and_the_operator_sends_two_shots(
         expect(op.locator("#job-status")).to_have_text("done", timeout=60_000)  # server push
         expect(op.locator("#job-progress")).to_have_text("100.0%")
         groups = op.locator("tr.group")
-        expect(groups).to_have_count(4)  # a sequence and a sidecar per shot
-        expect(groups.first).to_contain_text("sh0010.####.exr 1001-1024")
+        expect(groups).to_have_count(2)  # a task per shot folder, as reelsync sync sends them
+        expect(groups.first).to_contain_text("sh0010/")
+        expect(groups.first).to_contain_text("(25 files)")
         expect(op.locator("li.addition")).to_have_count(1)
         shots.take(op, "job")
 
@@ -323,7 +324,9 @@ def test_admin_sets_up_in_the_browser_and_the_operator_sends_two_shots(
         op.click("#send")  # the project's own queue, proj001: the same job
         expect(op).to_have_url(f"{server.url}/ui/jobs/{job_id}?done=sent")
         expect(op.locator("li.addition")).to_have_count(2)
-        expect(op.locator("li.addition").last).to_contain_text("proj001/sc0010/sh0030/scans")
+        expect(op.locator("li.addition").last).to_contain_text(
+            "added 1 item (52 B): proj001/sc0010/sh0030"
+        )
         expect(op.locator("#job-status")).to_have_text("done", timeout=60_000)
         assert filecmp.cmp(
             roots["hq"] / "proj001/sc0010/sh0030/scans/sh0030.1002.exr",

@@ -1,7 +1,8 @@
 """A folder's entries as a person reads them: image sequences collapsed to one row.
 
 Rules: files of one folder whose names differ only in their LAST run of digits, with the same
-number of digits, are one sequence when there are at least :data:`MIN_FRAMES` of them: they read
+number of digits, followed by an extension (``.exr``; so shot folders ``sh0010``, ``sh0020`` stay
+apart), are one sequence when there are at least :data:`MIN_FRAMES` of them: they read
 ``plate.####.exr 1001-1100`` (one ``#`` per digit; gaps listed: ``1001-1010,1020``). Everything
 else stays one row per name. Folders come first, then rows in name order; a sequence sorts by its
 pattern. Nothing here does I/O.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 __all__ = ["MIN_FRAMES", "Entry", "Row", "collapse", "frame_ranges"]
 
 MIN_FRAMES = 3
-_LAST_DIGITS = re.compile(r"^(?P<head>.*?)(?P<digits>\d+)(?P<tail>\D*)$")
+_LAST_DIGITS = re.compile(r"^(?P<head>.*?)(?P<digits>\d+)(?P<tail>\D*\.\D*)$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,8 +59,8 @@ class Addition:
     at: datetime
     files: int
     size: int | None
-    folders: tuple[str, ...]  # the first few folders it added to
-    more: int  # how many more folders
+    folders: tuple[str, ...]  # the paths it added (its folders when many), the first few
+    more: int  # how many more
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,10 @@ def _groups(items: list[Task]) -> list[Group]:
     groups: list[Group] = []
     for folder in sorted(by_folder):
         members = {t.destination_path.rsplit("/", 1)[-1]: t for t in by_folder[folder]}
+        for name, task in sorted(members.items()):
+            if task.files is not None:  # a folder task, once moved: its files are not tasks
+                del members[name]
+                groups.append(_folder_task(folder, name, task))
         entries = [Entry(name, False, t.size) for name, t in members.items()]
         for row in collapse(entries):
             chosen = [members[name] for name in row.names]
@@ -101,6 +105,17 @@ def _groups(items: list[Task]) -> list[Group]:
     return groups
 
 
+def _folder_task(folder: str, name: str, task: Task) -> Group:
+    return Group(
+        folder=folder,
+        label=f"{name}/",
+        files=task.files or 0,
+        size=task.size,
+        bytes_done=task.bytes_done,
+        counts={task.status: task.files or 1},
+    )
+
+
 def _history(items: list[Task]) -> list[Addition]:
     batches: dict[datetime, list[Task]] = {}
     for task in items:
@@ -109,7 +124,13 @@ def _history(items: list[Task]) -> list[Addition]:
     for at in sorted(batches):
         batch = batches[at]
         sizes = [t.size for t in batch]
-        folders = sorted({_folder(t.destination_path) or "/" for t in batch})
+        # the paths asked for (a folder, a file), or their folders when many files came at once
+        named = sorted(t.destination_path for t in batch)
+        folders = (
+            named
+            if len(named) <= HISTORY_FOLDERS
+            else sorted({_folder(t.destination_path) or "/" for t in batch})
+        )
         out.append(
             Addition(
                 at=at,

@@ -6,10 +6,10 @@ Rules: the listing is the API's ``/files/ls`` (the same ACL check, the same agen
 app's file operator); an image sequence is one row (``plate.####.exr 1001-1100``). A send follows
 ``reelsync sync``'s rules (:mod:`reelsync.domain.syncjob`): one side is the main site; the volume
 has a path at both; the queue is the one picked (the day's job moves to it), else the project's
-own, else the default; an
-agent is online at both sites; each picked path exists at the source and a folder becomes its
-files; a project's files go to the caller's job of that project, direction, site and day, appended
-to when it exists (reviving it), else submitted (through the pre-submit hook, as the API does).
+own, else the default; an agent is online at both sites; each picked folder or file is one task
+with its size counted at the source (an image sequence: its frames), a folder not empty; a
+project's tasks go to the caller's job of that project, direction, site and day, appended to when
+it exists (reviving it), else submitted (through the pre-submit hook, as the API does).
 The server checks the caller's access again when it plans the tasks.
 """
 
@@ -350,26 +350,40 @@ def _check_send(
     return volume, direction, remote
 
 
-async def _files(
+async def _sized(
     operator: FileOperator, volume: Volume, site: str, picks: Sequence[str]
-) -> list[str]:
-    """Each picked path's files at ``site``, in order, each once."""
-    files: dict[str, None] = {}
+) -> dict[str, int]:
+    """The paths to send with their sizes at ``site``, as ``reelsync sync`` sends them: a folder
+    or a file is one path (its size counted by the agent there; the sending agent lists a folder
+    when its transfer starts), an image sequence its frames (sizes from its folder's listing).
+    Every path must exist and a folder must not be empty."""
+    sized: dict[str, int] = {}
     for pick in picks:
         sequence = parse_sequence(pick)
         if sequence is not None:
-            files.update(dict.fromkeys(sequence.paths()))
+            listed = _entries(await _ls(operator, volume, site, sequence.directory))
+            sizes = {e.name: e.size for e in listed if not e.folder}
+            for frame in sequence.paths():
+                name = frame.rsplit("/", 1)[-1]
+                if name not in sizes:
+                    raise NotFoundError(f"{frame} does not exist at {site}")
+                sized[frame] = sizes[name] or 0
             continue
-        listed = _entries(await _ls(operator, volume, site, pick, recursive=True))
-        name = pick.rsplit("/", 1)[-1]
-        if len(listed) == 1 and listed[0].name == name and not listed[0].folder:
-            files[pick] = None
-            continue
-        inside = sorted(f"{pick}/{e.name}" for e in listed if not e.folder)
-        if not inside:
+        request = FileRequest(
+            op=FileOp.GETSIZE, volume_id=volume.id, volume_code=volume.code, path=pick,
+            site_code=site,
+        )  # fmt: skip
+        size = await operator.run(request)
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ValidationError(f"the agent at {site} answered getsize {pick} with {size!r}")
+        if size == 0 and not [
+            e
+            for e in _entries(await _ls(operator, volume, site, pick, recursive=True))
+            if not e.folder
+        ]:
             raise ValidationError(f"{pick} at {site} is an empty folder: nothing to send")
-        files.update(dict.fromkeys(inside))
-    return list(files)
+        sized[pick] = size
+    return sized
 
 
 def send(
@@ -383,10 +397,11 @@ def send(
     direction: Direction,
     remote: str,
     queue: str,
-    files: Sequence[str],
+    files: Mapping[str, int],
     today: date | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Submit or append the day's job of each project; (job ids, notes)."""
+    """Submit or append the day's job of each project (one task per path, with its size);
+    (job ids, notes)."""
     by_project: dict[str, list[str]] = {}
     for path in files:
         by_project.setdefault(project_of(path), []).append(path)
@@ -401,6 +416,7 @@ def send(
             {
                 "source": f"site={source}:share={volume.code}/{p}",
                 "destination": f"site={destination}:share={volume.code}/{p}",
+                "size": files[p],
             }
             for p in paths
         ]
@@ -441,7 +457,7 @@ async def transfer_send(
         volume, direction, remote = await run_in_threadpool(
             _check_send, db, actor, volume_ref, source, destination, picks
         )
-        files = await _files(file_operator_of(request), volume, source, picks)
+        files = await _sized(file_operator_of(request), volume, source, picks)
         job_ids, notes = await run_in_threadpool(
             partial(
                 send, db, actor, request, volume=volume, source=source, destination=destination,
