@@ -11,7 +11,8 @@ aes128-gcm@openssh.com (a private sshd on a spare port, installed with apt-get i
 ``--tmpfs SIZE`` runs everything in a RAM disk so the disk does not dominate. ``--wan`` also runs
 the big file and a slice of seq across ../shared/tools/wanem (namespaces rs-hq -> rs-site, 50 ms
 RTT, 0.1 % loss, 1 Gbit/s; ``--wan-link DELAY_MS_ONE_WAY,LOSS_PCT,MBIT`` for another link).
-Needs root for sshd, tmpfs and network namespaces.
+``--wan-small N`` also sends N files of 4-64 KiB across it. Needs root for sshd, tmpfs and network
+namespaces.
 
 CPU: user + system seconds of every process of both ends (reelsync: both ``reelsync transfer``
 processes; rsync: rsync, ssh, the sshd serving the connection and the remote rsync; scp likewise;
@@ -435,6 +436,9 @@ def main() -> None:
     ap.add_argument("--wan-mib", type=int, default=256, help="size of the WAN big file")
     ap.add_argument("--wan-frames", type=int, default=100, help="seq frames sent over the WAN")
     ap.add_argument(
+        "--wan-small", type=int, default=0, help="also this many 4-64 KiB files over the WAN"
+    )
+    ap.add_argument(
         "--wan-link",
         default="25,0.1,1000",
         help="the emulated link: one-way delay ms, loss %%, Mbit/s (wan up's arguments)",
@@ -514,6 +518,14 @@ def run_wan(args: argparse.Namespace, rs: Reelsync, tools: list[str]) -> list[Re
             shutil.rmtree(big, ignore_errors=True)
             _fill(big / "reel.mov", random.Random("wan-big"), args.wan_mib * MIB)
             (big / ".complete").write_text("ok")
+        small = base / "small"
+        if args.wan_small and not (small / ".complete").exists():
+            shutil.rmtree(small, ignore_errors=True)
+            rng = random.Random("wan-small")
+            for i in range(args.wan_small):
+                size = rng.randint(4 * 1024, 64 * 1024)
+                _fill(small / f"sh{i // 100:04d}/comp/file_{i:05d}.json", rng, size)
+            (small / ".complete").write_text("ok")
         seq = base / "seq"
         if not (seq / ".complete").exists():
             shutil.rmtree(seq, ignore_errors=True)
@@ -523,7 +535,10 @@ def run_wan(args: argparse.Namespace, rs: Reelsync, tools: list[str]) -> list[Re
             (seq / ".complete").write_text("ok")
         host = "10.77.0.2"
         with sshd(args.work, host, "rs-site") as ssh:
-            for name, src in (("wan-big", big), ("wan-seq", seq)):
+            sets = [("wan-big", big), ("wan-seq", seq)]
+            if args.wan_small:
+                sets.append(("wan-small", small))
+            for name, src in sets:
                 files, size = tree_summary(src)
                 print(
                     f"# {name}: {files} files, {size / 1e6:.0f} MB over {where}",
