@@ -3,9 +3,10 @@
 Rules:
 - Sign-in throttle per source address (:class:`SignInThrottle`): each answer 401 to a request that
   carried credentials (an ``Authorization`` header, the web UI's sign-in form) costs the address a
-  token; with none left its credentialed requests answer 429 with ``Retry-After`` without being
-  looked at. Tokens come back at a steady rate and good credentials cost none, so a guesser is
-  slowed to that rate while the real owner, elsewhere or a second later, gets in.
+  token; with none left, a request from it whose credentials fail is held :data:`SLOW_S` and
+  answered 429 with ``Retry-After`` instead of 401. Tokens come back at a steady rate; good
+  credentials cost none and always pass, so the real owner is never locked out, not even behind
+  the same address (a site's NAT) as a guesser or a script with a stale key.
 - Each route has a body limit (:data:`ROUTES`, first match wins): a ``Content-Length`` over it is
   413 before anything is read, and a body that grows over it while being read (chunked) is 413 at
   that point, never buffered further.
@@ -18,6 +19,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -53,6 +55,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+#: how long a failed sign-in from an address over its budget is held before its 429
+SLOW_S = 1.0
 KIB = 1024
 MIB = 1024 * KIB
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -183,17 +187,6 @@ class Intake:
         client = scope.get("client")
         address = str(client[0]) if client else "unknown"
         credentialed = "authorization" in headers or (method == "POST" and path == "/ui/login")
-        if credentialed:
-            wait = self.throttle.wait_s(address)
-            if wait > 0:
-                retry = str(max(1, math.ceil(wait)))
-                _log.info("slowed sign-ins from %s: too many failed attempts", address)
-                exc = RateLimitedError(
-                    "too many failed sign-in attempts from this address",
-                    hint=f"try again in {retry} s",
-                )
-                await _refusal(path, exc, {"Retry-After": retry})(send)
-                return
         rule = rule_for(method, path)
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > rule.limit:
@@ -204,10 +197,30 @@ class Intake:
                 await self._authenticate(rule, scope, headers)
             except ReelsyncError as exc:
                 if credentialed and exc.http_status == 401:
-                    self.throttle.failed(address)
-                await _refusal(path, exc)(send)
+                    await self._failed(path, address, send, exc)
+                else:
+                    await _refusal(path, exc)(send)
                 return
         await self._pass(scope, receive, send, rule, address if credentialed else None)
+
+    async def _failed(
+        self, path: str, address: str, send: Send, refusal: ReelsyncError | None
+    ) -> None:
+        """Credentials from ``address`` failed: count it; answer ``refusal`` (None: the
+        endpoint's 401 went out already), or a slow 429 when the address is over its budget."""
+        wait = self.throttle.wait_s(address)
+        self.throttle.failed(address)
+        if wait <= 0:
+            if refusal is not None:
+                await _refusal(path, refusal)(send)
+            return
+        retry = str(max(1, math.ceil(wait)))
+        _log.info("slowed sign-ins from %s: too many failed attempts", address)
+        await asyncio.sleep(SLOW_S)
+        exc = RateLimitedError(
+            "too many failed sign-in attempts from this address", hint=f"try again in {retry} s"
+        )
+        await _refusal(path, exc, {"Retry-After": retry})(send)
 
     async def _authenticate(self, rule: RouteRule, scope: Scope, headers: Headers) -> None:
         database: Database = scope["app"].state.database
@@ -242,6 +255,7 @@ class Intake:
         received = 0
         too_large = False
         started = False
+        refused = False  # a 401 held back: the throttle decides what goes out
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -255,14 +269,21 @@ class Intake:
                     raise _too_large(rule)
             return message
 
+        held: list[Message] = []
+
         async def watched_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, refused
             if message["type"] == "http.response.start":
                 if too_large and message["status"] != 413:
                     return  # the endpoint's answer to a body we cut: ours goes instead
-                started = True
                 if address is not None and message["status"] == 401:
-                    self.throttle.failed(address)
+                    refused = True
+                    held.append(message)
+                    return
+                started = True
+            elif refused:
+                held.append(message)
+                return
             elif not started:
                 return
             await send(message)
@@ -274,6 +295,13 @@ class Intake:
                 raise
         if too_large and not started:
             await _refusal(scope["path"], _too_large(rule))(send)
+        elif refused and address is not None:
+            if self.throttle.wait_s(address) <= 0:
+                for message in held:  # within budget: the endpoint's own 401
+                    await send(message)
+                self.throttle.failed(address)
+            else:
+                await self._failed(scope["path"], address, send, None)
 
 
 def _too_large(rule: RouteRule) -> TooLargeError:
