@@ -40,7 +40,7 @@ MAX_REPORTED_ERROR = 1000
 def _capped(text: str) -> str:
     if len(text) <= MAX_REPORTED_ERROR:
         return text
-    half = MAX_REPORTED_ERROR // 2 - 10
+    half = (MAX_REPORTED_ERROR - 40) // 2  # room for the marker in the middle
     return f"{text[:half]} ...({len(text) - 2 * half} characters cut)... {text[-half:]}"
 
 
