@@ -44,6 +44,7 @@ __all__ = [
     "ServerVolume",
     "Setting",
     "Site",
+    "Tally",
     "Task",
     "UiSession",
     "User",
@@ -381,6 +382,24 @@ class Task(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     modified: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Tally(Base):
+    """Signed changes to the running totals of jobs and tasks by queue, site pair and status,
+    inserted by triggers (:mod:`reelsync.db.tally`) and folded now and then; ``/metrics`` sums
+    them. No foreign keys: a total outlives what it counted."""
+
+    __tablename__ = "tally"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    kind: Mapped[str] = mapped_column(String(8))  # job | task
+    queue_id: Mapped[str] = mapped_column(ID)
+    source_site_id: Mapped[str] = mapped_column(ID)
+    destination_site_id: Mapped[str] = mapped_column(ID)
+    status: Mapped[str] = mapped_column(String(16))
+    n: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
 
 
 class Acl(_Stamped, Base):

@@ -22,6 +22,7 @@ from reelsync.server.agentapi import AgentHub
 from reelsync.server.agentapi import build_router as agent_router
 from reelsync.server.agentapi.wake import WakeOnWrites
 from reelsync.server.app import create_app
+from reelsync.server.housekeeping import Housekeeper
 
 __all__ = ["control_plane", "routers"]
 
@@ -51,7 +52,11 @@ def control_plane(config: ServerConfig) -> Iterator[FastAPI]:
 
         @asynccontextmanager
         async def lifespan(inner: FastAPI) -> AsyncIterator[Any]:
-            async with Notifier(config, database), routers_lifespan(inner) as state:
+            async with (
+                Notifier(config, database),
+                Housekeeper(database),
+                routers_lifespan(inner) as state,
+            ):
                 yield state
 
         app.router.lifespan_context = lifespan

@@ -1,7 +1,9 @@
 """What the control plane exposes to Prometheus, read from the database at scrape time.
 
-Rules: every figure comes from the database, so every replica answers the same; a scrape costs a
-handful of grouped queries whatever the backlog (counts by status, not rows). Jobs are labelled
+Rules: every figure comes from the database, so every replica answers the same; a scrape costs
+what the backlog does, not the history: jobs and tasks by status and the bytes done are running
+totals (:mod:`reelsync.services.tally`, kept by triggers as jobs and tasks change), the live jobs
+are read through index ranges. Jobs are labelled
 by queue and site pair; each agent's send and receive rates and its limit come from its last
 heartbeat; per-job figures cover only jobs that have not ended (a bounded set: the
 live jobs), labelled by job id and name. Admins only (the caller checks).
@@ -16,11 +18,12 @@ from sqlalchemy.orm import aliased
 
 from reelsync.db import Database
 from reelsync.db import models as m
-from reelsync.domain.status import JobStatus
+from reelsync.domain.status import JOB_ACTIVE
+from reelsync.services import tally
 
 __all__ = ["ActiveJob", "MetricsSnapshot", "snapshot"]
 
-_ENDED = (JobStatus.DONE.value, JobStatus.ABORTED.value, JobStatus.FAILED.value)
+_LIVE = sorted(s.value for s in JOB_ACTIVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,31 +66,10 @@ class MetricsSnapshot:
 
 def snapshot(db: Database) -> MetricsSnapshot:
     src, dst = aliased(m.Site), aliased(m.Site)
+    counted = tally.totals(db)
     with db.reader() as session:
-        job_keys = (m.Queue.code, src.code, dst.code)
-        jobs = session.execute(
-            select(*job_keys, m.Job.status, func.count())
-            .join(m.Queue, m.Queue.id == m.Job.queue_id)
-            .join(src, src.id == m.Job.source_site_id)
-            .join(dst, dst.id == m.Job.destination_site_id)
-            .group_by(*job_keys, m.Job.status)
-        ).all()
-        tasks = session.execute(
-            select(*job_keys, m.Task.status, func.count())
-            .join(m.Job, m.Job.id == m.Task.job_id)
-            .join(m.Queue, m.Queue.id == m.Job.queue_id)
-            .join(src, src.id == m.Job.source_site_id)
-            .join(dst, dst.id == m.Job.destination_site_id)
-            .group_by(*job_keys, m.Task.status)
-        ).all()
-        moved = session.execute(
-            select(src.code, dst.code, func.coalesce(func.sum(m.Task.size), 0))
-            .join(m.Job, m.Job.id == m.Task.job_id)
-            .join(src, src.id == m.Job.source_site_id)
-            .join(dst, dst.id == m.Job.destination_site_id)
-            .where(m.Task.status == "done")
-            .group_by(src.code, dst.code)
-        ).all()
+        queue_codes = dict(session.execute(select(m.Queue.id, m.Queue.code)).all())
+        site_codes = dict(session.execute(select(m.Site.id, m.Site.code)).all())
         agents = session.execute(
             select(m.Site.code, m.Server.status, func.count())
             .join(m.Site, m.Site.id == m.Server.site_id)
@@ -119,12 +101,21 @@ def snapshot(db: Database) -> MetricsSnapshot:
             .join(m.Queue, m.Queue.id == m.Job.queue_id)
             .join(src, src.id == m.Job.source_site_id)
             .join(dst, dst.id == m.Job.destination_site_id)
-            .where(m.Job.status.not_in(_ENDED))
+            .where(m.Job.status.in_(_LIVE))  # index ranges: the backlog, not the history
         ).all()
+
+    def named(rows: list[tuple[str, str, str, str, int]]) -> list[tuple[str, str, str, str, int]]:
+        return [
+            (queue_codes.get(q, q), site_codes.get(s, s), site_codes.get(d, d), st, n)
+            for q, s, d, st, n in rows
+        ]
+
     return MetricsSnapshot(
-        jobs=[(q, s, d, st, int(n)) for q, s, d, st, n in jobs],
-        tasks=[(q, s, d, st, int(n)) for q, s, d, st, n in tasks],
-        bytes_done=[(s, d, int(n or 0)) for s, d, n in moved],
+        jobs=named(counted.jobs),
+        tasks=named(counted.tasks),
+        bytes_done=[
+            (site_codes.get(s, s), site_codes.get(d, d), n) for s, d, n in counted.done_bytes
+        ],
         agents=[(site, st, int(n)) for site, st, n in agents],
         outbox=[(kind, st, int(n)) for kind, st, n in outbox],
         active=[
