@@ -265,6 +265,13 @@ WIRE = _Wire()
 accsyn_module.requests = WIRE  # type: ignore[assignment]
 
 
+def _https(server: RunningServer, key: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(
+        base_url=server.url, verify=str(server.ca_file), headers=headers, timeout=120
+    )
+
+
 @dataclass
 class Client:
     """One user's connections: an HTTPS client (admin or employee key), a UI cookie, accsyn."""
@@ -278,11 +285,9 @@ class Client:
     @classmethod
     def open(cls, world: World, tmp: Path) -> Client:
         server = world.server
-        verify = str(server.ca_file)
 
         def client(key: str | None) -> httpx.Client:
-            headers = {"Authorization": f"Bearer {key}"} if key else {}
-            return httpx.Client(base_url=server.url, verify=verify, headers=headers, timeout=120)
+            return _https(server, key)
 
         ui = client(None)
         signed = ui.post(
@@ -414,12 +419,7 @@ def run_submits(world: World, seconds: float, writers: int = 8) -> dict[str, Any
     reads: list[float] = []
 
     def submit(index: int) -> None:
-        with httpx.Client(
-            base_url=server.url,
-            verify=str(server.ca_file),
-            headers={"Authorization": f"Bearer {world.admin_key}"},
-            timeout=120,
-        ) as http:
+        with _https(server, world.admin_key) as http:
             n = 0
             while time.monotonic() < stop:
                 body = {
@@ -441,12 +441,7 @@ def run_submits(world: World, seconds: float, writers: int = 8) -> dict[str, Any
                 n += 1
 
     def read() -> None:
-        with httpx.Client(
-            base_url=server.url,
-            verify=str(server.ca_file),
-            headers={"Authorization": f"Bearer {world.admin_key}"},
-            timeout=120,
-        ) as http:
+        with _https(server, world.admin_key) as http:
             while time.monotonic() < stop:
                 start = time.perf_counter()
                 _check(http.get("/api/v1/jobs?limit=50"))
