@@ -227,34 +227,20 @@ def _change(
     return RedirectResponse(f"{UI_PREFIX}/{page}?done={notice}", 303)
 
 
-@router.get("/sites", response_class=HTMLResponse)
-def sites_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
-    return show(request, db, session, "sites")
+def _page_route(name: str) -> Callable[[Request, Database, PageSession], Response]:
+    """The GET route of set-up page ``name``."""
+
+    def page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
+        return show(request, db, session, name)
+
+    page.__name__ = f"{name}_page"
+    return page
 
 
-@router.get("/agents", response_class=HTMLResponse)
-def agents_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
-    return show(request, db, session, "agents")
-
-
-@router.get("/volumes", response_class=HTMLResponse)
-def volumes_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
-    return show(request, db, session, "volumes")
-
-
-@router.get("/queues", response_class=HTMLResponse)
-def queues_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
-    return show(request, db, session, "queues")
-
-
-@router.get("/users", response_class=HTMLResponse)
-def users_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
-    return show(request, db, session, "users")
-
-
-@router.get("/settings", response_class=HTMLResponse)
-def settings_page(request: Request, db: DatabaseDep, session: SessionDep) -> Response:
-    return show(request, db, session, "settings")
+for _name in PAGES:
+    router.add_api_route(
+        f"/{_name}", _page_route(_name), methods=["GET"], response_class=HTMLResponse
+    )
 
 
 # -- sites -----------------------------------------------------------------------------------
