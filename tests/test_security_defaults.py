@@ -18,12 +18,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.domain.records import Actor, Role
 from reelsync.notify.recipients import job_recipients
+from reelsync.server.app import create_app
 from reelsync.server.intake import SignInThrottle
 from reelsync.services import acls, jobs, servers, settings, users
+from reelsync.services.bootstrap import InitResult
 from scheduler_world import World
 from support.servers import RunningServer, running_server
 
@@ -235,3 +238,24 @@ def test_unsupported_requests_are_one_info_line(server: RunningServer) -> None:
     assert "Traceback" not in added
     assert "ERROR" not in added
     assert "home paths (~) are not supported" in added
+
+
+async def test_webhooks_to_the_private_network_are_refused_at_once(
+    database: Database, workspace: InitResult, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {workspace.api_key}"}
+    for allow, expected in ((False, 400), (True, 201)):
+        config = ServerConfig(data_dir=tmp_path, database_url=str(database.url), tls=False,
+                              webhook_allow_private=allow)  # fmt: skip
+        transport = httpx.ASGITransport(app=create_app(config, database))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as api:
+            for url in ("http://127.0.0.1:9/h", "https://localhost/h", "http://10.0.0.5/h",
+                        "http://169.254.169.254/latest", "http://[::1]/h"):  # fmt: skip
+                answer = await api.post("/webhooks", headers=headers,
+                                        json={"url": url, "events": ["done"]})  # fmt: skip
+                assert answer.status_code == expected, (allow, url, answer.text)
+                if not allow:
+                    assert "webhook_allow_private" in answer.json()["error"]["hint"]
+            hook = {"url": "https://hooks.example/x", "events": ["done"]}
+            public = await api.post("/webhooks", headers=headers, json=hook)
+            assert public.status_code == 201

@@ -1,13 +1,20 @@
 """/webhooks (admins only): register URLs that receive signed job events (see
-:mod:`reelsync.notify.webhook` for the signature a receiver checks)."""
+:mod:`reelsync.notify.webhook` for the signature a receiver checks). A URL whose host is
+``localhost`` or a loopback, link-local or private address is refused at once unless the server
+allows those (``webhook_allow_private``); names are checked again when each request is sent."""
 
 from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelsync.config import ServerConfig
+from reelsync.errors import ValidationError
 from reelsync.server.api_v1.schemas import ItemList, all_of
-from reelsync.server.dependencies import CurrentActor, DatabaseDep
+from reelsync.server.dependencies import CurrentActor, DatabaseDep, ServerConfigDep
 from reelsync.services import webhooks
 from reelsync.services.webhooks import WebhookRecord
 
@@ -37,8 +44,26 @@ def list_webhooks(db: DatabaseDep, actor: CurrentActor) -> ItemList[WebhookRecor
     return all_of(webhooks.list_webhooks(db, actor))
 
 
+def _check_target(url: str | None, config: ServerConfig) -> None:
+    if url is None or config.webhook_allow_private:
+        return
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        private = not ipaddress.ip_address(host).is_global
+    except ValueError:
+        private = host == "localhost" or host.endswith(".localhost")
+    if private:
+        raise ValidationError(
+            f"webhook {url} points at a loopback, link-local or private address",
+            hint="an admin may allow those with the server setting webhook_allow_private",
+        )
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_webhook(body: WebhookCreate, db: DatabaseDep, actor: CurrentActor) -> WebhookRecord:
+def create_webhook(
+    body: WebhookCreate, db: DatabaseDep, actor: CurrentActor, config: ServerConfigDep
+) -> WebhookRecord:
+    _check_target(body.url, config)
     return webhooks.create_webhook(
         db, actor, url=body.url, events=body.events, secret=body.secret, enabled=body.enabled
     )
@@ -51,8 +76,13 @@ def get_webhook(webhook_id: str, db: DatabaseDep, actor: CurrentActor) -> Webhoo
 
 @router.patch("/{webhook_id}")
 def update_webhook(
-    webhook_id: str, body: WebhookUpdate, db: DatabaseDep, actor: CurrentActor
+    webhook_id: str,
+    body: WebhookUpdate,
+    db: DatabaseDep,
+    actor: CurrentActor,
+    config: ServerConfigDep,
 ) -> WebhookRecord:
+    _check_target(body.url, config)
     return webhooks.update_webhook(
         db,
         actor,
