@@ -200,3 +200,10 @@ def test_eta_only_while_running() -> None:
     assert view_of({**base, "status": "running", "size": None}, {}, ()).eta_s is None
     assert view_of({**base, "status": "running", "speed": 0}, {}, ()).eta_s is None
     assert view_of({**base, "status": "running", "etr": 7}, {}, ()).eta_s == 7.0
+
+
+def test_speed_only_while_running() -> None:
+    base = {"id": "a" * 24, "size": 1000, "bytes_done": 250, "speed": 50.0}
+    assert view_of({**base, "status": "running"}, {}, ()).current_speed == 50.0
+    for status in ("paused", "waiting", "done"):  # the last speed measured is no speed now
+        assert view_of({**base, "status": status}, {}, ()).current_speed is None

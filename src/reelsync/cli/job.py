@@ -39,7 +39,11 @@ def _row(entity: Entity) -> Entity:
         **entity,
         "progress": f"{float(entity.get('progress') or 0):.0f}%",
         "size": human_size(entity.get("size")),
-        "speed": human_speed(float(entity.get("speed") or 0)) if entity.get("speed") else "",
+        "speed": (
+            human_speed(float(entity["speed"]))
+            if entity.get("speed") and entity.get("status") == "running"
+            else ""
+        ),
     }
 
 
@@ -150,7 +154,7 @@ def print_job(view: JobView, console: Console | None = None) -> None:
         ("to", view.destination),
         ("progress", f"{view.progress:.1f}%"),
         ("size", f"{human_size(view.bytes_done)} of {human_size(view.size)}"),
-        ("speed", human_speed(view.speed)),
+        ("speed", human_speed(view.current_speed) if view.current_speed else "-"),
         ("eta", human_duration(view.eta_s) if view.eta_s is not None else "-"),
         ("tasks", f"{view.tasks} ({counts})"),
         ("created", cell(view.created)),
