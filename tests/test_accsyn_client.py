@@ -810,3 +810,28 @@ def test_the_pre_submit_hook_judges_accsyn_submits(env: Env) -> None:
     )
     assert other["status"] == "waiting"
     assert len(seen.read_text().splitlines()) == 6
+
+
+def test_a_refused_note_leaves_the_create_or_edit_undone(env: Env) -> None:
+    """description/metadata are written in the create's or edit's own transaction."""
+    bad = {"metadata": ["not", "an", "object"]}
+    site, user, volume = unique("s"), f"{unique('u')}@example.com", unique("v")
+    with pytest.raises(AccsynException, match="metadata must be a JSON object"):
+        env.admin.create("site", {"code": site, **bad})
+    assert env.admin.find_one(f"Site WHERE code={site}", inactive=True) is None
+    with pytest.raises(AccsynException, match="metadata must be a JSON object"):
+        env.admin.create("user", {"code": user, "role": "employee", **bad})
+    assert env.admin.find_one(f"User WHERE code='{user}'", inactive=True) is None
+    with pytest.raises(AccsynException, match="metadata must be a JSON object"):
+        env.admin.create("volume", {"code": volume, "paths": {"hq": "/x"}, **bad})
+    assert env.admin.find_one(f"Volume WHERE code={volume}", inactive=True) is None
+    queue = unique("q")
+    with pytest.raises(AccsynException, match="metadata must be a JSON object"):
+        env.admin.create("job", {"type": 2, "code": queue, **bad})
+    assert env.admin.find_one(f"Queue WHERE code={queue}") is None
+    # An edit whose description is refused keeps the old name.
+    made = env.admin.create("site", {"code": site, "name": "Before"})
+    with pytest.raises(AccsynException, match="description"):
+        env.admin.update("site", made["id"], {"name": "After", "description": "x" * 5000})
+    assert env.admin.get_entity("site", made["id"])["name"] == "Before"
+    assert env.admin.delete_one("site", made["id"]) is True

@@ -9,7 +9,9 @@ PostgreSQL is reached through ``postgresql+psycopg://``. The schema is made and 
 Alembic (:func:`upgrade_to_head`), never by ``create_all``. A SQLite
 file holds every secret's hash and the whole workspace: it and its ``-wal``/``-shm`` files are
 made (and kept) readable by their owner only (0600; SQLite gives the side files the main file's
-mode).
+mode). :meth:`Database.transaction` makes several service calls one transaction: every
+:meth:`~Database.session` and :meth:`~Database.reader` opened inside it (same thread or task)
+joins it, so they commit together or not at all.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +102,10 @@ def _postgresql_setup(engine: Engine) -> None:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
+#: The transaction opened by :meth:`Database.transaction` in this context, with its database.
+_JOINED: ContextVar[tuple[Database, Session] | None] = ContextVar("db_joined", default=None)
+
+
 class Database:
     """An engine and its session factory. Make one per process and pass it down."""
 
@@ -141,15 +148,45 @@ class Database:
         :class:`ConflictError`; a value the database refuses (NUL in text, integer overflow) a
         :class:`ValidationError`; a database that cannot be reached an :class:`UnavailableError`.
         """
+        joined = self._joined()
+        if joined is not None:
+            yield joined
+            joined.flush()
+            return
         with self._translated(self._sessions) as session:
             yield session
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
         """A read-only session in one transaction (one consistent snapshot). On SQLite it does
-        not take the write lock, so reads run beside the writer; a write in it is an error."""
+        not take the write lock, so reads run beside the writer; a write in it is an error.
+        Inside :meth:`transaction` it is that transaction (which sees its own writes)."""
+        joined = self._joined()
+        if joined is not None:
+            yield joined
+            return
         with self._translated(self._readers) as session:
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One write transaction around several service calls (a create and its notes): each
+        :meth:`session`/:meth:`reader` inside joins it; all commit at the end or none does. Nested,
+        it joins the one already open."""
+        joined = self._joined()
+        if joined is not None:
+            yield joined
+            return
+        with self._translated(self._sessions) as session:
+            token = _JOINED.set((self, session))
+            try:
+                yield session
+            finally:
+                _JOINED.reset(token)
+
+    def _joined(self) -> Session | None:
+        current = _JOINED.get()
+        return current[1] if current is not None and current[0] is self else None
 
     @contextmanager
     def _translated(self, factory: sessionmaker[Session]) -> Iterator[Session]:

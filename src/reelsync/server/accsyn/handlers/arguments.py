@@ -1,10 +1,12 @@
 """Reading an event's arguments: the target id, flags and fields, with one clear message each;
-and writing the notes (description, metadata) an event carries."""
+and writing the notes (description, metadata) an event carries, in the same transaction as the
+create or edit they come with (:func:`with_notes`): a refused note leaves nothing changed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from reelsync.domain.records import Notes
 from reelsync.errors import ValidationError
@@ -12,7 +14,18 @@ from reelsync.server.accsyn.call import Call
 from reelsync.services import notes
 from reelsync.services.notes import NoteKind
 
-__all__ = ["flag", "include_inactive", "target", "target_or_query", "text_field", "write_notes"]
+__all__ = [
+    "flag",
+    "include_inactive",
+    "target",
+    "target_or_query",
+    "text_field",
+    "with_notes",
+    "write_notes",
+]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def target(call: Call) -> str:
@@ -85,3 +98,16 @@ def write_notes(call: Call, kind: NoteKind, entity_id: str, *, created: bool) ->
         metadata=data.get("metadata"),
         **(extra if kind is NoteKind.VOLUME else {}),
     )
+
+
+def with_notes(handler: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a create/edit handler that also writes notes (:func:`write_notes`) in one database
+    transaction: the entity's change, its notes and anything else it does commit together."""
+
+    @functools.wraps(handler)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        call = next(a for a in args if isinstance(a, Call))
+        with call.db.transaction():
+            return handler(*args, **kwargs)
+
+    return run

@@ -11,7 +11,12 @@ from typing import Any
 from reelsync.errors import NotSupportedError, ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
-from reelsync.server.accsyn.handlers.arguments import target, text_field, write_notes
+from reelsync.server.accsyn.handlers.arguments import (
+    target,
+    text_field,
+    with_notes,
+    write_notes,
+)
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import server_record
 from reelsync.services import notes, servers
@@ -36,6 +41,7 @@ def find_none(call: Call) -> list[dict[str, Any]]:
 
 
 @route("PUT", _SERVERS, "edit")
+@with_notes
 def edit(call: Call) -> list[dict[str, Any]]:
     data = call.data
     unknown = sorted(set(data) - {"status", "description", "metadata"})

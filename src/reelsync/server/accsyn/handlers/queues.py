@@ -12,7 +12,13 @@ from reelsync.domain.records import Queue
 from reelsync.errors import ValidationError
 from reelsync.server.accsyn.call import Call
 from reelsync.server.accsyn.dispatch import route
-from reelsync.server.accsyn.handlers.arguments import flag, target, text_field, write_notes
+from reelsync.server.accsyn.handlers.arguments import (
+    flag,
+    target,
+    text_field,
+    with_notes,
+    write_notes,
+)
 from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import queue_record
 from reelsync.services import notes, queues
@@ -72,6 +78,7 @@ def _noted(call: Call, entity: Queue, *, created: bool) -> list[dict[str, Any]]:
     return [queue_record(entity, write_notes(call, NoteKind.QUEUE, entity.id, created=created))]
 
 
+@with_notes
 def create_queue(call: Call) -> list[dict[str, Any]]:
     data = call.data
     unknown = sorted(set(data) - _EDITABLE - {"allow_duplicates"})
@@ -95,6 +102,7 @@ def create_queue(call: Call) -> list[dict[str, Any]]:
     return _noted(call, queue, created=True)
 
 
+@with_notes
 def edit_queue(call: Call, ref: str) -> list[dict[str, Any]]:
     data = call.data
     unknown = sorted(set(data) - _EDITABLE)

@@ -19,6 +19,7 @@ from reelsync.server.accsyn.handlers.arguments import (
     target,
     target_or_query,
     text_field,
+    with_notes,
     write_notes,
 )
 from reelsync.server.accsyn.handlers.sites import status_enabled
@@ -100,6 +101,7 @@ def _servers(data: Mapping[str, Any]) -> list[str]:
 
 
 @route("POST", _VOLUMES, "create")
+@with_notes
 def create(call: Call) -> list[dict[str, Any]]:
     data = call.data
     volume = volumes.create_volume(
@@ -119,6 +121,7 @@ _EDITABLE = {"code", "name", "status", "default", "paths", "site_paths", *_NOTES
 
 
 @route("PUT", _VOLUMES, "edit")
+@with_notes
 def edit(call: Call) -> list[dict[str, Any]]:
     data = call.data
     if {"server", "siteserver", "server_clear", "siteserver_clear"} & set(data):

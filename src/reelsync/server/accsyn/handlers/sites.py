@@ -15,6 +15,7 @@ from reelsync.server.accsyn.handlers.arguments import (
     target,
     target_or_query,
     text_field,
+    with_notes,
     write_notes,
 )
 from reelsync.server.accsyn.selection import select
@@ -60,6 +61,7 @@ def find(call: Call) -> list[dict[str, Any]]:
 
 
 @route("POST", _KINDS, "create")
+@with_notes
 def create(call: Call) -> list[dict[str, Any]]:
     data = call.data
     name = text_field(data, "name")
@@ -73,6 +75,7 @@ def create(call: Call) -> list[dict[str, Any]]:
 
 
 @route("PUT", _KINDS, "edit")
+@with_notes
 def edit(call: Call) -> list[dict[str, Any]]:
     data = call.data
     unknown = sorted(set(data) - {"name", "status", "main", "description", "metadata"})

@@ -13,6 +13,7 @@ from reelsync.server.accsyn.handlers.arguments import (
     target,
     target_or_query,
     text_field,
+    with_notes,
     write_notes,
 )
 from reelsync.server.accsyn.selection import select
@@ -42,6 +43,7 @@ def _noted(call: Call, user: User, *, created: bool) -> list[dict[str, Any]]:
 
 
 @route("POST", _KINDS, "create")
+@with_notes
 def create(call: Call) -> list[dict[str, Any]]:
     data = call.data
     email = text_field(data, "email") or text_field(data, "code")
@@ -77,6 +79,7 @@ def _enabled(status: str) -> bool:
 
 
 @route("PUT", _KINDS, "edit")
+@with_notes
 def edit(call: Call) -> list[dict[str, Any]]:
     data = call.data
     unknown = sorted(
