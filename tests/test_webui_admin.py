@@ -21,6 +21,7 @@ from reelsync.domain.fileops import FileOp, FileRequest
 from reelsync.domain.records import Actor, ServerStatus
 from reelsync.errors import NotFoundError
 from reelsync.server.app import create_app
+from reelsync.server.ui.sessions import COOKIE_NAME
 from reelsync.services import (
     acls,
     agents,
@@ -444,3 +445,34 @@ async def test_only_admins_and_employees_transfer(
     assert no_agent.status_code == 200
     assert 'id="listing-error"' in no_agent.text
     assert "no agent serves volume" in no_agent.text
+
+
+def test_server_push_ends_when_the_session_is_signed_out(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Signing out (here from another tab: the same cookie) ends an open stream at its next tick
+    with ``event: ended``, long before its 5 minutes; the cookie then opens no stream."""
+    server = server_factory()
+    verify = ssl.create_default_context(cafile=str(server.ca_file))
+    with httpx.Client(base_url=server.url, verify=verify, timeout=30) as client:
+        signed = client.post(
+            "/ui/login", data={"api_key": server.api_key}, headers={"Origin": server.url}
+        )
+        assert signed.status_code == 303
+        home = client.get("/ui/").text
+        cookie = client.cookies.get(COOKIE_NAME)
+        assert cookie
+        with client.stream("GET", "/ui/events/jobs") as stream:
+            lines = stream.iter_lines()
+            assert next(lines).startswith("retry:")
+            out = client.post(
+                "/ui/logout", data={"csrf": csrf_of(home)}, headers={"Origin": server.url}
+            )
+            assert out.status_code == 303
+            seen = list(lines)  # the stream ends by itself; a hang would time out (30 s)
+        assert "event: ended" in seen
+        client.cookies.clear()
+        client.cookies.set(COOKIE_NAME, cookie)  # a copy of the signed-out cookie
+        again = client.get("/ui/events/jobs", follow_redirects=False)
+        assert again.status_code == 303
+        assert again.headers["location"].startswith("/ui/login")

@@ -131,6 +131,12 @@
     // Server push: the page fetches itself when the server says something changed.
     var source = new EventSource(events);
     source.addEventListener("change", soon);
+    // The session ended (signed out elsewhere, key revoked): stop listening; the reload leads to
+    // the sign-in page.
+    source.addEventListener("ended", function () {
+      source.close();
+      window.location.reload();
+    });
   }
   poll(); // and a slow refresh in any case (times such as "12s ago" move on)
 })();
