@@ -164,6 +164,24 @@ async def test_a_refused_change_shows_the_page_with_the_error(
     assert stale.status_code == 403
 
 
+async def test_a_refused_form_changes_nothing(
+    browser: httpx.AsyncClient, world: World, database: Database, admin: Actor
+) -> None:
+    """A form that changes a row and its settings is one transaction: a refused part (here the
+    weight) leaves the queue as it was."""
+    await sign_in(browser, world.admin_key)
+    await post(browser, "/ui/queues", "/ui/queues", code="proj010", priority="300")
+    weight = await post(
+        browser, "/ui/queues", "/ui/queues/proj010", priority="900", paused="on",
+        queue_weight="heavy", email_job_done_recipients="lead@acmepost.com",
+    )  # fmt: skip
+    assert weight.status_code == 400
+    assert "the weight must be a number" in weight.text
+    queue = queues.get_queue(database, admin, "proj010")
+    assert (queue.priority, queue.paused) == (300, False)
+    assert settings.list_settings(database, admin, scope="queue", target="proj010") == {}
+
+
 async def test_an_employee_gets_no_set_up_forms_and_no_set_up_writes(
     browser: httpx.AsyncClient, world: World, database: Database, admin: Actor
 ) -> None:

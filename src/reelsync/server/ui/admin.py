@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from reelsync.config import ServerConfig
 from reelsync.db import Database
-from reelsync.domain.records import Actor, Role
+from reelsync.domain.records import Actor, Role, User
 from reelsync.domain.units import MIB
 from reelsync.errors import NotFoundError, ReelsyncError, ValidationError
 from reelsync.server.dependencies import DatabaseDep
@@ -217,11 +217,13 @@ def _change(
     notice: str,
     change: Callable[[], object],
 ) -> Response:
-    """Apply ``change`` after the CSRF check; back to ``page`` with ``notice``, or the page again
-    with the error."""
+    """Apply ``change`` after the CSRF check, in one transaction (a form that changes a row and
+    its settings changes all or nothing); back to ``page`` with ``notice``, or the page again with
+    the error."""
     check_csrf(request, session, form)
     try:
-        change()
+        with db.transaction():
+            change()
     except ReelsyncError as exc:
         return show(request, db, session, page, status=exc.http_status, error=exc)
     return RedirectResponse(f"{UI_PREFIX}/{page}?done={notice}", 303)
@@ -409,6 +411,9 @@ def edit_queue(
     request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
 ) -> Response:
     def change() -> object:
+        weight = _text(form, "queue_weight")
+        if weight and _number(weight, "the weight") <= 0:
+            raise ValidationError("the weight must be a positive number")
         queue = queues.update_queue(
             db,
             session.actor,
@@ -416,18 +421,17 @@ def edit_queue(
             priority=_whole(_text(form, "priority"), "the priority"),
             paused=_flag(form, "paused"),
         )
-        weight = _text(form, "queue_weight")
-        if weight and _number(weight, "the weight") <= 0:
-            raise ValidationError("the weight must be a positive number")
+        current = settings.list_settings(db, session.actor, scope="queue", target=queue.code)
         for key in QUEUE_SETTINGS:
             value = _text(form, key)
-            current = settings.list_settings(db, session.actor, scope="queue", target=queue.code)
             if value:
                 settings.set_setting(
                     db, session.actor, scope="queue", key=key, value=value, target=queue.code
                 )
             elif key in current:
-                settings.delete_setting(db, session.actor, scope="queue", key=key, target=ref)
+                settings.delete_setting(
+                    db, session.actor, scope="queue", key=key, target=queue.code
+                )
         return queue
 
     return _change(request, db, session, form, "queues", "queue-saved", change)
@@ -440,21 +444,27 @@ def edit_queue(
 def create_user(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
     check_csrf(request, session, form)
     try:
-        user = users.create_user(
-            db,
-            session.actor,
-            email=_text(form, "email"),
-            name=_text(form, "name"),
-            role=_text(form, "role") or Role.EMPLOYEE,
-        )
-        made = None
-        if _flag(form, "with_key"):
-            made = apikeys.create_api_key(db, session.actor, user.id, description="web UI")
+        with db.transaction():  # the user and their first key, or neither
+            user, made = _new_user(db, session.actor, form)
     except ReelsyncError as exc:
         return show(request, db, session, "users", status=exc.http_status, error=exc)
     if made is None:
         return RedirectResponse(f"{UI_PREFIX}/users?done=user-created", 303)
-    return show(request, db, session, "users", new_key=made[1], key_user=user)
+    return show(request, db, session, "users", new_key=made, key_user=user)
+
+
+def _new_user(db: Database, actor: Actor, form: Mapping[str, str]) -> tuple[User, str | None]:
+    """The user the form describes and, when asked, their first API key (plain, shown once)."""
+    user = users.create_user(
+        db,
+        actor,
+        email=_text(form, "email"),
+        name=_text(form, "name"),
+        role=_text(form, "role") or Role.EMPLOYEE,
+    )
+    if not _flag(form, "with_key"):
+        return user, None
+    return user, apikeys.create_api_key(db, actor, user.id, description="web UI")[1]
 
 
 @router.post("/users/{ref}")
