@@ -24,6 +24,7 @@ def test_pki_public_api() -> None:
         "TicketVerifier",
         "client_ssl_context",
         "fingerprint",
+        "https_ssl_context",
         "load_certificate",
         "make_agent_key_and_csr",
         "peer_identity",
