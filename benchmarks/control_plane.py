@@ -267,8 +267,14 @@ accsyn_module.requests = WIRE  # type: ignore[assignment]
 
 def _https(server: RunningServer, key: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    # idle connections are dropped before the server's 5 s keep-alive ends them (a request sent
+    # on a connection the server is closing fails with "disconnected without a response")
     return httpx.Client(
-        base_url=server.url, verify=str(server.ca_file), headers=headers, timeout=120
+        base_url=server.url,
+        verify=str(server.ca_file),
+        headers=headers,
+        timeout=120,
+        limits=httpx.Limits(keepalive_expiry=4.0),
     )
 
 
