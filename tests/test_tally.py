@@ -3,6 +3,7 @@ counting the rows, through submits, status changes, a queue move, a delete and p
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import Actor
+from reelsync.server.housekeeping import Housekeeper
 from reelsync.services import history, jobs, queues, settings, sites, tally, tasks, volumes
 
 
@@ -144,3 +146,25 @@ def test_pruning_keeps_jobs_and_totals(database: Database, admin: Actor) -> None
         job_before.status,
     )
     assert _totals(database) == totals_before
+
+
+async def test_the_server_loop_folds_the_totals(database: Database, admin: Actor) -> None:
+    sites.create_site(database, admin, code="london")
+    volumes.create_volume(
+        database, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
+    )
+    for n in range(1, 4):
+        _submit(database, admin, n)
+    expected = _counted(database)
+
+    def rows() -> int:
+        with database.reader() as s:
+            return int(s.scalar(select(func.count()).select_from(m.Tally)) or 0)
+
+    unfolded = rows()
+    async with Housekeeper(database, compact_every_s=0.05):
+        deadline = asyncio.get_running_loop().time() + 30
+        while rows() >= unfolded and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+    assert rows() < unfolded
+    assert _totals(database) == expected
