@@ -32,7 +32,16 @@ from typing import Any
 
 from reelsync.client import Entity, Session
 from reelsync.domain.party import normalise_relative
-from reelsync.domain.syncjob import Direction, job_name, project_of
+from reelsync.domain.syncjob import (
+    Direction,
+    by_project,
+    check_may_sync,
+    job_name,
+    moved_note,
+    project_of,
+    project_queue,
+    sync_tasks,
+)
 from reelsync.errors import (
     NotFoundError,
     PathError,
@@ -160,18 +169,13 @@ def _queues(
         code = str(_one(session, "queue", queue, "queue")["code"])
         return dict.fromkeys(projects, code), []
     all_queues = session.find("queue")
-    by_code = {str(q.get("code")).lower(): str(q.get("code")) for q in all_queues}
-    default = next((str(q["code"]) for q in all_queues if q.get("default")), None)
+    rows = [(str(q.get("code")), bool(q.get("default"))) for q in all_queues]
     chosen: dict[str, str] = {}
     notes: list[str] = []
     for project in projects:
-        if project.lower() in by_code:
-            chosen[project] = by_code[project.lower()]
-        elif default is not None:
-            chosen[project] = default
-            notes.append(f"project {project} has no queue; using the default queue {default}")
-        else:
-            raise NotFoundError(f"project {project} has no queue and there is no default queue")
+        chosen[project], note = project_queue(project, rows)
+        if note:
+            notes.append(note)
     return chosen, notes
 
 
@@ -196,11 +200,7 @@ def _check_access(
     """The caller's ACLs, as the server applies them (it checks again at submit)."""
     if me.get("role") == "admin":
         return
-    if me.get("role") not in ("employee",):
-        raise PermissionDeniedError(
-            f"{me.get('email')} ({me.get('role')}) may not transfer files between sites",
-            hint="an admin or an employee with read+write on the volume may",
-        )
+    check_may_sync(str(me.get("email")), str(me.get("role")))
     grants = [
         g
         for g in session.acls(user=str(me.get("email")))
@@ -263,7 +263,7 @@ def _submit(
     if move_to_queue and was.lower() != queue.lower():
         session.update("job", str(job["id"]), {"queue": queue})
         if notes is not None:
-            notes.append(f"job {name!r} moved from queue {was} to {queue} (--queue)")
+            notes.append(moved_note(name, was, queue))
     session.create("task", tasks, entityid=str(job["id"]))
     after = session.get_entity("job", str(job["id"]))
     action = "revived" if job.get("status") in _ENDED else "appended"
@@ -310,16 +310,8 @@ def site_sync(
     day = today or date.today()
     code = str(vol["code"])
     jobs = []
-    for project in projects:
-        mine = [p for p in rels if project_of(p) == project]
-        tasks: list[dict[str, Any]] = [
-            {
-                "source": f"site={source}:share={code}/{p}",
-                "destination": f"site={destination}:share={code}/{p}",
-                "size": sizes[p],
-            }
-            for p in mine
-        ]
+    for project, mine in by_project(rels).items():
+        tasks = sync_tasks(code, source, destination, sizes, mine)
         name = job_name(project, way, remote, day)
         action, job = _submit(
             session, me, name, queues[project], tasks, move_to_queue=queue is not None, notes=notes

@@ -29,9 +29,18 @@ from reelsync.db import Database
 from reelsync.domain.fileops import FileOp, FileOperator, FileRequest
 from reelsync.domain.listing import Entry, Row, collapse
 from reelsync.domain.party import normalise_relative
-from reelsync.domain.records import Actor, Role, ServerStatus, Site, Volume
+from reelsync.domain.records import Actor, ServerStatus, Site, Volume
 from reelsync.domain.sequences import parse_sequence
-from reelsync.domain.syncjob import Direction, job_name, project_of
+from reelsync.domain.syncjob import (
+    Direction,
+    by_project,
+    check_may_sync,
+    direction_between,
+    job_name,
+    moved_note,
+    project_queue,
+    sync_tasks,
+)
 from reelsync.errors import (
     NotFoundError,
     PermissionDeniedError,
@@ -152,12 +161,8 @@ class Place:
 
 
 def _may_transfer(actor: Actor) -> None:
-    """Admins and employees move files between sites (as ``reelsync sync`` says)."""
-    if actor.role not in (Role.ADMIN, Role.EMPLOYEE):
-        raise PermissionDeniedError(
-            f"{actor.email} ({actor.role.value}) may not transfer files between sites",
-            hint="an admin or an employee with read+write on the volume may",
-        )
+    """Admins and employees move files between sites (the rule ``reelsync sync`` applies)."""
+    check_may_sync(actor.email, actor.role.value)
 
 
 def _place(
@@ -302,11 +307,12 @@ def _checked_sites(
             )
         if not by_code[code].enabled:
             raise ValidationError(f"site {code} is disabled")
-    if by_code[source].main:
-        return Direction.DOWNLOAD, destination
-    if by_code[destination].main:
-        return Direction.UPLOAD, source
-    raise ValidationError("a sync moves files between the main site and another site")
+    return direction_between(
+        source,
+        destination,
+        source_main=by_code[source].main,
+        destination_main=by_code[destination].main,
+    )
 
 
 def _queue_of(db: Database, actor: Actor, picked: str, project: str) -> tuple[str, str | None]:
@@ -317,13 +323,7 @@ def _queue_of(db: Database, actor: Actor, picked: str, project: str) -> tuple[st
         if match is None:
             raise NotFoundError(f"unknown queue {picked!r}")
         return match.code, None
-    own = next((q for q in rows if q.code.lower() == project.lower()), None)
-    if own is not None:
-        return own.code, None
-    default = next((q for q in rows if q.default), None)
-    if default is None:
-        raise NotFoundError(f"project {project} has no queue and there is no default queue")
-    return default.code, f"project {project} has no queue; it went to the default queue"
+    return project_queue(project, ((q.code, q.default) for q in rows))
 
 
 def _check_agents(db: Database, actor: Actor, *codes: str) -> None:
@@ -402,30 +402,20 @@ def send(
 ) -> tuple[list[str], list[str]]:
     """Submit or append the day's job of each project (one task per path, with its size);
     (job ids, notes)."""
-    by_project: dict[str, list[str]] = {}
-    for path in files:
-        by_project.setdefault(project_of(path), []).append(path)
     job_ids: list[str] = []
     notes: list[str] = []
     day = today or date.today()
-    for project, paths in by_project.items():
+    for project, paths in by_project(files).items():
         code, note = _queue_of(db, actor, queue, project)
         if note:
             notes.append(note)
-        entries = [
-            {
-                "source": f"site={source}:share={volume.code}/{p}",
-                "destination": f"site={destination}:share={volume.code}/{p}",
-                "size": files[p],
-            }
-            for p in paths
-        ]
+        entries = sync_tasks(volume.code, source, destination, files, paths)
         name = job_name(project, direction, remote, day)
         found = jobs.list_jobs(db, actor, name=name, user=actor.user_id, limit=1).items
         if found:
             if queue and found[0].queue.lower() != code.lower():  # the queue asked for, as --queue
                 jobs.update_job(db, actor, found[0].id, queue=code)
-                notes.append(f"job {name!r} moved from queue {found[0].queue} to {code}")
+                notes.append(moved_note(name, found[0].queue, code))
             tasks.add_tasks(db, actor, found[0].id, entries)
             job_ids.append(found[0].id)
         else:
@@ -470,9 +460,9 @@ async def transfer_send(
             status=exc.http_status, error=exc,
         )  # fmt: skip
     notice = "sent"
-    if any("default queue" in n for n in notes):
+    if any(n.startswith("project ") for n in notes):  # project_queue's note: the default queue
         notice = "sent-default"
-    elif any("moved from queue" in n for n in notes):
+    elif notes:  # moved_note: the day's job moved to the queue asked for
         notice = "sent-moved"
     if len(job_ids) == 1:
         return RedirectResponse(f"{UI_PREFIX}/jobs/{job_ids[0]}?done={notice}", 303)
