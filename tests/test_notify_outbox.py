@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from reelsync.domain.status import JobStatus, TaskStatus
 from reelsync.errors import ValidationError
 from reelsync.notify.capture import install_job_events
 from reelsync.notify.dispatcher import Dispatcher, DispatcherPolicy
-from reelsync.notify.mailer import MemoryMailer, SmtpMailer
+from reelsync.notify.mailer import MemoryMailer, OutgoingMail, SmtpMailer
 from reelsync.notify.outbox import enqueue_job_finished
 from reelsync.notify.recipients import set_opt_out
 from reelsync.notify.webhook import HttpWebhookSender
@@ -280,6 +281,54 @@ async def test_lease_crash_between_send_and_mark(
     [row] = rows(database, "mail")
     assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
     assert mailer.sent[0]["Message-ID"].endswith("@reelsync>")
+
+
+@dataclass
+class SlowMailer(MemoryMailer):
+    """Takes ``delay_s`` per message (a slow SMTP server)."""
+
+    delay_s: float = 1.5
+
+    async def send(self, mail: OutgoingMail) -> None:
+        await asyncio.sleep(self.delay_s)
+        await super().send(mail)
+
+
+async def test_a_slow_pass_keeps_its_rows_past_the_lease(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    """The lease is short and renewed while the pass holds its rows: a second dispatcher takes
+    nothing while a slow send and the rows queued behind it outlast several leases."""
+    for i in range(2):
+        finish(database, submit(database, studio["employee"], n=1, name=f"slow{i}"))
+    policy = DispatcherPolicy(lease_s=0.6)
+    slow = Dispatcher(database, mailer=SlowMailer(delay_s=1.5), policy=policy)
+    other_mailer = MemoryMailer()
+    other = Dispatcher(database, mailer=other_mailer, policy=policy)
+    passing = asyncio.create_task(slow.run_once())
+    while not all(r.status == "sending" for r in rows(database, "mail")):
+        await asyncio.sleep(0.01)  # the slow pass claims both rows
+    while not passing.done():
+        assert await other.run_once() == {}
+        await asyncio.sleep(0.2)
+    assert passing.result() == {"sent": 2}
+    assert other_mailer.sent == []
+    assert [(r.status, r.attempts) for r in rows(database, "mail")] == [("sent", 1)] * 2
+
+
+async def test_a_dead_dispatchers_rows_go_out_within_the_lease(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    """A control plane killed mid-send renews nothing: the next pass (another replica, or the
+    restarted process) sends the row once the short lease has run out."""
+    finish(database, submit(database, studio["employee"]))
+    policy = DispatcherPolicy(lease_s=20)
+    Dispatcher(database, mailer=MemoryMailer(), policy=policy)._claim(utcnow())  # then killed
+    mailer = MemoryMailer()
+    restarted = Dispatcher(database, mailer=mailer, policy=policy)
+    assert await restarted.run_once(now=later(5)) == {}
+    assert await restarted.run_once(now=later(21)) == {"sent": 1}
+    assert len(mailer.sent) == 1
 
 
 async def test_two_dispatchers_never_send_a_row_twice(

@@ -4,15 +4,19 @@ Rules:
 - Claim: in one short transaction, due rows (``pending``, or ``sending`` whose lease ran out) are
   selected ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE),
   then set ``sending`` with ``attempts + 1`` and ``next_attempt_at = now + lease``. The lease is the
-  claim: several dispatchers (processes) on one database never hold the same row.
+  claim: several dispatchers (processes) on one database never hold the same row. The lease is
+  short (``lease_s``, 20 s) and renewed every third of it while the pass holds the row (a slow
+  SMTP server, a long hook, rows waiting their turn in the batch), so a dispatcher that died
+  (a SIGKILLed control plane, a replica gone) gives its rows to the next pass within ``lease_s``.
 - Send outside any transaction, then mark in another: ``sent``; or back to ``pending`` with
   exponential backoff (``base * 2**(attempts-1)``, capped) on a retryable error, a config error or
   any unexpected exception; ``failed`` (kept, with ``last_error``) when the error can never pass
   (a 5xx refusal) or after ``max_attempts``. A mark only applies if ``attempts`` still matches,
   so a dispatcher whose lease ran out cannot overwrite a newer claim.
 - At-least-once: a crash (or a lost database) after the SMTP server / webhook receiver took the
-  message but before the mark commits sends it again once the lease expires. Receivers can drop
-  such duplicates: mails carry a stable ``Message-ID``, webhooks a stable ``X-Reelsync-Delivery``.
+  message but before the mark commits sends it again once the lease expires (``lease_s``).
+  Receivers can drop such duplicates: mails carry a stable ``Message-ID``, webhooks a stable
+  ``X-Reelsync-Delivery``.
   Nothing else sends twice, and nothing is lost: a row leaves the table never.
 - Hooks run at most once per claim and are not retried when they fail (they may not be
   idempotent); only a crash while one runs re-runs it after its lease.
@@ -55,7 +59,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DispatcherPolicy:
     batch: int = 20
-    lease_s: float = 120.0  # > the SMTP/HTTP timeouts; hooks get their own timeout + this
+    lease_s: float = 20.0  # renewed every third of it while a pass holds the rows
     base_backoff_s: float = 30.0
     max_backoff_s: float = 3600.0
     max_attempts: int = 30  # ~ a day of retries with the defaults
@@ -137,14 +141,36 @@ class Dispatcher:
             )
             claimed = []
             for row in session.scalars(due):
-                lease = self.policy.lease_s
-                if row.kind == KIND_HOOK:
-                    lease += float(row.payload.get("timeout_s", 300.0))
                 row.status = "sending"
                 row.attempts += 1
-                row.next_attempt_at = now + timedelta(seconds=lease)
+                row.next_attempt_at = now + timedelta(seconds=self.policy.lease_s)
                 claimed.append((row.id, row.kind, dict(row.payload), row.attempts))
             return claimed
+
+    def _renew(self, held: dict[str, int]) -> None:
+        """Extend the lease of the rows this pass still holds (``id -> attempts`` of the claim)."""
+        until = utcnow() + timedelta(seconds=self.policy.lease_s)
+        with self._db.session() as session:
+            for row_id, attempts in held.items():
+                session.execute(
+                    update(m.Outbox)
+                    .where(
+                        m.Outbox.id == row_id,
+                        m.Outbox.status == "sending",
+                        m.Outbox.attempts == attempts,
+                    )
+                    .values(next_attempt_at=until)
+                )
+
+    async def _keep_leases(self, held: dict[str, int]) -> None:
+        """Renew ``held`` every third of the lease until cancelled (the pass is over)."""
+        while True:
+            await asyncio.sleep(self.policy.lease_s / 3)
+            if held:
+                try:
+                    await asyncio.to_thread(self._renew, dict(held))
+                except Exception:  # the next renewal tries again; the lease covers a miss
+                    log.warning("outbox: renewing the leases failed", exc_info=True)
 
     def _mark(
         self,
@@ -286,9 +312,19 @@ class Dispatcher:
         """One pass: claim due rows and deliver them; returns counts by outcome."""
         claimed = await asyncio.to_thread(self._claim, now or utcnow())
         outcome: dict[str, int] = {}
-        for row_id, kind, payload, attempts in claimed:
-            result = await self._deliver(row_id, kind, payload, attempts)
-            outcome[result] = outcome.get(result, 0) + 1
+        if not claimed:
+            return outcome
+        held = {row_id: attempts for row_id, _kind, _payload, attempts in claimed}
+        keeper = asyncio.create_task(self._keep_leases(held))
+        try:
+            for row_id, kind, payload, attempts in claimed:
+                result = await self._deliver(row_id, kind, payload, attempts)
+                held.pop(row_id, None)
+                outcome[result] = outcome.get(result, 0) + 1
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         return outcome
 
     async def run(self, stop: asyncio.Event) -> None:
