@@ -196,6 +196,8 @@ async def test_jobs_tasks_and_status(api: httpx.AsyncClient) -> None:
     aborted = (await api.patch(f"/jobs/{jid}", json={"status": "aborted"})).json()
     assert aborted["status"] == "aborted"
     assert (await api.get("/jobs", params={"finished": "false"})).json()["total"] == 0
+    assert (await api.get("/jobs", params={"active": "true"})).json()["total"] == 0
+    assert (await api.get("/jobs", params={"active": "false"})).json()["total"] == 1
     assert (await api.delete(f"/jobs/{jid}")).status_code == 204
     _error(await api.get(f"/jobs/{jid}"), 404, "not_found")
 

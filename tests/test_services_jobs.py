@@ -510,3 +510,25 @@ def test_deleting_a_user_aborts_and_hands_over_their_jobs(
     assert event.detail["aborted"] == [live.id]
     with pytest.raises(PermissionDeniedError):
         audit.list_events(database, studio["standard"])
+
+
+def test_a_failed_job_is_not_finished_and_not_active(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    """``finished=False`` keeps accsyn's meaning (a failed job can be retried: not finished);
+    ``active`` is the web UI's Active and ``job list --active`` (a failed job has ended)."""
+    admin = studio["admin"]
+    failed = jobs.submit_job(database, admin, {"source": "proj001/f", "destination": "site=london"})
+    waiting = jobs.submit_job(
+        database, admin, {"source": "proj001/w", "destination": "site=london"}
+    )
+    with database.session() as session:
+        session.get(m.Job, failed.id).status = "failed"  # as the rollup leaves a job that failed
+    unfinished = {j.id for j in jobs.list_jobs(database, admin, finished=False).items}
+    assert {failed.id, waiting.id} <= unfinished
+    active = {j.id for j in jobs.list_jobs(database, admin, active=True).items}
+    assert waiting.id in active
+    assert failed.id not in active
+    ended = {j.id for j in jobs.list_jobs(database, admin, active=False).items}
+    assert failed.id in ended
+    assert waiting.id not in ended

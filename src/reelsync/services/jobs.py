@@ -32,6 +32,7 @@ from reelsync.domain.ids import new_entity_id
 from reelsync.domain.jobspec import parse_job_spec
 from reelsync.domain.records import Actor, Job, Page
 from reelsync.domain.status import (
+    JOB_ACTIVE,
     JOB_FINISHED,
     JobStatus,
     TaskStatus,
@@ -261,13 +262,17 @@ def _status_values(status: str | list[str]) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class JobFilter:
     """What a job list asks for (all optional). ``finished``: None = all, False = not done or
-    aborted (the live jobs), True = only those. ``where`` is a further SQL condition on the job,
-    its user (``m.User``) and queue (``m.Queue``), e.g. a translated accsyn query."""
+    aborted (accsyn's meaning: a failed job is not finished, it can be retried), True = only
+    those. ``active``: True = init, waiting, running or paused (the web UI's Active and
+    ``reelsync job list --active``: a failed job has ended), False = the others. ``where`` is a
+    further SQL condition on the job, its user (``m.User``) and queue (``m.Queue``), e.g. a
+    translated accsyn query."""
 
     status: str | list[str] | None = None
     queue: str | None = None
     user: str | None = None
     finished: bool | None = None
+    active: bool | None = None
     name: str | None = None
     search: str | None = None  # words the name contains
     site: str | None = None  # from or to that site
@@ -303,6 +308,9 @@ def _conditions(session: Session, actor: Actor, wanted: JobFilter) -> list[Colum
     elif wanted.finished is False:
         # literal SQL: served by the partial index ix_job_live
         where.append(text(m.LIVE_JOB).self_group())  # type: ignore[arg-type]
+    if wanted.active is not None:
+        live = m.Job.status.in_([s.value for s in JOB_ACTIVE])
+        where.append(live if wanted.active else ~live)
     if wanted.where is not None:
         where.append(wanted.where)
     return where
@@ -335,6 +343,7 @@ def list_jobs(
     queue: str | None = None,
     user: str | None = None,
     finished: bool | None = None,
+    active: bool | None = None,
     name: str | None = None,
     search: str | None = None,
     site: str | None = None,
@@ -345,8 +354,9 @@ def list_jobs(
     after: str | None = None,
 ) -> Page[Job]:
     """Jobs, newest first. ``finished``: None = all, False = not done/aborted, True = only those;
-    ``search``: words the name contains; ``site``: from or to that site; ``since``/``until``:
-    created in ``[since, until)``.
+    ``active``: True = init/waiting/running/paused (what the web UI calls Active; see
+    :class:`JobFilter`); ``search``: words the name contains; ``site``: from or to that site;
+    ``since``/``until``: created in ``[since, until)``.
 
     Pages by key: pass the previous page's ``next`` as ``after`` (a deep page then costs what the
     first does); ``offset`` still works but skips rows one by one. ``total`` is exact up to
@@ -359,6 +369,7 @@ def list_jobs(
         queue=queue,
         user=user,
         finished=finished,
+        active=active,
         name=name,
         search=search,
         site=site,

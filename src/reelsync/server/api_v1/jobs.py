@@ -53,7 +53,16 @@ def list_jobs(
     queue: str | None = None,
     user: str | None = None,
     name: str | None = None,
-    finished: bool | None = None,
+    finished: bool | None = Query(
+        None,
+        description="false: not done or aborted (accsyn's meaning: a failed job is not finished,"
+        " it can be retried); true: done or aborted",
+    ),
+    active: bool | None = Query(
+        None,
+        description="true: init, waiting, running or paused (the web UI's Active and `reelsync"
+        " job list --active`: a failed job has ended); false: the others",
+    ),
     limit: int = Query(100, ge=1, le=jobs.MAX_PAGE),
     offset: int = Query(0, ge=0),
     after: str | None = Query(
@@ -71,6 +80,7 @@ def list_jobs(
             user=user,
             name=name,
             finished=finished,
+            active=active,
             limit=limit,
             offset=offset,
             after=after,
