@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
 from reelsync.config import ServerConfig, SmtpConfig
 from reelsync.db import Database
@@ -21,6 +22,10 @@ from reelsync.domain.fileops import FileOp, FileRequest
 from reelsync.domain.records import Actor, ServerStatus
 from reelsync.errors import NotFoundError
 from reelsync.server.app import create_app
+from reelsync.server.ui import admin as ui_admin
+from reelsync.server.ui import events as ui_events
+from reelsync.server.ui import pages as ui_pages
+from reelsync.server.ui import transfer as ui_transfer
 from reelsync.server.ui.sessions import COOKIE_NAME
 from reelsync.services import (
     acls,
@@ -494,3 +499,29 @@ def test_server_push_ends_when_the_session_is_signed_out(
         again = client.get("/ui/events/jobs", follow_redirects=False)
         assert again.status_code == 303
         assert again.headers["location"].startswith("/ui/login")
+
+
+async def test_every_ui_form_refuses_a_post_without_its_csrf_token(
+    browser: httpx.AsyncClient, world: World, database: Database
+) -> None:
+    """Every POST route of the UI's routers (so a new one is covered too) answers 403 to a
+    signed-in admin's form without the session's CSRF token; sign-in is the one exception
+    (there is no session yet: it is guarded by the origin check)."""
+    del database
+    posts = sorted(
+        route.path
+        for module in (ui_admin, ui_events, ui_pages, ui_transfer)
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+        and route.path.startswith("/ui/")
+        and "POST" in route.methods
+        and route.path != "/ui/login"
+    )
+    assert len(posts) >= 15, posts
+    await sign_in(browser, world.admin_key)
+    for path in posts:
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        answer = await browser.post(url, data={"csrf": "forged", "code": "x"}, headers=FORM)
+        assert answer.status_code == 403, (path, answer.status_code)
+        assert "this form is stale" in answer.text, path
+    assert (await browser.get("/ui/")).status_code == 200  # still signed in: nothing was done

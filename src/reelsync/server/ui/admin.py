@@ -245,29 +245,69 @@ for _name in PAGES:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FormChange:
+    """What a set-up form's change works with: the database, the signed-in user, the form's
+    fields and the address's parameters (``ref``, ``server_id``, ...)."""
+
+    db: Database
+    actor: Actor
+    form: Mapping[str, str]
+    params: Mapping[str, str]
+
+    def text(self, name: str) -> str:
+        return _text(self.form, name)
+
+    def flag(self, name: str) -> bool:
+        return _flag(self.form, name)
+
+
+def _back_to(form: Mapping[str, str]) -> str:
+    """The page a grant form came from (the users or the volumes page)."""
+    return "users" if form.get("back") == "users" else "volumes"
+
+
+FromForm = str | Callable[[Mapping[str, str]], str]  # a fixed value, or one chosen by the form
+
+
+def form_route(
+    path: str, page: FromForm, notice: FromForm
+) -> Callable[[Callable[[FormChange], object]], Callable[[FormChange], object]]:
+    """Register ``change`` as the POST of ``path``: the CSRF check, the change in one transaction,
+    then back to ``page`` with ``notice``, or the page again with the error (:func:`_change`)."""
+
+    def register(change: Callable[[FormChange], object]) -> Callable[[FormChange], object]:
+        def handler(
+            request: Request, db: DatabaseDep, session: SessionDep, form: FormDep
+        ) -> Response:
+            back = page(form) if callable(page) else page
+            done = notice(form) if callable(notice) else notice
+            params = {k: str(v) for k, v in request.path_params.items()}
+            return _change(
+                request, db, session, form, back, done,
+                lambda: change(FormChange(db, session.actor, form, params)),
+            )  # fmt: skip
+
+        handler.__name__ = change.__name__
+        router.add_api_route(f"/{path}", handler, methods=["POST"])
+        return change
+
+    return register
+
+
 # -- sites -----------------------------------------------------------------------------------
 
 
-@router.post("/sites")
-def create_site(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
-    return _change(
-        request, db, session, form, "sites", "site-created",
-        lambda: sites.create_site(
-            db, session.actor, code=_text(form, "code"), name=_text(form, "name") or None
-        ),
-    )  # fmt: skip
+@form_route("sites", "sites", "site-created")
+def create_site(c: FormChange) -> object:
+    return sites.create_site(c.db, c.actor, code=c.text("code"), name=c.text("name") or None)
 
 
-@router.post("/sites/{ref}")
-def edit_site(
-    request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
-) -> Response:
-    return _change(
-        request, db, session, form, "sites", "site-saved",
-        lambda: sites.update_site(
-            db, session.actor, ref, name=_text(form, "name"), enabled=_flag(form, "enabled")
-        ),
-    )  # fmt: skip
+@form_route("sites/{ref}", "sites", "site-saved")
+def edit_site(c: FormChange) -> object:
+    return sites.update_site(
+        c.db, c.actor, c.params["ref"], name=c.text("name"), enabled=c.flag("enabled")
+    )
 
 
 # -- agents ----------------------------------------------------------------------------------
@@ -297,144 +337,102 @@ def ca_file(request: Request, session: SessionDep) -> Response:
     return FileResponse(config.ca_file, media_type="application/x-pem-file", filename="ca.crt")
 
 
-@router.post("/agents/{server_id}")
-def edit_agent(
-    request: Request, server_id: str, db: DatabaseDep, session: SessionDep, form: FormDep
-) -> Response:
-    def change() -> object:
-        limit = _text(form, "limit_mib_s")
-        value = _number(limit, "the limit (MiB/s)") if limit else 0.0
-        if value < 0:
-            raise ValidationError("the limit must be positive MiB/s, or empty for none")
-        return servers.update_server(
-            db,
-            session.actor,
-            server_id,
-            bandwidth_limit=value * MIB,
-            status="enabled" if _flag(form, "enabled") else "disabled",
-        )
-
-    return _change(request, db, session, form, "agents", "agent-saved", change)
+@form_route("agents/{server_id}", "agents", "agent-saved")
+def edit_agent(c: FormChange) -> object:
+    limit = c.text("limit_mib_s")
+    value = _number(limit, "the limit (MiB/s)") if limit else 0.0
+    if value < 0:
+        raise ValidationError("the limit must be positive MiB/s, or empty for none")
+    return servers.update_server(
+        c.db,
+        c.actor,
+        c.params["server_id"],
+        bandwidth_limit=value * MIB,
+        status="enabled" if c.flag("enabled") else "disabled",
+    )
 
 
-@router.post("/agents/{server_id}/revoke")
-def revoke_agent(
-    request: Request, server_id: str, db: DatabaseDep, session: SessionDep, form: FormDep
-) -> Response:
-    return _change(
-        request, db, session, form, "agents", "agent-revoked",
-        lambda: servers.revoke_server(db, session.actor, server_id),
-    )  # fmt: skip
+@form_route("agents/{server_id}/revoke", "agents", "agent-revoked")
+def revoke_agent(c: FormChange) -> object:
+    return servers.revoke_server(c.db, c.actor, c.params["server_id"])
 
 
 # -- volumes ---------------------------------------------------------------------------------
 
 
-def _paths(form: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name[len("path:") :]: value.strip()
-        for name, value in form.items()
-        if name.startswith("path:") and value.strip()
-    }
+def _paths(form: Mapping[str, str], *, keep_empty: bool = False) -> dict[str, str | None]:
+    """The ``path:SITE`` fields; an empty one is None when ``keep_empty`` (it removes the path)."""
+    found: dict[str, str | None] = {}
+    for name, value in form.items():
+        if name.startswith("path:") and (value.strip() or keep_empty):
+            found[name[len("path:") :]] = value.strip() or None
+    return found
 
 
-@router.post("/volumes")
-def create_volume(
-    request: Request, db: DatabaseDep, session: SessionDep, form: FormDep
-) -> Response:
-    return _change(
-        request, db, session, form, "volumes", "volume-created",
-        lambda: volumes.create_volume(
-            db, session.actor, code=_text(form, "code"), name=_text(form, "name") or None,
-            default=_flag(form, "default"), paths=_paths(form),
-        ),
+@form_route("volumes", "volumes", "volume-created")
+def create_volume(c: FormChange) -> object:
+    paths = {site: path for site, path in _paths(c.form).items() if path}
+    return volumes.create_volume(
+        c.db, c.actor, code=c.text("code"), name=c.text("name") or None,
+        default=c.flag("default"), paths=paths,
     )  # fmt: skip
 
 
-@router.post("/volumes/{ref}")
-def edit_volume(
-    request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
-) -> Response:
-    def change() -> object:
-        paths: dict[str, str | None] = {
-            name[len("path:") :]: value.strip() or None
-            for name, value in form.items()
-            if name.startswith("path:")
-        }
-        return volumes.update_volume(
-            db, session.actor, ref, enabled=_flag(form, "enabled"), paths=paths
-        )
-
-    return _change(request, db, session, form, "volumes", "volume-saved", change)
-
-
-@router.post("/grants")
-def add_grant(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
-    back = "users" if form.get("back") == "users" else "volumes"
-    return _change(
-        request, db, session, form, back, "grant-added",
-        lambda: acls.grant(
-            db, session.actor, user=_text(form, "user"), volume=_text(form, "volume"),
-            path=_text(form, "path") or None, read=_flag(form, "read"),
-            write=_flag(form, "write"),
-        ),
+@form_route("volumes/{ref}", "volumes", "volume-saved")
+def edit_volume(c: FormChange) -> object:
+    return volumes.update_volume(
+        c.db, c.actor, c.params["ref"], enabled=c.flag("enabled"),
+        paths=_paths(c.form, keep_empty=True),
     )  # fmt: skip
 
 
-@router.post("/grants/{acl_id}/remove")
-def remove_grant(
-    request: Request, acl_id: str, db: DatabaseDep, session: SessionDep, form: FormDep
-) -> Response:
-    back = "users" if form.get("back") == "users" else "volumes"
-    return _change(
-        request, db, session, form, back, "grant-removed",
-        lambda: acls.revoke_acl(db, session.actor, acl_id),
+@form_route("grants", _back_to, "grant-added")
+def add_grant(c: FormChange) -> object:
+    return acls.grant(
+        c.db, c.actor, user=c.text("user"), volume=c.text("volume"),
+        path=c.text("path") or None, read=c.flag("read"), write=c.flag("write"),
     )  # fmt: skip
+
+
+@form_route("grants/{acl_id}/remove", _back_to, "grant-removed")
+def remove_grant(c: FormChange) -> object:
+    acls.revoke_acl(c.db, c.actor, c.params["acl_id"])
+    return None
 
 
 # -- queues ----------------------------------------------------------------------------------
 
 
-@router.post("/queues")
-def create_queue(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
-    return _change(
-        request, db, session, form, "queues", "queue-created",
-        lambda: queues.create_queue(
-            db, session.actor, code=_text(form, "code"), name=_text(form, "name") or None,
-            priority=_whole(_text(form, "priority") or "500", "the priority"),
-        ),
+@form_route("queues", "queues", "queue-created")
+def create_queue(c: FormChange) -> object:
+    return queues.create_queue(
+        c.db, c.actor, code=c.text("code"), name=c.text("name") or None,
+        priority=_whole(c.text("priority") or "500", "the priority"),
     )  # fmt: skip
 
 
-@router.post("/queues/{ref}")
-def edit_queue(
-    request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
-) -> Response:
-    def change() -> object:
-        weight = _text(form, "queue_weight")
-        if weight and _number(weight, "the weight") <= 0:
-            raise ValidationError("the weight must be a positive number")
-        queue = queues.update_queue(
-            db,
-            session.actor,
-            ref,
-            priority=_whole(_text(form, "priority"), "the priority"),
-            paused=_flag(form, "paused"),
-        )
-        current = settings.list_settings(db, session.actor, scope="queue", target=queue.code)
-        for key in QUEUE_SETTINGS:
-            value = _text(form, key)
-            if value:
-                settings.set_setting(
-                    db, session.actor, scope="queue", key=key, value=value, target=queue.code
-                )
-            elif key in current:
-                settings.delete_setting(
-                    db, session.actor, scope="queue", key=key, target=queue.code
-                )
-        return queue
-
-    return _change(request, db, session, form, "queues", "queue-saved", change)
+@form_route("queues/{ref}", "queues", "queue-saved")
+def edit_queue(c: FormChange) -> object:
+    weight = c.text("queue_weight")
+    if weight and _number(weight, "the weight") <= 0:
+        raise ValidationError("the weight must be a positive number")
+    queue = queues.update_queue(
+        c.db,
+        c.actor,
+        c.params["ref"],
+        priority=_whole(c.text("priority"), "the priority"),
+        paused=c.flag("paused"),
+    )
+    current = settings.list_settings(c.db, c.actor, scope="queue", target=queue.code)
+    for key in QUEUE_SETTINGS:
+        value = c.text(key)
+        if value:
+            settings.set_setting(
+                c.db, c.actor, scope="queue", key=key, value=value, target=queue.code
+            )
+        elif key in current:
+            settings.delete_setting(c.db, c.actor, scope="queue", key=key, target=queue.code)
+    return queue
 
 
 # -- users -----------------------------------------------------------------------------------
@@ -467,24 +465,14 @@ def _new_user(db: Database, actor: Actor, form: Mapping[str, str]) -> tuple[User
     return user, apikeys.create_api_key(db, actor, user.id, description="web UI")[1]
 
 
-@router.post("/users/{ref}")
-def edit_user(
-    request: Request, ref: str, db: DatabaseDep, session: SessionDep, form: FormDep
-) -> Response:
-    def change() -> object:
-        if session.actor.is_admin:
-            users.update_user(
-                db,
-                session.actor,
-                ref,
-                role=_text(form, "role") or None,
-                enabled=_flag(form, "enabled"),
-            )
-        return users.update_preferences(
-            db, session.actor, ref, email_opt_out=_flag(form, "email_opt_out")
+@form_route("users/{ref}", "users", "user-saved")
+def edit_user(c: FormChange) -> object:
+    ref = c.params["ref"]
+    if c.actor.is_admin:
+        users.update_user(
+            c.db, c.actor, ref, role=c.text("role") or None, enabled=c.flag("enabled")
         )
-
-    return _change(request, db, session, form, "users", "user-saved", change)
+    return users.update_preferences(c.db, c.actor, ref, email_opt_out=c.flag("email_opt_out"))
 
 
 @router.post("/users/{ref}/keys", response_class=HTMLResponse)
@@ -502,30 +490,23 @@ def create_key(
     return show(request, db, session, "users", new_key=plain, key_user=user)
 
 
-@router.post("/users/{ref}/keys/{key_id}/revoke")
-def revoke_key(
-    request: Request, ref: str, key_id: str, db: DatabaseDep, session: SessionDep, form: FormDep
-) -> Response:
-    return _change(
-        request, db, session, form, "users", "key-revoked",
-        lambda: apikeys.revoke_api_key(db, session.actor, ref, key_id),
-    )  # fmt: skip
+@form_route("users/{ref}/keys/{key_id}/revoke", "users", "key-revoked")
+def revoke_key(c: FormChange) -> object:
+    return apikeys.revoke_api_key(c.db, c.actor, c.params["ref"], c.params["key_id"])
 
 
 # -- workspace settings ----------------------------------------------------------------------
 
 
-@router.post("/settings")
-def save_setting(request: Request, db: DatabaseDep, session: SessionDep, form: FormDep) -> Response:
-    key = _text(form, "key")
-    if _flag(form, "remove"):
-        return _change(
-            request, db, session, form, "settings", "setting-removed",
-            lambda: settings.delete_setting(db, session.actor, scope="workspace", key=key),
-        )  # fmt: skip
-    return _change(
-        request, db, session, form, "settings", "setting-saved",
-        lambda: settings.set_setting(
-            db, session.actor, scope="workspace", key=key, value=form.get("value", "")
-        ),
-    )  # fmt: skip
+def _setting_notice(form: Mapping[str, str]) -> str:
+    return "setting-removed" if _flag(form, "remove") else "setting-saved"
+
+
+@form_route("settings", "settings", _setting_notice)
+def save_setting(c: FormChange) -> object:
+    key = c.text("key")
+    if c.flag("remove"):
+        return settings.delete_setting(c.db, c.actor, scope="workspace", key=key)
+    return settings.set_setting(
+        c.db, c.actor, scope="workspace", key=key, value=c.form.get("value", "")
+    )
