@@ -14,6 +14,7 @@ from reelsync.db import models as m
 from reelsync.domain.query import evaluate, parse_query
 from reelsync.domain.records import Actor, Role
 from reelsync.errors import UnavailableError, ValidationError
+from reelsync.scheduler.reports import _unsized_task_query
 from reelsync.server.accsyn.selection import _resolve
 from reelsync.server.accsyn.shapes import Parties, job_record
 from reelsync.services import jobquery, jobs, queues, sites, tasks, users, volumes
@@ -228,5 +229,9 @@ def test_sqlite_lists_are_served_by_indexes(tmp_path: Any) -> None:
             task_plan = _plan(database, sql)
             assert "ix_task_job_order" in task_plan
             assert "TEMP B-TREE" not in task_plan
+        # the progress rule's question on every report: a lookup, not a walk of the job
+        unsized = _unsized_task_query("x")
+        unsized_sql = str(unsized.compile(database.engine, compile_kwargs={"literal_binds": True}))
+        assert "USING INDEX ix_task_unsized" in _plan(database, unsized_sql)
     finally:
         database.dispose()

@@ -344,6 +344,13 @@ class Task(Base):
         ),
         # a job's tasks in uri order ("2" before "10"), paged by key: no sort of the whole job
         Index("ix_task_job_order", "job_id", func.length(text("uri")), "uri"),
+        # the progress rule's "is any size still unknown?": a lookup, not a walk of the job
+        Index(
+            "ix_task_unsized",
+            "job_id",
+            sqlite_where=text("size IS NULL"),
+            postgresql_where=text("size IS NULL"),
+        ),
         # pruning finished tasks older than N days
         Index(
             "ix_task_finished",

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from reelsync.db import Database
@@ -252,19 +252,22 @@ def _add_bytes(session: Session, job: m.Job, delta: int, now: datetime) -> None:
     job.modified = now
 
 
-def _sizes_unknown(session: Session, job_id: str) -> bool:
+def _unsized_task_query(job_id: str) -> Select[tuple[str]]:
+    """One task of ``job_id`` whose size is unknown (served by ``ix_task_unsized``: a lookup
+    whatever the job's size, since it runs on every progress report)."""
     return (
-        session.scalar(
-            select(m.Task.id)
-            .where(
-                m.Task.job_id == job_id,
-                m.Task.size.is_(None),
-                m.Task.status != TaskStatus.EXCLUDED.value,
-            )
-            .limit(1)
+        select(m.Task.id)
+        .where(
+            m.Task.job_id == job_id,
+            m.Task.size.is_(None),
+            m.Task.status != TaskStatus.EXCLUDED.value,
         )
-        is not None
+        .limit(1)
     )
+
+
+def _sizes_unknown(session: Session, job_id: str) -> bool:
+    return session.scalar(_unsized_task_query(job_id)) is not None
 
 
 def update_speed(job: m.Job, now: datetime) -> None:
