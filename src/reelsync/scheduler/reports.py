@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
@@ -252,7 +253,7 @@ def _add_bytes(session: Session, job: m.Job, delta: int, now: datetime) -> None:
     job.modified = now
 
 
-def _unsized_task_query(job_id: str) -> Select[tuple[str]]:
+def _unsized_task_query(job_id: str) -> Select[Any]:
     """One task of ``job_id`` whose size is unknown (served by ``ix_task_unsized``: a lookup
     whatever the job's size, since it runs on every progress report)."""
     return (
