@@ -525,3 +525,27 @@ async def test_every_ui_form_refuses_a_post_without_its_csrf_token(
         assert answer.status_code == 403, (path, answer.status_code)
         assert "this form is stale" in answer.text, path
     assert (await browser.get("/ui/")).status_code == 200  # still signed in: nothing was done
+
+
+async def test_an_employee_changes_only_their_own_account(
+    browser: httpx.AsyncClient, world: World, database: Database, admin: Actor
+) -> None:
+    """The account forms go through the services as the signed-in user: another user's e-mail
+    preference, API keys and role stay out of an employee's reach."""
+    bob = users.get_user(database, admin, "bob@acmepost.com")
+    await sign_in(browser, world.alice_key)
+    for action, fields in (
+        (f"/ui/users/{bob.id}", {"email_opt_out": "on", "role": "admin", "enabled": "on"}),
+        (f"/ui/users/{bob.id}/keys", {"description": "mine now"}),
+        (f"/ui/users/{bob.id}/keys/{world.bob_key_id}/revoke", {}),
+    ):
+        refused = await post(browser, "/ui/users", action, **fields)
+        assert refused.status_code in (403, 404), (action, refused.status_code)
+    assert not users.get_preferences(database, admin, bob.id).email_opt_out
+    assert users.get_user(database, admin, bob.id).role == bob.role
+    live = [k for k in apikeys.list_api_keys(database, admin, bob.id) if k.revoked_at is None]
+    assert [k.id for k in live] == [world.bob_key_id]
+    alice = users.get_user(database, admin, "alice@acmepost.com")
+    refused = await post(browser, "/ui/users", f"/ui/users/{alice.id}", role="admin")
+    assert refused.status_code == 303  # her own preferences saved; the role field is not hers
+    assert users.get_user(database, admin, alice.id).role == "employee"
