@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from reelsync.domain.paths import covers
 from reelsync.domain.syncjob import (
     Direction,
     by_project,
@@ -69,3 +70,11 @@ def test_only_admins_and_employees_sync() -> None:
     check_may_sync("e@x", "employee")
     with pytest.raises(PermissionDeniedError, match=r"s@x \(standard\) may not transfer"):
         check_may_sync("s@x", "standard")
+
+
+def test_a_grant_covers_its_path_and_below_never_a_sibling() -> None:
+    assert covers("", "proj001/sc0010")
+    assert covers("proj001", "proj001")
+    assert covers("proj001", "proj001/sc0010")
+    assert not covers("proj001", "proj0012/sc0010")
+    assert not covers("proj001/sc0010", "proj001")

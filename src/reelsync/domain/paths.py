@@ -21,6 +21,7 @@ __all__ = [
     "MAX_PATH_BYTES",
     "PART_SUFFIX",
     "check_path_rules",
+    "covers",
     "is_reserved_name",
     "shorten",
 ]
@@ -78,3 +79,9 @@ def check_path_rules(path: str) -> None:
                 f"path {shorten(path)} names a reelsync temporary file "
                 f"(names ending in {PART_SUFFIX} or {JOURNAL_SUFFIX} are reserved)"
             )
+
+
+def covers(grant_path: str, path: str) -> bool:
+    """Whether a grant on ``grant_path`` (volume-relative; empty: the whole volume) covers
+    ``path``: the same path or one below it, never a sibling sharing its prefix."""
+    return not grant_path or path == grant_path or path.startswith(grant_path + "/")

@@ -25,6 +25,7 @@ from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.ids import new_entity_id
 from reelsync.domain.party import normalise_relative
+from reelsync.domain.paths import covers
 from reelsync.domain.records import Acl, Actor, Role
 from reelsync.errors import NotFoundError, PermissionDeniedError, ValidationError
 from reelsync.services.auth import require_admin
@@ -50,10 +51,6 @@ class _Grant:
     write: bool
 
 
-def _covers(grant_path: str, path: str) -> bool:
-    return not grant_path or path == grant_path or path.startswith(grant_path + "/")
-
-
 def _scope(
     admin: bool,
     grants: Iterable[_Grant],
@@ -67,7 +64,7 @@ def _scope(
         return ""
     best: str | None = None
     for g in grants:
-        if g.volume_id != volume_id or not _covers(g.path, path):
+        if g.volume_id != volume_id or not covers(g.path, path):
             continue
         if (read and not g.read) or (write and not g.write):
             continue
@@ -91,7 +88,7 @@ class AccessRules:
             return True
         can_read = can_write = False
         for g in self._grants:
-            if g.volume_id == volume_id and _covers(g.path, path):
+            if g.volume_id == volume_id and covers(g.path, path):
                 can_read = can_read or g.read
                 can_write = can_write or g.write
         return (can_read or not read) and (can_write or not write)

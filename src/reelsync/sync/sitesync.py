@@ -32,6 +32,7 @@ from typing import Any
 
 from reelsync.client import Entity, Session
 from reelsync.domain.party import normalise_relative
+from reelsync.domain.paths import covers
 from reelsync.domain.syncjob import (
     Direction,
     by_project,
@@ -190,10 +191,6 @@ def _check_agents(session: Session, *sites: str) -> None:
             )
 
 
-def _covers(grant_path: str, path: str) -> bool:
-    return not grant_path or path == grant_path or path.startswith(grant_path + "/")
-
-
 def _check_access(
     session: Session, me: Mapping[str, Any], volume: Mapping[str, Any], paths: Sequence[str]
 ) -> None:
@@ -207,7 +204,7 @@ def _check_access(
         if g.get("volume_id") == volume.get("id") or g.get("volume") == volume.get("code")
     ]
     for path in paths:
-        rights = [g for g in grants if _covers(str(g.get("path") or ""), path)]
+        rights = [g for g in grants if covers(str(g.get("path") or ""), path)]
         for need in ("read", "write"):
             if not any(g.get(need) for g in rights):
                 raise PermissionDeniedError(
