@@ -5,8 +5,10 @@ same size and mtime, ``fail`` when the path is refused, else ``send`` with the c
 left by an earlier session still holds (re-read and re-hashed: resume). Every chunk and batch
 entry is checked against its xxh3-128 checksum before it is written; a mismatch is nacked. A large
 file is published (fsync, mode, mtime, rename) once every chunk is verified and the sender's
-FILE_END digest equals the digest of the verified chunks. A lost connection keeps part files and
-journals for the next session; FileAbort discards them.
+FILE_END digest equals the digest of the verified chunks. The small files of a batch are published
+as one group (written, one durable step, renamed, each folder fsynced once) before their
+FILE_DONE. A lost connection keeps part files and journals for the next session; FileAbort
+discards them.
 
 Chunks and batches are verified and written by the reader thread of the stream they arrive on
 (the stream's inline handler, see engine/stream.py); the event loop only hears the outcome
@@ -44,7 +46,7 @@ from reelsync.errors import (
     TransferError,
     error_from_code,
 )
-from reelsync.fs import PartFile, Volume, same_file, write_whole_file
+from reelsync.fs import PartFile, Volume, WholeFile, same_file, write_whole_files
 from reelsync.protocol import (
     Ack,
     Batch,
@@ -87,7 +89,7 @@ class _Target:
     volume: Volume
     rel: str
     chunks: int
-    path: str | None = None  # resolved while planning (see write_whole_file)
+    path: str | None = None  # resolved while planning (see write_whole_files)
     part: PartFile | None = None
     checksums: dict[int, bytes] = field(default_factory=dict)
     end_digest: bytes | None = None
@@ -593,7 +595,11 @@ class ReceiveSession(OpenWork):
     def _write_batch(
         self, entries: tuple[BatchEntry, ...]
     ) -> list[tuple[_Target, bytes | ReelsyncError | None]]:
+        """Verify a batch's files, then publish the good ones as one group (one durable step,
+        see :func:`~reelsync.fs.write_whole_files`): none is reported done before it is."""
         out: list[tuple[_Target, bytes | ReelsyncError | None]] = []
+        group: list[tuple[_Target, bytes]] = []
+        files: list[WholeFile] = []
         for e in entries:
             t = self.targets.get(e.file_id)
             if t is None:
@@ -608,23 +614,11 @@ class ReceiveSession(OpenWork):
             if chunk_checksum(e.data) != e.checksum:
                 out.append((t, None))  # nack
                 continue
-            try:
-                write_whole_file(
-                    t.volume,
-                    t.rel,
-                    e.data,
-                    mode=t.entry.mode,
-                    mtime_ns=t.entry.mtime_ns,
-                    fsync=self.settings.fsync,
-                    resolved=t.path,
-                )
-            except ReelsyncError as exc:
-                out.append((t, exc))
-                continue
-            except OSError as exc:
-                out.append((t, TransferError(f"cannot write {t.volume.code}:{t.rel}: {exc}")))
-                continue
-            out.append((t, e.checksum))
+            group.append((t, e.checksum))
+            files.append(WholeFile(t.volume, t.rel, e.data, t.entry.mode, t.entry.mtime_ns, t.path))
+        errors = write_whole_files(files, fsync=self.settings.fsync) if files else []
+        for (t, checksum), error in zip(group, errors, strict=True):
+            out.append((t, checksum if error is None else error))
         return out
 
     async def _on_batch(self, stream: FrameStream, ev: _BatchWritten) -> None:

@@ -4,7 +4,15 @@ of received files and the resume journal."""
 from __future__ import annotations
 
 from reelsync.fs.journal import JournalHeader, ResumeJournal
-from reelsync.fs.partfile import PartFile, is_unchanged, os_error, same_file, write_whole_file
+from reelsync.fs.partfile import (
+    PartFile,
+    WholeFile,
+    is_unchanged,
+    os_error,
+    same_file,
+    write_whole_file,
+    write_whole_files,
+)
 from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX, is_reserved_name, normalize_relpath
 from reelsync.fs.volume import Entry, Volume
 
@@ -16,10 +24,12 @@ __all__ = [
     "PartFile",
     "ResumeJournal",
     "Volume",
+    "WholeFile",
     "is_reserved_name",
     "is_unchanged",
     "normalize_relpath",
     "os_error",
     "same_file",
     "write_whole_file",
+    "write_whole_files",
 ]

@@ -8,31 +8,48 @@ symlink swapped into the path mid-transfer never redirects a write. The temporar
 preallocated to the file's size when it has more than one chunk, so a full disk fails at the
 start (a one-chunk file is one write, which fails at once anyway); chunks land with positional
 writes (``os.pwrite``, safe from several threads). Publishing fsyncs (unless told not to), sets the
-source's mode and mtime, then renames over the final name. Running out of space raises
-:class:`~reelsync.errors.DiskFullError` after removing the part file: nothing partial is ever
-visible under the final name. A part file left by a crash is resumed through its
+source's mode and mtime, then renames over the final name. Small files come in groups
+(:func:`write_whole_files`): every part file of the group is written, then one durable step
+covers them all (``syncfs(2)`` where the OS has it, else an fsync each), then all are renamed,
+then each folder is fsynced once, so durability is paid per group, not per file. Running out of
+space raises :class:`~reelsync.errors.DiskFullError` after removing the part file: nothing
+partial is ever visible under the final name. A part file left by a crash is resumed through its
 :class:`~reelsync.fs.journal.ResumeJournal`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import stat
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span
 from reelsync.errors import (
     ConflictError,
     DiskFullError,
+    ReelsyncError,
     TransferError,
 )
 from reelsync.fs.journal import JournalHeader, ResumeJournal
 from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX
 from reelsync.fs.volume import Volume, path_in_folder
 
-__all__ = ["PartFile", "is_unchanged", "os_error", "same_file", "write_whole_file"]
+__all__ = [
+    "PartFile",
+    "WholeFile",
+    "is_unchanged",
+    "os_error",
+    "same_file",
+    "write_whole_file",
+    "write_whole_files",
+]
 
 _WRITE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -92,6 +109,166 @@ def _finish(
     os.replace(part, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
 
 
+@dataclass(slots=True, eq=False)
+class WholeFile:
+    """A small file to publish in one go: its bytes, the source's mode and mtime, and ``resolved``
+    (what :meth:`Volume.lookup` returned for ``rel`` while planning, None to resolve it now)."""
+
+    volume: Volume
+    rel: str
+    data: bytes
+    mode: int
+    mtime_ns: int
+    resolved: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Staged:
+    index: int
+    where: str
+    folder_fd: int
+    part: str
+    name: str
+    fd: int = -1
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        func = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes, func.restype = [ctypes.c_int], ctypes.c_int
+    return cast(Callable[[int], int], func)
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _durable(fds: Sequence[int]) -> None:
+    """Make the data and metadata of these open files durable, paid once for the group: one
+    ``syncfs(2)`` per file system they are on where the OS has it (Linux; it reports writeback
+    errors since 5.8), else ``fsync`` of each. Raises OSError."""
+    if _SYNCFS is None or len(fds) == 1:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    by_device: dict[int, int] = {}
+    for fd in fds:
+        by_device.setdefault(os.fstat(fd).st_dev, fd)
+    for fd in by_device.values():
+        if _SYNCFS(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+
+def _stage(index: int, f: WholeFile) -> _Staged:
+    """Open the folder and write the part file of ``f`` (mode and mtime set, not yet durable)."""
+    final = f.resolved or f.volume.resolve_str(f.rel)
+    where = f"{f.volume.code}:{f.rel}"
+    if final == str(f.volume.real_root):
+        raise ConflictError(f"{where} is the volume root")
+    folder, _, name = final.rpartition("/")
+    try:
+        folder_fd = f.volume.open_folder(folder, f.rel)
+    except OSError as exc:
+        raise os_error(exc, where) from exc
+    s = _Staged(index, where, folder_fd, f".{name}{PART_SUFFIX}", name)
+    try:
+        s.fd = os.open(s.part, _WRITE_FLAGS | os.O_TRUNC, 0o600, dir_fd=s.folder_fd)
+        view = memoryview(f.data)
+        while view:
+            view = view[os.write(s.fd, view) :]
+        os.fchmod(s.fd, f.mode & 0o7777)
+        os.utime(s.fd, ns=(f.mtime_ns, f.mtime_ns))
+    except OSError as exc:
+        _drop(s)
+        raise os_error(exc, where) from exc
+    except BaseException:
+        _drop(s)
+        raise
+    return s
+
+
+def _drop(s: _Staged) -> None:
+    """Close and remove a staged part file (never published)."""
+    if s.fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(s.fd)
+        s.fd = -1
+    with contextlib.suppress(OSError):
+        os.unlink(s.part, dir_fd=s.folder_fd)
+    with contextlib.suppress(OSError):
+        os.close(s.folder_fd)
+
+
+def write_whole_files(
+    files: Sequence[WholeFile], *, fsync: bool = True
+) -> list[ReelsyncError | None]:
+    """Publish a group of small files with one durable step: every part file is written (mode
+    and mtime set), then made durable together (:func:`_durable`), then renamed over its final
+    name, then each folder is fsynced once; only then does this return. A crash at any point
+    leaves either the previous file or the complete new one under each final name (part files
+    at worst). Returns, per file in order, None when published, else its error. The folder of
+    each file is opened and proven to be that folder, the part file is opened in it with
+    ``O_NOFOLLOW`` and renamed over the final name, so a symlink planted since planning is
+    replaced or refused, never followed."""
+    errors: list[ReelsyncError | None] = [None] * len(files)
+    staged: list[_Staged] = []
+    try:
+        for i, f in enumerate(files):
+            try:
+                staged.append(_stage(i, f))
+            except ReelsyncError as exc:
+                errors[i] = exc
+        if fsync and staged:
+            try:
+                _durable([s.fd for s in staged])
+            except OSError as exc:
+                for s in staged:
+                    errors[s.index] = os_error(exc, s.where)
+                return errors
+        published: list[_Staged] = []
+        for s in staged:
+            try:
+                os.close(s.fd)
+                s.fd = -1
+                os.replace(s.part, s.name, src_dir_fd=s.folder_fd, dst_dir_fd=s.folder_fd)
+                published.append(s)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(s.part, dir_fd=s.folder_fd)
+                if isinstance(exc, IsADirectoryError):
+                    errors[s.index] = ConflictError(f"{s.where} exists and is a folder")
+                else:
+                    errors[s.index] = os_error(exc, s.where)
+        if fsync:
+            _sync_folders(published, errors)
+        return errors
+    finally:
+        for s in staged:
+            if errors[s.index] is not None or s.fd >= 0:
+                _drop(s)
+            else:
+                os.close(s.folder_fd)
+
+
+def _sync_folders(published: list[_Staged], errors: list[ReelsyncError | None]) -> None:
+    """fsync each folder of the published files once, so their renames are durable."""
+    seen: dict[tuple[int, int], list[_Staged]] = {}
+    for s in published:
+        st = os.fstat(s.folder_fd)
+        seen.setdefault((st.st_dev, st.st_ino), []).append(s)
+    for group in seen.values():
+        try:
+            os.fsync(group[0].folder_fd)
+        except OSError as exc:
+            for s in group:
+                errors[s.index] = os_error(exc, s.where)
+
+
 def write_whole_file(
     volume: Volume,
     rel: str,
@@ -102,38 +279,12 @@ def write_whole_file(
     fsync: bool = True,
     resolved: str | None = None,
 ) -> None:
-    """Publish a small file in one go (temp name, write, fsync, rename). ``resolved`` is what
-    :meth:`Volume.lookup` returned for ``rel`` while planning: the path is not resolved again
-    (the folder is opened and proven to be that folder, the temporary file is opened in it with
-    ``O_NOFOLLOW`` and renamed over the final name, so a symlink planted since is replaced or
-    refused, never followed). A folder in the way is found by the rename."""
-    final = resolved or volume.resolve_str(rel)
-    where = f"{volume.code}:{rel}"
-    if final == str(volume.real_root):
-        raise ConflictError(f"{where} is the volume root")
-    folder, _, name = final.rpartition("/")
-    part = f".{name}{PART_SUFFIX}"
-    folder_fd = volume.open_folder(folder, rel)
-    try:
-        try:
-            fd = os.open(part, _WRITE_FLAGS | os.O_TRUNC, 0o600, dir_fd=folder_fd)
-        except OSError as exc:
-            raise os_error(exc, where) from exc
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            _finish(fd, folder_fd, part, name, mode, mtime_ns, fsync)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(part, dir_fd=folder_fd)
-            if isinstance(exc, IsADirectoryError):
-                raise ConflictError(f"{where} exists and is a folder") from exc
-            raise os_error(exc, where) from exc
-    finally:
-        os.close(folder_fd)
+    """Publish one small file in one go (a group of one, see :func:`write_whole_files`)."""
+    (error,) = write_whole_files(
+        [WholeFile(volume, rel, data, mode, mtime_ns, resolved)], fsync=fsync
+    )
+    if error is not None:
+        raise error
 
 
 class PartFile:
