@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ import pytest
 from reelsync.config import ServerConfig
 from reelsync.db import Database
 from reelsync.domain.records import Actor
+from reelsync.server.accsyn.handlers import sizing
 from reelsync.server.app import create_app
 from reelsync.server.controlplane import routers
 from reelsync.services import acls, apikeys, jobs, users, webhooks
@@ -245,6 +247,24 @@ async def test_the_accsyn_api_holds_the_same_rules(studio: Studio) -> None:
     )
     assert anonymous.status_code == 401
     assert not problems, "\n".join(problems)
+
+
+async def test_a_silent_agent_does_not_hold_up_an_accsyn_submit(
+    studio: Studio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hq agent reads online but never answers (it does not poll): sizing the new job at
+    its source gives up after its budget, far inside the relay's 30 s, and the job is made with
+    its size left to the agents."""
+    monkeypatch.setattr(sizing, "BUDGET_S", 0.5)
+    started = time.monotonic()
+    answer = await _accsyn(studio, "admin", "POST", {
+        "uri": "job/create",
+        "data": {"tasks": [{"source": "share=projects/d.exr", "destination": "site=london"}]},
+    })  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert "result" in answer.json(), answer.text
+    assert answer.json()["result"][0].get("size") in (None, 0)
+    assert elapsed < 15, elapsed  # the relay alone would wait 30 s
 
 
 async def test_the_web_ui_sends_strangers_to_sign_in(studio: Studio) -> None:

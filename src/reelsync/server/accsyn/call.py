@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from reelsync.db import Database
 from reelsync.domain.fileops import FileRequest
@@ -23,8 +23,13 @@ __all__ = ["Backend", "Call", "FileLister", "PendingFileOp", "PreSubmit"]
 #: The server's pre-submit hook (``app.state.submit_hook``, the admin's command run before a job
 #: is accepted): called with the payload before anything is written; raises to refuse.
 PreSubmit = Callable[[Database, Actor, Mapping[str, Any]], None]
-#: Runs a file operation on the agent serving its volume, from the handler's worker thread.
-FileLister = Callable[[FileRequest], Any]
+
+
+class FileLister(Protocol):
+    """Runs a file operation on the agent serving its volume, from the handler's worker thread
+    (given ``timeout_s``, gives up after that long with TimeoutError)."""
+
+    def __call__(self, request: FileRequest, /, timeout_s: float | None = None) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,9 +118,17 @@ def build_router(
             backend = backends[id(db)] = Backend(db)
         return backend
 
-    def list_files(file_request: FileRequest) -> Any:
-        """A file operation from a handler's worker thread, run on the event loop."""
-        return anyio.from_thread.run(operator.run, file_request)
+    def list_files(file_request: FileRequest, timeout_s: float | None = None) -> Any:
+        """A file operation from a handler's worker thread, run on the event loop; given
+        ``timeout_s``, it is given up after that long (TimeoutError)."""
+        if timeout_s is None:
+            return anyio.from_thread.run(operator.run, file_request)
+
+        async def bounded() -> Any:
+            with anyio.fail_after(timeout_s):
+                return await operator.run(file_request)
+
+        return anyio.from_thread.run(bounded)
 
     @router.put("/api/v3/api/login")
     async def login(request: Request) -> Response:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
 from reelsync.db import Database
@@ -143,8 +144,9 @@ class FileOpRelay:
             for server_id in handed:
                 box = self._box(server_id)
                 box.pending[:] = [p for p in box.pending if p["id"] != op_id]
-            if shared:
-                await run_in_threadpool(fileop_mailbox.remove, db, op_id)
+            if shared:  # also when the caller gave up (cancelled): never leave the row behind
+                with anyio.CancelScope(shield=True):
+                    await run_in_threadpool(fileop_mailbox.remove, db, op_id)
 
     def _next(self, candidates: list[str], holder: str) -> str:
         """The agent after ``holder`` in ``candidates`` (the first when none or not listed)."""

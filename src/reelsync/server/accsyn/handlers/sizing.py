@@ -3,13 +3,15 @@ on ``size > 0`` of a paused upload), reelsync's agents measure files when they m
 a submit the adapter asks the agent serving the source for the sizes of the new tasks - one
 listing per folder the tasks' files are in, one ``getsize`` per folder task - and records them.
 
-Rules: best effort and never a reason to refuse a job: with no agent online at the source, or a
-file gone, the size stays unknown until the agents move the files (their reports always win).
+Rules: best effort and never a reason to refuse a job or hold it up: with no agent online at the
+source, a file gone, or an agent slower than ``BUDGET_S`` in all, the size stays unknown until the
+agents move the files (their reports always win).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,6 +29,9 @@ _log = logging.getLogger("reelsync.server.accsyn")
 #: stays quick).
 MAX_TASKS = 5000
 MAX_FOLDERS = 200
+#: Seconds a submit may spend sizing, all listings together; what is not sized by then is left
+#: to the agents (an agent online but not answering must not hold a submit up).
+BUDGET_S = 5.0
 
 
 def _site(job: Job) -> str | None:
@@ -45,9 +50,18 @@ def _request(task: Task, op: FileOp, path: str, site: str | None) -> FileRequest
     )
 
 
-def _measure(call: Call, job: Job, pending: list[Task]) -> dict[str, int]:
+def _measure(call: Call, job: Job, pending: list[Task], deadline: float) -> dict[str, int]:
+    """Sizes of ``pending`` by task id, as many as the agent gives before ``deadline``."""
     assert call.list_files is not None
+    lister = call.list_files
     site = _site(job)
+
+    def ask(request: FileRequest) -> Any:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return lister(request, timeout_s=left)
+
     folders: dict[tuple[str, str], list[Task]] = {}
     for task in pending:
         folder = task.source_path.rpartition("/")[0]
@@ -56,7 +70,10 @@ def _measure(call: Call, job: Job, pending: list[Task]) -> dict[str, int]:
         return {}
     sizes: dict[str, int] = {}
     for (_, folder), group in folders.items():
-        listing = call.list_files(_request(group[0], FileOp.LS, folder, site))
+        try:
+            listing = ask(_request(group[0], FileOp.LS, folder, site))
+        except TimeoutError:
+            break
         entries: dict[str, Mapping[str, Any]] = {
             str(i.get("filename")): i for i in listing if isinstance(i, Mapping)
         }
@@ -67,7 +84,10 @@ def _measure(call: Call, job: Job, pending: list[Task]) -> dict[str, int]:
             if entry.get("type") == 1 and isinstance(entry.get("size"), int):
                 sizes[task.id] = int(entry["size"])
             elif entry.get("type") == 0:
-                total = call.list_files(_request(task, FileOp.GETSIZE, task.source_path, site))
+                try:
+                    total = ask(_request(task, FileOp.GETSIZE, task.source_path, site))
+                except TimeoutError:
+                    return sizes
                 if isinstance(total, int):
                     sizes[task.id] = total
     return sizes
@@ -82,7 +102,7 @@ def sized(call: Call, job: Job, tasks: Iterable[Task]) -> Job:
     if not pending or len(pending) > MAX_TASKS:
         return job
     try:
-        sizes = _measure(call, job, pending)
+        sizes = _measure(call, job, pending, time.monotonic() + BUDGET_S)
     except ReelsyncError as exc:  # no agent at the source, a file gone: the agents size it later
         _log.info("job %s: size left to the agents (%s)", job.id, exc)
         return job
