@@ -243,7 +243,9 @@ def test_jobs_tasks_reports(studio: Studio) -> None:
     )  # fmt: skip
     assert again["id"] == job["id"]
     assert again["size"] == sum(sizes) + len(b"f%d" % 1006 * 100)  # the new file sized at once
-    assert again["status"] != "done"
+    appended = studio.roots["london"] / "proj001/sc0010/plates/plate.1006.exr"
+    wait_until(appended.exists, 120, "the appended frame at london")  # a small file moves fast
+    assert studio.wait_job(job["id"])["status"] == "done"
     added = admin.create(
         "task", {"tasks": ["share=projects/proj001/sc0010/plates/plate.1001.exr"]}, job["id"]
     )

@@ -234,8 +234,10 @@ def test_a_revoked_agent_is_refused_by_the_control_plane_and_its_peers(
         )
         _refused(work, "revoked", "was revoked")
 
-        # its peers refuse its certificate, even with a ticket that is still valid
+        # its peers refuse its certificate, even with a ticket that is still valid, once they
+        # have heard of the revocation (their next heartbeat, within 10 s; SECURITY.md)
         def refused_by_peer() -> object:
+            (roots["hq"] / "x.bin").unlink(missing_ok=True)  # taken before hq had heard of it
             [after] = _dial_with(doomed.data_dir, doomed.server_id, port, ticket, src)
             return after if after.status == "failed" else None
 
