@@ -93,12 +93,11 @@ class Plane:
             )
 
     def start(self, roots: dict[str, Path]) -> None:
-        info = json.loads(
-            self.cli(
-                "server", "init", "--json", "--data-dir", str(self.data), "--workspace", "acme",
-                "--admin", "admin@acme.test", "--listen", f"{HQ_IP}:{self.port}",
-            )  # fmt: skip
-        )
+        init = [
+            "server", "init", "--json", "--data-dir", str(self.data), "--workspace", "acme",
+            "--admin", "admin@acme.test", "--listen", f"{HQ_IP}:{self.port}",
+        ]  # fmt: skip
+        info = json.loads(self.cli(*init))
         self.env = child_env(
             self.home,
             {
@@ -143,7 +142,9 @@ class Plane:
         cmd = [*ns_prefix("rs-hq"), *reelsync_cmd("sync", "--site", "london", name, "--wait")]
         t0 = time.monotonic()
         try:
-            done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(
+                cmd, env=self.env, capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired:
             return None, f"timeout after {timeout:.0f} s"
         if done.returncode != 0:
@@ -281,7 +282,7 @@ def main() -> None:
     print(f"{'set':<12}{'tool':<8}{'files':>7}{'MB':>7}{'s':>8}{'MB/s':>8}{'link':>7}"
           f"{'x rsync':>9}{'x engine':>10}  note")  # fmt: skip
     med = {(r[0], r[1]): statistics.median(r[4]) for r in rows if r[4]}
-    for name, tool, files, size, times, note in rows:
+    for name, tool, files, size, _times, note in rows:
         m = med.get((name, tool))
         mbs = size / 1e6 / m if m else 0.0
 
