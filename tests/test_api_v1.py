@@ -188,6 +188,9 @@ async def test_jobs_tasks_and_status(api: httpx.AsyncClient) -> None:
     page = (await api.get(f"/jobs/{jid}/tasks", params={"status": "queued", "limit": 2})).json()
     assert (page["total"], len(page["items"])) == (3, 2)
     assert (await api.get(f"/jobs/{jid}/tasks/2")).json()["status"] == "onhold"
+    counts = await api.get(f"/jobs/{jid}/task-counts")
+    assert counts.json() == {"queued": 3, "onhold": 1}
+    _error(await api.get("/jobs/000000000000000000000000/task-counts"), 404, "not_found")
     assert (await api.patch(f"/jobs/{jid}", json={"status": "paused"})).json()["status"] == (
         "paused"
     )

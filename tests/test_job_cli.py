@@ -190,6 +190,9 @@ def test_operator_does_not_see_other_users_jobs(
     result = run(app_transport, world.operator_key, "job", "abort", job["id"])
     assert result.exit_code == 2
     assert "no job" in result.stderr
+    shown = run(app_transport, world.operator_key, "job", "show", job["id"])
+    assert shown.exit_code == 2
+    assert "no job" in shown.stderr
     assert admin_session.get_entity("job", job["id"])["status"] == "waiting"
 
 

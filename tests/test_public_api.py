@@ -93,6 +93,7 @@ PINNED = {
         "MAX_PAGE",
         "add_tasks",
         "append_planned",
+        "count_tasks",
         "get_task",
         "insert_planned",
         "list_tasks",

@@ -48,6 +48,7 @@ __all__ = [
     "MAX_PAGE",
     "add_tasks",
     "append_planned",
+    "count_tasks",
     "get_task",
     "insert_planned",
     "list_tasks",
@@ -351,6 +352,17 @@ def _visible_job(session: Session, actor: Actor, job_id: str) -> tuple[str, int]
 
 def _visible_job_id(session: Session, actor: Actor, job_id: str) -> str:
     return _visible_job(session, actor, job_id)[0]
+
+
+def count_tasks(db: Database, actor: Actor, job_id: str) -> dict[str, int]:
+    """How many of a visible job's tasks are in each status (statuses with none left out): one
+    grouped count on the (job_id, status) index, for a summary without a page per status."""
+    with db.reader() as session:
+        job, _ = _visible_job(session, actor, job_id)
+        rows = session.execute(
+            select(m.Task.status, func.count()).where(m.Task.job_id == job).group_by(m.Task.status)
+        )
+        return {str(status): int(count) for status, count in rows if count}
 
 
 def list_tasks(

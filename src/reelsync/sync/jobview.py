@@ -138,7 +138,14 @@ def _total(body: Any) -> int:
 
 
 def task_counts(session: Session, job_id: str) -> dict[str, int]:
-    """How many of the job's tasks are in each status (statuses with none left out)."""
+    """How many of the job's tasks are in each status (statuses with none left out): one call,
+    or one page per status from a server without ``task-counts``."""
+    try:
+        body = session.request("GET", f"/jobs/{job_id}/task-counts")
+    except NotFoundError:
+        body = None  # an older server (or the job is gone: the pages below say so)
+    if isinstance(body, Mapping):
+        return {str(k): int(v) for k, v in body.items() if isinstance(v, int) and v}
     counts: dict[str, int] = {}
     for status in TaskStatus:
         body = session.request(

@@ -170,6 +170,13 @@ def list_tasks(
     )
 
 
+@router.get("/{job_id}/task-counts")
+def count_tasks(job_id: str, db: DatabaseDep, actor: CurrentActor) -> dict[str, int]:
+    """How many of the job's tasks are in each status, e.g. ``{"done": 18, "failed": 2}``
+    (statuses with no task left out)."""
+    return tasks.count_tasks(db, actor, job_id)
+
+
 @router.post("/{job_id}/tasks", status_code=status.HTTP_201_CREATED)
 def add_tasks(job_id: str, body: TaskAppend, db: DatabaseDep, actor: CurrentActor) -> list[Task]:
     return tasks.add_tasks(db, actor, job_id, body.tasks, allow_duplicates=body.allow_duplicates)
