@@ -134,7 +134,8 @@ def test_a_folder_tally_folds_outcomes() -> None:
     assert done == FileResult("t", "done", 15, 10, files=2)
     skipped = FolderTally("s")
     skipped.add(FileResult(f"s{CHILD_SEP}a", "skipped", 5))
-    assert skipped.expect(1, 5) == FileResult("s", "skipped", 5, 0, files=1)
+    assert skipped.add_skipped(2, 7) is None  # counted, no result per file
+    assert skipped.expect(3, 12) == FileResult("s", "skipped", 12, 0, files=3)
     failing = FolderTally("f")
     failing.expect(5, 0)
     for i in range(4):
@@ -162,3 +163,49 @@ def test_only_paths_inside_the_folder_are_accepted() -> None:
     assert _below("", "a/b") == "a/b"
     assert _ancestors("a/b/c.exr") == ["a/b", "a", ""]
     assert _ancestors("c.exr") == [""]
+
+
+async def test_a_resync_of_an_unchanged_folder_opens_no_file_and_a_touched_file_moves(
+    tmp_path: Path, pki, monkeypatch
+) -> None:
+    """A no-op re-sync is one listing and one compare: no file is opened on either side and no
+    byte moves; a file whose mtime changed is sent again, alone. The folder is listed in several
+    manifest parts (more files than the first part holds), in nested folders."""
+    dialer, listening, _gate, port, src, dst = await start_pair(tmp_path, pki)
+    files = {f"proj001/sh0010/scans/v{i % 3}/f.{i:04d}.exr": os.urandom(i % 50) for i in range(300)}
+    for rel, data in files.items():
+        write(src, rel, data)
+    job = Assignment(
+        "tr-n1",
+        PeerAddress("127.0.0.1", port),
+        (folder_spec("task-scans", "proj001/sh0010/scans"),),
+        "ticket-ok",
+    )
+    [first] = await dialer.push(job, Recorder())
+    assert first.status == "done", first
+    assert first.files == 300
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: object, *args: object, **kw: object) -> int:
+        if str(tmp_path) in str(path) and "pki" not in str(path):
+            opened.append(str(path))
+        return real_open(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", spy)
+    rec = Recorder()
+    [again] = await dialer.push(job, rec)
+    assert again.status == "skipped", again
+    assert (again.files, again.size, again.bytes_sent) == (300, sum(map(len, files.values())), 0)
+    assert opened == []
+    assert rec.progress[-1][1:] == (again.size, again.size)
+    # a touched file (same size, new mtime) moves again, alone
+    touched = "proj001/sh0010/scans/v1/f.0100.exr"
+    os.utime(src / touched, (1_800_000_000, 1_800_000_000))
+    [third] = await dialer.push(job, Recorder())
+    assert third.status == "done", third
+    assert third.bytes_sent == len(files[touched])
+    assert os.stat(dst / touched).st_mtime_ns == 1_800_000_000 * 10**9
+    assert tree(dst) == files
+    await dialer.aclose()
+    await listening.aclose()

@@ -35,6 +35,7 @@ from reelsync.engine.model import (
     FileResult,
     FileSpec,
     Grant,
+    NullObserver,
     PeerAddress,
     SessionRequest,
     TransferObserver,
@@ -79,16 +80,6 @@ S = TypeVar("S", bound=socket.socket)
 _log = logging.getLogger("reelsync.engine")
 
 __all__ = ["Engine", "Listener", "NullObserver"]
-
-
-class NullObserver:
-    """An observer that ignores everything."""
-
-    def file_progress(self, key: str, bytes_done: int, size: int) -> None:
-        return None
-
-    def file_finished(self, result: FileResult) -> None:
-        return None
 
 
 @dataclass(eq=False)
@@ -330,8 +321,19 @@ class Engine:
         def resolve(m: ManifestEntry) -> tuple[str, Volume, str]:
             return self._resolve_wanted(by_id, m)
 
+        def resolve_folder(
+            parent: int, volume: str, folder: str
+        ) -> tuple[Callable[[str], str], Volume, str]:
+            return self._resolve_wanted_folder(by_id, parent, volume, folder)
+
         return ReceiveSession(
-            streams, resolve, self.settings, NullObserver(), self.executor, open_ended=True
+            streams,
+            resolve,
+            self.settings,
+            NullObserver(),
+            self.executor,
+            open_ended=True,
+            resolve_folder=resolve_folder,
         )
 
     def _submit(
@@ -386,6 +388,29 @@ class Engine:
             raise NotFoundError(f"no local volume {dst.volume!r}")
         return key, volume, normalize_relpath(dst.path)  # the session resolves it
 
+    def _resolve_wanted_folder(
+        self, by_id: dict[int, FileSpec], parent: int, volume_code: str, folder: str
+    ) -> tuple[Callable[[str], str], Volume, str]:
+        """A pulling dialer's check of a destination folder holding files the sender offers
+        (see :data:`~reelsync.engine.receiver.FolderResolver`): the folder it asked for or one
+        below it, in the same volume."""
+        spec = by_id.get(parent)
+        if spec is None or volume_code != spec.dst.volume:
+            raise PermissionDeniedError(
+                f"the peer offered files outside what we asked for ({parent})"
+            )
+        norm, base = normalize_relpath(folder), normalize_relpath(spec.dst.path)
+        below = "" if norm == base else _below(base, norm)
+        if below is None:
+            raise PermissionDeniedError(
+                f"the peer offered files outside the folder we asked for ({parent})"
+            )
+        volume = self.volumes.get(volume_code)
+        if volume is None:
+            raise NotFoundError(f"no local volume {volume_code!r}")
+        prefix = child_key(spec.key, f"{below}/" if below else "")
+        return (lambda name: prefix + name), volume, norm
+
     def _dialer_session(
         self,
         streams: list[FrameStream],
@@ -401,6 +426,11 @@ class Engine:
         def resolve(m: ManifestEntry) -> tuple[str, Volume, str]:
             return self._resolve_wanted(by_id, m)
 
+        def resolve_folder(
+            parent: int, volume: str, folder: str
+        ) -> tuple[Callable[[str], str], Volume, str]:
+            return self._resolve_wanted_folder(by_id, parent, volume, folder)
+
         want = Want(
             tuple(
                 WantEntry(i, s.src.volume, s.src.path, s.dst.volume, s.dst.path)
@@ -408,7 +438,13 @@ class Engine:
             )
         )
         return ReceiveSession(
-            streams, resolve, self.settings, observer, self.executor, opening=want
+            streams,
+            resolve,
+            self.settings,
+            observer,
+            self.executor,
+            opening=want,
+            resolve_folder=resolve_folder,
         )
 
     def _tcp(self, peer: PeerAddress) -> socket.socket:
@@ -667,6 +703,14 @@ class Engine:
                 )
                 return f"{m.dst_volume}:{rel}", volume, rel
 
+            def resolve_folder(
+                parent: int, code: str, folder: str
+            ) -> tuple[Callable[[str], str], Volume, str]:
+                # files directly in ``folder``: granted when it or a folder above it is
+                volume, rel = scope.granted(code, folder, in_folder=True)
+                prefix = f"{code}:{rel}/"
+                return (lambda name: prefix + name), volume, rel
+
             receiving = ReceiveSession(
                 streams,
                 resolve,
@@ -674,6 +718,7 @@ class Engine:
                 observer,
                 self.executor,
                 tickets=check_ticket if version >= 3 else None,
+                resolve_folder=resolve_folder,
             )
             pending.bind(receiving)
             await receiving.run()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reelsync.engine.model import FileResult, TransferObserver
+from reelsync.engine.model import FileResult, NullObserver, TransferObserver
 
 __all__ = ["CHILD_SEP", "FolderObserver", "FolderTally", "child_key", "folder_key"]
 
@@ -37,36 +37,60 @@ def folder_key(key: str) -> str | None:
 
 @dataclass(slots=True)
 class FolderTally:
-    """The outcomes of one folder's files, until all are in."""
+    """The outcomes of one folder's files, until all are in: counts and sums (and the first
+    failures, to name them), so a folder of 100,000 files holds no result per file."""
 
     key: str
     expected: int | None = None
     size: int = 0
-    results: list[FileResult] = field(default_factory=list)
+    count: int = 0
+    sizes: int = 0
+    sent: int = 0
+    skipped: int = 0
+    failures: int = 0
+    failed: list[FileResult] = field(default_factory=list)  # the first ones
+    retryable: bool = True  # every failure so far is
 
     def expect(self, files: int, size: int) -> FileResult | None:
         self.expected, self.size = files, size
         return self._complete()
 
     def add(self, result: FileResult) -> FileResult | None:
-        self.results.append(result)
+        self._take(result)
         return self._complete()
 
+    def add_skipped(self, count: int, size: int) -> FileResult | None:
+        """``count`` files of ``size`` bytes in all, skipped (already at the destination)."""
+        self.count += count
+        self.skipped += count
+        self.sizes += size
+        return self._complete()
+
+    def _take(self, r: FileResult) -> None:
+        self.count += 1
+        self.sizes += r.size
+        self.sent += r.bytes_sent
+        if r.status == "skipped":
+            self.skipped += 1
+        elif r.status == "failed":
+            self.failures += 1
+            self.retryable = self.retryable and r.retryable
+            if len(self.failed) < _NAMED:
+                self.failed.append(r)
+
     def _complete(self) -> FileResult | None:
-        if self.expected is None or len(self.results) < self.expected:
+        if self.expected is None or self.count < self.expected:
             return None
         return self.result()
 
     def result(self) -> FileResult:
-        size = sum(r.size for r in self.results)
-        sent = sum(r.bytes_sent for r in self.results)
-        failed = [r for r in self.results if r.status == "failed"]
-        if failed:
+        size, sent, count = self.sizes, self.sent, self.count
+        if self.failures:
+            failed = self.failed
             named = "; ".join(
-                f"{(r.key.partition(CHILD_SEP)[2] or r.key)}: {r.error_message}"
-                for r in failed[:_NAMED]
+                f"{(r.key.partition(CHILD_SEP)[2] or r.key)}: {r.error_message}" for r in failed
             )
-            more = f" (+{len(failed) - _NAMED} more)" if len(failed) > _NAMED else ""
+            more = f" (+{self.failures - _NAMED} more)" if self.failures > _NAMED else ""
             return FileResult(
                 self.key,
                 "failed",
@@ -74,12 +98,11 @@ class FolderTally:
                 sent,
                 None,
                 failed[0].error_code,
-                f"{len(failed)} of {len(self.results)} files failed: {named}{more}",
-                retryable=all(r.retryable for r in failed),
-                files=len(self.results),
+                f"{self.failures} of {count} files failed: {named}{more}",
+                retryable=self.retryable,
+                files=count,
             )
-        count = len(self.results)
-        if self.results and all(r.status == "skipped" for r in self.results):
+        if count and self.skipped == count:
             return FileResult(self.key, "skipped", size, sent, files=count)
         return FileResult(self.key, "done", size, sent, files=count)
 
@@ -115,3 +138,25 @@ class FolderObserver:
             self.inner.file_finished(result)
             return
         self.file_progress(result.key, result.size, result.size)  # a finished file counts whole
+        self._files.pop(result.key, None)  # settled: nothing more comes for it
+
+    def files_skipped(self, skipped: list[tuple[str, int]]) -> None:
+        """Files (key, size) of one folder skipped at once, as :meth:`file_finished` of each
+        would say it: child keys as one progress call for their folder; other keys (a
+        listener's) one result each, unless nobody listens."""
+        if not skipped:
+            return
+        folder = folder_key(skipped[0][0])
+        if folder is None:
+            if not isinstance(self.inner, NullObserver):
+                for key, size in skipped:
+                    self.file_finished(FileResult(key, "skipped", size))
+            return
+        done, total = self._folders.get(folder, (0, 0))
+        files = self._files
+        for key, size in skipped:
+            old_done, old_size = files.pop(key, (0, 0))
+            done += size - old_done
+            total += size - old_size
+        self._folders[folder] = (done, total)
+        self.inner.file_progress(folder, done, max(total, self._totals.get(folder, 0)))

@@ -23,6 +23,7 @@ __all__ = [
     "FileResult",
     "FileSpec",
     "Grant",
+    "NullObserver",
     "PeerAddress",
     "SessionRequest",
     "TransferObserver",
@@ -108,6 +109,16 @@ class TransferObserver(Protocol):
     def file_progress(self, key: str, bytes_done: int, size: int) -> None: ...
 
     def file_finished(self, result: FileResult) -> None: ...
+
+
+class NullObserver:
+    """An observer that ignores everything."""
+
+    def file_progress(self, key: str, bytes_done: int, size: int) -> None:
+        return None
+
+    def file_finished(self, result: FileResult) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import stat as stat_mod
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, digest_text, file_digest
+from reelsync.domain.paths import check_path_rules
 from reelsync.engine.folders import FolderTally
 from reelsync.engine.model import FileResult, TransferObserver
 from reelsync.engine.settings import EngineSettings
@@ -68,7 +71,7 @@ from reelsync.protocol import (
     WantEntry,
 )
 
-__all__ = ["ReceiveSession", "Resolver", "TicketCheck"]
+__all__ = ["FolderResolver", "ReceiveSession", "Resolver", "TicketCheck"]
 
 T = TypeVar("T")
 
@@ -76,6 +79,13 @@ Resolver = Callable[[ManifestEntry], tuple[str, Volume, str]]
 """Maps a manifest entry to (result key, local volume, normalized relative path); raises
 ReelsyncError to refuse it (unknown volume, path not granted). The session resolves the path in
 the volume itself (one lstat per file), which refuses a path leading outside the volume."""
+
+FolderResolver = Callable[[int, str, str], tuple[Callable[[str], str], Volume, str]]
+"""Maps (a folder's id, destination volume, a destination folder path) to (the result key of a
+file of that folder by its name, local volume, normalized folder path) when files directly in
+that folder may be received (the folder lies inside the requested or granted one); raises
+ReelsyncError otherwise. With it, the files of a folder are judged one destination folder at a
+time (one resolution and one grant check per folder, one lstat per file)."""
 
 TicketCheck = Callable[[str], None]
 """A listener's check of a further ticket (version 3): adds its paths to the session's grant, or
@@ -101,6 +111,8 @@ class _Target:
 
 
 _Finished = tuple[_Target | None, FileResult, int | None, int]
+_Skips = list[tuple[int, list[tuple[str, int]]]]  # a folder's id, (key, size) of files here
+_DOTS = ("", ".", "..")
 """A file settled while planning: its target (if any), its result, its folder's id (if any), its
 own id."""
 
@@ -156,13 +168,15 @@ class ReceiveSession(OpenWork):
         opening: Want | None = None,
         open_ended: bool = False,
         tickets: TicketCheck | None = None,
+        resolve_folder: FolderResolver | None = None,
     ) -> None:
         """``opening``: the Want a pulling dialer sends on stream 0 before anything else;
         ``open_ended``: a version 3 pulling dialer's session (see :meth:`add`); ``tickets``: a
-        listener's check of further tickets."""
+        listener's check of further tickets; ``resolve_folder``: see :data:`FolderResolver`."""
         self.streams = streams
         self.opening = opening
         self.resolve = resolve
+        self.resolve_folder = resolve_folder
         self.settings = settings
         self._default = WorkGroup(None, observer)
         self.observer = self._default.observer
@@ -257,7 +271,7 @@ class ReceiveSession(OpenWork):
             t.done = True
             parent, top = t.entry.parent, t.entry.id
             self._forget(t)
-        if not self._open_ended:
+        if not self._open_ended and parent is None:  # the caller's keys only
             self.results[result.key] = result
         if parent is not None:  # a file of a folder
             self._group(parent).observer.file_finished(result)
@@ -269,6 +283,13 @@ class ReceiveSession(OpenWork):
         if group.done and group in self._groups:
             self._groups.discard(group)
             self._maybe_end()
+
+    def _record_skips(self, parent: int, skipped: list[tuple[str, int]]) -> None:
+        """Files (key, size) of folder ``parent`` already here (planned ``skip``), recorded
+        together: one progress call and one count, no result per file."""
+        self._group(parent).observer.files_skipped(skipped)
+        tally = self._folders.setdefault(parent, FolderTally(""))
+        self._fold(parent, tally.add_skipped(len(skipped), sum(size for _, size in skipped)))
 
     def _forget(self, t: _Target) -> None:
         """A settled target leaves memory (a part file still open stays for _close_parts)."""
@@ -399,9 +420,11 @@ class ReceiveSession(OpenWork):
                         part, t.part = t.part, None
                         await self._io(part.discard)
             elif isinstance(ev, Manifest):
-                plan, finished, folders = await self._io(self._plan, ev)
+                plan, finished, folders, skips = await self._io(self._plan, ev)
                 for t, result, parent, top in finished:
                     self._record(t, result, parent, top)
+                for parent, results in skips:
+                    self._record_skips(parent, results)
                 for folder in folders:
                     self._announce(folder)
                 await stream.send(plan)
@@ -420,21 +443,99 @@ class ReceiveSession(OpenWork):
                 raise ProtocolError(f"unexpected {type(ev).__name__} from the sender", remote=True)
 
     # -- plan ------------------------------------------------------------------------------------
-    def _plan(self, manifest: Manifest) -> tuple[Plan, list[_Finished], list[_Folder]]:
-        """Runs in an I/O thread: results are handed back to the loop thread to record."""
+    def _plan(self, manifest: Manifest) -> tuple[Plan, list[_Finished], list[_Folder], _Skips]:
+        """Runs in an I/O thread: results are handed back to the loop thread to record. The
+        files of a folder are planned a destination folder at a time (:meth:`_plan_run`)."""
         if manifest.chunk_size != self.chunk_size:
             self.chunk_size = manifest.chunk_size
         finished: list[_Finished] = []
         folders: list[_Folder] = []
+        skips: _Skips = []
         if manifest.ticket is not None:
             try:
                 if self._tickets is None:
                     raise ProtocolError("a ticket this side cannot check", remote=True)
                 self._tickets(manifest.ticket)
             except ReelsyncError as exc:  # refused: this part's files fail, the session goes on
-                return self._refuse(manifest, exc, finished), finished, folders
-        entries = [self._plan_one(m, finished, folders) for m in manifest.files]
-        return Plan(tuple(entries)), finished, folders
+                return self._refuse(manifest, exc, finished), finished, folders, skips
+        files = manifest.files
+        entries: list[PlanEntry] = []
+        i, n = 0, len(files)
+        while i < n:
+            m = files[i]
+            head = m.dst_path.rpartition("/")[0]
+            if self.resolve_folder is None or m.parent is None or m.files is not None or not head:
+                entries.append(self._plan_one(m, finished, folders))
+                i += 1
+                continue
+            j = i + 1  # the run of this folder's files in one destination folder
+            while j < n:
+                o = files[j]
+                if o.parent != m.parent or o.files is not None or o.dst_volume != m.dst_volume:
+                    break
+                if o.dst_path.rpartition("/")[0] != head:
+                    break
+                j += 1
+            entries += self._plan_run(files[i:j], head, finished, folders, skips)
+            i = j
+        return Plan(tuple(entries)), finished, folders, skips
+
+    def _plan_run(
+        self,
+        run: tuple[ManifestEntry, ...],
+        head: str,
+        finished: list[_Finished],
+        folders: list[_Folder],
+        skips: _Skips,
+    ) -> list[PlanEntry]:
+        """Files of one folder directly in the destination folder ``head``: that folder is
+        resolved, granted and confined once, then each file is one ``lstat`` in it. Anything
+        unusual (a name that is not one plain component, a symlink, an error from the sender, a
+        folder refused) goes the per-file way, which says why."""
+        assert self.resolve_folder is not None
+        m0 = run[0]
+        try:
+            key_of, volume, rel = self.resolve_folder(m0.parent or 0, m0.dst_volume, head)
+            real = volume.resolve_folder(rel)
+        except ReelsyncError:
+            return [self._plan_one(m, finished, folders) for m in run]
+        out: list[PlanEntry] = []
+        held: list[tuple[str, int]] = []
+        chunk_size = self.chunk_size
+        targets, settled = self.targets, self._settled
+        for m in run:
+            name = m.dst_path.rpartition("/")[2]
+            if m.error_code or name in _DOTS or "\\" in name:
+                out.append(self._plan_one(m, finished, folders))
+                continue
+            try:
+                check_path_rules(m.dst_path)
+            except ReelsyncError:
+                out.append(self._plan_one(m, finished, folders))
+                continue
+            path = f"{real}/{name}"
+            try:
+                st: os.stat_result | None = os.lstat(path)
+            except OSError:
+                st = None
+            if st is not None and stat_mod.S_ISLNK(st.st_mode):
+                out.append(self._plan_one(m, finished, folders))  # followed, and judged there
+                continue
+            if m.id in targets or m.id in settled:
+                out.append(PlanEntry(m.id, "fail", (), "protocol", "duplicate file id"))
+                continue
+            if same_file(st, m.size, m.mtime_ns):
+                settled.add(m.id)
+                held.append((key_of(name), m.size))
+                out.append(PlanEntry(m.id, "skip"))
+                continue
+            t = _Target(m, key_of(name), volume, f"{rel}/{name}", chunk_count(m.size, chunk_size))
+            t.path = path
+            targets[m.id] = t
+            out.append(self._plan_send(t, finished))
+        if held:
+            skips.append((m0.parent or 0, held))
+        return out
 
     def _refuse(self, manifest: Manifest, exc: ReelsyncError, finished: list[_Finished]) -> Plan:
         for m in manifest.files:
@@ -448,6 +549,8 @@ class ReceiveSession(OpenWork):
         """A folder's own entry (after its files): make it (it may be empty), then tally."""
         files = m.files or 0
         try:
+            if m.error_code:  # the sender could not list all of it
+                raise error_from_code(m.error_code, m.error_message or "")
             key, volume, rel = self.resolve(m)
             try:
                 volume.mkdir(rel)
@@ -483,16 +586,25 @@ class ReceiveSession(OpenWork):
         self.targets[m.id] = t
         try:
             t.path, st = volume.lookup(rel)  # one lstat: confinement and the skip check
-            if same_file(st, m.size, m.mtime_ns):
-                finished.append((t, FileResult(key, "skipped", m.size), None, m.id))
-                return PlanEntry(m.id, "skip")
-            if t.chunks == 1:
-                return PlanEntry(m.id, "send")
-            have = PartFile.resumable_chunks(
-                volume, rel, size=m.size, mtime_ns=m.mtime_ns, chunk_size=self.chunk_size
-            )
         except ReelsyncError as exc:
             finished.append((t, FileResult.failed(key, exc, size=m.size), None, m.id))
+            return PlanEntry(m.id, "fail", (), exc.code, exc.message)
+        if same_file(st, m.size, m.mtime_ns):
+            finished.append((t, FileResult(key, "skipped", m.size), None, m.id))
+            return PlanEntry(m.id, "skip")
+        return self._plan_send(t, finished)
+
+    def _plan_send(self, t: _Target, finished: list[_Finished]) -> PlanEntry:
+        """A file to receive: ``send``, with the chunks a part file left here still holds."""
+        m = t.entry
+        if t.chunks == 1:
+            return PlanEntry(m.id, "send")
+        try:
+            have = PartFile.resumable_chunks(
+                t.volume, t.rel, size=m.size, mtime_ns=m.mtime_ns, chunk_size=self.chunk_size
+            )
+        except ReelsyncError as exc:
+            finished.append((t, FileResult.failed(t.key, exc, size=m.size), None, m.id))
             return PlanEntry(m.id, "fail", (), exc.code, exc.message)
         t.checksums.update(have)
         return PlanEntry(m.id, "send", tuple(sorted(have.items())))

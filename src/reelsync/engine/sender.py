@@ -25,9 +25,10 @@ import itertools
 import os
 import stat as stat_mod
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span, digest_text, file_digest
@@ -47,7 +48,7 @@ from reelsync.errors import (
     TransferError,
     error_from_code,
 )
-from reelsync.fs import Volume, normalize_relpath
+from reelsync.fs import Volume
 from reelsync.protocol import (
     Ack,
     Batch,
@@ -66,9 +67,13 @@ from reelsync.protocol import (
     Want,
 )
 
-__all__ = ["LISTENER_CHILD_IDS", "SendItem", "SendSession", "WantHandler"]
+__all__ = ["BATCH_FILES", "LISTENER_CHILD_IDS", "SendItem", "SendSession", "WantHandler"]
 
 _FIRST_PART = 64  # files in the first manifest part (the next ones double)
+
+#: The most files in one BATCH: the receiver holds each one's part file and folder open until the
+#: group is durable, so tiny files must not make a batch of thousands of descriptors.
+BATCH_FILES = 128
 
 #: A listening sender's first id for the files of folders (the dialer's ids stay below it).
 LISTENER_CHILD_IDS = 1 << 40
@@ -117,6 +122,9 @@ _Unit = tuple[_Source, int] | list[_Source]
 WantHandler = Callable[[Want], list[SendItem]]
 """A listening sender's answer to a version 3 Want: the files to send (refused ones carry their
 error)."""
+
+
+_SKIPPED = FileResult("", "skipped")  # the result of a folder's file the receiver has
 
 
 def _is_finished(src: _Source) -> bool:
@@ -239,7 +247,8 @@ class SendSession(OpenWork):
             return
         src.result = result
         if self._one_shot:
-            self.results[result.key] = result
+            if src.parent is None:  # the caller's keys (a folder's files fold into it)
+                self.results[result.key] = result
         else:
             self.files.pop(src.item.id, None)  # settled: forgotten (late acks are ignored)
         if src.fd >= 0:
@@ -309,7 +318,9 @@ class SendSession(OpenWork):
     async def _announce(self, sources: list[_Source], ticket: str | None) -> None:
         """Stat the sources and send the manifest in parts on stream 0 (the ticket with the
         first part). Parts start small and double up to ``manifest_part``, so the first data
-        leaves after a few files were stat'ed and planned, not after the whole list."""
+        leaves after a few files were stat'ed and planned, not after the whole list. A folder's
+        files go out in parts of their own as its walk finds them (then the folder's entry), so
+        the receiver plans the first ones while the sender still lists the rest."""
         part = min(_FIRST_PART, self.settings.manifest_part)
         start = 0
         while start < len(sources):
@@ -319,50 +330,103 @@ class SendSession(OpenWork):
             entries, failed, folders = await self._io(self._stat_all, chunk)
             for src, err in failed:
                 self._fail(src, err)
-            for folder, files in folders:
-                self._add_folder(folder, files)
-            await self.streams[0].send(Manifest(self.settings.chunk_size, tuple(entries), ticket))
-            ticket = None
+            if entries:
+                await self.streams[0].send(
+                    Manifest(self.settings.chunk_size, tuple(entries), ticket)
+                )
+                ticket = None
+            for folder, real in folders:
+                await self._announce_folder(folder, real, ticket)
+                ticket = None
 
-    def _add_folder(self, folder: _Source, files: list[_Source]) -> None:
-        """On the loop: the folder's files join the session (before their manifest goes out)."""
-        for f in files:
-            self.files[f.item.id] = f
-        self._remaining += len(files)
-        (folder.group or self._default).observer.announce(folder.item.key, folder.size)
-        assert folder.tally is not None
-        folded = folder.tally.expect(len(files), folder.size)
-        if folded is not None:  # an empty folder
-            self._finish(folder, folded)
-
-    def _list_folder(self, folder: _Source) -> list[_Source]:
-        """In an I/O thread: the folder's regular files (recursively, no symlinks), each a source
-        with a new id and a child key."""
+    async def _announce_folder(self, folder: _Source, real: str, ticket: str | None) -> None:
+        """List ``folder`` (resolved: ``real``) in parts, each announced as it is found; then the
+        folder's own entry with the count, and its tally may complete."""
         item = folder.item
         assert item.volume is not None
-        volume = item.volume
-        base = normalize_relpath(item.rel)
-        real_base = volume.relative(volume.resolve(base))  # listed paths are real paths
-        real_base = "" if real_base == "." else real_base
+        assert folder.tally is not None
+        walk = item.volume.walk_files(real)
+        rel = item.volume.relative(Path(real))  # files are named by their real paths
+        base = (real + "/", "" if rel == "." else rel + "/")
+        part = min(_FIRST_PART, self.settings.manifest_part)
+        count = 0
+        error: ReelsyncError | None = None
+        while True:
+            ids = self.allocate(part)  # on the loop: ids stay unique with add()'s
+            try:
+                files = await self._io(self._list_part, folder, walk, base, ids)
+            except ReelsyncError as exc:
+                files, error = [], exc
+            except OSError as exc:
+                files = []
+                error = TransferError(f"cannot list {item.volume.code}:{item.rel}: {exc}")
+            for f in files:
+                self.files[f.item.id] = f
+            self._remaining += len(files)
+            count += len(files)
+            folder.size += sum(f.size for f in files)
+            entries = [
+                ManifestEntry(
+                    f.item.id,
+                    f.item.dst_volume,
+                    f.item.dst_path,
+                    f.size,
+                    f.mtime_ns,
+                    f.mode,
+                    parent=item.id,
+                )
+                for f in files
+            ]
+            last = error is not None or len(files) < len(ids)
+            if last:
+                code, message = (error.code, error.message) if error else (None, None)
+                entries.append(
+                    ManifestEntry(
+                        item.id,
+                        item.dst_volume,
+                        item.dst_path,
+                        folder.size,
+                        folder.mtime_ns,
+                        folder.mode,
+                        code,
+                        message,
+                        files=count,
+                    )
+                )
+            await self.streams[0].send(Manifest(self.settings.chunk_size, tuple(entries), ticket))
+            ticket = None
+            if last:
+                break
+            part = min(part * 2, self.settings.manifest_part)
+        if error is not None:
+            self._fail(folder, error)
+        (folder.group or self._default).observer.announce(item.key, folder.size)
+        folded = folder.tally.expect(count, folder.size)
+        if folded is not None:  # every file settled already (or an empty folder)
+            self._finish(folder, folded)
+
+    def _list_part(
+        self,
+        folder: _Source,
+        walk: Iterator[tuple[str, os.stat_result]],
+        base: tuple[str, str],
+        ids: range,
+    ) -> list[_Source]:
+        """In an I/O thread: the next files of a folder's walk (up to ``len(ids)``), each a
+        source with its id and child key, stat'ed once by the walk."""
+        item = folder.item
+        real, rel = base
+        chunk_size = self.settings.chunk_size
         files = []
-        for entry in volume.list(base, recursive=True):
-            if entry.is_dir:
-                continue
-            below = entry.path[len(real_base) + 1 :] if real_base else entry.path
-            path, found = volume.lookup(entry.path)
-            if found is None:
-                continue  # gone since it was listed
-            st = found
-            if not stat_mod.S_ISREG(st.st_mode):
-                continue
-            chunks = chunk_count(st.st_size, self.settings.chunk_size)
+        for fid, (below, st) in zip(ids, walk, strict=False):
+            chunks = chunk_count(st.st_size, chunk_size)
             files.append(
                 _Source(
                     SendItem(
-                        self._next_id,
+                        fid,
                         child_key(item.key, below),
-                        volume,
-                        entry.path,
+                        item.volume,
+                        rel + below,
                         item.dst_volume,
                         join_path(item.dst_path, below),
                     ),
@@ -371,14 +435,13 @@ class SendSession(OpenWork):
                     ctime_ns=st.st_ctime_ns,
                     mode=stat_mod.S_IMODE(st.st_mode),
                     chunks=chunks,
-                    path=path,
+                    path=real + below,
                     checksums=[None] * chunks,
                     unread=chunks,
                     parent=folder,
                     group=folder.group,
                 )
             )
-            self._next_id += 1
         return files
 
     def _stat_all(
@@ -386,13 +449,13 @@ class SendSession(OpenWork):
     ) -> tuple[
         list[ManifestEntry],
         list[tuple[_Source, ReelsyncError]],
-        list[tuple[_Source, list[_Source]]],
+        list[tuple[_Source, str]],
     ]:
-        """In an I/O thread: the manifest entries of ``sources``; a folder's files come first,
-        then the folder's own entry (with their count)."""
+        """In an I/O thread: the manifest entries of ``sources``; the folders among them (with
+        their resolved paths) are listed afterwards, see :meth:`_announce_folder`."""
         entries = []
         failed: list[tuple[_Source, ReelsyncError]] = []
-        folders: list[tuple[_Source, list[_Source]]] = []
+        folders: list[tuple[_Source, str]] = []
         for src in sources:
             it = src.item
             err = it.error
@@ -403,34 +466,9 @@ class SendSession(OpenWork):
                         raise FileNotFoundError(it.rel)
                     st = found
                     if stat_mod.S_ISDIR(st.st_mode) and self._folders_ok:
-                        files = self._list_folder(src)
-                        src.size = sum(f.size for f in files)
                         src.mtime_ns, src.mode = st.st_mtime_ns, stat_mod.S_IMODE(st.st_mode)
                         src.tally = FolderTally(it.key)
-                        entries += [
-                            ManifestEntry(
-                                f.item.id,
-                                f.item.dst_volume,
-                                f.item.dst_path,
-                                f.size,
-                                f.mtime_ns,
-                                f.mode,
-                                parent=it.id,
-                            )
-                            for f in files
-                        ]
-                        entries.append(
-                            ManifestEntry(
-                                it.id,
-                                it.dst_volume,
-                                it.dst_path,
-                                src.size,
-                                src.mtime_ns,
-                                src.mode,
-                                files=len(files),
-                            )
-                        )
-                        folders.append((src, files))
+                        folders.append((src, src.path))
                         continue
                     if not stat_mod.S_ISREG(st.st_mode):
                         err = NotFoundError(f"{it.volume.code}:{it.rel} is not a regular file")
@@ -512,6 +550,7 @@ class SendSession(OpenWork):
     def _on_plan(self, plan: Plan) -> None:
         batch: list[_Source] = []
         batch_bytes = 0
+        skipped: dict[_Source, list[_Source]] = {}  # a folder's files the receiver has
         for entry in plan.files:
             src = self.files.get(entry.id)
             if src is None or src.result is not None:
@@ -526,14 +565,18 @@ class SendSession(OpenWork):
                     )
                 continue
             if entry.action == "skip":
-                self._finish(src, FileResult(src.item.key, "skipped", src.size, 0))
+                if src.parent is not None:
+                    skipped.setdefault(src.parent, []).append(src)
+                else:
+                    self._finish(src, FileResult(src.item.key, "skipped", src.size, 0))
             elif entry.action == "fail":
                 err = error_from_code(
                     entry.error_code or "transfer_failed", entry.error_message or ""
                 )
                 self._fail(src, err)
             elif src.size <= self.settings.small_file_max and src.chunks == 1:
-                if batch and batch_bytes + src.size > self.settings.batch_bytes:
+                full = batch_bytes + src.size > self.settings.batch_bytes
+                if batch and (full or len(batch) >= BATCH_FILES):
                     self._put(batch)
                     batch, batch_bytes = [], 0
                 batch.append(src)
@@ -544,6 +587,31 @@ class SendSession(OpenWork):
                     self._put((src, index))
         if batch:
             self._put(batch)
+        for folder, files in skipped.items():
+            self._skip_files(folder, files)
+
+    def _skip_files(self, folder: _Source, files: list[_Source]) -> None:
+        """Files of ``folder`` the receiver already has, settled together (a re-sync of an
+        unchanged tree is mostly this): one progress call and one count for them all, no result
+        per file."""
+        skipped = []
+        size = 0
+        for src in files:
+            if src.result is None:
+                src.result = _SKIPPED
+                skipped.append((src.item.key, src.size))
+                size += src.size
+                if not self._one_shot:
+                    self.files.pop(src.item.id, None)
+        if not skipped:
+            return
+        self._remaining -= len(skipped)
+        (folder.group or self._default).observer.files_skipped(skipped)
+        if folder.tally is not None:
+            folded = folder.tally.add_skipped(len(skipped), size)
+            if folded is not None:
+                self._finish(folder, folded)
+        self._maybe_end()
 
     async def _resend(self, stream: FrameStream, fid: int, index: int) -> None:
         src = self.files.get(fid)

@@ -5,8 +5,9 @@ Rules: every operation takes a path relative to the root and checks it with
 must still lie inside the root's resolved path, else PathError. Resolved folders are cached
 for a couple of seconds (one ``lstat`` per file instead of one per path component); the final
 component is checked every time and opened with ``O_NOFOLLOW`` so a symlink swapped in is not
-followed. Listing never follows symlinks and never shows reelsync's temporary files. An ACL's
-granted sub-path (a *scope*) is judged on resolved paths too: :meth:`Volume.check_within`.
+followed. Listing never follows symlinks and never shows reelsync's temporary files (a folder's
+walk, :meth:`Volume.walk_files`, starts from its resolved path, so its files stay below it).
+An ACL's granted sub-path (a *scope*) is judged on resolved paths too: :meth:`Volume.check_within`.
 Writers hold the destination folder open (:meth:`Volume.open_folder`, proven to be the folder
 resolved) and create, rename and remove files relative to that descriptor, so a symlink swapped
 into the path mid-transfer cannot redirect a write.
@@ -136,6 +137,17 @@ class Volume:
             return real, os.stat(real)
         except OSError:
             return real, None
+
+    def resolve_folder(self, rel: str) -> str:
+        """The resolved path of the folder ``rel`` (it need not exist yet), proven inside the
+        root and judged by :attr:`confine`, for code that then names many files directly in it
+        (``f"{folder}/{name}"``, ``name`` one plain component, its final symlink checked by the
+        caller's ``lstat``): the folder's resolution and checks are paid once, not per file."""
+        norm = normalize_relpath(rel)
+        real = self._real_dir(norm)
+        if self.confine is not None:
+            self.confine(norm, real)
+        return real
 
     def _inside(self, real: str, rel: str) -> str:
         if real != self._root_str and not real.startswith(self._root_prefix):
@@ -275,6 +287,36 @@ class Volume:
                             stack.append((de.path, rel_path))
             except PermissionError as exc:
                 raise PermissionDeniedError(f"{folder}: permission denied") from exc
+
+    def walk_files(self, folder: str) -> Iterator[tuple[str, os.stat_result]]:
+        """The regular files below ``folder`` (a resolved path inside the root, as
+        :meth:`lookup` gives it), recursively: (path below ``folder``, its ``lstat``), from one
+        ``scandir`` per folder and one ``lstat`` per entry. Symlinks are never followed (nor
+        listed) and reelsync's temporary files are skipped, so every file lies below the real
+        ``folder``: a scope judged on ``folder`` holds for them all."""
+        stack = [(folder, "")]
+        while stack:
+            here, prefix = stack.pop()
+            try:
+                with os.scandir(here) as it:
+                    for de in it:
+                        name = de.name
+                        if is_reserved_name(name):
+                            continue
+                        st = de.stat(follow_symlinks=False)
+                        mode = st.st_mode
+                        if stat_mod.S_ISREG(mode):
+                            yield prefix + name, st
+                        elif stat_mod.S_ISDIR(mode):
+                            stack.append((de.path, prefix + name + "/"))
+            except FileNotFoundError:
+                if here == folder:
+                    raise NotFoundError(f"{folder} does not exist") from None
+            except NotADirectoryError:
+                if here == folder:
+                    raise
+            except PermissionError as exc:
+                raise PermissionDeniedError(f"{here}: permission denied") from exc
 
     # -- changes ---------------------------------------------------------------------------------
     def mkdir(self, rel: str) -> None:
