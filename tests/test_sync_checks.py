@@ -128,9 +128,8 @@ def test_download_creates_then_appends_then_revives(env: Any) -> None:
         assert tasks[0]["size"] == job.size == shot1_size
         assert job.job["size"] == shot1_size  # known at submit
         assert first.notes == ()
-        # the path was checked, then measured, at the source site
+        # the path was measured at the source site, in one call (it exists: no exists call)
         assert [(c.op, c.site_code, c.path) for c in operator.calls] == [
-            (FileOp.EXISTS, "hq", SHOT1),
             (FileOp.GETSIZE, "hq", SHOT1),
         ]
 

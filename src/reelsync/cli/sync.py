@@ -59,7 +59,13 @@ def sync(
         if as_json:
             echo_json(result.to_dict())
         return
-    views = watch_jobs(session, [j.id for j in result.jobs], show=not as_json, timeout_s=timeout)
+    views = watch_jobs(
+        session,
+        [j.id for j in result.jobs],
+        show=not as_json,
+        timeout_s=timeout,
+        details=as_json,  # a person is told "all files synced": a done job needs no counts
+    )
     if as_json:
         echo_json({**result.to_dict(), "final": [v.to_dict() for v in views]})
     failed = _judged(session, result.jobs, views)

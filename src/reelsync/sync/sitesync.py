@@ -224,12 +224,14 @@ def _file_op(session: Session, op: str, volume: str, path: str, site: str, **ext
 def _measure(session: Session, volume: str, paths: Sequence[str], site: str) -> dict[str, int]:
     """Each path's size at ``site`` (a folder: its files' total), counted by the agent there,
     checking that every path exists and that no folder is empty."""
-    for path in paths:
-        if _file_op(session, "exists", volume, path, site) is not True:
-            raise NotFoundError(f"{path} does not exist at {site} (volume {volume})")
     sizes: dict[str, int] = {}
     for path in paths:
-        size = _file_op(session, "getsize", volume, path, site)
+        try:
+            size = _file_op(session, "getsize", volume, path, site)
+        except NotFoundError:  # the path, or the volume at the agent: say which
+            if _file_op(session, "exists", volume, path, site) is not True:
+                raise NotFoundError(f"{path} does not exist at {site} (volume {volume})") from None
+            raise
         if not isinstance(size, int) or isinstance(size, bool):
             raise ValidationError(f"the agent at {site} answered getsize {path} with {size!r}")
         if size == 0:  # an empty file, a folder of empty files, or an empty folder

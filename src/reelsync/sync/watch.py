@@ -78,9 +78,12 @@ def watch_jobs(
     timeout_s: float | None = None,
     show: bool = True,
     clock: Callable[[], float] = time.monotonic,
+    details: bool = True,
 ) -> list[JobView]:
     """Follow the jobs until each has ended (done, failed, aborted); draw bars when ``show``.
-    ``poll_s``: the longest a long-poll waits for a change."""
+    ``poll_s``: the longest a long-poll waits for a change. The final views carry task counts
+    and failed tasks; with ``details`` False, only those of jobs that did not end done (a done
+    job's last view is returned as it is, saving a request per task status)."""
     console = console or Console(stderr=True)
     deadline = None if timeout_s is None else clock() + timeout_s
     bars: dict[str, TaskID] = {}
@@ -104,7 +107,10 @@ def watch_jobs(
                     eta=eta,
                 )
             if all(v.ended for v in views):
-                return [job_view(session, v.id) for v in views]
+                return [
+                    v if not details and v.status == "done" else job_view(session, v.id)
+                    for v in views
+                ]
             if deadline is not None and clock() > deadline:
                 raise UnavailableError(
                     f"jobs still running after {timeout_s:.0f} s: "
