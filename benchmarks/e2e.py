@@ -2,7 +2,7 @@
 agents, beside rsync over ssh and the engine alone, in one run (not part of the tests).
 
     python benchmarks/e2e.py [--sets seq,small,big] [--scale 1] [--work /tmp/reelsync-e2e]
-                             [--tools sync,engine,rsync] [--noop] [--priority]
+                             [--tools sync,engine,rsync] [--noop] [--priority] [--tree N]
                              [--database sqlite|postgres] [--json FILE]
 
 Starts ``reelsync server`` (HTTPS, SQLite unless told) and two ``reelsync agent run`` processes
@@ -16,9 +16,13 @@ WORK/london. Each data set of ``benchmarks/run.py`` (seq 2,000 x 2 MiB, small 20
 - ``rsync``: ``rsync -a`` over ssh to localhost (aes128-gcm, a private sshd).
 
 ``--noop``: the same ``sync`` again with every file already at london (a no-op re-sync of the
-small set), beside rsync's own no-op run. ``--priority``: london limited to 60 MiB/s, a
-1,600 x 512 KiB sync in a priority-1 queue, then 1 s later a 21-file (5 MiB) sync in a
-priority-999 queue: how long the high job took from its submit, and when the low one ended.
+small set), beside rsync's own no-op run. ``--tree N`` (e.g. 100000): a shot tree of N files of
+0.5-2 KiB, synced, then re-synced (a no-op): the time until ``sync`` has submitted (its "created
+job" line) and until it returned, and the memory (VmRSS, sampled every 0.1 s) of the control
+plane, both agents and the CLI: at the start, the peak and at the end of each run.
+``--priority``: london limited to 60 MiB/s, a 1,600 x 512 KiB sync in a priority-1 queue, then
+1 s later a 21-file (5 MiB) sync in a priority-999 queue: how long the high job took from its
+submit, and when the low one ended.
 Every copy is checked (file count and bytes; ``--verify`` compares contents too). Run as root
 for sshd (installed with apt-get if missing).
 """
@@ -33,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -90,6 +95,105 @@ def timed_sync(server: RunningServer, path: str, timeout: float) -> tuple[float 
     if done.returncode != 0:
         return None, f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[-400:]}"
     return time.monotonic() - t0, ""
+
+
+def make_tree(root: Path, files: int) -> None:
+    """A shot tree of ``files`` files of 0.5-2 KiB (made once): 100 files per version folder."""
+    import random
+
+    if (root / ".complete").exists():
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    rng = random.Random(f"reelsync-e2e-tree-{files}")
+    tasks = ("comp", "light", "anim", "fx", "roto")
+    for i in range(files):
+        shot = f"sc{i // 20000:03d}/sh{i // 2000 % 10 * 10:04d}"
+        folder = root / f"{shot}/{tasks[i // 400 % 5]}/v{i // 100 % 4:03d}"
+        if i % 100 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"file_{i:06d}.json").write_bytes(rng.randbytes(rng.randrange(512, 2048)))
+    (root / ".complete").write_text("ok")
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_tree(
+    server: RunningServer, agents: dict[str, object], roots: dict[str, Path], files: int,
+    timeout: float,
+) -> list[dict[str, object]]:  # fmt: skip
+    """Sync the tree into an empty london, then again (no-op), sampling every process's RSS."""
+    make_tree(roots["hq"] / "tree", files)
+    shutil.rmtree(roots["london"] / "tree", ignore_errors=True)
+    pids = {
+        "server": server.process.pid,
+        "hq": agents["hq"].process.pid,  # type: ignore[attr-defined]
+        "london": agents["london"].process.pid,  # type: ignore[attr-defined]
+    }
+    out = []
+    for run in ("first", "noop"):
+        row = tree_run(server, pids, roots, timeout)
+        row.update(run=run, files=files)
+        print(f"# tree {run}: {row}", flush=True)
+        out.append(row)
+    return out
+
+
+def tree_run(
+    server: RunningServer, pids: dict[str, int], roots: dict[str, Path], timeout: float
+) -> dict[str, object]:
+    cmd, env = sync_cmd(server, "tree")
+    start = {name: rss_kib(pid) for name, pid in pids.items()}
+    peak = dict(start)
+    submitted: list[float] = []
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            for name, pid in (*pids.items(), ("cli", proc.pid)):
+                peak[name] = max(peak.get(name, 0), rss_kib(pid))
+            stop.wait(0.1)
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if " job " in line and not submitted:
+                submitted.append(time.monotonic() - t0)
+
+    threads = [threading.Thread(target=sample), threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = -9
+    seconds = time.monotonic() - t0
+    stop.set()
+    for t in threads:
+        t.join()
+    end = {name: rss_kib(pid) for name, pid in pids.items()}
+    src, dst = roots["hq"] / "tree", roots["london"] / "tree"
+    return {
+        "submit_s": submitted[0] if submitted else None,
+        "seconds": seconds,
+        "note": f"exit {code}" if code else same_tree(src, dst, False),
+        "rss_mib": {
+            name: (start.get(name, 0) / 1024, peak.get(name, 0) / 1024, end.get(name, 0) / 1024)
+            for name in (*pids, "cli")
+        },
+    }
 
 
 def make_priority_sets(hq: Path, scale: float) -> tuple[Path, Path]:
@@ -157,6 +261,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/reelsync-e2e"))
     ap.add_argument("--noop", action="store_true", help="also a no-op re-sync of the small set")
     ap.add_argument("--priority", action="store_true", help="also the priority scenario")
+    ap.add_argument("--tree", type=int, default=0, help="also a shot tree of N files, with RSS")
     ap.add_argument("--verify", action="store_true", help="compare contents, not only sizes")
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--timeout", type=float, default=900)
@@ -227,6 +332,8 @@ def main() -> None:
                     row.seconds += [seconds] if seconds is not None else []
                     print(f"  noop rsync {seconds or 0:8.2f} s {note}", flush=True)
                 rows.append(row)
+        if args.tree:
+            extra["tree"] = run_tree(server, agents, roots, args.tree, args.timeout)  # type: ignore[arg-type]
         if args.priority:
             hostname = agents["london"].data_dir.name
             extra["priority"] = run_priority(server, hostname, roots, args.scale, args.timeout)
@@ -258,6 +365,15 @@ def report(rows: list[Row], extra: dict[str, object]) -> None:
         print(
             f"{r.set:<12}{r.tool:<8}{r.files:>8}{r.bytes / 1e6:>8.0f}{secs:>9}"
             f"{ratio('rsync'):>9}{ratio('engine'):>10}  {r.note}"
+        )
+    for t in extra.get("tree") or ():  # type: ignore[attr-defined]
+        rss = "; ".join(
+            f"{name} {a:.0f}/{b:.0f}/{c:.0f}" for name, (a, b, c) in t["rss_mib"].items()
+        )
+        submit = f"{t['submit_s']:.2f} s" if t["submit_s"] is not None else "-"
+        print(
+            f"tree {t['files']} files, {t['run']}: submitted after {submit}, returned after "
+            f"{t['seconds']:.2f} s; RSS MiB start/peak/end: {rss} {t['note']}"
         )
     if "priority" in extra:
         p = extra["priority"]
