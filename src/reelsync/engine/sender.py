@@ -67,9 +67,20 @@ from reelsync.protocol import (
     Want,
 )
 
-__all__ = ["BATCH_FILES", "LISTENER_CHILD_IDS", "SendItem", "SendSession", "WantHandler"]
+__all__ = [
+    "BATCH_FILES",
+    "LISTENER_CHILD_IDS",
+    "LIST_AHEAD",
+    "SendItem",
+    "SendSession",
+    "WantHandler",
+]
 
 _FIRST_PART = 64  # files in the first manifest part (the next ones double)
+
+#: The most files announced and not settled yet before a folder's walk waits for some to settle:
+#: a folder of 100,000 files is held in memory a slice at a time, not whole.
+LIST_AHEAD = 10_000
 
 #: The most files in one BATCH: the receiver holds each one's part file and folder open until the
 #: group is durable, so tiny files must not make a batch of thousands of descriptors.
@@ -161,6 +172,7 @@ class SendSession(OpenWork):
         self._queue: asyncio.PriorityQueue[tuple[int, int, _Unit | None]] = asyncio.PriorityQueue()
         self._queued = itertools.count()
         self._remaining = len(self.files)
+        self._room = asyncio.Event()  # set when files settle (a walk waiting for room goes on)
         self._end = asyncio.Event()
         self._closing = False
         self._peer_bye = False
@@ -257,6 +269,7 @@ class SendSession(OpenWork):
         group = src.group or self._default
         group.observer.file_finished(result)
         self._remaining -= 1
+        self._room.set()
         parent = src.parent
         if parent is not None and parent.tally is not None:
             folded = parent.tally.add(result)
@@ -320,7 +333,8 @@ class SendSession(OpenWork):
         first part). Parts start small and double up to ``manifest_part``, so the first data
         leaves after a few files were stat'ed and planned, not after the whole list. A folder's
         files go out in parts of their own as its walk finds them (then the folder's entry), so
-        the receiver plans the first ones while the sender still lists the rest."""
+        the receiver plans the first ones while the sender still lists the rest; the walk waits
+        while more than :data:`LIST_AHEAD` files are unsettled (memory stays flat)."""
         part = min(_FIRST_PART, self.settings.manifest_part)
         start = 0
         while start < len(sources):
@@ -352,6 +366,9 @@ class SendSession(OpenWork):
         count = 0
         error: ReelsyncError | None = None
         while True:
+            while self._remaining > LIST_AHEAD:  # the files in flight settle first
+                self._room.clear()
+                await self._room.wait()
             ids = self.allocate(part)  # on the loop: ids stay unique with add()'s
             try:
                 files = await self._io(self._list_part, folder, walk, base, ids)
@@ -606,6 +623,7 @@ class SendSession(OpenWork):
         if not skipped:
             return
         self._remaining -= len(skipped)
+        self._room.set()
         (folder.group or self._default).observer.files_skipped(skipped)
         if folder.tally is not None:
             folded = folder.tally.add_skipped(len(skipped), size)
