@@ -10,7 +10,6 @@ from pathlib import Path
 
 from dataplane_pki import AgentFiles
 from reelsync.engine import Assignment, Engine, FileSpec, PeerAddress, VolumePath
-from reelsync.engine import sender as sender_module
 from reelsync.engine.folders import CHILD_SEP, FolderTally
 from reelsync.engine.model import FileResult
 from reelsync.fs import Volume
@@ -171,9 +170,7 @@ async def test_a_resync_of_an_unchanged_folder_opens_no_file_and_a_touched_file_
 ) -> None:
     """A no-op re-sync is one listing and one compare: no file is opened on either side and no
     byte moves; a file whose mtime changed is sent again, alone. The folder is listed in several
-    manifest parts (more files than the first part holds), in nested folders, the walk waiting
-    for files to settle (a small LIST_AHEAD)."""
-    monkeypatch.setattr(sender_module, "LIST_AHEAD", 40)
+    manifest parts (more files than the first part holds), in nested folders."""
     dialer, listening, _gate, port, src, dst = await start_pair(tmp_path, pki)
     files = {f"proj001/sh0010/scans/v{i % 3}/f.{i:04d}.exr": os.urandom(i % 50) for i in range(300)}
     for rel, data in files.items():

@@ -51,13 +51,13 @@ def test_group_is_renamed_only_after_its_durable_step(
     seen: list[tuple[int, set[str]]] = []
     real = partfile._durable
 
-    def durable(fds: Sequence[int]) -> None:
+    def durable(fds: Sequence[int], *more: object) -> None:
         # every part file is complete (mode and mtime set) and no final name exists yet
         seen.append((len(fds), _names(tmp_path)))
         for f in files:
             st = os.stat(tmp_path / _part_of(f.rel))
             assert (st.st_size, st.st_mtime_ns, st.st_mode & 0o777) == (len(f.data), MTIME, 0o640)
-        real(fds)
+        real(fds, *more)  # type: ignore[arg-type]
 
     monkeypatch.setattr(partfile, "_durable", durable)
     folder_syncs: list[int] = []
@@ -100,7 +100,7 @@ def test_syncfs_is_called_once_per_file_system(
 def test_a_failed_durable_step_fails_the_group_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def durable(fds: Sequence[int]) -> None:
+    def durable(fds: Sequence[int], *more: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(partfile, "_durable", durable)
@@ -132,9 +132,9 @@ def test_a_crash_around_the_durable_step_leaves_part_files_only(tmp_path: Path, 
         import reelsync.fs.partfile as partfile
         from reelsync.fs import Volume, WholeFile, write_whole_files
         real = partfile._durable
-        def durable(fds):
+        def durable(fds, *more):
             if {when!r} == "after":
-                real(fds)
+                real(fds, *more)
             os._exit(3)
         partfile._durable = durable
         vol = Volume("proj", sys.argv[1])
@@ -159,8 +159,8 @@ async def test_file_done_is_sent_only_for_durable_files(
     durable_names: set[str] = set()
     real = partfile._durable
 
-    def durable(fds: Sequence[int]) -> None:
-        real(fds)
+    def durable(fds: Sequence[int], *more: object) -> None:
+        real(fds, *more)  # type: ignore[arg-type]
         for fd in fds:
             folder, _, part = os.readlink(f"/proc/self/fd/{fd}").rpartition("/")
             durable_names.add(f"{folder}/{part[1 : -len(PART_SUFFIX)]}")

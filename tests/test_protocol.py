@@ -354,3 +354,23 @@ def test_a_large_frame_body_can_be_read_into_the_callers_buffer(copy: bool) -> N
     with pytest.raises(ProtocolError):
         listener.receive_frame_body(bytearray(3), 0)  # nothing pending
     assert pump(dialer, listener, FileEnd(1, b"d" * 16)) == [FileEnd(1, b"d" * 16)]
+
+
+def test_a_batch_laid_out_in_place_is_the_same_frame() -> None:
+    """BatchFrame: small files read straight into their place in one buffer make the bytes
+    encode_event makes of the same Batch, and pass the same direction rules."""
+    files = [(7, b"alpha" * 900), (8, b""), (9, os.urandom(3000))]
+    entries = tuple(BatchEntry(fid, chunk_checksum(data), data) for fid, data in files)
+    dialer, listener = handshake("send")
+    buf = bytearray(p.BatchFrame.room(3, sum(len(d) for _, d in files)) + 50)
+    batch = p.BatchFrame(buf)
+    for fid, data in files:
+        slot = batch.slot(len(data) + 1)  # one byte more, as a reader checking growth does
+        slot[: len(data)] = data
+        batch.commit(fid, len(data), chunk_checksum(data))
+    wire = bytes(dialer.send_batch(batch))
+    assert wire == b"".join(bytes(b) for b in dialer.send(Batch(entries)))
+    listener.receive_data(wire)
+    assert listener.next_event() == Batch(entries)
+    with pytest.raises(ProtocolError):
+        listener.send_batch(p.BatchFrame(bytearray(64)))  # batches come from the sender

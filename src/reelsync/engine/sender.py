@@ -40,6 +40,7 @@ from reelsync.engine.settings import EngineSettings
 from reelsync.engine.stream import FrameStream
 from reelsync.engine.work import OpenWork, WorkGroup
 from reelsync.errors import (
+    ConflictError,
     ConnectionLostError,
     IntegrityError,
     NotFoundError,
@@ -51,8 +52,7 @@ from reelsync.errors import (
 from reelsync.fs import Volume
 from reelsync.protocol import (
     Ack,
-    Batch,
-    BatchEntry,
+    BatchFrame,
     Bye,
     Chunk,
     ConnectionClosed,
@@ -67,20 +67,9 @@ from reelsync.protocol import (
     Want,
 )
 
-__all__ = [
-    "BATCH_FILES",
-    "LISTENER_CHILD_IDS",
-    "LIST_AHEAD",
-    "SendItem",
-    "SendSession",
-    "WantHandler",
-]
+__all__ = ["BATCH_FILES", "LISTENER_CHILD_IDS", "SendItem", "SendSession", "WantHandler"]
 
 _FIRST_PART = 64  # files in the first manifest part (the next ones double)
-
-#: The most files announced and not settled yet before a folder's walk waits for some to settle:
-#: a folder of 100,000 files is held in memory a slice at a time, not whole.
-LIST_AHEAD = 10_000
 
 #: The most files in one BATCH: the receiver holds each one's part file and folder open until the
 #: group is durable, so tiny files must not make a batch of thousands of descriptors.
@@ -172,7 +161,6 @@ class SendSession(OpenWork):
         self._queue: asyncio.PriorityQueue[tuple[int, int, _Unit | None]] = asyncio.PriorityQueue()
         self._queued = itertools.count()
         self._remaining = len(self.files)
-        self._room = asyncio.Event()  # set when files settle (a walk waiting for room goes on)
         self._end = asyncio.Event()
         self._closing = False
         self._peer_bye = False
@@ -185,6 +173,9 @@ class SendSession(OpenWork):
         # as many as can be in flight: queued on each stream (up to its high-water mark, in
         # chunks as small as half a buffer) and being read by each I/O thread
         self._max_buffers = 6 * len(streams) + settings.io_threads
+        # batches of small files are read straight into their frame, in buffers reused alike
+        self._batch_buffers: list[bytearray] = []
+        self._batch_room = BatchFrame.room(BATCH_FILES, settings.batch_bytes)
         self._running = False
         self._corrupt = set(settings.debug_corrupt)
         # ids for the files of folders (and, open-ended, for added work)
@@ -269,7 +260,6 @@ class SendSession(OpenWork):
         group = src.group or self._default
         group.observer.file_finished(result)
         self._remaining -= 1
-        self._room.set()
         parent = src.parent
         if parent is not None and parent.tally is not None:
             folded = parent.tally.add(result)
@@ -333,8 +323,7 @@ class SendSession(OpenWork):
         first part). Parts start small and double up to ``manifest_part``, so the first data
         leaves after a few files were stat'ed and planned, not after the whole list. A folder's
         files go out in parts of their own as its walk finds them (then the folder's entry), so
-        the receiver plans the first ones while the sender still lists the rest; the walk waits
-        while more than :data:`LIST_AHEAD` files are unsettled (memory stays flat)."""
+        the receiver plans the first ones while the sender still lists the rest."""
         part = min(_FIRST_PART, self.settings.manifest_part)
         start = 0
         while start < len(sources):
@@ -366,9 +355,6 @@ class SendSession(OpenWork):
         count = 0
         error: ReelsyncError | None = None
         while True:
-            while self._remaining > LIST_AHEAD:  # the files in flight settle first
-                self._room.clear()
-                await self._room.wait()
             ids = self.allocate(part)  # on the loop: ids stay unique with add()'s
             try:
                 files = await self._io(self._list_part, folder, walk, base, ids)
@@ -623,7 +609,6 @@ class SendSession(OpenWork):
         if not skipped:
             return
         self._remaining -= len(skipped)
-        self._room.set()
         (folder.group or self._default).observer.files_skipped(skipped)
         if folder.tally is not None:
             folded = folder.tally.add_skipped(len(skipped), size)
@@ -767,50 +752,86 @@ class SendSession(OpenWork):
         digest = file_digest(c for c in src.checksums if c is not None)
         await stream.send(FileEnd(src.item.id, digest))
 
-    def _read_whole(self, src: _Source) -> bytes:
-        assert src.item.volume is not None
-        fd = src.item.volume.open_read(src.item.rel, src.path)
+    def _take_batch_buffer(self, room: int) -> bytearray:
+        if room <= self._batch_room:
+            with self._buffers_lock:
+                if self._batch_buffers:
+                    return self._batch_buffers.pop()
+            return bytearray(self._batch_room)
+        return bytearray(room)  # pragma: no cover - a batch is bounded by batch_bytes
+
+    def _give_batch_buffer(self, buf: bytearray) -> None:
+        """Called by a writer thread once the batch laid out in ``buf`` is on the wire."""
+        with self._buffers_lock:
+            if len(buf) == self._batch_room and len(self._batch_buffers) < self._max_buffers:
+                self._batch_buffers.append(buf)
+
+    def _read_small(self, src: _Source, batch: BatchFrame) -> None:
+        """In an I/O thread: a small file read straight into its place in ``batch`` (open,
+        read, fstat, close: the one fstat proves it a regular file, unchanged since it was
+        listed), checked against an earlier read of it (a resend), and committed."""
+        volume = src.item.volume
+        assert volume is not None
+        size = src.size
+        slot = batch.slot(size + 1)  # one byte more: a file that grew is seen
+        fd = volume.open_read(src.item.rel, src.path, checked=False)
         try:
-            data = os.read(fd, src.size + 1)
-            if len(data) != src.size or self._changed(src, fd):
-                raise IntegrityError(f"{self._where(src)} changed while it was being sent")
-            return data
+            got = os.readv(fd, [slot])
+            st = os.fstat(fd)
         finally:
             os.close(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise ConflictError(f"{volume.code}:{src.item.rel} is not a regular file")
+        if got != size or (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (
+            size,
+            src.mtime_ns,
+            src.ctime_ns,
+        ):
+            raise IntegrityError(f"{self._where(src)} changed while it was being sent")
+        data = slot[:size]
+        checksum = chunk_checksum(data)
+        if src.checksums[0] is not None and src.checksums[0] != checksum:
+            raise IntegrityError(f"{self._where(src)} changed while it was being sent")
+        src.checksums[0] = checksum
+        if self._corrupt:
+            wire = self._maybe_corrupt(src, 0, data)
+            if wire is not data:
+                data[:1] = wire[:1]
+        batch.commit(src.item.id, size, checksum)
 
-    def _read_batch(self, sources: list[_Source]) -> list[tuple[_Source, bytes | ReelsyncError]]:
-        out: list[tuple[_Source, bytes | ReelsyncError]] = []
+    def _read_batch(
+        self, sources: list[_Source], buf: bytearray
+    ) -> tuple[BatchFrame, list[_Source], list[tuple[_Source, ReelsyncError]]]:
+        """In an I/O thread: the files of a batch laid out in ``buf``; the ones read, and the
+        ones that failed (with why)."""
+        batch = BatchFrame(buf)
+        sent: list[_Source] = []
+        failed: list[tuple[_Source, ReelsyncError]] = []
         for src in sources:
             try:
-                out.append((src, self._read_whole(src)))
+                self._read_small(src, batch)
+                sent.append(src)
             except ReelsyncError as exc:
-                out.append((src, exc))
+                failed.append((src, exc))
             except OSError as exc:
-                out.append((src, TransferError(f"cannot read {self._where(src)}: {exc}")))
-        return out
+                failed.append((src, TransferError(f"cannot read {self._where(src)}: {exc}")))
+        return batch, sent, failed
 
     async def _send_batch(self, stream: FrameStream, sources: list[_Source]) -> None:
         sources = [s for s in sources if s.result is None]
         if not sources:
             return
-        entries = []
+        buf = self._take_batch_buffer(BatchFrame.room(len(sources), sum(s.size for s in sources)))
+        batch, sent, failed = await self._io(self._read_batch, sources, buf)
+        for src, err in failed:
+            await self._abort(stream, src, err)
         total = 0
-        for src, got in await self._io(self._read_batch, sources):
-            if isinstance(got, ReelsyncError):
-                await self._abort(stream, src, got)
-                continue
-            checksum = chunk_checksum(got)
-            if src.checksums[0] is not None and src.checksums[0] != checksum:
-                err = IntegrityError(f"{self._where(src)} changed while it was being sent")
-                await self._abort(stream, src, err)
-                continue
-            src.checksums[0] = checksum
-            wire = self._maybe_corrupt(src, 0, got)
-            entries.append(BatchEntry(src.item.id, checksum, bytes(wire)))
-            src.sent += len(got)
-            total += len(got) + 32
-        if not entries:
+        for src in sent:
+            src.sent += src.size
+            total += src.size + 32
+        if not sent:
+            self._give_batch_buffer(buf)
             return
         if self.limiter is not None:
             await self.limiter.take(total)
-        await stream.send(Batch(tuple(entries)))
+        await stream.send_batch(batch, functools.partial(self._give_batch_buffer, buf))

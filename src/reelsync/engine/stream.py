@@ -38,7 +38,16 @@ from reelsync.errors import (
     ConnectionLostError,
     ReelsyncError,
 )
-from reelsync.protocol import Batch, Chunk, Connection, ConnectionClosed, Event, NeedData, Side
+from reelsync.protocol import (
+    Batch,
+    BatchFrame,
+    Chunk,
+    Connection,
+    ConnectionClosed,
+    Event,
+    NeedData,
+    Side,
+)
 
 __all__ = ["FrameStream", "InlineHandler", "tune_socket"]
 
@@ -369,12 +378,27 @@ class FrameStream:
         Without ``release`` a frame's buffers that are not ``bytes`` are copied; with it they
         are sent as they are and the writer thread calls ``release()`` once they are written
         (the caller reuses the buffer then). ``release`` is not called if the stream fails."""
+        self._check_open()
+        with self._lock:
+            bufs = self.conn.send(event)
+        await self._queue(bufs, release)
+
+    async def send_batch(self, batch: BatchFrame, release: Callable[[], None]) -> None:
+        """Queue a BATCH frame laid out in a reusable buffer; ``release`` as in :meth:`send`."""
+        self._check_open()
+        with self._lock:
+            frame = self.conn.send_batch(batch)
+        await self._queue([frame], release)
+
+    def _check_open(self) -> None:
         if self._error is not None:
             raise self._error
         if self._closing or self._closed:
             raise ConnectionLostError(f"stream to {self.peer_name} is closed")
-        with self._lock:
-            bufs = self.conn.send(event)
+
+    async def _queue(
+        self, bufs: list[bytes] | list[memoryview], release: Callable[[], None] | None
+    ) -> None:
         with self._out_cv:
             if release is None:
                 self._out.extend(bytes(b) if not isinstance(b, bytes) else b for b in bufs)

@@ -126,7 +126,7 @@ class WholeFile:
 class _Staged:
     index: int
     where: str
-    folder_fd: int
+    folder_fd: int  # shared by the files of one folder in the group (closed by the group)
     part: str
     name: str
     fd: int = -1
@@ -147,42 +147,74 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _load_syncfs()
 
 
-def _durable(fds: Sequence[int]) -> None:
+def _durable(fds: Sequence[int], one_per_fs: Sequence[int] | None = None) -> None:
     """Make the data and metadata of these open files durable, paid once for the group: one
     ``syncfs(2)`` per file system they are on where the OS has it (Linux; it reports writeback
-    errors since 5.8), else ``fsync`` of each. Raises OSError."""
+    errors since 5.8), else ``fsync`` of each. ``one_per_fs``: a descriptor on each of their
+    file systems when the caller knows them (their folders'), else found with ``fstat``.
+    Raises OSError."""
     if _SYNCFS is None or len(fds) == 1:
         for fd in fds:
             os.fsync(fd)
         return
-    by_device: dict[int, int] = {}
-    for fd in fds:
-        by_device.setdefault(os.fstat(fd).st_dev, fd)
-    for fd in by_device.values():
+    if one_per_fs is None:
+        by_device: dict[int, int] = {}
+        for fd in fds:
+            by_device.setdefault(os.fstat(fd).st_dev, fd)
+        one_per_fs = list(by_device.values())
+    for fd in one_per_fs:
         if _SYNCFS(fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
 
 
-def _stage(index: int, f: WholeFile) -> _Staged:
-    """Open the folder and write the part file of ``f`` (mode and mtime set, not yet durable)."""
+class _Folders:
+    """The destination folders of one group, each opened (and proven, see
+    :meth:`Volume.open_folder`) once for all its files, closed with the group."""
+
+    __slots__ = ("devices", "fds")
+
+    def __init__(self) -> None:
+        self.fds: dict[str, int] = {}  # resolved folder -> its descriptor
+        self.devices: dict[int, int] = {}  # file system -> a folder descriptor on it
+
+    def open(self, f: WholeFile, folder: str) -> int:
+        fd = self.fds.get(folder)
+        if fd is None:
+            fd = f.volume.open_folder(folder, f.rel)
+            self.fds[folder] = fd
+            self.devices.setdefault(os.fstat(fd).st_dev, fd)
+        return fd
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds.clear()
+
+
+def _stage(index: int, f: WholeFile, folders: _Folders) -> _Staged:
+    """Write the part file of ``f`` in its folder (mode and mtime set, not yet durable)."""
     final = f.resolved or f.volume.resolve_str(f.rel)
     where = f"{f.volume.code}:{f.rel}"
     if final == str(f.volume.real_root):
         raise ConflictError(f"{where} is the volume root")
     folder, _, name = final.rpartition("/")
     try:
-        folder_fd = f.volume.open_folder(folder, f.rel)
+        folder_fd = folders.open(f, folder)
     except OSError as exc:
         raise os_error(exc, where) from exc
     s = _Staged(index, where, folder_fd, f".{name}{PART_SUFFIX}", name)
     try:
-        s.fd = os.open(s.part, _WRITE_FLAGS | os.O_TRUNC, 0o600, dir_fd=s.folder_fd)
-        view = memoryview(f.data)
-        while view:
-            view = view[os.write(s.fd, view) :]
-        os.fchmod(s.fd, f.mode & 0o7777)
-        os.utime(s.fd, ns=(f.mtime_ns, f.mtime_ns))
+        s.fd = fd = os.open(s.part, _WRITE_FLAGS | os.O_TRUNC, 0o600, dir_fd=folder_fd)
+        data = f.data
+        written = os.write(fd, data)
+        if written != len(data):  # short write: the rest
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fchmod(fd, f.mode & 0o7777)
+        os.utime(fd, ns=(f.mtime_ns, f.mtime_ns))
     except OSError as exc:
         _drop(s)
         raise os_error(exc, where) from exc
@@ -193,15 +225,13 @@ def _stage(index: int, f: WholeFile) -> _Staged:
 
 
 def _drop(s: _Staged) -> None:
-    """Close and remove a staged part file (never published)."""
+    """Close and remove a staged part file (never published); its folder stays open."""
     if s.fd >= 0:
         with contextlib.suppress(OSError):
             os.close(s.fd)
         s.fd = -1
     with contextlib.suppress(OSError):
         os.unlink(s.part, dir_fd=s.folder_fd)
-    with contextlib.suppress(OSError):
-        os.close(s.folder_fd)
 
 
 def write_whole_files(
@@ -212,20 +242,22 @@ def write_whole_files(
     name, then each folder is fsynced once; only then does this return. A crash at any point
     leaves either the previous file or the complete new one under each final name (part files
     at worst). Returns, per file in order, None when published, else its error. The folder of
-    each file is opened and proven to be that folder, the part file is opened in it with
-    ``O_NOFOLLOW`` and renamed over the final name, so a symlink planted since planning is
-    replaced or refused, never followed."""
+    each file is opened once for the group and proven to be that folder, the part file is
+    opened in it with ``O_NOFOLLOW`` and renamed over the final name, so a symlink planted
+    since planning is replaced or refused, never followed. Per file: open, write, fchmod,
+    utimensat, close, rename."""
     errors: list[ReelsyncError | None] = [None] * len(files)
     staged: list[_Staged] = []
+    folders = _Folders()
     try:
         for i, f in enumerate(files):
             try:
-                staged.append(_stage(i, f))
+                staged.append(_stage(i, f, folders))
             except ReelsyncError as exc:
                 errors[i] = exc
         if fsync and staged:
             try:
-                _durable([s.fd for s in staged])
+                _durable([s.fd for s in staged], list(folders.devices.values()))
             except OSError as exc:
                 for s in staged:
                     errors[s.index] = os_error(exc, s.where)
@@ -251,19 +283,18 @@ def write_whole_files(
         for s in staged:
             if errors[s.index] is not None or s.fd >= 0:
                 _drop(s)
-            else:
-                os.close(s.folder_fd)
+        folders.close()
 
 
 def _sync_folders(published: list[_Staged], errors: list[ReelsyncError | None]) -> None:
-    """fsync each folder of the published files once, so their renames are durable."""
-    seen: dict[tuple[int, int], list[_Staged]] = {}
+    """fsync each folder of the published files once, so their renames are durable (a folder
+    has one descriptor per group, see :class:`_Folders`)."""
+    seen: dict[int, list[_Staged]] = {}
     for s in published:
-        st = os.fstat(s.folder_fd)
-        seen.setdefault((st.st_dev, st.st_ino), []).append(s)
-    for group in seen.values():
+        seen.setdefault(s.folder_fd, []).append(s)
+    for fd, group in seen.items():
         try:
-            os.fsync(group[0].folder_fd)
+            os.fsync(fd)
         except OSError as exc:
             for s in group:
                 errors[s.index] = os_error(exc, s.where)

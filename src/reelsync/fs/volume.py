@@ -358,12 +358,16 @@ class Volume:
                 raise ConflictError(f"{self.code}:{rel} is a folder that is not empty") from exc
             raise
 
-    def open_read(self, rel: str, resolved: str | None = None) -> int:
+    def open_read(self, rel: str, resolved: str | None = None, *, checked: bool = True) -> int:
         """A read-only descriptor of the file ``rel`` (``O_NOFOLLOW`` on the final component);
-        ``resolved`` is a path :meth:`resolve` just returned for it."""
+        ``resolved`` is a path :meth:`resolve` just returned for it. ``checked=False`` skips the
+        ``fstat`` proving it a regular file, for a caller that fstats the descriptor after
+        reading anyway (it must check the type then); the file is opened non-blocking, so a
+        FIFO swapped in meanwhile never blocks the open or the read."""
         path = resolved or self.resolve(rel)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(path, flags if checked else flags | os.O_NONBLOCK)
         except FileNotFoundError as exc:
             raise NotFoundError(f"{self.code}:{rel} does not exist") from exc
         except PermissionError as exc:
@@ -372,7 +376,7 @@ class Volume:
             if exc.errno == errno.ELOOP:
                 raise PathError(f"{self.code}:{rel} became a symlink") from exc
             raise
-        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+        if checked and not stat_mod.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise ConflictError(f"{self.code}:{rel} is not a regular file")
         return fd

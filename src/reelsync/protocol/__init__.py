@@ -15,6 +15,7 @@ from reelsync.domain.chunks import (
     digest_text,
     file_digest,
 )
+from reelsync.protocol.codec import BatchFrame
 from reelsync.protocol.connection import (
     NEED_DATA,
     SUPPORTED_VERSIONS,
@@ -57,6 +58,7 @@ __all__ = [
     "Ack",
     "Batch",
     "BatchEntry",
+    "BatchFrame",
     "Bye",
     "Chunk",
     "Connection",

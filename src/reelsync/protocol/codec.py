@@ -46,7 +46,15 @@ from reelsync.protocol.events import (
     Welcome,
 )
 
-__all__ = ["CHUNK_FIELDS", "HEADER", "MAX_BODY", "FrameType", "decode_body", "encode_event"]
+__all__ = [
+    "CHUNK_FIELDS",
+    "HEADER",
+    "MAX_BODY",
+    "BatchFrame",
+    "FrameType",
+    "decode_body",
+    "encode_event",
+]
 
 HEADER = struct.Struct("!IB")
 MAX_BODY = 72 << 20  # a 64 MiB chunk plus its header, or a large manifest part
@@ -72,6 +80,50 @@ class FrameType(IntEnum):
     FILE_DONE = 0x22
     BYE = 0x30
     FAILURE = 0x3F
+
+
+class BatchFrame:
+    """A BATCH frame laid out in a caller's buffer, so that small files are read straight into
+    their place in the frame: no allocation, no copy per file, one buffer to write. For each
+    file, :meth:`slot` gives the region after its entry header to read its bytes into, then
+    :meth:`commit` writes that header (id, length, checksum); :meth:`frame` ends the frame.
+    The bytes are those :func:`encode_event` makes of the same :class:`Batch`."""
+
+    OVERHEAD = _BATCH_ENTRY.size  # bytes of each entry's header
+
+    __slots__ = ("_pos", "_view", "count")
+
+    def __init__(self, buf: bytearray) -> None:
+        self._view = memoryview(buf)
+        self._pos = HEADER.size + _BATCH_COUNT.size
+        self.count = 0
+
+    @staticmethod
+    def room(count: int, data: int) -> int:
+        """The buffer size for ``count`` files of ``data`` bytes in all, plus one spare byte
+        (a caller may read one byte more than a file should have, to see that it grew)."""
+        return HEADER.size + _BATCH_COUNT.size + count * _BATCH_ENTRY.size + data + 1
+
+    def slot(self, length: int) -> memoryview:
+        """The ``length`` bytes where the next file's bytes go (they may run over what the file
+        finally commits: only the committed length counts)."""
+        start = self._pos + _BATCH_ENTRY.size
+        return self._view[start : start + length]
+
+    def commit(self, file_id: int, length: int, checksum: bytes) -> None:
+        """The next file is in its slot: its first ``length`` bytes, of this checksum."""
+        _BATCH_ENTRY.pack_into(self._view, self._pos, file_id, length, checksum)
+        self._pos += _BATCH_ENTRY.size + length
+        self.count += 1
+
+    def frame(self) -> memoryview:
+        """The whole frame (a view of the caller's buffer)."""
+        body = self._pos - HEADER.size
+        if body > MAX_BODY:
+            raise ProtocolError(f"a frame of {body} bytes exceeds the limit")
+        HEADER.pack_into(self._view, 0, body, FrameType.BATCH)
+        _BATCH_COUNT.pack_into(self._view, HEADER.size, self.count)
+        return self._view[: self._pos]
 
 
 def _json(kind: FrameType, obj: dict[str, Any]) -> list[bytes]:

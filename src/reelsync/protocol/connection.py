@@ -33,6 +33,7 @@ from reelsync.protocol.codec import (
 from reelsync.protocol.codec import (
     HEADER,
     MAX_BODY,
+    BatchFrame,
     FrameType,
     decode_body,
     encode_event,
@@ -132,6 +133,15 @@ class Connection:
         """The bytes to write for ``event``, after checking this side may send it now."""
         self._check(event, local=True)
         data = encode_event(event, self.version or 1)
+        self._advance(event, local=True)
+        return data
+
+    def send_batch(self, batch: BatchFrame) -> memoryview:
+        """The bytes of a BATCH frame laid out in place (:class:`BatchFrame`), after the same
+        checks as :meth:`send` of a :class:`Batch`."""
+        event = Batch(())
+        self._check(event, local=True)
+        data = batch.frame()
         self._advance(event, local=True)
         return data
 
