@@ -10,7 +10,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from reelsync.engine import Assignment, Engine, Grant, PeerAddress, SessionRequest
+from reelsync.engine import (
+    Assignment,
+    Engine,
+    FileSpec,
+    Grant,
+    PeerAddress,
+    SessionRequest,
+    VolumePath,
+)
 from reelsync.engine.pathsize import streams_for
 from reelsync.errors import PermissionDeniedError
 from reelsync.fs import Volume
@@ -230,3 +238,33 @@ async def test_a_session_opens_the_streams_its_path_needs(tmp_path: Path, pki) -
     assert tree(dst) == files
     await dialer.aclose()
     await listening.aclose()
+
+
+async def test_a_higher_priority_gets_a_session_of_its_own(tmp_path: Path, pki) -> None:
+    """A busy session carrying low-priority work: a higher priority is not queued behind the
+    bytes already in its buffers but dials a session of its own (a lane)."""
+    settings = replace(SMALL, bandwidth_limit=1024 * 1024)  # the low push would take ~4 s
+    dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki, settings)
+    for i in range(16):
+        write(src, f"low/f.{i:02d}.bin", os.urandom(256_000))
+    write(src, "high/h.bin", os.urandom(20_000))
+    peer = PeerAddress("127.0.0.1", port)
+    low_job = Assignment("lo", peer, (_folder("lo", "low"),), "ticket-ok", priority=1)
+    low = asyncio.ensure_future(dialer.push(low_job))
+    await _until(lambda: dialer.open_sessions == 1, "the low push did not start")
+    streams = listening.streams_accepted
+    assert not low.done()
+    high = Assignment("hi", peer, (_folder("hi", "high"),), "ticket-ok", priority=999)
+    [r] = await dialer.push(high)
+    assert r.status == "done", r
+    assert (dst / "high/h.bin").read_bytes() == (src / "high/h.bin").read_bytes()
+    assert dialer.open_sessions == 2  # the lane, beside the busy session
+    assert listening.streams_accepted == streams + SMALL.streams
+    low.cancel()
+    await asyncio.gather(low, return_exceptions=True)
+    await dialer.aclose()
+    await listening.aclose()
+
+
+def _folder(key: str, rel: str) -> FileSpec:
+    return FileSpec(key, VolumePath("proj", rel), VolumePath("proj", rel))

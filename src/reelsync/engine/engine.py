@@ -229,7 +229,10 @@ class Engine:
             streams: list[FrameStream] = []
             joining: asyncio.Future[None] | None = None
             try:
-                key = LinkKey(role, assignment.peer.host, assignment.peer.port, assignment.peer_id)
+                key = self._pool.lane_for(
+                    LinkKey(role, assignment.peer.host, assignment.peer.port, assignment.peer_id),
+                    assignment.priority,
+                )
                 one_shot: list[tuple[FrameStream, list[asyncio.Task[FrameStream]]]] = []
 
                 link = await self._pool.get(
@@ -356,9 +359,11 @@ class Engine:
             WantEntry(i, s.src.volume, s.src.path, s.dst.volume, s.dst.path)
             for i, s in zip(ids, todo, strict=True)
         )
-        return session.add(
+        group = session.add(
             entries, {i: s.key for i, s in zip(ids, todo, strict=True)}, observer, ticket
         )
+        group.priority = assignment.priority  # what runs on the link (see SessionPool.lane_for)
+        return group
 
     def _send_item(self, i: int, spec: FileSpec) -> SendItem:
         volume = self.volumes.get(spec.src.volume)

@@ -66,7 +66,8 @@ class Assignment:
     ``peer_id`` the listener's certificate must name that agent (else the session is refused).
     ``priority``: pushed into a session shared with other assignments, its bytes go before those
     of lower priorities (the job's queue priority: a high-priority job is not stuck behind work
-    already queued in the session)."""
+    already queued in the session); above everything a busy session carries, it gets a session
+    of its own (engine/pool.py, lanes)."""
 
     transfer_id: str
     peer: PeerAddress

@@ -1,11 +1,16 @@
-"""Open sessions kept between work (protocol version 3): one per peer, role and peer identity.
+"""Open sessions kept between work (protocol version 3): one per peer, role and peer identity
+(and lane).
 
 Rules: the dialing engine keeps a session with a peer up after its work is done, for
 ``EngineSettings.session_idle`` seconds; work for the same peer in the same role flows into it
-(no TCP, TLS or Hello round trips, no new streams) with its own ticket. A session idle that long
-is closed with Bye; one that fails leaves the pool at once (its callers retry on a new one). A
-caller that gives up on its work (cancelled) closes the session it used, so its files stop moving;
-the others' work on that session is retried on a new one and resumes from verified chunks.
+(no TCP, TLS or Hello round trips, no new streams) with its own ticket. Work of a higher
+priority than everything in flight on a busy session gets a session of its own (a *lane*,
+:meth:`SessionPool.lane_for`): its bytes do not queue behind the megabytes of lower-priority data
+already in that session's stream and socket buffers (with a bandwidth limit, seconds of it).
+A session idle that long is closed with Bye; one that fails leaves the pool at once (its callers
+retry on a new one). A caller that gives up on its work (cancelled) closes the session it used, so
+its files stop moving; the others' work on that session is retried on a new one and resumes from
+verified chunks.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class LinkKey:
     host: str
     port: int
     peer_id: str | None
+    lane: int = 0  # 0: the shared session; else the priority of a session of its own
 
 
 class Link:
@@ -158,6 +164,17 @@ class SessionPool:
             if link is not None:
                 self._links[key] = link
             return link
+
+    def lane_for(self, key: LinkKey, priority: int) -> LinkKey:
+        """``key``, or a lane of its own for work of ``priority`` when the shared session is
+        busy with work of lower priorities only."""
+        link = self._links.get(key)
+        if link is None or not link.usable:
+            return key
+        running = link.session.top_priority
+        if running is None or running >= priority:
+            return key
+        return LinkKey(key.role, key.host, key.port, key.peer_id, priority)
 
     def forget(self, link: Link) -> None:
         if self._links.get(link.key) is link:

@@ -70,6 +70,11 @@ class OpenWork:
         """Work added and not settled yet."""
         return bool(self._groups)
 
+    @property
+    def top_priority(self) -> int | None:
+        """The highest priority of the work in flight (None: idle)."""
+        return max((g.priority for g in self._groups), default=None)
+
     def close(self) -> None:
         """End the session (Bye) once the work in flight is settled; nothing may be added."""
         self._closing = True
