@@ -232,3 +232,25 @@ def test_lookup_gives_the_path_and_its_stat(vol: Volume, tmp_path: Path) -> None
     (vol.root / "esc").symlink_to(outside / "x")
     with pytest.raises(PathError):
         vol.lookup("esc")
+
+
+def test_a_kept_walk_is_reused_once_and_not_after_its_time(tmp_path: Path, monkeypatch) -> None:
+    """A folder sized at submit (walk kept) is listed for its transfer from that same walk,
+    once; a later walk lists it afresh, and a listing older than WALK_KEPT_S is not used."""
+    from reelsync.fs import volume as volume_module
+
+    (tmp_path / "v" / "shot" / "sub").mkdir(parents=True)
+    (tmp_path / "v" / "shot" / "a.exr").write_bytes(b"aa")
+    (tmp_path / "v" / "shot" / "sub" / "b.exr").write_bytes(b"bbb")
+    (tmp_path / "v" / "shot" / "link").symlink_to(tmp_path)  # never followed nor listed
+    vol = Volume("projects", tmp_path / "v")
+    real = vol.resolve_str("shot")
+    sized = sorted((below, st.st_size) for below, st in vol.walk_files(real, keep=True))
+    assert sized == [("a.exr", 2), ("sub/b.exr", 3)]
+    (tmp_path / "v" / "shot" / "c.exr").write_bytes(b"c")  # after the size was taken
+    assert sorted(b for b, _ in vol.walk_files(real, reuse=True)) == ["a.exr", "sub/b.exr"]
+    assert sorted(b for b, _ in vol.walk_files(real, reuse=True)) == ["a.exr", "c.exr", "sub/b.exr"]
+    list(vol.walk_files(real, keep=True))
+    (tmp_path / "v" / "shot" / "d.exr").write_bytes(b"d")
+    monkeypatch.setattr(volume_module, "WALK_KEPT_S", 0.0)  # the kept one is too old: a new walk
+    assert len(list(vol.walk_files(real, reuse=True))) == 4

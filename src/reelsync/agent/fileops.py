@@ -87,7 +87,8 @@ class _Lister:
     def tree_size(self, rel: str) -> int:
         """The total size of the files below ``rel`` that ``include``/``exclude`` let through
         (one walk, one ``lstat`` per entry)."""
-        files = self.volume.walk_files(self.volume.resolve_str(rel))
+        # kept a few seconds: the transfer of a folder just sized (sync) lists it from this walk
+        files = self.volume.walk_files(self.volume.resolve_str(rel), keep=True)
         if not self.include and not self.exclude:
             return sum(st.st_size for _, st in files)
         return sum(st.st_size for below, st in files if self.wanted(below.rpartition("/")[2]))

@@ -348,7 +348,7 @@ class SendSession(OpenWork):
         item = folder.item
         assert item.volume is not None
         assert folder.tally is not None
-        walk = item.volume.walk_files(real)
+        walk = item.volume.walk_files(real, reuse=True)  # sized at submit a moment ago?
         rel = item.volume.relative(Path(real))  # files are named by their real paths
         base = (real + "/", "" if rel == "." else rel + "/")
         part = min(_FIRST_PART, self.settings.manifest_part)

@@ -28,9 +28,18 @@ from reelsync.domain.paths import shorten
 from reelsync.errors import ConflictError, NotFoundError, PathError, PermissionDeniedError
 from reelsync.fs.paths import is_reserved_name, normalize_relpath
 
-__all__ = ["DIR_CACHE_SECONDS", "Entry", "Volume", "path_in_folder"]
+__all__ = [
+    "DIR_CACHE_SECONDS",
+    "WALK_KEPT_FILES",
+    "WALK_KEPT_S",
+    "Entry",
+    "Volume",
+    "path_in_folder",
+]
 
 DIR_CACHE_SECONDS = 2.0
+WALK_KEPT_S = 5.0  # how long a folder's listing is kept for the next walk (walk_files keep=)
+WALK_KEPT_FILES = 200_000  # larger listings are not kept
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FDS = os.path.isdir("/proc/self/fd")
 
@@ -90,6 +99,8 @@ class Volume:
         if not self.real_root.is_dir():
             raise PathError(f"volume {code!r}: root {self.root} is not a folder")
         self._dirs: dict[str, tuple[str, float]] = {}
+        # folder -> (when, its walk): a listing kept for the next walk of it (see walk_files)
+        self._kept: dict[str, tuple[float, list[tuple[str, os.stat_result]]]] = {}
         #: called with (relative path, resolved path) on each lookup; raises to refuse it (the
         #: agent holds paths to the scopes of the tickets naming them, see agent/scopes.py)
         self.confine: Callable[[str, str], None] | None = None
@@ -288,12 +299,35 @@ class Volume:
             except PermissionError as exc:
                 raise PermissionDeniedError(f"{folder}: permission denied") from exc
 
-    def walk_files(self, folder: str) -> Iterator[tuple[str, os.stat_result]]:
+    def walk_files(
+        self, folder: str, *, keep: bool = False, reuse: bool = False
+    ) -> Iterator[tuple[str, os.stat_result]]:
         """The regular files below ``folder`` (a resolved path inside the root, as
         :meth:`lookup` gives it), recursively: (path below ``folder``, its ``lstat``), from one
         ``scandir`` per folder and one ``lstat`` per entry. Symlinks are never followed (nor
         listed) and reelsync's temporary files are skipped, so every file lies below the real
-        ``folder``: a scope judged on ``folder`` holds for them all."""
+        ``folder``: a scope judged on ``folder`` holds for them all.
+
+        ``keep``: the listing is kept for :data:`WALK_KEPT_S` seconds (up to
+        :data:`WALK_KEPT_FILES` files) and a walk of the same folder with ``reuse`` takes it
+        instead of walking again, once: a folder sized when a sync is submitted is listed for
+        its transfer a moment later from that same walk (the sender still checks each file's
+        size, mtime and ctime when it opens it)."""
+        if reuse:
+            kept = self._kept.pop(folder, None)
+            if kept is not None and time.monotonic() - kept[0] < WALK_KEPT_S:
+                return iter(kept[1])
+        if keep:
+            listing = list(self._walk(folder))
+            now = time.monotonic()
+            for old in [k for k, (t, _) in list(self._kept.items()) if now - t >= WALK_KEPT_S]:
+                del self._kept[old]
+            if len(listing) <= WALK_KEPT_FILES:
+                self._kept[folder] = (now, listing)
+            return iter(listing)
+        return self._walk(folder)
+
+    def _walk(self, folder: str) -> Iterator[tuple[str, os.stat_result]]:
         stack = [(folder, "")]
         while stack:
             here, prefix = stack.pop()
