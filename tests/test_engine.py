@@ -170,7 +170,7 @@ async def test_pull_and_refusals(tmp_path: Path, pki) -> None:
         "ticket-ok",
     )
     results = await puller.pull(job)
-    assert [r.status for r in results] == ["done", "done", "failed", "failed"]
+    assert [r.status for r in results] == ["done", "done", "failed", "failed"], results
     assert results[2].error_code == "not_found"
     assert results[3].error_code == "bad_path"
     assert (dst / "a/x.bin").read_bytes() == (src / "a/x.bin").read_bytes()

@@ -161,6 +161,12 @@ class Engine:
         self.server_ssl = server_ssl
         self.volumes: Mapping[str, Volume] = dict(volumes or {})
         self.executor = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="reelsync-io")
+        # TCP connects and TLS handshakes block for round trips, not CPU: threads of their own,
+        # enough for every stream of a session at once (on a long path, sharing the I/O threads
+        # opened the streams in waves of io_threads, two round trips a wave)
+        self.handshakes = ThreadPoolExecutor(
+            settings.max_streams + 2, thread_name_prefix="reelsync-tls"
+        )
         self.limiter = TokenBucket(settings.bandwidth_limit)  # what this agent sends
         self.read_limiter = TokenBucket(settings.bandwidth_limit)  # what it receives
         self._pending: dict[str, _Pending] = {}
@@ -201,6 +207,7 @@ class Engine:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.handshakes.shutdown(wait=False, cancel_futures=True)
 
     # -- dialing side ----------------------------------------------------------------------------
     async def push(
@@ -453,13 +460,13 @@ class Engine:
         )
 
     def _tcp(self, peer: PeerAddress) -> socket.socket:
-        """Blocking: a tuned TCP connection (runs in an I/O thread)."""
+        """Blocking: a tuned TCP connection (runs in a handshake thread)."""
         raw = socket.create_connection((peer.host, peer.port), self.settings.connect_timeout)
         tune_socket(raw, self.settings)
         return raw
 
     def _tls(self, raw: socket.socket, host: str) -> ssl.SSLSocket:
-        """Blocking: the client side of the TLS handshake (runs in an I/O thread)."""
+        """Blocking: the client side of the TLS handshake (runs in a handshake thread)."""
         assert self.client_ssl is not None
         try:
             sock = self.client_ssl.wrap_socket(raw, server_hostname=host)
@@ -470,7 +477,7 @@ class Engine:
         return sock
 
     def _connect(self, peer: PeerAddress) -> ssl.SSLSocket:
-        """Blocking: TCP connect and TLS handshake (runs in an I/O thread)."""
+        """Blocking: TCP connect and TLS handshake (runs in a handshake thread)."""
         return self._tls(self._tcp(peer), peer.host)
 
     async def _open_stream(
@@ -489,10 +496,10 @@ class Engine:
         where = f"{peer.host}:{peer.port}"
         try:
             if raw is None:
-                sock = await _in_thread(self.executor, self._connect, peer)
+                sock = await _in_thread(self.handshakes, self._connect, peer)
             else:
                 sock = await _in_thread(
-                    self.executor, functools.partial(self._tls, host=peer.host), raw, raw
+                    self.handshakes, functools.partial(self._tls, host=peer.host), raw, raw
                 )
         except ssl.SSLError as exc:
             raise _tls_error(exc, where) from exc
@@ -522,7 +529,7 @@ class Engine:
         parallel while the first carries the manifest; how many: engine/pathsize.py)."""
         where = f"{peer.host}:{peer.port}"
         try:
-            raw = await _in_thread(self.executor, self._tcp, peer)
+            raw = await _in_thread(self.handshakes, self._tcp, peer)
         except (OSError, TimeoutError) as exc:
             raise ConnectionLostError(f"cannot reach the peer {where}: {exc}") from exc
         n = streams_for(self.settings, path_rtt(raw), self._window)
@@ -601,7 +608,7 @@ class Engine:
         return listener
 
     def _handshake(self, raw: socket.socket) -> ssl.SSLSocket:
-        """Blocking: the server side of the TLS handshake (runs in an I/O thread)."""
+        """Blocking: the server side of the TLS handshake (runs in a handshake thread)."""
         assert self.server_ssl is not None
         raw.setblocking(True)
         raw.settimeout(self.settings.connect_timeout)
@@ -621,7 +628,7 @@ class Engine:
     async def _accept_raw(self, raw: socket.socket, authorizer: Authorizer) -> None:
         loop = asyncio.get_running_loop()
         try:
-            sock = await _in_thread(self.executor, self._handshake, raw, raw)
+            sock = await _in_thread(self.handshakes, self._handshake, raw, raw)
         except (OSError, ValueError):  # a refused certificate, a scanner, a timeout
             raw.close()
             return
