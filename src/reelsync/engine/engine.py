@@ -99,6 +99,8 @@ class _Pending:
             self.early.append(stream)
         elif not self.session.ended:
             self.session.add_stream(stream)
+        else:  # the session ended while this stream came up: nobody else will close it
+            stream.abort()
 
     def bind(self, session: SendSession | ReceiveSession) -> None:
         self.session = session
@@ -638,9 +640,11 @@ class Engine:
         )
 
     async def _refuse(self, stream: FrameStream, err: ReelsyncError) -> None:
-        with contextlib.suppress(ReelsyncError):
-            await stream.send(Failure(err.code, err.message))
-        stream.close()
+        try:
+            with contextlib.suppress(ReelsyncError):
+                await stream.send(Failure(err.code, err.message))
+        finally:
+            stream.close()
 
     async def _accept(self, stream: FrameStream, authorizer: Authorizer) -> None:
         try:
@@ -648,6 +652,9 @@ class Engine:
         except ReelsyncError:
             stream.abort()
             return
+        except BaseException:  # the engine closing while a peer's Hello is awaited
+            stream.abort()
+            raise
         if not isinstance(ev, Hello):
             stream.abort()
             return
