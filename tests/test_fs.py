@@ -144,6 +144,35 @@ def test_part_file_assembles_out_of_order_and_resumes(vol: Volume) -> None:
     assert sorted(p.name for p in vol.root.iterdir()) == ["big.mov"]
 
 
+def test_part_file_writeback_starts_each_chunk_to_disk_as_it_lands(
+    vol: Volume, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reelsync.fs.partfile as partfile
+
+    data = os.urandom(10_000)
+    cs = 4096
+    real = PartFile(vol, "real.mov", size=len(data), mtime_ns=5, chunk_size=cs, writeback=True)
+    for i in (2, 0, 1):  # the real system call (Linux), out of order
+        piece = data[i * cs : (i + 1) * cs]
+        real.write_chunk(i, piece, chunk_checksum(piece))
+    real.publish(mode=0o600, mtime_ns=5)
+    assert (vol.root / "real.mov").read_bytes() == data
+
+    asked: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(partfile, "_SYNC_FILE_RANGE", lambda fd, o, n, f: asked.append((o, n, f)))
+    part = PartFile(vol, "big.mov", size=len(data), mtime_ns=5, chunk_size=cs, writeback=True)
+    for i in (2, 0, 1):
+        piece = data[i * cs : (i + 1) * cs]
+        part.write_chunk(i, piece, chunk_checksum(piece))
+    part.publish(mode=0o600, mtime_ns=5)
+    assert asked == [(8192, 1808, 2), (0, 4096, 2), (4096, 4096, 2)]
+    assert (vol.root / "big.mov").read_bytes() == data
+    plain = PartFile(vol, "plain.mov", size=len(data), mtime_ns=5, chunk_size=cs)
+    plain.write_chunk(0, data[:cs], chunk_checksum(data[:cs]))
+    plain.discard()
+    assert len(asked) == 3  # without writeback, no hint
+
+
 def test_journal_of_another_source_version_is_discarded(vol: Volume) -> None:
     part = PartFile(vol, "f", size=100, mtime_ns=1, chunk_size=50)
     part.write_chunk(0, b"a" * 50, chunk_checksum(b"a" * 50))

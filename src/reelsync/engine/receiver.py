@@ -649,6 +649,7 @@ class ReceiveSession(OpenWork):
                         mtime_ns=t.entry.mtime_ns,
                         chunk_size=self.chunk_size,
                         journal=t.chunks > 1,
+                        writeback=self.settings.fsync and t.chunks > 1,
                     )
                 part = t.part
             part.write_chunk(ev.index, ev.data, ev.checksum)
