@@ -3,7 +3,7 @@ over HTTPS, on SQLite and PostgreSQL, with a long history (not part of the tests
 
     python benchmarks/control_plane.py [--jobs 100000] [--big-tasks 100000]
         [--database sqlite,postgres] [--clients 1,16] [--rounds 30] [--submit-s 20]
-        [--accsyn-keepalive]
+        [--accsyn-keepalive] [--workers N]
     python benchmarks/control_plane.py --growth 1000,10000,100000 --clients 1 --rounds 20
 
 The history is written straight into the database with bulk inserts (the server's own triggers
@@ -506,6 +506,11 @@ def main() -> None:
     parser.add_argument("--growth", default="", help="job counts: one history per count")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
+        "--workers",
+        type=int,
+        help="server run --workers N (default: the server's own: one per core on PostgreSQL)",
+    )
+    parser.add_argument(
         "--accsyn-keepalive",
         action="store_true",
         help="the accsyn client keeps its HTTPS connection (it opens one per call otherwise)",
@@ -519,7 +524,11 @@ def main() -> None:
             with (
                 tempfile.TemporaryDirectory(prefix="rs-cp-bench-") as tmp,
                 database_for(kind) as url,
-                running_server(Path(tmp) / "cp", database_url=url) as server,
+                running_server(
+                    Path(tmp) / "cp",
+                    database_url=url,
+                    extra_args=("--workers", str(args.workers)) if args.workers else (),
+                ) as server,
             ):
                 started = time.monotonic()
                 world = load_history(server, n_jobs, args.big_tasks)

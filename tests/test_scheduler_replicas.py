@@ -2,18 +2,21 @@
 ``reelsync server init-replica``), real agents at hq and london spread over both, one job of a few
 hundred small files: every file arrives identical, the job is done, no task is dispatched twice
 (the scheduler's ``dispatches`` count and the agents' own transfer logs agree) and both processes
-really dispatched. File operations reach an agent through either process."""
+really dispatched. File operations reach an agent through either process. The first process runs
+two workers on its port (``--workers 2``), and both answer."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import ssl
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from support.agents import RunningAgent, running_agent, wait_until
@@ -25,6 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SERVER_ENV = {"REELSYNC_AGENT_OFFLINE_AFTER_S": "6", "REELSYNC_AGENT_FILEOP_TIMEOUT_S": "10"}
 FILES = 300
 _PUSH = re.compile(r"transfer \S+: push (\d+) file\(s\)")
+_WORKER = re.compile(r"\[worker (\d)\] uvicorn\.access")
 
 
 @dataclass
@@ -42,8 +46,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         root.mkdir()
     with ExitStack() as stack:
         url = stack.enter_context(fresh_database())
-        first = stack.enter_context(
-            running_server(tmp / "server-a", database_url=url, env=SERVER_ENV)
+        first = stack.enter_context(  # two workers sharing its port: replicas in one
+            running_server(
+                tmp / "server-a", database_url=url, env=SERVER_ENV, extra_args=("--workers", "2")
+            )
         )
         second = stack.enter_context(running_replica(first, tmp / "server-b", env=SERVER_ENV))
         with second.session() as admin:  # the replica serves the same workspace
@@ -87,6 +93,21 @@ def test_the_replica_shares_the_workspace_ca_and_tickets(cluster: Cluster) -> No
         with server.session() as admin:
             online = [s for s in admin.find("server") if s.get("status") == "online"]
         assert len(online) == 4, online
+
+
+def test_both_workers_of_a_process_answer(cluster: Cluster) -> None:
+    """The first process runs two workers on one port: new connections reach both (the jobs
+    and file operations of the other tests ran through them)."""
+    first = cluster.servers[0]
+    ctx = ssl.create_default_context(cafile=str(first.ca_file))
+    seen: set[str] = set()
+    for _ in range(300):  # each a new connection; the kernel hands it to a worker
+        assert httpx.get(f"{first.url}/api/v1/health", verify=ctx).status_code == 200
+        seen = set(_WORKER.findall(first.log()))
+        if seen == {"1", "2"}:
+            break
+    assert seen == {"1", "2"}, seen
+    assert "2 worker processes" in first.log()
 
 
 def test_file_operations_reach_an_agent_through_either_process(cluster: Cluster) -> None:

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from reelsync.db import Database
 from reelsync.db import models as m
@@ -15,7 +19,7 @@ from reelsync.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from reelsync.services import acls, jobs, sites, tasks, users, volumes
+from reelsync.services import acls, catalog, jobs, queues, sites, tasks, users, volumes
 
 
 @pytest.fixture
@@ -532,3 +536,68 @@ def test_a_failed_job_is_not_finished_and_not_active(
     ended = {j.id for j in jobs.list_jobs(database, admin, active=False).items}
     assert failed.id in ended
     assert waiting.id not in ended
+
+
+def _statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    engines = {id(db.engine): db.engine}
+    with db.reader() as session:  # the readers' engine, when it is another one
+        engines[id(session.get_bind().engine)] = session.get_bind().engine
+    for engine in engines.values():
+        event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        for engine in engines.values():
+            event.remove(engine, "before_cursor_execute", count)
+
+
+def _ten_files(n: int) -> dict[str, Any]:
+    return {
+        "name": f"ten {n}",
+        "tasks": [
+            {"source": f"share=projects/proj001/j{n}/f{i}.exr", "destination": "site=london"}
+            for i in range(10)
+        ],
+    }
+
+
+def test_a_submit_costs_a_few_statements_whatever_the_configuration(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    """What every submit reads and an admin rarely changes (queues, sites, volumes, grants,
+    settings, webhooks) comes from the catalog: a ten-file submit in one request is the check
+    of the catalog's generation, the job's INSERT and its tasks' bulk insert."""
+    employee = studio["employee"]
+    jobs.submit_job(database, employee, _ten_files(0))  # the catalog is read once
+    with catalog.request_scope(), contextmanager(_statements)(database) as seen:
+        job = jobs.submit_job(database, employee, _ten_files(1))
+    assert (job.tasks, job.status, job.queue) == (10, "waiting", "medium")
+    writes = [s for s in seen if s in ("INSERT", "UPDATE", "DELETE", "COPY")]
+    reads = [s for s in seen if s == "SELECT"]
+    assert len(reads) <= 1, seen  # the generation
+    assert len(writes) <= 2, seen  # the job, its tasks (PostgreSQL: COPY, not seen here)
+
+
+def test_a_change_made_by_another_process_is_seen_by_the_next_request(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    employee, admin = studio["employee"], studio["admin"]
+    jobs.submit_job(database, employee, _ten_files(0))
+    other = Database(database.url)  # another worker or replica on the same database
+    try:
+        queues.create_queue(other, admin, code="rush", priority=900)
+        acls.grant(
+            other, admin, user=employee.user_id, volume="projects", path="proj001", write=False
+        )
+    finally:
+        other.dispose()
+    with catalog.request_scope(), pytest.raises(PermissionDeniedError):
+        jobs.submit_job(database, employee, _ten_files(1))
+    with catalog.request_scope():
+        job = jobs.submit_job(database, admin, {**_ten_files(2), "queue": "rush"})
+    assert job.queue == "rush"

@@ -67,6 +67,7 @@ class ServerConfig:
     signin_burst: int = 20  # failed sign-ins an address may make at once ...
     signin_refill_s: float = 1.0  # ... then one more every this many seconds
     webhook_allow_private: bool = False  # webhooks to loopback, link-local, private addresses
+    workers: int | None = None  # worker processes (None: one per core on PostgreSQL, 1 on SQLite)
 
     @property
     def cert_file(self) -> Path:
@@ -217,7 +218,20 @@ def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
             env.get("REELSYNC_SIGNIN_REFILL_S") or server.get("signin_refill_s", 1.0),
             "signin_refill_s",
         ),
+        workers=_workers(env.get("REELSYNC_WORKERS") or server.get("workers")),
     )
+
+
+def _workers(value: object) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        count = int(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"workers must be a whole number, got {value!r}") from exc
+    if count < 1:
+        raise ConfigError(f"workers must be 1 or more, got {value!r}")
+    return count
 
 
 # --- the client (CLI, Python Session) -------------------------------------------------------------

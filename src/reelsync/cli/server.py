@@ -163,11 +163,24 @@ def init_replica(
     default="info",
     show_default=True,
 )
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Worker processes sharing the port (PostgreSQL; default: one per core, at most 8; "
+    "SQLite: 1). Also [server] workers in server.toml or REELSYNC_WORKERS.",
+)
 def run(
-    data_dir: Path, listen: str | None, no_tls: bool, accsyn_dev_port: int | None, log_level: str
+    data_dir: Path,
+    listen: str | None,
+    no_tls: bool,
+    accsyn_dev_port: int | None,
+    log_level: str,
+    workers: int | None,
 ) -> None:
     """Serve the control plane until SIGTERM or Ctrl-C."""
     from reelsync.server.process import bind_listeners, check_data_dir, serve
+    from reelsync.server.workers import worker_count
 
     config = load_server_config(data_dir, os.environ)
     changes: dict[str, object] = {"log_level": log_level}
@@ -178,11 +191,15 @@ def run(
     if accsyn_dev_port is not None:
         changes["accsyn_dev_port"] = accsyn_dev_port
     config = config.with_overrides(**changes)
+    count = worker_count(config, workers if workers is not None else config.workers)
     check_data_dir(config)
     sockets = bind_listeners(config)  # a busy port fails before the database is touched
     try:
-        from reelsync.server.controlplane import control_plane
+        from reelsync.server.controlplane import control_plane, run_worker_processes
 
+        if count > 1:
+            run_worker_processes(config, count, sockets)
+            return
         with control_plane(config) as app:
             serve(config, app, sockets)
     finally:

@@ -35,6 +35,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "CatalogGeneration",
     "EnrollmentToken",
     "FileOp",
     "Job",
@@ -407,6 +408,15 @@ class Tally(Base):
     status: Mapped[str] = mapped_column(String(16))
     n: Mapped[int] = mapped_column(BigInteger)
     bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class CatalogGeneration(Base):
+    """One row (id 1) whose ``value`` triggers change with every change of the workspace's
+    configuration (:mod:`reelsync.db.generation`)."""
+
+    __tablename__ = "catalog_generation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class Acl(_Stamped, Base):

@@ -31,6 +31,7 @@ from reelsync.errors import NotFoundError, ValidationError
 from reelsync.notify.hooks import HOOK_SETTING_KEYS, HOOK_TIMEOUT_SETTING, parse_hook_timeout
 from reelsync.notify.recipients import job_recipients
 from reelsync.notify.summary import MAX_FAILURES_LISTED
+from reelsync.services import catalog
 
 __all__ = [
     "FINISH_EVENTS",
@@ -146,16 +147,13 @@ def _summary(session: Session, job: m.Job, doc: Mapping[str, Any]) -> dict[str, 
 def hook_command(session: Session, queue_id: str, hook: str) -> tuple[str | None, float]:
     """The hook's command line (queue, else workspace setting) and its timeout in seconds."""
     key = HOOK_SETTING_KEYS[hook]
-    rows = session.execute(
-        select(m.Setting.scope, m.Setting.key, m.Setting.value).where(
-            m.Setting.key.in_([key, HOOK_TIMEOUT_SETTING]),
-            (m.Setting.scope == "workspace") | (m.Setting.target_id == queue_id),
-            m.Setting.scope.in_(["workspace", "queue"]),
-        )
-    ).all()
+    settings = catalog.current(session).settings
     picked: dict[str, str] = {}
-    for scope in ("workspace", "queue"):  # queue overrides workspace
-        picked.update({k: v for s, k, v in rows if s == scope})
+    for scope, target in (("workspace", ""), ("queue", queue_id)):  # queue overrides workspace
+        for name in (key, HOOK_TIMEOUT_SETTING):
+            value = settings.get((scope, target, name))
+            if value is not None:
+                picked[name] = value
     command = (picked.get(key) or "").strip() or None
     return command, parse_hook_timeout(picked.get(HOOK_TIMEOUT_SETTING))
 
@@ -164,8 +162,8 @@ def _webhook_rows(
     session: Session, event: str, base_key: str, doc: Mapping[str, Any], created: str
 ) -> int:
     written = 0
-    for hook in session.scalars(select(m.Webhook).where(m.Webhook.enabled.is_(True))):
-        if event not in (hook.events or []):
+    for hook in catalog.current(session).webhooks:
+        if event not in hook.events:
             continue
         delivery = f"{base_key}:webhook:{hook.id}"
         body = {"event": event, "delivery": delivery, "created": created, "job": dict(doc)}
@@ -214,6 +212,8 @@ def enqueue_job_finished(session: Session, job_id: str, status: JobStatus | str)
 def enqueue_job_submitted(session: Session, job_id: str) -> int:
     """Write the ``job.submitted`` webhook rows of a new job (once per job)."""
     session.flush()
+    if not any("job.submitted" in hook.events for hook in catalog.current(session).webhooks):
+        return 0  # no webhook wants it: the job's document is not even made
     job = _job(session, job_id)
     base_key = f"job:{job.id}:submitted"
     doc = job_document(session, job)

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from reelsync.db import Database
-from reelsync.db import models as m
 from reelsync.domain.records import Actor
 from reelsync.errors import NotFoundError
 from reelsync.notify.hooks import check_pre_submit, run_hook
 from reelsync.notify.outbox import hook_command
-from reelsync.services import queues
+from reelsync.services import catalog
 
 __all__ = ["PreSubmitHook"]
 
@@ -32,14 +31,11 @@ class PreSubmitHook:
 
     def _lookup(self, db: Database, payload: Mapping[str, Any]) -> tuple[str | None, float, str]:
         ref = payload.get("queue") or payload.get("parent")
-        with db.session() as session:
-            row: m.Queue | None
+        with db.reader() as session:  # the catalog: no query within a request
+            known = catalog.current(session)
+            row: catalog.QueueRef | None
             try:
-                row = (
-                    queues.get_queue_row(session, str(ref))
-                    if ref
-                    else queues.default_queue_row(session)
-                )
+                row = known.queue(str(ref)) if ref else known.default_queue()
             except NotFoundError:
                 row = None  # the submit itself will say the queue is unknown
             queue_id = row.id if row is not None else ""

@@ -4,7 +4,8 @@ Rules: start it once per ``reelsync server run`` process, after the database is 
 requests are served, and stop it on shutdown (``async with Notifier(config, db): ...`` or
 ``await start()`` / ``await stop()``). Every process that changes jobs must have the capture
 installed (it is what fills the outbox); several processes may run dispatchers on one PostgreSQL
-database. The mailer is SMTP when ``config.smtp.host`` is set; otherwise mail waits in the outbox.
+database (``dispatch=False``: capture only, for the workers of one server but the first).
+The mailer is SMTP when ``config.smtp.host`` is set; otherwise mail waits in the outbox.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ class Notifier:
         webhooks: WebhookSender | None = None,
         policy: DispatcherPolicy | None = None,
         smtp_ssl_context: ssl.SSLContext | None = None,
+        dispatch: bool = True,
     ) -> None:
         self._db = db
+        self.dispatch = dispatch  # False: capture only (another worker of this server sends)
         chosen = (
             mailer
             if mailer is not None
@@ -62,13 +65,16 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self._task is not None:
+        if self._capture is not None:
             return
         if self.dispatcher.hook_tmp_dir is not None:
             self.dispatcher.hook_tmp_dir.mkdir(parents=True, exist_ok=True)
         self._capture = install_job_events(self._db)
         self._stop.clear()
-        self._task = asyncio.create_task(self.dispatcher.run(self._stop), name="reelsync-outbox")
+        if self.dispatch:
+            self._task = asyncio.create_task(
+                self.dispatcher.run(self._stop), name="reelsync-outbox"
+            )
 
     async def stop(self) -> None:
         self._stop.set()

@@ -39,6 +39,7 @@ def create_app(
     *,
     routers: Sequence[APIRouter] = (),
     submit_hook: SubmitHook | None = None,
+    throttle: SignInThrottle | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="reelsync control plane",
@@ -57,6 +58,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     install_ui(app, config)
-    throttle = SignInThrottle(burst=config.signin_burst, per_s=1 / config.signin_refill_s)
+    if throttle is None:  # several workers share one (server/workers.py)
+        throttle = SignInThrottle(burst=config.signin_burst, per_s=1 / config.signin_refill_s)
     app.add_middleware(Intake, throttle=throttle)  # limits and credentials before bodies
     return app

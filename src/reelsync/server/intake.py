@@ -43,7 +43,7 @@ from reelsync.errors import (
 )
 from reelsync.server.accsyn.wire import error_body as accsyn_error_body
 from reelsync.server.accsyn.wire import parse_authorization
-from reelsync.services import auth, servers
+from reelsync.services import auth, catalog, servers
 
 __all__ = ["ROUTES", "Intake", "RouteRule", "SignInThrottle", "cached_actor", "cached_agent"]
 
@@ -129,13 +129,23 @@ class SignInThrottle:
         self.max_addresses = max_addresses
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
+    def _get(self, address: str) -> tuple[float, float] | None:
+        """``address``'s bucket: (tokens, when counted), None when it has none."""
+        return self._buckets.get(address)
+
+    def _put(self, address: str, tokens: float, then: float) -> None:
+        self._buckets[address] = (tokens, then)
+        self._buckets.move_to_end(address)
+        while len(self._buckets) > self.max_addresses:
+            self._buckets.popitem(last=False)
+
     def _tokens(self, address: str, now: float) -> float:
-        tokens, then = self._buckets.get(address, (float(self.burst), now))
+        tokens, then = self._get(address) or (float(self.burst), now)
         return min(float(self.burst), tokens + (now - then) * self.per_s)
 
     def wait_s(self, address: str, now: float | None = None) -> float:
         """0 when ``address`` may try to sign in now, else the seconds until it may."""
-        if address not in self._buckets:
+        if self._get(address) is None:
             return 0.0
         now = time.monotonic() if now is None else now
         tokens = self._tokens(address, now)
@@ -143,11 +153,7 @@ class SignInThrottle:
 
     def failed(self, address: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        tokens = self._tokens(address, now)
-        self._buckets[address] = (max(0.0, tokens - 1), now)
-        self._buckets.move_to_end(address)
-        while len(self._buckets) > self.max_addresses:
-            self._buckets.popitem(last=False)
+        self._put(address, max(0.0, self._tokens(address, now) - 1), now)
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
@@ -182,6 +188,10 @@ class Intake:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        with catalog.request_scope():  # one check of the configuration's generation
+            await self._request(scope, receive, send)
+
+    async def _request(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
         headers = Headers(scope=scope)
         client = scope.get("client")

@@ -32,9 +32,11 @@ _log = logging.getLogger("reelsync.server")
 MAX_REQUEST_HEAD = 1024 * 1024
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's and reelsync's loggers, all to stderr."""
-    fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+def log_config(level: str, worker: int | None = None) -> dict[str, Any]:
+    """uvicorn's and reelsync's loggers, all to stderr (each line says its ``worker``, 1-based,
+    when the server runs several)."""
+    tag = "" if worker is None else f"[worker {worker}] "
+    fmt = f"%(asctime)s %(levelname)-7s {tag}%(name)s: %(message)s"
     handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain"}
     return {
         "version": 1,
@@ -109,7 +111,9 @@ def _run_stop_hooks(app: Any) -> None:
         hook()
 
 
-async def _serve_all(servers: list[tuple[_Server, socket.socket]]) -> None:
+async def _serve_all(
+    servers: list[tuple[_Server, socket.socket]], signals: tuple[signal.Signals, ...]
+) -> None:
     loop = asyncio.get_running_loop()
 
     def stop(signame: str) -> None:
@@ -120,7 +124,7 @@ async def _serve_all(servers: list[tuple[_Server, socket.socket]]) -> None:
             server.should_exit = True
         _run_stop_hooks(servers[0][0].config.app)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in signals:
         loop.add_signal_handler(sig, stop, sig.name)
     try:
         first, first_sock = servers[0]
@@ -131,7 +135,7 @@ async def _serve_all(servers: list[tuple[_Server, socket.socket]]) -> None:
             tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         await asyncio.gather(*tasks)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.remove_signal_handler(sig)
     if not first.started:
         raise ConfigError("the control plane failed to start (see the log above)")
@@ -150,12 +154,19 @@ def bind_listeners(config: ServerConfig) -> list[socket.socket]:
     return socks
 
 
-def serve(config: ServerConfig, app: Any, sockets: list[socket.socket] | None = None) -> None:
+def serve(
+    config: ServerConfig,
+    app: Any,
+    sockets: list[socket.socket] | None = None,
+    *,
+    worker: int | None = None,
+) -> None:
     """Run ``app`` until SIGTERM or SIGINT on ``sockets`` (from :func:`bind_listeners`; bound
-    here when not given). The sockets are closed on return."""
+    here when not given). The sockets are closed on return. ``worker`` (1-based): one of several
+    worker processes, stopped by SIGTERM only (their parent turns a SIGINT into one)."""
     socks = sockets if sockets is not None else bind_listeners(config)
     main_sock = socks[0]
-    logs = log_config(config.log_level)
+    logs = log_config(config.log_level, worker)
     main_cfg = uvicorn.Config(
         app,
         log_config=logs,
@@ -176,16 +187,18 @@ def serve(config: ServerConfig, app: Any, sockets: list[socket.socket] | None = 
             h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
         )
         servers.append((_Server(dev_cfg), socks[1]))
-    _log.info("reelsync control plane at %s (web UI at %s/ui/)", config.url, config.url)
-    if config.smtp.host is None:
+    if worker is None or worker == 1:
+        _log.info("reelsync control plane at %s (web UI at %s/ui/)", config.url, config.url)
+    if (worker is None or worker == 1) and config.smtp.host is None:
         _log.warning(
             "no SMTP server is configured: job e-mails wait in the outbox unsent "
             "(set [smtp] host in server.toml or REELSYNC_SMTP_HOST, and restart)"
         )
     if config.accsyn_dev_port is not None:
         _log.info("accsyn dev listener at http://127.0.0.1:%d", config.accsyn_dev_port)
+    signals = (signal.SIGTERM,) if worker is not None else (signal.SIGTERM, signal.SIGINT)
     try:
-        asyncio.run(_serve_all(servers))
+        asyncio.run(_serve_all(servers, signals))
     finally:
         for sock in socks:
             sock.close()

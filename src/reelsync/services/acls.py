@@ -15,7 +15,6 @@ it in their ticket (:func:`transfer_scopes`, judged again when the agent is hand
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +27,7 @@ from reelsync.domain.party import normalise_relative
 from reelsync.domain.paths import covers
 from reelsync.domain.records import Acl, Actor, Role
 from reelsync.errors import NotFoundError, PermissionDeniedError, ValidationError
+from reelsync.services import catalog
 from reelsync.services.auth import require_admin
 from reelsync.services.users import get_user_row
 from reelsync.services.volumes import get_volume_row
@@ -43,12 +43,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class _Grant:
-    volume_id: str
-    path: str
-    read: bool
-    write: bool
+_Grant = catalog.Grant
 
 
 def _scope(
@@ -80,8 +75,7 @@ class AccessRules:
         self.actor = actor
         self._grants: tuple[_Grant, ...] = ()
         if not actor.is_admin:
-            rows = session.scalars(select(m.Acl).where(m.Acl.user_id == actor.user_id))
-            self._grants = tuple(_Grant(r.volume_id, r.path, r.read, r.write) for r in rows)
+            self._grants = catalog.current(session).grants.get(actor.user_id, ())
 
     def allows(self, volume_id: str, path: str, *, read: bool = False, write: bool = False) -> bool:
         if self.actor.is_admin:

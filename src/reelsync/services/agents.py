@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reelsync.db import Database
@@ -31,6 +31,7 @@ __all__ = [
     "AgentView",
     "ServedVolume",
     "agents_serving",
+    "checked_in",
     "heartbeat",
     "list_agents",
     "record_certificate",
@@ -85,6 +86,14 @@ def served_volumes(session: Session, server: m.Server) -> tuple[ServedVolume, ..
 def _limit_of(row: m.Server) -> float | None:
     value = (row.info or {}).get("bandwidth_limit")
     return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def checked_in(db: Database, server_id: str) -> None:
+    """The agent was heard from now (a work long-poll arrived): its ``last_checkin``."""
+    with db.session() as session:
+        session.execute(
+            update(m.Server).where(m.Server.id == server_id).values(last_checkin=utcnow())
+        )
 
 
 def heartbeat(

@@ -23,7 +23,8 @@ from reelsync.db.types import utcnow
 from reelsync.domain.ids import new_entity_id
 from reelsync.domain.records import Actor, Role
 from reelsync.errors import AuthenticationError, PermissionDeniedError
-from reelsync.services.credentials import lookup_prefix, same_secret
+from reelsync.services import catalog
+from reelsync.services.credentials import hash_secret, lookup_prefix, same_secret
 
 __all__ = [
     "WebSession",
@@ -78,23 +79,24 @@ def _sign_in(db: Database, api_key: str, *, email: str | None = None) -> _SignIn
     if not api_key:
         raise AuthenticationError("an API key is required", hint="send Authorization: Bearer KEY")
     now = utcnow()
+    key_hash = hash_secret(api_key)
     with db.reader() as session:
-        rows = session.execute(
-            select(m.ApiKey, m.User)
-            .join(m.User, m.User.id == m.ApiKey.user_id)
-            .where(m.ApiKey.prefix == lookup_prefix(api_key))
-        ).all()
-    for key, user in rows:
-        if not same_secret(api_key, key.key_hash):
-            continue
-        if not _usable(key, user, now):
-            break
-        if email is not None and email.strip().lower() != user.email:
-            break
-        _touch(db, key, now)
-        actor = Actor(user_id=user.id, email=user.email, role=Role(user.role))
-        return _SignIn(actor=actor, key_id=key.id)
-    raise AuthenticationError(_BAD_KEY)
+        owner = catalog.key_owner(session, lookup_prefix(api_key), key_hash)
+    if owner is None or not same_secret(api_key, owner.key_hash):
+        raise AuthenticationError(_BAD_KEY)
+    if owner.revoked_at is not None or (owner.expires_at is not None and owner.expires_at <= now):
+        raise AuthenticationError(_BAD_KEY)
+    if not owner.enabled:
+        raise AuthenticationError(f"user {owner.email} is disabled")
+    if email is not None and email.strip().lower() != owner.email:
+        raise AuthenticationError(_BAD_KEY)
+    if owner.last_used_at is None or now - owner.last_used_at >= LAST_USED_RESOLUTION:
+        with db.session() as session:
+            session.execute(
+                update(m.ApiKey).where(m.ApiKey.id == owner.key_id).values(last_used_at=now)
+            )
+            catalog.key_used(session, key_hash, now)
+    return _SignIn(actor=owner.actor, key_id=owner.key_id)
 
 
 def authenticate(db: Database, api_key: str, *, email: str | None = None) -> Actor:

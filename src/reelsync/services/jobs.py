@@ -40,11 +40,11 @@ from reelsync.domain.status import (
     parse_job_status,
 )
 from reelsync.errors import ConflictError, NotFoundError, ValidationError
-from reelsync.services import audit, queues, sites, tasks, users
+from reelsync.services import audit, catalog, queues, sites, tasks, users
 from reelsync.services.auth import require_admin
 from reelsync.services.paging import COUNT_CAP, job_cursor, parse_job_cursor
-from reelsync.services.rollup import ENDED, refresh_job
-from reelsync.services.submission import party_text, plan_tasks
+from reelsync.services.rollup import ENDED, refresh_job, refresh_new_job
+from reelsync.services.submission import insert_tasks, party_text, plan_tasks
 
 __all__ = [
     "MAX_OFFSET",
@@ -69,7 +69,7 @@ MAX_OFFSET = 2**31 - 1
 
 
 def _workspace_code(session: Session) -> str | None:
-    return session.scalar(select(m.Workspace.code).limit(1))
+    return catalog.current(session).workspace_code
 
 
 def job_record(session: Session, row: m.Job) -> Job:
@@ -193,11 +193,8 @@ def _submit(
         hook(db, actor, payload)
     with db.session() as session:
         spec = parse_job_spec(payload, workspace_code=_workspace_code(session))
-        queue = (
-            queues.get_queue_row(session, spec.queue)
-            if spec.queue
-            else (queues.default_queue_row(session))
-        )
+        known = catalog.current(session)
+        queue = known.queue(spec.queue) if spec.queue else known.default_queue()
         plan = plan_tasks(
             session, actor, spec.tasks, mirror=spec.mirror, default_destination=spec.destination
         )
@@ -241,10 +238,11 @@ def _submit(
             created=now,
             modified=now,
         )
+        uris = tasks.number_planned(session, job, plan.tasks)
+        refresh_new_job(job, ((t.status, t.size) for t in plan.tasks))
         session.add(job)
-        session.flush()
-        tasks.insert_planned(session, job, plan.tasks, now)
-        refresh_job(session, job)
+        session.flush()  # one INSERT with the job's figures, then its tasks
+        insert_tasks(session, job.id, plan.tasks, uris, now)
         _remember(session, actor, idempotency_key, job.id)
         return _record(job, actor.email, queue.code)
 

@@ -3,39 +3,23 @@
 Rules: no party or the workspace code is the main site; ``site=CODE`` that site (enabled). User and
 client parties are not supported. A relative path lies in the default volume; an absolute path must
 lie under one of the volume prefixes at the party's site (the longest wins), else PathError. A
-volume must have a path at the site it is used at. Workspace lookups are loaded once per resolver,
-so a 100,000-task submit costs no per-task queries.
+volume must have a path at the site it is used at. Workspace lookups come from the catalog
+(:mod:`reelsync.services.catalog`), so a submit costs no query for them, nor per task.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reelsync.db import models as m
 from reelsync.domain.ids import is_entity_id
 from reelsync.domain.party import DEFAULT_VOLUME, Location, Party, PartyKind
 from reelsync.errors import NotFoundError, NotSupportedError, PathError, ValidationError
+from reelsync.services import catalog
+from reelsync.services.catalog import SiteRef, VolumeRef
 
 __all__ = ["Endpoint", "Resolver", "SiteRef", "VolumeRef"]
-
-
-@dataclass(frozen=True, slots=True)
-class SiteRef:
-    id: str
-    code: str
-    main: bool
-    enabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeRef:
-    id: str
-    code: str
-    default: bool
-    enabled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +33,10 @@ class Resolver:
     """Workspace lookups for one request (sites, volumes, prefixes), loaded once."""
 
     def __init__(self, session: Session) -> None:
-        self.sites = [
-            SiteRef(r.id, r.code, r.main, r.enabled) for r in session.scalars(select(m.Site))
-        ]
-        self.volumes = [
-            VolumeRef(r.id, r.code, r.is_default, r.enabled)
-            for r in session.scalars(select(m.Volume))
-        ]
-        self.prefixes: dict[tuple[str, str], str] = {
-            (p.volume_id, p.site_id): p.prefix for p in session.scalars(select(m.VolumePath))
-        }
+        known = catalog.current(session)
+        self.sites = known.sites
+        self.volumes = known.volumes
+        self.prefixes = known.prefixes
         self._site_cache: dict[Party, SiteRef] = {}
         self._site_by_object: dict[int, SiteRef] = {}
         self._objects: dict[int, Party] = {}

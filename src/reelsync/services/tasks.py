@@ -52,6 +52,7 @@ __all__ = [
     "get_task",
     "insert_planned",
     "list_tasks",
+    "number_planned",
     "select_tasks",
     "task_record",
     "update_tasks",
@@ -124,6 +125,13 @@ def insert_planned(
     session: Session, job: m.Job, planned: Sequence[PlannedTask], now: datetime
 ) -> list[str]:
     """Insert new tasks into ``job``, numbering those without a uri; returns their ids."""
+    uris = number_planned(session, job, planned)
+    return insert_tasks(session, job.id, planned, uris, now)
+
+
+def number_planned(session: Session, job: m.Job, planned: Sequence[PlannedTask]) -> list[str]:
+    """The uris of ``planned`` in ``job`` (their own, else the job's counter, which moves on;
+    ``task_count`` counts them); nothing is inserted."""
     explicit = [t.uri for t in planned if t.uri is not None]
     existing: set[str] = set()
     if explicit and job.task_count:
@@ -147,7 +155,7 @@ def insert_planned(
     numeric = [int(u) for u in explicit if u.isdigit() and len(u) < 10]
     job.next_uri = max([counter, *(n + 1 for n in numeric)])
     job.task_count += len(planned)
-    return insert_tasks(session, job.id, planned, uris, now)
+    return uris
 
 
 def _requeue(session: Session, ids: Sequence[str], now: datetime) -> None:

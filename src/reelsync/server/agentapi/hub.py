@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from reelsync.db import Database
 from reelsync.pki import CA_CERT_FILE, RequestVerifier, TicketSigner, read_pem
 from reelsync.server.agentapi.presence import Presence
 from reelsync.server.agentapi.relay import FileOpRelay
+from reelsync.server.workers import RING_JOBS, WAKE_AGENTS
 
 __all__ = ["AgentHub"]
 
@@ -37,6 +39,8 @@ class AgentHub:
     signature_window_s: float = 120.0
     stopping: bool = field(default=False)
     presence: Presence | None = None
+    background: bool = True  # this process runs the sweep (one worker of several does)
+    siblings: Callable[[bytes], None] | None = None  # tells the other workers (server/workers.py)
 
     @functools.cached_property
     def verifier(self) -> RequestVerifier:
@@ -80,9 +84,28 @@ class AgentHub:
             presence=Presence(lost),
         )
 
+    def attach_siblings(self, send: Callable[[bytes], None]) -> None:
+        """This process is one of several workers: ``send(WAKE_AGENTS | RING_JOBS)`` reaches
+        the others (their long-polls wake too; a file operation posted for an agent polling
+        another worker wakes it)."""
+        self.siblings = send
+        self.relay.on_posted = lambda: send(WAKE_AGENTS)
+
     def wake_all(self) -> None:
-        """Run every parked work long-poll's scheduling pass now (something changed)."""
+        """Run every parked work long-poll's scheduling pass now (something changed), in the
+        other workers too."""
         self.relay.wake_all()
+        if self.siblings is not None:
+            self.siblings(WAKE_AGENTS)
+
+    def wake_here(self) -> None:
+        """:meth:`wake_all` for this process only (a sibling said so)."""
+        self.relay.wake_all()
+
+    def ring_siblings(self) -> None:
+        """Job followers in the other workers re-read (an agent's report changed jobs)."""
+        if self.siblings is not None:
+            self.siblings(RING_JOBS)
 
     def stop(self) -> None:
         """End every pending long-poll at its next check (the server is shutting down)."""

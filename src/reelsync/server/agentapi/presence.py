@@ -6,7 +6,10 @@ process was killed, the host died) and no new poll of that agent starts within `
 agent is lost: ``on_lost(agent_id, dropped_at)`` runs once (the hub marks it offline and releases
 its leases, unless the agent checked in since ``dropped_at``: it moved to another replica, and
 says so with a heartbeat there at once). A poll that ends normally (answered) never counts. State
-is per process; an agent polling another replica is that replica's business.
+is per process; an agent polling another replica is that replica's business. A poll that
+*arrives* here (no poll of that agent open here, none answered here within ``grace_s``: it comes
+from another worker or replica) is recorded as a check-in by the caller, so the process it left
+does not take it for lost (workers share a port: an agent's next connection may land anywhere).
 """
 
 from __future__ import annotations
@@ -32,12 +35,19 @@ class Presence:
         self._on_lost = on_lost
         self._open: dict[str, int] = {}
         self._started: dict[str, float] = {}
+        self._answered: dict[str, float] = {}
         self._checks: set[asyncio.Task[None]] = set()
 
-    def begin(self, agent_id: str) -> None:
-        """A work long-poll of ``agent_id`` starts."""
+    def begin(self, agent_id: str) -> bool:
+        """A work long-poll of ``agent_id`` starts; True when it arrives from elsewhere (see the
+        rules: the caller records a check-in)."""
+        now = time.monotonic()
+        arrived = not self.polling(agent_id) and now - self._answered.get(agent_id, -1e9) > (
+            self.grace_s
+        )
         self._open[agent_id] = self._open.get(agent_id, 0) + 1
-        self._started[agent_id] = time.monotonic()
+        self._started[agent_id] = now
+        return arrived
 
     def end(self, agent_id: str, *, dropped: bool) -> None:
         """The poll ends: answered, or ``dropped`` (the client went away)."""
@@ -46,7 +56,10 @@ class Presence:
             self._open[agent_id] = left
         else:
             self._open.pop(agent_id, None)
-        if dropped:
+        if not dropped:
+            self._answered[agent_id] = time.monotonic()
+        else:
+            self._answered.pop(agent_id, None)
             check = asyncio.get_running_loop().create_task(
                 self._check(agent_id, time.monotonic(), utcnow())
             )

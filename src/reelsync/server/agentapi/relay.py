@@ -74,6 +74,7 @@ class FileOpRelay:
         self._boxes: dict[str, _Mailbox] = {}
         self._waiting: dict[str, tuple[set[str], asyncio.Future[Any]]] = {}
         self._seen: dict[str, float] = {}
+        self.on_posted: Callable[[], None] | None = None  # wakes the other workers' long-polls
 
     @property
     def shared(self) -> bool:
@@ -122,6 +123,8 @@ class FileOpRelay:
                             await run_in_threadpool(fileop_mailbox.post, db, op_id, holder, item)
                         else:
                             await run_in_threadpool(fileop_mailbox.reassign, db, op_id, holder)
+                        if self.on_posted is not None and not self.polls_here(holder):
+                            self.on_posted()  # it may poll another worker: wake it there
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise UnavailableError(

@@ -246,7 +246,9 @@ def build_router(hub: AgentHub) -> APIRouter:
         sweeper = scheduler.Sweeper(
             database, offline_after_s=hub.offline_after_s, interval_s=hub.sweep_interval_s
         )
-        async with sweeper:
+        async with contextlib.AsyncExitStack() as stack:
+            if hub.background:  # one worker of several sweeps
+                await stack.enter_async_context(sweeper)
             try:
                 yield
             finally:
@@ -339,8 +341,9 @@ def build_router(hub: AgentHub) -> APIRouter:
         operations, as soon as there are any, else an empty answer after ``wait`` seconds. A
         client gone meanwhile takes nothing: what was leased for it goes back at once."""
         presence = hub.presence
-        if presence is not None:
-            presence.begin(agent.id)
+        if presence is not None and presence.begin(agent.id):
+            # it may come from another worker or replica, which must not take it for lost
+            await run_in_threadpool(agents.checked_in, database, agent.id)
         dropped = False
         try:
             answer = await _work(
@@ -441,6 +444,7 @@ def build_router(hub: AgentHub) -> APIRouter:
         bell = getattr(request.app.state, "job_bell", None)
         if bell is not None and outcome.applied:
             bell.ring()  # clients following these jobs see the change now
+            hub.ring_siblings()
         return {
             "applied": list(outcome.applied),
             "revoked": list(outcome.revoked),
