@@ -95,13 +95,6 @@ def _sqlite_setup(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _postgresql_setup(engine: Engine) -> None:
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get(_READ_ONLY):
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-
-
 #: The transaction opened by :meth:`Database.transaction` in this context, with its database.
 _JOINED: ContextVar[tuple[Database, Session] | None] = ContextVar("db_joined", default=None)
 
@@ -124,11 +117,12 @@ class Database:
         self.engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
-        else:
-            _postgresql_setup(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        read_only: dict[str, Any] = {_READ_ONLY: True}
+        if self.dialect == "postgresql":  # BEGIN READ ONLY: one round trip, not BEGIN + SET
+            read_only["postgresql_readonly"] = True
         self._readers = sessionmaker(
-            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+            self.engine.execution_options(**read_only), expire_on_commit=False
         )
 
     @property
