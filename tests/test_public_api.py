@@ -97,11 +97,12 @@ PINNED = {
         "get_task",
         "insert_planned",
         "list_tasks",
+        "number_planned",
         "select_tasks",
         "task_record",
         "update_tasks",
     ],
-    "reelsync.services.rollup": ["ENDED", "refresh_job", "task_counts"],
+    "reelsync.services.rollup": ["ENDED", "refresh_job", "refresh_new_job", "task_counts"],
     "reelsync.services.servers": [
         "AGENT_SECRET_KIND",
         "ENROLLMENT_TOKEN_KIND",

@@ -34,12 +34,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reelsync.errors import ConfigError, ConflictError, UnavailableError, ValidationError
 
-__all__ = ["MIGRATIONS_DIR", "Database", "upgrade_to_head"]
+__all__ = ["MIGRATIONS_DIR", "READ_ONLY_OPTION", "Database", "upgrade_to_head"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: The execution option marking a read-only transaction (see :meth:`Database.reader`).
-_READ_ONLY = "reelsync_read_only"
+READ_ONLY_OPTION = _READ_ONLY = "reelsync_read_only"
 
 
 def _check_url(url: str) -> str:

@@ -5,9 +5,11 @@ sites, volumes and their paths, queues, workspace and queue settings, grants, en
 and who owns which API key -- is read once per change of the catalog generation
 (:mod:`reelsync.db.generation`: triggers change it in every transaction that changes any of it)
 and kept per database URL in this process. Each use checks the generation with one indexed
-read, except inside one request, which checks it once (:func:`request_scope`, opened by the
-server's intake: the request runs against the configuration as of its start, re-checked after
-``TRUST_S`` for long requests). Anything kept is frozen; nothing here writes.
+read, except the read-only transactions of one request, which check it once
+(:func:`request_scope`, opened by the server's intake: re-checked after ``TRUST_S`` for long
+requests and after a write transaction, which reads it itself once, at its first use: a
+transaction that changes the configuration and then reads the catalog reads what it read
+before its change). Anything kept is frozen; nothing here writes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelsync.db import models as m
+from reelsync.db.database import READ_ONLY_OPTION
 from reelsync.domain.ids import is_entity_id
 from reelsync.domain.records import Actor, Role
 from reelsync.errors import NotFoundError
@@ -40,6 +43,7 @@ __all__ = [
     "WebhookRef",
     "current",
     "key_owner",
+    "key_used",
     "request_scope",
 ]
 
@@ -160,6 +164,7 @@ class _Checked:
     at: float = 0.0
 
 
+_SESSION_KEY = "reelsync_catalog_generation"
 _KEPT: dict[str, _Kept] = {}
 _KEPT_LOCK = threading.Lock()
 _REQUEST: contextvars.ContextVar[_Checked | None] = contextvars.ContextVar(
@@ -191,19 +196,33 @@ def _kept(place: str) -> _Kept:
 
 
 def _generation(session: Session, place: str) -> int:
+    """The generation ``session`` sees. A read-only session inside a request trusts the
+    request's last check (``TRUST_S``); a write transaction reads it once itself and makes the
+    request check again afterwards."""
     checked = _REQUEST.get()
     now = time.monotonic()
+    writer = not session.get_bind().get_execution_options().get(READ_ONLY_OPTION)
+    if writer and _SESSION_KEY in session.info:
+        return int(session.info[_SESSION_KEY])
     if (
-        checked is not None
+        not writer
+        and checked is not None
         and checked.generation is not None
         and checked.place == place
         and now - checked.at < TRUST_S
     ):
         return checked.generation
-    value = session.scalar(select(m.CatalogGeneration.value).where(m.CatalogGeneration.id == 1))
+    value = session.scalar(
+        select(m.CatalogGeneration.value).where(m.CatalogGeneration.id == 1)
+    )
     generation = int(value or 0)
+    if writer:
+        session.info[_SESSION_KEY] = generation
     if checked is not None:
-        checked.place, checked.generation, checked.at = place, generation, now
+        if writer:
+            checked.generation = None
+        else:
+            checked.place, checked.generation, checked.at = place, generation, now
     return generation
 
 
