@@ -37,6 +37,13 @@ def test_run_bad_listen_and_busy_port(tmp_path: Path) -> None:
     )
     assert bad.returncode == 78
     assert bad.stderr == "error: --listen must be HOST:PORT, got 'x:99999'\n"
+    sqlite = run_cli(
+        ["server", "run", "--data-dir", str(data), "--workers", "2"], child_env(tmp_path)
+    )
+    assert sqlite.returncode == 78
+    assert sqlite.stderr.startswith(
+        "error: several workers need PostgreSQL (SQLite has one writer)"
+    )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
