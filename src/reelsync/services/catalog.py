@@ -212,9 +212,7 @@ def _generation(session: Session, place: str) -> int:
         and now - checked.at < TRUST_S
     ):
         return checked.generation
-    value = session.scalar(
-        select(m.CatalogGeneration.value).where(m.CatalogGeneration.id == 1)
-    )
+    value = session.scalar(select(m.CatalogGeneration.value).where(m.CatalogGeneration.id == 1))
     generation = int(value or 0)
     if writer:
         session.info[_SESSION_KEY] = generation
