@@ -3,7 +3,8 @@ it serves. Rules: one :class:`~reelsync.db.Database` per process, upgraded to th
 before anything is served and disposed after the last request; other parts add their routers
 (accsyn v3, agent endpoints) in :func:`routers`, the one place that lists them. The app's lifespan
 runs the notifier (job-event capture + outbox dispatcher: mail, webhooks, post hooks) and the app
-refuses jobs its pre-submit hook rejects."""
+refuses jobs its pre-submit hook rejects. With several workers (:func:`run_worker_processes`)
+each builds its own app after the fork; the database is upgraded once, before it."""
 
 from __future__ import annotations
 

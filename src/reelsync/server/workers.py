@@ -94,6 +94,11 @@ class SiblingLink:
                 with contextlib.suppress(OSError):
                     writer.send(what)
 
+    def close(self) -> None:
+        for pair in self._pairs:
+            for end in pair:
+                end.close()
+
     def drain(self) -> set[bytes]:
         """What the siblings said since the last call."""
         got: set[bytes] = set()
@@ -266,6 +271,7 @@ def run_workers(config: ServerConfig, count: int, start: Callable[[Worker], int]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        supervisor.link.close()
     if supervisor.failed:
         raise ConfigError("a control-plane worker failed (see the log above)")
 
