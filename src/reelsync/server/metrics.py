@@ -52,10 +52,16 @@ class GaugeMetricFamily:
         self.samples: list[str] = []
 
     def add_metric(self, values: list[str], value: float) -> None:
-        pairs = ",".join(
+        self.add_sample(self.label_text(values), value)
+
+    def label_text(self, values: list[str]) -> str:
+        """The ``k="v",...`` of ``values`` (escaped), to give several families' samples."""
+        return ",".join(
             f'{k}="{_escape(str(v))}"' for k, v in zip(self.labels, values, strict=True)
         )
-        self.samples.append(f"{self.name}{{{pairs}}} {_number(value)}\n")
+
+    def add_sample(self, label_text: str, value: float) -> None:
+        self.samples.append(f"{self.name}{{{label_text}}} {_number(value)}\n")
 
     def text(self) -> str:
         doc = self.documentation.replace("\\", "\\\\").replace("\n", "\\n")
@@ -115,13 +121,15 @@ class _Snapshot:
                 "reelsync_job_progress_ratio", "Progress of each live job, 0..1.", labels=_JOB
             ),
         }
-        for job in d.active:
-            labels = [job.id, job.name, job.queue, job.source, job.destination]
+        for job in d.active:  # one job's labels are escaped once for its four samples
+            text = families["size"].label_text(
+                [job.id, job.name, job.queue, job.source, job.destination]
+            )
             if job.size is not None:
-                families["size"].add_metric(labels, job.size)
-            families["done"].add_metric(labels, job.bytes_done)
-            families["speed"].add_metric(labels, job.speed)
-            families["progress"].add_metric(labels, job.progress / 100.0)
+                families["size"].add_sample(text, job.size)
+            families["done"].add_sample(text, job.bytes_done)
+            families["speed"].add_sample(text, job.speed)
+            families["progress"].add_sample(text, job.progress / 100.0)
         yield from families.values()
         agent = ["agent", "hostname", "site"]
         rate = GaugeMetricFamily(
@@ -152,5 +160,5 @@ def _render(data: MetricsSnapshot) -> bytes:
 @router.get("/metrics", response_class=Response)
 async def metrics(db: DatabaseDep, actor: CurrentActor) -> Response:
     require_admin(actor, "read the metrics")
-    data = await run_in_threadpool(snapshot, db)
-    return Response(_render(data), media_type=CONTENT_TYPE_LATEST)
+    body = await run_in_threadpool(lambda: _render(snapshot(db)))  # off the event loop
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

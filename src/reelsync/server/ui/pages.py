@@ -157,9 +157,9 @@ class JobFilters:
         return {k: v for k, v in values.items() if v}
 
 
-def _filter_choices(db: Database, actor: Actor) -> dict[str, list[str]]:
+def _filter_choices(db: Database, actor: Actor, queue_codes: list[str]) -> dict[str, list[str]]:
     return {
-        "queues": [q.code for q in queues.list_queues(db, actor)],
+        "queues": queue_codes,
         "sites": [s.code for s in sites.list_sites(db, actor)],
         "users": [u.email for u in users.list_users(db, actor)] if actor.is_admin else [],
     }
@@ -196,7 +196,8 @@ def jobs_page(
         offset=offset,
         after=after,
     )
-    priority = {q.code: q.priority for q in queues.list_queues(db, session.actor)}
+    known = queues.list_queues(db, session.actor)
+    priority = {q.code: q.priority for q in known}
     return render(
         request,
         "jobs.html",
@@ -204,7 +205,7 @@ def jobs_page(
         page=page,
         show=show,
         filters=filters,
-        choices=_filter_choices(db, session.actor),
+        choices=_filter_choices(db, session.actor, [q.code for q in known]),
         priority=priority,
         refresh=REFRESH_S,
         events=f"{UI_PREFIX}/events/jobs",
