@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reelsync.protocol as p
-from reelsync.errors import ProtocolError
+from reelsync.errors import ConnectionLostError, DiskFullError, ProtocolError
 from reelsync.protocol import (
     NEED_DATA,
     Ack,
@@ -216,6 +216,29 @@ def test_eof_mid_frame_and_clean_eof() -> None:
     _, listener = handshake()
     listener.receive_data(b"")
     assert isinstance(listener.next_event(), ConnectionClosed)
+
+
+def test_sending_on_a_stream_the_peer_closed_is_a_lost_connection_not_a_rule_broken() -> None:
+    # a sender whose reader saw the receiver vanish (killed: end of stream) may still be about to
+    # send a chunk: that is a peer gone, to retry and resume, not a protocol error failing the file
+    sender, receiver = handshake()
+    sender.receive_data(b"")
+    assert isinstance(sender.next_event(), ConnectionClosed)
+    with pytest.raises(ConnectionLostError) as lost:
+        sender.send(Chunk(0, 0, chunk_checksum(b"abc"), b"abc"))
+    assert lost.value.retryable
+    # after the peer's Failure: the error it carries
+    sender, receiver = handshake()
+    pump(receiver, sender, Failure("disk_full", "full"))
+    with pytest.raises(DiskFullError, match="full"):
+        sender.send(Chunk(0, 0, chunk_checksum(b"abc"), b"abc"))
+    # a stream this side closed stays a rule broken, even once the peer closed its half too
+    sender, receiver = handshake()
+    pump(sender, receiver, Bye())
+    sender.receive_data(b"")
+    assert isinstance(sender.next_event(), ConnectionClosed)
+    with pytest.raises(ProtocolError):
+        sender.send(Chunk(0, 0, chunk_checksum(b"abc"), b"abc"))
 
 
 @pytest.mark.parametrize(

@@ -20,13 +20,16 @@ Rules:
    peer breaking one raises ProtocolError (``remote=True``) from :meth:`Connection.next_event`.
 4. Folder entries in a Manifest (``parent``/``files``) need version 2; a ticket on a Want or a
    Manifest needs version 3, and only the dialer sends one.
+5. Sending on a stream the *peer* closed (its end of stream or Bye) is no rule broken by this
+   side but a peer gone: it raises ConnectionLostError (retryable); after the peer's Failure, the
+   error that Failure carries. Only a stream this side closed raises ProtocolError.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
-from reelsync.errors import ProtocolError
+from reelsync.errors import ConnectionLostError, ProtocolError, ReelsyncError, error_from_code
 from reelsync.protocol.codec import (
     CHUNK_FIELDS as _CHUNK_FIELDS,
 )
@@ -127,6 +130,7 @@ class Connection:
         self._want_seen = False
         self._manifests = 0  # manifests sent (sending side) or received (receiving side)
         self._plans = 0
+        self._peer_closed: Event | None = None  # what the peer closed the stream with
 
     # -- sending ---------------------------------------------------------------------------------
     def send(self, event: Event) -> list[bytes]:
@@ -245,18 +249,29 @@ class Connection:
             return NEED_DATA
         if self._buf:
             raise ProtocolError("the peer closed the stream in the middle of a frame", remote=True)
+        event = ConnectionClosed()
+        if self.state is not State.CLOSED:  # the peer closed first
+            self._peer_closed = event
         self.state = State.CLOSED
-        return ConnectionClosed()
+        return event
 
     # -- rules -----------------------------------------------------------------------------------
     def _fail(self, message: str, *, local: bool) -> ProtocolError:
         who = "" if local else "the peer sent "
         return ProtocolError(f"{who}{message}", remote=not local)
 
+    def _closed_error(self, name: str, *, local: bool) -> ReelsyncError:
+        closed = self._peer_closed
+        if not local or closed is None:
+            return self._fail(f"{name} on a closed stream", local=local)
+        if isinstance(closed, Failure):  # the peer refused: its error, not a retry
+            return error_from_code(closed.code, closed.message)
+        return ConnectionLostError(f"{name} on a stream the peer closed")
+
     def _check(self, event: Event, *, local: bool) -> None:
         name = type(event).__name__
         if self.state is State.CLOSED:
-            raise self._fail(f"{name} on a closed stream", local=local)
+            raise self._closed_error(name, local=local)
         if isinstance(event, Failure):
             return
         dialer_sends = local == (self.side is Side.DIALER)
@@ -311,6 +326,8 @@ class Connection:
     def _advance(self, event: Event, *, local: bool) -> None:
         if isinstance(event, Failure | Bye):
             self.state = State.CLOSED
+            if not local and self._peer_closed is None:
+                self._peer_closed = event
         elif isinstance(event, Hello):
             self._hello_sent = True
             self.hello = event
