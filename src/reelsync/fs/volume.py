@@ -166,16 +166,32 @@ class Volume:
         return real
 
     def _real_dir(self, parent_rel: str) -> str:
+        """The resolved path of the folder ``parent_rel`` (normalized), folder by folder from
+        the deepest one resolved recently: a folder not seen yet costs one ``lstat`` (and a
+        ``realpath`` only when it is a symlink), not one per component of its path."""
         if not parent_rel:
             return self._root_str
         now = time.monotonic()
-        hit = self._dirs.get(parent_rel)
+        dirs = self._dirs
+        hit = dirs.get(parent_rel)
         if hit is not None and now - hit[1] < DIR_CACHE_SECONDS:
             return hit[0]
-        real = self._inside(os.path.realpath(self._root_prefix + parent_rel), parent_rel)
-        if len(self._dirs) > 4096:
-            self._dirs.clear()
-        self._dirs[parent_rel] = (real, now)
+        real, prefix = self._root_str, ""
+        for name in parent_rel.split("/"):
+            prefix = f"{prefix}/{name}" if prefix else name
+            hit = dirs.get(prefix)
+            if hit is not None and now - hit[1] < DIR_CACHE_SECONDS:
+                real = hit[0]
+                continue
+            candidate = self._root_prefix + name if real == self._root_str else f"{real}/{name}"
+            try:
+                linked = stat_mod.S_ISLNK(os.lstat(candidate).st_mode)
+            except OSError:  # nothing there (yet): the path as it will be made
+                linked = False
+            real = self._inside(os.path.realpath(candidate), prefix) if linked else candidate
+            if len(dirs) > 4096:
+                dirs.clear()
+            dirs[prefix] = (real, now)
         return real
 
     def check_within(self, rel: str, scope: str | None) -> None:
