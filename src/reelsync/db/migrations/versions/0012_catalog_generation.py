@@ -6,6 +6,7 @@ Revises: 0011
 
 """
 
+import secrets
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -26,7 +27,13 @@ def upgrade() -> None:
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_catalog_generation")),
     )
-    op.execute("INSERT INTO catalog_generation (id, value) VALUES (1, 0)")
+    # random from the start too: a database made again at the same URL never matches a
+    # catalog a process kept of the one before
+    op.execute(
+        sa.text("INSERT INTO catalog_generation (id, value) VALUES (1, :start)").bindparams(
+            start=secrets.randbits(62)
+        )
+    )
     dialect = op.get_bind().dialect.name
     for statement in generation.POSTGRESQL if dialect == "postgresql" else generation.SQLITE:
         op.execute(statement)
