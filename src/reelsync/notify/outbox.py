@@ -69,18 +69,12 @@ def _insert_once(session: Session, kind: str, dedupe_key: str, payload: Mapping[
     return len(session.execute(stmt).all())
 
 
-def _codes(session: Session, model: Any, ids: set[str]) -> dict[str, str]:
-    if not ids:
-        return {}
-    rows = session.execute(select(model.id, model.code).where(model.id.in_(ids)))
-    return dict(rows.all())
-
-
 def job_document(session: Session, job: m.Job) -> dict[str, Any]:
     """The job as the JSON object webhooks and hooks receive (no tasks)."""
-    sites = _codes(session, m.Site, {job.source_site_id, job.destination_site_id})
-    queue = session.scalar(select(m.Queue.code).where(m.Queue.id == job.queue_id)) or ""
-    user = session.scalar(select(m.User.email).where(m.User.id == job.user_id)) or ""
+    known = catalog.current(session)
+    sites = {s.id: s.code for s in known.sites}
+    queue = known.queue_code(job.queue_id) or ""
+    user = known.emails.get(job.user_id, "")
     return {
         "id": job.id,
         "name": job.name,

@@ -118,6 +118,7 @@ class Catalog:
     settings: Mapping[tuple[str, str, str], str]  # (scope, target id, key), workspace/queue
     grants: Mapping[str, tuple[Grant, ...]]  # user id -> grants
     webhooks: tuple[WebhookRef, ...]  # enabled ones
+    emails: Mapping[str, str]  # user id -> e-mail
 
     def queue(self, ref: str) -> QueueRef:
         """By id, code or name (as ``services.queues.get_queue_row``)."""
@@ -326,4 +327,5 @@ def _load(session: Session, generation: int) -> Catalog:
             WebhookRef(w.id, tuple(w.events or ()))
             for w in session.scalars(select(m.Webhook).where(m.Webhook.enabled.is_(True)))
         ),
+        emails=dict(session.execute(select(m.User.id, m.User.email)).all()),
     )

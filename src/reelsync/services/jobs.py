@@ -73,9 +73,9 @@ def _workspace_code(session: Session) -> str | None:
 
 
 def job_record(session: Session, row: m.Job) -> Job:
-    email = session.scalar(select(m.User.email).where(m.User.id == row.user_id)) or ""
-    queue_code = session.scalar(select(m.Queue.code).where(m.Queue.id == row.queue_id)) or ""
-    return _record(row, email, queue_code)
+    known = catalog.current(session)  # the owner's e-mail and the queue's code: no query
+    email = known.emails.get(row.user_id, "")
+    return _record(row, email, known.queue_code(row.queue_id) or "")
 
 
 def _record(row: m.Job, email: str, queue_code: str) -> Job:
