@@ -283,7 +283,7 @@ def main() -> None:
         agents = agents_at_hq_and_london(stack, server, tmp)
         ssh = stack.enter_context(sshd(work)) if "rsync" in tools or args.noop else None
         engine = Reelsync(work, 4, 4096)
-        for name in args.sets.split(","):
+        for name in filter(None, args.sets.split(",")):  # --sets "": only the extras
             src = roots["hq"] / name
             files, size = make_set(name, src, args.scale)
             print(f"# {name}: {files} files, {size / 1e6:.0f} MB", flush=True)
