@@ -753,12 +753,15 @@ class SendSession(OpenWork):
         await stream.send(FileEnd(src.item.id, digest))
 
     def _take_batch_buffer(self, room: int) -> bytearray:
-        if room <= self._batch_room:
+        """A buffer for a batch needing ``room`` bytes: a pooled full-size one for a large
+        batch, else one of its own size. The streams count a queued batch by its bytes, so a
+        batch of tiny files must not hold a full-size buffer (thousands queued would)."""
+        if room > self._batch_room // 2 and room <= self._batch_room:
             with self._buffers_lock:
                 if self._batch_buffers:
                     return self._batch_buffers.pop()
             return bytearray(self._batch_room)
-        return bytearray(room)  # pragma: no cover - a batch is bounded by batch_bytes
+        return bytearray(room)
 
     def _give_batch_buffer(self, buf: bytearray) -> None:
         """Called by a writer thread once the batch laid out in ``buf`` is on the wire."""
