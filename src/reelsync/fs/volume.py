@@ -16,6 +16,7 @@ into the path mid-transfer cannot redirect a write.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import shutil
 import stat as stat_mod
@@ -39,7 +40,7 @@ __all__ = [
 
 DIR_CACHE_SECONDS = 2.0
 WALK_KEPT_S = 5.0  # how long a folder's listing is kept for the next walk (walk_files keep=)
-WALK_KEPT_FILES = 200_000  # larger listings are not kept
+WALK_KEPT_FILES = 50_000  # larger listings are not kept (memory stays flat on big trees)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FDS = os.path.isdir("/proc/self/fd")
 
@@ -334,12 +335,14 @@ class Volume:
             if kept is not None and time.monotonic() - kept[0] < WALK_KEPT_S:
                 return iter(kept[1])
         if keep:
-            listing = list(self._walk(folder))
+            walk = self._walk(folder)
+            listing = list(itertools.islice(walk, WALK_KEPT_FILES + 1))
+            if len(listing) > WALK_KEPT_FILES:  # too many to keep: the rest is not held
+                return itertools.chain(listing, walk)
             now = time.monotonic()
             for old in [k for k, (t, _) in list(self._kept.items()) if now - t >= WALK_KEPT_S]:
                 del self._kept[old]
-            if len(listing) <= WALK_KEPT_FILES:
-                self._kept[folder] = (now, listing)
+            self._kept[folder] = (now, listing)
             return iter(listing)
         return self._walk(folder)
 
