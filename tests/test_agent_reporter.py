@@ -77,3 +77,19 @@ async def test_revoked_tasks_are_dropped_and_announced() -> None:
     assert reporter.is_live("t2")
     assert await reporter.flush()
     assert [item["task_id"] for item in sink.batches[-1]] == ["t2"]
+
+
+async def test_the_transfers_held_include_results_not_yet_reported() -> None:
+    sink = Sink()
+    reporter = Reporter(sink, keepalive_s=3600)
+    reporter.started(["t1"], [10], transfer_id="a")
+    reporter.started(["t2"], [10], transfer_id="b")
+    reporter.finished(FileResult("t2", "done", 10, 10, None))
+    assert reporter.transfer_ids() == {"a", "b"}
+    sink.down = True
+    reporter.finished(FileResult("t1", "done", 10, 10, None))
+    assert not await reporter.flush()
+    assert reporter.transfer_ids() == {"a", "b"}  # the control plane has not taken them yet
+    sink.down = False
+    assert await reporter.flush()
+    assert reporter.transfer_ids() == set()

@@ -29,6 +29,7 @@ from sync_world import OPERATOR, World, build_world, make_tree
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 _PUSH = re.compile(r"transfer \S+: push (\d+) file\(s\)")
+_NEVER_GOT = re.compile(r"never got the work answer of (\d+) task")
 
 
 @dataclass
@@ -152,7 +153,11 @@ def test_sync_through_either_process_and_a_replica_killed_mid_job(cluster: Clust
     assert failed_over < 15, failed_over
     assert final["status"] == "done", (final, tasks)
     assert _same(cluster, shot) == 121
-    assert {t["dispatches"] for t in tasks} == {1}, tasks
+    # a lease cp2 made just before its death, whose answer never left, goes back at the agent's
+    # next poll (cp1 logs it) and is leased again: the only second dispatch there may be
+    regranted = sum(int(n) for n in _NEVER_GOT.findall(cluster.cp1.log()))
+    assert sum(t["dispatches"] - 1 for t in tasks) == regranted, tasks
+    assert {t["dispatches"] for t in tasks} <= {1, 2}, tasks
     assert {t["tries"] for t in tasks} == {0}, tasks
     assert listed == {"hq": "online", "ldn1": "online", "ldn2": "online"}, listed
     assert not list(cluster.root("london").rglob("*.reelsync-part"))

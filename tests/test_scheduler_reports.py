@@ -18,6 +18,7 @@ from reelsync.scheduler import (
     apply_reports,
     claim_transfers,
     release_transfers,
+    release_unheld,
     sweep,
 )
 from reelsync.scheduler.sweep import FENCE_S
@@ -285,6 +286,47 @@ def test_a_stale_transfers_reports_are_never_credited(world: World) -> None:
     )
     assert fresh.applied == (task_id,)
     assert world.statuses(job.id) == {"done": 1}
+
+
+def test_a_lease_whose_work_answer_died_with_its_process_goes_back_at_the_next_poll(
+    world: World,
+) -> None:
+    # two control-plane processes on one database: the agent's poll on the first is answered
+    # (it runs `held`); its next poll on the second is leased `lost`, then that process is
+    # killed before it answers; the agent polls the first again, saying what it holds
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(3)
+    claim_transfers(world.db, sender, max_transfers=1, max_files=1)
+    assert release_unheld(world.db, sender, set()) == 1  # it holds nothing: its only answer lost
+    assert world.statuses(job.id) == {"queued": 3}
+    [held] = claim_transfers(world.db, sender, max_transfers=1, max_files=1)
+    [lost] = claim_transfers(world.db, sender, max_transfers=1, max_files=1)
+    assert world.statuses(job.id) == {"booting": 2, "queued": 1}
+    assert release_unheld(world.db, sender, {held.transfer_id}) == 1
+    rows = {t.id: t for t in world.tasks(job.id)}
+    assert rows[lost.files[0].task_id].status == "queued"  # at once, not at the lease's end
+    assert rows[lost.files[0].task_id].tries == 0
+    assert rows[held.files[0].task_id].status == "booting"  # what it holds is untouched
+    assert release_unheld(world.db, sender, {held.transfer_id}) == 0
+    done = apply_reports(
+        world.db,
+        sender,
+        [TaskReport(held.files[0].task_id, "done", 5, size=5, transfer_id=held.transfer_id)],
+    )
+    assert done.applied == (held.files[0].task_id,)
+    [rest] = claim_transfers(world.db, sender)
+    assert len(rest.files) == 2
+    assert release_unheld(world.db, sender, {rest.transfer_id}) == 0
+    apply_reports(
+        world.db,
+        sender,
+        [
+            TaskReport(f.task_id, "done", 5, size=5, transfer_id=rest.transfer_id)
+            for f in rest.files
+        ],
+    )
+    assert world.job_row(job.id).status == "done"
 
 
 def test_an_agent_leaving_or_restarting_gives_its_leases_back_at_once(world: World) -> None:

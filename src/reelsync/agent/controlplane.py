@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import logging
 import ssl
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -207,15 +207,22 @@ class ControlPlane:
         return answer
 
     async def work(
-        self, *, wait_s: float, transfers: int, pace: dict[str, float] | None = None
+        self,
+        *,
+        wait_s: float,
+        transfers: int,
+        pace: dict[str, float] | None = None,
+        held: Collection[str] | None = None,
     ) -> dict[str, Any]:
         """Long-poll: transfers (at most ``transfers``; 0: file operations only) and fileops;
-        ``pace``: this agent's measured rates (:class:`reelsync.agent.pace.Pace`)."""
+        ``pace``: this agent's measured rates (:class:`reelsync.agent.pace.Pace`); ``held``:
+        every transfer this agent holds (running, or with results not yet reported): the control
+        plane releases the tasks leased to it under any other one (a work answer it never got)."""
+        params: dict[str, Any] = {"wait": wait_s, "transfers": transfers, **(pace or {})}
+        if held is not None:
+            params["held"] = ",".join(sorted(held))
         answer: dict[str, Any] = await self._call(
-            "GET",
-            "/work",
-            params={"wait": wait_s, "transfers": transfers, **(pace or {})},
-            timeout=wait_s + 30.0,
+            "GET", "/work", params=params, timeout=wait_s + 30.0
         )
         return answer
 

@@ -65,6 +65,7 @@ __all__ = ["Agent"]
 _log = logging.getLogger("reelsync.agent")
 _WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104
 _DEFAULT_LEASE_S = 120.0
+_MAX_HELD = 200  # transfer ids sent with a work poll at most (more: not sent, nothing released)
 
 
 class _Backoff:
@@ -124,6 +125,7 @@ class Agent:
         self.connected = asyncio.Event()
         self._transfers: dict[asyncio.Task[None], tuple[str, ...]] = {}
         self._lease_s: dict[asyncio.Task[None], float] = {}
+        self._transfer_ids: dict[asyncio.Task[None], str] = {}
         self._chores: set[asyncio.Task[None]] = set()
         self._missing_roots: set[str] = set()
         self._revoked_tasks: set[asyncio.Task[None]] = set()
@@ -309,9 +311,15 @@ class Agent:
             # poll) or for a job of a higher priority than all in flight, so the next lease is
             # here as soon as it may run, never a poll interval later.
             free = max(1, self.settings.max_transfers - len(self._transfers))
+            # what this agent holds, so a lease whose answer was lost (the process that made it
+            # killed before answering) goes back now, not when it expires
+            held = set(self._transfer_ids.values()) | self.reporter.transfer_ids()
             try:
                 answer = await self.control.work(
-                    wait_s=self.settings.work_wait_s, transfers=free, pace=self.pace.params()
+                    wait_s=self.settings.work_wait_s,
+                    transfers=free,
+                    pace=self.pace.params(),
+                    held=held if len(held) <= _MAX_HELD else None,
                 )
             except ReelsyncError as exc:
                 if isinstance(exc, ConfigError | RevokedError):
@@ -329,8 +337,10 @@ class Agent:
                 task = asyncio.create_task(self._transfer(grant))
                 self._transfers[task] = keys
                 self._lease_s[task] = float(grant.get("lease_s") or _DEFAULT_LEASE_S)
+                self._transfer_ids[task] = str(grant.get("transfer_id"))
                 task.add_done_callback(self._transfers.pop)
                 task.add_done_callback(self._lease_s.pop)
+                task.add_done_callback(self._transfer_ids.pop)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

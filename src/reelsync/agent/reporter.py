@@ -180,6 +180,14 @@ class Reporter:
             self._live.pop(task_id, None)
             self._dirty.discard(task_id)
 
+    def transfer_ids(self) -> set[str]:
+        """The transfers with a file still reported or a result not yet taken."""
+        ids = {live.transfer_id for live in self._live.values() if live.transfer_id is not None}
+        ids.update(
+            str(item["transfer_id"]) for item in self._final.values() if "transfer_id" in item
+        )
+        return ids
+
     def is_live(self, task_id: str) -> bool:
         """Whether ``task_id`` started and has no final result yet."""
         return task_id in self._live

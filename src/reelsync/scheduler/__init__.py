@@ -4,13 +4,19 @@
   agent, by queue priority, fair share, FIFO, within the per site pair and per agent limits.
 - :func:`apply_reports` (POST /api/v1/agent/report): progress, done, failed (retries with backoff),
   job rollup, speed and time remaining.
-- :func:`agent_left`, :func:`agent_restarted`, :func:`release_transfers`: an agent's leases back to
-  the queue at once when it stops, is lost or restarts, or never got its work answer.
+- :func:`agent_left`, :func:`agent_restarted`, :func:`release_transfers`, :func:`release_unheld`:
+  an agent's leases back to the queue at once when it stops, is lost or restarts, or never got
+  its work answer.
 - :func:`sweep` (the server's background loop, :class:`Sweeper`): leases of silent agents back to
   the queue, silent agents offline.
 """
 
-from reelsync.scheduler.departures import agent_left, agent_restarted, release_transfers
+from reelsync.scheduler.departures import (
+    agent_left,
+    agent_restarted,
+    release_transfers,
+    release_unheld,
+)
 from reelsync.scheduler.dispatch import claim_transfers
 from reelsync.scheduler.loop import Sweeper
 from reelsync.scheduler.model import (
@@ -38,5 +44,6 @@ __all__ = [
     "apply_reports",
     "claim_transfers",
     "release_transfers",
+    "release_unheld",
     "sweep",
 ]

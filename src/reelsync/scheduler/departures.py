@@ -9,12 +9,16 @@ Rules:
   agent stays online and takes its files back at its next work poll (the receiver resumes from
   its verified chunks). A process that restarted holds nothing: what the old one leased is dead.
 - :func:`release_transfers` (a work answer the agent never got): those transfers' tasks go back.
+- :func:`release_unheld` (an agent's work poll lists the transfers it holds): the tasks it dials
+  under any other transfer go back. Such a lease came in a work answer that never reached it (a
+  control-plane process killed between its commit and its answer, so no process saw the client
+  go): without this, its files would wait for the lease to expire while the agent is alive.
 Lock order as every writer: the jobs, then their tasks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, select, update
@@ -27,7 +31,7 @@ from reelsync.scheduler.agents import IN_FLIGHT
 from reelsync.scheduler.reports import release_tasks
 from reelsync.services.rollup import refresh_job
 
-__all__ = ["agent_left", "agent_restarted", "release_transfers"]
+__all__ = ["agent_left", "agent_restarted", "release_transfers", "release_unheld"]
 
 
 def _release(
@@ -93,4 +97,18 @@ def release_transfers(db: Database, server_id: str, transfer_ids: Sequence[str])
     if not transfer_ids:
         return 0
     where = (m.Task.server_id == server_id) & m.Task.transfer_id.in_(list(transfer_ids))
+    return _release(db, where, None, offline_id=None)
+
+
+def release_unheld(db: Database, server_id: str, held: Collection[str]) -> int:
+    """``server_id`` holds only the transfers ``held`` (said in its work poll, before that poll
+    is answered: an agent polls once at a time, so a lease it does not list is one whose answer
+    it never got); the tasks it dials under any other transfer go back to the queue."""
+    where = (m.Task.server_id == server_id) & m.Task.transfer_id.not_in(sorted(held))
+    with db.reader() as session:  # every poll asks: the write lock only when there is one
+        orphan = session.scalar(
+            select(m.Task.id).where(m.Task.status.in_(IN_FLIGHT), where).limit(1)
+        )
+    if orphan is None:
+        return 0
     return _release(db, where, None, offline_id=None)

@@ -51,6 +51,7 @@ _agent_header = APIKeyHeader(
     name="Authorization", auto_error=False, description="Agent <agent secret>"
 )
 _POLL_S = 0.3
+_MAX_HELD_CHARS = 10_000  # ``held`` of a work poll: 200 transfer ids and more (agents send <= 200)
 
 
 class EnrollBody(BaseModel):
@@ -336,16 +337,36 @@ def build_router(hub: AgentHub) -> APIRouter:
         transfers: Annotated[int, Query(ge=0, le=64)] = 4,
         rate_bytes: Annotated[float | None, Query(ge=0, description="bytes/s, measured")] = None,
         rate_files: Annotated[float | None, Query(ge=0, description="files/s, measured")] = None,
+        held: Annotated[
+            str | None,
+            Query(
+                max_length=_MAX_HELD_CHARS,
+                description="the transfers the agent holds, comma-separated ('' for none)",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Transfers to dial (none when ``transfers`` is 0: the agent is busy) and file
         operations, as soon as there are any, else an empty answer after ``wait`` seconds. A
-        client gone meanwhile takes nothing: what was leased for it goes back at once."""
+        client gone meanwhile takes nothing: what was leased for it goes back at once. With
+        ``held``, the tasks leased to the agent under any other transfer go back first (their
+        work answer never reached it: a process killed before it could answer)."""
         presence = hub.presence
         if presence is not None and presence.begin(agent.id):
             # it may come from another worker or replica, which must not take it for lost
             await run_in_threadpool(agents.checked_in, database, agent.id)
         dropped = False
         try:
+            if held is not None:
+                kept = {t for t in held.split(",") if t}
+                released = await run_in_threadpool(
+                    scheduler.release_unheld, database, agent.id, kept
+                )
+                if released:
+                    _log.info(
+                        "agent %s never got the work answer of %d task(s): back to the queue",
+                        agent.id,
+                        released,
+                    )
             answer = await _work(
                 request, agent, database, wait, transfers, (rate_bytes, rate_files)
             )
