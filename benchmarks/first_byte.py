@@ -2,6 +2,7 @@
 the tests).
 
     python benchmarks/first_byte.py [--submits 20] [--size 65536] [--database sqlite|postgres]
+        [--workers N]
 
 Starts a real control plane (``reelsync server init`` + ``server run``, HTTPS) and two real agents
 (hq and london, as ``reelsync agent run`` processes) with a volume rooted in a temporary dir per
@@ -58,12 +59,15 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def run(submits: int, size: int, database: str) -> dict[str, list[float]]:
+def run(submits: int, size: int, database: str, workers: int | None) -> dict[str, list[float]]:
     figures: dict[str, list[float]] = {"first byte": [], "published": [], "done": []}
     with tempfile.TemporaryDirectory(prefix="rs-firstbyte-") as tmp_text, ExitStack() as stack:
         tmp = Path(tmp_text)
         url = stack.enter_context(fresh_database()) if database == "postgres" else None
-        server = stack.enter_context(running_server(tmp / "server", database_url=url))
+        extra = ("--workers", str(workers)) if workers else ()
+        server = stack.enter_context(
+            running_server(tmp / "server", database_url=url, extra_args=extra)
+        )
         roots = {site: tmp / site / "projects" for site in ("hq", "london")}
         for root in roots.values():
             root.mkdir(parents=True)
@@ -120,13 +124,15 @@ def main() -> None:
     parser.add_argument("--submits", type=int, default=20)
     parser.add_argument("--size", type=int, default=65536, help="bytes per file (>= 1)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--workers", type=int, help="server run --workers N (PostgreSQL)")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    figures = run(args.submits, max(1, args.size), args.database)
+    figures = run(args.submits, max(1, args.size), args.database, args.workers)
     load_after = os.getloadavg()
     print(
         f"submit -> destination, {args.submits} one-file jobs of {args.size} bytes, "
-        f"{args.database}, load average {load_before[0]:.2f} before / {load_after[0]:.2f} after"
+        f"{args.database}, workers {args.workers or 'default'}, "
+        f"load average {load_before[0]:.2f} before / {load_after[0]:.2f} after"
     )
     for label, values in figures.items():
         print(
