@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -74,7 +74,12 @@ def inproc_server(database: Database, tmp: Path) -> Iterator[tuple[httpx.ASGITra
     yield httpx.ASGITransport(app=app), INPROC_URL
 
 
-def inproc_session(transport: httpx.ASGITransport, api_key: str, user: str = "") -> Session:
-    return Session(
-        ClientConfig(url=INPROC_URL, api_user=user or None, api_key=api_key), transport=transport
-    )
+def inproc_session(
+    transport: httpx.ASGITransport, api_key: str, user: str = "", *, retry_s: float | None = None
+) -> Session:
+    """A client session over ``transport``; ``retry_s`` shortens the client's retries (20 s by
+    default) where a test expects a retryable refusal to surface."""
+    config = ClientConfig(url=INPROC_URL, api_user=user or None, api_key=api_key)
+    if retry_s is not None:
+        config = replace(config, retry_s=retry_s)
+    return Session(config, transport=transport)

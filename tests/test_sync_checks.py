@@ -268,7 +268,11 @@ def test_agent_offline_submits_nothing(env: Any) -> None:
 def test_without_file_operations_the_server_says_so(env: Any) -> None:
     transport, admin_session, world, _op, _db = env
     transport.app.state.file_operator = None
-    with inproc_session(transport, world.operator_key) as op, pytest.raises(UnavailableError) as e:
+    # a 503 is retried (20 s by default) before it surfaces: a second here
+    with (
+        inproc_session(transport, world.operator_key, retry_s=1.0) as op,
+        pytest.raises(UnavailableError) as e,
+    ):
         site_sync(op, [SHOT1], "london", today=DAY)
     assert "no agent serves volume 'projects'" in str(e.value)
     assert jobs_of(admin_session) == []
