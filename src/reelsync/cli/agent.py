@@ -4,6 +4,7 @@ agent itself on a site machine (``enroll``, ``run``)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -267,6 +268,11 @@ def run(data_dir: Path) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # What start-up made lives as long as the process: out of the cyclic collector's way. And it
+    # runs after 10,000 allocations, not 700: planning or listing a folder allocates a few
+    # objects per file, and collecting every 700 of them cost a fifth of a re-sync's CPU.
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
     async def main() -> None:
         stop = asyncio.Event()
