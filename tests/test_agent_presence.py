@@ -260,8 +260,11 @@ def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(
             admin.request(
                 "PUT", "/settings", json_body={"scope": "workspace", "key": key, "value": value}
             )
-    made = _files(roots["hq"], 40, 1 << 20)
-    slow = ["--bandwidth-limit", "1"]  # MiB/s: the job would take 40 s
+    # at 1 MiB/s the job would take 28 s: it outlasts the self-fence (15 s of silence after the
+    # first file), the settling and the 3 s watch below, and no more (what is left after the
+    # fence moves at 1 MiB/s too once the control plane is back)
+    made = _files(roots["hq"], 28, 1 << 20)
+    slow = ["--bandwidth-limit", "1"]  # MiB/s
     published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
     with (
         running_agent(server, "hq", tmp_path / "hq", enroll_extra=slow) as hq,
@@ -280,6 +283,7 @@ def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(
             held = _settled(published)
             time.sleep(3.0)  # at 1 MiB/s three more files would have landed
             assert published() == held, "the cut-off agent kept writing"
+            assert held < len(made), "the job ended before the fence: nothing was proven"
         finally:
             server.process.send_signal(signal.SIGCONT)
         with server.session() as admin:
