@@ -35,9 +35,14 @@ class Pair:
     agents: dict[str, RunningAgent]
 
 
-@pytest.fixture
-def pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pair]:
+@pytest.fixture(scope="module")
+def pair(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Pair]:
+    """One server and two agents for the module's tests (each works in a folder of its own and
+    puts back what it changes); a test parametrising it (agent options) gets its own."""
     limit: list[str] = getattr(request, "param", [])
+    tmp_path = tmp_path_factory.mktemp("pair")
     roots = {site: tmp_path / site / "projects" for site in ("hq", "london")}
     for root in roots.values():
         root.mkdir(parents=True)
@@ -83,6 +88,7 @@ def _tasks(admin: Session, job_id: str) -> list[dict[str, Any]]:
 def test_many_leases_move_every_file_once_and_intact(pair: Pair) -> None:
     hq, london = pair.roots["hq"], pair.roots["london"]
     rels = _files(hq, 900, 3000, "many")
+    logged = len(pair.agents["hq"].log())  # the agents may have served another test before
     with pair.server.session() as admin:
         # small leases: the pipeline is what moves these files, lease after lease
         admin.request(
@@ -90,10 +96,15 @@ def test_many_leases_move_every_file_once_and_intact(pair: Pair) -> None:
             "/settings",
             json_body={"scope": "workspace", "key": "transfer_batch_files", "value": 40},
         )
-        job = admin.submit_job(
-            {"destination": "site=london", "tasks": [f"share=projects/{r}" for r in rels]}
-        )
-        final = _wait_ended(admin, job["id"], "the 900-file job")
+        try:
+            job = admin.submit_job(
+                {"destination": "site=london", "tasks": [f"share=projects/{r}" for r in rels]}
+            )
+            final = _wait_ended(admin, job["id"], "the 900-file job")
+        finally:
+            admin.request(
+                "DELETE", "/settings", params={"scope": "workspace", "key": "transfer_batch_files"}
+            )
         assert final["status"] == "done", final
         assert final["progress"] == 100
         tasks = _tasks(admin, job["id"])
@@ -102,7 +113,7 @@ def test_many_leases_move_every_file_once_and_intact(pair: Pair) -> None:
     assert [t for t in tasks if t["dispatches"] != 1] == []  # none leased (sent) twice
     for rel in rels:
         assert (london / rel).read_bytes() == (hq / rel).read_bytes(), rel
-    log = pair.agents["hq"].log()
+    log = pair.agents["hq"].log()[logged:]
     transfers = log.count(": push ")
     assert transfers >= 900 // 40, log[-2000:]  # it really went in many leases
     sent = sum(int(n) for n in _numbers(log, " file(s) done"))
