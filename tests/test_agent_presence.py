@@ -1,23 +1,27 @@
 """Real agents against a real control plane (offline after the default 60 s of silence, so the
 sweep never decides here): a data dir runs one agent; a clean stop is offline at once; a killed
 agent is offline within seconds and its open long-poll takes no work, file operations go to the
-site's other agent; a restarted agent's leases go back to the queue at once."""
+site's other agent; a restarted agent's leases go back to the queue at once. The tests share one
+control plane, each with its own agents and folder; the one that freezes it has its own."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from reelsync.errors import NotFoundError
 from support.agents import add_london_and_projects, running_agent, start_agent, wait_until
-from support.servers import RunningServer
+from support.servers import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +40,51 @@ def _roots(server: RunningServer, tmp_path: Path) -> dict[str, Path]:
     return roots
 
 
-def _files(root: Path, count: int, size: int) -> list[str]:
+@dataclass
+class Studio:
+    """The module's control plane (site ``london``, volume ``projects`` at ``roots``) and the
+    folder of the volume that is this test's own."""
+
+    server: RunningServer
+    roots: dict[str, Path]
+    folder: str
+    logged: int  # the length of the server's log when the test began
+
+    def server_log(self) -> str:
+        """The server's log since this test began."""
+        return self.server.log()[self.logged :]
+
+
+_SETTINGS = ("transfer_batch_files", "agent_concurrency")  # what a test may change
+
+
+@pytest.fixture(scope="module")
+def _shared(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunningServer, dict[str, Path]]]:
+    base = tmp_path_factory.mktemp("presence")
+    with running_server(base / "server") as server:
+        yield server, _roots(server, base)
+
+
+@pytest.fixture
+def studio(
+    _shared: tuple[RunningServer, dict[str, Path]], request: pytest.FixtureRequest
+) -> Iterator[Studio]:
+    """One control plane for the tests that leave it running (each stops its agents and puts
+    back the settings it changed; its files are under a folder of its own)."""
+    server, roots = _shared
+    yield Studio(server, roots, request.node.name, len(server.log()))
+    with server.session() as admin:
+        for key in _SETTINGS:
+            with contextlib.suppress(NotFoundError):  # never set
+                admin.request("DELETE", "/settings", params={"scope": "workspace", "key": key})
+
+
+def _files(root: Path, count: int, size: int, folder: str = "") -> list[str]:
     made = []
     for i in range(count):
-        path = root / "shot" / f"frame.{1001 + i:04d}.exr"
+        path = root / folder / "shot" / f"frame.{1001 + i:04d}.exr"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(os.urandom(size))
         made.append(path.relative_to(root).as_posix())
@@ -70,10 +115,9 @@ def _job(rels: list[str], name: str) -> dict[str, object]:
 
 
 def test_a_data_dir_runs_one_agent_and_a_clean_stop_is_offline_at_once(
-    server_factory: Callable[..., RunningServer], tmp_path: Path
+    studio: Studio, tmp_path: Path
 ) -> None:
-    server = server_factory()
-    _roots(server, tmp_path)
+    server = studio.server
     with running_agent(server, "london", tmp_path / "ldn") as agent:
         agent.wait_online()
         second, log_file = start_agent(server, agent.data_dir)
@@ -95,12 +139,13 @@ def test_a_data_dir_runs_one_agent_and_a_clean_stop_is_offline_at_once(
 
 
 def test_a_killed_agent_is_offline_in_seconds_and_its_dead_poll_takes_no_work(
-    server_factory: Callable[..., RunningServer], tmp_path: Path
+    studio: Studio, tmp_path: Path
 ) -> None:
-    server = server_factory(env={"REELSYNC_AGENT_FILEOP_TIMEOUT_S": "30"})
-    roots = _roots(server, tmp_path)
-    (roots["hq"] / "probe.txt").write_text("here\n")
-    made = _files(roots["hq"], 12, 64 * 1024)
+    server, roots = studio.server, studio.roots  # file operations time out after 30 s
+    probe = f"{studio.folder}/probe.txt"
+    (roots["hq"] / probe).parent.mkdir(parents=True)
+    (roots["hq"] / probe).write_text("here\n")
+    made = _files(roots["hq"], 12, 64 * 1024, studio.folder)
     with (
         running_agent(server, "hq", tmp_path / "hq1") as hq1,
         running_agent(server, "hq", tmp_path / "hq2") as hq2,
@@ -115,7 +160,7 @@ def test_a_killed_agent_is_offline_in_seconds_and_its_dead_poll_takes_no_work(
             # work and a file operation at once: the dead agent's open poll takes neither
             job = admin.submit_job(_job(made, "after a death"))
             started = time.monotonic()
-            answer = admin.request("GET", "/files/exists", params={"path": "probe.txt"})
+            answer = admin.request("GET", "/files/exists", params={"path": probe})
             assert answer["result"] is True
             assert time.monotonic() - started < 15, "the operation waited for the dead agent"
             hq1.wait_status("offline", timeout=15)
@@ -136,20 +181,17 @@ def test_a_killed_agent_is_offline_in_seconds_and_its_dead_poll_takes_no_work(
     assert sum(int(n) for n in _PUSH.findall(hq2.log())) == len(made)
     for rel in made:
         assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
-    assert "did not come back" in server.log()
+    assert "did not come back" in studio.server_log()
 
 
-def test_a_restarted_agent_gives_back_its_leases_at_once(
-    server_factory: Callable[..., RunningServer], tmp_path: Path
-) -> None:
-    server = server_factory()
-    roots = _roots(server, tmp_path)
+def test_a_restarted_agent_gives_back_its_leases_at_once(studio: Studio, tmp_path: Path) -> None:
+    server, roots = studio.server, studio.roots
     with server.session() as admin:
         for key, value in (("transfer_batch_files", "4"), ("agent_concurrency", "2")):
             admin.request(
                 "PUT", "/settings", json_body={"scope": "workspace", "key": key, "value": value}
             )
-    made = _files(roots["hq"], 24, 256 * 1024)
+    made = _files(roots["hq"], 24, 256 * 1024, studio.folder)
     slow = ["--bandwidth-limit", "2"]  # MiB/s: the job takes a few seconds
     with (
         running_agent(server, "hq", tmp_path / "hq", enroll_extra=slow) as hq,
@@ -184,24 +226,23 @@ def test_a_restarted_agent_gives_back_its_leases_at_once(
     assert took < 60, took
     assert {tasks[t]["dispatches"] for t in held} == {2}, [tasks[t] for t in held]
     assert {t["tries"] for t in tasks.values()} == {0}
-    log = server.log()
+    log = studio.server_log()
     assert "restarted" in log or "did not come back" in log, log[-2000:]
     for rel in made:
         assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
-    assert not list(roots["london"].rglob("*.reelsync-part"))
+    assert not list((roots["london"] / studio.folder).rglob("*.reelsync-part"))
 
 
 def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
-    server_factory: Callable[..., RunningServer], tmp_path: Path
+    studio: Studio, tmp_path: Path
 ) -> None:
-    server = server_factory()
-    roots = _roots(server, tmp_path)
+    server, roots = studio.server, studio.roots
     with server.session() as admin:
         admin.request(
             "PUT", "/settings", json_body={"scope": "workspace", "key": "transfer_batch_files",
                                            "value": "16"},
         )  # fmt: skip
-    made = _files(roots["hq"], 16, 1 << 20)
+    made = _files(roots["hq"], 16, 1 << 20, studio.folder)
     slow = ["--bandwidth-limit", "2"]  # MiB/s: a file lands every half second
     published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
     with (
@@ -247,7 +288,7 @@ def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
     assert sum(pushed[1:]) >= len(made) - held, (pushed, held)
     for rel in made:
         assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
-    assert not list(roots["london"].rglob("*.reelsync-part"))
+    assert not list((roots["london"] / studio.folder).rglob("*.reelsync-part"))
 
 
 def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(
