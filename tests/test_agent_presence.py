@@ -301,10 +301,11 @@ def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(
             admin.request(
                 "PUT", "/settings", json_body={"scope": "workspace", "key": key, "value": value}
             )
-    # at 1 MiB/s the job would take 28 s: it outlasts the self-fence (15 s of silence after the
-    # first file), the settling and the 3 s watch below, and no more (what is left after the
-    # fence moves at 1 MiB/s too once the control plane is back)
-    made = _files(roots["hq"], 28, 1 << 20)
+    # at 1 MiB/s the job would take 24 s: it outlasts the self-fence (15-16 s of silence after
+    # the first file: at most ~20 files have landed by then), the settling and the 3 s watch
+    # below, and no more (what is left after the fence moves at 1 MiB/s too once the control
+    # plane is back)
+    made = _files(roots["hq"], 24, 1 << 20)
     slow = ["--bandwidth-limit", "1"]  # MiB/s
     published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
     with (
