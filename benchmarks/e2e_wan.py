@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -173,35 +173,33 @@ def link(delay: str, loss: str, mbit: str) -> Iterator[None]:
         subprocess.run([str(wan), "down"], capture_output=True)
 
 
+def _made(root: Path, fill: Callable[[Path], None]) -> tuple[str, Path]:
+    """``root`` filled by ``fill`` once (kept between runs, marked by ``.complete``)."""
+    if not (root / ".complete").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        fill(root)
+        (root / ".complete").write_text("ok")
+    return root.name, root
+
+
 def make_sets(hq: Path, big_mib: int, frames: int, small: int) -> list[tuple[str, Path]]:
-    sets: list[tuple[str, Path]] = []
-    if big_mib:
-        root = hq / f"big{big_mib}"
-        if not (root / ".complete").exists():
-            shutil.rmtree(root, ignore_errors=True)
-            _fill(root / "reel.mov", random.Random("wan-big"), big_mib * MIB)
-            (root / ".complete").write_text("ok")
-        sets.append((root.name, root))
-    if frames:
-        root = hq / f"frames{frames}"
-        if not (root / ".complete").exists():
-            shutil.rmtree(root, ignore_errors=True)
-            rng = random.Random("wan-seq")
-            for i in range(frames):
-                _fill(root / f"plate/frame.{i:04d}.exr", rng, 2 * MIB)
-            (root / ".complete").write_text("ok")
-        sets.append((root.name, root))
-    if small:
-        root = hq / f"small{small}"
-        if not (root / ".complete").exists():
-            shutil.rmtree(root, ignore_errors=True)
-            rng = random.Random("wan-small")
-            for i in range(small):
-                size = rng.randint(4 * 1024, 64 * 1024)
-                _fill(root / f"sh{i // 100:04d}/comp/file_{i:05d}.json", rng, size)
-            (root / ".complete").write_text("ok")
-        sets.append((root.name, root))
-    return sets
+    def big(root: Path) -> None:
+        _fill(root / "reel.mov", random.Random("wan-big"), big_mib * MIB)
+
+    def seq(root: Path) -> None:
+        rng = random.Random("wan-seq")
+        for i in range(frames):
+            _fill(root / f"plate/frame.{i:04d}.exr", rng, 2 * MIB)
+
+    def tiny(root: Path) -> None:
+        rng = random.Random("wan-small")
+        for i in range(small):
+            size = rng.randint(4 * 1024, 64 * 1024)
+            _fill(root / f"sh{i // 100:04d}/comp/file_{i:05d}.json", rng, size)
+
+    wanted = ((big_mib, f"big{big_mib}", big), (frames, f"frames{frames}", seq),
+              (small, f"small{small}", tiny))  # fmt: skip
+    return [_made(hq / name, fill) for n, name, fill in wanted if n]
 
 
 def main() -> None:

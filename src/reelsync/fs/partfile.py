@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span
 from reelsync.errors import (
@@ -134,35 +134,24 @@ class _Staged:
     fd: int = -1
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
+def _linux_call(name: str, argtypes: list[type[ctypes._SimpleCData[Any]]]) -> Any:
+    """The C library's function ``name`` (returning an int, setting errno) on Linux; None
+    elsewhere or where the C library has no such function."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        func = libc.syncfs
+        func = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    func.argtypes, func.restype = [ctypes.c_int], ctypes.c_int
-    return cast(Callable[[int], int], func)
+    func.argtypes, func.restype = argtypes, ctypes.c_int
+    return func
 
 
-_SYNCFS = _load_syncfs()
-
-
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        func = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return cast(Callable[[int, int, int, int], int], func)
-
-
-_SYNC_FILE_RANGE = _load_sync_file_range()
+_SYNCFS = cast(Callable[[int], int] | None, _linux_call("syncfs", [ctypes.c_int]))
+_SYNC_FILE_RANGE = cast(
+    Callable[[int, int, int, int], int] | None,
+    _linux_call("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]),
+)
 _SYNC_FILE_RANGE_WRITE = 2  # start writeback of the range's dirty pages; do not wait
 
 
