@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 
 from reelsync.db import Database
 from reelsync.db import models as m
@@ -100,6 +100,14 @@ def _summary(data: dict[str, Any]) -> JobSummary:
     )
 
 
+def _claimed(row_id: str, attempts: int) -> Update:
+    """An update of outbox row ``row_id`` only while this pass's claim holds it (still
+    ``sending``, at the attempt it claimed): a row another pass took over is left alone."""
+    return update(m.Outbox).where(
+        m.Outbox.id == row_id, m.Outbox.status == "sending", m.Outbox.attempts == attempts
+    )
+
+
 class Dispatcher:
     """Delivers the outbox. ``run_once`` for one pass (tests, cron); ``run`` loops until stopped."""
 
@@ -152,15 +160,7 @@ class Dispatcher:
         until = utcnow() + timedelta(seconds=self.policy.lease_s)
         with self._db.session() as session:
             for row_id, attempts in held.items():
-                session.execute(
-                    update(m.Outbox)
-                    .where(
-                        m.Outbox.id == row_id,
-                        m.Outbox.status == "sending",
-                        m.Outbox.attempts == attempts,
-                    )
-                    .values(next_attempt_at=until)
-                )
+                session.execute(_claimed(row_id, attempts).values(next_attempt_at=until))
 
     async def _keep_leases(self, held: dict[str, int]) -> None:
         """Renew ``held`` every third of the lease until cancelled (the pass is over)."""
@@ -188,15 +188,7 @@ class Dispatcher:
         if retry_at is not None:
             values["next_attempt_at"] = retry_at
         with self._db.session() as session:
-            session.execute(
-                update(m.Outbox)
-                .where(
-                    m.Outbox.id == row_id,
-                    m.Outbox.status == "sending",
-                    m.Outbox.attempts == attempts,
-                )
-                .values(**values)
-            )
+            session.execute(_claimed(row_id, attempts).values(**values))
 
     async def _send_mail(self, row_id: str, payload: dict[str, Any]) -> None:
         assert self._mailer is not None
