@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -113,10 +113,32 @@ class AsyncSession:
 
     async def create(self, entitytype: str, data: Any, entityid: str | None = None) -> Any:
         """Create an entity; for ``task``, ``entityid`` is the job and ``data`` the task list
-        (or ``{"tasks": [...], "allow_duplicates": ...}``)."""
-        if entitytype.strip().lower() == "task" and isinstance(data, list):
-            data = {"tasks": data}
+        (or ``{"tasks": [...], "allow_duplicates": ...}``), appended as :meth:`add_tasks` does."""
+        if entitytype.strip().lower() == "task" and entityid is not None:
+            body = data if isinstance(data, Mapping) else {"tasks": data}
+            return await self._append(entityid, dict(body), None)
         return await self.request("POST", collection_path(entitytype, entityid), json_body=data)
+
+    async def add_tasks(
+        self,
+        job_id: str,
+        tasks: Sequence[Any],
+        *,
+        allow_duplicates: bool | None = None,
+        key: str | None = None,
+    ) -> list[Entity]:
+        """Append ``tasks`` to a job; the tasks added or re-queued. ``key`` (default: a fresh one)
+        makes a retried append return what the first attempt appended instead of appending
+        again."""
+        body: dict[str, Any] = {"tasks": list(tasks)}
+        if allow_duplicates is not None:
+            body["allow_duplicates"] = allow_duplicates
+        return _items(await self._append(job_id, body, key))
+
+    async def _append(self, job_id: str, body: dict[str, Any], key: str | None) -> Any:
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        path = collection_path("task", job_id)
+        return await self._t.request("POST", path, json_body=body, headers=headers)
 
     async def find(
         self, query: str, *, limit: int | None = None, offset: int | None = None, **filters: Any

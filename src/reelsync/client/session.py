@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -139,6 +139,10 @@ class Session:
 
     def revoke_acl(self, acl_id: str) -> None:
         self._run(self._core.revoke_acl(acl_id))
+
+    def add_tasks(self, job_id: str, tasks: Sequence[Any], **kwargs: Any) -> list[Entity]:
+        """Append tasks to a job (see :meth:`AsyncSession.add_tasks`; retried appends are safe)."""
+        return self._run(self._core.add_tasks(job_id, tasks, **kwargs))
 
     def submit_job(self, job: Mapping[str, Any], *, key: str | None = None) -> Entity:
         """Submit a job (see :meth:`AsyncSession.submit_job`; retried submits are safe)."""

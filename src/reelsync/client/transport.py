@@ -10,8 +10,8 @@ to 2 s) for up to ``config.retry_s`` seconds (20 s by default: a control-plane r
 out): always when the connection could not be made
 (nothing reached the server), and for a dropped connection, a timeout or a 502/503/504 answer only
 when sending it twice is harmless -- GET, PUT, DELETE, or a POST carrying an ``Idempotency-Key``
-(job submits do). A server's own error answer (4xx, 500) is never retried. When the retries run
-out, the error says to run the command again."""
+(job submits and task appends do). A server's own error answer (4xx, 500) is never retried.
+When the retries run out, the error says to run the command again."""
 
 from __future__ import annotations
 

@@ -290,8 +290,9 @@ class Job(_Stamped, Base):
 
 
 class Submission(Base):
-    """A client's idempotency key for a job submit: the same key from the same user gets the same
-    job back instead of a second one (a retried POST after a dropped connection)."""
+    """A client's idempotency key for a job submit or a task append: the same key from the same
+    user gets the same job (an append: the same tasks, ``task_ids``) back instead of a second one
+    (a retried POST after a dropped connection)."""
 
     __tablename__ = "submission"
     __table_args__ = (UniqueConstraint("user_id", "key"),)
@@ -299,6 +300,7 @@ class Submission(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    task_ids: Mapped[list[str] | None] = mapped_column(JSONType)
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 

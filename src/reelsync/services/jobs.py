@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, delete, func, select, text, tuple_, update
+from sqlalchemy import ColumnElement, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from reelsync.db import Database
@@ -40,7 +40,7 @@ from reelsync.domain.status import (
     parse_job_status,
 )
 from reelsync.errors import ConflictError, NotFoundError, ValidationError
-from reelsync.services import audit, catalog, queues, sites, tasks, users
+from reelsync.services import audit, catalog, idempotency, queues, sites, tasks, users
 from reelsync.services.auth import require_admin
 from reelsync.services.paging import COUNT_CAP, job_cursor, parse_job_cursor
 from reelsync.services.rollup import ENDED, refresh_job, refresh_new_job
@@ -126,32 +126,13 @@ def get_job_row(session: Session, actor: Actor, job_id: str, *, lock: bool = Fal
     return row
 
 
-#: How long an idempotency key is remembered.
-SUBMISSION_TTL = timedelta(days=7)
-_KEY_MAX = 255
-
-
 def _replayed(db: Database, actor: Actor, key: str) -> Job | None:
     """The job an earlier submit with this key made, if any."""
     with db.reader() as session:
-        job_id = session.scalar(
-            select(m.Submission.job_id).where(
-                m.Submission.user_id == actor.user_id, m.Submission.key == key
-            )
-        )
-        if job_id is None:
+        row = idempotency.remembered(session, actor, key)
+        if row is None:
             return None
-        return job_record(session, get_job_row(session, actor, job_id))
-
-
-def _remember(session: Session, actor: Actor, key: str | None, job_id: str) -> None:
-    if key is None:
-        return
-    now = utcnow()
-    session.execute(delete(m.Submission).where(m.Submission.created < now - SUBMISSION_TTL))
-    session.add(
-        m.Submission(id=new_entity_id(), user_id=actor.user_id, key=key, job_id=job_id, created=now)
-    )
+        return job_record(session, get_job_row(session, actor, row.job_id))
 
 
 def submit_job(
@@ -164,11 +145,10 @@ def submit_job(
 ) -> Job:
     """Create a transfer job from accsyn job JSON (or append to one with ``append: true``);
     ``hook`` (the pre-submit hook) may refuse it first. A repeated ``idempotency_key`` (same user,
-    within :data:`SUBMISSION_TTL`) returns the job the first submit made and changes nothing."""
+    within a week, :mod:`.idempotency`) returns the job the first submit made and changes
+    nothing."""
+    idempotency_key = idempotency.clean_key(idempotency_key)
     if idempotency_key is not None:
-        idempotency_key = idempotency_key.strip()
-        if not idempotency_key or len(idempotency_key) > _KEY_MAX:
-            raise ValidationError(f"an idempotency key is 1 to {_KEY_MAX} characters")
         earlier = _replayed(db, actor, idempotency_key)
         if earlier is not None:
             return earlier
@@ -209,7 +189,7 @@ def _submit(
             latest = session.scalar(same.order_by(m.Job.created.desc()).limit(1))
             if latest is not None:
                 tasks.append_planned(session, latest, plan, spec.allow_duplicates)
-                _remember(session, actor, idempotency_key, latest.id)
+                idempotency.remember(session, actor, idempotency_key, latest.id)
                 return job_record(session, latest)
         status = spec.status or JobStatus.WAITING
         if status not in (JobStatus.WAITING, JobStatus.PAUSED):
@@ -243,7 +223,7 @@ def _submit(
         session.add(job)
         session.flush()  # one INSERT with the job's figures, then its tasks
         insert_tasks(session, job.id, plan.tasks, uris, now)
-        _remember(session, actor, idempotency_key, job.id)
+        idempotency.remember(session, actor, idempotency_key, job.id)
         return _record(job, actor.email, queue.code)
 
 

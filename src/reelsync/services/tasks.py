@@ -33,6 +33,7 @@ from reelsync.domain.status import (
     parse_task_status,
 )
 from reelsync.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
+from reelsync.services import idempotency
 from reelsync.services.rollup import ENDED, refresh_job
 from reelsync.services.submission import (
     Plan,
@@ -226,12 +227,44 @@ def append_planned(
 
 
 def add_tasks(
-    db: Database, actor: Actor, job_id: str, tasks: Any, *, allow_duplicates: bool | None = None
+    db: Database,
+    actor: Actor,
+    job_id: str,
+    tasks: Any,
+    *,
+    allow_duplicates: bool | None = None,
+    idempotency_key: str | None = None,
 ) -> list[Task]:
     """Append tasks (the ``tasks`` value of the job JSON) to a job; returns the tasks added or
-    re-queued, in order."""
+    re-queued, in order. A repeated ``idempotency_key`` (same user and job, :mod:`.idempotency`)
+    returns the tasks the first append returned (as they are now) and changes nothing."""
+    key = idempotency.clean_key(idempotency_key)
+    try:
+        return _add_tasks(db, actor, job_id, tasks, allow_duplicates, key)
+    except ConflictError:
+        if key is None:
+            raise
+        # the same key appended twice at once: the other request did it
+        with db.reader() as session:
+            earlier = idempotency.appended(session, actor, key, job_id)
+            if earlier is None:
+                raise
+            return _records(session, earlier)
+
+
+def _add_tasks(
+    db: Database,
+    actor: Actor,
+    job_id: str,
+    tasks: Any,
+    allow_duplicates: bool | None,
+    key: str | None,
+) -> list[Task]:
     with db.session() as session:
-        job = _job(session, actor, job_id)
+        job = _job(session, actor, job_id)  # locked: appends to one job take turns
+        earlier = None if key is None else idempotency.appended(session, actor, key, job.id)
+        if earlier is not None:
+            return _records(session, earlier)
         workspace = session.scalar(select(m.Workspace.code).limit(1))
         specs = parse_task_specs(tasks, workspace_code=workspace)
         if not specs:
@@ -247,6 +280,7 @@ def add_tasks(
             sites=(job.source_site_id, job.destination_site_id),
         )
         ids = append_planned(session, job, plan, allow_duplicates)
+        idempotency.remember(session, actor, key, job.id, ids)
         return _records(session, ids)
 
 

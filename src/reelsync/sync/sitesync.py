@@ -263,7 +263,7 @@ def _submit(
         session.update("job", str(job["id"]), {"queue": queue})
         if notes is not None:
             notes.append(moved_note(name, was, queue))
-    session.create("task", tasks, entityid=str(job["id"]))
+    session.add_tasks(str(job["id"]), tasks)  # a retried append appends once
     after = session.get_entity("job", str(job["id"]))
     action = "revived" if job.get("status") in _ENDED else "appended"
     return action, after

@@ -178,8 +178,26 @@ def count_tasks(job_id: str, db: DatabaseDep, actor: CurrentActor) -> dict[str, 
 
 
 @router.post("/{job_id}/tasks", status_code=status.HTTP_201_CREATED)
-def add_tasks(job_id: str, body: TaskAppend, db: DatabaseDep, actor: CurrentActor) -> list[Task]:
-    return tasks.add_tasks(db, actor, job_id, body.tasks, allow_duplicates=body.allow_duplicates)
+def add_tasks(
+    job_id: str,
+    body: TaskAppend,
+    db: DatabaseDep,
+    actor: CurrentActor,
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        description="Send the same key again (e.g. a retry after a dropped connection) to get "
+        "the tasks the first request appended instead of appending them again.",
+    ),
+) -> list[Task]:
+    return tasks.add_tasks(
+        db,
+        actor,
+        job_id,
+        body.tasks,
+        allow_duplicates=body.allow_duplicates,
+        idempotency_key=idempotency_key,
+    )
 
 
 @router.patch("/{job_id}/tasks")
