@@ -2,7 +2,10 @@
 operations, and the data-plane listener.
 
 Rules: the agent only dials out to the control plane; when it is down the agent keeps running
-and reconnects with exponential backoff (0.5 s up to ``reconnect_max_s``). Volumes come from the
+and reconnects: while nothing answers, its heartbeat tries every second (:data:`_PROBE_S`) and the
+work poll waits for the heartbeat to get through, so work resumes within about a second of the
+control plane answering; an error it answers is retried with exponential backoff (0.5 s up to
+``reconnect_max_s``). Volumes come from the
 heartbeat answer (the volume's path at this agent's site); a root missing on disk is skipped with
 a warning. Each transfer grant runs on the engine - ``push`` when the grant says push and this
 agent is the sender, ``pull`` otherwise - and its progress and results go back in batches. At
@@ -49,6 +52,7 @@ from reelsync.errors import (
     InternalError,
     ReelsyncError,
     RevokedError,
+    UnavailableError,
 )
 from reelsync.fs import Volume, normalize_relpath
 from reelsync.pki import (
@@ -66,6 +70,13 @@ _log = logging.getLogger("reelsync.agent")
 _WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104
 _DEFAULT_LEASE_S = 120.0
 _MAX_HELD = 200  # transfer ids sent with a work poll at most (more: not sent, nothing released)
+_RETRY_FLOOR_S = 0.2  # the work poll's least pause after a failed poll
+
+
+#: The heartbeat's pause between tries while nothing answers at all (a refused or dropped
+#: connection, a 503 while it restarts): a try costs the control plane nothing then, and the agent
+#: is back at work within about this long of it answering again.
+_PROBE_S = 1.0
 
 
 class _Backoff:
@@ -79,6 +90,11 @@ class _Backoff:
     def next(self) -> float:
         self.delay = min(self.maximum, max(0.5, self.delay * 2))
         return self.delay
+
+
+def _unreachable(exc: ReelsyncError) -> bool:
+    """Nothing answered (or only a 503 while the control plane starts): not an error it gave."""
+    return isinstance(exc, ConnectionLostError | UnavailableError)
 
 
 class Agent:
@@ -269,7 +285,8 @@ class Agent:
                 if isinstance(exc, ConfigError | RevokedError):
                     raise
                 self._lost(exc)
-                await asyncio.sleep(backoff.next())
+                pause = backoff.next()
+                await asyncio.sleep(min(pause, _PROBE_S) if _unreachable(exc) else pause)
                 continue
             if not self.connected.is_set():
                 self._outage = False
@@ -294,7 +311,7 @@ class Agent:
                 level,
                 "control plane: %s (retrying every %g s at most)",
                 exc,
-                self.settings.reconnect_max_s,
+                _PROBE_S if _unreachable(exc) else self.settings.reconnect_max_s,
             )
         else:
             _log.debug("control plane: %s (retrying)", exc)
@@ -325,7 +342,14 @@ class Agent:
                 if isinstance(exc, ConfigError | RevokedError):
                     raise
                 self._lost(exc)
-                await asyncio.sleep(backoff.next())
+                pause = backoff.next()
+                if _unreachable(exc):
+                    # the heartbeat finds out when it is back (now, if it was waiting out its
+                    # interval) and sets `connected`, which the next round waits for: no pause
+                    # of this loop's own, only a floor against spinning
+                    self._beat_now.set()
+                    pause = min(pause, _RETRY_FLOOR_S)
+                await asyncio.sleep(pause)
                 continue
             backoff.reset()
             for op in answer.get("fileops") or []:
