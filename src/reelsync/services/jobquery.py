@@ -8,6 +8,8 @@ values), so the caller evaluates the query again on the rows it gets and the ans
 depends on what was translated. Attribute names are the accsyn wire names of a job record
 (``code`` = the name, ``user`` = the user's id or e-mail, ``source`` = ``site=hq`` or ``hq``...).
 Text compares lower-cased (ASCII), ``*`` is a wildcard; numbers compare as numbers.
+:func:`job_query` also says whether the condition is exact (every part said in SQL, none
+widened): then the rows it selects are the answer and need no evaluation in Python.
 """
 
 from __future__ import annotations
@@ -24,11 +26,19 @@ from sqlalchemy.orm import InstrumentedAttribute
 from reelsync.db import models as m
 from reelsync.domain.query import And, Comparison, Lookup, Node, Op, Value, evaluate
 
-__all__ = ["Parties", "job_condition"]
+__all__ = ["JobQuery", "Parties", "job_condition", "job_query"]
 
 _Cond = ColumnElement[bool]
 _Column = ColumnElement[Any] | InstrumentedAttribute[Any]
-_Holds = Callable[[Op, Value], "_Cond | None"]
+_Holds = Callable[[Op, Value], "_Cond | _Wide | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Wide:
+    """A condition wider than the query's (it lets through rows Python must still check)."""
+
+    condition: _Cond
+
 
 _NEGATED = {Op.NE: Op.EQ, Op.NOT_IN: Op.IN, Op.NOT_CONTAINS: Op.CONTAINS}
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
@@ -45,7 +55,7 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _text(column: _Column, *, stored_lower: bool = False) -> _Holds:
+def _text(column: _Column, *, stored_lower: bool = False) -> Callable[[Op, Value], _Cond | None]:
     """Exact ``=``/``contains`` on a NOT NULL text column (``None``: say it in Python). A
     column ``stored_lower`` (ids, statuses, codes, e-mails) is compared as it is, so its index
     serves the comparison."""
@@ -121,7 +131,7 @@ def _numeric(column: _Column) -> _Holds:
 def _stamp(column: _Column) -> _Holds:
     """``=`` exact on the ISO text of a datetime; ordering widened to whole days."""
 
-    def holds(op: Op, value: Value) -> _Cond | None:
+    def holds(op: Op, value: Value) -> _Cond | _Wide | None:
         wanted = value.text.casefold()
         if op is Op.EQ:
             if not value.quoted and wanted == "null":
@@ -144,8 +154,8 @@ def _stamp(column: _Column) -> _Holds:
             except ValueError:
                 return None
             if op in (Op.GT, Op.GE):  # the record's date is this day or later
-                return column >= start
-            return column < start + dt.timedelta(days=1)  # this day or earlier
+                return _Wide(column >= start)
+            return _Wide(column < start + dt.timedelta(days=1))  # this day or earlier
         return None
 
     return holds
@@ -236,47 +246,75 @@ def _candidates(attr: str, parties: Parties) -> Sequence[_Holds] | None:
     return table.get(attr)
 
 
-def _any(candidates: Sequence[_Holds], op: Op, values: Sequence[Value]) -> _Cond | None:
-    """Some candidate holds for some value (exact, or None when any part is not said in SQL)."""
-    parts: list[_Cond] = []
+def _or(parts: Sequence[_Cond | _Wide]) -> _Cond | _Wide:
+    """Any of ``parts`` (wide if one of them is)."""
+    said = or_(*[p.condition if isinstance(p, _Wide) else p for p in parts]) if parts else false()
+    return _Wide(said) if any(isinstance(p, _Wide) for p in parts) else said
+
+
+def _any(candidates: Sequence[_Holds], op: Op, values: Sequence[Value]) -> _Cond | _Wide | None:
+    """Some candidate holds for some value (None when any part is not said in SQL)."""
+    parts: list[_Cond | _Wide] = []
     for holds in candidates:
         for value in values:
             part = holds(op, value)
             if part is None:
                 return None
             parts.append(part)
-    return or_(*parts) if parts else false()
+    return _or(parts)
 
 
-def _comparison(node: Comparison, parties: Parties) -> _Cond | None:
+def _comparison(node: Comparison, parties: Parties) -> _Cond | _Wide | None:
     candidates = _candidates(node.attr, parties)
     if candidates is None:
         return None
     positive = _NEGATED.get(node.op)
     if positive is not None:  # none of the candidates holds: needs the exact positive form
         found = _any(candidates, Op.EQ if positive is Op.IN else positive, node.values)
-        return None if found is None else ~found
+        return None if found is None or isinstance(found, _Wide) else ~found
     if node.op is Op.IN:
         return _any(candidates, Op.EQ, node.values)
     return _any(candidates, node.op, node.values)
 
 
-def _translate(node: Node, parties: Parties) -> _Cond | None:
+def _translate(node: Node, parties: Parties) -> _Cond | _Wide | None:
     if isinstance(node, Comparison):
         return _comparison(node, parties)
     if isinstance(node, Lookup):
         value = Value(node.value, quoted=True)
         return _any([_text(m.Job.id, stored_lower=True), _text(m.Job.name)], Op.EQ, [value])
-    if isinstance(node, And):
-        said = [c for c in (_translate(item, parties) for item in node.items) if c is not None]
-        return and_(*said) if said else None
     parts = [_translate(item, parties) for item in node.items]
+    if isinstance(node, And):
+        said = [p for p in parts if p is not None]
+        if not said:
+            return None
+        condition = and_(*[p.condition if isinstance(p, _Wide) else p for p in said])
+        exact = len(said) == len(parts) and not any(isinstance(p, _Wide) for p in said)
+        return condition if exact else _Wide(condition)
     if any(p is None for p in parts):
         return None
-    return or_(*[p for p in parts if p is not None])
+    return _or([p for p in parts if p is not None])
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """A query said in SQL: ``where`` holds for every job the query matches; when ``exact``, it
+    holds for those jobs only."""
+
+    where: ColumnElement[bool]
+    exact: bool
+
+
+def job_query(node: Node, parties: Parties | None = None) -> JobQuery:
+    """``node`` in SQL, and whether exactly (``true`` and not exact if nothing is said)."""
+    said = _translate(node, parties or Parties())
+    if said is None:
+        return JobQuery(literal(True), exact=False)
+    if isinstance(said, _Wide):
+        return JobQuery(said.condition, exact=False)
+    return JobQuery(said, exact=True)
 
 
 def job_condition(node: Node, parties: Parties | None = None) -> ColumnElement[bool]:
     """A SQL condition every job matching ``node`` satisfies (``true`` if nothing is said)."""
-    said = _translate(node, parties or Parties())
-    return said if said is not None else literal(True)
+    return job_query(node, parties).where

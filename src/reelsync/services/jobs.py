@@ -65,6 +65,8 @@ __all__ = [
 ]
 
 MAX_PAGE = 1000
+#: The most rows :func:`scan_jobs` reads in one batch.
+MAX_SCAN_BATCH = 5000
 MAX_OFFSET = 2**31 - 1
 
 
@@ -294,9 +296,53 @@ def _conditions(session: Session, actor: Actor, wanted: JobFilter) -> list[Colum
     return where
 
 
+#: The columns a job record is made of, in :class:`Job`'s field order (the owner's e-mail and
+#: the queue's code after ``user_id`` and ``queue_id``): lists read plain column tuples, not ORM
+#: objects (~3x less Python per row).
+_JOB_ROW = (
+    m.Job.id,
+    m.Job.name,
+    m.Job.type,
+    m.Job.user_id,
+    m.User.email,
+    m.Job.queue_id,
+    m.Queue.code,
+    m.Job.status,
+    m.Job.source,
+    m.Job.destination,
+    m.Job.source_site_id,
+    m.Job.destination_site_id,
+    m.Job.progress,
+    m.Job.size,
+    m.Job.bytes_done,
+    m.Job.speed,
+    m.Job.task_count,
+    m.Job.settings,
+    m.Job.meta,
+    m.Job.created,
+    m.Job.modified,
+    m.Job.finished,
+    m.Job.etr,
+    m.Job.modifier_id,
+)
+_CREATED = _JOB_ROW.index(m.Job.created)
+
+
+def _row_record(row: Sequence[Any]) -> Job:
+    """A :data:`_JOB_ROW` tuple as a record."""
+    (ident, name, kind, user_id, email, queue_id, queue_code, status, source, destination,
+     source_site, destination_site, progress, size, bytes_done, speed, count, settings, meta,
+     created, modified, finished, etr, modifier) = row  # fmt: skip
+    return Job(
+        ident, name, kind, user_id, email or "", queue_id, queue_code or "", status, source,
+        destination, source_site, destination_site, progress, size, bytes_done, speed, count,
+        dict(settings or {}), dict(meta or {}), created, modified, finished, etr, modifier,
+    )  # fmt: skip
+
+
 def _select_jobs(where: Sequence[ColumnElement[bool]], after: tuple[datetime, str] | None) -> Any:
     query = (
-        select(m.Job, m.User.email, m.Queue.code)
+        select(*_JOB_ROW)
         .join(m.User, m.User.id == m.Job.user_id)
         .join(m.Queue, m.Queue.id == m.Job.queue_id)
         .where(*where)
@@ -362,30 +408,34 @@ def list_jobs(
             total: int | None = offset + len(rows)  # no count needed
         else:
             total = _capped_count(session, where)
-        items = [_record(j, e, q) for j, e, q in rows]
-    last = rows[-1][0] if len(rows) == limit else None
+        items = [_row_record(row) for row in rows]
+    last = items[-1] if len(rows) == limit else None
     return Page(
         items=items,
         total=total,
         limit=limit,
         offset=offset,
-        next=job_cursor(last.created, last.id) if last is not None else None,
+        next=job_cursor(last.created, last.id) if last is not None and last.created else None,
     )
 
 
 def scan_jobs(db: Database, actor: Actor, wanted: JobFilter, *, batch: int = 200) -> Iterator[Job]:
-    """Every job matching ``wanted``, newest first, read by key in batches of ``batch`` (each
-    batch its own short read transaction), so a caller that stops early reads only what it used."""
+    """Every job matching ``wanted``, newest first, read by key in batches (each its own short
+    read transaction), so a caller that stops early reads only what it used: ``batch`` rows
+    first, then four times as many each time up to :data:`MAX_SCAN_BATCH` (a long scan makes
+    few round trips)."""
     key: tuple[datetime, str] | None = None
+    size = batch
     while True:
         with db.reader() as session:
             where = _conditions(session, actor, wanted)
-            rows = session.execute(_select_jobs(where, key).limit(batch)).all()
-            found = [_record(j, e, q) for j, e, q in rows]
+            rows = session.execute(_select_jobs(where, key).limit(size)).all()
+            found = [_row_record(row) for row in rows]
         yield from found
-        if len(found) < batch:
+        if len(found) < size:
             return
-        key = (rows[-1][0].created, rows[-1][0].id)
+        key = (rows[-1][_CREATED], rows[-1][0])
+        size = max(size, min(size * 4, MAX_SCAN_BATCH))
 
 
 def _requeue_failed(session: Session, job: m.Job) -> None:

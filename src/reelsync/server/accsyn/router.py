@@ -49,6 +49,12 @@ def _answer(body: dict[str, Any], status: int = 200) -> Response:
     return Response(dumps(body), status_code=status, media_type="application/json")
 
 
+def _result_body(result: Any) -> bytes:
+    if isinstance(result, Report):  # the client reads the top-level "report"
+        return dumps({"result": result.text, "report": result.text})
+    return dumps({"result": result})
+
+
 def _error(exc: BaseException) -> Response:
     if isinstance(exc, ReelsyncError):
         return _answer(error_body(exc.message, str(exc)), exc.http_status)
@@ -166,22 +172,17 @@ def build_router(
             kind, action, handler = lookup(request.method, envelope.segments)
 
             hook = getattr(request.app.state, "submit_hook", None)
-            result = await run_in_threadpool(
-                backend.run,
-                credentials,
-                handler,
-                envelope,
-                request.method,
-                kind,
-                action,
-                hook,
-                list_files,
-            )
+
+            def run() -> Any:  # in a worker thread: the event and its answer's encoding
+                done = backend.run(
+                    credentials, handler, envelope, request.method, kind, action, hook, list_files
+                )
+                return done if isinstance(done, PendingFileOp) else _result_body(done)
+
+            result = await run_in_threadpool(run)
             if isinstance(result, PendingFileOp):
-                result = await _run_files(operator, result)
-            if isinstance(result, Report):  # the client reads the top-level "report"
-                return _answer({"result": result.text, "report": result.text})
-            return _answer({"result": result})
+                result = _result_body(await _run_files(operator, result))
+            return Response(result, status_code=200, media_type="application/json")
         except Exception as exc:
             return _error(exc)
 

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from reelsync.errors import AuthenticationError, ValidationError
 
 __all__ = [
@@ -217,8 +219,17 @@ def _json_default(value: object) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
 def dumps(body: Mapping[str, Any]) -> bytes:
-    """``body`` as compact UTF-8 JSON, datetimes in wire form (one pass, no copy)."""
+    """``body`` as compact UTF-8 JSON, datetimes in wire form (one pass, no copy). orjson writes
+    it (several times faster than :mod:`json` on a find of 500 jobs); NaN and infinities are
+    written ``null``; what orjson refuses (integers past 64 bits) goes through :mod:`json`."""
+    try:
+        return orjson.dumps(body, default=_json_default, option=_ORJSON)
+    except (orjson.JSONEncodeError, TypeError):
+        pass
     return json.dumps(
         body, default=_json_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False
     ).encode("utf-8")

@@ -31,7 +31,7 @@ from reelsync.server.accsyn.handlers.queues import (
 from reelsync.server.accsyn.handlers.sequences import with_frames
 from reelsync.server.accsyn.handlers.sizing import MAX_TASKS, sized
 from reelsync.server.accsyn.handlers.tasks import all_tasks
-from reelsync.server.accsyn.selection import select
+from reelsync.server.accsyn.selection import matching, select
 from reelsync.server.accsyn.shapes import (
     JOB_TYPE_QUEUE,
     JOB_TYPE_TRANSFER,
@@ -84,15 +84,27 @@ def job_records(
 ) -> Iterator[dict[str, Any]]:
     """Job records for a find: the ``query`` said in SQL as far as SQL can say it (the caller
     evaluates it again on these, see :mod:`reelsync.services.jobquery`)."""
+    return _job_records(call, finished=finished, query=query, queue=queue)[0]
+
+
+def _job_records(
+    call: Call, *, finished: bool, query: str | None = None, queue: str | None = None
+) -> tuple[Iterator[dict[str, Any]], bool]:
+    """:func:`job_records`, and whether SQL said the ``query`` exactly (then every record
+    matches it and Python need not evaluate it again)."""
     known = parties(call)
     said: list[ColumnElement[bool]] = []
+    exact = False
     if query:
         also = jobquery.Parties(known.workspace_code, known.main_site_id)
-        said.append(jobquery.job_condition(parse_query(query).where, also))
+        translated = jobquery.job_query(parse_query(query).where, also)
+        said.append(translated.where)
+        exact = translated.exact
     if queue is not None:
         said.append(Job_.queue_id == queue)
     where = and_(*said) if said else None
-    return (job_record(j, known) for j in all_jobs(call, finished=finished, where=where))
+    records = (job_record(j, known) for j in all_jobs(call, finished=finished, where=where))
+    return records, exact
 
 
 def _is_queue(call: Call, ref: str) -> bool:
@@ -127,14 +139,19 @@ def find(call: Call) -> list[dict[str, Any]]:
     parent = text_field(data, "parent")
     parent = parent.lower() if parent else None
     records: Iterable[dict[str, Any]] = ()
+    exact = False
     if wanted in (None, JOB_TYPE_TRANSFER):
         query = call.envelope.query if call.envelope.id is None else None
-        records = job_records(call, finished=finished, query=query, queue=parent)
-    if wanted in (None, JOB_TYPE_QUEUE):
+        records, exact = _job_records(call, finished=finished, query=query, queue=parent)
+    if exact:  # the jobs are the query's already: only the queues are matched here
+        if wanted is None:
+            queued = _lazy(lambda: queue_records(call))
+            records = itertools.chain(records, matching(call.envelope, queued))
+    elif wanted in (None, JOB_TYPE_QUEUE):
         records = itertools.chain(records, _lazy(lambda: queue_records(call)))
     if parent:
         records = (r for r in records if r.get("parent") == parent)
-    return select(call.envelope, records)
+    return select(call.envelope, records, matched=exact)
 
 
 def _lazy(read: Callable[[], list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
