@@ -30,6 +30,8 @@ _JOB = ["job", "name", "queue", "source_site", "destination_site"]
 
 def _number(value: float) -> str:
     number = float(value)
+    if number - number == 0.0:  # finite (inf - inf and NaN - NaN are NaN)
+        return repr(number)
     if number != number:
         return "NaN"
     if number in (math.inf, -math.inf):
@@ -121,15 +123,18 @@ class _Snapshot:
                 "reelsync_job_progress_ratio", "Progress of each live job, 0..1.", labels=_JOB
             ),
         }
+        size, done, speed, progress = (families[k].samples for k in families)
         for job in d.active:  # one job's labels are escaped once for its four samples
-            text = families["size"].label_text(
-                [job.id, job.name, job.queue, job.source, job.destination]
+            text = (
+                f'job="{_escape(job.id)}",name="{_escape(job.name)}",queue="{_escape(job.queue)}",'
+                f'source_site="{_escape(job.source)}",'
+                f'destination_site="{_escape(job.destination)}"}} '
             )
             if job.size is not None:
-                families["size"].add_sample(text, job.size)
-            families["done"].add_sample(text, job.bytes_done)
-            families["speed"].add_sample(text, job.speed)
-            families["progress"].add_sample(text, job.progress / 100.0)
+                size.append(f"reelsync_job_size_bytes{{{text}{_number(job.size)}\n")
+            done.append(f"reelsync_job_done_bytes{{{text}{_number(job.bytes_done)}\n")
+            speed.append(f"reelsync_job_speed_bytes_per_second{{{text}{_number(job.speed)}\n")
+            progress.append(f"reelsync_job_progress_ratio{{{text}{_number(job.progress / 100.0)}\n")
         yield from families.values()
         agent = ["agent", "hostname", "site"]
         rate = GaugeMetricFamily(

@@ -12,6 +12,7 @@ live jobs), labelled by job id and name. Admins only (the caller checks).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
@@ -26,8 +27,9 @@ __all__ = ["ActiveJob", "MetricsSnapshot", "snapshot"]
 _LIVE = sorted(s.value for s in JOB_ACTIVE)
 
 
-@dataclass(frozen=True, slots=True)
-class ActiveJob:
+class ActiveJob(NamedTuple):
+    """A live job's figures (a tuple: a scrape makes one per live job)."""
+
     id: str
     name: str
     queue: str
@@ -85,24 +87,28 @@ def snapshot(db: Database) -> MetricsSnapshot:
             .join(m.Site, m.Site.id == m.Server.site_id)
             .order_by(m.Site.code, m.Server.hostname)
         ).all()
-        active = session.execute(
-            select(
-                m.Job.id,
-                m.Job.name,
-                m.Queue.code,
-                src.code,
-                dst.code,
-                m.Job.status,
-                m.Job.size,
-                m.Job.bytes_done,
-                m.Job.speed,
-                m.Job.progress,
+        active = (
+            session.connection()
+            .execute(  # plain rows: no ORM loading per live job
+                select(
+                    m.Job.id,
+                    m.Job.name,
+                    m.Queue.code,
+                    src.code,
+                    dst.code,
+                    m.Job.status,
+                    m.Job.size,
+                    m.Job.bytes_done,
+                    m.Job.speed,
+                    m.Job.progress,
+                )
+                .join(m.Queue, m.Queue.id == m.Job.queue_id)
+                .join(src, src.id == m.Job.source_site_id)
+                .join(dst, dst.id == m.Job.destination_site_id)
+                .where(m.Job.status.in_(_LIVE))  # index ranges: the backlog, not the history
             )
-            .join(m.Queue, m.Queue.id == m.Job.queue_id)
-            .join(src, src.id == m.Job.source_site_id)
-            .join(dst, dst.id == m.Job.destination_site_id)
-            .where(m.Job.status.in_(_LIVE))  # index ranges: the backlog, not the history
-        ).all()
+            .all()
+        )
 
     def named(rows: list[tuple[str, str, str, str, int]]) -> list[tuple[str, str, str, str, int]]:
         return [
@@ -118,21 +124,7 @@ def snapshot(db: Database) -> MetricsSnapshot:
         ],
         agents=[(site, st, int(n)) for site, st, n in agents],
         outbox=[(kind, st, int(n)) for kind, st, n in outbox],
-        active=[
-            ActiveJob(
-                str(row[0]),
-                str(row[1]),
-                str(row[2]),
-                str(row[3]),
-                str(row[4]),
-                str(row[5]),
-                int(row[6]) if row[6] is not None else None,
-                int(row[7] or 0),
-                float(row[8] or 0.0),
-                float(row[9] or 0.0),
-            )
-            for row in active
-        ],
+        active=[ActiveJob(*row[:7], row[7] or 0, row[8] or 0.0, row[9] or 0.0) for row in active],
         rates=[
             AgentRates(
                 str(sid),
