@@ -291,6 +291,68 @@ def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
     assert not list((roots["london"] / studio.folder).rglob("*.reelsync-part"))
 
 
+_LOGGED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?transfer (\S+): (push|stopped)",
+                     re.M)  # fmt: skip
+
+
+def _logged_at(stamp: str) -> float:
+    """Seconds since the epoch of a log line's ``2026-12-06 02:56:28,686``."""
+    return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:]) / 1e3
+
+
+def test_a_resume_right_after_a_pause_waits_for_the_old_transfer_to_stop(
+    studio: Studio, tmp_path: Path
+) -> None:
+    """Pause then resume at once: the files taken back are leased again only once the transfer
+    that was moving them has stopped (the agent says so; not a fixed wait), so no file is sent
+    by two transfers at once; the job ends done with every file intact."""
+    server, roots = studio.server, studio.roots
+    with server.session() as admin:
+        admin.request(
+            "PUT", "/settings", json_body={"scope": "workspace", "key": "transfer_batch_files",
+                                           "value": "16"},
+        )  # fmt: skip
+    made = _files(roots["hq"], 16, 1 << 20, studio.folder)
+    slow = ["--bandwidth-limit", "2"]  # MiB/s: a file lands every half second
+    published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
+    with (
+        running_agent(server, "hq", tmp_path / "hq", enroll_extra=slow) as hq,
+        running_agent(server, "london", tmp_path / "ldn") as london,
+    ):
+        hq.wait_online()
+        london.wait_online()
+        with server.session() as admin:
+            job = admin.submit_job(_job(made, "pause-resume"))
+            wait_until(lambda: published() >= 1, 60, "a file at london")
+            admin.update("job", job["id"], {"status": "paused"})
+            admin.update("job", job["id"], {"status": "waiting"})  # resume, at once
+            final = wait_until(
+                lambda: (
+                    (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j
+                ),
+                90,
+                "the job to finish",
+            )
+            tasks = admin.tasks(job["id"])
+    assert final["status"] == "done", final
+    assert {t["tries"] for t in tasks} == {0}, tasks
+    events = _LOGGED.findall(hq.log())
+    first = events[0]
+    assert first[2] == "push", events
+    stopped = [e for e in events if e[1] == first[1] and e[2] == "stopped"]
+    assert stopped, ("the first transfer was never stopped", events)
+    after = events.index(stopped[0])
+    later = [e for e in events if e[2] == "push" and e[1] != first[1]]
+    assert later, events  # the rest went in a new transfer
+    # no new transfer began while the first still ran
+    assert all(events.index(e) > after for e in later), events
+    # and the new one followed the stop report, not the fence's 6 s
+    assert _logged_at(later[0][0]) - _logged_at(stopped[0][0]) < 3.0, events
+    for rel in made:
+        assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
+    assert not list((roots["london"] / studio.folder).rglob("*.reelsync-part"))
+
+
 def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(
     server_factory: Callable[..., RunningServer], tmp_path: Path
 ) -> None:

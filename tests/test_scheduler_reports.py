@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, update
 
 from reelsync.db import Database
+from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import Actor
 from reelsync.errors import ValidationError
@@ -168,6 +170,10 @@ def test_pause_and_abort_drop_leases_and_the_agent_is_told(world: World) -> None
     assert outcome.revoked == (ids[0],)
     assert claim_transfers(world.db, sender) == []
     jobs.update_job(world.db, world.admin, job.id, status="waiting")
+    # resumed, but the transfer that was moving the files may still run: they wait until the
+    # agent says it stopped (or FENCE_S)
+    assert claim_transfers(world.db, sender) == []
+    apply_reports(world.db, sender, [], stopped=[grant.transfer_id])
     [grant] = claim_transfers(world.db, sender)
     jobs.update_job(world.db, world.admin, job.id, status="aborted")
     assert world.statuses(job.id) == {"queued": 2}
@@ -175,6 +181,38 @@ def test_pause_and_abort_drop_leases_and_the_agent_is_told(world: World) -> None
     outcome = apply_reports(world.db, sender, [TaskReport(grant.files[0].task_id, "done", 1)])
     assert outcome.revoked == (grant.files[0].task_id,)
     assert claim_transfers(world.db, sender) == []
+
+
+def test_files_taken_back_by_a_pause_wait_for_their_transfer_to_stop(world: World) -> None:
+    """Pause then resume at once: the files are leased again when their dialer reports the
+    transfer stopped, or after FENCE_S without a word (an older agent); a dialer offline at the
+    pause holds nothing back."""
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(2)
+    t0 = utcnow()
+    [first] = claim_transfers(world.db, sender, now=t0)
+    jobs.update_job(world.db, world.admin, job.id, status="paused")
+    jobs.update_job(world.db, world.admin, job.id, status="waiting")
+    assert claim_transfers(world.db, sender, now=t0 + timedelta(seconds=1)) == []
+    # a stop report for another transfer changes nothing
+    apply_reports(world.db, sender, [], stopped=["not-this-one"])
+    assert claim_transfers(world.db, sender, now=t0 + timedelta(seconds=1)) == []
+    [second] = claim_transfers(world.db, sender, now=t0 + timedelta(seconds=FENCE_S + 1))
+    assert sorted(f.task_id for f in second.files) == sorted(f.task_id for f in first.files)
+    # its stop report, late, does not touch the new lease
+    apply_reports(world.db, sender, [], stopped=[first.transfer_id])
+    assert world.statuses(job.id) == {"booting": 2}
+    # the dialer gone when the job is paused: nothing may still move the files
+    with world.db.session() as session:
+        session.execute(update(m.Server).where(m.Server.id == sender).values(status="offline"))
+    jobs.update_job(world.db, world.admin, job.id, status="paused")
+    jobs.update_job(world.db, world.admin, job.id, status="waiting")
+    with world.db.reader() as session:
+        rows = session.execute(
+            select(m.Task.not_before, m.Task.transfer_id).where(m.Task.job_id == job.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [(None, None), (None, None)]
 
 
 def test_expired_lease_goes_to_another_agent_without_counting_a_try(world: World) -> None:

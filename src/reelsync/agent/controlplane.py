@@ -226,9 +226,15 @@ class ControlPlane:
         )
         return answer
 
-    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
-        """Send reports; the answer ``{applied: [task ids], revoked: [task ids]}``."""
-        answer = await self._call("POST", "/report", body={"results": results})
+    async def report(
+        self, results: list[dict[str, Any]], *, stopped: Collection[str] = ()
+    ) -> dict[str, Any]:
+        """Send reports (``stopped``: revoked transfers whose work has ended); the answer
+        ``{applied: [task ids], revoked: [task ids]}``."""
+        body: dict[str, Any] = {"results": results}
+        if stopped:
+            body["stopped"] = sorted(stopped)
+        answer = await self._call("POST", "/report", body=body)
         return answer if isinstance(answer, dict) else {}
 
     async def bye(self) -> None:

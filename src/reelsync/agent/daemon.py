@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Coroutine
@@ -484,9 +485,25 @@ class Agent:
             if task.done() or not any(key in task_ids for key in keys):
                 continue
             _log.info("transfer revoked by the control plane: stopping it")
-            self.reporter.forget(keys)
-            self._revoked_tasks.add(task)
-            task.cancel()
+            self._take_back(task, keys)
+
+    def _take_back(self, task: asyncio.Task[None], keys: tuple[str, ...]) -> None:
+        """Stop a transfer the control plane no longer holds for this agent (its files are not
+        reported any more); once it has stopped, the next report says so (:meth:`_stopped`)."""
+        if task in self._revoked_tasks:
+            return  # already stopping
+        self.reporter.forget(keys)
+        self._revoked_tasks.add(task)
+        task.add_done_callback(functools.partial(self._stopped, self._transfer_ids.get(task)))
+        task.cancel()
+
+    def _stopped(self, transfer_id: str | None, task: asyncio.Task[None]) -> None:
+        """A transfer taken back has ended (the engine let go of its files and streams): the
+        control plane may lease its files again (it holds them back until told, or FENCE_S)."""
+        self._revoked_tasks.discard(task)
+        if transfer_id is not None:
+            _log.info("transfer %s: stopped", transfer_id)
+            self.reporter.stopped(transfer_id)
 
     async def _fence_loop(self) -> None:
         """Stop every transfer once no report has been taken for 3/4 of its lease (the control
@@ -505,9 +522,7 @@ class Agent:
                     "(its lease is running out)",
                     silent,
                 )
-                self.reporter.forget(keys)
-                self._revoked_tasks.add(task)
-                task.cancel()
+                self._take_back(task, keys)
 
     def _fail_rest(self, specs: tuple[FileSpec, ...], exc: ReelsyncError) -> None:
         for spec in specs:

@@ -9,10 +9,12 @@ control plane cannot be reached they stay queued and go with the next flush. Fil
 flight are reported ``executing`` at least every ``keepalive_s`` so their leases do not expire
 mid-transfer. Tasks the control plane answers as revoked (job paused or aborted, lease lost, the
 file leased again to another transfer) are no longer reported and ``on_revoked`` is told, so the
-agent can stop moving them. Every report names its transfer: the control plane credits it only
-to the lease it holds. One file never holds back the others: an error text is cut to
-:data:`MAX_REPORTED_ERROR` characters, and an item the control plane refuses (``rejected``) is
-logged and dropped while the rest of its batch is taken.
+agent can stop moving them; once such a transfer has stopped, :meth:`Reporter.stopped` says so in
+the next report (the control plane holds its files back from another lease until then). Every
+report names its transfer: the control plane credits it only to the lease it holds. One file
+never holds back the others: an error text is cut to :data:`MAX_REPORTED_ERROR` characters, and
+an item the control plane refuses (``rejected``) is logged and dropped while the rest of its
+batch is taken.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,7 +47,9 @@ def _capped(text: str) -> str:
 
 
 class ReportSink(Protocol):
-    async def report(self, results: list[dict[str, Any]]) -> dict[str, Any] | None: ...
+    async def report(
+        self, results: list[dict[str, Any]], *, stopped: Collection[str] = ()
+    ) -> dict[str, Any] | None: ...
 
 
 @dataclass(slots=True)
@@ -98,6 +102,7 @@ class Reporter:
         self._live: dict[str, _Live] = {}
         self._dirty: set[str] = set()
         self._final: dict[str, dict[str, Any]] = {}
+        self._stopped: set[str] = set()  # revoked transfers that have stopped, to be said
         self.renewed_at = time.monotonic()  # the control plane last took a report (leases renewed)
         self._soon = asyncio.Event()
 
@@ -130,6 +135,12 @@ class Reporter:
             item["transfer_id"] = live.transfer_id
         self._final[result.key] = item
 
+    def stopped(self, transfer_id: str) -> None:
+        """A transfer the control plane took back has stopped: say so soon (its files may be
+        leased again as soon as the control plane knows)."""
+        self._stopped.add(transfer_id)
+        self.flush_soon()
+
     def _batch(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         batch = list(self._final.values())
@@ -151,15 +162,21 @@ class Reporter:
     async def flush(self) -> bool:
         """Send what is pending; False (results kept) if the control plane did not take it."""
         batch = self._batch()
-        if not batch:
+        stopped = set(self._stopped)
+        if not batch and not stopped:
             return True
         finals = {item["task_id"] for item in batch if item["status"] != "executing"}
         try:
-            answer = await self.sink.report(batch)
+            if stopped:
+                answer = await self.sink.report(batch, stopped=stopped)
+            else:
+                answer = await self.sink.report(batch)
         except ReelsyncError as exc:
             _log.warning("could not report %d task(s): %s", len(batch), exc)
             return False
-        self.renewed_at = time.monotonic()
+        self._stopped -= stopped
+        if batch:
+            self.renewed_at = time.monotonic()
         for task_id in finals:
             self._final.pop(task_id, None)
         for refused in (answer or {}).get("rejected") or ():

@@ -7,6 +7,11 @@ Rules:
   is not applied and the task is returned as *revoked* (the agent stops that transfer). A paused
   or aborted job's tasks are released back to ``queued`` when their agent reports (files in
   flight are stopped, the job keeps its place).
+- A file taken back from a transfer that may still be moving it (pause, abort, a lost lease
+  whose dialer still beats) stays ``queued`` with that transfer's id and ``not_before`` =
+  :data:`~reelsync.domain.status.FENCE_S` ahead: no other lease until then, or until the
+  dialing agent reports the transfer ``stopped`` (its engine call has ended): then it is due at
+  once. So a resume right after a pause never runs a second transfer of a file beside the first.
 - ``executing``: the task moves (``booting`` -> ``executing``), ``bytes_done`` is updated and the
   lease of every task of the same transfer is renewed (``transfer_lease_s``).
 - ``done``: size, digest, bytes and ``finished`` are set; the lease is dropped.
@@ -34,7 +39,7 @@ from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import SettingScope
-from reelsync.domain.status import JobStatus, TaskStatus, check_task_transition
+from reelsync.domain.status import FENCE_S, JobStatus, TaskStatus, check_task_transition
 from reelsync.errors import ValidationError
 from reelsync.scheduler.agents import IN_FLIGHT
 from reelsync.scheduler.model import (
@@ -73,14 +78,26 @@ def _check(reports: Sequence[TaskReport]) -> None:
 
 
 def apply_reports(
-    db: Database, server_id: str, reports: Sequence[TaskReport], *, now: datetime | None = None
+    db: Database,
+    server_id: str,
+    reports: Sequence[TaskReport],
+    *,
+    stopped: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> ReportOutcome:
-    """Apply a batch of reports from agent ``server_id`` in one transaction."""
+    """Apply a batch of reports from agent ``server_id`` in one transaction; ``stopped``: the
+    transfers it was told to stop that have stopped (their files, fenced, are due at once)."""
     _check(reports)
-    if not reports:
+    if len(stopped) > MAX_REPORTS:
+        raise ValidationError(f"at most {MAX_REPORTS} stopped transfers at once")
+    if not reports and not stopped:
         return ReportOutcome()
     moment = now or utcnow()
     with db.session() as session:
+        if stopped:
+            _unfence(session, stopped, moment)
+        if not reports:
+            return ReportOutcome()
         ids = list(dict.fromkeys(r.task_id for r in reports if isinstance(r.task_id, str)))
         # lock order: jobs, then their tasks (as pause/abort and the sweep do)
         job_ids: set[str] = set()
@@ -157,7 +174,8 @@ def apply_reports(
         if renew:
             _renew(session, server_id, renew, moment + timedelta(seconds=lease_s))
         if held:
-            release_tasks(session, held, moment, reason=None)
+            fence = moment + timedelta(seconds=FENCE_S)  # until the agent says it stopped
+            release_tasks(session, held, moment, reason=None, fence_until=fence)
             finished_jobs.update(t.job_id for t in held)
         for job_id, job in jobs.items():
             if job_id in finished_jobs:
@@ -230,17 +248,43 @@ def _renew(session: Session, server_id: str, transfers: set[str], until: datetim
 
 
 def release_tasks(
-    session: Session, tasks: Sequence[m.Task], now: datetime, *, reason: str | None
+    session: Session,
+    tasks: Sequence[m.Task],
+    now: datetime,
+    *,
+    reason: str | None,
+    fence_until: datetime | None = None,
 ) -> None:
-    """Put in-flight tasks back to ``queued`` (lease dropped, no try counted)."""
+    """Put in-flight tasks back to ``queued`` (lease dropped, no try counted). ``fence_until``:
+    their transfer may still be moving them: no lease before then, or before their transfer is
+    reported stopped (the task keeps its ``transfer_id`` meanwhile)."""
     for task in tasks:
         check_task_transition(TaskStatus(task.status), TaskStatus.QUEUED, system=True)
         task.status = TaskStatus.QUEUED.value
         task.bytes_done = 0
         if reason:
             task.last_error = reason[:MAX_ERROR_CHARS]
+        transfer = task.transfer_id
         _drop_lease(task)
+        if fence_until is not None:
+            task.transfer_id, task.not_before = transfer, fence_until
         task.modified = now
+
+
+def _unfence(session: Session, transfers: Sequence[str], now: datetime) -> None:
+    """The transfers ``transfers`` have stopped: their fenced files are due at once."""
+    ids = sorted({t for t in transfers if isinstance(t, str)})
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(
+            update(m.Task)
+            .where(
+                m.Task.transfer_id.in_(ids[start : start + _CHUNK]),
+                m.Task.status == TaskStatus.QUEUED.value,
+                m.Task.server_id.is_(None),
+            )
+            .values(transfer_id=None, not_before=None, modified=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _add_bytes(session: Session, job: m.Job, delta: int, now: datetime) -> None:

@@ -8,8 +8,9 @@ Rules:
   an agent or a link did; ``tries`` is only for failures an agent reports. The task is due at once
   and goes to whichever agents are online -- except when its dialing agent is still online (the
   listener went offline, or the lease expired while the dialer still beats): then it waits
-  ``FENCE_S``, the time for that dialer's next report to be refused and its transfer stopped, so
-  two receivers never write one file at once.
+  ``FENCE_S``, the time for that dialer's next report to be refused and its transfer stopped
+  (less if the dialer says that transfer stopped, see :mod:`.reports`), so two receivers never
+  write one file at once.
 - A running job whose agents have not reported progress for ``STALE_SPEED_S`` shows speed 0 and no
   time remaining (until the next report).
 - Run by the server process every few seconds (:mod:`reelsync.scheduler.loop`); safe in several
@@ -28,7 +29,7 @@ from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import ServerStatus
-from reelsync.domain.status import JobStatus
+from reelsync.domain.status import FENCE_S, JobStatus
 from reelsync.scheduler.agents import IN_FLIGHT
 from reelsync.scheduler.reports import release_tasks
 from reelsync.services.rollup import refresh_job
@@ -36,7 +37,6 @@ from reelsync.services.rollup import refresh_job
 __all__ = ["FENCE_S", "STALE_SPEED_S", "SweepResult", "sweep"]
 
 STALE_SPEED_S = 30.0
-FENCE_S = 6.0  # a released file whose dialer is online waits this long before another lease
 _HELD_JOBS = ("paused", "aborted")
 
 
@@ -105,14 +105,14 @@ def sweep(db: Database, *, now: datetime | None = None, offline_after_s: float) 
         fence = moment + timedelta(seconds=FENCE_S)
         for reason, tasks in by_reason.items():
             # a dialer still online may still be sending these until its next report is refused
-            dialing = [
+            dialing = {
                 t
                 for t in tasks
                 if reason and servers.get(t.server_id or "", ("",))[0] == ServerStatus.ONLINE.value
-            ]
-            release_tasks(session, tasks, moment, reason=reason)
-            for task in dialing:
-                task.not_before = fence
+            }
+            others = [t for t in tasks if t not in dialing]
+            release_tasks(session, others, moment, reason=reason)
+            release_tasks(session, list(dialing), moment, reason=reason, fence_until=fence)
             released += len(tasks)
             jobs.update(t.job_id for t in tasks)
         for job_id in sorted(jobs):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, func, select, text, tuple_, update
@@ -30,8 +30,9 @@ from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.ids import new_entity_id
 from reelsync.domain.jobspec import parse_job_spec
-from reelsync.domain.records import Actor, Job, Page
+from reelsync.domain.records import Actor, Job, Page, ServerStatus
 from reelsync.domain.status import (
+    FENCE_S,
     JOB_ACTIVE,
     JOB_FINISHED,
     JobStatus,
@@ -457,33 +458,40 @@ def _requeue_failed(session: Session, job: m.Job) -> None:
 
 def _release_in_flight(session: Session, job: m.Job) -> None:
     """Drop the leases of the job's tasks in flight (back to queued): their agents are told to
-    stop at their next report (reelsync.scheduler refuses reports without a lease)."""
+    stop at their next report (reelsync.scheduler refuses reports without a lease). A task whose
+    dialing agent is online keeps its transfer id and is fenced (``not_before``, FENCE_S) until
+    that agent reports the transfer stopped, so a resume does not lease it again meanwhile."""
+    now = utcnow()
+    in_flight = (m.Task.job_id == job.id) & m.Task.status.in_(
+        [TaskStatus.BOOTING.value, TaskStatus.EXECUTING.value]
+    )
+    released = {
+        "status": TaskStatus.QUEUED.value,
+        "server_id": None,
+        "peer_id": None,
+        "lease_expires_at": None,
+        "bytes_done": 0,
+        "modified": now,
+    }
+    online = select(m.Server.id).where(m.Server.status == ServerStatus.ONLINE.value)
     session.execute(
         update(m.Task)
-        .where(
-            m.Task.job_id == job.id,
-            m.Task.status.in_([TaskStatus.BOOTING.value, TaskStatus.EXECUTING.value]),
-        )
-        .values(
-            status=TaskStatus.QUEUED.value,
-            server_id=None,
-            peer_id=None,
-            transfer_id=None,
-            lease_expires_at=None,
-            bytes_done=0,
-            modified=utcnow(),
-        )
+        .where(in_flight, m.Task.server_id.in_(online))
+        .values(**released, not_before=now + timedelta(seconds=FENCE_S))
     )
+    session.execute(update(m.Task).where(in_flight).values(**released, transfer_id=None))
 
 
 def _due_now(session: Session, job: m.Job) -> None:
-    """Retry at once the job's queued tasks waiting out a retry backoff."""
+    """Retry at once the job's queued tasks waiting out a retry backoff (not those fenced
+    until a transfer that may still move them has stopped: they keep its ``transfer_id``)."""
     session.execute(
         update(m.Task)
         .where(
             m.Task.job_id == job.id,
             m.Task.status == TaskStatus.QUEUED.value,
             m.Task.not_before.is_not(None),
+            m.Task.transfer_id.is_(None),
         )
         .values(not_before=None, modified=utcnow())
     )

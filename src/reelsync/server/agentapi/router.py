@@ -101,6 +101,11 @@ class ReportBody(BaseModel):
     """Items are checked one by one (:func:`_report_items`): a bad one is refused alone."""
 
     results: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+    stopped: list[str] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="transfers the agent was told to stop (revoked) whose work has ended",
+    )
 
 
 def _report_items(body: ReportBody) -> tuple[list[ReportItem], list[dict[str, Any]]]:
@@ -459,8 +464,11 @@ def build_router(hub: AgentHub) -> APIRouter:
             )
             for item in items
         ]
-        outcome = await run_in_threadpool(scheduler.apply_reports, database, agent.id, reports)
-        if any(r.status != "executing" for r in reports):
+        stopped = [t for t in body.stopped if 0 < len(t) <= 64]
+        outcome = await run_in_threadpool(
+            functools.partial(scheduler.apply_reports, database, agent.id, reports, stopped=stopped)
+        )
+        if stopped or any(r.status != "executing" for r in reports):
             hub.wake_all()  # slots were freed: parked long-polls take the next work at once
         bell = getattr(request.app.state, "job_bell", None)
         if bell is not None and outcome.applied:
