@@ -276,6 +276,8 @@ class Job:
     finished: datetime | None = None
     etr: int | None = None  # estimated seconds remaining (scheduler), None when unknown
     modifier_id: str | None = None  # who last changed it (None: nobody since its creator)
+    # what the submit that answered this record noticed: accepted, but maybe not what was meant
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

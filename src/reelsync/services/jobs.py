@@ -17,8 +17,9 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -65,6 +66,7 @@ __all__ = [
     "update_job",
 ]
 
+_log = logging.getLogger("reelsync.services.jobs")
 MAX_PAGE = 1000
 #: The most rows :func:`scan_jobs` reads in one batch.
 MAX_SCAN_BATCH = 5000
@@ -193,7 +195,7 @@ def _submit(
             if latest is not None:
                 tasks.append_planned(session, latest, plan, spec.allow_duplicates)
                 idempotency.remember(session, actor, idempotency_key, latest.id)
-                return job_record(session, latest)
+                return _warned(job_record(session, latest), plan.warnings)
         status = spec.status or JobStatus.WAITING
         if status not in (JobStatus.WAITING, JobStatus.PAUSED):
             raise ValidationError(f"a new job may be waiting or paused, not {status.value}")
@@ -227,7 +229,14 @@ def _submit(
         session.flush()  # one INSERT with the job's figures, then its tasks
         insert_tasks(session, job.id, plan.tasks, uris, now)
         idempotency.remember(session, actor, idempotency_key, job.id)
-        return _record(job, actor.email, queue.code)
+        return _warned(_record(job, actor.email, queue.code), plan.warnings)
+
+
+def _warned(job: Job, warnings: Sequence[str]) -> Job:
+    """``job`` as its submit answers it: with what the submit noticed (also logged)."""
+    for warning in warnings:
+        _log.warning("job %s (%s): %s", job.id, job.user, warning)
+    return replace(job, warnings=tuple(warnings)) if warnings else job
 
 
 def get_job(db: Database, actor: Actor, job_id: str) -> Job:

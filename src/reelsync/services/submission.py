@@ -11,6 +11,9 @@ Rules (accsyn-compat spec section 4):
 - A task without a destination goes to the job's destination party (the job-level one, else the
   first task's), mirrored.
 - Within one submit, a task with the same source and destination as an earlier one is dropped.
+- A destination without a party is a path at the main site (spec section 4: ``a/b`` => the
+  default volume), also when its first segment names a site (``london``): accepted as such, with
+  a warning in :attr:`Plan.warnings` saying to write ``site=london`` to send it to that site.
 - Tasks get uris "0", "1", ... continuing the job's counter; form C keeps its own uris.
 - Tasks are inserted with executemany in batches: no ORM object per task.
 """
@@ -82,10 +85,32 @@ class Plan:
     source_site: SiteRef
     destination_site: SiteRef
     dropped: int = 0  # duplicates within the submit
+    warnings: tuple[str, ...] = ()  # accepted as written, but probably not what was meant
 
 
 def _where(index: int, spec: TaskSpec) -> str:
     return f"task {spec.uri!r}: " if spec.uri is not None else f"task {index}: "
+
+
+def _site_named(target: PartyPath, site_codes: Mapping[str, str]) -> str | None:
+    """The site a party-less, relative destination's first segment names (``london/x``), if any."""
+    location = target.location
+    if target.party.kind is not PartyKind.WORKSPACE or location is None:
+        return None
+    if location.volume is not None or location.absolute:
+        return None
+    return site_codes.get(location.path.partition("/")[0].lower())
+
+
+def _site_warning(target: PartyPath, site: str, main: SiteRef) -> str:
+    path = target.location.path if target.location is not None else ""
+    rest = path.partition("/")[2]
+    there = f'"site={site}:volume=CODE/{rest}"' if rest else f'"site={site}"'
+    return (
+        f'destination "{path}" is a path in the default volume at {main.code} (the main site), '
+        f"not the site {site}: the files are copied within {main.code}. To send them to {site}, "
+        f"write {there}"
+    )
 
 
 def _destination(resolver: Resolver, source: Endpoint, target: PartyPath, mirror: bool) -> Endpoint:
@@ -136,6 +161,8 @@ def plan_tasks(
     seen: set[TaskKey] = set()
     planned: list[PlannedTask] = []
     dropped = 0
+    site_codes = {s.code.lower(): s.code for s in resolver.sites}
+    warnings: dict[str, str] = {}  # one per site named, however many tasks
     for index, spec in enumerate(specs):
         try:
             site = resolver.site(spec.source.party)
@@ -147,6 +174,9 @@ def plan_tasks(
             if target is None:
                 raise ValidationError("no destination", hint="give destination, e.g. site=london")
             destination = _destination(resolver, source, target, mirror)
+            named = _site_named(target, site_codes)
+            if named is not None and named not in warnings:
+                warnings[named] = _site_warning(target, named, destination.site)
             if source_site is None or destination_site is None:
                 source_site, destination_site = source.site, destination.site
             if source.site != source_site:
@@ -196,7 +226,11 @@ def plan_tasks(
     if source_site is None or destination_site is None:
         raise ValidationError("a job needs at least one task")
     return Plan(
-        tasks=planned, source_site=source_site, destination_site=destination_site, dropped=dropped
+        tasks=planned,
+        source_site=source_site,
+        destination_site=destination_site,
+        dropped=dropped,
+        warnings=tuple(warnings.values()),
     )
 
 

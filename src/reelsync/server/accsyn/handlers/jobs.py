@@ -176,8 +176,12 @@ def create(call: Call) -> list[dict[str, Any]]:
     if call.submit_hook is not None:  # the same pre-submit hook the native API runs
         call.submit_hook(call.db, call.actor, payload)
     job = jobs.submit_job(call.db, call.actor, payload)
+    warnings = job.warnings  # e.g. a destination "london" taken as a path at the main site
     job = sized(call, job, all_tasks(call, job.id) if job.tasks <= MAX_TASKS else ())
-    return [job_record(job, parties(call))]
+    record = job_record(job, parties(call))
+    if warnings:
+        record["warnings"] = list(warnings)
+    return [record]
 
 
 @route("PUT", _JOBS, "edit")
