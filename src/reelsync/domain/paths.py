@@ -12,6 +12,7 @@ message quotes the path shortened (:func:`shorten`), so an error never grows wit
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from reelsync.errors import PathError
 
@@ -23,6 +24,7 @@ __all__ = [
     "check_path_rules",
     "covers",
     "is_reserved_name",
+    "plain_names",
     "shorten",
 ]
 
@@ -33,6 +35,7 @@ JOURNAL_SUFFIX = ".reelsync-journal"
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _RESERVED_MARK = ".reelsync-"
+_NOT_NAMES = frozenset(("", ".", ".."))
 
 
 def is_reserved_name(name: str) -> bool:
@@ -79,6 +82,27 @@ def check_path_rules(path: str) -> None:
                 f"path {shorten(path)} names a reelsync temporary file "
                 f"(names ending in {PART_SUFFIX} or {JOURNAL_SUFFIX} are reserved)"
             )
+
+
+def plain_names(folder: str, names: Sequence[str]) -> bool:
+    """Whether every ``folder/name`` obeys the rules, each name one plain component (not empty,
+    ``.`` or ``..``, no ``/`` or ``\\``), judged over all names at once (a few operations, not a
+    few per name). False: judge them one by one, which says why."""
+    if not names:
+        return True
+    joined = "/".join(names)
+    if joined.count("/") != len(names) - 1 or "\\" in joined or _RESERVED_MARK in joined:
+        return False
+    if _CONTROL.search(joined) is not None or not _NOT_NAMES.isdisjoint(names):
+        return False
+    longest = max(map(len, names)) if joined.isascii() else max(_utf8_len(n) for n in names)
+    if longest > MAX_COMPONENT_BYTES or _utf8_len(folder) + 1 + longest > MAX_PATH_BYTES:
+        return False
+    try:
+        check_path_rules(folder)
+    except PathError:
+        return False
+    return True
 
 
 def covers(grant_path: str, path: str) -> bool:

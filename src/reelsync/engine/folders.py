@@ -14,6 +14,7 @@ folder, as it asked.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reelsync.engine.model import FileResult, NullObserver, TransferObserver
@@ -158,5 +159,27 @@ class FolderObserver:
             old_done, old_size = files.pop(key, (0, 0))
             done += size - old_done
             total += size - old_size
+        self._folders[folder] = (done, total)
+        self.inner.file_progress(folder, done, max(total, self._totals.get(folder, 0)))
+
+    def count_skipped(
+        self,
+        folder: str | None,
+        count: int,
+        size: int,
+        listed: Callable[[], Iterable[tuple[str, int]]],
+    ) -> None:
+        """``count`` files of ``size`` bytes in all, skipped at once before any progress of
+        theirs (a run of a folder planned ``skip``): files of ``folder`` (a key), one progress
+        call; else (a listener's keys, ``folder`` None) what :meth:`files_skipped` says of
+        ``listed()``, which is only called when somebody listens."""
+        if not count:
+            return
+        if folder is None:
+            if not isinstance(self.inner, NullObserver):
+                self.files_skipped(list(listed()))
+            return
+        done, total = self._folders.get(folder, (0, 0))
+        done, total = done + size, total + size
         self._folders[folder] = (done, total)
         self.inner.file_progress(folder, done, max(total, self._totals.get(folder, 0)))

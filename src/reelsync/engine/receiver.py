@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from reelsync.domain.chunks import chunk_checksum, chunk_count, digest_text, file_digest
-from reelsync.domain.paths import check_path_rules
-from reelsync.engine.folders import FolderTally
+from reelsync.domain.paths import check_path_rules, plain_names
+from reelsync.engine.folders import FolderTally, folder_key
 from reelsync.engine.model import FileResult, TransferObserver
 from reelsync.engine.settings import EngineSettings
 from reelsync.engine.stream import FrameStream
@@ -62,11 +62,13 @@ from reelsync.protocol import (
     FileDone,
     FileEnd,
     FileOutcome,
+    FileRun,
     Manifest,
     ManifestEntry,
     Nack,
     Plan,
     PlanEntry,
+    RunPlan,
     Want,
     WantEntry,
 )
@@ -112,6 +114,9 @@ class _Target:
 
 _Finished = tuple[_Target | None, FileResult, int | None, int]
 _Skips = list[tuple[int, list[tuple[str, int]]]]  # a folder's id, (key, size) of files here
+_RunSkip = tuple[int, int, int, Callable[[], list[tuple[str, int]]], str | None]
+"""Files of a run planned ``skip``: folder id, count, size, their (key, size) when asked, the
+key of the folder whose progress they count to (None: a listener's keys)."""
 _DOTS = ("", ".", "..")
 """A file settled while planning: its target (if any), its result, its folder's id (if any), its
 own id."""
@@ -291,6 +296,13 @@ class ReceiveSession(OpenWork):
         tally = self._folders.setdefault(parent, FolderTally(""))
         self._fold(parent, tally.add_skipped(len(skipped), sum(size for _, size in skipped)))
 
+    def _record_run_skip(self, skip: _RunSkip) -> None:
+        """Files of a run planned ``skip``, recorded as a count (version 4)."""
+        parent, count, size, listed, folder = skip
+        self._group(parent).observer.count_skipped(folder, count, size, listed)
+        tally = self._folders.setdefault(parent, FolderTally(""))
+        self._fold(parent, tally.add_skipped(count, size))
+
     def _forget(self, t: _Target) -> None:
         """A settled target leaves memory (a part file still open stays for _close_parts)."""
         if t.part is None:
@@ -420,11 +432,13 @@ class ReceiveSession(OpenWork):
                         part, t.part = t.part, None
                         await self._io(part.discard)
             elif isinstance(ev, Manifest):
-                plan, finished, folders, skips = await self._io(self._plan, ev)
+                plan, finished, folders, skips, run_skips = await self._io(self._plan, ev)
                 for t, result, parent, top in finished:
                     self._record(t, result, parent, top)
                 for parent, results in skips:
                     self._record_skips(parent, results)
+                for run_skip in run_skips:
+                    self._record_run_skip(run_skip)
                 for folder in folders:
                     self._announce(folder)
                 await stream.send(plan)
@@ -443,23 +457,32 @@ class ReceiveSession(OpenWork):
                 raise ProtocolError(f"unexpected {type(ev).__name__} from the sender", remote=True)
 
     # -- plan ------------------------------------------------------------------------------------
-    def _plan(self, manifest: Manifest) -> tuple[Plan, list[_Finished], list[_Folder], _Skips]:
+    def _plan(
+        self, manifest: Manifest
+    ) -> tuple[Plan, list[_Finished], list[_Folder], _Skips, list[_RunSkip]]:
         """Runs in an I/O thread: results are handed back to the loop thread to record. The
-        files of a folder are planned a destination folder at a time (:meth:`_plan_run`)."""
+        files of a folder are planned a destination folder at a time: a run (version 4,
+        :meth:`_plan_file_run`) or a run of entries (:meth:`_plan_run`)."""
         if manifest.chunk_size != self.chunk_size:
             self.chunk_size = manifest.chunk_size
         finished: list[_Finished] = []
         folders: list[_Folder] = []
         skips: _Skips = []
+        run_skips: list[_RunSkip] = []
         if manifest.ticket is not None:
             try:
                 if self._tickets is None:
                     raise ProtocolError("a ticket this side cannot check", remote=True)
                 self._tickets(manifest.ticket)
             except ReelsyncError as exc:  # refused: this part's files fail, the session goes on
-                return self._refuse(manifest, exc, finished), finished, folders, skips
-        files = manifest.files
+                plan = self._refuse(manifest, exc, finished)
+                return plan, finished, folders, skips, run_skips
         entries: list[PlanEntry] = []
+        run_plans = [
+            self._plan_file_run(run, entries, finished, folders, skips, run_skips)
+            for run in manifest.runs
+        ]
+        files = manifest.files
         i, n = 0, len(files)
         while i < n:
             m = files[i]
@@ -478,7 +501,100 @@ class ReceiveSession(OpenWork):
                 j += 1
             entries += self._plan_run(files[i:j], head, finished, folders, skips)
             i = j
-        return Plan(tuple(entries)), finished, folders, skips
+        return Plan(tuple(entries), tuple(run_plans)), finished, folders, skips, run_skips
+
+    def _plan_file_run(
+        self,
+        run: FileRun,
+        entries: list[PlanEntry],
+        finished: list[_Finished],
+        folders: list[_Folder],
+        skips: _Skips,
+        run_skips: list[_RunSkip],
+    ) -> RunPlan:
+        """A run (version 4): its destination folder resolved, granted and confined once, its
+        names judged together (:func:`~reelsync.domain.paths.plain_names`), then one ``lstat``
+        per file; the files that need more (a symlink there, a part file to resume, anything
+        refused) get an entry of their own in ``entries``, the rest are the run's answer:
+        sent, or skipped as a count."""
+        count = len(run.names)
+        head, names = run.folder, run.names
+        whole = RunPlan(run.first, count, ())  # every file named by an entry
+        if self.resolve_folder is None or not head:
+            entries += [self._plan_one(m, finished, folders) for m in run.entries()]
+            return whole
+        if not plain_names(head, names):  # name by name, which says why
+            entries += self._plan_run(tuple(run.entries()), head, finished, folders, skips)
+            return whole
+        try:
+            key_of, volume, rel = self.resolve_folder(run.parent, run.dst_volume, head)
+            real = volume.resolve_folder(rel)
+        except ReelsyncError:  # per file, which says why
+            entries += [self._plan_one(m, finished, folders) for m in run.entries()]
+            return whole
+        lstat = os.lstat
+        prefix = real + "/"
+        sizes, mtimes = run.sizes, run.mtimes
+        wanted: list[int] = []
+        odd: list[int] = []  # a symlink where a file goes
+        skipped_size = sum(sizes)
+        for i, name in enumerate(names):
+            try:
+                st = lstat(prefix + name)
+            except OSError:
+                wanted.append(i)
+                continue
+            if (
+                st.st_size == sizes[i]
+                and st.st_mtime_ns == mtimes[i]
+                and st.st_mode & 0o170000 == 0o100000
+            ):
+                continue  # a regular file, the same size and mtime: skipped
+            (odd if stat_mod.S_ISLNK(st.st_mode) else wanted).append(i)
+        send: list[int] = []
+        if wanted or odd:
+            targets, settled, chunk_size = self.targets, self._settled, self.chunk_size
+            first, parent, dst_volume = run.first, run.parent, run.dst_volume
+            symlinks = set(odd)
+            for i in sorted((*wanted, *odd)) if odd else wanted:
+                name = names[i]
+                skipped_size -= sizes[i]
+                m = ManifestEntry(
+                    first + i,
+                    dst_volume,
+                    f"{head}/{name}",
+                    sizes[i],
+                    mtimes[i],
+                    run.modes[i],
+                    parent=parent,
+                )
+                if i in symlinks:  # followed, and judged there
+                    entries.append(self._plan_one(m, finished, folders))
+                    continue
+                if m.id in targets or m.id in settled:
+                    entries.append(PlanEntry(m.id, "fail", (), "protocol", "duplicate file id"))
+                    continue
+                t = _Target(
+                    m, key_of(name), volume, f"{rel}/{name}", chunk_count(m.size, chunk_size)
+                )
+                t.path = prefix + name
+                targets[m.id] = t
+                entry = self._plan_send(t, finished)
+                if entry.action == "send" and not entry.have:
+                    send.append(i)
+                else:
+                    entries.append(entry)
+        skipped = count - len(wanted) - len(odd)
+        if skipped:
+            planned = set(wanted) | set(odd)
+
+            def listed() -> list[tuple[str, int]]:
+                return [
+                    (key_of(name), sizes[i]) for i, name in enumerate(names) if i not in planned
+                ]
+
+            run_skips.append((run.parent, skipped, skipped_size, listed, folder_key(key_of(""))))
+        return RunPlan(run.first, count, send)
 
     def _plan_run(
         self,
@@ -538,11 +654,13 @@ class ReceiveSession(OpenWork):
         return out
 
     def _refuse(self, manifest: Manifest, exc: ReelsyncError, finished: list[_Finished]) -> Plan:
-        for m in manifest.files:
+        files = [*(m for run in manifest.runs for m in run.entries()), *manifest.files]
+        for m in files:
             failed = FileResult.failed(f"{m.dst_volume}:{m.dst_path}", exc)
             finished.append((None, failed, m.parent, m.id))
         return Plan(
-            tuple(PlanEntry(m.id, "fail", (), exc.code, exc.message) for m in manifest.files)
+            tuple(PlanEntry(m.id, "fail", (), exc.code, exc.message) for m in files),
+            tuple(RunPlan(run.first, len(run.names), ()) for run in manifest.runs),
         )
 
     def _plan_folder(self, m: ManifestEntry, folders: list[_Folder]) -> PlanEntry:

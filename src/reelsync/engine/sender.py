@@ -20,6 +20,7 @@ session open for hours holds only the files in flight.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import itertools
 import os
@@ -60,10 +61,12 @@ from reelsync.protocol import (
     FileAbort,
     FileDone,
     FileEnd,
+    FileRun,
     Manifest,
     ManifestEntry,
     Nack,
     Plan,
+    PlanEntry,
     Want,
 )
 
@@ -115,6 +118,26 @@ class _Source:
     tally: FolderTally | None = None  # a folder: the outcomes of its files
     parent: _Source | None = None  # a file of a folder
     group: WorkGroup | None = None  # whose work it is (its observer); set when it is added
+    base: tuple[str, str] = ("", "")  # a folder: its real path and volume path, with a "/"
+
+
+@dataclass(slots=True, eq=False)
+class _Run:
+    """Files of one folder lying directly in one of its sub-folders (``head``, below the
+    folder; "" for the folder itself), as the walk found them, in columns: file ``i`` has id
+    ``first + i``. A file becomes a :class:`_Source` only when the receiver wants it
+    (:meth:`SendSession._source`); the others are settled as a count. ``taken``: indexes
+    settled one by one (by entries of a plan)."""
+
+    folder: _Source
+    first: int
+    head: str
+    names: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    mtimes: list[int] = field(default_factory=list)
+    ctimes: list[int] = field(default_factory=list)
+    modes: list[int] = field(default_factory=list)
+    taken: set[int] = field(default_factory=set)
 
 
 _Unit = tuple[_Source, int] | list[_Source]
@@ -182,6 +205,9 @@ class SendSession(OpenWork):
         self._next_id = LISTENER_CHILD_IDS if wants else max(self.files, default=-1) + 1
         conn = streams[0].conn if streams else None
         self._folders_ok = conn is not None and (conn.version or 1) >= 2
+        # the runs of folders announced and not planned yet, by first id (and those ids sorted)
+        self._runs: dict[int, _Run] = {}
+        self._run_starts: list[int] = []
 
     # -- open-ended sessions ---------------------------------------------------------------------
 
@@ -350,37 +376,42 @@ class SendSession(OpenWork):
         assert folder.tally is not None
         walk = item.volume.walk_files(real, reuse=True)  # sized at submit a moment ago?
         rel = item.volume.relative(Path(real))  # files are named by their real paths
-        base = (real + "/", "" if rel == "." else rel + "/")
+        folder.base = (real + "/", "" if rel == "." else rel + "/")
         part = min(_FIRST_PART, self.settings.manifest_part)
         count = 0
         error: ReelsyncError | None = None
         while True:
             ids = self.allocate(part)  # on the loop: ids stay unique with add()'s
             try:
-                files = await self._io(self._list_part, folder, walk, base, ids)
+                runs = await self._io(self._list_runs, folder, walk, ids)
             except ReelsyncError as exc:
-                files, error = [], exc
+                runs, error = [], exc
             except OSError as exc:
-                files = []
+                runs = []
                 error = TransferError(f"cannot list {item.volume.code}:{item.rel}: {exc}")
-            for f in files:
-                self.files[f.item.id] = f
-            self._remaining += len(files)
-            count += len(files)
-            folder.size += sum(f.size for f in files)
-            entries = [
-                ManifestEntry(
-                    f.item.id,
-                    f.item.dst_volume,
-                    f.item.dst_path,
-                    f.size,
-                    f.mtime_ns,
-                    f.mode,
-                    parent=item.id,
+            listed = 0
+            wire = []
+            for run in runs:
+                self._runs[run.first] = run
+                bisect.insort(self._run_starts, run.first)
+                listed += len(run.names)
+                folder.size += sum(run.sizes)
+                wire.append(
+                    FileRun(
+                        item.id,
+                        run.first,
+                        item.dst_volume,
+                        join_path(item.dst_path, run.head),
+                        run.names,
+                        run.sizes,
+                        run.mtimes,
+                        run.modes,
+                    )
                 )
-                for f in files
-            ]
-            last = error is not None or len(files) < len(ids)
+            self._remaining += listed
+            count += listed
+            entries: list[ManifestEntry] = []
+            last = error is not None or listed < len(ids)
             if last:
                 code, message = (error.code, error.message) if error else (None, None)
                 entries.append(
@@ -396,7 +427,8 @@ class SendSession(OpenWork):
                         files=count,
                     )
                 )
-            await self.streams[0].send(Manifest(self.settings.chunk_size, tuple(entries), ticket))
+            manifest = Manifest(self.settings.chunk_size, tuple(entries), ticket, tuple(wire))
+            await self.streams[0].send(manifest)
             ticket = None
             if last:
                 break
@@ -408,44 +440,71 @@ class SendSession(OpenWork):
         if folded is not None:  # every file settled already (or an empty folder)
             self._finish(folder, folded)
 
-    def _list_part(
-        self,
-        folder: _Source,
-        walk: Iterator[tuple[str, os.stat_result]],
-        base: tuple[str, str],
-        ids: range,
-    ) -> list[_Source]:
-        """In an I/O thread: the next files of a folder's walk (up to ``len(ids)``), each a
-        source with its id and child key, stat'ed once by the walk."""
+    @staticmethod
+    def _list_runs(
+        folder: _Source, walk: Iterator[tuple[str, os.stat_result]], ids: range
+    ) -> list[_Run]:
+        """In an I/O thread: the next files of a folder's walk (up to ``len(ids)``, stat'ed
+        once by the walk), as runs: one per sub-folder they lie in, in the walk's order."""
+        runs: list[_Run] = []
+        run: _Run | None = None
+        first = ids.start
+        for n, (below, st) in enumerate(itertools.islice(walk, len(ids))):
+            head, _, name = below.rpartition("/")
+            if run is None or head != run.head:
+                run = _Run(folder, first + n, head)
+                runs.append(run)
+            run.names.append(name)
+            run.sizes.append(st.st_size)
+            run.mtimes.append(st.st_mtime_ns)
+            run.ctimes.append(st.st_ctime_ns)
+            run.modes.append(st.st_mode & 0o7777)
+        return runs
+
+    def _source(self, run: _Run, i: int) -> _Source:
+        """File ``i`` of ``run`` as a source to send (the session holds it from now on)."""
+        folder = run.folder
         item = folder.item
-        real, rel = base
-        chunk_size = self.settings.chunk_size
-        files = []
-        for fid, (below, st) in zip(ids, walk, strict=False):
-            chunks = chunk_count(st.st_size, chunk_size)
-            files.append(
-                _Source(
-                    SendItem(
-                        fid,
-                        child_key(item.key, below),
-                        item.volume,
-                        rel + below,
-                        item.dst_volume,
-                        join_path(item.dst_path, below),
-                    ),
-                    size=st.st_size,
-                    mtime_ns=st.st_mtime_ns,
-                    ctime_ns=st.st_ctime_ns,
-                    mode=stat_mod.S_IMODE(st.st_mode),
-                    chunks=chunks,
-                    path=real + below,
-                    checksums=[None] * chunks,
-                    unread=chunks,
-                    parent=folder,
-                    group=folder.group,
-                )
-            )
-        return files
+        assert item.volume is not None
+        name = run.names[i]
+        below = f"{run.head}/{name}" if run.head else name
+        real, rel = folder.base
+        size = run.sizes[i]
+        chunks = chunk_count(size, self.settings.chunk_size)
+        src = _Source(
+            SendItem(
+                run.first + i,
+                child_key(item.key, below),
+                item.volume,
+                rel + below,
+                item.dst_volume,
+                join_path(item.dst_path, below),
+            ),
+            size=size,
+            mtime_ns=run.mtimes[i],
+            ctime_ns=run.ctimes[i],
+            mode=run.modes[i],
+            chunks=chunks,
+            path=real + below,
+            checksums=[None] * chunks,
+            unread=chunks,
+            parent=folder,
+            group=folder.group,
+        )
+        self.files[src.item.id] = src
+        return src
+
+    def _run_of(self, fid: int) -> _Run | None:
+        """The run announcing file ``fid``, while it is not planned."""
+        k = bisect.bisect_right(self._run_starts, fid) - 1
+        if k < 0:
+            return None
+        run = self._runs[self._run_starts[k]]
+        return run if fid < run.first + len(run.names) else None
+
+    def _drop_run(self, run: _Run) -> None:
+        del self._runs[run.first]
+        self._run_starts.remove(run.first)
 
     def _stat_all(
         self, sources: list[_Source]
@@ -553,10 +612,44 @@ class SendSession(OpenWork):
     def _on_plan(self, plan: Plan) -> None:
         batch: list[_Source] = []
         batch_bytes = 0
-        skipped: dict[_Source, list[_Source]] = {}  # a folder's files the receiver has
+        skipped: dict[_Source, list[int]] = {}  # a folder: [count, size] of its files skipped
+
+        def send(src: _Source, entry: PlanEntry | None) -> None:
+            nonlocal batch, batch_bytes
+            if src.size <= self.settings.small_file_max and src.chunks == 1:
+                full = batch_bytes + src.size > self.settings.batch_bytes
+                if batch and (full or len(batch) >= BATCH_FILES):
+                    self._put(batch)
+                    batch, batch_bytes = [], 0
+                batch.append(src)
+                batch_bytes += src.size
+            else:
+                src.have = dict(entry.have) if entry is not None else {}
+                for index in range(src.chunks):
+                    self._put((src, index))
+
+        def skip(folder: _Source, count: int, size: int) -> None:
+            tally = skipped.setdefault(folder, [0, 0])
+            tally[0] += count
+            tally[1] += size
+
         for entry in plan.files:
             src = self.files.get(entry.id)
-            if src is None or src.result is not None:
+            if src is None:  # a file of a run (planned one by one: version 3, or unusual)
+                run = self._run_of(entry.id)
+                if run is None:
+                    continue
+                i = entry.id - run.first
+                if i in run.taken:
+                    continue
+                run.taken.add(i)
+                if len(run.taken) == len(run.names):
+                    self._drop_run(run)
+                if entry.action == "skip":
+                    skip(run.folder, 1, run.sizes[i])
+                    continue
+                src = self._source(run, i)
+            if src.result is not None:
                 continue
             if src.tally is not None:  # a folder: its files carry its outcome
                 if entry.action == "fail":
@@ -569,7 +662,10 @@ class SendSession(OpenWork):
                 continue
             if entry.action == "skip":
                 if src.parent is not None:
-                    skipped.setdefault(src.parent, []).append(src)
+                    src.result = _SKIPPED
+                    if not self._one_shot:
+                        self.files.pop(src.item.id, None)
+                    skip(src.parent, 1, src.size)
                 else:
                     self._finish(src, FileResult(src.item.key, "skipped", src.size, 0))
             elif entry.action == "fail":
@@ -577,41 +673,36 @@ class SendSession(OpenWork):
                     entry.error_code or "transfer_failed", entry.error_message or ""
                 )
                 self._fail(src, err)
-            elif src.size <= self.settings.small_file_max and src.chunks == 1:
-                full = batch_bytes + src.size > self.settings.batch_bytes
-                if batch and (full or len(batch) >= BATCH_FILES):
-                    self._put(batch)
-                    batch, batch_bytes = [], 0
-                batch.append(src)
-                batch_bytes += src.size
             else:
-                src.have = dict(entry.have)
-                for index in range(src.chunks):
-                    self._put((src, index))
+                send(src, entry)
+        for rp in plan.runs:  # version 4: the rest of each run, sent or skipped as a count
+            run = self._runs.get(rp.first)
+            if run is None or rp.count != len(run.names):
+                raise ProtocolError(f"a plan for no run announced ({rp.first})", remote=True)
+            self._drop_run(run)
+            taken, sizes = run.taken, run.sizes
+            settled = sum(sizes[i] for i in taken)  # by entries of this plan (or earlier ones)
+            for i in rp.send:
+                if i not in taken:
+                    taken.add(i)
+                    settled += sizes[i]
+                    send(self._source(run, i), None)
+            if len(taken) < len(sizes):
+                skip(run.folder, len(sizes) - len(taken), sum(sizes) - settled)
         if batch:
             self._put(batch)
-        for folder, files in skipped.items():
-            self._skip_files(folder, files)
+        for folder, (count, size) in skipped.items():
+            self._skip_files(folder, count, size)
 
-    def _skip_files(self, folder: _Source, files: list[_Source]) -> None:
-        """Files of ``folder`` the receiver already has, settled together (a re-sync of an
-        unchanged tree is mostly this): one progress call and one count for them all, no result
-        per file."""
-        skipped = []
-        size = 0
-        for src in files:
-            if src.result is None:
-                src.result = _SKIPPED
-                skipped.append((src.item.key, src.size))
-                size += src.size
-                if not self._one_shot:
-                    self.files.pop(src.item.id, None)
-        if not skipped:
-            return
-        self._remaining -= len(skipped)
-        (folder.group or self._default).observer.files_skipped(skipped)
+    def _skip_files(self, folder: _Source, count: int, size: int) -> None:
+        """``count`` files of ``folder`` (``size`` bytes) the receiver already has, settled
+        together (a re-sync of an unchanged tree is mostly this): one progress call and one
+        count for them all, no result per file."""
+        self._remaining -= count
+        key = folder.item.key
+        (folder.group or self._default).observer.count_skipped(key, count, size, list)
         if folder.tally is not None:
-            folded = folder.tally.add_skipped(len(skipped), size)
+            folded = folder.tally.add_skipped(count, size)
             if folded is not None:
                 self._finish(folder, folded)
         self._maybe_end()

@@ -41,7 +41,7 @@ class EngineSettings:
     retry_max_delay: float = 10.0
     max_resends: int = 5
     session_idle: float = 30.0
-    protocol_max: int = 3
+    protocol_max: int = 4
     debug_corrupt: frozenset[tuple[str, int]] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -59,8 +59,8 @@ class EngineSettings:
             raise ConfigError("small_file_max must be between 0 and the chunk size")
         if self.batch_bytes < self.small_file_max or self.batch_bytes > 64 * MIB:
             raise ConfigError("batch_bytes must be at least small_file_max and at most 64 MiB")
-        if not 1 <= self.protocol_max <= 3:
-            raise ConfigError(f"protocol_max must be 1, 2 or 3, got {self.protocol_max}")
+        if not 1 <= self.protocol_max <= 4:
+            raise ConfigError(f"protocol_max must be between 1 and 4, got {self.protocol_max}")
         if self.session_idle < 0:
             raise ConfigError("session_idle must be at least 0")
         if self.bandwidth_limit is not None and self.bandwidth_limit <= 0:

@@ -1,11 +1,13 @@
-"""Frame encoding and decoding of the data plane, versions 1 to 3.
+"""Frame encoding and decoding of the data plane, versions 1 to 4.
 
 Rules: a frame is a 5-byte header, ``!IB`` = body length (bytes after the header) and frame type,
 then the body. Bulk data frames (CHUNK, BATCH, FILE_END, ACK, NACK) have fixed binary layouts; the
 control frames carry one UTF-8 JSON object. A body longer than :data:`MAX_BODY` or a malformed body
 is a :class:`~reelsync.errors.ProtocolError`. Version 3 gives MANIFEST and FILE_DONE binary
-bodies (:mod:`reelsync.protocol.binary`): both are encoded and decoded with the version the
-stream negotiated. See docs/protocol.md for the byte layouts.
+bodies (:mod:`reelsync.protocol.binary`), version 4 PLAN too and MANIFEST carries runs (the
+files of a folder in columns); a manifest's runs go to an older peer as one entry per file.
+Bodies are encoded and decoded with the version the stream negotiated. See docs/protocol.md
+for the byte layouts.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from reelsync.errors import ProtocolError
 from reelsync.protocol.binary import (
     decode_file_done,
     decode_manifest,
+    decode_plan,
     encode_file_done,
     encode_manifest,
+    encode_plan,
 )
 from reelsync.protocol.events import (
     Ack,
@@ -166,11 +170,18 @@ def _binary(kind: FrameType, body: bytes) -> list[bytes]:
 def encode_event(event: Event, version: int = 1) -> list[bytes]:
     """The frame of ``event`` as buffers to write in order (bulk data is not copied), in the
     body format of protocol ``version``."""
+    if isinstance(event, Manifest) and event.runs and version < 4:
+        runs = [e for run in event.runs for e in run.entries()]  # files first, as in version 4
+        event = Manifest(event.chunk_size, (*runs, *event.files), event.ticket)
     if version >= 3:
         if isinstance(event, Manifest):
-            return _binary(FrameType.MANIFEST, encode_manifest(event))
+            return _binary(FrameType.MANIFEST, encode_manifest(event, version))
         if isinstance(event, FileDone):
             return _binary(FrameType.FILE_DONE, encode_file_done(event))
+        if version >= 4 and isinstance(event, Plan):
+            return _binary(FrameType.PLAN, encode_plan(event))
+    if isinstance(event, Plan) and event.runs:
+        raise ProtocolError("runs in a plan need version 4")
     match event:
         case Chunk(file_id, index, checksum, data):
             head = _CHUNK.pack(file_id, index, checksum)
@@ -218,7 +229,7 @@ def encode_event(event: Event, version: int = 1) -> list[bytes]:
                     **({"ticket": ticket} if ticket is not None else {}),
                 },
             )
-        case Manifest(chunk_size, files, ticket):
+        case Manifest(chunk_size, files, ticket, _):
             return _json(
                 FrameType.MANIFEST,
                 {
@@ -227,7 +238,7 @@ def encode_event(event: Event, version: int = 1) -> list[bytes]:
                     **({"ticket": ticket} if ticket is not None else {}),
                 },
             )
-        case Plan(files):
+        case Plan(files, _):
             return _plan(files)
         case FileAbort(file_id, code, message):
             return _json(FrameType.FILE_ABORT, {"id": file_id, "code": code, "message": message})
@@ -303,9 +314,11 @@ def decode_body(kind: int, body: memoryview, *, copy: bool = True, version: int 
     try:
         if version >= 3:
             if kind == FrameType.MANIFEST:
-                return decode_manifest(body)
+                return decode_manifest(body, version)
             if kind == FrameType.FILE_DONE:
                 return decode_file_done(body)
+            if version >= 4 and kind == FrameType.PLAN:
+                return decode_plan(body)
         return _decode(FrameType(kind), body, copy)
     except ProtocolError:
         raise

@@ -19,7 +19,9 @@ Rules:
    work). Either sends Failure. Breaking a rule locally raises ProtocolError (``remote=False``); a
    peer breaking one raises ProtocolError (``remote=True``) from :meth:`Connection.next_event`.
 4. Folder entries in a Manifest (``parent``/``files``) need version 2; a ticket on a Want or a
-   Manifest needs version 3, and only the dialer sends one.
+   Manifest needs version 3, and only the dialer sends one. Runs in a Manifest go to a peer of
+   version 2-3 as entries (the codec expands them); runs in a Plan need version 4, and each
+   answers a run of the Manifest it answers.
 5. Sending on a stream the *peer* closed (its end of stream or Bye) is no rule broken by this
    side but a peer gone: it raises ConnectionLostError (retryable); after the peer's Failure, the
    error that Failure carries. Only a stream this side closed raises ProtocolError.
@@ -71,7 +73,8 @@ __all__ = [
     "choose_version",
 ]
 
-SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2, 3)  # 2: folders in MANIFEST; 3: open sessions
+#: 2: folders in MANIFEST; 3: open sessions; 4: runs (a folder's files in columns), binary PLAN
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 _CHUNK_START = HEADER.size + _CHUNK_FIELDS.size
 
 _SENDER_EVENTS = (Manifest, Chunk, Batch, FileEnd, FileAbort, Bye)
@@ -319,9 +322,13 @@ class Connection:
         if (
             isinstance(event, Manifest)
             and (self.version or 1) < 2
-            and any(m.parent is not None or m.files is not None for m in event.files)
+            and (
+                event.runs or any(m.parent is not None or m.files is not None for m in event.files)
+            )
         ):
             raise self._fail("a folder in a version 1 Manifest", local=local)
+        if isinstance(event, Plan) and event.runs and (self.version or 1) < 4:
+            raise self._fail("runs in a Plan below version 4", local=local)
 
     def _advance(self, event: Event, *, local: bool) -> None:
         if isinstance(event, Failure | Bye):

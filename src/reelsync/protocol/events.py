@@ -9,6 +9,7 @@ state machine's business (:mod:`reelsync.protocol.connection`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +26,7 @@ __all__ = [
     "FileDone",
     "FileEnd",
     "FileOutcome",
+    "FileRun",
     "Hello",
     "Manifest",
     "ManifestEntry",
@@ -32,6 +34,7 @@ __all__ = [
     "Plan",
     "PlanEntry",
     "Role",
+    "RunPlan",
     "Want",
     "WantEntry",
     "Welcome",
@@ -107,15 +110,71 @@ class ManifestEntry:
         return self.files is not None
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class FileRun:
+    """Version 4: files of folder ``parent`` lying directly in one destination folder, in
+    columns: file ``i`` has id ``first + i``, ``dst_path`` = ``folder`` + ``/`` + ``names[i]``
+    (``names[i]`` alone when ``folder`` is empty, the volume's root)
+    and ``sizes[i]``, ``mtimes[i]``, ``modes[i]``. The same files as so many
+    :class:`ManifestEntry` rows with ``parent`` set (:meth:`entries`), for a fraction of the
+    work per file. The columns may be arrays (``array.array``) or tuples."""
+
+    parent: int
+    first: int
+    dst_volume: str
+    folder: str
+    names: Sequence[str]
+    sizes: Sequence[int]
+    mtimes: Sequence[int]
+    modes: Sequence[int]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileRun):
+            return NotImplemented
+        return (self.parent, self.first, self.dst_volume, self.folder) == (
+            other.parent,
+            other.first,
+            other.dst_volume,
+            other.folder,
+        ) and all(
+            list(a) == list(b)
+            for a, b in (
+                (self.names, other.names),
+                (self.sizes, other.sizes),
+                (self.mtimes, other.mtimes),
+                (self.modes, other.modes),
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def entries(self) -> list[ManifestEntry]:
+        """The run as one manifest entry per file (what versions 2-3 send)."""
+        parent, first, volume = self.parent, self.first, self.dst_volume
+        head = f"{self.folder}/" if self.folder else ""
+        return [
+            ManifestEntry(first + i, volume, head + name, size, mtime, mode, parent=parent)
+            for i, (name, size, mtime, mode) in enumerate(
+                zip(self.names, self.sizes, self.mtimes, self.modes, strict=True)
+            )
+        ]
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """Part of the file list, in bulk. A session may carry several parts; each gets one plan.
 
-    Version 3: ``ticket`` (a pushing dialer's) as in :class:`Want`."""
+    Version 3: ``ticket`` (a pushing dialer's) as in :class:`Want`. Version 4: ``runs``, files
+    of folders in columns (:class:`FileRun`), announced before ``files``; an older version
+    sends them as entries of ``files``."""
 
     chunk_size: int
     files: tuple[ManifestEntry, ...]
     ticket: str | None = None
+    runs: tuple[FileRun, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +190,36 @@ class PlanEntry:
     error_message: str | None = None
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class RunPlan:
+    """Version 4: the answer for the :class:`FileRun` whose ids start at ``first``: the files at
+    the indexes in ``send`` are to be sent (no chunks held), the others skipped, except a file
+    an entry of the plan's ``files`` names (that entry decides). A no-op folder: ``send``
+    empty."""
+
+    first: int
+    count: int
+    send: Sequence[int] = ()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunPlan):
+            return NotImplemented
+        return (self.first, self.count, list(self.send)) == (
+            other.first,
+            other.count,
+            list(other.send),
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """The answer to one Manifest: one entry per file of its ``files``; version 4, one
+    :class:`RunPlan` per run of it too."""
+
     files: tuple[PlanEntry, ...]
+    runs: tuple[RunPlan, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
