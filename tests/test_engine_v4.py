@@ -134,14 +134,19 @@ async def test_a_symlink_planted_where_a_file_goes_is_judged_alone(
     planted = pair.dst / "shot/scans/plate.json"
     planted.parent.mkdir(parents=True)
     planted.symlink_to(outside)
+    elsewhere = tmp_path / "elsewhere"  # a folder of the shot, planted as a symlink out
+    elsewhere.mkdir()
+    (pair.dst / "shot/scans/v2").symlink_to(elsewhere)
     [result] = await pair.run("tr-s")
     assert runs_planned
     assert result.status == "failed", result
+    v2 = [k for k in FILES if k.startswith("shot/scans/v2/")]
     assert result.error_message is not None
-    assert result.error_message.startswith("1 of 152 files failed: plate.json: ")
+    assert result.error_message.startswith(f"{1 + len(v2)} of 152 files failed: "), result
     assert outside.read_bytes() == b"not yours"
     assert planted.is_symlink()
-    rest = {k: v for k, v in FILES.items() if k != "shot/scans/plate.json"}
+    assert list(elsewhere.iterdir()) == []
+    rest = {k: v for k, v in FILES.items() if k != "shot/scans/plate.json" and k not in v2}
     assert {k: v for k, v in tree(pair.dst).items() if k in rest} == rest
     await pair.aclose()
 

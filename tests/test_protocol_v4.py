@@ -190,17 +190,21 @@ def test_version_1_carries_no_runs() -> None:
 
 
 def test_names_are_judged_together() -> None:
-    assert plain_names("a/b", ["x.exr", "y.exr", "née"])
+    assert plain_names("a/b", ["x.exr", "y.exr", "née", "v1/x.exr", ".hidden/v2/y"])
     assert plain_names("a/b", [])
     for names in (
         ["ok", ""],
         ["ok", "."],
         [".."],
-        ["a/b"],
+        ["x/../y"],
+        ["x//y"],
+        ["x/"],
+        ["/x"],
         ["a\\b"],
         ["bad\x01"],
         ["x.exr.reelsync-part"],
         ["n" * 256],
+        ["ok/" + "n" * 256 + "/ok"],
         ["é" * 128],  # 256 bytes in UTF-8
     ):
         assert not plain_names("a/b", names), names

@@ -35,7 +35,9 @@ JOURNAL_SUFFIX = ".reelsync-journal"
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _RESERVED_MARK = ".reelsync-"
-_NOT_NAMES = frozenset(("", ".", ".."))
+_NOT_PLAIN = re.compile(r"(?:^|/)\.{0,2}(?:/|$)")  # an empty, "." or ".." component
+_LONG_COMPONENT = re.compile(f"[^/]{{{MAX_COMPONENT_BYTES + 1},}}")
+_LONG_COMPONENT_BYTES = re.compile(f"[^/]{{{MAX_COMPONENT_BYTES + 1},}}".encode())
 
 
 def is_reserved_name(name: str) -> bool:
@@ -85,18 +87,23 @@ def check_path_rules(path: str) -> None:
 
 
 def plain_names(folder: str, names: Sequence[str]) -> bool:
-    """Whether every ``folder/name`` obeys the rules, each name one plain component (not empty,
-    ``.`` or ``..``, no ``/`` or ``\\``), judged over all names at once (a few operations, not a
-    few per name). False: judge them one by one, which says why."""
+    """Whether every ``folder/name`` obeys the rules, each name a plain relative path (no
+    empty, ``.`` or ``..`` component, no ``\\``), judged over all names at once (a few
+    operations, not a few per name). False: judge them one by one, which says why."""
     if not names:
         return True
     joined = "/".join(names)
-    if joined.count("/") != len(names) - 1 or "\\" in joined or _RESERVED_MARK in joined:
+    if "\\" in joined or _RESERVED_MARK in joined or _NOT_PLAIN.search(joined) is not None:
         return False
-    if _CONTROL.search(joined) is not None or not _NOT_NAMES.isdisjoint(names):
+    if _CONTROL.search(joined) is not None:
         return False
-    longest = max(map(len, names)) if joined.isascii() else max(_utf8_len(n) for n in names)
-    if longest > MAX_COMPONENT_BYTES or _utf8_len(folder) + 1 + longest > MAX_PATH_BYTES:
+    if joined.isascii():
+        longest, too_long = max(map(len, names)), _LONG_COMPONENT.search(joined) is not None
+    else:
+        longest = max(_utf8_len(n) for n in names)
+        raw = joined.encode("utf-8", "surrogatepass")
+        too_long = _LONG_COMPONENT_BYTES.search(raw) is not None
+    if too_long or _utf8_len(folder) + 1 + longest > MAX_PATH_BYTES:
         return False
     try:
         check_path_rules(folder)

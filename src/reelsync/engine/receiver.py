@@ -84,10 +84,11 @@ the volume itself (one lstat per file), which refuses a path leading outside the
 
 FolderResolver = Callable[[int, str, str], tuple[Callable[[str], str], Volume, str]]
 """Maps (a folder's id, destination volume, a destination folder path) to (the result key of a
-file of that folder by its name, local volume, normalized folder path) when files directly in
-that folder may be received (the folder lies inside the requested or granted one); raises
-ReelsyncError otherwise. With it, the files of a folder are judged one destination folder at a
-time (one resolution and one grant check per folder, one lstat per file)."""
+file of that folder by its name, or by its path below that folder; local volume; normalized
+folder path) when files in that folder may be received (it lies inside the requested or
+granted one); raises ReelsyncError otherwise. With it, the files of a folder are judged one
+destination folder at a time (one resolution and one grant check per folder, one lstat per
+file)."""
 
 TicketCheck = Callable[[str], None]
 """A listener's check of a further ticket (version 3): adds its paths to the session's grant, or
@@ -482,7 +483,19 @@ class ReceiveSession(OpenWork):
             self._plan_file_run(run, entries, finished, folders, skips, run_skips)
             for run in manifest.runs
         ]
-        files = manifest.files
+        entries += self._plan_entries(manifest.files, finished, folders, skips)
+        return Plan(tuple(entries), tuple(run_plans)), finished, folders, skips, run_skips
+
+    def _plan_entries(
+        self,
+        files: tuple[ManifestEntry, ...],
+        finished: list[_Finished],
+        folders: list[_Folder],
+        skips: _Skips,
+    ) -> list[PlanEntry]:
+        """Entries one by one, or a run of a folder's files in one destination folder at a
+        time (:meth:`_plan_run`)."""
+        entries: list[PlanEntry] = []
         i, n = 0, len(files)
         while i < n:
             m = files[i]
@@ -501,7 +514,7 @@ class ReceiveSession(OpenWork):
                 j += 1
             entries += self._plan_run(files[i:j], head, finished, folders, skips)
             i = j
-        return Plan(tuple(entries), tuple(run_plans)), finished, folders, skips, run_skips
+        return entries
 
     def _plan_file_run(
         self,
@@ -512,89 +525,103 @@ class ReceiveSession(OpenWork):
         skips: _Skips,
         run_skips: list[_RunSkip],
     ) -> RunPlan:
-        """A run (version 4): its destination folder resolved, granted and confined once, its
-        names judged together (:func:`~reelsync.domain.paths.plain_names`), then one ``lstat``
-        per file; the files that need more (a symlink there, a part file to resume, anything
-        refused) get an entry of their own in ``entries``, the rest are the run's answer:
-        sent, or skipped as a count."""
+        """A run (version 4): the folder granted once, its paths judged together
+        (:func:`~reelsync.domain.paths.plain_names`), each destination folder under it
+        resolved and confined once, then one ``lstat`` per file. The files that need more (a
+        symlink there, a folder refused, a part file to resume) get an entry of their own in
+        ``entries``; the rest are the run's answer: sent, or skipped as a count."""
         count = len(run.names)
         head, names = run.folder, run.names
         whole = RunPlan(run.first, count, ())  # every file named by an entry
         if self.resolve_folder is None or not head:
             entries += [self._plan_one(m, finished, folders) for m in run.entries()]
             return whole
-        if not plain_names(head, names):  # name by name, which says why
-            entries += self._plan_run(tuple(run.entries()), head, finished, folders, skips)
+        if not plain_names(head, names):  # one by one, which says why
+            entries += self._plan_entries(tuple(run.entries()), finished, folders, skips)
             return whole
         try:
             key_of, volume, rel = self.resolve_folder(run.parent, run.dst_volume, head)
-            real = volume.resolve_folder(rel)
-        except ReelsyncError:  # per file, which says why
+        except ReelsyncError:
             entries += [self._plan_one(m, finished, folders) for m in run.entries()]
             return whole
-        lstat = os.lstat
-        prefix = real + "/"
+        lstat, resolve = os.lstat, volume.resolve_folder
         sizes, mtimes = run.sizes, run.mtimes
-        wanted: list[int] = []
-        odd: list[int] = []  # a symlink where a file goes
-        skipped_size = sum(sizes)
+        wanted: list[tuple[int, str]] = []  # (index, resolved path)
+        odd: list[int] = []  # a symlink where the file goes, or its folder refused
+        here: str | None = None
+        prefix: str | None = None
         for i, name in enumerate(names):
+            sub, _, base = name.rpartition("/")
+            if sub != here:  # the next destination folder: resolved, confined, once
+                here = sub
+                try:
+                    prefix = resolve(f"{rel}/{sub}" if sub else rel) + "/"
+                except ReelsyncError:
+                    prefix = None
+            if prefix is None:
+                odd.append(i)
+                continue
+            path = prefix + base
             try:
-                st = lstat(prefix + name)
+                st = lstat(path)
             except OSError:
-                wanted.append(i)
+                wanted.append((i, path))
                 continue
             if (
                 st.st_size == sizes[i]
                 and st.st_mtime_ns == mtimes[i]
-                and st.st_mode & 0o170000 == 0o100000
+                and st.st_mode & 0o170000 == 0o100000  # a regular file
             ):
-                continue  # a regular file, the same size and mtime: skipped
-            (odd if stat_mod.S_ISLNK(st.st_mode) else wanted).append(i)
+                continue  # the same size and mtime: skipped
+            if stat_mod.S_ISLNK(st.st_mode):
+                odd.append(i)
+            else:
+                wanted.append((i, path))
         send: list[int] = []
-        if wanted or odd:
-            targets, settled, chunk_size = self.targets, self._settled, self.chunk_size
-            first, parent, dst_volume = run.first, run.parent, run.dst_volume
-            symlinks = set(odd)
-            for i in sorted((*wanted, *odd)) if odd else wanted:
-                name = names[i]
-                skipped_size -= sizes[i]
-                m = ManifestEntry(
-                    first + i,
-                    dst_volume,
-                    f"{head}/{name}",
-                    sizes[i],
-                    mtimes[i],
-                    run.modes[i],
-                    parent=parent,
-                )
-                if i in symlinks:  # followed, and judged there
-                    entries.append(self._plan_one(m, finished, folders))
-                    continue
-                if m.id in targets or m.id in settled:
-                    entries.append(PlanEntry(m.id, "fail", (), "protocol", "duplicate file id"))
-                    continue
-                t = _Target(
-                    m, key_of(name), volume, f"{rel}/{name}", chunk_count(m.size, chunk_size)
-                )
-                t.path = prefix + name
-                targets[m.id] = t
-                entry = self._plan_send(t, finished)
-                if entry.action == "send" and not entry.have:
-                    send.append(i)
-                else:
-                    entries.append(entry)
+        settled_size = 0
+        for i in odd:  # followed, and judged there
+            settled_size += sizes[i]
+            entries.append(self._plan_one(self._run_entry(run, i), finished, folders))
+        targets, settled, chunk_size = self.targets, self._settled, self.chunk_size
+        for i, path in wanted:
+            settled_size += sizes[i]
+            m = self._run_entry(run, i)
+            if m.id in targets or m.id in settled:
+                entries.append(PlanEntry(m.id, "fail", (), "protocol", "duplicate file id"))
+                continue
+            name = names[i]
+            t = _Target(m, key_of(name), volume, f"{rel}/{name}", chunk_count(m.size, chunk_size))
+            t.path = path
+            targets[m.id] = t
+            entry = self._plan_send(t, finished)
+            if entry.action == "send" and not entry.have:
+                send.append(i)
+            else:
+                entries.append(entry)
+        if odd:
+            send.sort()
         skipped = count - len(wanted) - len(odd)
         if skipped:
-            planned = set(wanted) | set(odd)
+            planned = {i for i, _ in wanted} | set(odd)
 
             def listed() -> list[tuple[str, int]]:
-                return [
-                    (key_of(name), sizes[i]) for i, name in enumerate(names) if i not in planned
-                ]
+                return [(key_of(n), sizes[i]) for i, n in enumerate(names) if i not in planned]
 
-            run_skips.append((run.parent, skipped, skipped_size, listed, folder_key(key_of(""))))
+            folder = folder_key(key_of(""))
+            run_skips.append((run.parent, skipped, sum(sizes) - settled_size, listed, folder))
         return RunPlan(run.first, count, send)
+
+    @staticmethod
+    def _run_entry(run: FileRun, i: int) -> ManifestEntry:
+        return ManifestEntry(
+            run.first + i,
+            run.dst_volume,
+            f"{run.folder}/{run.names[i]}",
+            run.sizes[i],
+            run.mtimes[i],
+            run.modes[i],
+            parent=run.parent,
+        )
 
     def _plan_run(
         self,

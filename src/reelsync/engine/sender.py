@@ -123,15 +123,13 @@ class _Source:
 
 @dataclass(slots=True, eq=False)
 class _Run:
-    """Files of one folder lying directly in one of its sub-folders (``head``, below the
-    folder; "" for the folder itself), as the walk found them, in columns: file ``i`` has id
-    ``first + i``. A file becomes a :class:`_Source` only when the receiver wants it
-    (:meth:`SendSession._source`); the others are settled as a count. ``taken``: indexes
-    settled one by one (by entries of a plan)."""
+    """Files of one folder as one manifest part lists them (their paths below the folder, as
+    the walk found them), in columns: file ``i`` has id ``first + i``. A file becomes a
+    :class:`_Source` only when the receiver wants it (:meth:`SendSession._source`); the others
+    are settled as a count. ``taken``: indexes settled one by one (by entries of a plan)."""
 
     folder: _Source
     first: int
-    head: str
     names: list[str] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     mtimes: list[int] = field(default_factory=list)
@@ -383,30 +381,30 @@ class SendSession(OpenWork):
         while True:
             ids = self.allocate(part)  # on the loop: ids stay unique with add()'s
             try:
-                runs = await self._io(self._list_runs, folder, walk, ids)
+                run = await self._io(self._list_run, folder, walk, ids)
             except ReelsyncError as exc:
-                runs, error = [], exc
+                run, error = None, exc
             except OSError as exc:
-                runs = []
+                run = None
                 error = TransferError(f"cannot list {item.volume.code}:{item.rel}: {exc}")
             listed = 0
-            wire = []
-            for run in runs:
+            wire: tuple[FileRun, ...] = ()
+            if run is not None:
                 self._runs[run.first] = run
                 bisect.insort(self._run_starts, run.first)
-                listed += len(run.names)
+                listed = len(run.names)
                 folder.size += sum(run.sizes)
-                wire.append(
+                wire = (
                     FileRun(
                         item.id,
                         run.first,
                         item.dst_volume,
-                        join_path(item.dst_path, run.head),
+                        item.dst_path,
                         run.names,
                         run.sizes,
                         run.mtimes,
                         run.modes,
-                    )
+                    ),
                 )
             self._remaining += listed
             count += listed
@@ -427,7 +425,7 @@ class SendSession(OpenWork):
                         files=count,
                     )
                 )
-            manifest = Manifest(self.settings.chunk_size, tuple(entries), ticket, tuple(wire))
+            manifest = Manifest(self.settings.chunk_size, tuple(entries), ticket, wire)
             await self.streams[0].send(manifest)
             ticket = None
             if last:
@@ -441,33 +439,28 @@ class SendSession(OpenWork):
             self._finish(folder, folded)
 
     @staticmethod
-    def _list_runs(
+    def _list_run(
         folder: _Source, walk: Iterator[tuple[str, os.stat_result]], ids: range
-    ) -> list[_Run]:
+    ) -> _Run | None:
         """In an I/O thread: the next files of a folder's walk (up to ``len(ids)``, stat'ed
-        once by the walk), as runs: one per sub-folder they lie in, in the walk's order."""
-        runs: list[_Run] = []
-        run: _Run | None = None
-        first = ids.start
-        for n, (below, st) in enumerate(itertools.islice(walk, len(ids))):
-            head, _, name = below.rpartition("/")
-            if run is None or head != run.head:
-                run = _Run(folder, first + n, head)
-                runs.append(run)
-            run.names.append(name)
-            run.sizes.append(st.st_size)
-            run.mtimes.append(st.st_mtime_ns)
-            run.ctimes.append(st.st_ctime_ns)
-            run.modes.append(st.st_mode & 0o7777)
-        return runs
+        once by the walk) as one run; None when the walk is over."""
+        run = _Run(folder, ids.start)
+        names, sizes, mtimes = run.names.append, run.sizes.append, run.mtimes.append
+        ctimes, modes = run.ctimes.append, run.modes.append
+        for below, st in itertools.islice(walk, len(ids)):
+            names(below)
+            sizes(st.st_size)
+            mtimes(st.st_mtime_ns)
+            ctimes(st.st_ctime_ns)
+            modes(st.st_mode & 0o7777)
+        return run if run.names else None
 
     def _source(self, run: _Run, i: int) -> _Source:
         """File ``i`` of ``run`` as a source to send (the session holds it from now on)."""
         folder = run.folder
         item = folder.item
         assert item.volume is not None
-        name = run.names[i]
-        below = f"{run.head}/{name}" if run.head else name
+        below = run.names[i]
         real, rel = folder.base
         size = run.sizes[i]
         chunks = chunk_count(size, self.settings.chunk_size)

@@ -112,9 +112,10 @@ class ManifestEntry:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FileRun:
-    """Version 4: files of folder ``parent`` lying directly in one destination folder, in
-    columns: file ``i`` has id ``first + i``, ``dst_path`` = ``folder`` + ``/`` + ``names[i]``
-    (``names[i]`` alone when ``folder`` is empty, the volume's root)
+    """Version 4: files of folder ``parent`` (its destination path: ``folder``), in columns:
+    file ``i`` has id ``first + i``, ``names[i]`` its path below the folder (``/``-separated),
+    so ``dst_path`` = ``folder`` + ``/`` + ``names[i]`` (``names[i]`` alone when ``folder`` is
+    empty, the volume's root)
     and ``sizes[i]``, ``mtimes[i]``, ``modes[i]``. The same files as so many
     :class:`ManifestEntry` rows with ``parent`` set (:meth:`entries`), for a fraction of the
     work per file. The columns may be arrays (``array.array``) or tuples."""
