@@ -97,13 +97,14 @@ def plain_names(folder: str, names: Sequence[str]) -> bool:
         return False
     if _CONTROL.search(joined) is not None:
         return False
-    if joined.isascii():
-        longest, too_long = max(map(len, names)), _LONG_COMPONENT.search(joined) is not None
-    else:
-        longest = max(_utf8_len(n) for n in names)
-        raw = joined.encode("utf-8", "surrogatepass")
-        too_long = _LONG_COMPONENT_BYTES.search(raw) is not None
-    if too_long or _utf8_len(folder) + 1 + longest > MAX_PATH_BYTES:
+    ascii = joined.isascii()
+    longest = max(map(len, names)) if ascii else max(_utf8_len(n) for n in names)
+    if longest > MAX_COMPONENT_BYTES:  # some path is long enough to hold a long name
+        raw = joined if ascii else joined.encode("utf-8", "surrogatepass")
+        pattern = _LONG_COMPONENT if ascii else _LONG_COMPONENT_BYTES
+        if pattern.search(raw) is not None:  # type: ignore[arg-type]
+            return False
+    if _utf8_len(folder) + 1 + longest > MAX_PATH_BYTES:
         return False
     try:
         check_path_rules(folder)
