@@ -27,7 +27,7 @@ from pathlib import Path
 
 from reelsync.domain.paths import shorten
 from reelsync.errors import ConflictError, NotFoundError, PathError, PermissionDeniedError
-from reelsync.fs.paths import is_reserved_name, normalize_relpath
+from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX, is_reserved_name, normalize_relpath
 
 __all__ = [
     "DIR_CACHE_SECONDS",
@@ -43,6 +43,7 @@ WALK_KEPT_S = 5.0  # how long a folder's listing is kept for the next walk (walk
 WALK_KEPT_FILES = 50_000  # larger listings are not kept (memory stays flat on big trees)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FDS = os.path.isdir("/proc/self/fd")
+_RESERVED_SUFFIXES = (PART_SUFFIX, JOURNAL_SUFFIX)  # is_reserved_name, inlined in walks
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +322,8 @@ class Volume:
     ) -> Iterator[tuple[str, os.stat_result]]:
         """The regular files below ``folder`` (a resolved path inside the root, as
         :meth:`lookup` gives it), recursively: (path below ``folder``, its ``lstat``), from one
-        ``scandir`` per folder and one ``lstat`` per entry. Symlinks are never followed (nor
+        ``scandir`` per folder and one ``lstat`` per file (a sub-folder is known by the
+        listing's file type). Symlinks are never followed (nor
         listed) and reelsync's temporary files are skipped, so every file lies below the real
         ``folder``: a scope judged on ``folder`` holds for them all.
 
@@ -354,13 +356,15 @@ class Volume:
                 with os.scandir(here) as it:
                     for de in it:
                         name = de.name
-                        if is_reserved_name(name):
+                        if name.endswith(_RESERVED_SUFFIXES):
                             continue
-                        st = de.stat(follow_symlinks=False)
-                        mode = st.st_mode
-                        if stat_mod.S_ISREG(mode):
-                            yield prefix + name, st
-                        elif stat_mod.S_ISDIR(mode):
+                        # the listing's file type first (no system call): only a file is
+                        # stat'ed, and its lstat has the last word (it may have been swapped)
+                        if de.is_file(follow_symlinks=False):
+                            st = de.stat(follow_symlinks=False)
+                            if stat_mod.S_ISREG(st.st_mode):
+                                yield prefix + name, st
+                        elif de.is_dir(follow_symlinks=False):
                             stack.append((de.path, prefix + name + "/"))
             except FileNotFoundError:
                 if here == folder:
