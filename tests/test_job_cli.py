@@ -210,3 +210,19 @@ def test_speed_only_while_running() -> None:
     assert view_of({**base, "status": "running"}, {}, ()).current_speed == 50.0
     for status in ("paused", "waiting", "done"):  # the last speed measured is no speed now
         assert view_of({**base, "status": status}, {}, ()).current_speed is None
+
+
+def test_submit_warns_when_a_destination_path_names_a_site(
+    app_transport: httpx.ASGITransport, world: World, tmp_path: Path
+) -> None:
+    """``"destination": "london"`` is a path at the main site (accsyn's reading): the job is
+    made, and the CLI says so with the way to send it to london."""
+    spec = tmp_path / "job.json"
+    spec.write_text(
+        json.dumps({"name": "to london?", "destination": "london", "tasks": ["proj001/a"]})
+    )
+    done = run(app_transport, world.operator_key, "job", "submit", str(spec))
+    assert done.exit_code == 0, done.output
+    [warning] = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert 'destination "london" is a path in the default volume at hq' in warning
+    assert 'write "site=london"' in warning

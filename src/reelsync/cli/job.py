@@ -124,6 +124,8 @@ def submit_cmd(
             f"submitted job {created.get('name')!r} ({created.get('id')}) in queue "
             f"{created.get('queue')}: {created.get('status')}"
         )
+        for warning in created.get("warnings") or ():
+            say(f"warning: {warning}")
     if not wait:
         if as_json:
             echo_json(created)
