@@ -444,16 +444,19 @@ class SendSession(OpenWork):
     ) -> _Run | None:
         """In an I/O thread: the next files of a folder's walk (up to ``len(ids)``, stat'ed
         once by the walk) as one run; None when the walk is over."""
-        run = _Run(folder, ids.start)
-        names, sizes, mtimes = run.names.append, run.sizes.append, run.mtimes.append
-        ctimes, modes = run.ctimes.append, run.modes.append
-        for below, st in itertools.islice(walk, len(ids)):
-            names(below)
-            sizes(st.st_size)
-            mtimes(st.st_mtime_ns)
-            ctimes(st.st_ctime_ns)
-            modes(st.st_mode & 0o7777)
-        return run if run.names else None
+        part = list(itertools.islice(walk, len(ids)))
+        if not part:
+            return None
+        names, stats = zip(*part, strict=True)
+        return _Run(
+            folder,
+            ids.start,
+            list(names),
+            [st.st_size for st in stats],
+            [st.st_mtime_ns for st in stats],
+            [st.st_ctime_ns for st in stats],
+            [st.st_mode & 0o7777 for st in stats],
+        )
 
     def _source(self, run: _Run, i: int) -> _Source:
         """File ``i`` of ``run`` as a source to send (the session holds it from now on)."""
