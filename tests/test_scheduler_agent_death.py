@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from support.agents import add_london_and_projects, running_agent, wait_until
+from reelsync.client import Session
+from support.agents import RunningAgent, add_london_and_projects, running_agent, wait_until
 from support.servers import RunningServer
 
 pytestmark = pytest.mark.slow
@@ -25,6 +27,27 @@ _PUSH = re.compile(r"transfer \S+: push (\d+) file\(s\)")
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _kill_holding_leases(agent: RunningAgent, admin: Session, job_id: str) -> list[str]:
+    """SIGKILL ``agent`` at a moment it holds leases of ``job_id``; its in-flight task ids (it
+    can take no more). The agent is frozen (SIGSTOP) while its leases are read, so it can neither
+    finish nor take work between the read and the kill; frozen between two transfers, it is
+    thawed and tried again at its next push (on a loaded machine it can be between transfers)."""
+    for _ in range(50):
+        os.kill(agent.process.pid, signal.SIGSTOP)
+        in_flight = [
+            t["id"]
+            for t in admin.tasks(job_id)
+            if t["server_id"] == agent.server_id and t["status"] in ("booting", "executing")
+        ]
+        if in_flight:
+            agent.kill()
+            return in_flight
+        pushes = len(_PUSH.findall(agent.log()))
+        os.kill(agent.process.pid, signal.SIGCONT)
+        wait_until(lambda: len(_PUSH.findall(agent.log())) > pushes, 60, "the agent's next push")
+    raise AssertionError("the hq agent never held a lease when frozen")
 
 
 def test_a_dead_agents_files_go_to_the_other_agent_at_its_site(
@@ -70,13 +93,7 @@ def test_a_dead_agents_files_go_to_the_other_agent_at_its_site(
                 60,
                 "both hq agents to be sending",
             )
-            hq1.kill()
-            in_flight = [  # the dead agent's leases (it can take no more)
-                t["id"]
-                for t in admin.tasks(job["id"])
-                if t["server_id"] == hq1.server_id and t["status"] in ("booting", "executing")
-            ]
-            assert in_flight, "the hq agent killed had nothing in flight"
+            in_flight = _kill_holding_leases(hq1, admin, job["id"])
             hq1.wait_status("offline", timeout=30)
             final = wait_until(
                 lambda: (
