@@ -3,7 +3,7 @@ over HTTPS, on SQLite and PostgreSQL, with a long history (not part of the tests
 
     python benchmarks/control_plane.py [--jobs 100000] [--big-tasks 100000]
         [--database sqlite,postgres] [--clients 1,16] [--rounds 30] [--submit-s 20]
-        [--accsyn-keepalive] [--workers N]
+        [--accsyn-keepalive] [--client-processes] [--workers N]
     python benchmarks/control_plane.py --growth 1000,10000,100000 --clients 1 --rounds 20
 
 The history is written straight into the database with bulk inserts (the server's own triggers
@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import logging
+import multiprocessing
 import random
 import sys
 import tempfile
@@ -382,7 +383,32 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def run_reads(world: World, n_clients: int, rounds: int, tmp: Path) -> Timings:
+def _client_rounds(
+    table: dict[str, Callable[[Client], None]], c: Client, index: int, rounds: int, timings: Timings
+) -> None:
+    names = list(table)
+    random.Random(index).shuffle(names)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            try:
+                table[name](c)
+            except Exception as exc:
+                timings.add(name, None, str(exc)[:160])
+                continue
+            timings.add(name, (time.perf_counter() - start) * 1000)
+            if name.startswith("accsyn"):
+                timings.add(f"{name}: server and wire only", WIRE.last_ms)
+
+
+def run_reads(
+    world: World, n_clients: int, rounds: int, tmp: Path, *, processes: bool = False
+) -> Timings:
+    """Every call ``rounds`` times from each of ``n_clients`` clients at once: threads of this
+    process, or with ``processes`` one process each (16 threads share one interpreter lock, so
+    a thread's timing also holds the time it waited for the others' decoding)."""
+    if processes and n_clients > 1:
+        return _run_reads_in_processes(world, n_clients, rounds, tmp)
     timings = Timings()
     table = calls(world)
     clients = [Client.open(world, tmp) for _ in range(n_clients)]
@@ -392,20 +418,8 @@ def run_reads(world: World, n_clients: int, rounds: int, tmp: Path) -> Timings:
     barrier = threading.Barrier(n_clients)
 
     def work(c: Client, index: int) -> None:
-        names = list(table)
-        random.Random(index).shuffle(names)
         barrier.wait()
-        for r in range(rounds):
-            for name in names[r % len(names) :] + names[: r % len(names)]:
-                start = time.perf_counter()
-                try:
-                    table[name](c)
-                except Exception as exc:
-                    timings.add(name, None, str(exc)[:160])
-                    continue
-                timings.add(name, (time.perf_counter() - start) * 1000)
-                if name.startswith("accsyn"):
-                    timings.add(f"{name}: server and wire only", WIRE.last_ms)
+        _client_rounds(table, c, index, rounds, timings)
 
     threads = [threading.Thread(target=work, args=(c, i)) for i, c in enumerate(clients)]
     for t in threads:
@@ -414,6 +428,40 @@ def run_reads(world: World, n_clients: int, rounds: int, tmp: Path) -> Timings:
         t.join()
     for c in clients:
         c.close()
+    return timings
+
+
+def _run_reads_in_processes(world: World, n_clients: int, rounds: int, tmp: Path) -> Timings:
+    context = multiprocessing.get_context("fork")  # the children inherit the world as it is
+    barrier = context.Barrier(n_clients)
+    results: multiprocessing.Queue[tuple[dict[str, list[float]], dict[str, list[str]]]]
+    results = context.Queue()
+
+    def work(index: int) -> None:
+        mine = Timings()
+        try:
+            table = calls(world)
+            c = Client.open(world, tmp)
+            for fn in table.values():  # warm
+                fn(c)
+            barrier.wait()
+            _client_rounds(table, c, index, rounds, mine)
+            c.close()
+        finally:
+            results.put((mine.ms, mine.errors))
+
+    children = [context.Process(target=work, args=(i,)) for i in range(n_clients)]
+    for child in children:
+        child.start()
+    timings = Timings()
+    for _ in children:
+        ms, errors = results.get(timeout=3600)
+        for name, values in ms.items():
+            timings.ms.setdefault(name, []).extend(values)
+        for name, texts in errors.items():
+            timings.errors.setdefault(name, []).extend(texts)
+    for child in children:
+        child.join()
     return timings
 
 
@@ -511,6 +559,11 @@ def main() -> None:
         help="server run --workers N (default: the server's own: one per core on PostgreSQL)",
     )
     parser.add_argument(
+        "--client-processes",
+        action="store_true",
+        help="each client in a process of its own (default: threads of one process)",
+    )
+    parser.add_argument(
         "--accsyn-keepalive",
         action="store_true",
         help="the accsyn client keeps its HTTPS connection (it opens one per call otherwise)",
@@ -540,7 +593,9 @@ def main() -> None:
                 print("| call | " + " | ".join(f"{c} client(s)" for c in args.clients.split(",")))
                 results = {}
                 for n_clients in [int(c) for c in args.clients.split(",")]:
-                    results[n_clients] = run_reads(world, n_clients, args.rounds, Path(tmp))
+                    results[n_clients] = run_reads(
+                        world, n_clients, args.rounds, Path(tmp), processes=args.client_processes
+                    )
                 names = []
                 for name in calls(world):
                     names.append(name)

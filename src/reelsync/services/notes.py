@@ -114,5 +114,5 @@ def read_notes(db: Database, kind: NoteKind, ids: Iterable[str] | None = None) -
         if not wanted:
             return {}
         query = query.where(model.id.in_(wanted))
-    with db.session() as session:
+    with db.reader() as session:  # a read: on SQLite it must not queue on the write lock
         return {row.id: _notes(row) for row in session.scalars(query)}
