@@ -92,134 +92,172 @@ def _hex() -> str:
     return uuid.uuid4().hex[:24]
 
 
+_PLAIN_INDEXES = text(
+    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+    " AND tablename IN ('job', 'task') AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+)
+
+
+@contextlib.contextmanager
+def _indexes_built_after(db: Database) -> Iterator[None]:
+    """On PostgreSQL, the job and task tables' plain indexes (not those of a key or unique
+    constraint) are dropped for the bulk load and built again at the end: one sort per index
+    instead of millions of insertions into it (the history of 1,000,000 jobs loads ~2x faster).
+    The triggers and constraints stay on."""
+    if db.is_sqlite:
+        yield
+        return
+    with db.engine.begin() as conn:
+        indexes = conn.execute(_PLAIN_INDEXES).all()
+        for name, _ in indexes:
+            conn.execute(text(f'DROP INDEX "{name}"'))
+    yield
+    with db.engine.begin() as conn:
+        conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+        for _, definition in indexes:
+            conn.execute(text(definition))
+
+
 def load_history(server: RunningServer, n_jobs: int, big_tasks: int, seed: int = 7) -> World:
-    rng = random.Random(seed)
     db = Database(server.database_url)
     try:
-        admin = authenticate(db, server.api_key)
-        london = sites.create_site(db, admin, code="london")
-        hq = next(s for s in sites.list_sites(db, admin) if s.main)
-        volume = volumes.create_volume(
-            db, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
+        with _indexes_built_after(db):
+            world = _load_history(db, server, n_jobs, big_tasks, seed)
+        _analyze(db)
+        return world
+    finally:
+        db.dispose()
+
+
+def _load_history(
+    db: Database, server: RunningServer, n_jobs: int, big_tasks: int, seed: int
+) -> World:
+    rng = random.Random(seed)
+    admin = authenticate(db, server.api_key)
+    london = sites.create_site(db, admin, code="london")
+    hq = next(s for s in sites.list_sites(db, admin) if s.main)
+    volume = volumes.create_volume(
+        db, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
+    )
+    for code in QUEUES:
+        with contextlib.suppress(Exception):  # high/medium/low are seeded
+            queues.create_queue(db, admin, code=code, priority=rng.randint(100, 900))
+    queue_ids = [q.id for q in queues.list_queues(db, admin)]
+    people = []
+    for i in range(EMPLOYEES):
+        user = users.create_user(db, admin, email=f"artist{i:02d}@acme.test", role="employee")
+        people.append(user)
+    _, employee_key = apikeys.create_api_key(db, admin, people[0].email)
+    owners = [admin.user_id] + [p.id for p in people]
+    now = datetime.now(UTC)
+    start = now - timedelta(days=730)
+    step = (now - start) / max(n_jobs, 1)
+    live_from = n_jobs - LIVE
+    jobs: list[tuple[Any, ...]] = []
+    tasks: list[tuple[Any, ...]] = []
+    stamps: list[tuple[datetime, str]] = []
+    names: list[str] = []
+
+    def flush() -> None:
+        with db.session() as s:
+            if jobs:
+                bulk_insert(s, m.Job.__table__, _JOB_COLUMNS, jobs)
+            if tasks:
+                bulk_insert(s, m.Task.__table__, _TASK_COLUMNS, tasks)
+        jobs.clear()
+        tasks.clear()
+
+    total_tasks = 0
+    for n in range(n_jobs):
+        created = start + step * n
+        job_id = _hex()
+        live = n >= live_from
+        status = (
+            rng.choice(["waiting", "running", "running", "paused"])
+            if live
+            else rng.choices(["done", "failed", "aborted"], [95, 3, 2])[0]
         )
-        for code in QUEUES:
-            with contextlib.suppress(Exception):  # high/medium/low are seeded
-                queues.create_queue(db, admin, code=code, priority=rng.randint(100, 900))
-        queue_ids = [q.id for q in queues.list_queues(db, admin)]
-        people = []
-        for i in range(EMPLOYEES):
-            user = users.create_user(db, admin, email=f"artist{i:02d}@acme.test", role="employee")
-            people.append(user)
-        _, employee_key = apikeys.create_api_key(db, admin, people[0].email)
-        owners = [admin.user_id] + [p.id for p in people]
-        now = datetime.now(UTC)
-        start = now - timedelta(days=730)
-        step = (now - start) / max(n_jobs, 1)
-        live_from = n_jobs - LIVE
-        jobs: list[tuple[Any, ...]] = []
-        tasks: list[tuple[Any, ...]] = []
-        stamps: list[tuple[datetime, str]] = []
-        names: list[str] = []
-
-        def flush() -> None:
-            with db.session() as s:
-                if jobs:
-                    bulk_insert(s, m.Job.__table__, _JOB_COLUMNS, jobs)
-                if tasks:
-                    bulk_insert(s, m.Task.__table__, _TASK_COLUMNS, tasks)
-            jobs.clear()
-            tasks.clear()
-
-        total_tasks = 0
-        for n in range(n_jobs):
-            created = start + step * n
-            job_id = _hex()
-            live = n >= live_from
-            status = (
-                rng.choice(["waiting", "running", "running", "paused"])
-                if live
-                else rng.choices(["done", "failed", "aborted"], [95, 3, 2])[0]
+        ended = status in ("done", "failed", "aborted")
+        up = rng.random() < 0.5
+        src, dst = (hq, london) if up else (london, hq)
+        project = rng.randint(1, 40)
+        way = "upload" if up else "download"
+        name = f"proj{project:03d} {way} {dst.code} {created:%Y-%m-%d} {n}"
+        count = rng.randint(1, 8)
+        size = count * 50_000_000
+        jobs.append(
+            (
+                job_id, name, "transfer", rng.choice(owners), rng.choice(queue_ids), status,
+                f"site={src.code}", f"site={dst.code}", src.id, dst.id,
+                100.0 if status == "done" else 0.0, size, size if status == "done" else 0,
+                0.0, 0, count, count, {}, {}, created, created,
+                created + timedelta(minutes=20) if ended else None,
             )
-            ended = status in ("done", "failed", "aborted")
-            up = rng.random() < 0.5
-            src, dst = (hq, london) if up else (london, hq)
-            project = rng.randint(1, 40)
-            way = "upload" if up else "download"
-            name = f"proj{project:03d} {way} {dst.code} {created:%Y-%m-%d} {n}"
-            count = rng.randint(1, 8)
-            size = count * 50_000_000
-            jobs.append(
+        )  # fmt: skip
+        task_status = {"done": "done", "failed": "failed", "aborted": "excluded"}.get(
+            status, "queued"
+        )
+        for i in range(count):
+            path = f"proj{project:03d}/sc{n % 90:04d}/sh{i:04d}/plate.{n:07d}.exr"
+            tasks.append(
                 (
-                    job_id, name, "transfer", rng.choice(owners), rng.choice(queue_ids), status,
-                    f"site={src.code}", f"site={dst.code}", src.id, dst.id,
-                    100.0 if status == "done" else 0.0, size, size if status == "done" else 0,
-                    0.0, 0, count, count, {}, {}, created, created,
+                    str(uuid.uuid4()), job_id, str(i), volume.id, path, volume.id, path,
+                    50_000_000, 500, task_status, 1 if ended else 0, 1 if ended else 0,
+                    50_000_000 if task_status == "done" else 0, created, created,
                     created + timedelta(minutes=20) if ended else None,
                 )
             )  # fmt: skip
-            task_status = {"done": "done", "failed": "failed", "aborted": "excluded"}.get(
-                status, "queued"
-            )
-            for i in range(count):
-                path = f"proj{project:03d}/sc{n % 90:04d}/sh{i:04d}/plate.{n:07d}.exr"
-                tasks.append(
-                    (
-                        str(uuid.uuid4()), job_id, str(i), volume.id, path, volume.id, path,
-                        50_000_000, 500, task_status, 1 if ended else 0, 1 if ended else 0,
-                        50_000_000 if task_status == "done" else 0, created, created,
-                        created + timedelta(minutes=20) if ended else None,
-                    )
-                )  # fmt: skip
-            total_tasks += count
-            stamps.append((created, job_id))
-            names.append(name)
-            if len(tasks) >= 50_000:
-                flush()
-        flush()
-        # the big job: live, its tasks queued
-        big = _hex()
-        created = now - timedelta(minutes=5)
-        jobs.append(
+        total_tasks += count
+        stamps.append((created, job_id))
+        names.append(name)
+        if len(tasks) >= 50_000:
+            flush()
+    flush()
+    # the big job: live, its tasks queued
+    big = _hex()
+    created = now - timedelta(minutes=5)
+    jobs.append(
+        (
+            big, "proj001 download london big", "transfer", admin.user_id, queue_ids[0],
+            "waiting", f"site={hq.code}", f"site={london.code}", hq.id, london.id, 0.0,
+            big_tasks * 1_000_000, 0, 0.0, 0, big_tasks, big_tasks, {}, {}, created,
+            created, None,
+        )
+    )  # fmt: skip
+    for i in range(big_tasks):
+        path = f"proj001/big/f{i:07d}.exr"
+        tasks.append(
             (
-                big, "proj001 download london big", "transfer", admin.user_id, queue_ids[0],
-                "waiting", f"site={hq.code}", f"site={london.code}", hq.id, london.id, 0.0,
-                big_tasks * 1_000_000, 0, 0.0, 0, big_tasks, big_tasks, {}, {}, created,
-                created, None,
+                str(uuid.uuid4()), big, str(i), volume.id, path, volume.id, path, 1_000_000,
+                500, "queued", 0, 0, 0, created, created, None,
             )
         )  # fmt: skip
-        for i in range(big_tasks):
-            path = f"proj001/big/f{i:07d}.exr"
-            tasks.append(
-                (
-                    str(uuid.uuid4()), big, str(i), volume.id, path, volume.id, path, 1_000_000,
-                    500, "queued", 0, 0, 0, created, created, None,
-                )
-            )  # fmt: skip
-            if len(tasks) >= 50_000:
-                flush()
-        flush()
-        with db.engine.connect() as conn:  # what autovacuum / PRAGMA optimize do in the field
-            if db.is_sqlite:
-                conn.execute(text("PRAGMA optimize"))
-            else:
-                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-        stamps.sort(reverse=True)
-        deep = stamps[int(len(stamps) * 0.9)] if stamps else (now, big)
-        return World(
-            server=server,
-            admin_key=server.api_key,
-            employee=people[0].email,
-            employee_key=employee_key,
-            big_job=big,
-            deep_uri=str(int(big_tasks * 0.99)),
-            deep_cursor=job_cursor(*deep),
-            old_name=names[len(names) // 3] if names else "none",
-            sample_job=stamps[len(stamps) // 2][1] if stamps else big,
-            jobs=n_jobs + 1,
-            tasks=total_tasks + big_tasks,
-        )
-    finally:
-        db.dispose()
+        if len(tasks) >= 50_000:
+            flush()
+    flush()
+    stamps.sort(reverse=True)
+    deep = stamps[int(len(stamps) * 0.9)] if stamps else (now, big)
+    return World(
+        server=server,
+        admin_key=server.api_key,
+        employee=people[0].email,
+        employee_key=employee_key,
+        big_job=big,
+        deep_uri=str(int(big_tasks * 0.99)),
+        deep_cursor=job_cursor(*deep),
+        old_name=names[len(names) // 3] if names else "none",
+        sample_job=stamps[len(stamps) // 2][1] if stamps else big,
+        jobs=n_jobs + 1,
+        tasks=total_tasks + big_tasks,
+    )
+
+
+def _analyze(db: Database) -> None:
+    with db.engine.connect() as conn:  # what autovacuum / PRAGMA optimize do in the field
+        if db.is_sqlite:
+            conn.execute(text("PRAGMA optimize"))
+        else:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
 
 
 # -- the calls ---------------------------------------------------------------------------------
