@@ -168,3 +168,21 @@ async def test_the_server_loop_folds_the_totals(database: Database, admin: Actor
             await asyncio.sleep(0.05)
     assert rows() < unfolded
     assert _totals(database) == expected
+
+
+async def test_the_server_loop_vacuums_what_it_folds(database: Database, admin: Actor) -> None:
+    sites.create_site(database, admin, code="london")
+    volumes.create_volume(
+        database, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
+    )
+    for n in range(1, 4):
+        _submit(database, admin, n)
+    expected = _counted(database)
+    keeper = Housekeeper(database, compact_every_s=0.05, vacuum_after_rows=1)
+    async with keeper:
+        deadline = asyncio.get_running_loop().time() + 30
+        while keeper.vacuums == 0 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+    assert keeper.vacuums >= 1
+    tally.vacuum(database)  # beside nothing, and again: a no-op for the totals
+    assert _totals(database) == expected

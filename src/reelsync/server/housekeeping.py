@@ -1,6 +1,6 @@
 """The server process's housekeeping loop: the running totals folded every few seconds
-(:func:`reelsync.services.tally.compact`) and old history pruned every few minutes
-(:func:`reelsync.services.history.prune`).
+(:func:`reelsync.services.tally.compact`; vacuumed once :data:`VACUUM_AFTER_ROWS` rows have been
+folded away) and old history pruned every few minutes (:func:`reelsync.services.history.prune`).
 
 Rules: one loop per control-plane process (several on one database are safe: both jobs are
 transactions that take exactly what they fold or delete); the work runs in a worker thread; a
@@ -22,12 +22,22 @@ __all__ = ["Housekeeper"]
 
 _log = logging.getLogger("reelsync.server")
 
+#: How many tally rows folded away (dead rows on PostgreSQL) before the table is vacuumed.
+VACUUM_AFTER_ROWS = 10_000
+
 
 class Housekeeper:
     def __init__(
-        self, db: Database, *, compact_every_s: float = 5.0, prune_every_s: float = 600.0
+        self,
+        db: Database,
+        *,
+        compact_every_s: float = 5.0,
+        prune_every_s: float = 600.0,
+        vacuum_after_rows: int = VACUUM_AFTER_ROWS,
     ) -> None:
         self._db = db
+        self.vacuum_after_rows = vacuum_after_rows
+        self.vacuums = 0  # how many times the tally was vacuumed (for tests)
         self.compact_every_s = compact_every_s
         self.prune_every_s = prune_every_s
         self._stop = asyncio.Event()
@@ -47,9 +57,14 @@ class Housekeeper:
 
     async def _run(self) -> None:
         pruned_at = time.monotonic()  # the first prune a while after start, not at once
+        folded = 0
         while not self._stop.is_set():
             try:
-                await asyncio.to_thread(tally.compact, self._db)
+                folded += await asyncio.to_thread(tally.compact, self._db)
+                if folded >= self.vacuum_after_rows:
+                    await asyncio.to_thread(tally.vacuum, self._db)
+                    folded = 0
+                    self.vacuums += 1
                 if time.monotonic() - pruned_at >= self.prune_every_s:
                     pruned_at = time.monotonic()
                     gone = await asyncio.to_thread(history.prune, self._db)
