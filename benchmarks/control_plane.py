@@ -4,10 +4,12 @@ over HTTPS, on SQLite and PostgreSQL, with a long history (not part of the tests
     python benchmarks/control_plane.py [--jobs 100000] [--big-tasks 100000]
         [--database sqlite,postgres] [--clients 1,16] [--rounds 30] [--submit-s 20]
         [--accsyn-keepalive] [--client-processes] [--workers N]
-    python benchmarks/control_plane.py --growth 1000,10000,100000 --clients 1 --rounds 20
+    python benchmarks/control_plane.py --growth 1000,10000,100000,1000000 --database postgres \
+        --clients 1 --rounds 20
 
-The history is written straight into the database with bulk inserts (the server's own triggers
-keep the running totals): ``--jobs`` jobs of 1-8 tasks over the last two years, ~1,000 of them
+The history is written straight into the database with bulk inserts (COPY on PostgreSQL, with
+the job and task tables' plain indexes built after the load; the server's own triggers keep the
+running totals): ``--jobs`` jobs of 1-8 tasks over the last two years, ~1,000 of them
 live (waiting, running, paused), 5 queues, 20 employees, plus one job of ``--big-tasks`` tasks.
 Then the calls below run from 1 and 16 client threads (each its own HTTPS connection, the
 official accsyn client for the accsyn calls), ``--rounds`` times each per client, and the script
