@@ -4,7 +4,10 @@
   created under a unique name on 127.0.0.1:5432 as user postgres (``REELSYNC_TEST_PG_URL``
   overrides the server) and dropped afterwards.
 - ``database``: a :class:`reelsync.db.Database` with the schema at head (copied from a template
-  migrated once per session, so tests stay fast).
+  migrated once per session, so tests stay fast). On PostgreSQL the copies are made ahead and
+  dropped behind by one thread of the session (:class:`_PgCopies`), so a test never waits for
+  ``CREATE DATABASE`` or ``DROP DATABASE`` unless that thread is behind.
+- ``module_database``: the same, one per test module and backend, for tests that only read it.
 - ``workspace``: ``database`` after ``init_workspace`` (workspace ``acmepost``, admin
   ``admin@acmepost.com``); ``admin``: that admin's Actor.
 """
@@ -13,8 +16,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -115,12 +121,109 @@ def _pg_template() -> Iterator[str]:
         pg_drop_database(name)
 
 
-@pytest.fixture
-def database(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
-    """A Database with the schema at head, on the parametrised backend."""
-    if db_backend == "sqlite":
+class _PgCopies:
+    """Copies of the template database, made ahead (``ahead`` at most) and dropped behind by one
+    thread, so that ``take`` rarely waits. Only this thread copies the template (PostgreSQL
+    refuses a copy while another session is connected to it). A failed copy is raised by the
+    ``take`` waiting for it, a failed drop by ``close``; the thread goes on."""
+
+    def __init__(self, template: str, ahead: int = 2) -> None:
+        self._template = template
+        self._ahead = ahead
+        self._ready: deque[str] = deque()
+        self._dead: deque[str] = deque()
+        self._wanted = 0  # takers waiting
+        self._error: BaseException | None = None
+        self._drop_error: BaseException | None = None
+        self._closing = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="pg-copies", daemon=True)
+        self._thread.start()
+
+    def take(self) -> str:
+        with self._cond:
+            self._wanted += 1
+            self._cond.notify_all()
+            try:
+                while not self._ready and self._error is None:
+                    self._cond.wait()
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise RuntimeError("copying the template database failed") from error
+                return self._ready.popleft()
+            finally:
+                self._wanted -= 1
+                self._cond.notify_all()
+
+    def discard(self, name: str) -> None:
+        with self._cond:
+            self._dead.append(name)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+        for name in (*self._ready, *self._dead):
+            pg_drop_database(name)
+        if self._error is not None:
+            raise RuntimeError("copying the template database failed") from self._error
+        if self._drop_error is not None:
+            raise RuntimeError("dropping a test database failed") from self._drop_error
+
+    def _next(self) -> tuple[str, str] | None:
+        """What to do next, waiting until there is something: ("copy", ""), ("drop", name), or
+        None to stop (after the last drop)."""
+        with self._cond:
+            while True:
+                if self._error is None and self._wanted > len(self._ready):
+                    return "copy", ""  # someone waits: copy first
+                if self._dead:
+                    return "drop", self._dead.popleft()
+                if self._closing:
+                    return None
+                if self._error is None and len(self._ready) < self._ahead:
+                    return "copy", ""
+                self._cond.wait()
+
+    def _run(self) -> None:
+        while (step := self._next()) is not None:
+            action, name = step
+            if action == "drop":
+                try:
+                    pg_drop_database(name)
+                except BaseException as exc:  # raised by close
+                    self._drop_error = exc
+                continue
+            try:
+                made = pg_create_database(template=self._template)
+            except BaseException as exc:  # handed to the test that takes next
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                continue
+            with self._cond:
+                self._ready.append(made)
+                self._cond.notify_all()
+
+
+@pytest.fixture(scope="session")
+def _pg_copies(_pg_template: str) -> Iterator[_PgCopies]:
+    copies = _PgCopies(_pg_template)
+    try:
+        yield copies
+    finally:
+        copies.close()
+
+
+@contextmanager
+def _migrated_database(
+    backend: str, directory: Path, request: pytest.FixtureRequest
+) -> Iterator[Database]:
+    if backend == "sqlite":
         template: Path = request.getfixturevalue("_sqlite_template")
-        target = tmp_path / "reelsync.db"
+        target = directory / "reelsync.db"
         shutil.copyfile(template, target)
         db = Database(f"sqlite:///{target}")
         try:
@@ -128,13 +231,30 @@ def database(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         finally:
             db.dispose()
         return
-    name = pg_create_database(template=request.getfixturevalue("_pg_template"))
+    copies: _PgCopies = request.getfixturevalue("_pg_copies")
+    name = copies.take()
     db = Database(_pg_url(name))
     try:
         yield db
     finally:
         db.dispose()
-        pg_drop_database(name)
+        copies.discard(name)
+
+
+@pytest.fixture
+def database(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A Database with the schema at head, on the parametrised backend."""
+    with _migrated_database(db_backend, tmp_path, request) as db:
+        yield db
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """``database`` shared by the tests of a module that only read it (they say so)."""
+    with _migrated_database(request.param, tmp_path_factory.mktemp("db"), request) as db:
+        yield db
 
 
 @pytest.fixture
