@@ -18,11 +18,24 @@ from reelsync.scheduler.reports import _unsized_task_query
 from reelsync.server.accsyn.selection import _resolve
 from reelsync.server.accsyn.shapes import Parties, job_record
 from reelsync.services import jobquery, jobs, queues, sites, tasks, users, volumes
+from reelsync.services.bootstrap import init_workspace
 from reelsync.services.jobquery import job_condition
 
 
 @pytest.fixture
 def world(database: Database, admin: Actor) -> dict[str, Any]:
+    return _build_world(database, admin)
+
+
+@pytest.fixture(scope="module")
+def read_only_world(module_database: Database) -> tuple[Database, dict[str, Any]]:
+    """The world once per backend, for the tests that only read it (the queries)."""
+    made = init_workspace(module_database, "acmepost", "admin@acmepost.com", admin_name="Admin")
+    admin = Actor(user_id=made.admin.id, email=made.admin.email, role=made.admin.role)
+    return module_database, _build_world(module_database, admin)
+
+
+def _build_world(database: Database, admin: Actor) -> dict[str, Any]:
     sites.create_site(database, admin, code="london")
     volumes.create_volume(
         database, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
@@ -101,8 +114,9 @@ QUERIES = [
 
 @pytest.mark.parametrize("query", QUERIES)
 def test_sql_translation_agrees_with_python(
-    database: Database, world: dict[str, Any], query: str
+    read_only_world: tuple[Database, dict[str, Any]], query: str
 ) -> None:
+    database, world = read_only_world
     parsed = parse_query(query)
     everything = list(jobs.scan_jobs(database, world["admin"], jobs.JobFilter()))
     assert len(everything) == 14
