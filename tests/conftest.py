@@ -5,8 +5,8 @@
   overrides the server) and dropped afterwards.
 - ``database``: a :class:`reelsync.db.Database` with the schema at head (copied from a template
   migrated once per session, so tests stay fast). On PostgreSQL the copies are made ahead and
-  dropped behind by one thread of the session (:class:`_PgCopies`), so a test never waits for
-  ``CREATE DATABASE`` or ``DROP DATABASE`` unless that thread is behind.
+  dropped behind by two threads of the session (:class:`_PgCopies`), so a test never waits for
+  ``DROP DATABASE``, nor for ``CREATE DATABASE`` unless the copies are behind.
 - ``module_database``: the same, one per test module and backend, for tests that only read it.
 - ``workspace``: ``database`` after ``init_workspace`` (workspace ``acmepost``, admin
   ``admin@acmepost.com``); ``admin``: that admin's Actor.
@@ -122,10 +122,10 @@ def _pg_template() -> Iterator[str]:
 
 
 class _PgCopies:
-    """Copies of the template database, made ahead (``ahead`` at most) and dropped behind by one
-    thread, so that ``take`` rarely waits. Only this thread copies the template (PostgreSQL
-    refuses a copy while another session is connected to it). A failed copy is raised by the
-    ``take`` waiting for it, a failed drop by ``close``; the thread goes on."""
+    """Copies of the template database, made ahead (``ahead`` at most) by one thread and dropped
+    behind by another, so that ``take`` rarely waits. Only the first thread copies the template
+    (PostgreSQL refuses a copy while another session is connected to it). A failed copy is
+    raised by the ``take`` waiting for it, a failed drop by ``close``; the threads go on."""
 
     def __init__(self, template: str, ahead: int = 2) -> None:
         self._template = template
@@ -137,8 +137,12 @@ class _PgCopies:
         self._drop_error: BaseException | None = None
         self._closing = False
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="pg-copies", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._copy_ahead, name="pg-copies", daemon=True),
+            threading.Thread(target=self._drop_behind, name="pg-drops", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def take(self) -> str:
         with self._cond:
@@ -164,38 +168,24 @@ class _PgCopies:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._thread.join()
-        for name in (*self._ready, *self._dead):
+        for thread in self._threads:
+            thread.join()
+        for name in self._ready:
             pg_drop_database(name)
         if self._error is not None:
             raise RuntimeError("copying the template database failed") from self._error
         if self._drop_error is not None:
             raise RuntimeError("dropping a test database failed") from self._drop_error
 
-    def _next(self) -> tuple[str, str] | None:
-        """What to do next, waiting until there is something: ("copy", ""), ("drop", name), or
-        None to stop (after the last drop)."""
-        with self._cond:
-            while True:
-                if self._error is None and self._wanted > len(self._ready):
-                    return "copy", ""  # someone waits: copy first
-                if self._dead:
-                    return "drop", self._dead.popleft()
+    def _copy_ahead(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closing and (
+                    self._error is not None or len(self._ready) >= max(self._ahead, self._wanted)
+                ):
+                    self._cond.wait()
                 if self._closing:
-                    return None
-                if self._error is None and len(self._ready) < self._ahead:
-                    return "copy", ""
-                self._cond.wait()
-
-    def _run(self) -> None:
-        while (step := self._next()) is not None:
-            action, name = step
-            if action == "drop":
-                try:
-                    pg_drop_database(name)
-                except BaseException as exc:  # raised by close
-                    self._drop_error = exc
-                continue
+                    return
             try:
                 made = pg_create_database(template=self._template)
             except BaseException as exc:  # handed to the test that takes next
@@ -206,6 +196,19 @@ class _PgCopies:
             with self._cond:
                 self._ready.append(made)
                 self._cond.notify_all()
+
+    def _drop_behind(self) -> None:
+        while True:
+            with self._cond:
+                while not self._dead and not self._closing:
+                    self._cond.wait()
+                if not self._dead:
+                    return  # closing, and nothing left to drop
+                name = self._dead.popleft()
+            try:
+                pg_drop_database(name)
+            except BaseException as exc:  # raised by close
+                self._drop_error = exc
 
 
 @pytest.fixture(scope="session")
