@@ -47,7 +47,7 @@ async def test_progress_is_coalesced_and_results_survive_an_outage() -> None:
         {"task_id": "t1", "status": "done", "bytes_done": 100, "size": 100,
          "digest": "xxh3-128t:ab"},
         {"task_id": "t2", "status": "failed", "bytes_done": 7, "size": 50,
-         "error": "integrity: source changed", "retryable": True},
+         "error": "integrity: source changed", "retryable": True, "error_code": "integrity"},
     ]  # fmt: skip
     assert not reporter.is_live("t1")
 

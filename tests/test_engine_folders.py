@@ -153,6 +153,28 @@ def test_a_folder_tally_folds_outcomes() -> None:
     assert FolderTally("e").expect(0, 0) == FileResult("e", "done", 0, 0, files=0)
 
 
+def test_a_folder_is_busy_only_when_every_failed_file_is() -> None:
+    """path_busy (another transfer writes the file: no try of the folder) names the folder's
+    failure only when all its failures are; else the first other failure's code does."""
+
+    def fold(*codes: str) -> FileResult | None:
+        tally = FolderTally("f")
+        tally.expect(len(codes), 0)
+        folded = None
+        for i, code in enumerate(codes):
+            folded = tally.add(
+                FileResult(f"f{CHILD_SEP}{i}", "failed", 1, 0, None, code, "x", retryable=True)
+            )
+        return folded
+
+    assert (busy := fold("path_busy", "path_busy")) is not None
+    assert busy.error_code == "path_busy"
+    assert (mixed := fold("path_busy", "integrity", "disk_full")) is not None
+    assert mixed.error_code == "integrity"
+    assert (first := fold("disk_full", "path_busy")) is not None
+    assert first.error_code == "disk_full"
+
+
 def test_only_paths_inside_the_folder_are_accepted() -> None:
     from reelsync.engine.engine import _ancestors, _below
 

@@ -396,3 +396,36 @@ def test_progress_does_not_flip_while_sizes_are_still_unknown(world: World) -> N
     assert row.bytes_done == 900
     # 1 of 4 sizes known: progress is the share of tasks done (0), not 900 of the 1000 known
     assert row.progress == after_size == 0.0
+
+
+def test_a_busy_destination_is_retried_without_counting_a_try(world: World) -> None:
+    """path_busy: another transfer still writes the file's part file at the receiver. It is
+    queued again after the backoff however often it happens, never failed; other failures
+    still count."""
+    world.setting("job_max_retries", 1)
+    world.setting("job_retry_delay_s", 10)
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(1)
+    now = utcnow()
+    busy = "path_busy: proj:a is being written by another transfer"
+    for _ in range(4):  # more than the try budget
+        [grant] = claim_transfers(world.db, sender, now=now)
+        report = TaskReport(grant.files[0].task_id, "failed", 0, error=busy, error_code="path_busy")
+        apply_reports(world.db, sender, [report], now=now)
+        [row] = world.tasks(job.id)
+        assert (row.status, row.tries, row.last_error) == ("queued", 0, busy)
+        assert (row.not_before - now).total_seconds() == 10.0
+        assert claim_transfers(world.db, sender, now=now) == []  # backing off
+        now = row.not_before
+        assert world.job_row(job.id).status == "waiting"
+    [grant] = claim_transfers(world.db, sender, now=now)
+    task_id = grant.files[0].task_id
+    apply_reports(world.db, sender, [TaskReport(task_id, "failed", 0, error="disk full")], now=now)
+    [row] = world.tasks(job.id)
+    assert (row.status, row.tries) == ("queued", 1)
+    now = row.not_before
+    [grant] = claim_transfers(world.db, sender, now=now)
+    apply_reports(world.db, sender, [TaskReport(task_id, "failed", 0, error="disk full")], now=now)
+    [row] = world.tasks(job.id)
+    assert (row.status, row.tries) == ("failed", 2)

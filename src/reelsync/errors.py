@@ -25,6 +25,7 @@ Every error raised on purpose by reelsync code is a :class:`ReelsyncError`. The 
     ├── RetryableError                 try again later, the same request may succeed
     │   ├── ConnectionLostError        a socket dropped, a peer or the server is unreachable
     │   ├── RateLimitedError           too many failed sign-ins from one address   (HTTP 429)
+    │   ├── PathBusyError              another transfer is writing this destination (HTTP 409)
     │   └── UnavailableError           a dependency (agent, database, SMTP) is down  (HTTP 503)
     └── InternalError                  a bug: reelsync broke its own rules          (HTTP 500)
 
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidTransitionError",
     "NotFoundError",
     "NotSupportedError",
+    "PathBusyError",
     "PathError",
     "PermissionDeniedError",
     "ProtocolError",
@@ -200,6 +202,14 @@ class ConnectionLostError(RetryableError):
 class RateLimitedError(RetryableError):
     code = "rate_limited"
     http_status = 429
+
+
+class PathBusyError(RetryableError):
+    """Another transfer holds the claim on this destination file's part file: try later (the
+    scheduler does not count it as a try)."""
+
+    code = "path_busy"
+    http_status = 409
 
 
 class UnavailableError(RetryableError):

@@ -78,6 +78,7 @@ def result_report(result: FileResult) -> dict[str, Any]:
             "size": result.size or None,
             "error": _capped(f"{result.error_code}: {result.error_message}"),
             "retryable": result.retryable,
+            "error_code": result.error_code,
         }
     if result.files != 1:
         item["files"] = result.files

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reelsync.engine.model import FileResult, NullObserver, TransferObserver
+from reelsync.errors import PathBusyError
 
 __all__ = ["CHILD_SEP", "FolderObserver", "FolderTally", "child_key", "folder_key"]
 
@@ -51,6 +52,8 @@ class FolderTally:
     failures: int = 0
     failed: list[FileResult] = field(default_factory=list)  # the first ones
     retryable: bool = True  # every failure so far is
+    busy: bool = True  # every failure so far is ``path_busy`` (no try, see scheduler/reports)
+    other_code: str | None = None  # else: the first other failure's code
 
     def expect(self, files: int, size: int) -> FileResult | None:
         self.expected, self.size = files, size
@@ -76,6 +79,8 @@ class FolderTally:
         elif r.status == "failed":
             self.failures += 1
             self.retryable = self.retryable and r.retryable
+            if self.busy and r.error_code != PathBusyError.code:
+                self.busy, self.other_code = False, r.error_code
             if len(self.failed) < _NAMED:
                 self.failed.append(r)
 
@@ -98,7 +103,7 @@ class FolderTally:
                 max(size, self.size),
                 sent,
                 None,
-                failed[0].error_code,
+                failed[0].error_code if self.busy else self.other_code,
                 f"{self.failures} of {count} files failed: {named}{more}",
                 retryable=self.retryable,
                 files=count,

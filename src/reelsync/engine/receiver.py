@@ -105,6 +105,7 @@ class _Target:
     path: str | None = None  # resolved while planning (see write_whole_files)
     part: PartFile | None = None
     checksums: dict[int, bytes] = field(default_factory=dict)
+    planned: dict[int, bytes] = field(default_factory=dict)  # resumed: the sender skips these
     end_digest: bytes | None = None
     finalizing: bool = False
     done: bool = False
@@ -752,6 +753,7 @@ class ReceiveSession(OpenWork):
             finished.append((t, FileResult.failed(t.key, exc, size=m.size), None, m.id))
             return PlanEntry(m.id, "fail", (), exc.code, exc.message)
         t.checksums.update(have)
+        t.planned = have
         return PlanEntry(m.id, "send", tuple(sorted(have.items())))
 
     # -- data (reader threads) --------------------------------------------------------------------
@@ -795,6 +797,7 @@ class ReceiveSession(OpenWork):
                         chunk_size=self.chunk_size,
                         journal=t.chunks > 1,
                         writeback=self.settings.fsync and t.chunks > 1,
+                        expect=t.planned,
                     )
                 part = t.part
             part.write_chunk(ev.index, ev.data, ev.checksum)

@@ -17,6 +17,15 @@ then each folder is fsynced once, so durability is paid per group, not per file.
 space raises :class:`~reelsync.errors.DiskFullError` after removing the part file: nothing
 partial is ever visible under the final name. A part file left by a crash is resumed through its
 :class:`~reelsync.fs.journal.ResumeJournal`.
+
+One writer per part file, whatever the scheduler does: a writer *claims* the part file before it
+touches it or its journal (opened without truncating, then ``flock(LOCK_EX | LOCK_NB)``, proven
+to still be the file under the part name) and holds the claim until the part file is renamed
+into place, kept for resume or removed; only the holder resets (ftruncate), journals, renames or
+unlinks it. A claim held elsewhere raises :class:`~reelsync.errors.PathBusyError` (retryable).
+``flock`` belongs to the open file description, so two writers in one process exclude each other
+too, and the kernel drops it when its process dies: a crashed writer's part file is claimable at
+once.
 """
 
 from __future__ import annotations
@@ -24,10 +33,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import stat
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -36,6 +46,7 @@ from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span
 from reelsync.errors import (
     ConflictError,
     DiskFullError,
+    PathBusyError,
     ReelsyncError,
     TransferError,
 )
@@ -54,6 +65,8 @@ __all__ = [
 ]
 
 _WRITE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+_CLAIM_TRIES = 8  # the part name replaced between open and flock this often in a row: busy
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # a file system without flock
 
 
 def os_error(exc: OSError, where: str) -> TransferError:
@@ -63,6 +76,41 @@ def os_error(exc: OSError, where: str) -> TransferError:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return TransferError(f"cannot write {where}: permission denied")
     return TransferError(f"cannot write {where}: {exc.strerror or exc}")
+
+
+def _claim(folder_fd: int, part: str, where: str) -> int:
+    """Open the part file ``part`` in its folder and claim it for this writer: an exclusive,
+    non-blocking ``flock`` on it, proven to be the file still under that name (a holder may
+    rename or remove it before it lets go). Truncates nothing: only the holder may reset it.
+    Returns the descriptor (closing it lets go); raises :class:`PathBusyError` when another
+    writer holds the claim, OSError otherwise. On a file system without locks the file is
+    written unclaimed, as before claims existed."""
+    for _ in range(_CLAIM_TRIES):
+        fd = os.open(part, _WRITE_FLAGS, 0o600, dir_fd=folder_fd)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PathBusyError(
+                    f"{where} is being written by another transfer",
+                    hint="it is tried again once that transfer ends",
+                ) from None
+            except OSError as exc:
+                if exc.errno not in _NO_LOCKS:
+                    raise
+                return fd
+            held = os.fstat(fd)
+            try:
+                named = os.stat(part, dir_fd=folder_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                named = None
+            if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # its holder published or removed it meanwhile: claim the new one
+    raise PathBusyError(f"{where} is being written by another transfer")
 
 
 def _prepare(volume: Volume, rel: str) -> tuple[str, str, int]:
@@ -103,11 +151,12 @@ def same_file(st: os.stat_result | None, size: int, mtime_ns: int) -> bool:
 def _finish(
     fd: int, folder_fd: int, part: str, name: str, mode: int, mtime_ns: int, fsync: bool
 ) -> None:
+    """Make the claimed part file ``fd`` durable, give it the source's mode and mtime and rename
+    it over ``name``, still holding its claim (the caller lets go)."""
     if fsync:
         os.fsync(fd)
     os.fchmod(fd, mode & 0o7777)
     os.utime(fd, ns=(mtime_ns, mtime_ns))
-    os.close(fd)
     os.replace(part, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
 
 
@@ -221,7 +270,8 @@ def _stage(index: int, f: WholeFile, folders: _Folders) -> _Staged:
         raise os_error(exc, where) from exc
     s = _Staged(index, where, folder_fd, f".{name}{PART_SUFFIX}", name)
     try:
-        s.fd = fd = os.open(s.part, _WRITE_FLAGS | os.O_TRUNC, 0o600, dir_fd=folder_fd)
+        s.fd = fd = _claim(folder_fd, s.part, where)
+        os.ftruncate(fd, 0)
         data = f.data
         written = os.write(fd, data)
         if written != len(data):  # short write: the rest
@@ -240,13 +290,15 @@ def _stage(index: int, f: WholeFile, folders: _Folders) -> _Staged:
 
 
 def _drop(s: _Staged) -> None:
-    """Close and remove a staged part file (never published); its folder stays open."""
-    if s.fd >= 0:
-        with contextlib.suppress(OSError):
-            os.close(s.fd)
-        s.fd = -1
+    """Remove a staged part file this group holds (never published), then let go of it; its
+    folder stays open. One it never claimed is another writer's: left alone."""
+    if s.fd < 0:
+        return
     with contextlib.suppress(OSError):
         os.unlink(s.part, dir_fd=s.folder_fd)
+    with contextlib.suppress(OSError):
+        os.close(s.fd)
+    s.fd = -1
 
 
 def write_whole_files(
@@ -259,8 +311,10 @@ def write_whole_files(
     at worst). Returns, per file in order, None when published, else its error. The folder of
     each file is opened once for the group and proven to be that folder, the part file is
     opened in it with ``O_NOFOLLOW`` and renamed over the final name, so a symlink planted
-    since planning is replaced or refused, never followed. Per file: open, write, fchmod,
-    utimensat, close, rename."""
+    since planning is replaced or refused, never followed. Each part file is claimed (see
+    :func:`_claim`) from before it is written until after its rename: a path another writer
+    holds fails with :class:`PathBusyError`. Per file: open, flock, fstat, fstatat, ftruncate,
+    write, fchmod, utimensat, rename, close."""
     errors: list[ReelsyncError | None] = [None] * len(files)
     staged: list[_Staged] = []
     folders = _Folders()
@@ -280,13 +334,12 @@ def write_whole_files(
         published: list[_Staged] = []
         for s in staged:
             try:
-                os.close(s.fd)
-                s.fd = -1
                 os.replace(s.part, s.name, src_dir_fd=s.folder_fd, dst_dir_fd=s.folder_fd)
                 published.append(s)
-            except OSError as exc:
+                fd, s.fd = s.fd, -1
                 with contextlib.suppress(OSError):
-                    os.unlink(s.part, dir_fd=s.folder_fd)
+                    os.close(fd)  # renamed while claimed: now let go
+            except OSError as exc:  # not renamed: the part file is dropped below, still claimed
                 if isinstance(exc, IsADirectoryError):
                     errors[s.index] = ConflictError(f"{s.where} exists and is a folder")
                 else:
@@ -346,10 +399,16 @@ class PartFile:
         chunk_size: int,
         journal: bool = True,
         writeback: bool = False,
+        expect: Mapping[int, bytes] | None = None,
     ) -> None:
-        """Open (or resume) the part file of ``rel``; ``journal=False`` for a one-chunk file,
-        which has nothing to resume; ``writeback``: start writing each chunk to disk as it
-        lands (for a file that is fsynced at publish)."""
+        """Claim and open (or resume) the part file of ``rel``; ``journal=False`` for a
+        one-chunk file, which has nothing to resume; ``writeback``: start writing each chunk to
+        disk as it lands (for a file that is fsynced at publish). Raises
+        :class:`PathBusyError` when another writer holds the part file's claim; the claim is
+        held until :meth:`publish`, :meth:`close` or :meth:`discard`. ``expect``: the chunks
+        (index: checksum) an earlier look at the part file found there and the sender was told
+        to skip; when its journal no longer records them all (another writer reset it since),
+        raises :class:`PathBusyError` too, keeping what is there."""
         self.volume, self.rel, self.size, self.chunk_size = volume, rel, size, chunk_size
         self._writeback = writeback
         self.where = f"{volume.code}:{rel}"
@@ -364,11 +423,26 @@ class PartFile:
             path_in_folder(self._folder_fd, folder, f".{name}{JOURNAL_SUFFIX}")
         )
         try:
+            self._fd = _claim(self._folder_fd, self._part_name, self.where)
+        except PathBusyError:
+            self._close_folder()  # the part file and its journal are the holder's
+            raise
+        except OSError as exc:
+            self._close_folder()
+            raise os_error(exc, self.where) from exc
+        try:  # claimed: the part file and its journal are ours to reset, resume or remove
             if journal:
                 self.journal = ResumeJournal.open(self._journal_path, header)
+            if expect:
+                records = self.journal.records if self.journal is not None else {}
+                if any(records.get(i) != checksum for i, checksum in expect.items()):
+                    self.close()
+                    raise PathBusyError(
+                        f"{self.where} was changed by another transfer since it was planned",
+                        hint="it is tried again, resuming from what is there",
+                    )
             if self.journal is None or not self.journal.records:
-                self._unlink_part()
-            self._fd = os.open(self._part_name, _WRITE_FLAGS, 0o600, dir_fd=self._folder_fd)
+                os.ftruncate(self._fd, 0)
             # a one-chunk file is written by one pwrite, which fails at once on a full disk:
             # preallocating it would only write its blocks twice (zeroes, then the data)
             if self.chunks > 1 and os.fstat(self._fd).st_size != size:
@@ -438,20 +512,24 @@ class PartFile:
             raise os_error(exc, self.where) from exc
 
     def publish(self, *, mode: int, mtime_ns: int, fsync: bool = True) -> None:
-        """Make the complete, verified file visible under its final name."""
+        """Make the complete, verified file visible under its final name (renamed while the
+        claim is held, then the claim is let go)."""
         try:
-            fd, self._fd = self._fd, -1
-            _finish(fd, self._folder_fd, self._part_name, self._name, mode, mtime_ns, fsync)
+            _finish(self._fd, self._folder_fd, self._part_name, self._name, mode, mtime_ns, fsync)
         except OSError as exc:
             self.discard()
             raise os_error(exc, self.where) from exc
         if self.journal is not None:
             self.journal.remove()
+        self._let_go()
         self._close_folder()
 
-    def _unlink_part(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._part_name, dir_fd=self._folder_fd)
+    def _let_go(self) -> None:
+        """Close the part file, which lets go of its claim."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
 
     def _close_folder(self) -> None:
         if self._folder_fd >= 0:
@@ -459,25 +537,27 @@ class PartFile:
             self._folder_fd = -1
 
     def close(self) -> None:
-        """Stop for now, keeping the part file and its journal for a later resume."""
+        """Stop for now, keeping the part file and its journal for a later resume (and letting
+        go of the claim)."""
         if self.journal is not None:
             self.journal.close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._let_go()
         self._close_folder()
 
     def discard(self) -> None:
-        """Drop the part file and its journal."""
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = -1
-        if self._folder_fd < 0:
-            return  # published or closed: nothing of this session is left to drop
+        """Drop the part file and its journal, still claimed, then let go of the claim. Once
+        published, closed or let go, nothing of them is this writer's: nothing is removed."""
+        if self._fd < 0 or self._folder_fd < 0:
+            if self.journal is not None:
+                self.journal.close()
+            self._let_go()
+            self._close_folder()
+            return
         if self.journal is not None:
             self.journal.remove()
         else:
             self._journal_path.unlink(missing_ok=True)
-        self._unlink_part()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._part_name, dir_fd=self._folder_fd)
+        self._let_go()
         self._close_folder()

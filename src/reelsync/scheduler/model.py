@@ -94,6 +94,7 @@ class TaskReport:
     retryable: bool = True
     files: int | None = None  # a folder task: how many files it held
     transfer_id: str | None = None  # the transfer it came from: must hold the task's lease
+    error_code: str | None = None  # the failure's code (``path_busy``: not counted as a try)
 
 
 @dataclass(frozen=True, slots=True)

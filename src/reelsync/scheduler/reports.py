@@ -17,7 +17,9 @@ Rules:
 - ``done``: size, digest, bytes and ``finished`` are set; the lease is dropped.
 - ``failed``: ``tries`` + 1 and ``last_error`` kept; retryable and ``tries <= job_max_retries``
   (job > queue > workspace) => ``queued`` again, due after an exponential backoff
-  (``job_retry_delay_s`` x 2^(tries-1)); else ``failed`` for good.
+  (``job_retry_delay_s`` x 2^(tries-1)); else ``failed`` for good. A ``path_busy`` failure
+  (another transfer still holds the destination's part file) is no try of this file:
+  ``queued`` again after the current backoff, ``tries`` unchanged, however long that takes.
 - Then each touched job is recomputed (:func:`reelsync.services.rollup.refresh_job`; a progress-only
   report just adds bytes) with its speed (a moving average of bytes/s between reports, sampled at
   most once a second) and ``etr`` (seconds remaining at that speed). A job reaching done or failed
@@ -40,7 +42,7 @@ from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import SettingScope
 from reelsync.domain.status import FENCE_S, JobStatus, TaskStatus, check_task_transition
-from reelsync.errors import ValidationError
+from reelsync.errors import PathBusyError, ValidationError
 from reelsync.scheduler.agents import IN_FLIGHT
 from reelsync.scheduler.model import (
     ReportOutcome,
@@ -207,17 +209,19 @@ def _done(task: m.Task, report: TaskReport, now: datetime) -> None:
 
 
 def _failed(task: m.Task, report: TaskReport, policy: RetryPolicy, now: datetime) -> None:
-    task.tries += 1
+    busy = report.error_code == PathBusyError.code  # another transfer is writing it: no try
+    if not busy:
+        task.tries += 1
     task.last_error = (report.error or "transfer failed")[:MAX_ERROR_CHARS]
     if report.files is not None:
         task.files = report.files
     task.bytes_done = 0
     _drop_lease(task)
     task.modified = now
-    if report.retryable and task.tries <= policy.max_retries:
+    if busy or (report.retryable and task.tries <= policy.max_retries):
         check_task_transition(TaskStatus(task.status), TaskStatus.QUEUED, system=True)
         task.status = TaskStatus.QUEUED.value
-        task.not_before = now + timedelta(seconds=retry_delay_s(policy, task.tries))
+        task.not_before = now + timedelta(seconds=retry_delay_s(policy, max(1, task.tries)))
         return
     check_task_transition(TaskStatus(task.status), TaskStatus.FAILED, system=True)
     task.status = TaskStatus.FAILED.value

@@ -84,6 +84,7 @@ class ReportItem(BaseModel):
     error: str | None = None  # cut to MAX_ERROR_CHARS: a long message never refuses the item
     digest: str | None = Field(default=None, max_length=200)
     retryable: bool = True
+    error_code: str | None = Field(default=None, max_length=64)
     files: int | None = Field(default=None, ge=0, description="a folder task: its file count")
     transfer_id: str | None = Field(
         default=None, max_length=64, description="the transfer this report is about (fencing)"
@@ -459,6 +460,7 @@ def build_router(hub: AgentHub) -> APIRouter:
                 error=item.error,
                 digest=item.digest,
                 retryable=item.retryable,
+                error_code=item.error_code,
                 files=item.files,
                 transfer_id=item.transfer_id,
             )
