@@ -22,8 +22,9 @@ from reelsync.engine import (
     SessionRequest,
     VolumePath,
 )
+from reelsync.domain.chunks import chunk_checksum
 from reelsync.errors import PermissionDeniedError
-from reelsync.fs import Volume
+from reelsync.fs import PartFile, Volume
 
 SMALL = EngineSettings(
     streams=3,
@@ -337,3 +338,45 @@ def test_settings_are_checked() -> None:
     with pytest.raises(ConfigError):
         EngineSettings(bandwidth_limit=0)
     asyncio.get_event_loop_policy()
+
+
+async def test_a_path_another_transfer_writes_fails_busy_and_retryable(tmp_path: Path, pki) -> None:
+    """Another writer holds the part files of the destination paths (a transfer of the same files
+    still running): each file fails ``path_busy`` (retryable) without touching them, and moves
+    once that writer is gone."""
+    dialer, listening, _gate, port, src, dst = await start_pair(tmp_path, pki)
+    files = {
+        "big/plate.mov": os.urandom(300_000),  # chunked, resumable: refused while planning
+        "mid/one-chunk.bin": os.urandom(40_000),  # one chunk: refused at its first write
+        "seq/f.0001.exr": os.urandom(10_000),  # batched: refused by its group
+    }
+    for rel, data in files.items():
+        write(src, rel, data)
+    dst_vol = Volume("proj", dst)
+    holders = []
+    for rel, data in files.items():
+        part = PartFile(
+            dst_vol,
+            rel,
+            size=len(data),
+            mtime_ns=1,
+            chunk_size=SMALL.chunk_size,
+            journal=len(data) > SMALL.chunk_size,
+        )
+        first = data[: SMALL.chunk_size]
+        part.write_chunk(0, first, chunk_checksum(first))
+        holders.append(part)
+    job = Assignment("tr1", PeerAddress("127.0.0.1", port), specs(sorted(files)), "ticket-ok")
+    results = await dialer.push(job, Recorder())
+    assert [(r.status, r.error_code, r.retryable) for r in results] == [
+        ("failed", "path_busy", True)
+    ] * len(files), results
+    assert not [p for p in dst.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    for part in holders:
+        assert part.part.stat().st_size == part.size  # untouched by the refused transfer
+        part.close()
+    again = await dialer.push(job, Recorder())
+    assert [r.status for r in again] == ["done"] * len(files), again
+    assert tree(dst) == files  # no part file or journal left either
+    await dialer.aclose()
+    await listening.aclose()
