@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dataplane_pki import AgentFiles, Workspace
+from reelsync.domain.chunks import chunk_checksum
 from reelsync.engine import (
     MIB,
     Assignment,
@@ -22,7 +23,6 @@ from reelsync.engine import (
     SessionRequest,
     VolumePath,
 )
-from reelsync.domain.chunks import chunk_checksum
 from reelsync.errors import PermissionDeniedError
 from reelsync.fs import PartFile, Volume
 

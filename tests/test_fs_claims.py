@@ -255,7 +255,8 @@ def test_a_writer_in_another_process_is_refused_until_it_publishes(vol: Volume) 
         errors = write_whole_files([WholeFile(vol, "shot/plate.mov", b"tiny", 0o644, MTIME)])
         assert isinstance(errors[0], PathBusyError)
         assert _part_path(vol).stat().st_size == size  # untouched by the refused writers
-        assert child.stdin is not None and child.stdout is not None
+        assert child.stdin is not None
+        assert child.stdout is not None
         child.stdin.write("publish\n")
         child.stdin.flush()
         assert child.stdout.readline().strip() == "published"
