@@ -7,7 +7,7 @@ from typing import Any
 
 from reelsync.agent.reporter import MAX_REPORTED_ERROR, Reporter, result_report
 from reelsync.engine import FileResult
-from reelsync.errors import NotFoundError
+from reelsync.errors import NotFoundError, PathBusyError
 from reelsync.server.agentapi.router import ReportBody, _report_items
 
 
@@ -35,6 +35,17 @@ def test_the_control_plane_refuses_only_the_bad_items() -> None:
     assert len(items[1].error or "") <= 2000  # cut, not refused
     assert [(r["index"], r["task_id"]) for r in rejected] == [(1, "b"), (3, None), (4, "d")]
     assert all(len(r["error"]) <= 500 for r in rejected)
+
+
+def test_a_failures_code_reaches_the_control_plane_and_an_odd_one_is_dropped() -> None:
+    """The code says how to count a failure (``path_busy`` is no try): it travels with the
+    item, and a code no reelsync error has is dropped, never a reason to refuse the item."""
+    busy = result_report(FileResult.failed("t1", PathBusyError("proj:a is being written")))
+    assert busy["error_code"] == "path_busy"
+    odd = {"task_id": "t2", "status": "failed", "error": "x", "error_code": "c" * 500}
+    items, rejected = _report_items(ReportBody(results=[busy, odd]))
+    assert rejected == []
+    assert [(i.task_id, i.error_code) for i in items] == [("t1", "path_busy"), ("t2", None)]
 
 
 class _Sink:

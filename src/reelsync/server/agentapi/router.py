@@ -84,7 +84,7 @@ class ReportItem(BaseModel):
     error: str | None = None  # cut to MAX_ERROR_CHARS: a long message never refuses the item
     digest: str | None = Field(default=None, max_length=200)
     retryable: bool = True
-    error_code: str | None = Field(default=None, max_length=64)
+    error_code: str | None = None  # the failure's code; an odd one is dropped, never refused
     files: int | None = Field(default=None, ge=0, description="a folder task: its file count")
     transfer_id: str | None = Field(
         default=None, max_length=64, description="the transfer this report is about (fencing)"
@@ -96,6 +96,11 @@ class ReportItem(BaseModel):
         if isinstance(value, str) and len(value) > MAX_ERROR_CHARS:
             return value[: MAX_ERROR_CHARS - 3] + "..."
         return value
+
+    @field_validator("error_code", mode="before")
+    @classmethod
+    def _drop_odd_code(cls, value: object) -> object:
+        return value if isinstance(value, str) and len(value) <= 64 else None
 
 
 class ReportBody(BaseModel):
