@@ -132,11 +132,13 @@ def test_a_writer_whose_planned_chunks_were_reset_by_another_is_refused(vol: Vol
     assert (vol.root / "shot" / "plate.mov").read_bytes() == data
 
 
+@pytest.mark.parametrize("let_go", [True, False], ids=["holder-let-go", "holder-still-holds"])
 def test_a_part_file_renamed_before_the_lock_is_never_reset(
-    vol: Volume, monkeypatch: pytest.MonkeyPatch
+    vol: Volume, monkeypatch: pytest.MonkeyPatch, let_go: bool
 ) -> None:
     """A writer that opened the part file just before its holder renamed it into place must
-    not truncate the published file: it claims a new part file instead."""
+    not truncate the published file (holder gone) nor call the path busy (holder letting go):
+    it claims a new part file instead."""
     data = b"F" * (3 * CHUNK)
     a = _open(vol, data)
     _write(a, data, range(3))
@@ -144,14 +146,21 @@ def test_a_part_file_renamed_before_the_lock_is_never_reset(
     calls = []
 
     def flock_after_a_publishes(fd: int, op: int) -> None:
-        if not calls:  # the holder publishes between this writer's open and its flock
-            a.publish(mode=0o644, mtime_ns=MTIME)
+        if not calls:  # the holder renames between this writer's open and its flock
+            if let_go:
+                a.publish(mode=0o644, mtime_ns=MTIME)
+            else:  # renamed, the claim not yet let go: flock would block
+                partfile._finish(a._fd, a._folder_fd, a._part_name, a._name, 0o644, MTIME, True)
         calls.append(fd)
         real_flock(fd, op)
 
     monkeypatch.setattr(partfile.fcntl, "flock", flock_after_a_publishes)
     b = _open(vol, b"G" * (3 * CHUNK))
     assert len(calls) == 2  # the first claim was of the renamed file: let go, tried again
+    if not let_go:
+        assert a.journal is not None
+        a.journal.remove()
+        a.close()
     assert (vol.root / "shot" / "plate.mov").read_bytes() == data
     b.discard()
     assert (vol.root / "shot" / "plate.mov").read_bytes() == data

@@ -91,26 +91,37 @@ def _claim(folder_fd: int, part: str, where: str) -> int:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise PathBusyError(
-                    f"{where} is being written by another transfer",
-                    hint="it is tried again once that transfer ends",
-                ) from None
+                if _still_named(fd, folder_fd, part):
+                    raise _busy(where) from None
             except OSError as exc:
                 if exc.errno not in _NO_LOCKS:
                     raise
                 return fd
-            held = os.fstat(fd)
-            try:
-                named = os.stat(part, dir_fd=folder_fd, follow_symlinks=False)
-            except FileNotFoundError:
-                named = None
-            if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
-                return fd
+            else:
+                if _still_named(fd, folder_fd, part):
+                    return fd
         except BaseException:
             os.close(fd)
             raise
         os.close(fd)  # its holder published or removed it meanwhile: claim the new one
-    raise PathBusyError(f"{where} is being written by another transfer")
+    raise _busy(where)
+
+
+def _still_named(fd: int, folder_fd: int, part: str) -> bool:
+    """True when the open file ``fd`` is still the one named ``part`` in its folder."""
+    held = os.fstat(fd)
+    try:
+        named = os.stat(part, dir_fd=folder_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _busy(where: str) -> PathBusyError:
+    return PathBusyError(
+        f"{where} is being written by another transfer",
+        hint="it is tried again once that transfer ends",
+    )
 
 
 def _prepare(volume: Volume, rel: str) -> tuple[str, str, int]:
