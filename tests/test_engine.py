@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -340,23 +341,12 @@ def test_settings_are_checked() -> None:
     asyncio.get_event_loop_policy()
 
 
-async def test_a_path_another_transfer_writes_fails_busy_and_retryable(tmp_path: Path, pki) -> None:
-    """Another writer holds the part files of the destination paths (a transfer of the same files
-    still running): each file fails ``path_busy`` (retryable) without touching them, and moves
-    once that writer is gone."""
-    dialer, listening, _gate, port, src, dst = await start_pair(tmp_path, pki)
-    files = {
-        "big/plate.mov": os.urandom(300_000),  # chunked, resumable: refused while planning
-        "mid/one-chunk.bin": os.urandom(40_000),  # one chunk: refused at its first write
-        "seq/f.0001.exr": os.urandom(10_000),  # batched: refused by its group
-    }
-    for rel, data in files.items():
-        write(src, rel, data)
-    dst_vol = Volume("proj", dst)
+def _hold(dst: Path, files: dict[str, bytes]) -> list[PartFile]:
+    """Another writer's part files of ``files`` (a transfer of them still running here)."""
     holders = []
     for rel, data in files.items():
         part = PartFile(
-            dst_vol,
+            Volume("proj", dst),
             rel,
             size=len(data),
             mtime_ns=1,
@@ -366,17 +356,71 @@ async def test_a_path_another_transfer_writes_fails_busy_and_retryable(tmp_path:
         first = data[: SMALL.chunk_size]
         part.write_chunk(0, first, chunk_checksum(first))
         holders.append(part)
-    job = Assignment("tr1", PeerAddress("127.0.0.1", port), specs(sorted(files)), "ticket-ok")
-    results = await dialer.push(job, Recorder())
+    return holders
+
+
+BUSY_FILES = {
+    "big/plate.mov": os.urandom(300_000),  # chunked, resumable: refused while planning
+    "mid/one-chunk.bin": os.urandom(40_000),  # one chunk: refused at its first write
+    "seq/f.0001.exr": os.urandom(10_000),  # batched: refused by its group
+}
+
+
+async def test_a_path_another_transfer_writes_fails_busy_and_retryable(tmp_path: Path, pki) -> None:
+    """Another writer holds the part files of the destination paths until the end: each file
+    fails ``path_busy`` (retryable) at the dialer's deadline, nothing of the other writer's is
+    touched, and the files move once that writer is gone."""
+    short = dataclasses.replace(SMALL, retry_deadline=0.0)  # no time to try again
+    dialer, listening, _gate, port, src, dst = await start_pair(tmp_path, pki, short)
+    for rel, data in BUSY_FILES.items():
+        write(src, rel, data)
+    holders = _hold(dst, BUSY_FILES)
+    job = Assignment("tr1", PeerAddress("127.0.0.1", port), specs(sorted(BUSY_FILES)), "ticket-ok")
+    rec = Recorder()
+    results = await dialer.push(job, rec)
     assert [(r.status, r.error_code, r.retryable) for r in results] == [
         ("failed", "path_busy", True)
-    ] * len(files), results
+    ] * len(BUSY_FILES), results
+    assert sorted(r.key for r in rec.finished) == sorted(r.key for r in results)  # told once
     assert not [p for p in dst.rglob("*") if p.is_file() and not p.name.startswith(".")]
     for part in holders:
         assert part.part.stat().st_size == part.size  # untouched by the refused transfer
         part.close()
     again = await dialer.push(job, Recorder())
-    assert [r.status for r in again] == ["done"] * len(files), again
-    assert tree(dst) == files  # no part file or journal left either
+    assert [r.status for r in again] == ["done"] * len(BUSY_FILES), again
+    assert tree(dst) == BUSY_FILES  # no part file or journal left either
+    await dialer.aclose()
+    await listening.aclose()
+
+
+async def test_a_busy_path_is_tried_again_until_the_other_writer_is_gone(
+    tmp_path: Path, pki
+) -> None:
+    """The receiver's own earlier session (cut a moment ago) may still hold a file's part file:
+    the dialer tries the busy files again within its retry deadline, and its observer hears only
+    their final result."""
+    dialer, listening, gate, port, src, dst = await start_pair(tmp_path, pki)
+    for rel, data in BUSY_FILES.items():
+        write(src, rel, data)
+    holders = _hold(dst, BUSY_FILES)
+    here = gate.observer
+    refused: list[str] = []
+
+    def let_go_once_all_were_refused(result: FileResult) -> None:
+        here.finished.append(result)
+        if result.error_code == "path_busy":
+            refused.append(result.key)
+            if len(refused) == len(BUSY_FILES):  # the other writer is gone before the retry
+                for part in holders:
+                    part.close()
+
+    here.file_finished = let_go_once_all_were_refused  # type: ignore[method-assign]
+    job = Assignment("tr1", PeerAddress("127.0.0.1", port), specs(sorted(BUSY_FILES)), "ticket-ok")
+    rec = Recorder()
+    results = await dialer.push(job, rec)
+    assert [r.status for r in results] == ["done"] * len(BUSY_FILES), results
+    assert sorted(refused) == sorted(f"proj:{rel}" for rel in BUSY_FILES)  # tried, then again
+    assert [r.status for r in rec.finished] == ["done"] * len(BUSY_FILES)  # no busy failure
+    assert tree(dst) == BUSY_FILES
     await dialer.aclose()
     await listening.aclose()

@@ -2,10 +2,13 @@
 
 Rules: the dialing side runs an :class:`Assignment` (push: it sends; pull: it receives) and
 retries a lost session with backoff until ``retry_deadline``, resuming where the files stood;
-only refusals (certificate, ticket, protocol) end it at once. The listening side accepts a session
-only after the TLS handshake verified the peer against the workspace CA and its
-:class:`Authorizer` granted it; joining streams must name a pending session and present the same
-certificate. Every path is resolved inside a granted volume before it is touched.
+only refusals (certificate, ticket, protocol) end it at once. A file the receiver found busy
+(``path_busy``: another writer, e.g. the receiver's own session cut a moment ago, still holds its
+part file) is tried again the same way, its failure passed on only at the deadline. The
+listening side accepts a session only after the TLS handshake verified the peer against the
+workspace CA and its :class:`Authorizer` granted it; joining streams must name a pending session
+and present the same certificate. Every path is resolved inside a granted volume before it is
+touched.
 
 Sessions stay open (protocol version 3, see engine/pool.py): a dialer's work for a peer it already
 has a session with flows into that session with its own ticket; the listener checks each ticket
@@ -54,6 +57,7 @@ from reelsync.errors import (
     ConfigError,
     ConnectionLostError,
     NotFoundError,
+    PathBusyError,
     PermissionDeniedError,
     ProtocolError,
     ReelsyncError,
@@ -147,6 +151,36 @@ def _check_peer(streams: list[FrameStream], peer_id: str) -> None:
             )
 
 
+class _HoldBusy:
+    """Passes progress and results on to ``inner``, but holds back a ``path_busy`` failure: the
+    dial loop tries that file again and passes it on itself if it is still busy at the end (see
+    :func:`_settle_busy`)."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: TransferObserver) -> None:
+        self.inner = inner
+
+    def file_progress(self, key: str, bytes_done: int, size: int) -> None:
+        self.inner.file_progress(key, bytes_done, size)
+
+    def file_finished(self, result: FileResult) -> None:
+        if result.error_code != PathBusyError.code:
+            self.inner.file_finished(result)
+
+
+def _settle_busy(results: dict[str, FileResult], observer: TransferObserver, final: bool) -> bool:
+    """The ``path_busy`` failures among ``results``: passed on to ``observer`` when ``final``,
+    else taken out of ``results`` to be tried again. True when some are to be tried again."""
+    busy = [k for k, r in results.items() if r.error_code == PathBusyError.code]
+    for key in busy:
+        if final:
+            observer.file_finished(results[key])
+        else:
+            del results[key]
+    return bool(busy) and not final
+
+
 class Engine:
     """Moves files between this agent and its peers. One per agent process; share it."""
 
@@ -227,6 +261,7 @@ class Engine:
     async def _dial_loop(
         self, assignment: Assignment, role: Role, observer: TransferObserver
     ) -> list[FileResult]:
+        final_observer, observer = observer, _HoldBusy(observer)
         results: dict[str, FileResult] = {}
         specs = {spec.key: spec for spec in assignment.files}
         deadline = time.monotonic() + self.settings.retry_deadline
@@ -267,14 +302,19 @@ class Engine:
                     results[spec.key] = FileResult.failed(
                         spec.key, ProtocolError("the peer ended the session without this file")
                     )
+                if _settle_busy(results, final_observer, time.monotonic() + delay > deadline):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.settings.retry_max_delay)
             except ReelsyncError as exc:
                 partial = group.results if group else session.results if session else {}
                 results.update((k, r) for k, r in partial.items() if k in specs)
-                if not exc.retryable or time.monotonic() + delay > deadline:
+                final = not exc.retryable or time.monotonic() + delay > deadline
+                _settle_busy(results, final_observer, final)
+                if final:
                     for spec in specs.values():
                         if spec.key not in results:
                             results[spec.key] = FileResult.failed(spec.key, exc)
-                            observer.file_finished(results[spec.key])
+                            final_observer.file_finished(results[spec.key])
                     break
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.retry_max_delay)
