@@ -229,6 +229,10 @@ class CuttingProxy:
                 s.setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
                 )
+                # wake the pipe thread blocked in recv on it: until then the kernel keeps the
+                # socket (close alone sends nothing) and its peer would see no cut at all
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
                 s.close()
             except OSError:
                 pass
