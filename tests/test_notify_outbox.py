@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -284,13 +284,16 @@ async def test_lease_crash_between_send_and_mark(
 
 
 @dataclass
-class SlowMailer(MemoryMailer):
-    """Takes ``delay_s`` per message (a slow SMTP server)."""
+class GatedMailer(MemoryMailer):
+    """Holds every send until ``release`` is set (a stuck SMTP server); ``sending`` is set once
+    the first send has started."""
 
-    delay_s: float = 1.5
+    sending: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def send(self, mail: OutgoingMail) -> None:
-        await asyncio.sleep(self.delay_s)
+        self.sending.set()
+        await self.release.wait()
         await super().send(mail)
 
 
@@ -298,20 +301,32 @@ async def test_a_slow_pass_keeps_its_rows_past_the_lease(
     database: Database, studio: dict[str, Actor]
 ) -> None:
     """The lease is short and renewed while the pass holds its rows: a second dispatcher takes
-    nothing while a slow send and the rows queued behind it outlast several leases."""
+    nothing while a slow send and the row queued behind it outlast several leases.
+
+    The send is held until the test has seen the leases renewed; the second dispatcher claims
+    with ``now`` just past the lease it would have found before each renewal, so the proof
+    does not depend on how fast a loaded machine runs the renewals."""
     for i in range(2):
         finish(database, submit(database, studio["employee"], n=1, name=f"slow{i}"))
     policy = DispatcherPolicy(lease_s=0.6)
-    slow = Dispatcher(database, mailer=SlowMailer(delay_s=1.5), policy=policy)
+    slow_mailer = GatedMailer()
+    slow = Dispatcher(database, mailer=slow_mailer, policy=policy)
     other_mailer = MemoryMailer()
     other = Dispatcher(database, mailer=other_mailer, policy=policy)
     passing = asyncio.create_task(slow.run_once())
-    while not all(r.status == "sending" for r in rows(database, "mail")):
-        await asyncio.sleep(0.01)  # the slow pass claims both rows
-    while not passing.done():
-        assert await other.run_once() == {}
-        await asyncio.sleep(0.2)
-    assert passing.result() == {"sent": 2}
+    await slow_mailer.sending.wait()  # the slow pass holds both rows, its first send is stuck
+    claimed = rows(database, "mail")
+    assert [r.status for r in claimed] == ["sending"] * 2
+    expiry = max(r.next_attempt_at for r in claimed)
+    for _renewal in range(4):  # renewed every third of the lease: four renewals outlast a lease
+        while min(r.next_attempt_at for r in rows(database, "mail")) <= expiry:
+            assert not passing.done()
+            await asyncio.sleep(0.01)  # the next renewal
+        assert await other.run_once(now=expiry + timedelta(milliseconds=1)) == {}
+        expiry = max(r.next_attempt_at for r in rows(database, "mail"))
+    slow_mailer.release.set()
+    assert await passing == {"sent": 2}
+    assert len(slow_mailer.sent) == 2
     assert other_mailer.sent == []
     assert [(r.status, r.attempts) for r in rows(database, "mail")] == [("sent", 1)] * 2
 
