@@ -289,3 +289,25 @@ def test_a_killed_writers_claim_is_free_at_once_and_its_chunks_resume(vol: Volum
     _write(b, data, [1, 2])
     b.publish(mode=0o644, mtime_ns=MTIME)
     assert (vol.root / "shot" / "plate.mov").read_bytes() == data
+
+
+def test_a_part_file_left_without_a_journal_is_reset_once_claimed(vol: Volume) -> None:
+    """A part file an earlier writer left (longer, other bytes, no journal to resume) is
+    truncated by whoever claims it next, whole file or chunked."""
+    (vol.root / "shot").mkdir()
+    _part_path(vol).write_bytes(b"x" * 100)
+    write_whole_file(vol, "shot/plate.mov", b"small", mode=0o644, mtime_ns=MTIME)
+    assert (vol.root / "shot" / "plate.mov").read_bytes() == b"small"
+    _part_path(vol).write_bytes(b"x" * 100)
+    data = b"J" * (3 * CHUNK)
+    part = _open(vol, data)
+    assert part.resumable() == {}
+    assert _part_path(vol).stat().st_size == len(data)  # reset, then preallocated
+    _write(part, data, range(3))
+    part.publish(mode=0o644, mtime_ns=MTIME)
+    assert (vol.root / "shot" / "plate.mov").read_bytes() == data
+    _part_path(vol).write_bytes(b"x" * 100)
+    one = _open(vol, b"K" * CHUNK)
+    _write(one, b"K" * CHUNK, [0])
+    one.publish(mode=0o644, mtime_ns=MTIME)
+    assert (vol.root / "shot" / "plate.mov").read_bytes() == b"K" * CHUNK

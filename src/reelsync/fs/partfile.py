@@ -78,28 +78,29 @@ def os_error(exc: OSError, where: str) -> TransferError:
     return TransferError(f"cannot write {where}: {exc.strerror or exc}")
 
 
-def _claim(folder_fd: int, part: str, where: str) -> int:
+def _claim(folder_fd: int, part: str, where: str) -> tuple[int, int]:
     """Open the part file ``part`` in its folder and claim it for this writer: an exclusive,
     non-blocking ``flock`` on it, proven to be the file still under that name (a holder may
     rename or remove it before it lets go). Truncates nothing: only the holder may reset it.
-    Returns the descriptor (closing it lets go); raises :class:`PathBusyError` when another
-    writer holds the claim, OSError otherwise. On a file system without locks the file is
-    written unclaimed, as before claims existed."""
+    Returns the descriptor (closing it lets go) and the file's size; raises
+    :class:`PathBusyError` when another writer holds the claim, OSError otherwise. On a file
+    system without locks the file is written unclaimed, as before claims existed."""
     for _ in range(_CLAIM_TRIES):
         fd = os.open(part, _WRITE_FLAGS, 0o600, dir_fd=folder_fd)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if _still_named(fd, folder_fd, part):
+                if _still_named(fd, folder_fd, part) is not None:
                     raise _busy(where) from None
             except OSError as exc:
                 if exc.errno not in _NO_LOCKS:
                     raise
-                return fd
+                return fd, os.fstat(fd).st_size
             else:
-                if _still_named(fd, folder_fd, part):
-                    return fd
+                held = _still_named(fd, folder_fd, part)
+                if held is not None:
+                    return fd, held.st_size
         except BaseException:
             os.close(fd)
             raise
@@ -107,14 +108,15 @@ def _claim(folder_fd: int, part: str, where: str) -> int:
     raise _busy(where)
 
 
-def _still_named(fd: int, folder_fd: int, part: str) -> bool:
-    """True when the open file ``fd`` is still the one named ``part`` in its folder."""
+def _still_named(fd: int, folder_fd: int, part: str) -> os.stat_result | None:
+    """The status of the open file ``fd`` when it is still the one named ``part`` in its
+    folder, else None."""
     held = os.fstat(fd)
     try:
         named = os.stat(part, dir_fd=folder_fd, follow_symlinks=False)
     except FileNotFoundError:
-        return False
-    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+        return None
+    return held if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino) else None
 
 
 def _busy(where: str) -> PathBusyError:
@@ -281,8 +283,10 @@ def _stage(index: int, f: WholeFile, folders: _Folders) -> _Staged:
         raise os_error(exc, where) from exc
     s = _Staged(index, where, folder_fd, f".{name}{PART_SUFFIX}", name)
     try:
-        s.fd = fd = _claim(folder_fd, s.part, where)
-        os.ftruncate(fd, 0)
+        s.fd, left = _claim(folder_fd, s.part, where)
+        fd = s.fd
+        if left:  # an earlier writer's bytes
+            os.ftruncate(fd, 0)
         data = f.data
         written = os.write(fd, data)
         if written != len(data):  # short write: the rest
@@ -324,8 +328,8 @@ def write_whole_files(
     opened in it with ``O_NOFOLLOW`` and renamed over the final name, so a symlink planted
     since planning is replaced or refused, never followed. Each part file is claimed (see
     :func:`_claim`) from before it is written until after its rename: a path another writer
-    holds fails with :class:`PathBusyError`. Per file: open, flock, fstat, fstatat, ftruncate,
-    write, fchmod, utimensat, rename, close."""
+    holds fails with :class:`PathBusyError`. Per file: open, flock, fstat, fstatat, write,
+    fchmod, utimensat, rename, close (and ftruncate when a part file was left)."""
     errors: list[ReelsyncError | None] = [None] * len(files)
     staged: list[_Staged] = []
     folders = _Folders()
@@ -434,7 +438,7 @@ class PartFile:
             path_in_folder(self._folder_fd, folder, f".{name}{JOURNAL_SUFFIX}")
         )
         try:
-            self._fd = _claim(self._folder_fd, self._part_name, self.where)
+            self._fd, held_size = _claim(self._folder_fd, self._part_name, self.where)
         except PathBusyError:
             self._close_folder()  # the part file and its journal are the holder's
             raise
@@ -452,11 +456,12 @@ class PartFile:
                         f"{self.where} was changed by another transfer since it was planned",
                         hint="it is tried again, resuming from what is there",
                     )
-            if self.journal is None or not self.journal.records:
-                os.ftruncate(self._fd, 0)
+            if (self.journal is None or not self.journal.records) and held_size:
+                os.ftruncate(self._fd, 0)  # an earlier writer's bytes, nothing to resume
+                held_size = 0
             # a one-chunk file is written by one pwrite, which fails at once on a full disk:
             # preallocating it would only write its blocks twice (zeroes, then the data)
-            if self.chunks > 1 and os.fstat(self._fd).st_size != size:
+            if self.chunks > 1 and held_size != size:
                 self._preallocate()
         except OSError as exc:
             self.discard()
