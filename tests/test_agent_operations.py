@@ -158,6 +158,11 @@ def test_agent_run_with_a_bad_data_dir_is_one_line(tmp_path: Path) -> None:
             '[transfer]\nbandwidth_limit_mib_s = "lots"\n',
             "bandwidth_limit_mib_s must be a number",
         ),
+        (
+            '[agent]\nserver_url = "https://h"\nserver_id = "x"\nsite = "hq"\n'
+            "report_keepalive_s = 0\n",
+            "agent.report_keepalive_s must be at least 0.1",
+        ),
     ]:
         (broken / "agent.toml").write_text(text)
         code, err = _run_agent(broken, tmp_path)

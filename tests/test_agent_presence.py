@@ -359,19 +359,20 @@ def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(
     server = server_factory(check_clean_exit=False)
     roots = _roots(server, tmp_path)
     with server.session() as admin:
-        for key, value in (("transfer_lease_s", "20"), ("transfer_batch_files", "64")):
+        for key, value in (("transfer_lease_s", "5"), ("transfer_batch_files", "64")):
             admin.request(
                 "PUT", "/settings", json_body={"scope": "workspace", "key": key, "value": value}
             )
-    # at 1 MiB/s the job would take 24 s: it outlasts the self-fence (15-16 s of silence after
-    # the first file: at most ~20 files have landed by then), the settling and the 3 s watch
-    # below, and no more (what is left after the fence moves at 1 MiB/s too once the control
-    # plane is back)
-    made = _files(roots["hq"], 24, 1 << 20)
+    # the dialer fences itself after max(3 keepalives, 3/4 of the lease) of silence: 3.75 s here
+    # (the shortest lease, a 1 s keepalive), checked every second. At 1 MiB/s the job would take
+    # 16 s: it outlasts the first file and the fence (at most ~7 files have landed by then);
+    # once the control plane is back, the limit is lifted centrally for what is left
+    made = _files(roots["hq"], 16, 1 << 20)
     slow = ["--bandwidth-limit", "1"]  # MiB/s
     published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
+    keepalive = {"REELSYNC_AGENT_REPORT_KEEPALIVE_S": "1"}
     with (
-        running_agent(server, "hq", tmp_path / "hq", enroll_extra=slow) as hq,
+        running_agent(server, "hq", tmp_path / "hq", enroll_extra=slow, env=keepalive) as hq,
         running_agent(server, "london", tmp_path / "ldn") as london,
     ):
         hq.wait_online()
@@ -391,6 +392,8 @@ def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(
         finally:
             server.process.send_signal(signal.SIGCONT)
         with server.session() as admin:
+            unlimited = {"bandwidth_limit": 1 << 30}  # bytes/s
+            admin.request("PATCH", f"/servers/{hq.server_id}", json_body=unlimited)
             final = wait_until(
                 lambda: (
                     (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j

@@ -136,7 +136,10 @@ class Agent:
         )
         self._beat_now = asyncio.Event()  # check in at once (moved to another control plane)
         self.reporter = Reporter(
-            self.control, interval_s=settings.report_interval_s, on_revoked=self._revoked
+            self.control,
+            interval_s=settings.report_interval_s,
+            keepalive_s=settings.report_keepalive_s,
+            on_revoked=self._revoked,
         )
         self.listener: Listener | None = None
         self.connected = asyncio.Event()

@@ -113,6 +113,7 @@ class AgentSettings:
     work_wait_s: float = 20.0
     max_transfers: int = 4
     report_interval_s: float = 0.5
+    report_keepalive_s: float = 5.0  # files in flight are reported at least this often
     reconnect_max_s: float = 10.0
     log_level: str = "info"
 
@@ -161,8 +162,8 @@ def _table(cfg: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
 def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings:
     """Read ``DATA_DIR/agent.toml`` and the secret; ``REELSYNC_AGENT_LISTEN`` (HOST:PORTS),
     ``REELSYNC_AGENT_ADVERTISE``, ``REELSYNC_AGENT_DIALABLE``, ``REELSYNC_AGENT_BANDWIDTH_LIMIT``
-    (MiB/s), ``REELSYNC_AGENT_SERVER_URL`` (one URL, or every replica's, comma-separated)
-    override the file."""
+    (MiB/s), ``REELSYNC_AGENT_SERVER_URL`` (one URL, or every replica's, comma-separated),
+    ``REELSYNC_AGENT_REPORT_KEEPALIVE_S`` override the file."""
     data_dir = data_dir.expanduser()
     files = AgentFiles(data_dir)
     if not files.config.is_file():
@@ -188,6 +189,10 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
     limit_text = env.get("REELSYNC_AGENT_BANDWIDTH_LIMIT", transfer.get("bandwidth_limit_mib_s"))
     limit = _number(limit_text, "bandwidth_limit_mib_s") if limit_text not in (None, "") else 0.0
     dialable = env.get("REELSYNC_AGENT_DIALABLE", peer.get("dialable", True))
+    keepalive_text = env.get("REELSYNC_AGENT_REPORT_KEEPALIVE_S") or agent.get(
+        "report_keepalive_s", 5.0
+    )
+    keepalive = _number(keepalive_text, "agent.report_keepalive_s", minimum=0.1)
     secret = read_private_pem(files.secret).decode().strip()
     return AgentSettings(
         data_dir=data_dir,
@@ -207,6 +212,7 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
         fsync=_truthy(transfer.get("fsync", True)),
         work_wait_s=_number(agent.get("work_wait_s", 20.0), "agent.work_wait_s", minimum=0.5),
         max_transfers=int(_number(transfer.get("max_transfers", 4), "max_transfers", minimum=1)),
+        report_keepalive_s=keepalive,
         log_level=str(env.get("REELSYNC_LOG_LEVEL") or agent.get("log_level") or "info"),
     )
 
