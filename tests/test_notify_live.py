@@ -12,6 +12,7 @@ import pytest
 from http_receiver import Receiver
 from smtp_sink import SmtpSink
 from support.fixtures import DATABASES
+from support.outbox import delivered
 from support.servers import RunningServer
 
 pytestmark = pytest.mark.slow
@@ -67,7 +68,8 @@ def test_server_mails_and_posts_when_a_job_ends(
             _until(lambda: len(receiver.deliveries) == 1)
             admin.update("task", job["id"], [{"uri": "0", "status": "done"}])
             _until(lambda: len(sink.received) == 1 and len(receiver.deliveries) == 2)
-            time.sleep(1.0)
+        assert delivered(server.database_url, "mail") == {"sent": 1}  # nothing more to come
+        assert delivered(server.database_url, "webhook") == {"sent": 2}
         assert len(sink.received) == 1  # exactly one mail
         msg = sink.received[0].message
         assert sink.received[0].rcpt_tos == [server.admin]
@@ -133,7 +135,7 @@ def test_an_opted_out_creator_gets_no_mail_but_the_extra_recipients_do(
             assert json.loads(shown.stdout)["email_opt_out"] is True
             run_job("after")
             _until(lambda: len(sink.received) == 2)
-            time.sleep(1.0)
+        assert delivered(server.database_url, "mail") == {"sent": 2}  # nothing more to come
         assert len(sink.received) == 2
         first, second = sink.received
         assert "before" in first.message["Subject"]
