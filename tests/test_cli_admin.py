@@ -3,6 +3,7 @@ real-process runs are in tests/test_server_cli.py."""
 
 from __future__ import annotations
 
+import gc
 import json
 import secrets
 from pathlib import Path
@@ -239,6 +240,20 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
         main(["volume", "--help"])
     assert info.value.code == 0
     assert "create" in capsys.readouterr().out
+
+
+def test_main_leaves_the_cyclic_collector_enabled(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main pauses the collector for start-up only: it runs again however the command ended (help,
+    a usage error before the root callback, an error inside the command)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    for argv in (["volume", "--help"], ["nosuch"], ["volume", "create", "p", "--path", "hq"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert gc.isenabled(), argv
+    capsys.readouterr()
 
 
 def test_update_commands_send_only_what_was_given(run: Any, fake: FakeRest) -> None:
