@@ -65,6 +65,7 @@ def sync(
         show=not as_json,
         timeout_s=timeout,
         details=as_json,  # a person is told "all files synced": a done job needs no counts
+        known={j.id: j.job for j in result.jobs},  # each read just after its submit
     )
     if as_json:
         echo_json({**result.to_dict(), "final": [v.to_dict() for v in views]})

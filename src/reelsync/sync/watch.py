@@ -8,7 +8,8 @@ jobs' final views (with failed tasks) when every job has ended, or raises Unavai
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -79,15 +80,24 @@ def watch_jobs(
     show: bool = True,
     clock: Callable[[], float] = time.monotonic,
     details: bool = True,
+    known: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[JobView]:
     """Follow the jobs until each has ended (done, failed, aborted); draw bars when ``show``.
     ``poll_s``: the longest a long-poll waits for a change. The final views carry task counts
     and failed tasks; with ``details`` False, only those of jobs that did not end done (a done
-    job's last view is returned as it is, saving a request per task status)."""
+    job's last view is returned as it is, saving a request per task status). ``known``: jobs the
+    caller has just read (by id), e.g. after submitting: their first view is taken from there
+    instead of being asked for again (one with no modified time is asked for)."""
     console = console or Console(stderr=True)
     deadline = None if timeout_s is None else clock() + timeout_s
     bars: dict[str, TaskID] = {}
-    views = [job_view(session, job_id, with_tasks=False) for job_id in job_ids]
+    known = known or {}
+    views = [
+        view_of(dict(known[job_id]), {}, ())
+        if job_id in known and known[job_id].get("modified")
+        else job_view(session, job_id, with_tasks=False)
+        for job_id in job_ids
+    ]
     with _progress(console) if show else _NoBars() as progress:
         while True:
             for view in views:
