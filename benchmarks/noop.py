@@ -2,9 +2,11 @@
 dialer and a listening receiver over loopback TLS, the agent's collector settings), the small set
 of ``benchmarks/run.py`` already at the destination, pushed again as one folder; wall time and
 CPU seconds (both engines, every thread) of each push (session set-up included), at each protocol
-version asked for, runs alternating (not part of the tests).
+version asked for, runs alternating (not part of the tests). ``--fresh``: the destination folder
+is removed before each push (not timed), so each push is a first copy of the folder instead.
 
-    python benchmarks/noop.py [--scale 1] [--protocols 3,4] [--runs 5] [--work /tmp/rs-noop]
+    python benchmarks/noop.py [--scale 1] [--protocols 3,4] [--runs 5] [--fresh]
+                              [--work /tmp/rs-noop]
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import shutil
 import statistics
 import sys
 import time
@@ -72,6 +75,7 @@ def main() -> None:
     ap.add_argument("--protocols", default="3,4")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--work", type=Path, default=Path("/tmp/rs-noop"))
+    ap.add_argument("--fresh", action="store_true", help="a first copy each time, not a no-op")
     args = ap.parse_args()
     work: Path = args.work
     files, size = make_set("small", work / "hq" / "small", args.scale)
@@ -85,10 +89,13 @@ def main() -> None:
     seen: dict[int, list[tuple[float, float]]] = {v: [] for v in versions}
     for _ in range(args.runs):
         for v in versions:
+            if args.fresh:
+                shutil.rmtree(work / "london" / "small", ignore_errors=True)
             wall, cpu = asyncio.run(_push(replace(base, protocol_max=v), work, pki))
             seen[v].append((wall, cpu))
             print(f"  version {v}: {wall:.3f} s wall, {cpu:.3f} s CPU", flush=True)
-    print(f"\n## no-op push of {files} files ({size / 1e6:.0f} MB), medians of {args.runs}")
+    what = "first copy" if args.fresh else "no-op push"
+    print(f"\n## {what} of {files} files ({size / 1e6:.0f} MB), medians of {args.runs}")
     for v, rows in seen.items():
         wall = statistics.median(w for w, _ in rows)
         cpu = statistics.median(c for _, c in rows)
