@@ -186,3 +186,34 @@ async def test_the_server_loop_vacuums_what_it_folds(database: Database, admin: 
     assert keeper.vacuums >= 1
     tally.vacuum(database)  # beside nothing, and again: a no-op for the totals
     assert _totals(database) == expected
+
+
+async def test_the_server_loop_outlives_a_defect_in_a_pass(
+    database: Database, admin: Actor, monkeypatch: Any
+) -> None:
+    """A pass that raises something other than a reelsync error (a defect) is logged and the
+    loop goes on: the next pass folds the totals."""
+    sites.create_site(database, admin, code="london")
+    volumes.create_volume(
+        database, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
+    )
+    for n in range(1, 4):
+        _submit(database, admin, n)
+    expected = _counted(database)
+    real = tally.compact
+    calls = 0
+
+    def broken_once(db: Database) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a defect in the first pass")
+        return real(db)
+
+    monkeypatch.setattr(tally, "compact", broken_once)
+    async with Housekeeper(database, compact_every_s=0.05):
+        deadline = asyncio.get_running_loop().time() + 30
+        while calls < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+    assert calls >= 2
+    assert _totals(database) == expected

@@ -72,5 +72,7 @@ class Housekeeper:
                         _log.info("pruned %d finished task(s) past their days", gone)
             except ReelsyncError as exc:
                 _log.warning("housekeeping failed: %s", exc)
+            except Exception:  # a defect: logged with its traceback, the loop goes on
+                _log.exception("housekeeping failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.compact_every_s)
