@@ -4,6 +4,7 @@ counting the rows, through submits, status changes, a queue move, a delete and p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -148,14 +149,26 @@ def test_pruning_keeps_jobs_and_totals(database: Database, admin: Actor) -> None
     assert _totals(database) == totals_before
 
 
-async def test_the_server_loop_folds_the_totals(database: Database, admin: Actor) -> None:
+def _three_jobs(database: Database, admin: Actor) -> dict[str, Any]:
+    """Site london, volume projects and three jobs of 1-3 tasks; their totals as counted."""
     sites.create_site(database, admin, code="london")
     volumes.create_volume(
         database, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
     )
     for n in range(1, 4):
         _submit(database, admin, n)
-    expected = _counted(database)
+    return _counted(database)
+
+
+async def _until(done: Callable[[], bool], limit_s: float = 30) -> None:
+    """Wait while the housekeeping loop runs until ``done()`` (the callers assert it after)."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while not done() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+
+
+async def test_the_server_loop_folds_the_totals(database: Database, admin: Actor) -> None:
+    expected = _three_jobs(database, admin)
 
     def rows() -> int:
         with database.reader() as s:
@@ -163,26 +176,16 @@ async def test_the_server_loop_folds_the_totals(database: Database, admin: Actor
 
     unfolded = rows()
     async with Housekeeper(database, compact_every_s=0.05):
-        deadline = asyncio.get_running_loop().time() + 30
-        while rows() >= unfolded and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        await _until(lambda: rows() < unfolded)
     assert rows() < unfolded
     assert _totals(database) == expected
 
 
 async def test_the_server_loop_vacuums_what_it_folds(database: Database, admin: Actor) -> None:
-    sites.create_site(database, admin, code="london")
-    volumes.create_volume(
-        database, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
-    )
-    for n in range(1, 4):
-        _submit(database, admin, n)
-    expected = _counted(database)
+    expected = _three_jobs(database, admin)
     keeper = Housekeeper(database, compact_every_s=0.05, vacuum_after_rows=1)
     async with keeper:
-        deadline = asyncio.get_running_loop().time() + 30
-        while keeper.vacuums == 0 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        await _until(lambda: keeper.vacuums > 0)
     assert keeper.vacuums >= 1
     tally.vacuum(database)  # beside nothing, and again: a no-op for the totals
     assert _totals(database) == expected
@@ -193,13 +196,7 @@ async def test_the_server_loop_outlives_a_defect_in_a_pass(
 ) -> None:
     """A pass that raises something other than a reelsync error (a defect) is logged and the
     loop goes on: the next pass folds the totals."""
-    sites.create_site(database, admin, code="london")
-    volumes.create_volume(
-        database, admin, code="projects", paths={"hq": "/mnt/projects", "london": "/data/projects"}
-    )
-    for n in range(1, 4):
-        _submit(database, admin, n)
-    expected = _counted(database)
+    expected = _three_jobs(database, admin)
     real = tally.compact
     calls = 0
 
@@ -212,8 +209,6 @@ async def test_the_server_loop_outlives_a_defect_in_a_pass(
 
     monkeypatch.setattr(tally, "compact", broken_once)
     async with Housekeeper(database, compact_every_s=0.05):
-        deadline = asyncio.get_running_loop().time() + 30
-        while calls < 2 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        await _until(lambda: calls >= 2)
     assert calls >= 2
     assert _totals(database) == expected
