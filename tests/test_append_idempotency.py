@@ -1,10 +1,13 @@
 """A task append retried after its answer was lost appends once (Idempotency-Key), on SQLite and
 PostgreSQL: the real client (its own retry) against the real app in-process, with a transport that
-delivers the request to the app and then drops the answer."""
+delivers the request to the app and then drops the answer; and the accsyn adapter's appends
+(``task/create``, ``job/create`` with ``append``) sent twice with one key, in-process too."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.domain.records import Actor
 from reelsync.errors import ConflictError, ValidationError
+from reelsync.server.accsyn.router import build_router
 from reelsync.server.app import create_app
 from reelsync.services import jobs, sites, tasks, volumes
 from reelsync.services.bootstrap import InitResult
@@ -141,3 +145,95 @@ def test_append_keys_name_one_request(database: Database, admin: Actor) -> None:
         tasks.add_tasks(database, admin, one.id, [_task("p/c")], idempotency_key=" ")
     assert _task_rows(database, one.id) == 2
     assert _task_rows(database, two.id) == 1
+
+
+# -- the accsyn adapter ----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def accsyn(
+    database: Database, workspace: InitResult, admin: Actor, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The accsyn v3 adapter in-process, called as the admin (as the official client calls it)."""
+    sites.create_site(database, admin, code="london")
+    volumes.create_volume(database, admin, code="projects", paths={"hq": "/mnt", "london": "/data"})
+    config = ServerConfig(data_dir=tmp_path, database_url=database.url)
+    app = create_app(config, database, routers=[build_router()])
+    b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    headers = {
+        "Authorization": f"basic {b64(admin.email)}:{b64(workspace.api_key)}",
+        "X-Accsyn-Workspace": "acmepost",
+    }
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://reelsync.test", headers=headers
+    ) as client:
+        yield client
+
+
+async def _event(
+    client: httpx.AsyncClient, envelope: dict[str, Any], key: str | None = None
+) -> Any:
+    """The ``result`` of one accsyn event (its ``message`` raised as an AssertionError)."""
+    headers = {} if key is None else {"Idempotency-Key": key}
+    answer = await client.post(
+        "/api/v3/event", content=json.dumps({"workspace": "acmepost", **envelope}), headers=headers
+    )
+    body = answer.json()
+    assert "result" in body, body
+    return body["result"]
+
+
+def _finish(database: Database, job_id: str) -> None:
+    """The agents move every file of the job (before a client sends its create again)."""
+    with database.session() as session:
+        session.execute(update(m.Task).where(m.Task.job_id == job_id).values(status="done", size=1))
+
+
+async def test_an_accsyn_task_create_sent_again_with_its_key_appends_once(
+    accsyn: httpx.AsyncClient, database: Database
+) -> None:
+    [job] = await _event(accsyn, {"uri": "job/create", "data": _task("proj001/a")})
+    create = {"uri": "task/create", "id": job["id"], "data": {"tasks": [_task("proj001/b")]}}
+    first = await _event(accsyn, create, key="create-1")
+    _finish(database, job["id"])
+    again = await _event(accsyn, create, key="create-1")
+    assert [t["id"] for t in again] == [t["id"] for t in first]
+    assert [t["status"] for t in again] == ["done"]  # as it is now, not re-queued
+    assert _task_rows(database, job["id"]) == 2
+    # without a key (the official client sends none) the same create is a new request
+    fresh = await _event(accsyn, create)
+    assert [(t["id"], t["status"]) for t in fresh] == [(first[0]["id"], "queued")]
+    # 3.0/3.1's job/task/create, the job id in the query: the same key, the same answer
+    old = {"uri": "job/task/create", "query": job["id"], "data": {"tasks": [_task("proj001/b")]}}
+    assert [t["id"] for t in await _event(accsyn, old, key="create-1")] == [first[0]["id"]]
+    # a key names one request: another job's create with it is refused
+    [other] = await _event(accsyn, {"uri": "job/create", "data": {**_task("p/z"), "name": "z"}})
+    refused = await accsyn.post(
+        "/api/v3/event",
+        content=json.dumps({**create, "workspace": "acmepost", "id": other["id"]}),
+        headers={"Idempotency-Key": "create-1"},
+    )
+    assert "used for another request" in refused.json()["message"]
+    assert _task_rows(database, other["id"]) == 1
+
+
+async def test_an_accsyn_job_create_that_appends_sent_again_with_its_key_appends_once(
+    accsyn: httpx.AsyncClient, database: Database
+) -> None:
+    made = {"uri": "job/create", "data": {"name": "proj001 london", **_task("proj001/a")}}
+    [job] = await _event(accsyn, made, key="submit-1")
+    assert (await _event(accsyn, made, key="submit-1"))[0]["id"] == job["id"]  # one job
+    append = {
+        "uri": "job/create",
+        "data": {"name": "proj001 london", "append": True, "tasks": [_task("proj001/b")]},
+    }
+    [appended] = await _event(accsyn, append, key="append-1")
+    assert appended["id"] == job["id"]
+    _finish(database, job["id"])
+    [again] = await _event(accsyn, append, key="append-1")
+    assert again["id"] == job["id"]
+    assert _task_rows(database, job["id"]) == 2
+    with database.reader() as session:
+        statuses = session.scalars(select(m.Task.status).where(m.Task.job_id == job["id"]))
+        assert set(statuses) == {"done"}  # nothing re-queued
+        assert session.scalar(select(func.count()).select_from(m.Job)) == 1

@@ -6,6 +6,7 @@ test_webui_setup.py."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import func, select, update
 
 from reelsync.config import ServerConfig, SmtpConfig
 from reelsync.db import Database
@@ -451,6 +453,68 @@ async def test_the_transfer_page_browses_and_sends_as_sync_does(
     nothing = await client.post("/ui/transfer", data=form, headers=FORM)
     assert nothing.status_code == 400
     assert "pick at least one" in nothing.text
+
+
+def _send_form(page: str, *picks: str) -> dict[str, str | list[str]]:
+    """The transfer page's send form as the browser submits it (its one-time ``send_key``)."""
+    once = re.search(r'name="send_key" value="([0-9a-f]+)"', page)
+    assert once is not None
+    return {
+        "csrf": csrf_of(page), "send_key": once.group(1), "volume": "projects", "site": "hq",
+        "to": "london", "queue": "", "pick": list(picks),
+    }  # fmt: skip
+
+
+def _job_of(answer: httpx.Response) -> str:
+    assert answer.status_code == 303, answer.text
+    return str(answer.headers["location"]).split("/ui/jobs/")[1].split("?")[0]
+
+
+def _statuses(database: Database, job_id: str) -> dict[str, str]:
+    with database.reader() as session:
+        rows = session.execute(
+            select(m.Task.source_path, m.Task.status).where(m.Task.job_id == job_id)
+        )
+        return {path.rsplit("/", 1)[-1]: status for path, status in rows}
+
+
+async def test_a_send_form_submitted_twice_sends_once(
+    studio: tuple[httpx.AsyncClient, TreeOperator], world: World, database: Database,
+    admin: Actor,
+) -> None:  # fmt: skip
+    client, _trees = studio
+    await sign_in(client, world.alice_key)
+    page = (await client.get("/ui/transfer", params={"path": "proj001/sc0010"})).text
+    form = _send_form(page, "proj001/sc0010/sh0010")
+    count_jobs = select(func.count()).select_from(m.Job)
+    with database.reader() as session:
+        before = session.scalar(count_jobs)
+    # a double click: both posts at once, one job with one task
+    first, second = await asyncio.gather(
+        client.post("/ui/transfer", data=form, headers=FORM),
+        client.post("/ui/transfer", data=form, headers=FORM),
+    )
+    job_id = _job_of(first)
+    assert _job_of(second) == job_id
+    with database.reader() as session:
+        assert session.scalar(count_jobs) == before + 1
+    assert jobs.get_job(database, admin, job_id).tasks == 1
+
+    # the next rendering of the form has its own token; it appends to the day's job, once
+    page = (await client.get("/ui/transfer", params={"path": "proj001/sc0010"})).text
+    append = _send_form(page, "proj001/sc0010/sh0020")
+    assert append["send_key"] != form["send_key"]
+    assert _job_of(await client.post("/ui/transfer", data=append, headers=FORM)) == job_id
+    assert jobs.get_job(database, admin, job_id).tasks == 2
+    with database.session() as session:  # the agents move the files
+        session.execute(update(m.Task).where(m.Task.job_id == job_id).values(status="done"))
+    again = await client.post("/ui/transfer", data=append, headers=FORM)
+    assert _job_of(again) == job_id
+    assert _statuses(database, job_id) == {"sh0010": "done", "sh0020": "done"}  # not re-queued
+    # a form without a token (a page from before) sends its picks again, as it always did
+    untokened = {k: v for k, v in append.items() if k != "send_key"}
+    assert _job_of(await client.post("/ui/transfer", data=untokened, headers=FORM)) == job_id
+    assert _statuses(database, job_id) == {"sh0010": "done", "sh0020": "queued"}
 
 
 async def test_only_admins_and_employees_transfer(

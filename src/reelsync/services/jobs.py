@@ -60,6 +60,7 @@ __all__ = [
     "job_record",
     "list_jobs",
     "record_sizes",
+    "replayed_job",
     "scan_jobs",
     "set_job_status",
     "submit_job",
@@ -117,7 +118,7 @@ class SubmitHook(Protocol):
     raise a :class:`~reelsync.errors.ValidationError` to refuse the job with its message. The
     server wires :class:`reelsync.notify.hooks.PreSubmitHook` (the admin's pre-submit command)."""
 
-    def __call__(self, db: Database, actor: Actor, payload: Mapping[str, Any]) -> None: ...
+    def __call__(self, db: Database, actor: Actor, payload: Mapping[str, Any], /) -> None: ...
 
 
 def get_job_row(session: Session, actor: Actor, job_id: str, *, lock: bool = False) -> m.Job:
@@ -131,8 +132,9 @@ def get_job_row(session: Session, actor: Actor, job_id: str, *, lock: bool = Fal
     return row
 
 
-def _replayed(db: Database, actor: Actor, key: str) -> Job | None:
-    """The job an earlier submit with this key made, if any."""
+def replayed_job(db: Database, actor: Actor, key: str) -> Job | None:
+    """The job an earlier submit with ``key`` made, or an earlier append with it appended to, if
+    any (:mod:`.idempotency`)."""
     with db.reader() as session:
         row = idempotency.remembered(session, actor, key)
         if row is None:
@@ -154,14 +156,14 @@ def submit_job(
     nothing."""
     idempotency_key = idempotency.clean_key(idempotency_key)
     if idempotency_key is not None:
-        earlier = _replayed(db, actor, idempotency_key)
+        earlier = replayed_job(db, actor, idempotency_key)
         if earlier is not None:
             return earlier
     try:
         return _submit(db, actor, payload, hook, idempotency_key)
     except ConflictError:
         # the same key submitted twice at once: the other request made the job
-        earlier = _replayed(db, actor, idempotency_key) if idempotency_key else None
+        earlier = replayed_job(db, actor, idempotency_key) if idempotency_key else None
         if earlier is None:
             raise
         return earlier

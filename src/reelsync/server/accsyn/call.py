@@ -2,8 +2,10 @@
 
 Rules: the caller is authenticated for every event (e-mail + reelsync API key, through the same
 service the native API uses); handlers get a :class:`Call` and call the services with
-``call.db``/``call.actor``; a handler that needs the files of a volume returns a
-:class:`PendingFileOp`, which the router hands to the FileOperator outside the thread pool.
+``call.db``/``call.actor``; the request's ``Idempotency-Key`` header, when a client sends one
+(the official client does not), is ``call.idempotency_key``; a handler that needs the files of a
+volume returns a :class:`PendingFileOp`, which the router hands to the FileOperator outside the
+thread pool.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Call:
     workspace_code: str
     submit_hook: PreSubmit | None = None
     list_files: FileLister | None = None
+    idempotency_key: str | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -82,6 +85,7 @@ class Backend:
         action: str,
         submit_hook: PreSubmit | None = None,
         list_files: FileLister | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         actor = self.authenticate(credentials)
         call = Call(
@@ -94,5 +98,6 @@ class Backend:
             self.workspace_code(),
             submit_hook,
             list_files,
+            idempotency_key,
         )
         return handler(call)

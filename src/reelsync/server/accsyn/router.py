@@ -3,7 +3,8 @@
 Rules: every answer is a JSON object the official client can read: ``{"result": ...}`` on
 success, ``{"message", "message_hr"}`` on failure (never a bare FastAPI ``detail``); each event is
 authenticated by its own Authorization header and runs in one database transaction, so a failed
-event changes nothing. The HTTP status follows the error class (the client ignores it).
+event changes nothing. The HTTP status follows the error class (the client ignores it). An
+``Idempotency-Key`` header (not sent by the official client) makes a job or task create happen once.
 """
 
 from __future__ import annotations
@@ -172,10 +173,19 @@ def build_router(
             kind, action, handler = lookup(request.method, envelope.segments)
 
             hook = getattr(request.app.state, "submit_hook", None)
+            key = request.headers.get("idempotency-key")  # a job or task create sent once
 
             def run() -> Any:  # in a worker thread: the event and its answer's encoding
                 done = backend.run(
-                    credentials, handler, envelope, request.method, kind, action, hook, list_files
+                    credentials,
+                    handler,
+                    envelope,
+                    request.method,
+                    kind,
+                    action,
+                    hook,
+                    list_files,
+                    key,
                 )
                 return done if isinstance(done, PendingFileOp) else _result_body(done)
 

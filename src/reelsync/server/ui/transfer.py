@@ -10,11 +10,15 @@ own, else the default; an agent is online at both sites; each picked folder or f
 with its size counted at the source (an image sequence: its frames), a folder not empty; a
 project's tasks go to the caller's job of that project, direction, site and day, appended to when
 it exists (reviving it), else submitted (through the pre-submit hook, as the API does).
-The server checks the caller's access again when it plans the tasks.
+The server checks the caller's access again when it plans the tasks. Each rendering of the send
+form carries a one-time token (``send_key``): each project's append or submit goes with an
+idempotency key made from it, so a form submitted twice (a double click) sends once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -42,6 +46,7 @@ from reelsync.domain.syncjob import (
     sync_tasks,
 )
 from reelsync.errors import (
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ReelsyncError,
@@ -278,6 +283,7 @@ async def show_transfer(
         rows=[(row, _pick_value(rel, row)) for row in here.rows],
         crumbs=_crumbs(rel),
         queues=queue_rows,
+        send_key=uuid.uuid4().hex,  # one per rendering of the form
         error=error,
     )
 
@@ -386,6 +392,14 @@ async def _sized(
     return sized
 
 
+def _form_key(once: str | None, project: str) -> str | None:
+    """The idempotency key of one project's send from one rendering of the form (``once``, its
+    token); None without a token."""
+    if not once:
+        return None
+    return "ui-send:" + hashlib.sha256(f"{once}\0{project}".encode()).hexdigest()
+
+
 def send(
     db: Database,
     actor: Actor,
@@ -399,13 +413,20 @@ def send(
     queue: str,
     files: Mapping[str, int],
     today: date | None = None,
+    once: str | None = None,
 ) -> tuple[list[str], list[str]]:
     """Submit or append the day's job of each project (one task per path, with its size);
-    (job ids, notes)."""
+    (job ids, notes). ``once``: the form's one-time token; a project already sent with it is
+    not sent again (its job is answered)."""
     job_ids: list[str] = []
     notes: list[str] = []
     day = today or date.today()
     for project, paths in by_project(files).items():
+        key = _form_key(once, project)
+        earlier = jobs.replayed_job(db, actor, key) if key else None
+        if earlier is not None:  # the same form sent again: its first send did this project
+            job_ids.append(earlier.id)
+            continue
         code, note = _queue_of(db, actor, queue, project)
         if note:
             notes.append(note)
@@ -416,7 +437,11 @@ def send(
             if queue and found[0].queue.lower() != code.lower():  # the queue asked for, as --queue
                 jobs.update_job(db, actor, found[0].id, queue=code)
                 notes.append(moved_note(name, found[0].queue, code))
-            tasks.add_tasks(db, actor, found[0].id, entries)
+            try:
+                tasks.add_tasks(db, actor, found[0].id, entries, idempotency_key=key)
+            except ConflictError:  # sent twice at once, the other send made the job found here
+                if key is None or jobs.replayed_job(db, actor, key) is None:
+                    raise
             job_ids.append(found[0].id)
         else:
             made = jobs.submit_job(
@@ -424,6 +449,7 @@ def send(
                 actor,
                 {"name": name, "queue": code, "tasks": entries},
                 hook=request.app.state.submit_hook,
+                idempotency_key=key,
             )
             job_ids.append(made.id)
     return job_ids, notes
@@ -452,6 +478,7 @@ async def transfer_send(
             partial(
                 send, db, actor, request, volume=volume, source=source, destination=destination,
                 direction=direction, remote=remote, queue=_one(fields, "queue"), files=files,
+                once=_one(fields, "send_key") or None,
             )
         )  # fmt: skip
     except (ValidationError, NotFoundError, PermissionDeniedError, UnavailableError) as exc:

@@ -173,9 +173,15 @@ def create(call: Call) -> list[dict[str, Any]]:
     if "parent" in payload and "queue" not in payload:
         payload["queue"] = payload.pop("parent")
     payload = with_frames(call, payload)  # range-less image sequences: the frames present
-    if call.submit_hook is not None:  # the same pre-submit hook the native API runs
-        call.submit_hook(call.db, call.actor, payload)
-    job = jobs.submit_job(call.db, call.actor, payload)
+    # the same pre-submit hook the native API runs; a create repeated with its Idempotency-Key
+    # answers the job the first one made (or appended to) without running the hook again
+    job = jobs.submit_job(
+        call.db,
+        call.actor,
+        payload,
+        hook=call.submit_hook,
+        idempotency_key=call.idempotency_key,
+    )
     warnings = job.warnings  # e.g. a destination "london" taken as a path at the main site
     job = sized(call, job, all_tasks(call, job.id) if job.tasks <= MAX_TASKS else ())
     record = job_record(job, parties(call))

@@ -2,7 +2,8 @@
 
 The job is the envelope ``id`` (3.2+), the ``query`` (3.0/3.1 creates send the parent id there),
 ``data.parent`` (find with entityid) or a ``job.id=<id>`` comparison in the query (scripts'
-``find("Task WHERE job.id=<id> AND status!=excluded")``).
+``find("Task WHERE job.id=<id> AND status!=excluded")``). A create sent with an
+``Idempotency-Key`` header appends once: sent again, it answers the tasks the first one appended.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def create(call: Call) -> list[dict[str, Any]]:
         job_id,
         with_frames(call, {"tasks": data["tasks"]})["tasks"],
         allow_duplicates=flag(data, "allow_duplicates"),
+        idempotency_key=call.idempotency_key,  # a retry returns the first create's tasks
     )
     job = sized(call, jobs.get_job(call.db, call.actor, job_id), created)
     return [task_record(t, job) for t in created]
