@@ -295,24 +295,22 @@ _LOGGED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?transfer (\S+)
                      re.M)  # fmt: skip
 
 
-def _logged_at(stamp: str) -> float:
-    """Seconds since the epoch of a log line's ``2026-12-06 02:56:28,686``."""
-    return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:]) / 1e3
-
-
 def test_a_resume_right_after_a_pause_waits_for_the_old_transfer_to_stop(
-    studio: Studio, tmp_path: Path
+    server_factory: Callable[..., RunningServer], tmp_path: Path
 ) -> None:
     """Pause then resume at once: the files taken back are leased again only once the transfer
-    that was moving them has stopped (the agent says so; not a fixed wait), so no file is sent
-    by two transfers at once; the job ends done with every file intact."""
-    server, roots = studio.server, studio.roots
+    that was moving them has stopped (the agent says so), so no file is sent by two transfers at
+    once; the job ends done with every file intact. The server's fence (``fence_s``, at most
+    how long such files wait without that word) is set longer than the job may take: the job
+    finishing at all shows the stop report, not the fence, let the files go."""
+    server = server_factory(env={"REELSYNC_FENCE_S": "600"})
+    roots = _roots(server, tmp_path)
     with server.session() as admin:
         admin.request(
             "PUT", "/settings", json_body={"scope": "workspace", "key": "transfer_batch_files",
                                            "value": "16"},
         )  # fmt: skip
-    made = _files(roots["hq"], 16, 1 << 20, studio.folder)
+    made = _files(roots["hq"], 16, 1 << 20)
     slow = ["--bandwidth-limit", "2"]  # MiB/s: a file lands every half second
     published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
     with (
@@ -330,7 +328,7 @@ def test_a_resume_right_after_a_pause_waits_for_the_old_transfer_to_stop(
                 lambda: (
                     (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j
                 ),
-                90,
+                90,  # far below the fence: only the stop report can have let the files go
                 "the job to finish",
             )
             tasks = admin.tasks(job["id"])
@@ -346,11 +344,9 @@ def test_a_resume_right_after_a_pause_waits_for_the_old_transfer_to_stop(
     assert later, events  # the rest went in a new transfer
     # no new transfer began while the first still ran
     assert all(events.index(e) > after for e in later), events
-    # and the new one followed the stop report, not the fence's 6 s
-    assert _logged_at(later[0][0]) - _logged_at(stopped[0][0]) < 3.0, events
     for rel in made:
         assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
-    assert not list((roots["london"] / studio.folder).rglob("*.reelsync-part"))
+    assert not list(roots["london"].rglob("*.reelsync-part"))
 
 
 def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(

@@ -4,15 +4,18 @@ controls (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 
+from reelsync.config import DEFAULT_FENCE_S, load_server_config
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import Actor
-from reelsync.errors import ValidationError
+from reelsync.errors import ConfigError, ValidationError
 from reelsync.scheduler import (
     TaskReport,
     agent_left,
@@ -23,9 +26,13 @@ from reelsync.scheduler import (
     release_unheld,
     sweep,
 )
-from reelsync.scheduler.sweep import FENCE_S
+from reelsync.server.agentapi import AgentHub
+from reelsync.server.app import create_app
 from reelsync.services import jobs
+from reelsync.services.bootstrap import InitResult
 from scheduler_world import World
+
+FENCE = 3 * DEFAULT_FENCE_S  # the server's fence, set (ServerConfig.fence_s): not the default
 
 
 @pytest.fixture
@@ -171,7 +178,7 @@ def test_pause_and_abort_drop_leases_and_the_agent_is_told(world: World) -> None
     assert claim_transfers(world.db, sender) == []
     jobs.update_job(world.db, world.admin, job.id, status="waiting")
     # resumed, but the transfer that was moving the files may still run: they wait until the
-    # agent says it stopped (or FENCE_S)
+    # agent says it stopped (or the fence passes)
     assert claim_transfers(world.db, sender) == []
     apply_reports(world.db, sender, [], stopped=[grant.transfer_id])
     [grant] = claim_transfers(world.db, sender)
@@ -185,20 +192,22 @@ def test_pause_and_abort_drop_leases_and_the_agent_is_told(world: World) -> None
 
 def test_files_taken_back_by_a_pause_wait_for_their_transfer_to_stop(world: World) -> None:
     """Pause then resume at once: the files are leased again when their dialer reports the
-    transfer stopped, or after FENCE_S without a word (an older agent); a dialer offline at the
-    pause holds nothing back."""
+    transfer stopped, or after the server's fence without a word (an older agent); a dialer
+    offline at the pause holds nothing back."""
     sender = world.agent("hq", dialable=False)
     world.agent("london")
     job = world.job(2)
     t0 = utcnow()
     [first] = claim_transfers(world.db, sender, now=t0)
-    jobs.update_job(world.db, world.admin, job.id, status="paused")
+    jobs.update_job(world.db, world.admin, job.id, status="paused", fence_s=FENCE)
     jobs.update_job(world.db, world.admin, job.id, status="waiting")
     assert claim_transfers(world.db, sender, now=t0 + timedelta(seconds=1)) == []
     # a stop report for another transfer changes nothing
     apply_reports(world.db, sender, [], stopped=["not-this-one"])
     assert claim_transfers(world.db, sender, now=t0 + timedelta(seconds=1)) == []
-    [second] = claim_transfers(world.db, sender, now=t0 + timedelta(seconds=FENCE_S + 1))
+    # the fence given, not the default
+    assert claim_transfers(world.db, sender, now=t0 + timedelta(seconds=DEFAULT_FENCE_S + 1)) == []
+    [second] = claim_transfers(world.db, sender, now=t0 + timedelta(seconds=FENCE + 1))
     assert sorted(f.task_id for f in second.files) == sorted(f.task_id for f in first.files)
     # its stop report, late, does not touch the new lease
     apply_reports(world.db, sender, [], stopped=[first.transfer_id])
@@ -215,6 +224,54 @@ def test_files_taken_back_by_a_pause_wait_for_their_transfer_to_stop(world: Worl
     assert [tuple(r) for r in rows] == [(None, None), (None, None)]
 
 
+async def test_the_servers_fence_is_a_setting_a_pause_through_the_api_uses(
+    world: World, workspace: InitResult, tmp_path: Path
+) -> None:
+    (tmp_path / "server.toml").write_text(f"[server]\nfence_s = {FENCE}\n")
+    config = load_server_config(tmp_path, {"REELSYNC_DATABASE_URL": str(world.db.url)})
+    assert config.fence_s == FENCE
+    assert AgentHub.from_config(config, world.db).fence_s == FENCE  # its reports and sweep
+    assert load_server_config(tmp_path, {"REELSYNC_FENCE_S": "0.5"}).fence_s == 0.5
+    with pytest.raises(ConfigError, match="fence_s"):
+        load_server_config(tmp_path, {"REELSYNC_FENCE_S": "0"})
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(1)
+    t0 = utcnow()
+    claim_transfers(world.db, sender, now=t0)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(config, world.db)),
+        base_url="http://test/api/v1",
+        headers={"Authorization": f"Bearer {workspace.api_key}"},
+    ) as api:
+        paused = await api.patch(f"/jobs/{job.id}", json={"status": "paused"})
+        assert paused.status_code == 200, paused.text
+    t1 = utcnow()
+    [row] = world.tasks(job.id)
+    assert row.not_before is not None
+    assert t0 + timedelta(seconds=FENCE) <= row.not_before <= t1 + timedelta(seconds=FENCE)
+
+
+def test_a_report_from_a_held_job_fences_its_files_for_the_fence_given(world: World) -> None:
+    """A file still leased when its job was paused (a pause racing a lease) is taken back by its
+    agent's next report and fenced for the server's ``fence_s``."""
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(1)
+    t0 = utcnow()
+    [grant] = claim_transfers(world.db, sender, now=t0)
+    with world.db.session() as session:
+        session.execute(update(m.Job).where(m.Job.id == job.id).values(status="paused"))
+    task_id = grant.files[0].task_id
+    report = TaskReport(task_id, "executing", 1, transfer_id=grant.transfer_id)
+    outcome = apply_reports(world.db, sender, [report], now=t0, fence_s=FENCE)
+    assert outcome.revoked == (task_id,)
+    [row] = world.tasks(job.id)
+    assert (row.status, row.transfer_id) == ("queued", grant.transfer_id)
+    assert row.not_before is not None
+    assert abs((row.not_before - t0).total_seconds() - FENCE) < 1e-3
+
+
 def test_expired_lease_goes_to_another_agent_without_counting_a_try(world: World) -> None:
     hq1 = world.agent("hq", dialable=False)
     hq2 = world.agent("hq", dialable=False)
@@ -224,7 +281,7 @@ def test_expired_lease_goes_to_another_agent_without_counting_a_try(world: World
     [grant] = claim_transfers(world.db, hq1, now=t0)
     assert claim_transfers(world.db, hq2, now=t0) == []
     assert sweep(world.db, now=t0 + timedelta(seconds=60), offline_after_s=3600).released == 0
-    result = sweep(world.db, now=t0 + timedelta(seconds=121), offline_after_s=3600)
+    result = sweep(world.db, now=t0 + timedelta(seconds=121), offline_after_s=3600, fence_s=FENCE)
     assert result.released == 1
     [row] = world.tasks(job.id)
     assert (row.status, row.tries, row.server_id) == ("queued", 0, None)
@@ -232,7 +289,8 @@ def test_expired_lease_goes_to_another_agent_without_counting_a_try(world: World
     assert row.dispatches == 1
     # hq1 is still online (it beats): the file waits until its next report would be refused
     assert claim_transfers(world.db, hq2, now=t0 + timedelta(seconds=122)) == []
-    [again] = claim_transfers(world.db, hq2, now=t0 + timedelta(seconds=121 + FENCE_S))
+    assert claim_transfers(world.db, hq2, now=t0 + timedelta(seconds=122 + DEFAULT_FENCE_S)) == []
+    [again] = claim_transfers(world.db, hq2, now=t0 + timedelta(seconds=121 + FENCE))
     assert again.files[0].task_id == grant.files[0].task_id
     [row] = world.tasks(job.id)
     assert row.dispatches == 2  # leased twice, one after the other: the audit count shows it

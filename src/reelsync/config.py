@@ -19,6 +19,7 @@ from reelsync.errors import ConfigError
 
 __all__ = [
     "CREDENTIALS_FILE",
+    "DEFAULT_FENCE_S",
     "SERVER_CONFIG_FILE",
     "ClientConfig",
     "ServerConfig",
@@ -32,6 +33,11 @@ __all__ = [
 
 SERVER_CONFIG_FILE = "server.toml"
 DEFAULT_PORT = 8443
+#: A file taken back from a transfer that may still be moving it (its job paused or aborted, its
+#: lease lost while the dialing agent still beats) waits this long before another lease -- the
+#: time for that agent's next report to be refused and the transfer stopped -- or less: until the
+#: agent says that transfer has stopped. So two transfers never write one file at once.
+DEFAULT_FENCE_S = 6.0
 
 TlsMode = Literal["none", "starttls", "tls"]
 
@@ -68,6 +74,7 @@ class ServerConfig:
     signin_refill_s: float = 1.0  # ... then one more every this many seconds
     webhook_allow_private: bool = False  # webhooks to loopback, link-local, private addresses
     workers: int | None = None  # worker processes (None: one per core on PostgreSQL, 1 on SQLite)
+    fence_s: float = DEFAULT_FENCE_S  # files taken back from a live transfer wait at most this
 
     @property
     def cert_file(self) -> Path:
@@ -219,6 +226,9 @@ def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
             "signin_refill_s",
         ),
         workers=_workers(env.get("REELSYNC_WORKERS") or server.get("workers")),
+        fence_s=_seconds(
+            env.get("REELSYNC_FENCE_S") or server.get("fence_s", DEFAULT_FENCE_S), "fence_s"
+        ),
     )
 
 

@@ -502,7 +502,7 @@ class Agent:
 
     def _stopped(self, transfer_id: str | None, task: asyncio.Task[None]) -> None:
         """A transfer taken back has ended (the engine let go of its files and streams): the
-        control plane may lease its files again (it holds them back until told, or FENCE_S)."""
+        control plane may lease its files again (it holds them back until told, or its fence_s)."""
         self._revoked_tasks.discard(task)
         if transfer_id is not None:
             _log.info("transfer %s: stopped", transfer_id)

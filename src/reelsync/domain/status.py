@@ -15,7 +15,6 @@ from enum import StrEnum
 from reelsync.errors import InvalidTransitionError, ValidationError
 
 __all__ = [
-    "FENCE_S",
     "JOB_ACTIVE",
     "JOB_FINISHED",
     "JOB_WRITABLE",
@@ -29,12 +28,6 @@ __all__ = [
     "parse_task_status",
     "rollup",
 ]
-
-#: A file taken back from a transfer that may still be moving it (its job paused or aborted, its
-#: lease lost while the dialing agent still beats) waits this long before another lease -- the
-#: time for that agent's next report to be refused and the transfer stopped -- or less: until the
-#: agent says that transfer has stopped. So two transfers never write one file at once.
-FENCE_S = 6.0
 
 
 class JobStatus(StrEnum):

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from types import TracebackType
 
+from reelsync.config import DEFAULT_FENCE_S
 from reelsync.db import Database
 from reelsync.errors import ReelsyncError
 from reelsync.scheduler.sweep import sweep
@@ -24,10 +25,16 @@ _log = logging.getLogger("reelsync.scheduler")
 
 class Sweeper:
     def __init__(
-        self, db: Database, *, offline_after_s: float, interval_s: float = DEFAULT_INTERVAL_S
+        self,
+        db: Database,
+        *,
+        offline_after_s: float,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        fence_s: float = DEFAULT_FENCE_S,
     ) -> None:
         self._db = db
         self.offline_after_s = offline_after_s
+        self.fence_s = fence_s
         self.interval_s = interval_s
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -48,7 +55,7 @@ class Sweeper:
         while not self._stop.is_set():
             try:
                 result = await asyncio.to_thread(
-                    sweep, self._db, offline_after_s=self.offline_after_s
+                    sweep, self._db, offline_after_s=self.offline_after_s, fence_s=self.fence_s
                 )
                 if result.offline or result.released:
                     _log.info(

@@ -9,9 +9,10 @@ Rules:
   flight are stopped, the job keeps its place).
 - A file taken back from a transfer that may still be moving it (pause, abort, a lost lease
   whose dialer still beats) stays ``queued`` with that transfer's id and ``not_before`` =
-  :data:`~reelsync.domain.status.FENCE_S` ahead: no other lease until then, or until the
-  dialing agent reports the transfer ``stopped`` (its engine call has ended): then it is due at
-  once. So a resume right after a pause never runs a second transfer of a file beside the first.
+  ``fence_s`` ahead (the server's setting, :class:`reelsync.config.ServerConfig`): no other
+  lease until then, or until the dialing agent reports the transfer ``stopped`` (its engine call
+  has ended): then it is due at once. So a resume right after a pause never runs a second
+  transfer of a file beside the first.
 - ``executing``: the task moves (``booting`` -> ``executing``), ``bytes_done`` is updated and the
   lease of every task of the same transfer is renewed (``transfer_lease_s``).
 - ``done``: size, digest, bytes and ``finished`` are set; the lease is dropped.
@@ -37,11 +38,12 @@ from typing import Any
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
+from reelsync.config import DEFAULT_FENCE_S
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import SettingScope
-from reelsync.domain.status import FENCE_S, JobStatus, TaskStatus, check_task_transition
+from reelsync.domain.status import JobStatus, TaskStatus, check_task_transition
 from reelsync.errors import PathBusyError, ValidationError
 from reelsync.scheduler.agents import IN_FLIGHT
 from reelsync.scheduler.model import (
@@ -86,9 +88,11 @@ def apply_reports(
     *,
     stopped: Sequence[str] = (),
     now: datetime | None = None,
+    fence_s: float = DEFAULT_FENCE_S,
 ) -> ReportOutcome:
     """Apply a batch of reports from agent ``server_id`` in one transaction; ``stopped``: the
-    transfers it was told to stop that have stopped (their files, fenced, are due at once)."""
+    transfers it was told to stop that have stopped (their files, fenced, are due at once);
+    ``fence_s``: how long the files of a transfer it is told to stop wait at most for that."""
     _check(reports)
     if len(stopped) > MAX_REPORTS:
         raise ValidationError(f"at most {MAX_REPORTS} stopped transfers at once")
@@ -176,7 +180,7 @@ def apply_reports(
         if renew:
             _renew(session, server_id, renew, moment + timedelta(seconds=lease_s))
         if held:
-            fence = moment + timedelta(seconds=FENCE_S)  # until the agent says it stopped
+            fence = moment + timedelta(seconds=fence_s)  # until the agent says it stopped
             release_tasks(session, held, moment, reason=None, fence_until=fence)
             finished_jobs.update(t.job_id for t in held)
         for job_id, job in jobs.items():

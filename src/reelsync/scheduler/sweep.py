@@ -8,9 +8,9 @@ Rules:
   an agent or a link did; ``tries`` is only for failures an agent reports. The task is due at once
   and goes to whichever agents are online -- except when its dialing agent is still online (the
   listener went offline, or the lease expired while the dialer still beats): then it waits
-  ``FENCE_S``, the time for that dialer's next report to be refused and its transfer stopped
-  (less if the dialer says that transfer stopped, see :mod:`.reports`), so two receivers never
-  write one file at once.
+  ``fence_s`` (the server's setting), the time for that dialer's next report to be refused and
+  its transfer stopped (less if the dialer says that transfer stopped, see :mod:`.reports`), so
+  two receivers never write one file at once.
 - A running job whose agents have not reported progress for ``STALE_SPEED_S`` shows speed 0 and no
   time remaining (until the next report).
 - Run by the server process every few seconds (:mod:`reelsync.scheduler.loop`); safe in several
@@ -25,16 +25,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
+from reelsync.config import DEFAULT_FENCE_S
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import ServerStatus
-from reelsync.domain.status import FENCE_S, JobStatus
+from reelsync.domain.status import JobStatus
 from reelsync.scheduler.agents import IN_FLIGHT
 from reelsync.scheduler.reports import release_tasks
 from reelsync.services.rollup import refresh_job
 
-__all__ = ["FENCE_S", "STALE_SPEED_S", "SweepResult", "sweep"]
+__all__ = ["STALE_SPEED_S", "SweepResult", "sweep"]
 
 STALE_SPEED_S = 30.0
 _HELD_JOBS = ("paused", "aborted")
@@ -46,7 +47,13 @@ class SweepResult:
     released: int = 0  # tasks put back to queued
 
 
-def sweep(db: Database, *, now: datetime | None = None, offline_after_s: float) -> SweepResult:
+def sweep(
+    db: Database,
+    *,
+    now: datetime | None = None,
+    offline_after_s: float,
+    fence_s: float = DEFAULT_FENCE_S,
+) -> SweepResult:
     moment = now or utcnow()
     with db.session() as session:
         postgres = session.get_bind().dialect.name == "postgresql"
@@ -102,7 +109,7 @@ def sweep(db: Database, *, now: datetime | None = None, offline_after_s: float) 
                     by_reason.setdefault(reason, []).append(task)
         released = 0
         jobs: set[str] = set()
-        fence = moment + timedelta(seconds=FENCE_S)
+        fence = moment + timedelta(seconds=fence_s)
         for reason, tasks in by_reason.items():
             # a dialer still online may still be sending these until its next report is refused
             dialing = {

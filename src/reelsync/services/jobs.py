@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
+from reelsync.config import DEFAULT_FENCE_S
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
@@ -33,7 +34,6 @@ from reelsync.domain.ids import new_entity_id
 from reelsync.domain.jobspec import parse_job_spec
 from reelsync.domain.records import Actor, Job, Page, ServerStatus
 from reelsync.domain.status import (
-    FENCE_S,
     JOB_ACTIVE,
     JOB_FINISHED,
     JobStatus,
@@ -467,11 +467,12 @@ def _requeue_failed(session: Session, job: m.Job) -> None:
     )
 
 
-def _release_in_flight(session: Session, job: m.Job) -> None:
+def _release_in_flight(session: Session, job: m.Job, fence_s: float) -> None:
     """Drop the leases of the job's tasks in flight (back to queued): their agents are told to
     stop at their next report (reelsync.scheduler refuses reports without a lease). A task whose
-    dialing agent is online keeps its transfer id and is fenced (``not_before``, FENCE_S) until
-    that agent reports the transfer stopped, so a resume does not lease it again meanwhile."""
+    dialing agent is online keeps its transfer id and is fenced (``not_before``, ``fence_s``
+    ahead) until that agent reports the transfer stopped, so a resume does not lease it again
+    meanwhile."""
     now = utcnow()
     in_flight = (m.Task.job_id == job.id) & m.Task.status.in_(
         [TaskStatus.BOOTING.value, TaskStatus.EXECUTING.value]
@@ -488,7 +489,7 @@ def _release_in_flight(session: Session, job: m.Job) -> None:
     session.execute(
         update(m.Task)
         .where(in_flight, m.Task.server_id.in_(online))
-        .values(**released, not_before=now + timedelta(seconds=FENCE_S))
+        .values(**released, not_before=now + timedelta(seconds=fence_s))
     )
     session.execute(update(m.Task).where(in_flight).values(**released, transfer_id=None))
 
@@ -508,13 +509,17 @@ def _due_now(session: Session, job: m.Job) -> None:
     )
 
 
-def set_job_status(session: Session, job: m.Job, target: JobStatus) -> None:
-    """Apply a user's status write to ``job`` (in ``session``), with its effect on the tasks."""
+def set_job_status(
+    session: Session, job: m.Job, target: JobStatus, *, fence_s: float = DEFAULT_FENCE_S
+) -> None:
+    """Apply a user's status write to ``job`` (in ``session``), with its effect on the tasks;
+    ``fence_s``: the server's fence (:class:`reelsync.config.ServerConfig`) for the files a pause
+    or an abort takes back from a transfer still running."""
     current = JobStatus(job.status)
     check_job_transition(current, target)
     now = utcnow()
     if target is JobStatus.PAUSED:
-        _release_in_flight(session, job)
+        _release_in_flight(session, job, fence_s)
         job.status = target.value
         refresh_job(session, job)
     elif target is JobStatus.WAITING:
@@ -523,7 +528,7 @@ def set_job_status(session: Session, job: m.Job, target: JobStatus) -> None:
         job.status = target.value
         refresh_job(session, job)
     elif target is JobStatus.ABORTED:
-        _release_in_flight(session, job)
+        _release_in_flight(session, job, fence_s)
         job.status = target.value
         job.finished = now
         job.speed = 0.0
@@ -557,7 +562,9 @@ def update_job(
     queue: str | None = None,
     settings: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    fence_s: float = DEFAULT_FENCE_S,
 ) -> Job:
+    """Change a job; a status write as :func:`set_job_status` (``fence_s``: the server's)."""
     with db.session() as session:
         job = get_job_row(session, actor, job_id, lock=True)
         if name is not None:
@@ -576,16 +583,19 @@ def update_job(
             job.settings = {str(k): str(v) for k, v in settings.items()}
         if status is not None:
             target = status if isinstance(status, JobStatus) else parse_job_status(status)
-            set_job_status(session, job, target)
+            set_job_status(session, job, target, fence_s=fence_s)
         job.modified = utcnow()
         job.modifier_id = actor.user_id
         return job_record(session, job)
 
 
-def delete_user_and_jobs(db: Database, actor: Actor, ref: str) -> list[str]:
-    """Delete a user as accsyn does (admin): their unfinished jobs are aborted, all their jobs
-    pass to the deleting admin (so their history stays), and an audit event records the user,
-    the jobs and which were aborted. Returns the ids of the aborted jobs."""
+def delete_user_and_jobs(
+    db: Database, actor: Actor, ref: str, *, fence_s: float = DEFAULT_FENCE_S
+) -> list[str]:
+    """Delete a user as accsyn does (admin): their unfinished jobs are aborted (``fence_s``: the
+    server's fence), all their jobs pass to the deleting admin (so their history stays), and an
+    audit event records the user, the jobs and which were aborted. Returns the ids of the aborted
+    jobs."""
     require_admin(actor, "delete users")
     with db.session() as session:
         user = users.get_user_row(session, ref)
@@ -597,7 +607,7 @@ def delete_user_and_jobs(db: Database, actor: Actor, ref: str) -> list[str]:
         aborted: list[str] = []
         for job in rows:
             if JobStatus(job.status) not in ENDED:
-                set_job_status(session, job, JobStatus.ABORTED)
+                set_job_status(session, job, JobStatus.ABORTED, fence_s=fence_s)
                 aborted.append(job.id)
             job.user_id = actor.user_id
             job.modifier_id = actor.user_id

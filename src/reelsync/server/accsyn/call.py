@@ -3,7 +3,8 @@
 Rules: the caller is authenticated for every event (e-mail + reelsync API key, through the same
 service the native API uses); handlers get a :class:`Call` and call the services with
 ``call.db``/``call.actor``; the request's ``Idempotency-Key`` header, when a client sends one
-(the official client does not), is ``call.idempotency_key``; a handler that needs the files of a
+(the official client does not), is ``call.idempotency_key``; ``call.fence_s`` is the server's
+fence for a pause or an abort (``ServerConfig.fence_s``); a handler that needs the files of a
 volume returns a :class:`PendingFileOp`, which the router hands to the FileOperator outside the
 thread pool.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reelsync.config import DEFAULT_FENCE_S
 from reelsync.db import Database
 from reelsync.domain.fileops import FileRequest
 from reelsync.domain.records import Actor
@@ -46,6 +48,7 @@ class Call:
     submit_hook: PreSubmit | None = None
     list_files: FileLister | None = None
     idempotency_key: str | None = None
+    fence_s: float = DEFAULT_FENCE_S
 
     @property
     def data(self) -> dict[str, Any]:
@@ -86,6 +89,7 @@ class Backend:
         submit_hook: PreSubmit | None = None,
         list_files: FileLister | None = None,
         idempotency_key: str | None = None,
+        fence_s: float = DEFAULT_FENCE_S,
     ) -> Any:
         actor = self.authenticate(credentials)
         call = Call(
@@ -99,5 +103,6 @@ class Backend:
             submit_hook,
             list_files,
             idempotency_key,
+            fence_s,
         )
         return handler(call)

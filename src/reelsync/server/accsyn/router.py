@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from reelsync.config import DEFAULT_FENCE_S, ServerConfig
 from reelsync.db import Database
 from reelsync.domain.fileops import FileOperator, FileRequest, NoAgentFileOperator
 from reelsync.errors import AuthenticationError, InternalError, ReelsyncError, ValidationError
@@ -174,6 +175,8 @@ def build_router(
 
             hook = getattr(request.app.state, "submit_hook", None)
             key = request.headers.get("idempotency-key")  # a job or task create sent once
+            config = getattr(request.app.state, "config", None)  # create_app puts it there
+            fence_s = config.fence_s if isinstance(config, ServerConfig) else DEFAULT_FENCE_S
 
             def run() -> Any:  # in a worker thread: the event and its answer's encoding
                 done = backend.run(
@@ -186,6 +189,7 @@ def build_router(
                     hook,
                     list_files,
                     key,
+                    fence_s,
                 )
                 return done if isinstance(done, PendingFileOp) else _result_body(done)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 
 from reelsync import scheduler
-from reelsync.config import ServerConfig
+from reelsync.config import DEFAULT_FENCE_S, ServerConfig
 from reelsync.db import Database
 from reelsync.pki import CA_CERT_FILE, RequestVerifier, TicketSigner, read_pem
 from reelsync.server.agentapi.presence import Presence
@@ -37,6 +37,7 @@ class AgentHub:
     sweep_interval_s: float = 5.0
     ticket_ttl_s: float = 3600.0
     signature_window_s: float = 120.0
+    fence_s: float = DEFAULT_FENCE_S  # ServerConfig.fence_s: reports and the sweep fence with it
     stopping: bool = field(default=False)
     presence: Presence | None = None
     background: bool = True  # this process runs the sweep (one worker of several does)
@@ -81,6 +82,7 @@ class AgentHub:
             offline_after_s=offline,
             heartbeat_s=beat,
             sweep_interval_s=beat,
+            fence_s=config.fence_s,
             presence=Presence(lost),
         )
 

@@ -256,7 +256,10 @@ def build_router(hub: AgentHub) -> APIRouter:
         app.state.stop_hooks = [*getattr(app.state, "stop_hooks", []), hub.stop]
         app.state.file_operator = hub.relay  # the native file routes use it too
         sweeper = scheduler.Sweeper(
-            database, offline_after_s=hub.offline_after_s, interval_s=hub.sweep_interval_s
+            database,
+            offline_after_s=hub.offline_after_s,
+            interval_s=hub.sweep_interval_s,
+            fence_s=hub.fence_s,
         )
         async with contextlib.AsyncExitStack() as stack:
             if hub.background:  # one worker of several sweeps
@@ -473,7 +476,14 @@ def build_router(hub: AgentHub) -> APIRouter:
         ]
         stopped = [t for t in body.stopped if 0 < len(t) <= 64]
         outcome = await run_in_threadpool(
-            functools.partial(scheduler.apply_reports, database, agent.id, reports, stopped=stopped)
+            functools.partial(
+                scheduler.apply_reports,
+                database,
+                agent.id,
+                reports,
+                stopped=stopped,
+                fence_s=hub.fence_s,
+            )
         )
         if stopped or any(r.status != "executing" for r in reports):
             hub.wake_all()  # slots were freed: parked long-polls take the next work at once

@@ -13,7 +13,12 @@ from reelsync.domain.records import Job, Task
 from reelsync.domain.status import JobStatus
 from reelsync.errors import ValidationError
 from reelsync.server.api_v1.schemas import ItemList, JobUpdate, TaskAppend, TaskEdit, page_of
-from reelsync.server.dependencies import CurrentActor, DatabaseDep, SubmitHookDep
+from reelsync.server.dependencies import (
+    CurrentActor,
+    DatabaseDep,
+    ServerConfigDep,
+    SubmitHookDep,
+)
 from reelsync.server.jobbell import TICK_S, JobBell
 from reelsync.services import jobs, tasks
 
@@ -125,7 +130,9 @@ def _moment(text: str) -> datetime | None:
 
 
 @router.patch("/{job_id}")
-def update_job(job_id: str, body: JobUpdate, db: DatabaseDep, actor: CurrentActor) -> Job:
+def update_job(
+    job_id: str, body: JobUpdate, db: DatabaseDep, actor: CurrentActor, config: ServerConfigDep
+) -> Job:
     return jobs.update_job(
         db,
         actor,
@@ -135,6 +142,7 @@ def update_job(job_id: str, body: JobUpdate, db: DatabaseDep, actor: CurrentActo
         queue=body.queue,
         settings=body.settings,
         metadata=body.metadata,
+        fence_s=config.fence_s,
     )
 
 

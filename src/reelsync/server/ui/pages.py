@@ -20,7 +20,7 @@ from reelsync.db import Database
 from reelsync.domain.records import Actor, Job
 from reelsync.domain.status import JOB_ACTIVE, JobStatus
 from reelsync.errors import AuthenticationError, NotFoundError, ValidationError
-from reelsync.server.dependencies import DatabaseDep
+from reelsync.server.dependencies import DatabaseDep, ServerConfigDep
 from reelsync.server.ui.guard import (
     LOGIN_PATH,
     UI_PREFIX,
@@ -259,9 +259,11 @@ def job_action(
     db: DatabaseDep,
     session: SessionDep,
     form: FormDep,
+    config: ServerConfigDep,
 ) -> Response:
     check_csrf(request, session, form)
     if action not in ACTIONS:
         raise NotFoundError(f"no job action {action!r}")
-    job = jobs.update_job(db, session.actor, job_id, status=ACTIONS[action].target)
+    target = ACTIONS[action].target
+    job = jobs.update_job(db, session.actor, job_id, status=target, fence_s=config.fence_s)
     return RedirectResponse(f"{UI_PREFIX}/jobs/{job.id}", 303)

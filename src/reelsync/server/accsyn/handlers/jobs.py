@@ -211,6 +211,7 @@ def edit(call: Call) -> list[dict[str, Any]]:
         name=text_field(data, "name") or text_field(data, "code"),
         queue=queue,
         metadata=data.get("metadata"),
+        fence_s=call.fence_s,
     )
     return [job_record(job, parties(call))]
 

@@ -102,7 +102,7 @@ def edit(call: Call) -> list[dict[str, Any]]:
 @route("DELETE", _KINDS, "delete")
 def delete(call: Call) -> bool:
     """As in accsyn, a user with jobs is deleted too: their jobs are aborted and handed over."""
-    jobs.delete_user_and_jobs(call.db, call.actor, target(call))
+    jobs.delete_user_and_jobs(call.db, call.actor, target(call), fence_s=call.fence_s)
     return True
 
 
