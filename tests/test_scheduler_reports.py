@@ -272,6 +272,40 @@ def test_a_report_from_a_held_job_fences_its_files_for_the_fence_given(world: Wo
     assert abs((row.not_before - t0).total_seconds() - FENCE) < 1e-3
 
 
+@pytest.mark.parametrize(
+    ("error", "error_code", "busy"),
+    [
+        # a dialer older than error codes in reports pushing to a newer receiver: the receiver's
+        # path_busy reaches it as an unknown code, reported as "error: <message>", not retryable
+        ("error: proj:a is being written by another transfer", None, True),
+        ("error: proj:a was changed by another transfer since it was planned", None, True),
+        ("path_busy: proj:a is being written by another transfer", None, True),
+        # the code, when sent, decides
+        ("permission_denied: proj:a is being written by another transfer", "permission_denied",
+         False),
+        # a folder's message names at most three of its failures: not recognised (a try)
+        ("error: 2 of 5 files failed: a: proj:f/a is being written by another transfer; "
+         "b: proj:f/b: no space left", None, False),
+        ("error: no space left on device", None, False),
+    ],
+)  # fmt: skip
+def test_a_busy_destination_reported_without_its_code_is_known_by_its_message(
+    world: World, error: str, error_code: str | None, busy: bool
+) -> None:
+    world.setting("job_max_retries", 0)
+    sender = world.agent("hq", dialable=False)
+    world.agent("london")
+    job = world.job(1)
+    now = utcnow()
+    [grant] = claim_transfers(world.db, sender, now=now)
+    report = TaskReport(
+        grant.files[0].task_id, "failed", 0, error=error, retryable=False, error_code=error_code
+    )
+    apply_reports(world.db, sender, [report], now=now)
+    [row] = world.tasks(job.id)
+    assert (row.status, row.tries) == (("queued", 0) if busy else ("failed", 1))
+
+
 def test_expired_lease_goes_to_another_agent_without_counting_a_try(world: World) -> None:
     hq1 = world.agent("hq", dialable=False)
     hq2 = world.agent("hq", dialable=False)

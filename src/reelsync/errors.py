@@ -210,6 +210,13 @@ class PathBusyError(RetryableError):
 
     code = "path_busy"
     http_status = 409
+    #: How the receiver's messages end (``<where> is being written by another transfer``): the
+    #: control plane knows a busy file by them when a dialer reports it without its code (an
+    #: agent older than codes in reports, pushing to a newer receiver). Keep them as they are.
+    ENDINGS: ClassVar[tuple[str, ...]] = (
+        "is being written by another transfer",
+        "was changed by another transfer since it was planned",
+    )
 
 
 class UnavailableError(RetryableError):

@@ -121,7 +121,7 @@ def _still_named(fd: int, folder_fd: int, part: str) -> os.stat_result | None:
 
 def _busy(where: str) -> PathBusyError:
     return PathBusyError(
-        f"{where} is being written by another transfer",
+        f"{where} {PathBusyError.ENDINGS[0]}",
         hint="it is tried again once that transfer ends",
     )
 
@@ -453,7 +453,7 @@ class PartFile:
                 if any(records.get(i) != checksum for i, checksum in expect.items()):
                     self.close()
                     raise PathBusyError(
-                        f"{self.where} was changed by another transfer since it was planned",
+                        f"{self.where} {PathBusyError.ENDINGS[1]}",
                         hint="it is tried again, resuming from what is there",
                     )
             if (self.journal is None or not self.journal.records) and held_size:

@@ -20,7 +20,8 @@ Rules:
   (job > queue > workspace) => ``queued`` again, due after an exponential backoff
   (``job_retry_delay_s`` x 2^(tries-1)); else ``failed`` for good. A ``path_busy`` failure
   (another transfer still holds the destination's part file) is no try of this file:
-  ``queued`` again after the current backoff, ``tries`` unchanged, however long that takes.
+  ``queued`` again after the current backoff, ``tries`` unchanged, however long that takes; a
+  report without an error code (an older agent) is known as busy by the receiver's message.
 - Then each touched job is recomputed (:func:`reelsync.services.rollup.refresh_job`; a progress-only
   report just adds bytes) with its speed (a moving average of bytes/s between reports, sampled at
   most once a second) and ``etr`` (seconds remaining at that speed). A job reaching done or failed
@@ -212,8 +213,19 @@ def _done(task: m.Task, report: TaskReport, now: datetime) -> None:
     task.modified = now
 
 
+def _is_busy(report: TaskReport) -> bool:
+    """``path_busy`` (another transfer is writing the file at the receiver): by the report's
+    error code; from an agent that sends none (older than codes in reports, so older than
+    part-file claims: a dialer pushing to a newer receiver, which reports the receiver's error
+    as ``error: <message>``, not retryable) by how the receiver's message ends."""
+    if report.error_code is not None:
+        return report.error_code == PathBusyError.code
+    text = (report.error or "").rstrip()
+    return text.startswith(f"{PathBusyError.code}:") or text.endswith(PathBusyError.ENDINGS)
+
+
 def _failed(task: m.Task, report: TaskReport, policy: RetryPolicy, now: datetime) -> None:
-    busy = report.error_code == PathBusyError.code  # another transfer is writing it: no try
+    busy = _is_busy(report)  # another transfer is writing it: no try
     if not busy:
         task.tries += 1
     task.last_error = (report.error or "transfer failed")[:MAX_ERROR_CHARS]
