@@ -2,19 +2,19 @@
 
 Rules: one :class:`Sweeper` per control-plane process (several processes on one database are fine);
 the sweep runs in a worker thread so the event loop keeps serving; a failing sweep (database down)
-is logged and retried at the next tick, never ends the loop; ``stop()`` waits for the running sweep.
+is logged and retried at the next tick, never ends the loop; ``stop()`` waits for the running sweep
+(:class:`~reelsync.scheduler.periodic.PeriodicPass`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from types import TracebackType
 
 from reelsync.config import DEFAULT_FENCE_S
 from reelsync.db import Database
-from reelsync.errors import ReelsyncError
+from reelsync.scheduler.periodic import PeriodicPass
 from reelsync.scheduler.sweep import sweep
 
 __all__ = ["DEFAULT_INTERVAL_S", "Sweeper"]
@@ -34,41 +34,32 @@ class Sweeper:
     ) -> None:
         self._db = db
         self.offline_after_s = offline_after_s
-        self.fence_s = fence_s
         self.interval_s = interval_s
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.fence_s = fence_s
+        self._loop = PeriodicPass(
+            self._sweep,
+            interval_s=lambda: self.interval_s,
+            name="reelsync-sweeper",
+            what="sweep",
+            log=_log,
+        )
 
     async def start(self) -> None:
-        if self._task is None:
-            self._stop.clear()
-            self._task = asyncio.create_task(self._run(), name="reelsync-sweeper")
+        await self._loop.start()
 
     async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                result = await asyncio.to_thread(
-                    sweep, self._db, offline_after_s=self.offline_after_s, fence_s=self.fence_s
-                )
-                if result.offline or result.released:
-                    _log.info(
-                        "sweep: %d agent(s) offline, %d task(s) back to the queue",
-                        len(result.offline),
-                        result.released,
-                    )
-            except ReelsyncError as exc:
-                _log.warning("sweep failed: %s", exc)
-            except Exception:
-                _log.exception("sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
+    async def _sweep(self) -> None:
+        result = await asyncio.to_thread(
+            sweep, self._db, offline_after_s=self.offline_after_s, fence_s=self.fence_s
+        )
+        if result.offline or result.released:
+            _log.info(
+                "sweep: %d agent(s) offline, %d task(s) back to the queue",
+                len(result.offline),
+                result.released,
+            )
 
     async def __aenter__(self) -> Sweeper:
         await self.start()
