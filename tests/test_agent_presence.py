@@ -16,11 +16,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from reelsync.client import Session
 from reelsync.errors import NotFoundError
-from support.agents import add_london_and_projects, running_agent, start_agent, wait_until
+from support.agents import (
+    RunningAgent,
+    add_london_and_projects,
+    running_agent,
+    start_agent,
+    wait_until,
+)
 from support.servers import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -233,16 +241,41 @@ def test_a_restarted_agent_gives_back_its_leases_at_once(studio: Studio, tmp_pat
     assert not list((roots["london"] / studio.folder).rglob("*.reelsync-part"))
 
 
-def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
-    studio: Studio, tmp_path: Path
-) -> None:
-    server, roots = studio.server, studio.roots
+@dataclass
+class _Pausable:
+    """What the pause tests share: a job of 16 files of 1 MiB at hq for london, one transfer
+    (``transfer_batch_files`` 16) from an hq agent limited to 2 MiB/s (a file lands every half
+    second), both agents online, submitted."""
+
+    admin: Session
+    job: dict[str, Any]
+    hq: RunningAgent
+    made: list[str]
+    published: Callable[[], int]  # how many of its files are at london
+
+    def to_the_end(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The job once done or failed, and its tasks."""
+        final = wait_until(
+            lambda: (
+                (j := self.admin.get_entity("job", self.job["id"]))["status"] in ("done", "failed")
+                and j
+            ),
+            90,  # far below the fence of the resume test: only a stop report lets files go there
+            "the job to finish",
+        )
+        return final, self.admin.tasks(self.job["id"])
+
+
+@contextlib.contextmanager
+def _pausable_job(
+    server: RunningServer, roots: dict[str, Path], tmp_path: Path, folder: str, name: str
+) -> Iterator[_Pausable]:
     with server.session() as admin:
         admin.request(
             "PUT", "/settings", json_body={"scope": "workspace", "key": "transfer_batch_files",
                                            "value": "16"},
         )  # fmt: skip
-    made = _files(roots["hq"], 16, 1 << 20, studio.folder)
+    made = _files(roots["hq"], 16, 1 << 20, folder)
     slow = ["--bandwidth-limit", "2"]  # MiB/s: a file lands every half second
     published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
     with (
@@ -252,30 +285,39 @@ def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
         hq.wait_online()
         london.wait_online()
         with server.session() as admin:
-            job = admin.submit_job(_job(made, "pause"))
-            wait_until(lambda: published() >= 2, 60, "two files at london")
-            admin.update("job", job["id"], {"status": "paused"})
-            wait_until(lambda: "revoked by the control plane" in hq.log(), 15, "the stop")
-            held = _settled(published)
-            landed = {
-                rel: (roots["london"] / rel).stat().st_ino
-                for rel in made
-                if (roots["london"] / rel).is_file()
-            }
-            time.sleep(3.0)  # at 2 MiB/s, six more files would have landed
-            assert published() == held, "files kept moving after the pause"
-            assert held < len(made)
-            paused = admin.get_entity("job", job["id"])
-            assert paused["status"] == "paused"
-            admin.update("job", job["id"], {"status": "waiting"})  # resume
-            final = wait_until(
-                lambda: (
-                    (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j
-                ),
-                90,
-                "the job to finish",
-            )
-            tasks = admin.tasks(job["id"])
+            job = admin.submit_job(_job(made, name))
+            yield _Pausable(admin, job, hq, made, published)
+
+
+def _check_sent_whole(roots: dict[str, Path], made: list[str], folder: str) -> None:
+    """Every file at london as at hq, no part file left."""
+    for rel in made:
+        assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
+    assert not list((roots["london"] / folder).rglob("*.reelsync-part"))
+
+
+def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
+    studio: Studio, tmp_path: Path
+) -> None:
+    roots = studio.roots
+    with _pausable_job(studio.server, roots, tmp_path, studio.folder, "pause") as run:
+        admin, job, hq, made, published = run.admin, run.job, run.hq, run.made, run.published
+        wait_until(lambda: published() >= 2, 60, "two files at london")
+        admin.update("job", job["id"], {"status": "paused"})
+        wait_until(lambda: "revoked by the control plane" in hq.log(), 15, "the stop")
+        held = _settled(published)
+        landed = {
+            rel: (roots["london"] / rel).stat().st_ino
+            for rel in made
+            if (roots["london"] / rel).is_file()
+        }
+        time.sleep(3.0)  # at 2 MiB/s, six more files would have landed
+        assert published() == held, "files kept moving after the pause"
+        assert held < len(made)
+        paused = admin.get_entity("job", job["id"])
+        assert paused["status"] == "paused"
+        admin.update("job", job["id"], {"status": "waiting"})  # resume
+        final, tasks = run.to_the_end()
     assert final["status"] == "done", final
     assert {t["tries"] for t in tasks} == {0}, tasks
     assert {t["dispatches"] for t in tasks} <= {1, 2}, tasks
@@ -286,9 +328,7 @@ def test_pause_stops_the_files_in_flight_and_resume_sends_them_once(
     pushed = [int(n) for n in _PUSH.findall(hq.log())]
     assert pushed[0] == len(made), pushed
     assert sum(pushed[1:]) >= len(made) - held, (pushed, held)
-    for rel in made:
-        assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
-    assert not list((roots["london"] / studio.folder).rglob("*.reelsync-part"))
+    _check_sent_whole(roots, made, studio.folder)
 
 
 _LOGGED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?transfer (\S+): (push|stopped)",
@@ -305,33 +345,12 @@ def test_a_resume_right_after_a_pause_waits_for_the_old_transfer_to_stop(
     finishing at all shows the stop report, not the fence, let the files go."""
     server = server_factory(env={"REELSYNC_FENCE_S": "600"})
     roots = _roots(server, tmp_path)
-    with server.session() as admin:
-        admin.request(
-            "PUT", "/settings", json_body={"scope": "workspace", "key": "transfer_batch_files",
-                                           "value": "16"},
-        )  # fmt: skip
-    made = _files(roots["hq"], 16, 1 << 20)
-    slow = ["--bandwidth-limit", "2"]  # MiB/s: a file lands every half second
-    published = lambda: sum((roots["london"] / rel).is_file() for rel in made)  # noqa: E731
-    with (
-        running_agent(server, "hq", tmp_path / "hq", enroll_extra=slow) as hq,
-        running_agent(server, "london", tmp_path / "ldn") as london,
-    ):
-        hq.wait_online()
-        london.wait_online()
-        with server.session() as admin:
-            job = admin.submit_job(_job(made, "pause-resume"))
-            wait_until(lambda: published() >= 1, 60, "a file at london")
-            admin.update("job", job["id"], {"status": "paused"})
-            admin.update("job", job["id"], {"status": "waiting"})  # resume, at once
-            final = wait_until(
-                lambda: (
-                    (j := admin.get_entity("job", job["id"]))["status"] in ("done", "failed") and j
-                ),
-                90,  # far below the fence: only the stop report can have let the files go
-                "the job to finish",
-            )
-            tasks = admin.tasks(job["id"])
+    with _pausable_job(server, roots, tmp_path, "", "pause-resume") as run:
+        admin, job, hq, made, published = run.admin, run.job, run.hq, run.made, run.published
+        wait_until(lambda: published() >= 1, 60, "a file at london")
+        admin.update("job", job["id"], {"status": "paused"})
+        admin.update("job", job["id"], {"status": "waiting"})  # resume, at once
+        final, tasks = run.to_the_end()
     assert final["status"] == "done", final
     assert {t["tries"] for t in tasks} == {0}, tasks
     events = _LOGGED.findall(hq.log())
@@ -344,9 +363,7 @@ def test_a_resume_right_after_a_pause_waits_for_the_old_transfer_to_stop(
     assert later, events  # the rest went in a new transfer
     # no new transfer began while the first still ran
     assert all(events.index(e) > after for e in later), events
-    for rel in made:
-        assert _digest(roots["london"] / rel) == _digest(roots["hq"] / rel), rel
-    assert not list(roots["london"].rglob("*.reelsync-part"))
+    _check_sent_whole(roots, made, "")
 
 
 def test_a_dialer_cut_off_from_the_control_plane_stops_before_its_lease_ends(
