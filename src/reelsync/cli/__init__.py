@@ -8,7 +8,9 @@ from __future__ import annotations
 import atexit
 import gc
 import importlib
+import os
 import sys
+import threading
 from typing import Any
 
 import click
@@ -22,6 +24,13 @@ __all__ = ["cli", "main"]
 
 #: Whether :func:`main` paused the cyclic collector for start-up (not yet resumed).
 _gc_paused = False
+
+#: Sub-commands whose process, once the command returned (whatever its exit code), ends without
+#: the interpreter's teardown (:func:`_quick_exit`): clients holding no file open for writing.
+_QUICK_EXIT = frozenset({"sync"})
+
+#: The sub-command this process runs (set by the root group's callback).
+_invoked: str | None = None
 
 
 def _resume_gc() -> None:
@@ -81,7 +90,9 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, ca_file: str | None, insecure: bool) -> None:
     """reelsync: move production assets between hq and remote sites."""
+    global _invoked
     _resume_gc()  # the sub-command is imported (click resolves it before this callback runs)
+    _invoked = ctx.invoked_subcommand
     conn = ctx.ensure_object(Connection)
     conn.url, conn.ca_file, conn.insecure = url, ca_file, insecure
 
@@ -90,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Usage mistakes are one line too (with the --help to read).
     Start-up (the sub-command's imports, a third of a short command's life) runs without the
     cyclic collector, which has nothing to find there, and the interpreter's last collection at
-    exit need not walk the whole heap either: the process is ending."""
+    exit need not walk the whole heap either: the process is ending. A process of its own
+    (``argv`` None: the console script, ``python -m reelsync``) whose command is in
+    ``_QUICK_EXIT`` returned skips the interpreter's teardown too."""
     global _gc_paused
     if gc.isenabled():
         _gc_paused = True
@@ -116,4 +129,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     finally:
         _resume_gc()  # when the command ended before its callback (--help, a usage error)
-    sys.exit(result if isinstance(result, int) else 0)
+    code = result if isinstance(result, int) else 0
+    if argv is None and _invoked in _QUICK_EXIT:
+        _quick_exit(code)
+    sys.exit(code)
+
+
+def _quick_exit(code: int) -> None:
+    """End a process whose command is done without the interpreter's teardown (freeing every
+    module and object one by one: ~15 ms of a no-op ``sync --wait``, after its last request): the
+    exit functions run and the output is flushed first, as the interpreter would. Only when no
+    other thread is left (the interpreter would wait for it); otherwise returns."""
+    if threading.active_count() != 1:
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: let the interpreter say so and set the code
+        return
+    os._exit(code)

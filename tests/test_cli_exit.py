@@ -1,0 +1,44 @@
+"""How a ``reelsync`` process ends: a client command that succeeded ends without the
+interpreter's teardown (``reelsync.cli._quick_exit``), its output flushed and its exit functions
+run first; with another thread still alive it ends the ordinary way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _run(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_quick_exit_flushes_output_and_runs_exit_functions() -> None:
+    done = _run(
+        "import atexit, sys\n"
+        "from reelsync import cli\n"
+        "atexit.register(lambda: print('exit function ran', file=sys.stderr))\n"
+        "sys.stdout.write('all files synced')  # no newline: still buffered\n"
+        "cli._quick_exit(3)\n"
+        "print('not reached')\n"
+    )
+    assert done.returncode == 3
+    assert done.stdout == "all files synced"
+    assert done.stderr == "exit function ran\n"
+
+
+def test_quick_exit_leaves_a_process_with_another_thread_to_the_interpreter() -> None:
+    done = _run(
+        "import sys, threading\n"
+        "from reelsync import cli\n"
+        "go = threading.Event()\n"
+        "worker = threading.Thread(target=lambda: (go.wait(), print('worker done')))\n"
+        "worker.start()\n"
+        "cli._quick_exit(3)\n"
+        "print('returned')\n"
+        "go.set()\n"
+        "sys.exit(4)\n"
+    )
+    assert done.returncode == 4
+    assert done.stdout == "returned\nworker done\n"
