@@ -19,6 +19,12 @@ from reelsync import __version__
 from reelsync.cli.connection import Connection
 from reelsync.errors import ReelsyncError
 
+# ``import httpx`` also imports httpx's own command-line tool (``httpx._main``: pygments,
+# rich.syntax, ~10 ms of a command's start) when click and rich are installed. reelsync never
+# runs it: its import is declined before a command imports httpx (which then defines a stand-in
+# ``httpx.main``).
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 __all__ = ["cli", "main"]
 
 
