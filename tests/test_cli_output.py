@@ -13,8 +13,8 @@ from reelsync.cli.output import cell, print_rows
 from reelsync.domain.units import duration_text, rate_text, size_text
 from reelsync.notify.summary import format_bytes
 from reelsync.server.ui.formats import size, speed
+from reelsync.sync.bars import job_bars
 from reelsync.sync.quantities import human_size, human_speed
-from reelsync.sync.watch import _progress
 
 JOB = {
     "id": "ec4799c16aa614aa2b3c4d5e",
@@ -69,7 +69,7 @@ def test_iso_times_read_in_utc_and_other_text_is_left_alone() -> None:
 def test_progress_bars_fit_80_columns() -> None:
     buffer = io.StringIO()
     console = Console(file=buffer, width=80, force_terminal=True, color_system=None)
-    with _progress(console) as bars:
+    with job_bars(console) as bars:
         one = bars.add_task(
             "proj001 download london 2026-11-27",
             total=24_000_000,

@@ -8,11 +8,9 @@ re-queues its failed tasks), abort stops it for good."""
 from __future__ import annotations
 
 import json
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from reelsync.cli.connection import pass_session
 from reelsync.cli.crud import json_option, wait_options
@@ -23,6 +21,9 @@ from reelsync.errors import InvalidTransitionError, TransferError, ValidationErr
 from reelsync.sync.jobview import JobView, find_job, job_view
 from reelsync.sync.quantities import human_duration, human_size, human_speed
 from reelsync.sync.watch import watch_jobs
+
+if TYPE_CHECKING:  # rich loads when a job is printed
+    from rich.console import Console
 
 __all__ = ["job"]
 
@@ -136,13 +137,17 @@ def submit_cmd(
     if view.status == "done":
         return
     if not as_json:
-        print_job(view, Console(stderr=True, soft_wrap=True, highlight=False))
+        print_job(view, stderr=True)
     raise TransferError(f"job {view.name!r} ended {view.status}")
 
 
-def print_job(view: JobView, console: Console | None = None) -> None:
-    """The job as a person reads it: one table, then its failed tasks."""
-    console = console or Console(soft_wrap=True, highlight=False)
+def print_job(view: JobView, console: Console | None = None, *, stderr: bool = False) -> None:
+    """The job as a person reads it: one table, then its failed tasks (on ``console``, else
+    stdout, or stderr with ``stderr``)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(stderr=stderr, soft_wrap=True, highlight=False)
     table = Table(title=f"job {view.name}", title_justify="left", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")

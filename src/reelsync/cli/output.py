@@ -11,11 +11,12 @@ import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:  # rich loads when a table is printed, not with every command
+    from rich.console import Console
 
 __all__ = ["cell", "echo_json", "print_entity", "print_rows", "print_table", "say"]
 
@@ -28,6 +29,8 @@ _WHOLE = frozenset(
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stdout, soft_wrap=True, highlight=False)
 
 
@@ -102,6 +105,8 @@ def print_rows(
         for i, col in enumerate(columns)
     ]
     if sum(least) + len(columns) <= console.width:  # one space after each column
+        from rich.table import Table
+
         widths = _share(least, [max(len(col), *(len(r[i]) for r in rows)) for i, col in
                                 enumerate(columns)], console.width - len(columns))  # fmt: skip
         table = Table(
@@ -131,6 +136,8 @@ def print_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], title
 
 
 def print_entity(entity: Mapping[str, Any], title: str) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")

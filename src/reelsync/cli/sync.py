@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import click
-from rich.console import Console
 
 from reelsync.cli.connection import pass_session
 from reelsync.cli.crud import json_option, wait_options
@@ -75,9 +74,8 @@ def sync(
             say("all files synced")
         return
     if not as_json:
-        console = Console(stderr=True, soft_wrap=True, highlight=False)
         for view in failed:
-            print_job(view, console)
+            print_job(view, stderr=True)
     raise TransferError("; ".join(_failure_line(v) for v in failed))
 
 

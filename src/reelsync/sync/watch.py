@@ -3,71 +3,24 @@ only reads, by long-poll (``GET /jobs/{id}?wait=&since=``: the server answers wh
 changed), not a timer; one bar per job (bytes when the size is known, else indeterminate) with
 status, and the server's speed and ETA while it runs (none when paused or queued); it returns the
 jobs' final views (with failed tasks) when every job has ended, or raises UnavailableError when
-``timeout_s`` passes first."""
+``timeout_s`` passes first. The bars (``reelsync.sync.bars``, rich) load only when drawn."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-)
-from rich.table import Column
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, cast
 
 from reelsync.client import Session
-from reelsync.domain.units import duration_text, rate_text, size_text
+from reelsync.domain.units import duration_text, rate_text
 from reelsync.errors import UnavailableError
 from reelsync.sync.jobview import JobView, job_view, view_of
 
+if TYPE_CHECKING:  # rich loads only when bars are drawn (reelsync.sync.bars)
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
 __all__ = ["watch_jobs"]
-
-
-class _Amount(ProgressColumn):
-    """``12.0 MiB/22.9 MiB`` in the one units convention; ``12.0 MiB`` when the size is unknown."""
-
-    def render(self, task: Task) -> Text:
-        done = size_text(task.completed)
-        return Text(f"{done}/{size_text(task.total)}" if task.total else done, no_wrap=True)
-
-
-class _Field(ProgressColumn):
-    """A field of the job's bar (the server's speed, the ETA): empty when not given."""
-
-    def __init__(self, name: str, table_column: Column | None = None) -> None:
-        super().__init__(table_column)
-        self.name = name
-
-    def render(self, task: Task) -> Text:
-        return Text(str(task.fields.get(self.name) or ""), no_wrap=True)
-
-
-def _progress(console: Console) -> Progress:
-    """One line per job that fits 80 columns: the name gives way (ellipsis), nothing wraps."""
-    fixed = Column(no_wrap=True)
-    return Progress(
-        TextColumn(
-            "[bold]{task.description}",
-            table_column=Column(no_wrap=True, overflow="ellipsis", min_width=12, ratio=1),
-        ),
-        BarColumn(bar_width=12),
-        TextColumn("{task.percentage:>5.1f}%", table_column=fixed),
-        _Amount(table_column=Column(no_wrap=True)),
-        _Field("speed", table_column=Column(no_wrap=True)),
-        _Field("eta", table_column=Column(no_wrap=True)),
-        TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True)),
-        console=console,
-        transient=False,
-        expand=True,
-    )
 
 
 def watch_jobs(
@@ -88,7 +41,6 @@ def watch_jobs(
     job's last view is returned as it is, saving a request per task status). ``known``: jobs the
     caller has just read (by id), e.g. after submitting: their first view is taken from there
     instead of being asked for again (one with no modified time is asked for)."""
-    console = console or Console(stderr=True)
     deadline = None if timeout_s is None else clock() + timeout_s
     bars: dict[str, TaskID] = {}
     known = known or {}
@@ -98,7 +50,7 @@ def watch_jobs(
         else job_view(session, job_id, with_tasks=False)
         for job_id in job_ids
     ]
-    with _progress(console) if show else _NoBars() as progress:
+    with _bars(console) if show else _NoBars() as progress:
         while True:
             for view in views:
                 total = float(view.size) if view.size else None
@@ -150,6 +102,12 @@ def _next(
     ]
 
 
+def _bars(console: Console | None) -> Progress:
+    from reelsync.sync.bars import job_bars
+
+    return job_bars(console)
+
+
 class _NoBars:
     """The Progress interface, drawing nothing (for --json and tests)."""
 
@@ -160,7 +118,7 @@ class _NoBars:
         return None
 
     def add_task(self, description: str, **fields: object) -> TaskID:
-        return TaskID(0)
+        return cast("TaskID", 0)
 
     def update(self, task_id: TaskID, **fields: object) -> None:
         return None
