@@ -119,6 +119,16 @@ def test_verbs_round_trip(session: Session, fake: FakeServer) -> None:
     assert ("DELETE", "/api/v1/volumes/projects") in methods
 
 
+def test_a_started_request_answers_through_its_future(session: Session) -> None:
+    session.create("volume", {"code": "projects", "paths": {"hq": "/mnt"}})
+    sent = session.start("GET", "/volumes/projects")
+    assert session.get_entity("volume", "projects")["code"] == "projects"  # meanwhile
+    assert sent.result(timeout=30)["paths"] == {"hq": "/mnt"}
+    missing = session.start("GET", "/volumes/nope")
+    with pytest.raises(NotFoundError):
+        missing.result(timeout=30)
+
+
 def test_task_verbs_go_under_the_job(session: Session, fake: FakeServer) -> None:
     out = session.create("task", [{"source": "a", "destination": "b"}], "j1")
     assert out[0]["body"] == {"tasks": [{"source": "a", "destination": "b"}]}

@@ -5,6 +5,7 @@ file operations). Moving bytes is tested end to end with real agents elsewhere."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import date
@@ -20,6 +21,7 @@ from reelsync.agent.fileops import run_fileop
 from reelsync.cli import cli
 from reelsync.cli.connection import Connection
 from reelsync.client import Session
+from reelsync.config import ClientConfig
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.domain.fileops import FileOp, FileRequest
@@ -308,3 +310,63 @@ def test_cli_prints_the_job_and_errors_are_one_line(env: Any) -> None:
         assert bad.exit_code == 2
         assert bad.stderr.strip().splitlines() == [line]
     assert len(jobs_of(admin_session)) == 1
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """The app's transport, noting the API path of each request as it is sent."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.sent: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request.url.path.removeprefix("/api/v1"))
+        return await self.inner.handle_async_request(request)
+
+
+def test_the_first_path_is_sized_while_the_checks_are_made(env: Any) -> None:
+    """The source agent walks the first path while the caller, the queue, the agents and the
+    access are checked; ``meanwhile`` runs once they passed, before any other path is sized."""
+    transport, _admin, world, operator, _db = env
+    recording = RecordingTransport(transport)
+    at_meanwhile: list[list[str]] = []
+    config = ClientConfig(url=INPROC_URL, api_key=world.operator_key)
+    with Session(config, transport=recording) as op:
+        result = site_sync(
+            op,
+            [SHOT1, SHOT2],
+            "london",
+            today=DAY,
+            meanwhile=lambda: at_meanwhile.append(list(recording.sent)),
+        )
+    assert result.jobs[0].size == 2 * (5 * 1000 + len('{"colorspace": "ACES"}'))
+    [before] = at_meanwhile
+    assert before[:3] == ["/volumes/projects", "/sites", "/files/getsize"]
+    assert {"/me", "/queues", "/servers", "/acls"} <= set(before[3:])
+    assert "/files/getsize" not in before[3:]  # the second path: after the checks
+    assert [c.path for c in operator.calls] == [SHOT1, SHOT2]
+
+
+class HangingFileOperator:
+    """An agent that never answers a file operation."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def run(self, request: FileRequest) -> Any:
+        self.calls += 1
+        await asyncio.Event().wait()
+
+
+def test_a_failed_check_drops_the_sizing_already_sent(env: Any) -> None:
+    """The check's error is said at once, not after the walk (an agent that never answers)."""
+    transport, admin_session, world, _op, database = env
+    hanging = HangingFileOperator()
+    transport.app.state.file_operator = hanging
+    set_agents(database, "offline", site="london")
+    with inproc_session(transport, world.operator_key) as op, pytest.raises(UnavailableError) as e:
+        site_sync(op, [SHOT1], "london", today=DAY)
+    assert str(e.value).startswith("no agent is online at site london")
+    # sent (it may or may not have reached the agent yet) and dropped: nothing waited for it
+    assert hanging.calls <= 1
+    assert jobs_of(admin_session) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -54,10 +55,13 @@ class Session:
         return AsyncSession(config, transport=transport)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._start(coro).result()
+
+    def _start(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         if not self._thread.is_alive():
             coro.close()
             raise RuntimeError("this Session is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def __repr__(self) -> str:
         return f"Session(url={self.config.url!r}, api_user={self.config.api_user!r})"
@@ -88,6 +92,11 @@ class Session:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._run(self._core.request(method, path, **kwargs))
+
+    def start(self, method: str, path: str, **kwargs: Any) -> Future[Any]:
+        """Send :meth:`request` without waiting for its answer (the future's result); meanwhile
+        other calls go on their own connection. Cancelling the future drops the request."""
+        return self._start(self._core.request(method, path, **kwargs))
 
     def create(self, entitytype: str, data: Any, entityid: str | None = None) -> Any:
         return self._run(self._core.create(entitytype, data, entityid))

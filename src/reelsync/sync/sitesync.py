@@ -14,7 +14,9 @@ Rules:
   starts; the receiving agent skips files it already has, same size and mtime): no round trip per
   file through the control plane, so a re-sync of an unchanged tree moves no bytes. The source
   agent counts each path's size (``getsize``), sent with the task so the job's size is known at
-  submit; an empty folder is an error. Destinations mirror the source paths.
+  submit; an empty folder is an error. Destinations mirror the source paths. The first path's
+  ``getsize`` is sent as soon as the source site is known, so the agent walks it while the other
+  checks are made (a read; dropped when a check fails, whose error is the one said).
 - A project's tasks go to the caller's job named ``<project> <direction> <site> <YYYY-MM-DD>``:
   found (even finished) and appended to - which revives a finished job and re-queues a path
   already in it - else created; the job thus records every path each sync asked for. ``--queue``
@@ -25,7 +27,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -213,21 +216,51 @@ def _check_access(
                 )
 
 
-def _file_op(session: Session, op: str, volume: str, path: str, site: str, **extra: str) -> Any:
-    params = {"volume": volume, "path": path, "site": site, **extra}
-    answer = session.request("GET", f"/files/{op}", params=params)
+def _file_op_params(volume: str, path: str, site: str, **extra: str) -> dict[str, Any]:
+    return {"volume": volume, "path": path, "site": site, **extra}
+
+
+def _file_op(
+    session: Session,
+    op: str,
+    volume: str,
+    path: str,
+    site: str,
+    *,
+    sent: Future[Any] | None = None,
+    **extra: str,
+) -> Any:
+    """The result of a file operation at ``site`` (``sent``: the same request, already sent)."""
+    if sent is not None:
+        answer = sent.result()
+    else:
+        params = _file_op_params(volume, path, site, **extra)
+        answer = session.request("GET", f"/files/{op}", params=params)
     if not isinstance(answer, Mapping) or "result" not in answer:
         raise ValidationError(f"the server answered /files/{op} without a result")
     return answer["result"]
 
 
-def _measure(session: Session, volume: str, paths: Sequence[str], site: str) -> dict[str, int]:
+def _start_sizing(session: Session, volume: str, path: str, site: str) -> Future[Any]:
+    """``getsize`` of ``path`` at ``site``, sent now: the agent walks the folder while the caller
+    goes on (:func:`_measure` takes its answer)."""
+    return session.start("GET", "/files/getsize", params=_file_op_params(volume, path, site))
+
+
+def _measure(
+    session: Session,
+    volume: str,
+    paths: Sequence[str],
+    site: str,
+    sent: Mapping[str, Future[Any]] | None = None,
+) -> dict[str, int]:
     """Each path's size at ``site`` (a folder: its files' total), counted by the agent there,
-    checking that every path exists and that no folder is empty."""
+    checking that every path exists and that no folder is empty. ``sent``: the ``getsize``
+    requests already sent (:func:`_start_sizing`), by path."""
     sizes: dict[str, int] = {}
     for path in paths:
         try:
-            size = _file_op(session, "getsize", volume, path, site)
+            size = _file_op(session, "getsize", volume, path, site, sent=(sent or {}).get(path))
         except NotFoundError:  # the path, or the volume at the agent: say which
             if _file_op(session, "exists", volume, path, site) is not True:
                 raise NotFoundError(f"{path} does not exist at {site} (volume {volume})") from None
@@ -278,15 +311,18 @@ def site_sync(
     *,
     volume: str = "projects",
     today: date | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> SyncResult:
-    """Sync ``paths`` (relative to ``volume``) between the main site and ``site``."""
+    """Sync ``paths`` (relative to ``volume``) between the main site and ``site``. The first
+    path's size is asked for as soon as the source is known, so the agent's walk runs while the
+    other checks are made; ``meanwhile`` is called then too, once the checks passed (the CLI
+    loads its progress bars there). A check that fails drops that request."""
     try:
         way = Direction(str(direction).lower())
     except ValueError:
         raise ValidationError(f"direction must be download or upload, not {direction!r}") from None
     if not paths:
         raise ValidationError("give at least one path, like proj001/sc0010/sh0010/scans")
-    me = session.me()
     try:
         vol = session.get_entity("volume", volume)
     except NotFoundError:
@@ -300,14 +336,22 @@ def site_sync(
             hint=f"set one: reelsync volume update {vol['code']} --path {missing[0]}=/PATH",
         )
     source, destination = (main, remote) if way is Direction.DOWNLOAD else (remote, main)
-    projects = list(dict.fromkeys(project_of(p) for p in rels))
-    queues, notes = _queues(session, projects, queue)
-    _check_agents(session, source, destination)
-    _check_access(session, me, vol, rels)
-    sizes = _measure(session, str(vol["code"]), rels, source)
+    code = str(vol["code"])
+    first = _start_sizing(session, code, rels[0], source)  # a read: harmless if a check fails
+    try:
+        me = session.me()
+        projects = list(dict.fromkeys(project_of(p) for p in rels))
+        queues, notes = _queues(session, projects, queue)
+        _check_agents(session, source, destination)
+        _check_access(session, me, vol, rels)
+        if meanwhile is not None:
+            meanwhile()
+    except BaseException:
+        first.cancel()
+        raise
+    sizes = _measure(session, code, rels, source, {rels[0]: first})
 
     day = today or date.today()
-    code = str(vol["code"])
     jobs = []
     for project, mine in by_project(rels).items():
         tasks = sync_tasks(code, source, destination, sizes, mine)
