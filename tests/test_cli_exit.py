@@ -56,14 +56,16 @@ def test_the_cli_does_not_import_httpx_command_line_tool() -> None:
     assert done.stdout == "[]\n"
 
 
-def test_the_sync_command_loads_rich_only_to_draw() -> None:
-    """``reelsync sync`` imports no rich until it draws a bar or prints a table, and none of
-    the control plane's, the database's or the engine's modules."""
+def test_the_sync_command_starts_without_what_following_needs() -> None:
+    """``reelsync sync`` starts without rich and what following a job needs (loaded while the
+    source agent sizes the paths), and without the control plane's, the database's or the
+    engine's modules."""
     done = _run(
         "import sys\n"
         "import reelsync.cli, reelsync.cli.sync\n"
         "heavy = ('rich', 'pydantic', 'sqlalchemy', 'fastapi', 'reelsync.server', 'reelsync.db',\n"
-        "         'reelsync.engine')\n"
+        "         'reelsync.engine', 'reelsync.sync.watch', 'reelsync.sync.jobview',\n"
+        "         'reelsync.cli.job')\n"
         "print(sorted(m for m, mod in sys.modules.items() if mod and m.startswith(heavy)))\n"
     )
     assert done.returncode == 0, done.stderr

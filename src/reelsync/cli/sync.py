@@ -6,19 +6,23 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import click
 
 from reelsync.cli.connection import pass_session
 from reelsync.cli.crud import json_option, wait_options
-from reelsync.cli.job import print_job
 from reelsync.cli.output import echo_json, say
 from reelsync.client import Session
 from reelsync.errors import TransferError
-from reelsync.sync.jobview import JobView, failed_within
 from reelsync.sync.quantities import human_size
 from reelsync.sync.sitesync import Direction, SyncedJob, site_sync
-from reelsync.sync.watch import watch_jobs
+
+if TYPE_CHECKING:  # following the jobs loads when --wait follows them (_FOLLOW)
+    from reelsync.sync.jobview import JobView
+
+#: What following the jobs needs (the bars: rich), loaded while the source agent sizes the paths.
+_FOLLOW = ("reelsync.sync.watch", "reelsync.sync.bars", "reelsync.cli.job")
 
 __all__ = ["sync"]
 
@@ -68,6 +72,8 @@ def sync(
         if as_json:
             echo_json(result.to_dict())
         return
+    from reelsync.sync.watch import watch_jobs
+
     views = watch_jobs(
         session,
         [j.id for j in result.jobs],
@@ -84,20 +90,25 @@ def sync(
             say("all files synced")
         return
     if not as_json:
+        from reelsync.cli.job import print_job
+
         for view in failed:
             print_job(view, stderr=True)
     raise TransferError("; ".join(_failure_line(v) for v in failed))
 
 
 def _load_bars() -> None:
-    """Load the progress bars (rich, ~30 ms of imports) while the source agent sizes the paths,
-    instead of after the submit."""
-    importlib.import_module("reelsync.sync.bars")
+    """Load what following the jobs needs (the progress bars: rich, ~30 ms of imports) while the
+    source agent sizes the paths, instead of after the submit."""
+    for module in _FOLLOW:
+        importlib.import_module(module)
 
 
 def _judged(session: Session, jobs: Sequence[SyncedJob], views: Sequence[JobView]) -> list[JobView]:
     """The jobs that failed what THIS sync asked for: aborted, or with failed tasks among its
     paths (the day's job may hold other syncs' earlier failures: those are only noted)."""
+    from reelsync.sync.jobview import failed_within
+
     failed = []
     for job, view in zip(jobs, views, strict=True):
         if view.status == "done":
