@@ -30,6 +30,8 @@ def normalize_relpath(text: str) -> str:
         raise PathError(f"path {shorten(text)} contains a backslash; use '/'")
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         raise PathError(f"path {shorten(text)} is absolute; give it relative to the volume root")
+    if "/." not in text and "//" not in text and text[:1] != "." and text[-1:] != "/":
+        return text  # the common case, already normal: no empty, "." or ".." part
     parts = [part for part in text.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise PathError(f"path {shorten(text)} leaves its volume ('..' is not allowed)")
