@@ -122,6 +122,41 @@ async def test_each_ticket_grants_its_own_paths(tmp_path: Path, pki) -> None:
     await listening.aclose()
 
 
+async def test_top_level_files_of_one_folder_are_each_judged(tmp_path: Path, pki) -> None:
+    """Files sent one by one into one destination folder are planned together (that folder
+    resolved once) and still each granted, confined and checked for a symlink on its own."""
+    hq, lon, _ = pki
+    src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
+    names = ["in/a.bin", "in/b.bin", "in/c.bin", "in/link.bin", "in/d.bin", "out/e.bin"]
+    for name in names:
+        write(src, name, os.urandom(5_000))
+    outside.mkdir()
+    (dst / "in").mkdir(parents=True)
+    write(dst, "in/c.bin", (src / "in/c.bin").read_bytes())  # here already: skipped
+    (dst / "in/link.bin").symlink_to(outside / "link.bin")
+    (dst / "out").symlink_to(outside)
+    dialer = Engine(SMALL, client_ssl=hq.client(), volumes={"proj": Volume("proj", src)})
+    listening = Engine(SMALL, server_ssl=lon.server(), volumes={})
+    server = await listening.serve("127.0.0.1", 0, PathGate({"proj": Volume("proj", dst)}))
+    peer = PeerAddress("127.0.0.1", server.port)
+    granted = "|".join(n for n in names if n != "in/d.bin")
+    results = await dialer.push(Assignment("t1", peer, specs(names), f"ok:{granted}"))
+    assert {r.key: (r.status, r.error_code) for r in results} == {
+        "t-in/a.bin": ("done", None),
+        "t-in/b.bin": ("done", None),
+        "t-in/c.bin": ("skipped", None),
+        "t-in/link.bin": ("failed", "bad_path"),
+        "t-in/d.bin": ("failed", "forbidden"),
+        "t-out/e.bin": ("failed", "bad_path"),
+    }, results
+    assert tree(dst / "in") == {
+        n[3:]: (src / n).read_bytes() for n in ("in/a.bin", "in/b.bin", "in/c.bin")
+    }
+    assert os.listdir(outside) == []
+    await dialer.aclose()
+    await listening.aclose()
+
+
 async def test_idle_sessions_close(tmp_path: Path, pki) -> None:
     settings = replace(SMALL, session_idle=0.3)
     dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki, settings)

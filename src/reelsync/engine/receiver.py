@@ -46,6 +46,7 @@ from reelsync.engine.work import OpenWork, WorkGroup
 from reelsync.errors import (
     ConnectionLostError,
     IntegrityError,
+    PathError,
     ProtocolError,
     ReelsyncError,
     TransferError,
@@ -508,6 +509,18 @@ class ReceiveSession(OpenWork):
         while i < n:
             m = files[i]
             head = m.dst_path.rpartition("/")[0]
+            if m.parent is None and m.files is None and head:  # top-level files, one folder
+                j = i + 1
+                while j < n:
+                    o = files[j]
+                    if o.parent is not None or o.files is not None or o.dst_volume != m.dst_volume:
+                        break
+                    if o.dst_path.rpartition("/")[0] != head:
+                        break
+                    j += 1
+                entries += self._plan_top_run(files[i:j], finished, folders)
+                i = j
+                continue
             if self.resolve_folder is None or m.parent is None or m.files is not None or not head:
                 entries.append(self._plan_one(m, finished, folders))
                 i += 1
@@ -686,6 +699,60 @@ class ReceiveSession(OpenWork):
             out.append(self._plan_send(t, finished))
         if held:
             skips.append((m0.parent or 0, held))
+        return out
+
+    def _plan_top_run(
+        self, run: tuple[ManifestEntry, ...], finished: list[_Finished], folders: list[_Folder]
+    ) -> list[PlanEntry]:
+        """Top-level files (each granted on its own) directly in one destination folder: each
+        is granted by :attr:`resolve`, their folder is resolved and confined once, then each
+        file is one ``lstat`` in it (and its own :attr:`~reelsync.fs.Volume.confine` check),
+        where :meth:`_plan_one` resolved each path from the volume root. Anything unusual (a
+        path not plainly in that folder, a symlink, an error from the sender, a refusal) goes
+        the per-file way, which says why."""
+        try:
+            _, volume, rel0 = self.resolve(run[0])
+            folder = rel0.rpartition("/")[0]
+            real = volume.resolve_folder(folder)
+        except ReelsyncError:
+            return [self._plan_one(m, finished, folders) for m in run]
+        prefix = f"{folder}/" if folder else ""
+        confine, resolve, lstat = volume.confine, self.resolve, os.lstat
+        chunk_size, targets, settled = self.chunk_size, self.targets, self._settled
+        out: list[PlanEntry] = []
+        for m in run:
+            name = m.dst_path.rpartition("/")[2]
+            if m.error_code or name in _DOTS or "\\" in name:
+                out.append(self._plan_one(m, finished, folders))
+                continue
+            try:
+                key, vol, rel = resolve(m)
+                if vol is not volume or rel != prefix + name:  # not plainly in that folder
+                    raise PathError(rel)
+                path = f"{real}/{name}"
+                if confine is not None:
+                    confine(rel, path)
+            except ReelsyncError:
+                out.append(self._plan_one(m, finished, folders))
+                continue
+            try:
+                st: os.stat_result | None = lstat(path)
+            except OSError:
+                st = None
+            if st is not None and stat_mod.S_ISLNK(st.st_mode):
+                out.append(self._plan_one(m, finished, folders))  # followed, and judged there
+                continue
+            if m.id in targets or m.id in settled:
+                out.append(PlanEntry(m.id, "fail", (), "protocol", "duplicate file id"))
+                continue
+            t = _Target(m, key, volume, rel, chunk_count(m.size, chunk_size))
+            t.path = path
+            targets[m.id] = t
+            if same_file(st, m.size, m.mtime_ns):
+                finished.append((t, FileResult(key, "skipped", m.size), None, m.id))
+                out.append(PlanEntry(m.id, "skip"))
+                continue
+            out.append(self._plan_send(t, finished))
         return out
 
     def _refuse(self, manifest: Manifest, exc: ReelsyncError, finished: list[_Finished]) -> Plan:
