@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from reelsync import pki
 from reelsync.engine.folders import child_key
 from reelsync.engine.model import (
     Assignment,
@@ -64,7 +65,6 @@ from reelsync.errors import (
     error_from_code,
 )
 from reelsync.fs import Volume, normalize_relpath
-from reelsync.pki import peer_identity
 from reelsync.protocol import (
     SUPPORTED_VERSIONS,
     Failure,
@@ -141,7 +141,7 @@ def _check_peer(streams: list[FrameStream], peer_id: str) -> None:
     """The listener we reached must be the agent the assignment names."""
     for stream in streams:
         try:
-            found = peer_identity(stream.peer_certificate).agent_id
+            found = pki.peer_identity(stream.peer_certificate).agent_id
         except PermissionDeniedError:
             found = "(not an agent certificate)"
         if found != peer_id:
