@@ -260,8 +260,8 @@ class FrameStream:
         there: no copy into the Connection's buffer; with an inline handler, no copy of the
         batch entries either (the handler consumes them before the next read)."""
         size = have + missing
-        if len(self._frame_buf) < size:
-            self._frame_buf = bytearray(size)
+        if len(self._frame_buf) < size:  # with room to spare: batches differ a little in size
+            self._frame_buf = bytearray(size + (size >> 3))
         body = memoryview(self._frame_buf)[:size]
         pos = have
         while pos < size:
