@@ -5,7 +5,11 @@ every transaction that may write (a deferred transaction that later writes can f
 "database is locked" in WAL mode); :meth:`Database.reader` transactions only read: on SQLite a
 deferred ``BEGIN`` under ``PRAGMA query_only`` (WAL readers run beside the one writer, never
 queueing on its lock), on PostgreSQL ``READ ONLY``, so a write there fails loudly in every test.
-PostgreSQL is reached through ``postgresql+psycopg://``. The schema is made and upgraded only by
+PostgreSQL is reached through ``postgresql+psycopg://``; its pool keeps up to
+:data:`POOL_SIZE` connections (one per request thread: a connection closed on its return and
+opened again for the next request costs PostgreSQL a backend each time), and a connection is
+pinged when it is handed out only if it sat unused for :data:`PING_AFTER_IDLE_S` (a ping per
+checkout was one more round trip on every transaction). The schema is made and upgraded only by
 Alembic (:func:`upgrade_to_head`), never by ``create_all``. A SQLite
 file holds every secret's hash and the whole workspace: it and its ``-wal``/``-shm`` files are
 made (and kept) readable by their owner only (0600; SQLite gives the side files the main file's
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,18 +33,32 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DataError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DisconnectionError, OperationalError
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reelsync.errors import ConfigError, ConflictError, UnavailableError, ValidationError
 
-__all__ = ["MIGRATIONS_DIR", "READ_ONLY_OPTION", "Database", "upgrade_to_head"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "PING_AFTER_IDLE_S",
+    "POOL_SIZE",
+    "READ_ONLY_OPTION",
+    "Database",
+    "upgrade_to_head",
+]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: The execution option marking a read-only transaction (see :meth:`Database.reader`).
 READ_ONLY_OPTION = _READ_ONLY = "reelsync_read_only"
+#: PostgreSQL connections kept open per process: the web server's request threads (40) each
+#: hold at most one, so a burst never closes what it opened (the pool kept 5 before)
+POOL_SIZE = 40
+#: a PostgreSQL connection unused for longer is pinged when handed out (a restarted database
+#: or a dropped link is found there, not in the request's first statement)
+PING_AFTER_IDLE_S = 2.0
+_IDLE_SINCE = "reelsync_idle_since"
 
 
 def _check_url(url: str) -> str:
@@ -95,6 +114,23 @@ def _sqlite_setup(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _postgresql_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return  # opened just now, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # the pool drops this connection (and those older than it) and hands out another
+            raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
+
+
 #: The transaction opened by :meth:`Database.transaction` in this context, with its database.
 _JOINED: ContextVar[tuple[Database, Session] | None] = ContextVar("db_joined", default=None)
 
@@ -113,10 +149,13 @@ class Database:
                 _private_sqlite_file(Path(database).expanduser())
             kwargs["connect_args"] = {"check_same_thread": False}
         else:
-            kwargs["pool_pre_ping"] = True
+            kwargs["pool_size"] = POOL_SIZE
+            kwargs["max_overflow"] = 10
         self.engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
+        else:
+            _postgresql_setup(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         read_only: dict[str, Any] = {_READ_ONLY: True}
         if self.dialect == "postgresql":  # BEGIN READ ONLY: one round trip, not BEGIN + SET
