@@ -1,6 +1,8 @@
 """Request dependencies every router may use: the Database, the ServerConfig and the calling
 :class:`Actor` (``Authorization: Bearer <api key>``). ``create_app`` puts the first two on
-``app.state``; no router builds its own."""
+``app.state``; no router builds its own. They are coroutines, so FastAPI runs them on the event
+loop: a plain ``def`` dependency costs a hop to the thread pool and back on every request, and
+only the API key's look-up touches the database (it alone goes to a thread)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from reelsync.config import ServerConfig
 from reelsync.db import Database
@@ -31,17 +34,17 @@ __all__ = [
 _bearer = HTTPBearer(auto_error=False, description="a reelsync API key")
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_config(request: Request) -> ServerConfig:
+async def get_config(request: Request) -> ServerConfig:
     config: ServerConfig = request.app.state.config
     return config
 
 
-def get_submit_hook(request: Request) -> SubmitHook | None:
+async def get_submit_hook(request: Request) -> SubmitHook | None:
     """The pre-submit hook ``create_app`` was given (None: no hook)."""
     hook: SubmitHook | None = getattr(request.app.state, "submit_hook", None)
     return hook
@@ -52,7 +55,7 @@ SubmitHookDep = Annotated[SubmitHook | None, Depends(get_submit_hook)]
 ServerConfigDep = Annotated[ServerConfig, Depends(get_config)]
 
 
-def bearer_actor(
+async def bearer_actor(
     request: Request,
     database: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -66,7 +69,7 @@ def bearer_actor(
         raise AuthenticationError(
             "this endpoint needs an API key", hint="send Authorization: Bearer <api key>"
         )
-    return auth.authenticate(database, credentials.credentials)
+    return await run_in_threadpool(auth.authenticate, database, credentials.credentials)
 
 
 CurrentActor = Annotated[Actor, Depends(bearer_actor)]
