@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 
 from reelsync.db import Database
 from reelsync.domain.records import Actor
-from reelsync.errors import ConflictError, ValidationError
+from reelsync.errors import ConflictError, InternalError, ValidationError
 from reelsync.services import sites
 
 
@@ -39,3 +40,19 @@ def test_a_failing_service_call_undoes_the_earlier_ones(database: Database, admi
     with database.transaction(), database.transaction():  # nested: joins the outer one
         sites.create_site(database, admin, code="oslo")
     assert "oslo" in {s.code for s in sites.list_sites(database, admin)}
+
+
+def test_a_snapshot_is_one_read_transaction_its_readers_join(
+    database: Database, admin: Actor
+) -> None:
+    sites.create_site(database, admin, code="paris")
+    begun: list[object] = []
+    event.listen(database.engine, "begin", begun.append)
+    with database.snapshot():
+        codes = {s.code for s in sites.list_sites(database, admin)}
+        assert "paris" in codes
+        assert sites.get_site(database, admin, "paris").code == "paris"
+        with pytest.raises(InternalError, match="snapshot"):  # it only reads
+            sites.create_site(database, admin, code="rome")
+    assert len(begun) == 1
+    assert "rome" not in {s.code for s in sites.list_sites(database, admin)}

@@ -15,7 +15,10 @@ file holds every secret's hash and the whole workspace: it and its ``-wal``/``-s
 made (and kept) readable by their owner only (0600; SQLite gives the side files the main file's
 mode). :meth:`Database.transaction` makes several service calls one transaction: every
 :meth:`~Database.session` and :meth:`~Database.reader` opened inside it (same thread or task)
-joins it, so they commit together or not at all.
+joins it, so they commit together or not at all. :meth:`Database.snapshot` does the same for
+reads: every :meth:`~Database.reader` inside it joins one read-only transaction (one snapshot,
+one ``BEGIN``/``COMMIT`` for a page that reads several things); a :meth:`~Database.session` or
+:meth:`~Database.transaction` inside it is an error.
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ from sqlalchemy.exc import ArgumentError, DataError, DisconnectionError, Operati
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from reelsync.errors import ConfigError, ConflictError, UnavailableError, ValidationError
+from reelsync.errors import (
+    ConfigError,
+    ConflictError,
+    InternalError,
+    UnavailableError,
+    ValidationError,
+)
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -131,8 +140,9 @@ def _postgresql_setup(engine: Engine) -> None:
             raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
 
 
-#: The transaction opened by :meth:`Database.transaction` in this context, with its database.
-_JOINED: ContextVar[tuple[Database, Session] | None] = ContextVar("db_joined", default=None)
+#: The transaction opened by :meth:`Database.transaction` (or, read-only, :meth:`Database.snapshot`)
+#: in this context: its database, its session, whether it only reads.
+_JOINED: ContextVar[tuple[Database, Session, bool] | None] = ContextVar("db_joined", default=None)
 
 
 class Database:
@@ -181,7 +191,7 @@ class Database:
         :class:`ConflictError`; a value the database refuses (NUL in text, integer overflow) a
         :class:`ValidationError`; a database that cannot be reached an :class:`UnavailableError`.
         """
-        joined = self._joined()
+        joined = self._joined(write=True)
         if joined is not None:
             yield joined
             joined.flush()
@@ -206,20 +216,40 @@ class Database:
         """One write transaction around several service calls (a create and its notes): each
         :meth:`session`/:meth:`reader` inside joins it; all commit at the end or none does. Nested,
         it joins the one already open."""
-        joined = self._joined()
+        joined = self._joined(write=True)
         if joined is not None:
             yield joined
             return
         with self._translated(self._sessions) as session:
-            token = _JOINED.set((self, session))
+            token = _JOINED.set((self, session, False))
             try:
                 yield session
             finally:
                 _JOINED.reset(token)
 
-    def _joined(self) -> Session | None:
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """One read-only transaction around several service calls that only read (a web page's
+        list and its filter choices): each :meth:`reader` inside joins it. Inside
+        :meth:`transaction` (or another snapshot) it joins the one already open."""
+        joined = self._joined()
+        if joined is not None:
+            yield joined
+            return
+        with self._translated(self._readers) as session:
+            token = _JOINED.set((self, session, True))
+            try:
+                yield session
+            finally:
+                _JOINED.reset(token)
+
+    def _joined(self, *, write: bool = False) -> Session | None:
         current = _JOINED.get()
-        return current[1] if current is not None and current[0] is self else None
+        if current is None or current[0] is not self:
+            return None
+        if write and current[2]:
+            raise InternalError("a write inside Database.snapshot (it only reads)")
+        return current[1]
 
     @contextmanager
     def _translated(self, factory: sessionmaker[Session]) -> Iterator[Session]:

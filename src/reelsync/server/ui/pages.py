@@ -182,21 +182,23 @@ def jobs_page(
 ) -> Response:
     filters = JobFilters(show, queue, user, site, since, until, q)
     end = _day(until, "to")
-    page = jobs.list_jobs(
-        db,
-        session.actor,
-        status=SHOWS[show] or None,
-        queue=queue or None,
-        user=(user or None) if session.actor.is_admin else None,
-        site=site or None,
-        since=_day(since, "from"),
-        until=end + timedelta(days=1) if end else None,
-        search=q or None,
-        limit=JOBS_PAGE,
-        offset=offset,
-        after=after,
-    )
-    known = queues.list_queues(db, session.actor)
+    with db.snapshot():  # the page and its filter choices: one read transaction
+        page = jobs.list_jobs(
+            db,
+            session.actor,
+            status=SHOWS[show] or None,
+            queue=queue or None,
+            user=(user or None) if session.actor.is_admin else None,
+            site=site or None,
+            since=_day(since, "from"),
+            until=end + timedelta(days=1) if end else None,
+            search=q or None,
+            limit=JOBS_PAGE,
+            offset=offset,
+            after=after,
+        )
+        known = queues.list_queues(db, session.actor)
+        choices = _filter_choices(db, session.actor, [q.code for q in known])
     priority = {q.code: q.priority for q in known}
     return render(
         request,
@@ -205,7 +207,7 @@ def jobs_page(
         page=page,
         show=show,
         filters=filters,
-        choices=_filter_choices(db, session.actor, [q.code for q in known]),
+        choices=choices,
         priority=priority,
         refresh=REFRESH_S,
         events=f"{UI_PREFIX}/events/jobs",
