@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import random
 import sys
 import tempfile
@@ -578,6 +579,56 @@ def database_for(kind: str) -> Iterator[str | None]:
             yield url
 
 
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children (the server's workers), from /proc."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])))
+    return sum(t for p, (ppid, t) in stats.items() if p == pid or ppid == pid) * _TICK_S
+
+
+@dataclass
+class CpuShare:
+    """Where the CPU went during a run: the server's processes, the clients', the wall time."""
+
+    server_s: float
+    client_s: float
+    wall_s: float
+    load: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.wall_s:.1f} s wall, server CPU {self.server_s:.1f} s, clients' CPU"
+            f" {self.client_s:.1f} s, load average {self.load:.1f}"
+        )
+
+
+@contextlib.contextmanager
+def cpu_share(server: RunningServer) -> Iterator[list[CpuShare]]:
+    """Measure the block: the server's CPU, this process's and its reaped children's (the
+    client processes), the wall time."""
+    out: list[CpuShare] = []
+    load = os.getloadavg()[0]
+    server0, mine0, wall0 = process_tree_cpu_s(server.process.pid), os.times(), time.monotonic()
+    yield out
+    mine = os.times()
+    client = sum(mine[:4]) - sum(mine0[:4])
+    out.append(
+        CpuShare(
+            process_tree_cpu_s(server.process.pid) - server0,
+            client,
+            time.monotonic() - wall0,
+            max(load, os.getloadavg()[0]),
+        )
+    )
+
+
 def server_errors(server: RunningServer) -> list[str]:
     lines = server.log_file.read_text(errors="replace").splitlines()
     return [ln for ln in lines if "database is locked" in ln or "Traceback" in ln]
@@ -632,10 +683,14 @@ def main() -> None:
                 )
                 print("| call | " + " | ".join(f"{c} client(s)" for c in args.clients.split(",")))
                 results = {}
+                shares = {}
+                processes = args.client_processes
                 for n_clients in [int(c) for c in args.clients.split(",")]:
-                    results[n_clients] = run_reads(
-                        world, n_clients, args.rounds, Path(tmp), processes=args.client_processes
-                    )
+                    with cpu_share(server) as share:
+                        results[n_clients] = run_reads(
+                            world, n_clients, args.rounds, Path(tmp), processes=processes
+                        )
+                    shares[n_clients] = share[0]
                 names = []
                 for name in calls(world):
                     names.append(name)
@@ -653,6 +708,9 @@ def main() -> None:
                     out.setdefault(f"{kind} {n_jobs}", {})[name] = {
                         str(c): sorted(t.ms.get(name, [])) for c, t in results.items()
                     }
+                for n_clients, share in shares.items():
+                    print(f"{n_clients} client(s): {share}", flush=True)
+                    out.setdefault(f"{kind} {n_jobs}", {})[f"cpu {n_clients}"] = vars(share)
                 if args.submit_s:
                     sub = run_submits(world, args.submit_s)
                     print(f"submits, 8 clients, ten-file jobs: {json.dumps(sub)}", flush=True)
