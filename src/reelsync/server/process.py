@@ -4,7 +4,8 @@ forward-secret AEAD ciphers only, the certificate issued by the workspace CA) un
 off; the optional accsyn dev listener is
 plain HTTP on 127.0.0.1 only and serves the same app; SIGTERM and SIGINT stop both listeners
 gracefully (in-flight requests finish, the app's lifespan shutdown runs) and the process exits 0;
-logs go to stderr."""
+logs go to stderr. The event loop is uvloop's where it is installed (its loop and TLS cost a
+request ~10-20 % less CPU than asyncio's), asyncio's otherwise."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ from collections.abc import Generator
 from typing import Any
 
 import uvicorn
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - a platform without it: asyncio's own loop
+    uvloop = None  # type: ignore[assignment]
 
 from reelsync.config import SERVER_CONFIG_FILE, ServerConfig
 from reelsync.errors import ConfigError
@@ -197,8 +203,10 @@ def serve(
     if config.accsyn_dev_port is not None:
         _log.info("accsyn dev listener at http://127.0.0.1:%d", config.accsyn_dev_port)
     signals = (signal.SIGTERM,) if worker is not None else (signal.SIGTERM, signal.SIGINT)
+    loop_factory = uvloop.new_event_loop if uvloop is not None else None
     try:
-        asyncio.run(_serve_all(servers, signals))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_serve_all(servers, signals))
     finally:
         for sock in socks:
             sock.close()
