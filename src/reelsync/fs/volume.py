@@ -220,8 +220,8 @@ class Volume:
         try:
             try:
                 fd = os.open(folder, _DIR_FLAGS)
-            except FileNotFoundError:
-                self.make_folder(folder, rel)
+            except FileNotFoundError:  # made here, proven below by the folder opened
+                self.make_folder(folder, rel, check=False)
                 fd = os.open(folder, _DIR_FLAGS)
         except OSError as exc:
             where = f"{self.code}:{shorten(rel)}"
@@ -240,8 +240,11 @@ class Volume:
             )
         return fd
 
-    def make_folder(self, folder: str, rel: str) -> None:
-        """Make ``folder`` (resolved, inside the root) and its parents for ``rel``."""
+    def make_folder(self, folder: str, rel: str, *, check: bool = True) -> None:
+        """Make ``folder`` (resolved, inside the root) and its parents for ``rel``, then
+        :meth:`check_folder` it; ``check=False`` for a caller that opens it and proves the
+        folder opened instead (:meth:`open_folder`: the kernel's name for it, not one
+        ``realpath``, an ``lstat`` per component, per folder made)."""
         try:
             os.makedirs(folder, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -250,7 +253,8 @@ class Volume:
             raise PermissionDeniedError(
                 f"cannot create the folder of {self.code}:{shorten(rel)}"
             ) from exc
-        self.check_folder(folder, rel)
+        if check:
+            self.check_folder(folder, rel)
 
     def check_folder(self, folder: str, rel: str) -> None:
         """Re-check, uncached, that ``folder`` (just created for ``rel``) is still itself:
