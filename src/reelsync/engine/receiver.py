@@ -14,8 +14,8 @@ Chunks and batches are verified and written by the reader thread of the stream t
 (the stream's inline handler, see engine/stream.py); the event loop only hears the outcome
 (:class:`_Written`, :class:`_BatchWritten`) and does the bookkeeping: acks, nacks, publishing.
 Writes in flight are counted, and the session waits for them before it closes part files. Batches
-are written one at a time across the streams (a lock): their many short system calls otherwise
-bounce the GIL between the reader threads.
+are checked and written one at a time across the streams (a lock, let go for their durable steps):
+their many short system calls otherwise bounce the GIL between the reader threads.
 
 Open-ended (protocol version 3, a pulling dialer): :meth:`ReceiveSession.add` sends a further
 Want while the session runs (a :class:`~reelsync.engine.work.WorkGroup` per call) and
@@ -209,10 +209,12 @@ class ReceiveSession(OpenWork):
         self._writes = 0  # chunks and batches being written by reader threads
         self._stopped = False  # no more writes from reader threads
         self._writes_cv = threading.Condition()
-        # Batches (small files) are written one at a time, whichever stream brought them: each
-        # file is ~10 system calls, each one a release of the GIL, and with several reader
-        # threads writing at once nearly every release handed the GIL to another thread (10,000
-        # files over 4 streams: ~95,000 context switches on the receiver instead of ~20,000).
+        # Batches (small files) are checked and written one at a time, whichever stream brought
+        # them: each file is ~10 system calls, each one a release of the GIL, and with several
+        # reader threads writing at once nearly every release handed the GIL to another thread
+        # (10,000 files over 4 streams: ~95,000 context switches on the receiver instead of
+        # ~20,000). The durable steps (syncfs, folder fsyncs) run outside it, so one batch's
+        # files are written while another's are made durable.
         self._batch_lock = threading.Lock()
         self._sends: set[asyncio.Task[None]] = set()
         self._readers: set[asyncio.Task[None]] = set()
@@ -839,8 +841,7 @@ class ReceiveSession(OpenWork):
             self._writes += 1
         try:
             if isinstance(ev, Batch):
-                with self._batch_lock:  # one stream's small files at a time (see __init__)
-                    return _BatchWritten(self._write_batch(ev.entries))
+                return _BatchWritten(self._write_batch(ev.entries))
             return self._write_chunk(ev)
         finally:
             with self._writes_cv:
@@ -936,6 +937,26 @@ class ReceiveSession(OpenWork):
         out: list[tuple[_Target, bytes | ReelsyncError | None]] = []
         group: list[tuple[_Target, bytes]] = []
         files: list[WholeFile] = []
+        with self._batch_lock:  # one stream's small files at a time (see __init__)
+            self._check_batch(entries, out, group, files)
+        errors = (
+            write_whole_files(files, fsync=self.settings.fsync, serial=self._batch_lock)
+            if files
+            else []
+        )
+        for (t, checksum), error in zip(group, errors, strict=True):
+            out.append((t, checksum if error is None else error))
+        return out
+
+    def _check_batch(
+        self,
+        entries: tuple[BatchEntry, ...],
+        out: list[tuple[_Target, bytes | ReelsyncError | None]],
+        group: list[tuple[_Target, bytes]],
+        files: list[WholeFile],
+    ) -> None:
+        """A batch's files verified: the bad ones in ``out`` (None: nack), the good ones in
+        ``group`` and ``files`` (to write)."""
         for e in entries:
             t = self.targets.get(e.file_id)
             if t is None:
@@ -952,10 +973,6 @@ class ReceiveSession(OpenWork):
                 continue
             group.append((t, e.checksum))
             files.append(WholeFile(t.volume, t.rel, e.data, t.entry.mode, t.entry.mtime_ns, t.path))
-        errors = write_whole_files(files, fsync=self.settings.fsync) if files else []
-        for (t, checksum), error in zip(group, errors, strict=True):
-            out.append((t, checksum if error is None else error))
-        return out
 
     async def _on_batch(self, stream: FrameStream, ev: _BatchWritten) -> None:
         outcomes: list[FileOutcome] = []

@@ -317,7 +317,10 @@ def _drop(s: _Staged) -> None:
 
 
 def write_whole_files(
-    files: Sequence[WholeFile], *, fsync: bool = True
+    files: Sequence[WholeFile],
+    *,
+    fsync: bool = True,
+    serial: contextlib.AbstractContextManager[Any] | None = None,
 ) -> list[ReelsyncError | None]:
     """Publish a group of small files with one durable step: every part file is written (mode
     and mtime set), then made durable together (:func:`_durable`), then renamed over its final
@@ -329,16 +332,20 @@ def write_whole_files(
     since planning is replaced or refused, never followed. Each part file is claimed (see
     :func:`_claim`) from before it is written until after its rename: a path another writer
     holds fails with :class:`PathBusyError`. Per file: open, flock, fstat, fstatat, write,
-    fchmod, utimensat, rename, close (and ftruncate when a part file was left)."""
+    fchmod, utimensat, rename, close (and ftruncate when a part file was left). ``serial`` (a
+    lock shared by the writers of a session) is held while the part files are written and while
+    they are renamed, the many short system calls, and let go for the durable steps."""
     errors: list[ReelsyncError | None] = [None] * len(files)
     staged: list[_Staged] = []
     folders = _Folders()
+    hold = serial if serial is not None else contextlib.nullcontext()
     try:
-        for i, f in enumerate(files):
-            try:
-                staged.append(_stage(i, f, folders))
-            except ReelsyncError as exc:
-                errors[i] = exc
+        with hold:
+            for i, f in enumerate(files):
+                try:
+                    staged.append(_stage(i, f, folders))
+                except ReelsyncError as exc:
+                    errors[i] = exc
         if fsync and staged:
             try:
                 _durable([s.fd for s in staged], list(folders.devices.values()))
@@ -347,18 +354,19 @@ def write_whole_files(
                     errors[s.index] = os_error(exc, s.where)
                 return errors
         published: list[_Staged] = []
-        for s in staged:
-            try:
-                os.replace(s.part, s.name, src_dir_fd=s.folder_fd, dst_dir_fd=s.folder_fd)
-                published.append(s)
-                fd, s.fd = s.fd, -1
-                with contextlib.suppress(OSError):
-                    os.close(fd)  # renamed while claimed: now let go
-            except OSError as exc:  # not renamed: the part file is dropped below, still claimed
-                if isinstance(exc, IsADirectoryError):
-                    errors[s.index] = ConflictError(f"{s.where} exists and is a folder")
-                else:
-                    errors[s.index] = os_error(exc, s.where)
+        with hold:
+            for s in staged:
+                try:
+                    os.replace(s.part, s.name, src_dir_fd=s.folder_fd, dst_dir_fd=s.folder_fd)
+                    published.append(s)
+                    fd, s.fd = s.fd, -1
+                    with contextlib.suppress(OSError):
+                        os.close(fd)  # renamed while claimed: now let go
+                except OSError as exc:  # not renamed: dropped below, still claimed
+                    if isinstance(exc, IsADirectoryError):
+                        errors[s.index] = ConflictError(f"{s.where} exists and is a folder")
+                    else:
+                        errors[s.index] = os_error(exc, s.where)
         if fsync:
             _sync_folders(published, errors)
         return errors
