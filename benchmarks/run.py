@@ -6,7 +6,8 @@
 Data sets (deterministic, seeded): seq = 2,000 x 2 MiB frames, small = 20,000 files of 4-64 KiB in
 a shot-like tree, big = 4 x 512 MiB; ``--scale`` shrinks the file counts (and big's size below 1).
 Each tool copies the set from src/ to a fresh dst/ on this machine: reelsync between two engine
-processes over loopback (mutual TLS), rsync -a and scp -r over ssh to localhost with
+processes over loopback (mutual TLS; each top-level entry of the set one item, a folder sent
+as a folder, as the agents send a sync's paths), rsync -a and scp -r over ssh to localhost with
 aes128-gcm@openssh.com (a private sshd on a spare port, installed with apt-get if missing), cp -a.
 ``--tmpfs SIZE`` runs everything in a RAM disk so the disk does not dominate. ``--wan`` also runs
 the big file and a slice of seq across ../shared/tools/wanem (namespaces rs-hq -> rs-site, 50 ms
@@ -243,6 +244,15 @@ def timed(cmd: list[str], timeout: float) -> tuple[float | None, str]:
 
 
 # -- tools -------------------------------------------------------------------------------------
+def _items(src: Path) -> list[str]:
+    """The set as the agents send a sync's paths: each top-level entry one item, a folder as a
+    folder (the sender walks it once, the receiver plans it in runs), a file as a file."""
+    out: list[str] = []
+    for entry in sorted(os.listdir(src)):
+        out += ["--file", f"s:{entry}=d:{entry}"]
+    return out
+
+
 class Reelsync:
     """Two `reelsync transfer` processes: a listening receiver and a pushing sender."""
 
@@ -311,8 +321,7 @@ class Reelsync:
                     f"s={src}",
                     "--peer",
                     f"{host}:{port}",
-                    "--tree",
-                    "s:=d:",
+                    *_items(src),
                     *tune,
                 ],
                 timeout,
