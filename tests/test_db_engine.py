@@ -1,11 +1,12 @@
-"""The engine's settings: PostgreSQL's pool keeps a burst's connections and replaces a
-connection that died while idle before a transaction uses it; JSON columns are read exactly
-(both backends)."""
+"""The engine's settings: PostgreSQL's pool keeps a burst's connections (as many as the server's
+workers share: ``db_pool_size``) and replaces a connection that died while idle before a
+transaction uses it; JSON columns are read exactly (both backends)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,8 +14,10 @@ import pytest
 from sqlalchemy import cast, event, literal, literal_column, select, text, type_coerce
 
 import reelsync.db.database as database_module
-from reelsync.db import Database
+from reelsync.config import load_server_config
+from reelsync.db import Database, pool_size_for
 from reelsync.db.types import JSONType
+from reelsync.errors import ConfigError
 
 
 @pytest.fixture
@@ -50,6 +53,43 @@ def test_a_burst_of_transactions_keeps_its_connections(pg: Database) -> None:
         for t in threads:
             t.join()
     assert len(opened) == burst  # the second burst reused the first one's connections
+
+
+def test_the_workers_share_a_budget_of_kept_connections(tmp_path: Path) -> None:
+    # PostgreSQL's default max_connections is 100: the workers of one server keep 80 between them
+    assert [pool_size_for(n) for n in (1, 2, 4, 8, 32)] == [40, 40, 20, 10, 5]
+    assert load_server_config(tmp_path, {}).db_pool_size is None  # the share above
+    (tmp_path / "server.toml").write_text("[server]\ndb_pool_size = 12\n")
+    assert load_server_config(tmp_path, {}).db_pool_size == 12
+    assert load_server_config(tmp_path, {"REELSYNC_DB_POOL_SIZE": "3"}).db_pool_size == 3
+    with pytest.raises(ConfigError, match="db_pool_size"):
+        load_server_config(tmp_path, {"REELSYNC_DB_POOL_SIZE": "0"})
+
+
+@pytest.mark.postgres
+def test_a_smaller_pool_keeps_only_its_size(database_url: str, db_backend: str) -> None:
+    if db_backend != "postgresql":
+        pytest.skip("the pool is PostgreSQL's")
+    db = Database(database_url, pool_size=3)
+    try:
+        opened = _opened(db)
+        burst = 6
+        inside = threading.Barrier(burst)
+
+        def read() -> None:
+            with db.reader() as session:
+                session.execute(text("SELECT 1"))
+                inside.wait(timeout=30)
+
+        threads = [threading.Thread(target=read) for _ in range(burst)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(opened) == burst  # a burst past the pool still gets its connections
+        assert db.engine.pool.checkedin() == 3  # ... and the pool keeps only its size
+    finally:
+        db.dispose()
 
 
 @pytest.mark.postgres

@@ -75,6 +75,7 @@ class ServerConfig:
     webhook_allow_private: bool = False  # webhooks to loopback, link-local, private addresses
     workers: int | None = None  # worker processes (None: one per core on PostgreSQL, 1 on SQLite)
     fence_s: float = DEFAULT_FENCE_S  # files taken back from a live transfer wait at most this
+    db_pool_size: int | None = None  # PostgreSQL connections kept per worker (None: 80 / workers)
 
     @property
     def cert_file(self) -> Path:
@@ -229,18 +230,26 @@ def load_server_config(data_dir: Path, env: Mapping[str, str]) -> ServerConfig:
         fence_s=_seconds(
             env.get("REELSYNC_FENCE_S") or server.get("fence_s", DEFAULT_FENCE_S), "fence_s"
         ),
+        db_pool_size=_count(
+            env.get("REELSYNC_DB_POOL_SIZE") or server.get("db_pool_size"), "db_pool_size"
+        ),
     )
 
 
 def _workers(value: object) -> int | None:
+    return _count(value, "workers")
+
+
+def _count(value: object, name: str) -> int | None:
+    """A whole number of at least 1, or None when not set."""
     if value in (None, ""):
         return None
     try:
         count = int(str(value))
     except ValueError as exc:
-        raise ConfigError(f"workers must be a whole number, got {value!r}") from exc
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
     if count < 1:
-        raise ConfigError(f"workers must be 1 or more, got {value!r}")
+        raise ConfigError(f"{name} must be 1 or more, got {value!r}")
     return count
 
 

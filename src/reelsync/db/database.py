@@ -54,9 +54,11 @@ from reelsync.errors import (
 __all__ = [
     "MIGRATIONS_DIR",
     "PING_AFTER_IDLE_S",
+    "POOL_BUDGET",
     "POOL_SIZE",
     "READ_ONLY_OPTION",
     "Database",
+    "pool_size_for",
     "upgrade_to_head",
 ]
 
@@ -67,6 +69,10 @@ READ_ONLY_OPTION = _READ_ONLY = "reelsync_read_only"
 #: PostgreSQL connections kept open per process: the web server's request threads (40) each
 #: hold at most one, so a burst never closes what it opened (the pool kept 5 before)
 POOL_SIZE = 40
+#: PostgreSQL connections the worker processes of one control plane keep open between them (its
+#: default ``max_connections`` is 100, some reserved): each of N workers keeps ``80 // N``, from 5
+#: to :data:`POOL_SIZE` (:func:`pool_size_for`); ``[server] db_pool_size`` overrides it
+POOL_BUDGET = 80
 #: a PostgreSQL connection unused for longer is pinged when handed out (a restarted database
 #: or a dropped link is found there, not in the request's first statement)
 PING_AFTER_IDLE_S = 2.0
@@ -166,10 +172,16 @@ def _postgresql_setup(engine: Engine) -> None:
 _JOINED: ContextVar[tuple[Database, Session, bool] | None] = ContextVar("db_joined", default=None)
 
 
-class Database:
-    """An engine and its session factory. Make one per process and pass it down."""
+def pool_size_for(processes: int) -> int:
+    """PostgreSQL connections each of ``processes`` workers keeps (see :data:`POOL_BUDGET`)."""
+    return max(5, min(POOL_SIZE, POOL_BUDGET // max(1, processes)))
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+
+class Database:
+    """An engine and its session factory. Make one per process and pass it down. ``pool_size``:
+    PostgreSQL connections kept open (10 more may open for a burst and close after it)."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = POOL_SIZE) -> None:
         self.url = _check_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -180,7 +192,7 @@ class Database:
                 _private_sqlite_file(Path(database).expanduser())
             kwargs["connect_args"] = {"check_same_thread": False}
         else:
-            kwargs["pool_size"] = POOL_SIZE
+            kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = 10
         self.engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from reelsync.config import ServerConfig
-from reelsync.db import Database
+from reelsync.db import Database, pool_size_for
 from reelsync.notify.presubmit import PreSubmitHook
 from reelsync.notify.service import Notifier
 from reelsync.pki import TicketSigner
@@ -53,7 +53,8 @@ def control_plane(config: ServerConfig, worker: Worker | None = None) -> Iterato
     this process is one of several (:mod:`reelsync.server.workers`; the parent upgraded the
     database): the background loops run in the first only, and the workers tell each other
     about writes (wake-ups) over their link."""
-    database = Database(config.database_url)
+    pool = config.db_pool_size or pool_size_for(worker.count if worker is not None else 1)
+    database = Database(config.database_url, pool_size=pool)
     try:
         if worker is None:
             database.upgrade()
