@@ -17,6 +17,7 @@ def test_sync_public_names() -> None:
         "job_name",
         "job_view",
         "site_sync",
+        "submit_sync",
         "task_counts",
         "view_of",
         "watch_jobs",

@@ -16,7 +16,7 @@ from reelsync.cli.output import echo_json, say
 from reelsync.client import Session
 from reelsync.errors import TransferError
 from reelsync.sync.quantities import human_size
-from reelsync.sync.sitesync import Direction, SyncedJob, site_sync
+from reelsync.sync.sitesync import Direction, SyncedJob, submit_sync
 
 if TYPE_CHECKING:  # following the jobs loads when --wait follows them (_FOLLOW)
     from reelsync.sync.jobview import JobView
@@ -50,7 +50,7 @@ def sync(
     """Sync PATH... (relative to the volume, e.g. proj001/sc0010/sh0010/scans) with a site."""
     direction = Direction.UPLOAD if upload else Direction.DOWNLOAD
     bars = wait and not as_json
-    result = site_sync(
+    result = submit_sync(
         session,
         paths,
         site,
@@ -61,6 +61,8 @@ def sync(
     )
     for note in result.notes:
         say(f"note: {note}")
+    for warning in result.warnings:
+        say(f"warning: {warning}")
     if not as_json:
         for job in result.jobs:
             say(

@@ -105,9 +105,13 @@ class AsyncSession:
         json_body: Any = None,
         params: dict[str, Any] | None = None,
         auth: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> Any:
-        """A raw call to ``/api/v1{path}``."""
-        return await self._t.request(method, path, json_body=json_body, params=params, auth=auth)
+        """A raw call to ``/api/v1{path}`` (a POST with an ``Idempotency-Key`` header is retried as
+        a GET is)."""
+        return await self._t.request(
+            method, path, json_body=json_body, params=params, auth=auth, headers=headers
+        )
 
     # -- the accsyn-like verbs ---------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from reelsync.errors import NotFoundError, PermissionDeniedError, ValidationError
+from reelsync.domain.party import normalise_relative
+from reelsync.errors import NotFoundError, PathError, PermissionDeniedError, ValidationError
 
 __all__ = [
     "SYNC_ROLES",
@@ -35,6 +36,7 @@ __all__ = [
     "moved_note",
     "project_of",
     "project_queue",
+    "sync_path",
     "sync_tasks",
 ]
 
@@ -60,6 +62,29 @@ def check_may_sync(email: str, role: str) -> None:
 def job_name(project: str, direction: Direction | str, site: str, day: date) -> str:
     """``proj001 download london 2026-11-27``."""
     return f"{project} {Direction(direction).value} {site} {day.isoformat()}"
+
+
+def sync_path(path: str, volume: str, prefixes: Iterable[str]) -> str:
+    """A path to sync, relative to ``volume``: an absolute path under one of the volume's site
+    paths (``prefixes``) is made relative; the whole volume, or a path outside it, is refused."""
+    text = path.strip().replace("\\", "/")
+    if not text:
+        raise PathError("an empty path; give paths like proj001/sc0010/sh0010/scans")
+    if text.startswith("/"):
+        for prefix in sorted(prefixes, key=len, reverse=True):
+            root = prefix.rstrip("/")
+            if text == root or text.startswith(root + "/"):
+                text = text[len(root) :]
+                break
+        else:
+            raise PathError(
+                f"{path} is not inside volume {volume}",
+                hint="give a path relative to the volume, like proj001/sc0010/sh0010/scans",
+            )
+    rel = normalise_relative(text)
+    if not rel:
+        raise PathError(f"{path!r} is the whole volume; give at least a project folder")
+    return rel
 
 
 def project_of(path: str) -> str:

@@ -16,7 +16,14 @@ if TYPE_CHECKING:
         task_counts,
         view_of,
     )
-    from reelsync.sync.sitesync import Direction, SyncedJob, SyncResult, job_name, site_sync
+    from reelsync.sync.sitesync import (
+        Direction,
+        SyncedJob,
+        SyncResult,
+        job_name,
+        site_sync,
+        submit_sync,
+    )
     from reelsync.sync.watch import watch_jobs
 
 __all__ = [
@@ -29,6 +36,7 @@ __all__ = [
     "job_name",
     "job_view",
     "site_sync",
+    "submit_sync",
     "task_counts",
     "view_of",
     "watch_jobs",
@@ -38,7 +46,10 @@ _HOME = {
     **dict.fromkeys(
         ("FailedTask", "JobView", "find_job", "job_view", "task_counts", "view_of"), "jobview"
     ),
-    **dict.fromkeys(("Direction", "SyncedJob", "SyncResult", "job_name", "site_sync"), "sitesync"),
+    **dict.fromkeys(
+        ("Direction", "SyncedJob", "SyncResult", "job_name", "site_sync", "submit_sync"),
+        "sitesync",
+    ),
     "watch_jobs": "watch",
 }
 

@@ -27,6 +27,7 @@ Rules:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ from datetime import date
 from typing import Any
 
 from reelsync.client import Entity, Session
-from reelsync.domain.party import normalise_relative
 from reelsync.domain.paths import covers
 from reelsync.domain.syncjob import (
     Direction,
@@ -44,18 +44,18 @@ from reelsync.domain.syncjob import (
     moved_note,
     project_of,
     project_queue,
+    sync_path,
     sync_tasks,
 )
 from reelsync.errors import (
     NotFoundError,
-    PathError,
     PermissionDeniedError,
     ReelsyncError,
     UnavailableError,
     ValidationError,
 )
 
-__all__ = ["Direction", "SyncResult", "SyncedJob", "job_name", "site_sync"]
+__all__ = ["Direction", "SyncResult", "SyncedJob", "job_name", "site_sync", "submit_sync"]
 
 _ENDED = ("done", "failed", "aborted")
 
@@ -94,31 +94,19 @@ class SyncedJob:
 class SyncResult:
     jobs: tuple[SyncedJob, ...]
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # what the server noticed at submit (accepted, maybe not meant)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"jobs": [j.to_dict() for j in self.jobs], "notes": list(self.notes)}
+        return {
+            "jobs": [j.to_dict() for j in self.jobs],
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+        }
 
 
 def _relative(path: str, volume: Mapping[str, Any]) -> str:
-    text = path.strip().replace("\\", "/")
-    if not text:
-        raise PathError("an empty path; give paths like proj001/sc0010/sh0010/scans")
-    if text.startswith("/"):
-        prefixes: Mapping[str, str] = volume.get("paths") or {}
-        for prefix in sorted(prefixes.values(), key=len, reverse=True):
-            root = prefix.rstrip("/")
-            if text == root or text.startswith(root + "/"):
-                text = text[len(root) :]
-                break
-        else:
-            raise PathError(
-                f"{path} is not inside volume {volume.get('code')}",
-                hint="give a path relative to the volume, like proj001/sc0010/sh0010/scans",
-            )
-    rel = normalise_relative(text)
-    if not rel:
-        raise PathError(f"{path!r} is the whole volume; give at least a project folder")
-    return rel
+    prefixes: Mapping[str, str] = volume.get("paths") or {}
+    return sync_path(path, str(volume.get("code")), prefixes.values())
 
 
 def _one(session: Session, entitytype: str, ref: str, what: str, known: str = "") -> Entity:
@@ -375,3 +363,65 @@ def site_sync(
             )
         )
     return SyncResult(jobs=tuple(jobs), notes=tuple(notes))
+
+
+def _missing_route(error: NotFoundError) -> bool:
+    """A 404 for the route itself (a server older than ``POST /syncs``), not for what it named."""
+    return error.message.startswith("no such endpoint") or "HTTP 404" in error.message
+
+
+def _synced(row: Mapping[str, Any]) -> SyncedJob:
+    return SyncedJob(
+        project=str(row["project"]),
+        name=str(row["name"]),
+        action=str(row["action"]),
+        queue=str(row["queue"]),
+        source_site=str(row["source_site"]),
+        destination_site=str(row["destination_site"]),
+        paths=tuple(str(p) for p in row["paths"]),
+        size=int(row.get("size") or 0),
+        job=dict(row.get("job") or {}),
+    )
+
+
+def submit_sync(
+    session: Session,
+    paths: Sequence[str],
+    site: str | None,
+    direction: Direction | str = Direction.DOWNLOAD,
+    queue: str | None = None,
+    *,
+    volume: str = "projects",
+    meanwhile: Callable[[], object] | None = None,
+) -> SyncResult:
+    """:func:`site_sync` in one request (``POST /syncs``: the server makes the same checks, sizes
+    the paths at the source agent and appends to or creates the day's jobs); ``meanwhile`` is
+    called while the server works. A server without that route: :func:`site_sync`'s flow."""
+    body = {
+        "paths": list(paths),
+        "site": site,
+        "direction": str(direction),
+        "queue": queue,
+        "volume": volume,
+    }
+    key = {"Idempotency-Key": uuid.uuid4().hex}  # a retry after a lost answer appends nothing
+    sent = session.start("POST", "/syncs", json_body=body, headers=key)
+    try:
+        if meanwhile is not None:
+            meanwhile()
+    except BaseException:
+        sent.cancel()
+        raise
+    try:
+        answer = sent.result()
+    except NotFoundError as exc:
+        if not _missing_route(exc):
+            raise
+        return site_sync(session, paths, site, direction, queue, volume=volume)
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("jobs"), list):
+        raise ValidationError("the server answered POST /syncs without jobs")
+    return SyncResult(
+        jobs=tuple(_synced(row) for row in answer["jobs"]),
+        notes=tuple(str(n) for n in answer.get("notes") or ()),
+        warnings=tuple(str(w) for w in answer.get("warnings") or ()),
+    )

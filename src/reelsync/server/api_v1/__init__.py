@@ -14,6 +14,7 @@ from reelsync.server.api_v1 import (
     servers,
     settings,
     sites,
+    syncs,
     users,
     volumes,
     webhooks,
@@ -33,6 +34,7 @@ for _module in (
     settings,
     jobs,
     files,
+    syncs,
     webhooks,
 ):
     router.include_router(_module.router)

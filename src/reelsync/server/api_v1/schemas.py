@@ -25,6 +25,7 @@ __all__ = [
     "SettingPut",
     "SiteCreate",
     "SiteUpdate",
+    "SyncCreate",
     "TaskAppend",
     "TaskEdit",
     "UserCreate",
@@ -208,6 +209,17 @@ class JobUpdate(_Body):
     queue: str | None = None
     settings: dict[str, str] | None = None
     metadata: dict[str, Any] | None = None
+
+
+class SyncCreate(_Body):
+    """A site sync (``reelsync sync``): paths relative to the volume (or absolute under one of its
+    site paths), the site to sync with (default: the only one besides the main site)."""
+
+    paths: list[str] = Field(max_length=10_000)
+    site: str | None = None
+    direction: str = "download"
+    queue: str | None = None
+    volume: str = "projects"
 
 
 class TaskAppend(_Body):
