@@ -303,11 +303,42 @@ def test_task_edits_follow_the_status_machine(database: Database, studio: dict[s
         ],
     )
     assert jobs.get_job(database, admin, job.id).status == "paused"  # only on-hold tasks left
+    # queued again, the held task resumes the job that paused for it (it used to stay paused)
+    tasks.update_tasks(database, admin, job.id, [{"uri": "2", "status": "queued"}])
+    assert jobs.get_job(database, admin, job.id).status in ("waiting", "running")
+    tasks.update_tasks(database, admin, job.id, [{"uri": "2", "status": "onhold"}])
+    assert jobs.get_job(database, admin, job.id).status == "paused"
     tasks.update_tasks(database, admin, job.id, [{"uri": "2", "status": "excluded"}])
     assert jobs.get_job(database, admin, job.id).status == "done"
     page = tasks.list_tasks(database, admin, job.id, status="excluded", limit=1)
     assert (page.total, len(page.items)) == (2, 1)
     assert tasks.get_task(database, admin, job.id, "0").status == "done"
+
+
+def test_a_job_paused_by_its_holds_resumes_for_new_work(
+    database: Database, studio: dict[str, Actor]
+) -> None:
+    # A job whose only tasks left are on hold reads paused (rollup); a task queued again or added
+    # resumes it, as either revives an ended job. A job the user paused keeps its pause.
+    admin = studio["admin"]
+    job = jobs.submit_job(
+        database, admin, {"tasks": ["proj001/a", "proj001/b"], "destination": "site=london"}
+    )
+    tasks.update_tasks(
+        database, admin, job.id, [{"uri": "0", "status": "done"}, {"uri": "1", "status": "onhold"}]
+    )
+    assert jobs.get_job(database, admin, job.id).status == "paused"
+    tasks.update_tasks(database, admin, job.id, [{"uri": "1", "status": "queued"}])
+    assert jobs.get_job(database, admin, job.id).status in ("waiting", "running")
+    tasks.update_tasks(database, admin, job.id, [{"uri": "1", "status": "onhold"}])
+    assert jobs.get_job(database, admin, job.id).status == "paused"
+    tasks.add_tasks(database, admin, job.id, ["proj001/c"])
+    assert jobs.get_job(database, admin, job.id).status in ("waiting", "running")
+    # the user's pause, with work left: neither a re-queued task nor an append lifts it
+    assert jobs.update_job(database, admin, job.id, status="paused").status == "paused"
+    tasks.update_tasks(database, admin, job.id, [{"uri": "1", "status": "queued"}])
+    tasks.add_tasks(database, admin, job.id, ["proj001/d"])
+    assert jobs.get_job(database, admin, job.id).status == "paused"
 
 
 def test_job_status_writes(database: Database, studio: dict[str, Actor]) -> None:

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
-from reelsync.domain.status import JobStatus, TaskStatus, rollup
+from reelsync.domain.status import TASK_ACTIVE, JobStatus, TaskStatus, rollup
 
-__all__ = ["ENDED", "refresh_job", "refresh_new_job", "task_counts"]
+__all__ = ["ENDED", "paused_by_holds", "refresh_job", "refresh_new_job", "task_counts"]
 
 ENDED = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.ABORTED})
 
@@ -28,6 +28,16 @@ def task_counts(session: Session, job_id: str) -> dict[TaskStatus, int]:
         select(m.Task.status, func.count()).where(m.Task.job_id == job_id).group_by(m.Task.status)
     )
     return {TaskStatus(status): int(count) for status, count in rows}
+
+
+def paused_by_holds(job: m.Job, statuses: Iterable[str]) -> bool:
+    """Whether ``job`` is paused by its on-hold tasks alone: none of its tasks (``statuses``,
+    before a change) is active, so :func:`~reelsync.domain.status.rollup` says paused for the
+    holds left. A task queued again or added then resumes it, as it revives an ended job; a job
+    the user paused with work left keeps its pause."""
+    if job.status != JobStatus.PAUSED.value:
+        return False
+    return not any(TaskStatus(status) in TASK_ACTIVE for status in statuses)
 
 
 def refresh_job(session: Session, job: m.Job) -> JobStatus:

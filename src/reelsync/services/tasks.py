@@ -5,10 +5,11 @@ Rules:
 - Appending continues the job's uris; a task with the same source and destination as one already in
   the job re-queues that task (unless it is still active) instead of adding a copy, or fails the
   whole append with a ConflictError when ``allow_duplicates`` is false. New tasks revive an ended
-  job.
+  job, and resume one paused only by its on-hold tasks (none active: ``rollup.paused_by_holds``).
 - Edits address tasks by ``id`` or ``uri``; status writes follow
   :func:`reelsync.domain.status.check_task_transition`; priority is 1..1000. All edits are checked
-  before any is applied; the job's status is then recomputed.
+  before any is applied; the job's status is then recomputed. A task queued again revives an
+  ended job, or one paused only by its on-hold tasks (as appending does).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from reelsync.domain.status import (
 )
 from reelsync.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from reelsync.services import idempotency
-from reelsync.services.rollup import ENDED, refresh_job
+from reelsync.services.rollup import ENDED, paused_by_holds, refresh_job
 from reelsync.services.submission import (
     Plan,
     PlannedTask,
@@ -214,12 +215,13 @@ def append_planned(
             again.append(found[0])
             if task.size is not None:  # what the caller counted now (a folder may have grown)
                 sizes[found[0]] = task.size
+    held = paused_by_holds(job, (status for _, status in existing.values()))
     now = utcnow()
     _requeue(session, again, now)
     for task_id, size in sizes.items():
         session.execute(update(m.Task).where(m.Task.id == task_id).values(size=size))
     new_ids = insert_planned(session, job, fresh, now)
-    if JobStatus(job.status) in ENDED and (new_ids or again):
+    if (JobStatus(job.status) in ENDED or held) and (new_ids or again):
         job.status = JobStatus.WAITING.value
         job.finished = None
     refresh_job(session, job)
@@ -543,6 +545,14 @@ def update_tasks(
             if metadata is not None and not isinstance(metadata, Mapping):
                 raise ValidationError(f"edit {index}: metadata must be an object")
             plans.append((row, status, priority, metadata))
+        held = job.status == JobStatus.PAUSED.value and paused_by_holds(
+            job,  # one active task (before these edits) is enough to tell
+            session.scalars(
+                select(m.Task.status)
+                .where(m.Task.job_id == job.id, m.Task.status.in_([s.value for s in TASK_ACTIVE]))
+                .limit(1)
+            ),
+        )
         now = utcnow()
         revive = False
         for row, status, priority, metadata in plans:
@@ -561,7 +571,7 @@ def update_tasks(
             if metadata is not None:
                 row.meta = dict(metadata)
             row.modified = now
-        if revive and job.status in (JobStatus.DONE.value, JobStatus.FAILED.value):
+        if revive and (job.status in (JobStatus.DONE.value, JobStatus.FAILED.value) or held):
             job.status = JobStatus.WAITING.value
         refresh_job(session, job)
         return _records(session, [row.id for row, *_ in plans])
