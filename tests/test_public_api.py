@@ -49,7 +49,7 @@ PINNED = {
         "Volume",
         "Workspace",
     ],
-    "reelsync.db": ["Database", "upgrade_to_head"],
+    "reelsync.db": ["Database", "pool_size_for", "upgrade_to_head"],
     "reelsync.server.app": ["API_PREFIX", "create_app"],
     "reelsync.server.dependencies": [
         "CurrentActor",
@@ -83,6 +83,7 @@ PINNED = {
         "job_record",
         "list_jobs",
         "record_sizes",
+        "replayed_job",
         "scan_jobs",
         "set_job_status",
         "submit_job",
@@ -102,7 +103,13 @@ PINNED = {
         "task_record",
         "update_tasks",
     ],
-    "reelsync.services.rollup": ["ENDED", "refresh_job", "refresh_new_job", "task_counts"],
+    "reelsync.services.rollup": [
+        "ENDED",
+        "paused_by_holds",
+        "refresh_job",
+        "refresh_new_job",
+        "task_counts",
+    ],
     "reelsync.services.servers": [
         "AGENT_SECRET_KIND",
         "ENROLLMENT_TOKEN_KIND",
