@@ -680,15 +680,9 @@ class ReceiveSession(OpenWork):
                 out.append(self._plan_one(m, finished, folders))
                 continue
             path = f"{real}/{name}"
-            try:
-                st: os.stat_result | None = os.lstat(path)
-            except OSError:
-                st = None
-            if st is not None and stat_mod.S_ISLNK(st.st_mode):
-                out.append(self._plan_one(m, finished, folders))  # followed, and judged there
-                continue
-            if m.id in targets or m.id in settled:
-                out.append(PlanEntry(m.id, "fail", (), "protocol", "duplicate file id"))
+            st, answer = self._in_folder(m, path, finished, folders)
+            if answer is not None:
+                out.append(answer)
                 continue
             if same_file(st, m.size, m.mtime_ns):
                 settled.add(m.id)
@@ -702,6 +696,27 @@ class ReceiveSession(OpenWork):
         if held:
             skips.append((m0.parent or 0, held))
         return out
+
+    def _in_folder(
+        self,
+        m: ManifestEntry,
+        path: str,
+        finished: list[_Finished],
+        folders: list[_Folder],
+    ) -> tuple[os.stat_result | None, PlanEntry | None]:
+        """``lstat`` of ``path``, a file directly in a folder already resolved and confined: its
+        status (None: nothing there), or the plan entry that answers ``m`` already (a symlink
+        goes the per-file way, which follows it and judges where it leads; a file id already
+        planned is a protocol error)."""
+        try:
+            st: os.stat_result | None = os.lstat(path)
+        except OSError:
+            st = None
+        if st is not None and stat_mod.S_ISLNK(st.st_mode):
+            return st, self._plan_one(m, finished, folders)
+        if m.id in self.targets or m.id in self._settled:
+            return st, PlanEntry(m.id, "fail", (), "protocol", "duplicate file id")
+        return st, None
 
     def _plan_top_run(
         self, run: tuple[ManifestEntry, ...], finished: list[_Finished], folders: list[_Folder]
@@ -719,8 +734,8 @@ class ReceiveSession(OpenWork):
         except ReelsyncError:
             return [self._plan_one(m, finished, folders) for m in run]
         prefix = f"{folder}/" if folder else ""
-        confine, resolve, lstat = volume.confine, self.resolve, os.lstat
-        chunk_size, targets, settled = self.chunk_size, self.targets, self._settled
+        confine, resolve = volume.confine, self.resolve
+        chunk_size, targets = self.chunk_size, self.targets
         out: list[PlanEntry] = []
         for m in run:
             name = m.dst_path.rpartition("/")[2]
@@ -737,15 +752,9 @@ class ReceiveSession(OpenWork):
             except ReelsyncError:
                 out.append(self._plan_one(m, finished, folders))
                 continue
-            try:
-                st: os.stat_result | None = lstat(path)
-            except OSError:
-                st = None
-            if st is not None and stat_mod.S_ISLNK(st.st_mode):
-                out.append(self._plan_one(m, finished, folders))  # followed, and judged there
-                continue
-            if m.id in targets or m.id in settled:
-                out.append(PlanEntry(m.id, "fail", (), "protocol", "duplicate file id"))
+            st, answer = self._in_folder(m, path, finished, folders)
+            if answer is not None:
+                out.append(answer)
                 continue
             t = _Target(m, key, volume, rel, chunk_count(m.size, chunk_size))
             t.path = path
