@@ -19,11 +19,12 @@ from reelsync.db import Database, pool_size_for
 from reelsync.db.types import JSONType
 from reelsync.errors import ConfigError
 
+#: the pool is PostgreSQL's: these tests run on that backend alone
+_POSTGRES_ONLY = pytest.mark.parametrize("db_backend", ["postgresql"], indirect=True)
+
 
 @pytest.fixture
-def pg(database_url: str, db_backend: str) -> Iterator[Database]:
-    if db_backend != "postgresql":
-        pytest.skip("the pool is PostgreSQL's")
+def pg(database_url: str) -> Iterator[Database]:
     db = Database(database_url)
     yield db
     db.dispose()
@@ -36,6 +37,7 @@ def _opened(db: Database) -> list[Any]:
 
 
 @pytest.mark.postgres
+@_POSTGRES_ONLY
 def test_a_burst_of_transactions_keeps_its_connections(pg: Database) -> None:
     opened = _opened(pg)
     burst = 12  # more than SQLAlchemy's default pool of 5
@@ -67,9 +69,8 @@ def test_the_workers_share_a_budget_of_kept_connections(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_a_smaller_pool_keeps_only_its_size(database_url: str, db_backend: str) -> None:
-    if db_backend != "postgresql":
-        pytest.skip("the pool is PostgreSQL's")
+@_POSTGRES_ONLY
+def test_a_smaller_pool_keeps_only_its_size(database_url: str) -> None:
     db = Database(database_url, pool_size=3)
     try:
         opened = _opened(db)
@@ -93,6 +94,7 @@ def test_a_smaller_pool_keeps_only_its_size(database_url: str, db_backend: str) 
 
 
 @pytest.mark.postgres
+@_POSTGRES_ONLY
 def test_a_connection_gone_while_idle_is_replaced(
     pg: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
