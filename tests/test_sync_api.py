@@ -20,7 +20,6 @@ from reelsync.config import ClientConfig
 from reelsync.domain.fileops import FileOp
 from reelsync.errors import (
     NotFoundError,
-    PathError,
     PermissionDeniedError,
     ReelsyncError,
     UnavailableError,
@@ -95,23 +94,7 @@ def test_upload_default_queue_and_queue_move(env: Any) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    ("paths", "site", "kwargs", "error", "message"),
-    [
-        ([SHOT1], "paris", {}, NotFoundError, "unknown site 'paris' (sites: hq, london)"),
-        ([SHOT1], "hq", {}, ValidationError, "hq is the main site; sync moves files between"),
-        (["proj001/sc0010/sh9999/scans"], "london", {}, NotFoundError,
-         "proj001/sc0010/sh9999/scans does not exist at hq (volume projects)"),
-        ([SHOT1], "london", {"volume": "archive"}, NotFoundError,
-         "unknown volume 'archive' (volumes: projects)"),
-        ([SHOT1], "london", {"queue": "nope"}, NotFoundError, "unknown queue 'nope'"),
-        (["proj001/../etc"], "london", {}, PathError, "'..' is not allowed in a path"),
-        (["/etc/passwd"], "london", {}, PathError, "/etc/passwd is not inside volume projects"),
-        ([], "london", {}, ValidationError, "give at least one path"),
-        ([SHOT1], "london", {"direction": "sideways"}, ValidationError,
-         "direction must be download or upload"),
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize(test_sync_checks.MISTAKE_FIELDS, test_sync_checks.MISTAKES)
 def test_mistakes_say_what_the_old_flow_says(
     env: Any,
     paths: list[str],

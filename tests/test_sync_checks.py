@@ -206,23 +206,25 @@ def test_an_empty_folder_is_an_error(env: Any) -> None:
     assert jobs_of(admin_session) == []
 
 
-@pytest.mark.parametrize(
-    ("paths", "site", "kwargs", "error", "message"),
-    [
-        ([SHOT1], "paris", {}, NotFoundError, "unknown site 'paris' (sites: hq, london)"),
-        ([SHOT1], "hq", {}, ValidationError, "hq is the main site; sync moves files between"),
-        (["proj001/sc0010/sh9999/scans"], "london", {}, NotFoundError,
-         "proj001/sc0010/sh9999/scans does not exist at hq (volume projects)"),
-        ([SHOT1], "london", {"volume": "archive"}, NotFoundError,
-         "unknown volume 'archive' (volumes: projects)"),
-        ([SHOT1], "london", {"queue": "nope"}, NotFoundError, "unknown queue 'nope'"),
-        (["proj001/../etc"], "london", {}, PathError, "'..' is not allowed in a path"),
-        (["/etc/passwd"], "london", {}, PathError, "/etc/passwd is not inside volume projects"),
-        ([], "london", {}, ValidationError, "give at least one path"),
-        ([SHOT1], "london", {"direction": "sideways"}, ValidationError,
-         "direction must be download or upload"),
-    ],
-)  # fmt: skip
+#: A user's mistakes and the one error each gives (the old flow's and the one-request submit's)
+MISTAKE_FIELDS = ("paths", "site", "kwargs", "error", "message")
+MISTAKES = [
+    ([SHOT1], "paris", {}, NotFoundError, "unknown site 'paris' (sites: hq, london)"),
+    ([SHOT1], "hq", {}, ValidationError, "hq is the main site; sync moves files between"),
+    (["proj001/sc0010/sh9999/scans"], "london", {}, NotFoundError,
+     "proj001/sc0010/sh9999/scans does not exist at hq (volume projects)"),
+    ([SHOT1], "london", {"volume": "archive"}, NotFoundError,
+     "unknown volume 'archive' (volumes: projects)"),
+    ([SHOT1], "london", {"queue": "nope"}, NotFoundError, "unknown queue 'nope'"),
+    (["proj001/../etc"], "london", {}, PathError, "'..' is not allowed in a path"),
+    (["/etc/passwd"], "london", {}, PathError, "/etc/passwd is not inside volume projects"),
+    ([], "london", {}, ValidationError, "give at least one path"),
+    ([SHOT1], "london", {"direction": "sideways"}, ValidationError,
+     "direction must be download or upload"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(MISTAKE_FIELDS, MISTAKES)
 def test_mistakes_are_one_clear_error_and_submit_nothing(
     env: Any,
     paths: list[str],
