@@ -3,6 +3,8 @@ evaluation, pages go by key, the lists are served by indexes, and reads take no 
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,8 +17,10 @@ from reelsync.domain.query import evaluate, parse_query
 from reelsync.domain.records import Actor, Role
 from reelsync.errors import UnavailableError, ValidationError
 from reelsync.scheduler.reports import _unsized_task_query
-from reelsync.server.accsyn.selection import _resolve
+from reelsync.server.accsyn.jobrows import wire_jobs
+from reelsync.server.accsyn.selection import _public, _resolve
 from reelsync.server.accsyn.shapes import Parties, job_record
+from reelsync.server.accsyn.wire import dumps
 from reelsync.services import jobquery, jobs, queues, sites, tasks, users, volumes
 from reelsync.services.bootstrap import init_workspace
 from reelsync.services.jobquery import job_condition
@@ -140,6 +144,47 @@ def test_sql_translation_agrees_with_python(
     # say (patterns, free metadata) or widens (dates ordered by whole days) is not exact
     inexact = ("matches", "metadata", "created>", "created<")
     assert translated.exact is not any(word in query for word in inexact), query
+
+
+def test_wire_rows_are_the_records_answered(database: Database, world: dict[str, Any]) -> None:
+    """A find answered as read (an exact query) makes the records in the wire shape from the
+    rows (datetimes and JSON as text from the database): the same JSON, keys in the same order,
+    as the records made from :class:`Job` with the helper keys dropped, whatever the values."""
+    ids = world["jobs"]
+    edges: list[dict[str, Any]] = [
+        {"meta": {"shot": "sh010", "frames": [1001, 1100], "nested": {"ok": True}}},
+        {"settings": {"compression": "on"}, "meta": {"big": 2**70, "f": 1.5, "s": "naïve"}},
+        {"meta": None, "settings": None},  # JSON null (not SQL NULL): read as {}
+        {"finished": datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)},  # cut, not rounded
+        {"created": datetime(1999, 1, 2, 3, 4, 5, tzinfo=UTC), "modifier_id": "f" * 24},
+    ]
+    with database.session() as s:
+        for job_id, values in zip(ids, edges, strict=False):
+            s.execute(update(m.Job).where(m.Job.id == job_id).values(**values))
+    if database.is_sqlite:  # SQLite keeps what Python's json wrote, NaN included
+        with database.session() as s:
+            s.execute(
+                text("UPDATE job SET metadata = :meta WHERE id = :id"),
+                {"meta": '{"x": NaN, "y": [Infinity, 1]}', "id": ids[1]},
+            )
+    hq = next(x.id for x in sites.list_sites(database, world["admin"]) if x.main)
+    record_parties = Parties(main_site_id=hq, workspace_code="acmepost")
+    for actor in (world["admin"], world["employee"]):
+        for finished in (True, False):
+            wanted = jobs.JobFilter(finished=None if finished else False)
+            made = [
+                _public(job_record(j, record_parties))
+                for j in jobs.scan_jobs(database, actor, wanted)
+            ]
+            read = list(wire_jobs(database, actor, finished=finished, batch=4))
+            assert [list(r) for r in read] == [list(r) for r in made]
+            assert _pairs(dumps({"result": read})) == _pairs(dumps({"result": made}))
+    assert len(list(wire_jobs(database, world["admin"], finished=True))) == 14
+
+
+def _pairs(body: bytes) -> Any:
+    """``body`` decoded with every object as its list of (key, value): order counts."""
+    return json.loads(body, object_pairs_hook=list)
 
 
 def test_job_pages_by_key(database: Database, world: dict[str, Any]) -> None:

@@ -84,6 +84,7 @@ PINNED = {
         "list_jobs",
         "record_sizes",
         "replayed_job",
+        "scan_job_rows",
         "scan_jobs",
         "set_job_status",
         "submit_job",

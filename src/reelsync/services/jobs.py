@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, func, select, text, tuple_, update
+from sqlalchemy import ColumnElement, DateTime, func, select, text, tuple_, type_coerce, update
 from sqlalchemy.orm import Session
 
 from reelsync.config import DEFAULT_FENCE_S
@@ -61,6 +61,7 @@ __all__ = [
     "list_jobs",
     "record_sizes",
     "replayed_job",
+    "scan_job_rows",
     "scan_jobs",
     "set_job_status",
     "submit_job",
@@ -352,9 +353,13 @@ def _row_record(row: Sequence[Any]) -> Job:
     )  # fmt: skip
 
 
-def _select_jobs(where: Sequence[ColumnElement[bool]], after: tuple[datetime, str] | None) -> Any:
+def _select_jobs(
+    where: Sequence[ColumnElement[bool]],
+    after: tuple[datetime, str] | None,
+    columns: Sequence[Any] = _JOB_ROW,
+) -> Any:
     query = (
-        select(*_JOB_ROW)
+        select(*columns)
         .join(m.User, m.User.id == m.Job.user_id)
         .join(m.Queue, m.Queue.id == m.Job.queue_id)
         .where(*where)
@@ -436,17 +441,45 @@ def scan_jobs(db: Database, actor: Actor, wanted: JobFilter, *, batch: int = 200
     read transaction), so a caller that stops early reads only what it used: ``batch`` rows
     first, then four times as many each time up to :data:`MAX_SCAN_BATCH` (a long scan makes
     few round trips)."""
+    for row in _scan(db, actor, wanted, _JOB_ROW, (_CREATED, 0), batch):
+        yield _row_record(row)
+
+
+def scan_job_rows(
+    db: Database, actor: Actor, wanted: JobFilter, columns: Sequence[Any], *, batch: int = 200
+) -> Iterator[Sequence[Any]]:
+    """:func:`scan_jobs` as rows of ``columns`` (over ``job``, its ``user_account`` and its
+    ``queue``), each followed by the job's ``created`` and ``id``: for a caller that shapes the
+    rows itself (the accsyn find writes them to the wire as they come)."""
+    # the key's datetime as the driver reads it (the last row's alone is used)
+    keyed = (*columns, type_coerce(m.Job.created, DateTime(timezone=True)), m.Job.id)
+    return _scan(db, actor, wanted, keyed, (len(columns), len(columns) + 1), batch, core=True)
+
+
+def _scan(
+    db: Database,
+    actor: Actor,
+    wanted: JobFilter,
+    columns: Sequence[Any],
+    key_at: tuple[int, int],
+    batch: int,
+    *,
+    core: bool = False,
+) -> Iterator[Sequence[Any]]:
+    """The rows of ``columns`` by key (``created`` and ``id`` at ``key_at``); ``core``: read
+    on the session's connection (plain rows, without the ORM's result handling)."""
     key: tuple[datetime, str] | None = None
-    size = batch
+    size = max(1, min(batch, MAX_SCAN_BATCH))
+    created_at, id_at = key_at
     while True:
         with db.reader() as session:
             where = _conditions(session, actor, wanted)
-            rows = session.execute(_select_jobs(where, key).limit(size)).all()
-            found = [_row_record(row) for row in rows]
-        yield from found
-        if len(found) < size:
+            query = _select_jobs(where, key, columns).limit(size)
+            rows = (session.connection() if core else session).execute(query).all()
+        yield from rows
+        if len(rows) < size:
             return
-        key = (rows[-1][_CREATED], rows[-1][0])
+        key = (rows[-1][created_at], rows[-1][id_at])
         size = max(size, min(size * 4, MAX_SCAN_BATCH))
 
 

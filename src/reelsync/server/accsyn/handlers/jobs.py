@@ -31,6 +31,7 @@ from reelsync.server.accsyn.handlers.queues import (
 from reelsync.server.accsyn.handlers.sequences import with_frames
 from reelsync.server.accsyn.handlers.sizing import MAX_TASKS, sized
 from reelsync.server.accsyn.handlers.tasks import all_tasks
+from reelsync.server.accsyn.jobrows import wire_jobs
 from reelsync.server.accsyn.selection import matching, select
 from reelsync.server.accsyn.shapes import (
     JOB_TYPE_QUEUE,
@@ -88,10 +89,17 @@ def job_records(
 
 
 def _job_records(
-    call: Call, *, finished: bool, query: str | None = None, queue: str | None = None
+    call: Call,
+    *,
+    finished: bool,
+    query: str | None = None,
+    queue: str | None = None,
+    answered: bool = False,
 ) -> tuple[Iterator[dict[str, Any]], bool]:
     """:func:`job_records`, and whether SQL said the ``query`` exactly (then every record
-    matches it and Python need not evaluate it again)."""
+    matches it and Python need not evaluate it again). ``answered``: the caller answers the
+    records as they are unless the query is not exact: those come in the wire shape already
+    (:mod:`reelsync.server.accsyn.jobrows`: no helper keys, datetimes as text)."""
     known = parties(call)
     said: list[ColumnElement[bool]] = []
     exact = False
@@ -103,8 +111,22 @@ def _job_records(
     if queue is not None:
         said.append(Job_.queue_id == queue)
     where = and_(*said) if said else None
+    if answered and (exact or not query):  # straight into the wire shape
+        batch = _rows_wanted(call.envelope.data_dict)
+        return wire_jobs(call.db, call.actor, finished=finished, where=where, batch=batch), exact
     records = (job_record(j, known) for j in all_jobs(call, finished=finished, where=where))
     return records, exact
+
+
+def _rows_wanted(data: dict[str, Any]) -> int:
+    """How many job rows to read first: the page asked for (``skip`` + ``limit``), else 1,000
+    (a find of the running jobs in one round trip). Bad values are refused later, by select."""
+    skip, limit = data.get("skip"), data.get("limit")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        if isinstance(skip, int) and not isinstance(skip, bool) and skip > 0:
+            limit += skip
+        return min(limit, 1000)
+    return 1000
 
 
 def _is_queue(call: Call, ref: str) -> bool:
@@ -142,7 +164,9 @@ def find(call: Call) -> list[dict[str, Any]]:
     exact = False
     if wanted in (None, JOB_TYPE_TRANSFER):
         query = call.envelope.query if call.envelope.id is None else None
-        records, exact = _job_records(call, finished=finished, query=query, queue=parent)
+        records, exact = _job_records(
+            call, finished=finished, query=query, queue=parent, answered=True
+        )
     if exact:  # the jobs are the query's already: only the queues are matched here
         if wanted is None:
             queued = _lazy(lambda: queue_records(call))
