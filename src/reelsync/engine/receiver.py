@@ -216,12 +216,13 @@ class ReceiveSession(OpenWork):
         # ~20,000). The durable steps (syncfs, folder fsyncs) run outside it, so one batch's
         # files are written while another's are made durable.
         self._batch_lock = threading.Lock()
+        self._read_gate = threading.Lock()  # see engine/stream.py
         self._sends: set[asyncio.Task[None]] = set()
         self._readers: set[asyncio.Task[None]] = set()
         self._running = False
         self._error: BaseException | None = None
         for stream in streams:
-            stream.set_inline(self._inline)
+            stream.set_inline(self._inline, self._read_gate)
 
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
         job = self.executor.submit(fn, *args)
@@ -390,7 +391,7 @@ class ReceiveSession(OpenWork):
 
     def add_stream(self, stream: FrameStream) -> None:
         """A stream that joined after the session started (they open in parallel)."""
-        stream.set_inline(self._inline)
+        stream.set_inline(self._inline, self._read_gate)
         self.streams.append(stream)
         if self._running and not self._end.is_set() and not self._bye.is_set():
             self._spawn_reader(stream)

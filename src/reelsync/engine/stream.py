@@ -19,6 +19,16 @@ thread then passes every CHUNK and BATCH event to it before anything else and de
 returns instead. The handler verifies and writes the data right there (``pwrite`` and xxh3
 release the GIL), so data never waits for the event loop or an executor, and a large chunk's
 payload lands in a buffer the reader reuses (the handler must not keep the event's data).
+
+With the handler comes a *read gate*, a lock shared by the session's streams: on a short path
+(loopback, a LAN: round trip under :data:`GATED_RTT`) a reader holds it while it reads a large
+chunk's or frame's payload, so one thread at a time runs the per-record ``SSL_read`` loop. TLS
+hands over at most one 16 KiB record per read, each a release of the GIL; with every stream's
+reader in that loop at once, nearly every release woke another reader (seq, 4 streams: ~765,000
+futex calls on the receiver for 2 GB). Gated, the readers take turns per chunk, and one
+verifies and writes its chunk (outside the gate) while the next one is read. On a long path a
+stream's payload arrives at its own pace, so there is no gate: a reader waiting for the network
+must not hold up the others.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import ssl
 import threading
 from collections.abc import Callable
 
+from reelsync.engine.pathsize import path_rtt
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
 from reelsync.errors import (
@@ -49,7 +60,7 @@ from reelsync.protocol import (
     Side,
 )
 
-__all__ = ["FrameStream", "InlineHandler", "tune_socket"]
+__all__ = ["GATED_RTT", "FrameStream", "InlineHandler", "tune_socket"]
 
 InlineHandler = Callable[[Chunk | Batch], object]
 """Runs in a stream's reader thread for each CHUNK and BATCH; returns what to deliver instead."""
@@ -58,6 +69,9 @@ _READ_BUFFER = 1 << 20
 _COALESCE = 64 * 1024
 _BIG_READ = 256 * 1024
 _LIMITED_READ = 64 * 1024  # the largest read while a receive limit is on (smooth pacing)
+
+#: The round trip (seconds) under which a stream's large reads take the session's read gate.
+GATED_RTT = 0.001
 
 
 _KEEPALIVE = (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
@@ -132,6 +146,9 @@ class FrameStream:
         # reading
         self._events: collections.deque[object] = collections.deque()
         self._inline: InlineHandler | None = None
+        self._gate: threading.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
+        rtt = path_rtt(sock)
+        self._short = rtt is not None and rtt < GATED_RTT
         self._payload_buf = bytearray()  # reused for chunk payloads when a handler consumes them
         self._frame_buf = bytearray()  # reused for large frames (the Connection copies them)
         self._queued = 0
@@ -156,9 +173,12 @@ class FrameStream:
         self._reader.start()
         self._writer.start()
 
-    def set_inline(self, handler: InlineHandler) -> None:
-        """Have the reader thread hand every CHUNK and BATCH to ``handler`` (see the module)."""
+    def set_inline(self, handler: InlineHandler, gate: threading.Lock | None = None) -> None:
+        """Have the reader thread hand every CHUNK and BATCH to ``handler``; on a short path,
+        read large payloads holding ``gate`` (see the module)."""
         self._inline = handler
+        if gate is not None and self._short:
+            self._gate = gate
 
     # -- threads ---------------------------------------------------------------------------------
     def _call(self, fn: object, *args: object) -> bool:
@@ -243,11 +263,12 @@ class FrameStream:
             payload = memoryview(self._payload_buf)[:size]
         view = memoryview(payload)
         pos = have
-        while pos < size:
-            k = self._recv(view[pos:])
-            if k == 0:
-                raise ConnectionLostError(f"stream to {self.peer_name} closed mid-chunk")
-            pos += k
+        with self._gate:
+            while pos < size:
+                k = self._recv(view[pos:])
+                if k == 0:
+                    raise ConnectionLostError(f"stream to {self.peer_name} closed mid-chunk")
+                pos += k
         del view
         with self._lock:
             chunk = self.conn.receive_chunk_payload(payload, have)
@@ -264,11 +285,12 @@ class FrameStream:
             self._frame_buf = bytearray(size + (size >> 3))
         body = memoryview(self._frame_buf)[:size]
         pos = have
-        while pos < size:
-            k = self._recv(body[pos:])
-            if k == 0:
-                raise ConnectionLostError(f"stream to {self.peer_name} closed mid-frame")
-            pos += k
+        with self._gate:
+            while pos < size:
+                k = self._recv(body[pos:])
+                if k == 0:
+                    raise ConnectionLostError(f"stream to {self.peer_name} closed mid-frame")
+                pos += k
         inline = self._inline
         with self._lock:
             event: object = self.conn.receive_frame_body(body, have, copy=inline is None)
