@@ -17,13 +17,16 @@ from reelsync.domain.query import evaluate, parse_query
 from reelsync.domain.records import Actor, Role
 from reelsync.errors import UnavailableError, ValidationError
 from reelsync.scheduler.reports import _unsized_task_query
+from reelsync.server.accsyn.call import Call
+from reelsync.server.accsyn.handlers.queues import matching_queue_records, queue_records
 from reelsync.server.accsyn.jobrows import wire_jobs
-from reelsync.server.accsyn.selection import _public, _resolve
+from reelsync.server.accsyn.selection import _public, _resolve, matching
 from reelsync.server.accsyn.shapes import Parties, job_record
-from reelsync.server.accsyn.wire import dumps
-from reelsync.services import jobquery, jobs, queues, sites, tasks, users, volumes
+from reelsync.server.accsyn.wire import dumps, parse_envelope
+from reelsync.services import jobquery, jobs, notes, queues, sites, tasks, users, volumes
 from reelsync.services.bootstrap import init_workspace
 from reelsync.services.jobquery import job_condition
+from reelsync.services.notes import NoteKind
 
 
 @pytest.fixture
@@ -180,6 +183,39 @@ def test_wire_rows_are_the_records_answered(database: Database, world: dict[str,
             assert [list(r) for r in read] == [list(r) for r in made]
             assert _pairs(dumps({"result": read})) == _pairs(dumps({"result": made}))
     assert len(list(wire_jobs(database, world["admin"], finished=True))) == 14
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "status=running",
+        "code=proj001",
+        "proj001",
+        "priority>500",
+        "description=rush",
+        "description contains 'ru' OR code=high",
+        "metadata.client=acme",
+        "modifier!=null",
+        "status=waiting AND name=proj001",
+        None,
+    ],
+)
+def test_queues_matched_before_their_notes_are_read(
+    database: Database, world: dict[str, Any], query: str | None
+) -> None:
+    """A find of jobs also matches the queues; their notes are read only for the queues it
+    selects (unless the query compares notes): the same records as matching every queue with
+    its notes."""
+    admin = world["admin"]
+    proj001 = queues.get_queue(database, admin, "proj001")
+    notes.write_notes(
+        database, admin, NoteKind.QUEUE, proj001.id, description="rush", metadata={"client": "acme"}
+    )
+    envelope = parse_envelope({"uri": "job/find", "query": query})
+    call = Call(database, admin, envelope, "GET", "job", "find", "acmepost")
+    expected = list(matching(envelope, queue_records(call)))
+    assert matching_queue_records(call) == expected
+    assert expected or query == "status=running"
 
 
 def _pairs(body: bytes) -> Any:

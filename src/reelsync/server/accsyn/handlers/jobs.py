@@ -26,20 +26,21 @@ from reelsync.server.accsyn.handlers.queues import (
     delete_queue,
     edit_queue,
     is_queue_type,
+    matching_queue_records,
     queue_records,
 )
 from reelsync.server.accsyn.handlers.sequences import with_frames
 from reelsync.server.accsyn.handlers.sizing import MAX_TASKS, sized
 from reelsync.server.accsyn.handlers.tasks import all_tasks
 from reelsync.server.accsyn.jobrows import wire_jobs
-from reelsync.server.accsyn.selection import matching, select
+from reelsync.server.accsyn.selection import select
 from reelsync.server.accsyn.shapes import (
     JOB_TYPE_QUEUE,
     JOB_TYPE_TRANSFER,
     Parties,
     job_record,
 )
-from reelsync.services import jobquery, jobs, queues, sites
+from reelsync.services import catalog, jobquery, jobs, queues
 
 __all__ = ["all_jobs", "job_records", "parties"]
 
@@ -75,8 +76,10 @@ def all_jobs(
 
 
 def parties(call: Call) -> Parties:
-    """The main site and workspace code, to write and match jobs' parties as accsyn does."""
-    main = next((s.id for s in sites.list_sites(call.db, call.actor) if s.main), None)
+    """The main site and workspace code, to write and match jobs' parties as accsyn does (the
+    sites as the catalog keeps them: no query)."""
+    with call.db.reader() as session:
+        main = next((s.id for s in catalog.current(session).sites if s.main), None)
     return Parties(main_site_id=main, workspace_code=call.workspace_code)
 
 
@@ -141,6 +144,13 @@ def _is_queue(call: Call, ref: str) -> bool:
 
 @route("GET", _JOBS, "find")
 def find(call: Call) -> list[dict[str, Any]]:
+    # one read transaction for the whole find (sites, jobs, queues, notes): one consistent
+    # answer, and no transaction of its own for each read
+    with call.db.snapshot():
+        return _find(call)
+
+
+def _find(call: Call) -> list[dict[str, Any]]:
     data = call.data
     ref = call.envelope.id
     if ref is not None and is_entity_id(ref.lower()) and not is_queue_type(data.get("type")):
@@ -169,8 +179,7 @@ def find(call: Call) -> list[dict[str, Any]]:
         )
     if exact:  # the jobs are the query's already: only the queues are matched here
         if wanted is None:
-            queued = _lazy(lambda: queue_records(call))
-            records = itertools.chain(records, matching(call.envelope, queued))
+            records = itertools.chain(records, _lazy(lambda: matching_queue_records(call)))
     elif wanted in (None, JOB_TYPE_QUEUE):
         records = itertools.chain(records, _lazy(lambda: queue_records(call)))
     if parent:

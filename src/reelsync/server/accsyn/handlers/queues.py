@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reelsync.domain.query import parse_query, referenced_attrs
 from reelsync.domain.records import Queue
 from reelsync.errors import ValidationError
 from reelsync.server.accsyn.call import Call
@@ -19,12 +20,19 @@ from reelsync.server.accsyn.handlers.arguments import (
     with_notes,
     write_notes,
 )
-from reelsync.server.accsyn.selection import select
+from reelsync.server.accsyn.selection import matching, select
 from reelsync.server.accsyn.shapes import queue_record
 from reelsync.services import notes, queues
 from reelsync.services.notes import NoteKind
 
-__all__ = ["create_queue", "delete_queue", "edit_queue", "is_queue_type", "queue_records"]
+__all__ = [
+    "create_queue",
+    "delete_queue",
+    "edit_queue",
+    "is_queue_type",
+    "matching_queue_records",
+    "queue_records",
+]
 
 _KINDS = ("queue",)
 _EDITABLE = {
@@ -72,6 +80,27 @@ def queue_records(call: Call) -> list[dict[str, Any]]:
     rows = queues.list_queues(call.db, call.actor)
     known = notes.read_notes(call.db, NoteKind.QUEUE, [q.id for q in rows])
     return [queue_record(q, known.get(q.id)) for q in rows]
+
+
+#: The attributes a queue record takes from its notes (``shapes._noted``).
+_NOTED = ("description", "metadata", "creator", "modifier")
+
+
+def matching_queue_records(call: Call) -> list[dict[str, Any]]:
+    """``matching(call.envelope, queue_records(call))``, with the notes read only for the
+    queues selected (none for a find of running jobs), unless the query compares what notes
+    hold."""
+    envelope = call.envelope
+    if envelope.id is None and envelope.query:
+        asked = referenced_attrs(parse_query(envelope.query))
+        if any(attr.startswith(_NOTED) for attr in asked):
+            return list(matching(envelope, queue_records(call)))
+    rows = {q.id: q for q in queues.list_queues(call.db, call.actor)}
+    chosen = [r["id"] for r in matching(envelope, [queue_record(q) for q in rows.values()])]
+    if not chosen:
+        return []
+    known = notes.read_notes(call.db, NoteKind.QUEUE, chosen)
+    return [queue_record(rows[i], known.get(i)) for i in chosen]
 
 
 def _noted(call: Call, entity: Queue, *, created: bool) -> list[dict[str, Any]]:
