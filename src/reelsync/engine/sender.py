@@ -36,6 +36,7 @@ from reelsync.domain.chunks import chunk_checksum, chunk_count, chunk_span, dige
 from reelsync.domain.party import join_path
 from reelsync.engine.folders import FolderObserver, FolderTally, child_key
 from reelsync.engine.model import FileResult, TransferObserver
+from reelsync.engine.pathsize import short_path_lanes
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
 from reelsync.engine.stream import FrameStream
@@ -231,11 +232,18 @@ class SendSession(OpenWork):
 
     def add_stream(self, stream: FrameStream) -> None:
         """A stream that joined after the session started (they open in parallel): it takes
-        work from the same queue at once."""
+        work from the same queue at once (if it is a lane, see :meth:`_start`)."""
         self.streams.append(stream)
         self._max_buffers = 6 * len(self.streams) + self.settings.io_threads
         if self._running and not self._end.is_set():
-            self._spawn(self._reader(stream))
+            self._start(len(self.streams) - 1, stream)
+
+    def _start(self, index: int, stream: FrameStream) -> None:
+        """Read what comes back on stream ``index``; and send data on it, unless it is on a
+        short path and not one of the first lanes (engine/pathsize.py: on loopback or a LAN
+        data goes on fewer streams than are open)."""
+        self._spawn(self._reader(stream))
+        if not stream.short_path or index < short_path_lanes():
             self._spawn(self._writer(stream))
 
     def _adopt(self, items: list[SendItem], group: WorkGroup, ticket: str | None) -> None:
@@ -310,9 +318,8 @@ class SendSession(OpenWork):
         connection, the files without a result are the ones to retry). Open-ended: runs until
         :meth:`close` (or, listening, the dialer's Bye); a failure fails every open group."""
         self._running = True
-        for s in self.streams:
-            self._spawn(self._reader(s))
-            self._spawn(self._writer(s))
+        for i, s in enumerate(self.streams):
+            self._start(i, s)
         if self._initial:
             self._spawn(self._announce(self._initial, None))
             self._initial = []

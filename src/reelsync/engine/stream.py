@@ -21,8 +21,8 @@ release the GIL), so data never waits for the event loop or an executor, and a l
 payload lands in a buffer the reader reuses (the handler must not keep the event's data).
 
 With the handler comes a *read gate*, a lock shared by the session's streams: on a short path
-(loopback, a LAN: round trip under :data:`GATED_RTT`) a reader holds it while it reads a large
-chunk's or frame's payload, so one thread at a time runs the per-record ``SSL_read`` loop. TLS
+(:attr:`FrameStream.short_path`: loopback, a LAN, see engine/pathsize.py) a reader holds it while
+it reads a large chunk's or frame's payload, so one thread at a time runs the ``SSL_read`` loop. TLS
 hands over at most one 16 KiB record per read, each a release of the GIL; with every stream's
 reader in that loop at once, nearly every release woke another reader (seq, 4 streams: ~765,000
 futex calls on the receiver for 2 GB). Gated, the readers take turns per chunk, and one
@@ -41,7 +41,7 @@ import ssl
 import threading
 from collections.abc import Callable
 
-from reelsync.engine.pathsize import path_rtt
+from reelsync.engine.pathsize import SHORT_RTT, path_rtt
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
 from reelsync.errors import (
@@ -60,7 +60,7 @@ from reelsync.protocol import (
     Side,
 )
 
-__all__ = ["GATED_RTT", "FrameStream", "InlineHandler", "tune_socket"]
+__all__ = ["FrameStream", "InlineHandler", "tune_socket"]
 
 InlineHandler = Callable[[Chunk | Batch], object]
 """Runs in a stream's reader thread for each CHUNK and BATCH; returns what to deliver instead."""
@@ -69,9 +69,6 @@ _READ_BUFFER = 1 << 20
 _COALESCE = 64 * 1024
 _BIG_READ = 256 * 1024
 _LIMITED_READ = 64 * 1024  # the largest read while a receive limit is on (smooth pacing)
-
-#: The round trip (seconds) under which a stream's large reads take the session's read gate.
-GATED_RTT = 0.001
 
 
 _KEEPALIVE = (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
@@ -148,7 +145,7 @@ class FrameStream:
         self._inline: InlineHandler | None = None
         self._gate: threading.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
         rtt = path_rtt(sock)
-        self._short = rtt is not None and rtt < GATED_RTT
+        self.short_path = rtt is not None and rtt < SHORT_RTT  # see engine/pathsize.py
         self._payload_buf = bytearray()  # reused for chunk payloads when a handler consumes them
         self._frame_buf = bytearray()  # reused for large frames (the Connection copies them)
         self._queued = 0
@@ -177,7 +174,7 @@ class FrameStream:
         """Have the reader thread hand every CHUNK and BATCH to ``handler``; on a short path,
         read large payloads holding ``gate`` (see the module)."""
         self._inline = handler
-        if gate is not None and self._short:
+        if gate is not None and self.short_path:
             self._gate = gate
 
     # -- threads ---------------------------------------------------------------------------------
