@@ -249,6 +249,28 @@ class FrameStream:
             limiter.take_blocking(n)
         return n
 
+    def _recv_all(self, view: memoryview, pos: int, what: str) -> None:
+        """Fill ``view[pos:]`` (a large payload). TLS hands over one 16 KiB record per read:
+        without a receive limit the loop is kept short and the bytes are counted once, at the
+        end (a limit set meanwhile is paid then)."""
+        size = len(view)
+        limiter = self._read_limiter
+        if limiter is not None and limiter.rate is not None:
+            while pos < size:
+                k = self._recv(view[pos:])
+                if k == 0:
+                    raise ConnectionLostError(f"stream to {self.peer_name} closed mid-{what}")
+                pos += k
+            return
+        start, recv_into = pos, self.sock.recv_into
+        while pos < size:
+            k = recv_into(view[pos:])
+            if k == 0:
+                raise ConnectionLostError(f"stream to {self.peer_name} closed mid-{what}")
+            pos += k
+        if limiter is not None:
+            limiter.take_blocking(size - start)
+
     def _read_payload(self, have: int, missing: int) -> None:
         size = have + missing
         inline = self._inline
@@ -259,13 +281,8 @@ class FrameStream:
                 self._payload_buf = bytearray(size)
             payload = memoryview(self._payload_buf)[:size]
         view = memoryview(payload)
-        pos = have
         with self._gate:
-            while pos < size:
-                k = self._recv(view[pos:])
-                if k == 0:
-                    raise ConnectionLostError(f"stream to {self.peer_name} closed mid-chunk")
-                pos += k
+            self._recv_all(view, have, "chunk")
         del view
         with self._lock:
             chunk = self.conn.receive_chunk_payload(payload, have)
@@ -281,13 +298,8 @@ class FrameStream:
         if len(self._frame_buf) < size:  # with room to spare: batches differ a little in size
             self._frame_buf = bytearray(size + (size >> 3))
         body = memoryview(self._frame_buf)[:size]
-        pos = have
         with self._gate:
-            while pos < size:
-                k = self._recv(body[pos:])
-                if k == 0:
-                    raise ConnectionLostError(f"stream to {self.peer_name} closed mid-frame")
-                pos += k
+            self._recv_all(body, have, "frame")
         inline = self._inline
         with self._lock:
             event: object = self.conn.receive_frame_body(body, have, copy=inline is None)
