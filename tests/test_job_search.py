@@ -218,6 +218,21 @@ def test_queues_matched_before_their_notes_are_read(
     assert expected or query == "status=running"
 
 
+def test_queues_matched_as_they_are_now(database: Database, world: dict[str, Any]) -> None:
+    """The queues a job find matches come from the catalog: a change is seen by the next find,
+    in list_queues' order."""
+    admin = world["admin"]
+    envelope = parse_envelope({"uri": "job/find", "query": "status=paused"})
+    call = Call(database, admin, envelope, "GET", "job", "find", "acmepost")
+    assert matching_queue_records(call) == []
+    queues.update_queue(database, admin, "proj001", paused=True, priority=10)
+    found = matching_queue_records(call)
+    assert [(r["code"], r["priority"]) for r in found] == [("proj001", 10)]
+    assert [q.id for q in queues.kept_queues(database, admin)] == [
+        q.id for q in queues.list_queues(database, admin)
+    ]
+
+
 def _pairs(body: bytes) -> Any:
     """``body`` decoded with every object as its list of (key, value): order counts."""
     return json.loads(body, object_pairs_hook=list)

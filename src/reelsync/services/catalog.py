@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from reelsync.db import models as m
 from reelsync.db.database import READ_ONLY_OPTION
 from reelsync.domain.ids import is_entity_id
-from reelsync.domain.records import Actor, Role
+from reelsync.domain.records import Actor, Queue, Role
 from reelsync.errors import NotFoundError
 
 __all__ = [
@@ -72,6 +72,7 @@ class QueueRef:
     code: str
     name: str
     default: bool
+    record: Queue | None = None  # the whole queue (kept with the rest: any change is seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +312,15 @@ def _load(session: Session, generation: int) -> Catalog:
             (p.volume_id, p.site_id): p.prefix for p in session.scalars(select(m.VolumePath))
         },
         queues=tuple(
-            QueueRef(r.id, r.code, r.name, r.is_default)
+            QueueRef(
+                r.id,
+                r.code,
+                r.name,
+                r.is_default,
+                Queue(
+                    r.id, r.code, r.name, r.priority, r.is_default, r.paused, r.created, r.modified
+                ),
+            )
             for r in session.scalars(select(m.Queue).order_by(m.Queue.code))
         ),
         settings={

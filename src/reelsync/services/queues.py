@@ -17,6 +17,7 @@ from reelsync.domain.codes import parse_code
 from reelsync.domain.ids import is_entity_id, new_entity_id
 from reelsync.domain.records import Actor, Queue
 from reelsync.errors import ConflictError, NotFoundError, ValidationError
+from reelsync.services import catalog
 from reelsync.services.auth import require_admin
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "delete_queue",
     "get_queue",
     "get_queue_row",
+    "kept_queues",
     "list_queues",
     "record",
     "update_queue",
@@ -148,6 +150,17 @@ def list_queues(db: Database, actor: Actor) -> list[Queue]:
     with db.reader() as session:
         query = select(m.Queue).order_by(m.Queue.priority.desc(), m.Queue.code)
         return [record(r) for r in session.scalars(query)]
+
+
+def kept_queues(db: Database, actor: Actor) -> list[Queue]:
+    """:func:`list_queues` (the same order) from the catalog the request has checked: no query
+    while the catalog is current, as for a find of jobs that also matches the queues."""
+    del actor
+    with db.reader() as session:
+        kept = [q.record for q in catalog.current(session).queues if q.record is not None]
+    # the catalog keeps them in the database's order of codes: a stable sort by priority is
+    # ORDER BY priority DESC, code
+    return sorted(kept, key=lambda q: -q.priority)
 
 
 def update_queue(

@@ -124,10 +124,12 @@ def select(
     *,
     lookup_attrs: Sequence[str] = ("id", "code", "email"),
     matched: bool = False,
+    public: bool = False,
 ) -> list[dict[str, Any]]:
     """The records the event asks for, in order, paged and trimmed. ``matched``: the caller
     already kept only the records the ``query`` selects (see :func:`matching`); the query's
-    attributes are still checked."""
+    attributes are still checked. ``public``: the records carry no helper keys (as
+    :mod:`reelsync.server.accsyn.jobrows` makes them): they are answered as they are."""
     data = envelope.data_dict
     skip = _int(data, "skip") or 0
     limit = _int(data, "limit")
@@ -141,7 +143,7 @@ def select(
     if names:
         keep = {"id", *names}
         chosen = [{k: v for k, v in r.items() if k in keep} for r in chosen]
-    return [_public(r) for r in chosen]
+    return chosen if public else [_public(r) for r in chosen]
 
 
 #: The helper keys of each record shape seen (its keys in order -> those ending in ``_code``).

@@ -172,11 +172,13 @@ def _find(call: Call) -> list[dict[str, Any]]:
     parent = parent.lower() if parent else None
     records: Iterable[dict[str, Any]] = ()
     exact = False
+    public = True  # no record carries helper keys (queue records never do)
     if wanted in (None, JOB_TYPE_TRANSFER):
         query = call.envelope.query if call.envelope.id is None else None
         records, exact = _job_records(
             call, finished=finished, query=query, queue=parent, answered=True
         )
+        public = exact or not query  # else the jobs were read to be matched in Python
     if exact:  # the jobs are the query's already: only the queues are matched here
         if wanted is None:
             records = itertools.chain(records, _lazy(lambda: matching_queue_records(call)))
@@ -184,7 +186,7 @@ def _find(call: Call) -> list[dict[str, Any]]:
         records = itertools.chain(records, _lazy(lambda: queue_records(call)))
     if parent:
         records = (r for r in records if r.get("parent") == parent)
-    return select(call.envelope, records, matched=exact)
+    return select(call.envelope, records, matched=exact, public=public)
 
 
 def _lazy(read: Callable[[], list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:

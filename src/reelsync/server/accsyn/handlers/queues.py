@@ -87,15 +87,15 @@ _NOTED = ("description", "metadata", "creator", "modifier")
 
 
 def matching_queue_records(call: Call) -> list[dict[str, Any]]:
-    """``matching(call.envelope, queue_records(call))``, with the notes read only for the
-    queues selected (none for a find of running jobs), unless the query compares what notes
-    hold."""
+    """``matching(call.envelope, queue_records(call))``, the queues from the catalog (no query)
+    and the notes read only for the queues selected (none for a find of running jobs), unless
+    the query compares what notes hold."""
     envelope = call.envelope
     if envelope.id is None and envelope.query:
         asked = referenced_attrs(parse_query(envelope.query))
         if any(attr.startswith(_NOTED) for attr in asked):
             return list(matching(envelope, queue_records(call)))
-    rows = {q.id: q for q in queues.list_queues(call.db, call.actor)}
+    rows = {q.id: q for q in queues.kept_queues(call.db, call.actor)}
     chosen = [r["id"] for r in matching(envelope, [queue_record(q) for q in rows.values()])]
     if not chosen:
         return []
