@@ -162,6 +162,7 @@ class FrameStream:
         self._out_cv = threading.Condition()
         self._closing = False
         self._drained = asyncio.Event()
+        self._draining = False  # a sender waits for the queue to drain (guarded by _out_cv)
         self._flushed = asyncio.Event()
         self._read_done = asyncio.Event()
         self._discard = False
@@ -349,7 +350,13 @@ class FrameStream:
                     self.sock.sendall(b"".join(small))
                 with self._out_cv:
                     self._out_bytes -= sent
-                self._call(self._drained.set)
+                    # wake the loop only for a sender waiting below the high-water mark: most
+                    # writes have none, and each wake is a round through the event loop
+                    wake = self._draining and self._out_bytes <= self._high_water
+                    if wake:
+                        self._draining = False
+                if wake:
+                    self._call(self._drained.set)
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_WR)  # our half; the reader drains the peer's
         except (OSError, ValueError) as exc:
@@ -442,10 +449,8 @@ class FrameStream:
             with self._out_cv:
                 if self._out_bytes <= self._high_water:
                     break
-            self._drained.clear()
-            with self._out_cv:
-                if self._out_bytes <= self._high_water:
-                    break
+                self._drained.clear()
+                self._draining = True
             await self._drained.wait()
             if self._error is not None:
                 raise self._error
