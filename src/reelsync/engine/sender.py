@@ -767,8 +767,12 @@ class SendSession(OpenWork):
             if len(self._buffers) < self._max_buffers:
                 self._buffers.append(buf)
 
-    def _read_chunk(self, src: _Source, index: int) -> tuple[memoryview, bytearray, bytes]:
-        """Chunk ``index`` read into a pooled buffer: (its bytes, the buffer, checksum)."""
+    def _read_chunk(
+        self, src: _Source, index: int, last: bool = False
+    ) -> tuple[memoryview, bytearray, bytes, bool | None]:
+        """Chunk ``index`` read into a pooled buffer: (its bytes, the buffer, checksum, and with
+        ``last`` (every other chunk of the file was read already) whether the source changed
+        since it was listed, checked right after this read; else None)."""
         with self._open_lock:
             if src.fd < 0:
                 assert src.item.volume is not None
@@ -785,7 +789,7 @@ class SendSession(OpenWork):
                 self._give_buffer(buf)
                 raise IntegrityError(f"{self._where(src)} shrank while it was being sent")
             got += n
-        return data, buf, chunk_checksum(data)
+        return data, buf, chunk_checksum(data), self._changed(src, src.fd) if last else None
 
     def _maybe_corrupt(
         self, src: _Source, index: int, data: bytes | memoryview
@@ -799,8 +803,10 @@ class SendSession(OpenWork):
     async def _send_chunk(self, stream: FrameStream, src: _Source, index: int) -> None:
         if src.result is not None:
             return
+        # the file's last chunk to be read: the end-of-file check goes with its read
+        last = src.unread == 1 and src.checksums[index] is None
         try:
-            data, buf, checksum = await self._io(self._read_chunk, src, index)
+            data, buf, checksum, changed = await self._io(self._read_chunk, src, index, last)
         except ReelsyncError as exc:
             await self._abort(stream, src, exc)
             return
@@ -833,12 +839,18 @@ class SendSession(OpenWork):
         if first:
             src.unread -= 1
             if src.unread == 0:
-                await self._end_file(stream, src)
+                await self._end_file(stream, src, changed)
 
-    async def _end_file(self, stream: FrameStream, src: _Source) -> None:
+    async def _end_file(
+        self, stream: FrameStream, src: _Source, changed: bool | None = None
+    ) -> None:
+        """Every chunk was read and sent: FILE_END, unless the source changed meanwhile
+        (``changed``: checked with the last read already; None: check now)."""
         if src.result is not None:
             return
-        if await self._io(self._changed, src, src.fd):
+        if changed is None:
+            changed = await self._io(self._changed, src, src.fd)
+        if changed:
             await self._abort(
                 stream, src, IntegrityError(f"{self._where(src)} changed while it was being sent")
             )
