@@ -4,6 +4,7 @@ over HTTPS, on SQLite and PostgreSQL, with a long history (not part of the tests
     python benchmarks/control_plane.py [--jobs 100000] [--big-tasks 100000]
         [--database sqlite,postgres] [--clients 1,16] [--rounds 30] [--submit-s 20]
         [--accsyn-keepalive | --accsyn-one-tls-context] [--client-processes] [--workers N]
+        [--calls 'accsyn find(,GET /metrics']
     python benchmarks/control_plane.py --growth 1000,10000,100000,1000000 --database postgres \
         --clients 1 --rounds 20
 
@@ -398,7 +399,18 @@ class CallError(Exception):
         self.status = status
 
 
+#: The words a call's name must contain one of to be run (``--calls``; empty: every call).
+ONLY: tuple[str, ...] = ()
+
+
 def calls(world: World) -> dict[str, Callable[[Client], None]]:
+    table = _calls(world)
+    if not ONLY:
+        return table
+    return {name: call for name, call in table.items() if any(w in name for w in ONLY)}
+
+
+def _calls(world: World) -> dict[str, Callable[[Client], None]]:
     found_name = f'Transfer WHERE name="{world.old_name}"'
 
     def find_one(c: Client) -> None:
@@ -670,6 +682,12 @@ def main() -> None:
     parser.add_argument("--growth", default="", help="job counts: one history per count")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
+        "--calls",
+        default="",
+        help="only the calls whose name contains one of these words (comma-separated, e.g."
+        " 'accsyn find(' for the find of running jobs)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         help="server run --workers N (default: the server's own: one per core on PostgreSQL)",
@@ -693,6 +711,8 @@ def main() -> None:
     args = parser.parse_args()
     _Wire.keepalive = args.accsyn_keepalive
     _Wire.one_tls_context = args.accsyn_one_tls_context
+    global ONLY
+    ONLY = tuple(w.strip() for w in args.calls.split(",") if w.strip())
     sizes = [int(x) for x in args.growth.split(",") if x] or [args.jobs]
     out: dict[str, Any] = {}
     for kind in args.database.split(","):
