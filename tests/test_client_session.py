@@ -7,12 +7,14 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from reelsync.client import AsyncSession, Session, parse_find
+from reelsync.client.early import EarlyRequest
 from reelsync.config import ClientConfig
 from reelsync.errors import (
     AuthenticationError,
@@ -287,6 +289,57 @@ def test_only_harmless_repeats_are_retried() -> None:
     with _flaky_session(broken) as s, pytest.raises(InternalError):
         s.get_entity("site", "london")
     assert len(broken.calls) == 1
+
+
+def test_an_early_request_is_the_first_attempt_of_the_same_request() -> None:
+    """``EarlyRequest`` sends a request over a synchronous client before the session exists;
+    its answer goes through the session's Transport as that request's first attempt: the same
+    headers, the same result and errors, and a retry (same key) when it got none or a 503."""
+    key = {"Idempotency-Key": "k1"}
+    early_server = Flaky([])
+    early = EarlyRequest(
+        ClientConfig(url="http://cp", api_key=KEY),
+        "POST",
+        "/syncs",
+        json_body={"paths": ["a"]},
+        headers=key,
+        transport=httpx.MockTransport(early_server),
+    )
+    answer = early.answer()
+    assert answer is not None
+    assert answer.status_code == 201
+    [sent] = early_server.calls
+    assert sent.url.path == "/api/v1/syncs"
+    assert json.loads(sent.content) == {"paths": ["a"]}
+    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.headers["idempotency-key"] == "k1"
+    assert sent.headers["user-agent"].startswith("reelsync/")
+    later = Flaky([])
+    with _flaky_session(later) as s:  # the answer taken as is: nothing sent again
+        assert s.request("POST", "/syncs", headers=key, first=answer) == {"id": "j" * 24}
+        assert later.calls == []
+        missing = httpx.Response(
+            404,
+            json={"error": {"code": "not_found", "message": "no such endpoint"}},
+            request=httpx.Request("POST", "http://cp/api/v1/syncs"),
+        )
+        with pytest.raises(NotFoundError, match="no such endpoint"):
+            s.request("POST", "/syncs", headers=key, first=missing)
+        busy = httpx.Response(
+            503, json={"detail": "restarting"}, request=httpx.Request("POST", "http://cp/x")
+        )
+        assert s.request("POST", "/syncs", headers=key, first=busy) == {"id": "j" * 24}
+        assert [r.headers["idempotency-key"] for r in later.calls] == ["k1"]  # retried once
+    down = EarlyRequest(
+        ClientConfig(url="http://cp", api_key=KEY),
+        "POST",
+        "/syncs",
+        headers=key,
+        transport=httpx.MockTransport(Flaky([None])),
+    )
+    assert down.answer() is None  # no answer: the session sends it (and says what is wrong)
+    unloadable = ClientConfig(url="https://cp", api_key=KEY, ca_file=Path("/nonexistent/ca.crt"))
+    assert EarlyRequest(unloadable, "GET", "/health").answer() is None
 
 
 async def test_async_session_is_the_core(fake: FakeServer) -> None:

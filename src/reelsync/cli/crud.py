@@ -5,14 +5,16 @@ commands (``--json``, ``--wait``/``--timeout``)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reelsync.cli.connection import pass_session
 from reelsync.cli.output import echo_json, print_entity, print_table, say
-from reelsync.client import Session
 from reelsync.errors import ValidationError
+
+if TYPE_CHECKING:  # the client (asyncio, httpx) loads when a command makes its session
+    from reelsync.client import Session
 
 __all__ = [
     "add_read_delete_commands",

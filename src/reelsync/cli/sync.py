@@ -3,6 +3,7 @@ project, direction, site and day; with --wait, a live progress bar until the job
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Sequence
 from dataclasses import replace
@@ -10,15 +11,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reelsync.cli.connection import pass_session
+from reelsync.cli.connection import Connection, session_of
 from reelsync.cli.crud import json_option, wait_options
 from reelsync.cli.output import echo_json, say
-from reelsync.client import Session
 from reelsync.errors import TransferError
 from reelsync.sync.quantities import human_size
-from reelsync.sync.sitesync import Direction, SyncedJob, submit_sync
+from reelsync.sync.sitesync import Direction, SyncedJob, SyncRequest, submit_sync
 
 if TYPE_CHECKING:  # following the jobs loads when --wait follows them (_FOLLOW)
+    from reelsync.client import Session
+    from reelsync.client.early import EarlyRequest
     from reelsync.sync.jobview import JobView
 
 #: What following the jobs needs (the bars: rich), loaded while the source agent sizes the paths.
@@ -35,9 +37,9 @@ __all__ = ["sync"]
 @click.option("--volume", default="projects", show_default=True, help="Volume the paths are in.")
 @wait_options
 @json_option
-@pass_session
+@click.pass_context
 def sync(
-    session: Session,
+    ctx: click.Context,
     paths: tuple[str, ...],
     site: str | None,
     upload: bool,
@@ -50,6 +52,9 @@ def sync(
     """Sync PATH... (relative to the volume, e.g. proj001/sc0010/sh0010/scans) with a site."""
     direction = Direction.UPLOAD if upload else Direction.DOWNLOAD
     bars = wait and not as_json
+    request = SyncRequest.of(paths, site, direction, queue, volume=volume)
+    early = _send_early(ctx, request)  # the server starts on it while the client loads
+    session = session_of(ctx)
     result = submit_sync(
         session,
         paths,
@@ -57,7 +62,9 @@ def sync(
         direction,
         queue,
         volume=volume,
-        meanwhile=_load_bars if bars else None,
+        meanwhile=(lambda: _ready_to_follow(session, bars=bars)) if wait else None,
+        request=request,
+        sent=early.answer if early is not None else None,
     )
     for note in result.notes:
         say(f"note: {note}")
@@ -99,11 +106,35 @@ def sync(
     raise TransferError("; ".join(_failure_line(v) for v in failed))
 
 
-def _load_bars() -> None:
-    """Load what following the jobs needs (the progress bars: rich, ~30 ms of imports) while the
-    source agent sizes the paths, instead of after the submit."""
-    for module in _FOLLOW:
-        importlib.import_module(module)
+def _send_early(ctx: click.Context, request: SyncRequest) -> EarlyRequest | None:
+    """``POST /syncs`` sent now, before the client's async core (asyncio, httpcore's backend) is
+    loaded: the server checks, sizes and submits while this process loads the rest. Not with a
+    transport of the tests' (the session's own requests go there), nor without an API key (the
+    session says so)."""
+    conn = ctx.find_object(Connection)
+    if conn is None or conn.transport is not None:
+        return None
+    config = conn.config()
+    if not config.api_key:
+        return None
+    from reelsync.client.early import EarlyRequest
+
+    return EarlyRequest(
+        config, "POST", "/syncs", json_body=dict(request.body), headers=dict(request.headers)
+    )
+
+
+def _ready_to_follow(session: Session, *, bars: bool) -> None:
+    """While the server works on the submit, get ready to follow the jobs instead of after it:
+    the session's connection opened (``GET /health``: its TLS handshake and the loading of its
+    async backend, which the follow's long-poll then reuses) and, for a person (``bars``), the
+    progress bars loaded (rich, ~30 ms of imports)."""
+    warm = session.start("GET", "/health", auth=False)
+    if bars:
+        for module in _FOLLOW:
+            importlib.import_module(module)
+    with contextlib.suppress(Exception):  # only a warm-up: the follow says what is wrong
+        warm.result()
 
 
 def _judged(session: Session, jobs: Sequence[SyncedJob], views: Sequence[JobView]) -> list[JobView]:

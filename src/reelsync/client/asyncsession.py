@@ -106,12 +106,15 @@ class AsyncSession:
         params: dict[str, Any] | None = None,
         auth: bool = True,
         headers: dict[str, str] | None = None,
+        first: httpx.Response | None = None,
     ) -> Any:
         """A raw call to ``/api/v1{path}`` (a POST with an ``Idempotency-Key`` header is retried as
-        a GET is)."""
+        a GET is). ``first``: the answer to this request sent already, as its first attempt
+        (:class:`~reelsync.client.early.EarlyRequest`)."""
         return await self._t.request(
-            method, path, json_body=json_body, params=params, auth=auth, headers=headers
-        )
+            method, path, json_body=json_body, params=params, auth=auth, headers=headers,
+            first=first,
+        )  # fmt: skip
 
     # -- the accsyn-like verbs ---------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from reelsync import __version__
+from reelsync.client.early import API_PREFIX, default_headers, tls_verify
 from reelsync.config import ClientConfig
 from reelsync.errors import (
     AuthenticationError,
@@ -40,22 +40,10 @@ from reelsync.errors import (
 
 __all__ = ["API_PREFIX", "Transport", "error_from_response"]
 
-API_PREFIX = "/api/v1"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _RETRY_STATUS = frozenset({502, 503, 504})
 _AGAIN = "the control plane is down or restarting: run the same command again once it answers"
 _FIRST_PAUSE, _MAX_PAUSE = 0.2, 2.0
-
-
-def _verify(config: ClientConfig) -> ssl.SSLContext | bool:
-    if not config.verify:
-        return False
-    if config.ca_file is not None:
-        try:
-            return ssl.create_default_context(cafile=str(config.ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load CA file {config.ca_file}: {exc}") from exc
-    return True
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -115,13 +103,10 @@ class Transport:
 
     def __init__(self, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None):
         self.config = config
-        headers = {"User-Agent": f"reelsync/{__version__}", "Accept": "application/json"}
-        if config.api_key:
-            headers["Authorization"] = f"Bearer {config.api_key}"
         self._http = httpx.AsyncClient(
             base_url=config.url + API_PREFIX,
-            headers=headers,
-            verify=_verify(config),
+            headers=default_headers(config),
+            verify=tls_verify(config),
             timeout=config.timeout_s,
             transport=transport,
         )
@@ -138,9 +123,11 @@ class Transport:
         params: dict[str, Any] | None = None,
         auth: bool = True,
         headers: dict[str, str] | None = None,
+        first: httpx.Response | None = None,
     ) -> Any:
         """Send one request (retried as the module says); the decoded JSON body (None for an
-        empty one) or a reelsync error."""
+        empty one) or a reelsync error. ``first``: the answer to this same request sent
+        already (:class:`~reelsync.client.early.EarlyRequest`), taken as its first attempt."""
         if auth and not self.config.api_key:
             raise AuthenticationError(
                 "no API key",
@@ -151,7 +138,11 @@ class Transport:
         deadline = time.monotonic() + self.config.retry_s
         pause = _FIRST_PAUSE
         while True:
-            response, error, unsent = await self._send(method, path, json_body, clean, headers)
+            response: httpx.Response | None
+            if first is not None:  # the answer of an attempt made already
+                response, error, unsent, first = first, None, False, None
+            else:
+                response, error, unsent = await self._send(method, path, json_body, clean, headers)
             retry = unsent or repeatable
             if response is not None:
                 if response.status_code < 400:

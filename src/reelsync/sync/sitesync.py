@@ -32,9 +32,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reelsync.client import Entity, Session
 from reelsync.domain.paths import covers
 from reelsync.domain.syncjob import (
     Direction,
@@ -55,7 +54,20 @@ from reelsync.errors import (
     ValidationError,
 )
 
-__all__ = ["Direction", "SyncResult", "SyncedJob", "job_name", "site_sync", "submit_sync"]
+if TYPE_CHECKING:  # the client (asyncio, httpx) loads when a session is made
+    import httpx
+
+    from reelsync.client import Entity, Session
+
+__all__ = [
+    "Direction",
+    "SyncRequest",
+    "SyncResult",
+    "SyncedJob",
+    "job_name",
+    "site_sync",
+    "submit_sync",
+]
 
 _ENDED = ("done", "failed", "aborted")
 
@@ -384,6 +396,34 @@ def _synced(row: Mapping[str, Any]) -> SyncedJob:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """``POST /syncs`` as :func:`submit_sync` sends it for its arguments: the body, and headers
+    with an idempotency key of its own (a retry after a lost answer appends nothing)."""
+
+    body: Mapping[str, Any]
+    headers: Mapping[str, str]
+
+    @classmethod
+    def of(
+        cls,
+        paths: Sequence[str],
+        site: str | None,
+        direction: Direction | str = Direction.DOWNLOAD,
+        queue: str | None = None,
+        *,
+        volume: str = "projects",
+    ) -> SyncRequest:
+        body = {
+            "paths": list(paths),
+            "site": site,
+            "direction": str(direction),
+            "queue": queue,
+            "volume": volume,
+        }
+        return cls(body, {"Idempotency-Key": uuid.uuid4().hex})
+
+
 def submit_sync(
     session: Session,
     paths: Sequence[str],
@@ -393,25 +433,41 @@ def submit_sync(
     *,
     volume: str = "projects",
     meanwhile: Callable[[], object] | None = None,
+    request: SyncRequest | None = None,
+    sent: Callable[[], httpx.Response | None] | None = None,
 ) -> SyncResult:
     """:func:`site_sync` in one request (``POST /syncs``: the server makes the same checks, sizes
     the paths at the source agent and appends to or creates the day's jobs); ``meanwhile`` is
-    called while the server works. A server without that route: :func:`site_sync`'s flow."""
-    body = {
-        "paths": list(paths),
-        "site": site,
-        "direction": str(direction),
-        "queue": queue,
-        "volume": volume,
-    }
-    key = {"Idempotency-Key": uuid.uuid4().hex}  # a retry after a lost answer appends nothing
-    sent = session.start("POST", "/syncs", json_body=body, headers=key)
-    try:
+    called while the server works. A server without that route: :func:`site_sync`'s flow.
+    ``request``: :meth:`SyncRequest.of` these arguments, made by the caller; ``sent``: its answer
+    when the caller sent it already (:class:`~reelsync.client.early.EarlyRequest`), None when
+    that attempt got none (it is sent again, as a retry)."""
+    request = request or SyncRequest.of(paths, site, direction, queue, volume=volume)
+    body, key = dict(request.body), dict(request.headers)
+    if sent is not None:  # on its way already: the server works while the caller goes on
         if meanwhile is not None:
             meanwhile()
-    except BaseException:
-        sent.cancel()
-        raise
+        answer = session.start("POST", "/syncs", json_body=body, headers=key, first=sent())
+    else:
+        answer = session.start("POST", "/syncs", json_body=body, headers=key)
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        except BaseException:
+            answer.cancel()
+            raise
+    return _submitted(session, answer, paths, site, direction, queue, volume)
+
+
+def _submitted(
+    session: Session,
+    sent: Future[Any],
+    paths: Sequence[str],
+    site: str | None,
+    direction: Direction | str,
+    queue: str | None,
+    volume: str,
+) -> SyncResult:
     try:
         answer = sent.result()
     except NotFoundError as exc:
