@@ -21,14 +21,15 @@ release the GIL), so data never waits for the event loop or an executor, and a l
 payload lands in a buffer the reader reuses (the handler must not keep the event's data).
 
 With the handler comes a *read gate*, a lock shared by the session's streams: on a short path
-(:attr:`FrameStream.short_path`: loopback, a LAN, see engine/pathsize.py) a reader holds it while
-it reads a large chunk's or frame's payload, so one thread at a time runs the ``SSL_read`` loop. TLS
-hands over at most one 16 KiB record per read, each a release of the GIL; with every stream's
-reader in that loop at once, nearly every release woke another reader (seq, 4 streams: ~765,000
-futex calls on the receiver for 2 GB). Gated, the readers take turns per chunk, and one
-verifies and writes its chunk (outside the gate) while the next one is read. On a long path a
-stream's payload arrives at its own pace, so there is no gate: a reader waiting for the network
-must not hold up the others.
+(:attr:`FrameStream.short_path`: loopback, a LAN, see engine/pathsize.py) and a machine of at most
+four cores (one that sends on one stream there; a sender spreading data over every stream, such
+as an older one, still busies every reader), a reader holds it while it reads a large chunk's or
+frame's payload, so one thread at a time runs the ``SSL_read`` loop. TLS hands over at most one
+16 KiB record per read, each a release of the GIL; with every stream's reader in that loop at
+once, nearly every release woke another reader (seq, 4 streams: ~765,000 futex calls on the
+receiver for 2 GB). Gated, the readers take turns per chunk, and one verifies and writes its chunk
+(outside the gate) while the next one is read. On a long path a stream's payload arrives at its
+own pace, so there is no gate: a reader waiting for the network must not hold up the others.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import ssl
 import threading
 from collections.abc import Callable
 
-from reelsync.engine.pathsize import SHORT_RTT, path_rtt
+from reelsync.engine.pathsize import SHORT_RTT, path_rtt, short_path_lanes
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
 from reelsync.errors import (
@@ -175,8 +176,8 @@ class FrameStream:
         """Have the reader thread hand every CHUNK and BATCH to ``handler``; on a short path,
         read large payloads holding ``gate`` (see the module)."""
         self._inline = handler
-        if gate is not None and self.short_path:
-            self._gate = gate
+        if gate is not None and self.short_path and short_path_lanes() == 1:
+            self._gate = gate  # with more cores, readers decrypt in parallel (not measured)
 
     # -- threads ---------------------------------------------------------------------------------
     def _call(self, fn: object, *args: object) -> bool:
