@@ -95,6 +95,39 @@ def test_a_smaller_pool_keeps_only_its_size(database_url: str) -> None:
 
 @pytest.mark.postgres
 @_POSTGRES_ONLY
+def test_dispose_waits_for_a_connection_still_checked_out(pg: Database) -> None:
+    # a request's thread still in its transaction when the server stops (or a test's fixture
+    # drops the database): dispose closes that connection too, once it is back, instead of
+    # forgetting it open (psycopg's "deleted while still open" when the collector finds it)
+    pool = pg.engine.pool
+    counted = pool.checkedout  # type: ignore[attr-defined]
+    holding, polled = threading.Event(), threading.Event()
+
+    def checkedout() -> int:
+        polled.set()  # dispose has begun
+        return int(counted())
+
+    pool.checkedout = checkedout  # type: ignore[attr-defined]
+    driver: list[Any] = []
+
+    def request() -> None:
+        with pg.reader() as session:
+            session.execute(text("SELECT 1"))
+            driver.append(session.connection().connection.driver_connection)
+            holding.set()
+            polled.wait()
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    holding.wait()
+    pg.dispose()
+    polled.set()  # (a dispose that did not wait never asked: let the request end)
+    thread.join()
+    assert driver[0].closed
+
+
+@pytest.mark.postgres
+@_POSTGRES_ONLY
 def test_a_connection_gone_while_idle_is_replaced(
     pg: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

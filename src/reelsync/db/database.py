@@ -77,6 +77,9 @@ POOL_BUDGET = 80
 #: or a dropped link is found there, not in the request's first statement)
 PING_AFTER_IDLE_S = 2.0
 _IDLE_SINCE = "reelsync_idle_since"
+#: how long :meth:`Database.dispose` waits for connections still checked out
+_DISPOSE_WAIT_S = 10.0
+_DISPOSE_POLL_S = 0.01
 
 
 _LONG_NUMBER = re.compile(r"[0-9]{19}")
@@ -305,7 +308,17 @@ class Database:
         """Create or upgrade the schema to the newest revision."""
         upgrade_to_head(self.url, engine=self.engine)
 
-    def dispose(self) -> None:
+    def dispose(self, *, wait_s: float = _DISPOSE_WAIT_S) -> None:
+        """Close the pool's connections. A connection still checked out (a request's thread
+        finishing its transaction after the request was dropped or the server began to stop) is
+        waited for, at most ``wait_s``, then closed with the others: disposed at once, the pool
+        would forget it, and it would stay open until the garbage collector found it."""
+        pool = self.engine.pool
+        checked_out = getattr(pool, "checkedout", None)  # a queue pool's (all but :memory:)
+        if checked_out is not None:
+            deadline = time.monotonic() + wait_s
+            while checked_out() > 0 and time.monotonic() < deadline:
+                time.sleep(_DISPOSE_POLL_S)
         self.engine.dispose()
 
 
