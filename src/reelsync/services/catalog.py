@@ -44,6 +44,7 @@ __all__ = [
     "current",
     "key_owner",
     "key_used",
+    "queue_record",
     "request_scope",
 ]
 
@@ -72,7 +73,7 @@ class QueueRef:
     code: str
     name: str
     default: bool
-    record: Queue | None = None  # the whole queue (kept with the rest: any change is seen)
+    record: Queue  # the whole queue (kept with the rest: any change is seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +293,21 @@ def _replace_used(owner: KeyOwner, when: datetime) -> KeyOwner:
     return KeyOwner(**fields)
 
 
+def queue_record(row: m.Queue) -> Queue:
+    """A queue row as its record: the one conversion, for the catalog (which keeps every queue)
+    and :mod:`reelsync.services.queues`."""
+    return Queue(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        priority=row.priority,
+        default=row.is_default,
+        paused=row.paused,
+        created=row.created,
+        modified=row.modified,
+    )
+
+
 def _load(session: Session, generation: int) -> Catalog:
     grants: dict[str, list[Grant]] = {}
     for acl in session.scalars(select(m.Acl)):
@@ -312,15 +328,7 @@ def _load(session: Session, generation: int) -> Catalog:
             (p.volume_id, p.site_id): p.prefix for p in session.scalars(select(m.VolumePath))
         },
         queues=tuple(
-            QueueRef(
-                r.id,
-                r.code,
-                r.name,
-                r.is_default,
-                Queue(
-                    r.id, r.code, r.name, r.priority, r.is_default, r.paused, r.created, r.modified
-                ),
-            )
+            QueueRef(r.id, r.code, r.name, r.is_default, queue_record(r))
             for r in session.scalars(select(m.Queue).order_by(m.Queue.code))
         ),
         settings={

@@ -42,17 +42,8 @@ SEEDED_QUEUES = (
 )
 
 
-def record(row: m.Queue) -> Queue:
-    return Queue(
-        id=row.id,
-        code=row.code,
-        name=row.name,
-        priority=row.priority,
-        default=row.is_default,
-        paused=row.paused,
-        created=row.created,
-        modified=row.modified,
-    )
+#: A queue row as its record (kept in the catalog, which makes the records it keeps too).
+record = catalog.queue_record
 
 
 def _priority(value: object) -> int:
@@ -157,7 +148,7 @@ def kept_queues(db: Database, actor: Actor) -> list[Queue]:
     while the catalog is current, as for a find of jobs that also matches the queues."""
     del actor
     with db.reader() as session:
-        kept = [q.record for q in catalog.current(session).queues if q.record is not None]
+        kept = [q.record for q in catalog.current(session).queues]
     # the catalog keeps them in the database's order of codes: a stable sort by priority is
     # ORDER BY priority DESC, code
     return sorted(kept, key=lambda q: -q.priority)
