@@ -63,6 +63,13 @@ class FolderTally:
         self._take(result)
         return self._complete()
 
+    def add_done(self, count: int, size: int, sent: int) -> FileResult | None:
+        """``count`` files of ``size`` bytes in all, published (``sent`` bytes sent)."""
+        self.count += count
+        self.sizes += size
+        self.sent += sent
+        return self._complete()
+
     def add_skipped(self, count: int, size: int) -> FileResult | None:
         """``count`` files of ``size`` bytes in all, skipped (already at the destination)."""
         self.count += count
@@ -146,6 +153,18 @@ class FolderObserver:
         self.file_progress(result.key, result.size, result.size)  # a finished file counts whole
         self._files.pop(result.key, None)  # settled: nothing more comes for it
 
+    def files_done(self, done: list[tuple[str, int]]) -> None:
+        """Files (key, size) of one folder published at once, as :meth:`file_finished` of each
+        would say it: one progress call for their folder."""
+        if not done:
+            return
+        folder = folder_key(done[0][0])
+        if folder is None:
+            for key, size in done:
+                self.file_finished(FileResult(key, "done", size))
+            return
+        self._fold(folder, done)
+
     def files_skipped(self, skipped: list[tuple[str, int]]) -> None:
         """Files (key, size) of one folder skipped at once, as :meth:`file_finished` of each
         would say it: child keys as one progress call for their folder; other keys (a
@@ -158,9 +177,13 @@ class FolderObserver:
                 for key, size in skipped:
                     self.file_finished(FileResult(key, "skipped", size))
             return
+        self._fold(folder, skipped)
+
+    def _fold(self, folder: str, finished: list[tuple[str, int]]) -> None:
+        """Files (key, size) of ``folder`` finished: counted whole, one progress call."""
         done, total = self._folders.get(folder, (0, 0))
         files = self._files
-        for key, size in skipped:
+        for key, size in finished:
             old_done, old_size = files.pop(key, (0, 0))
             done += size - old_done
             total += size - old_size

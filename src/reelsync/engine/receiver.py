@@ -302,6 +302,18 @@ class ReceiveSession(OpenWork):
             self._groups.discard(group)
             self._maybe_end()
 
+    def _record_done(self, parent: int, done: list[_Target]) -> None:
+        """Files of folder ``parent`` published (one batch's, marked done already), recorded
+        together as :meth:`_record` records each: one progress call and one count, no result
+        per file (the folder's tally keeps only counts and sums of done files)."""
+        size = 0
+        for t in done:
+            size += t.entry.size
+            self._forget(t)
+        self._group(parent).observer.files_done([(t.key, t.entry.size) for t in done])
+        tally = self._folders.setdefault(parent, FolderTally(""))
+        self._fold(parent, tally.add_done(len(done), size, size))
+
     def _record_skips(self, parent: int, skipped: list[tuple[str, int]]) -> None:
         """Files (key, size) of folder ``parent`` already here (planned ``skip``), recorded
         together: one progress call and one count, no result per file."""
@@ -987,6 +999,7 @@ class ReceiveSession(OpenWork):
     async def _on_batch(self, stream: FrameStream, ev: _BatchWritten) -> None:
         outcomes: list[FileOutcome] = []
         nacks: list[tuple[int, int]] = []
+        folded: dict[int, list[_Target]] = {}  # a folder's id: its files published
         for t, got in ev.results:
             if t.done:  # aborted meanwhile
                 continue
@@ -997,10 +1010,18 @@ class ReceiveSession(OpenWork):
             else:
                 digest = file_digest([got])
                 t.received = t.entry.size
-                self._record(
-                    t, FileResult(t.key, "done", t.entry.size, t.entry.size, digest_text(digest))
-                )
+                parent = t.entry.parent
+                if parent is not None:
+                    t.done = True
+                    folded.setdefault(parent, []).append(t)
+                else:
+                    self._record(
+                        t,
+                        FileResult(t.key, "done", t.entry.size, t.entry.size, digest_text(digest)),
+                    )
                 outcomes.append(FileOutcome(t.entry.id, True, digest=digest))
+        for parent, done in folded.items():
+            self._record_done(parent, done)
         if nacks:
             await stream.send(Nack(tuple(nacks)))
         if outcomes:

@@ -146,6 +146,7 @@ WantHandler = Callable[[Want], list[SendItem]]
 error)."""
 
 
+_SENT = FileResult("", "done")  # the result of a folder's file published (see _files_done)
 _SKIPPED = FileResult("", "skipped")  # the result of a folder's file the receiver has
 
 
@@ -579,9 +580,20 @@ class SendSession(OpenWork):
                 for fid, index in ev.items:
                     await self._resend(stream, fid, index)
             elif isinstance(ev, FileDone):
+                folded: dict[_Source, list[_Source]] = {}  # a folder: its files sent and done
                 for out in ev.results:
                     src = self.files.get(out.file_id)
                     if src is None or src.result is not None:
+                        continue
+                    parent = src.parent
+                    if (
+                        out.ok
+                        and not out.skipped
+                        and parent is not None
+                        and parent.tally is not None
+                    ):
+                        src.result = _SENT  # settled (a repeated outcome is ignored)
+                        folded.setdefault(parent, []).append(src)
                         continue
                     key = src.item.key
                     if out.ok:
@@ -595,6 +607,8 @@ class SendSession(OpenWork):
                     else:
                         err = error_from_code(out.code or "transfer_failed", out.message or "")
                         self._fail(src, err)
+                for folder, done in folded.items():
+                    self._files_done(folder, done)
             elif isinstance(ev, Plan):
                 self._on_plan(ev)
             elif isinstance(ev, Want) and self._wants is not None:
@@ -696,6 +710,30 @@ class SendSession(OpenWork):
             self._put(batch)
         for folder, (count, size) in skipped.items():
             self._skip_files(folder, count, size)
+
+    def _files_done(self, folder: _Source, done: list[_Source]) -> None:
+        """Files of ``folder`` published by the receiver (one FILE_DONE frame's, their result
+        set already), settled together as :meth:`_finish` settles each: one progress call and
+        one count for them all, no result per file (the folder's tally keeps only counts and
+        sums of done files)."""
+        size = sent = 0
+        for src in done:
+            size += src.size
+            sent += src.sent
+            if src.fd >= 0:
+                os.close(src.fd)
+                src.fd = -1
+        if not self._one_shot:
+            files = self.files
+            for src in done:
+                files.pop(src.item.id, None)  # settled: forgotten (late acks are ignored)
+        self._remaining -= len(done)
+        (folder.group or self._default).observer.files_done([(s.item.key, s.size) for s in done])
+        assert folder.tally is not None
+        folded = folder.tally.add_done(len(done), size, sent)
+        if folded is not None:
+            self._finish(folder, folded)
+        self._maybe_end()
 
     def _skip_files(self, folder: _Source, count: int, size: int) -> None:
         """``count`` files of ``folder`` (``size`` bytes) the receiver already has, settled
