@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dataplane_pki import AgentFiles
 from reelsync.engine import Assignment, Engine, FileSpec, PeerAddress, VolumePath
-from reelsync.engine.folders import CHILD_SEP, FolderTally
+from reelsync.engine.folders import CHILD_SEP, FolderObserver, FolderTally
 from reelsync.engine.model import FileResult
 from reelsync.fs import Volume
 from test_engine import SMALL, Gate, Recorder, pki, start_pair, tree, write
@@ -151,6 +151,24 @@ def test_a_folder_tally_folds_outcomes() -> None:
         "4 of 5 files failed: x0: disk full; x1: disk full; x2: disk full (+1 more)"
     )
     assert FolderTally("e").expect(0, 0) == FileResult("e", "done", 0, 0, files=0)
+
+
+def test_files_published_together_count_as_each_would() -> None:
+    one_by_one, together = FolderTally("t"), FolderTally("t")
+    for tally in (one_by_one, together):
+        tally.expect(3, 30)
+        tally.add(FileResult(f"t{CHILD_SEP}a", "skipped", 10))
+    assert one_by_one.add(FileResult(f"t{CHILD_SEP}b", "done", 12, 12)) is None
+    folded = one_by_one.add(FileResult(f"t{CHILD_SEP}c", "done", 8, 8))
+    assert folded == together.add_done(2, 20, 20) == FileResult("t", "done", 30, 20, files=3)
+
+    rec = Recorder()
+    observer = FolderObserver(rec)
+    observer.announce("t", 30)
+    observer.file_progress(f"t{CHILD_SEP}b", 4, 12)  # a chunk of b acknowledged earlier
+    observer.files_done([(f"t{CHILD_SEP}b", 12), (f"t{CHILD_SEP}c", 8)])
+    assert rec.progress == [("t", 4, 30), ("t", 20, 30)]  # the folder's key, counted whole once
+    assert rec.finished == []  # the folder's result comes from its tally
 
 
 def test_a_folder_is_busy_only_when_every_failed_file_is() -> None:
