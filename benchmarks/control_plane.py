@@ -4,7 +4,7 @@ over HTTPS, on SQLite and PostgreSQL, with a long history (not part of the tests
     python benchmarks/control_plane.py [--jobs 100000] [--big-tasks 100000]
         [--database sqlite,postgres] [--clients 1,16] [--rounds 30] [--submit-s 20]
         [--accsyn-keepalive | --accsyn-one-tls-context] [--client-processes] [--workers N]
-        [--calls 'accsyn find(,GET /metrics']
+        [--calls 'accsyn find(,GET /metrics'] [--keep DIR]
     python benchmarks/control_plane.py --growth 1000,10000,100000,1000000 --database postgres \
         --clients 1 --rounds 20
 
@@ -17,6 +17,11 @@ official accsyn client for the accsyn calls), ``--rounds`` times each per client
 prints p50/p95/p99 in ms, errors and HTTP 5xx. ``--submit-s`` then has 8 clients submit ten-file
 jobs (POST /api/v1/jobs) while one client times the admin job list. PostgreSQL is
 127.0.0.1:5432 (trust auth, as the tests use; REELSYNC_TEST_PG_URL overrides).
+
+``--keep DIR`` keeps the server's data directory, its database and what the calls need in DIR
+(one database and one size): the first run loads the history, the next ones start a server on it
+again (``PYTHONPATH=<another tree>/src`` in front runs that tree's server on the same history,
+for an A/B). Drop it with ``dropdb`` (its name is in DIR/world.json) and ``rm -r DIR``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import logging
 import multiprocessing
 import os
 import random
+import secrets
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -50,6 +58,7 @@ import requests  # noqa: E402
 import requests.adapters  # noqa: E402
 from accsyn_api.session import Session as AccsynSession  # noqa: E402
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from reelsync.db import Database  # noqa: E402
 from reelsync.db import models as m  # noqa: E402
@@ -57,8 +66,14 @@ from reelsync.db.bulk import bulk_insert  # noqa: E402
 from reelsync.services import apikeys, queues, sites, users, volumes  # noqa: E402
 from reelsync.services.auth import authenticate  # noqa: E402
 from reelsync.services.paging import job_cursor  # noqa: E402
-from support.postgres import fresh_database  # noqa: E402
-from support.servers import RunningServer, running_server  # noqa: E402
+from support.postgres import PG_ADMIN_URL, _libpq, fresh_database  # noqa: E402
+from support.servers import (  # noqa: E402
+    RunningServer,
+    child_env,
+    reelsync_cmd,
+    running_server,
+    wait_healthy,
+)
 
 LIVE = 1000
 EMPLOYEES = 20
@@ -92,6 +107,12 @@ class World:
     sample_job: str
     jobs: int = 0
     tasks: int = 0
+
+
+_WORLD_FIELDS = (
+    "admin_key", "employee", "employee_key", "big_job", "deep_uri", "deep_cursor", "old_name",
+    "sample_job", "jobs", "tasks",
+)  # fmt: skip
 
 
 def _hex() -> str:
@@ -616,6 +637,67 @@ def database_for(kind: str) -> Iterator[str | None]:
             yield url
 
 
+@contextlib.contextmanager
+def kept_world(
+    keep: Path, kind: str, n_jobs: int, big_tasks: int, extra_args: tuple[str, ...]
+) -> Iterator[tuple[World, float | None]]:
+    """A server on the history kept in ``keep`` (loaded there by the first run); yields the world
+    and the load's seconds (None when the history was already there)."""
+    saved = keep / "world.json"
+    if saved.exists():
+        info = json.loads(saved.read_text())
+        if (info["kind"], info["n_jobs"], info["big_tasks"]) != (kind, n_jobs, big_tasks):
+            raise SystemExit(f"{keep} holds {info['kind']} {info['n_jobs']} jobs: another --keep")
+        base = keep / "server"
+        server = RunningServer(
+            url=info["url"],
+            api_key=info["admin_key"],
+            admin=info["admin"],
+            workspace=info["workspace"],
+            data_dir=base / "data",
+            ca_file=Path(info["ca_file"]),
+            database_url=info["database_url"],
+            home=base / "home",
+            process=None,  # type: ignore[arg-type]  # started below
+            log_file=base / f"server-{int(time.time())}.log",
+        )
+        server._stopped = True
+        with server.log_file.open("wb") as log:
+            server.process = subprocess.Popen(
+                reelsync_cmd("server", "run", "--data-dir", str(server.data_dir), *extra_args),
+                env=child_env(server.home),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server._stopped = False
+        try:
+            wait_healthy(server)
+            world = World(server=server, **{k: info[k] for k in _WORLD_FIELDS})
+            yield world, None
+        finally:
+            server.stop()
+        return
+    keep.mkdir(parents=True, exist_ok=True)
+    url = None
+    if kind != "sqlite":
+        name = f"rs_keep_{secrets.token_hex(4)}"
+        with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with running_server(keep / "server", database_url=url, extra_args=extra_args) as server:
+        started = time.monotonic()
+        world = load_history(server, n_jobs, big_tasks)
+        loaded = time.monotonic() - started
+        info = {k: getattr(world, k) for k in _WORLD_FIELDS}
+        info.update(
+            kind=kind, n_jobs=n_jobs, big_tasks=big_tasks, url=server.url, admin=server.admin,
+            workspace=server.workspace, ca_file=str(server.ca_file),
+            database_url=server.database_url,
+        )  # fmt: skip
+        saved.write_text(json.dumps(info, indent=1))
+        yield world, loaded
+
+
 _TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
@@ -708,6 +790,12 @@ def main() -> None:
         help="the accsyn client still opens a connection per call, with one TLS context made"
         " once (it makes one and loads the CA store per call otherwise)",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the loaded history (data dir and database) in this directory and reuse it in"
+        " the next runs with the same directory (one --database, one size)",
+    )
     args = parser.parse_args()
     _Wire.keepalive = args.accsyn_keepalive
     _Wire.one_tls_context = args.accsyn_one_tls_context
@@ -715,22 +803,29 @@ def main() -> None:
     ONLY = tuple(w.strip() for w in args.calls.split(",") if w.strip())
     sizes = [int(x) for x in args.growth.split(",") if x] or [args.jobs]
     out: dict[str, Any] = {}
+    extra = ("--workers", str(args.workers)) if args.workers else ()
+    if args.keep and (len(sizes) > 1 or "," in args.database):
+        raise SystemExit("--keep holds one history: one --database and one size")
     for kind in args.database.split(","):
         for n_jobs in sizes:
-            with (
-                tempfile.TemporaryDirectory(prefix="rs-cp-bench-") as tmp,
-                database_for(kind) as url,
-                running_server(
-                    Path(tmp) / "cp",
-                    database_url=url,
-                    extra_args=("--workers", str(args.workers)) if args.workers else (),
-                ) as server,
-            ):
-                started = time.monotonic()
-                world = load_history(server, n_jobs, args.big_tasks)
+            with contextlib.ExitStack() as stack:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="rs-cp-bench-"))
+                if args.keep:
+                    world, loaded = stack.enter_context(
+                        kept_world(args.keep, kind, n_jobs, args.big_tasks, extra)
+                    )
+                    server = world.server
+                else:
+                    url = stack.enter_context(database_for(kind))
+                    server = stack.enter_context(
+                        running_server(Path(tmp) / "cp", database_url=url, extra_args=extra)
+                    )
+                    started = time.monotonic()
+                    world = load_history(server, n_jobs, args.big_tasks)
+                    loaded = time.monotonic() - started
+                how = "kept" if loaded is None else f"loaded in {loaded:.0f} s"
                 print(
-                    f"\n## {kind}: {world.jobs:,} jobs, {world.tasks:,} tasks"
-                    f" (loaded in {time.monotonic() - started:.0f} s)",
+                    f"\n## {kind}: {world.jobs:,} jobs, {world.tasks:,} tasks ({how})",
                     flush=True,
                 )
                 print("| call | " + " | ".join(f"{c} client(s)" for c in args.clients.split(",")))

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
@@ -105,3 +106,52 @@ def test_metrics_count_jobs_tasks_and_live_jobs(
 
         assert _get(transport, world.operator_key).status_code == 403
         assert _get(transport, None).status_code == 401
+
+
+def test_shared_scrape_answers_no_caller_from_a_computation_older_than_it() -> None:
+    from reelsync.server.metrics import SharedScrape
+
+    async def scenario() -> None:
+        started: list[int] = []
+        release: list[asyncio.Event] = []
+
+        async def compute() -> bytes:
+            started.append(len(started))
+            gate = asyncio.Event()
+            release.append(gate)
+            await gate.wait()
+            return b"answer %d" % started[-1]
+
+        async def until(n: int) -> None:  # until n computations have started
+            while len(started) < n:
+                await asyncio.sleep(0)
+
+        shared = SharedScrape(compute)
+        first = asyncio.ensure_future(shared.get())
+        await until(1)
+        # two callers arrive while the first computation runs: they wait for the next one
+        late = [asyncio.ensure_future(shared.get()) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert len(started) == 1
+        release[0].set()
+        assert await first == b"answer 0"
+        await until(2)  # the next starts once the first ends, for both late callers
+        gone = asyncio.ensure_future(shared.get())  # arrives during the second: a third
+        await asyncio.sleep(0)
+        late[0].cancel()  # a caller that goes away stops nothing
+        release[1].set()
+        assert await late[1] == b"answer 1"
+        await until(3)
+        release[2].set()
+        assert await gone == b"answer 2"
+        assert len(started) == 3
+
+        async def failing() -> bytes:
+            raise RuntimeError("database gone")
+
+        broken = SharedScrape(failing)
+        for _ in range(2):  # an error reaches its callers and the next call computes again
+            with pytest.raises(RuntimeError, match="database gone"):
+                await broken.get()
+
+    asyncio.run(scenario())

@@ -4,18 +4,23 @@ Rules: admins only (``Authorization: Bearer <admin API key>``, which Prometheus 
 ``authorization: {credentials: ...}``); the Prometheus text format (version 0.0.4), written here
 line by line (a thousand live jobs make four thousand samples: ``prometheus_client``'s
 collectors took ~20 us each, this ~2 us); gauges, since every figure is read from the database
-at scrape time (a replica restart resets nothing).
+at scrape time (a replica restart resets nothing). Scrapes that arrive while one is being computed
+in this process share the next computation, which starts when that one ends (:class:`SharedScrape`):
+no answer is older than its request, and N concurrent scrapes cost two computations, not N.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import math
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from reelsync.db import Database
 from reelsync.server.dependencies import CurrentActor, DatabaseDep
 from reelsync.services.auth import require_admin
 from reelsync.services.metrics import MetricsSnapshot, snapshot
@@ -162,8 +167,72 @@ def _render(data: MetricsSnapshot) -> bytes:
     return "".join(family.text() for family in _Snapshot(data).collect()).encode()
 
 
+class SharedScrape:
+    """One computation at a time, shared: a caller that finds none running starts one and gets
+    its answer; callers that arrive while one runs wait for the next, started as soon as the
+    running one ends, so every answer was computed after its caller arrived. A caller that goes
+    away does not stop the computation the others wait for. Event-loop only (not thread-safe)."""
+
+    def __init__(self, compute: Callable[[], Awaitable[bytes]]) -> None:
+        self._compute = compute
+        self._busy = False
+        self._next: asyncio.Future[bytes] | None = None  # the callers waiting for the next one
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def get(self) -> bytes:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bytes] = loop.create_future()
+        if self._busy:
+            if self._next is None:
+                self._next = answer
+            answer = self._next
+        else:
+            self._busy = True
+            self._start(answer)
+        return await asyncio.shield(answer)
+
+    def _start(self, answer: asyncio.Future[bytes]) -> None:
+        # a context of its own: nothing of the caller's request (its catalog check) is reused
+        task = asyncio.get_running_loop().create_task(
+            self._run(answer), context=contextvars.Context()
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, answer: asyncio.Future[bytes]) -> None:
+        try:
+            answer.set_result(await self._compute())
+        except asyncio.CancelledError:  # the server is stopping: so are its waiters
+            answer.cancel()
+            if self._next is not None:
+                self._next.cancel()
+            self._next, self._busy = None, False
+            raise
+        except Exception as exc:  # every waiter gets the error (marked retrieved)
+            answer.set_exception(exc)
+            answer.exception()
+        waiting, self._next = self._next, None
+        if waiting is None:
+            self._busy = False
+        else:
+            self._start(waiting)
+
+
+_SHARED: dict[int, tuple[Database, SharedScrape]] = {}
+
+
+def _shared(db: Database) -> SharedScrape:
+    kept = _SHARED.get(id(db))
+    if kept is None or kept[0] is not db:
+
+        async def compute() -> bytes:
+            return await run_in_threadpool(lambda: _render(snapshot(db)))  # off the event loop
+
+        kept = _SHARED[id(db)] = (db, SharedScrape(compute))
+    return kept[1]
+
+
 @router.get("/metrics", response_class=Response)
 async def metrics(db: DatabaseDep, actor: CurrentActor) -> Response:
     require_admin(actor, "read the metrics")
-    body = await run_in_threadpool(lambda: _render(snapshot(db)))  # off the event loop
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(await _shared(db).get(), media_type=CONTENT_TYPE_LATEST)
