@@ -2,8 +2,8 @@
 agents, beside rsync over ssh and the engine alone, in one run (not part of the tests).
 
     python benchmarks/e2e.py [--sets seq,small,big] [--scale 1] [--work /tmp/reelsync-e2e]
-                             [--tools sync,engine,rsync] [--noop] [--priority] [--tree N]
-                             [--database sqlite|postgres] [--json FILE]
+                             [--tools sync,engine,rsync,rsync-fsync] [--noop] [--priority]
+                             [--tree N] [--no-fsync] [--database sqlite|postgres] [--json FILE]
 
 Starts ``reelsync server`` (HTTPS, SQLite unless told) and two ``reelsync agent run`` processes
 (sites hq and london, peers on loopback) with the volume ``projects`` rooted at WORK/hq and
@@ -13,7 +13,14 @@ WORK/london. Each data set of ``benchmarks/run.py`` (seq 2,000 x 2 MiB, small 20
 - ``sync``: ``reelsync sync --site london <set> --wait`` into an empty WORK/london/<set>: the whole
   command, from process start to exit (the CLI's start-up included);
 - ``engine``: two ``reelsync transfer`` processes (push to a listening receiver), no control plane;
-- ``rsync``: ``rsync -a`` over ssh to localhost (aes128-gcm, a private sshd).
+- ``rsync``: ``rsync -a`` over ssh to localhost (aes128-gcm, a private sshd);
+- ``rsync-fsync``: the same with ``--fsync`` (rsync 3.2.4 and later: every written file made
+  durable, as reelsync does by default), so the table shows durable against durable (``x rsync-f``)
+  beside rsync's default (``x rsync``), which leaves the data in the page cache.
+
+``--no-fsync``: reelsync without durability (the agents' ``transfer.fsync = false``, through
+``REELSYNC_AGENT_FSYNC=0``, and ``reelsync transfer --no-fsync`` for the engine alone); its rows say
+"no fsync". Not the default: compare it with ``rsync``, not with ``rsync-fsync``.
 
 ``--noop``: the same ``sync`` again with every file already at london (a no-op re-sync of the
 small set), beside rsync's own no-op run. ``--tree N`` (e.g. 100000): a shot tree of N files of
@@ -255,7 +262,7 @@ def run_priority(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sets", default="seq,small,big")
-    ap.add_argument("--tools", default="sync,engine,rsync")
+    ap.add_argument("--tools", default="sync,engine,rsync,rsync-fsync")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--runs", type=int, default=1, help="runs of each (set, tool); medians shown")
     ap.add_argument("--work", type=Path, default=Path("/tmp/reelsync-e2e"))
@@ -263,6 +270,9 @@ def main() -> None:
     ap.add_argument("--priority", action="store_true", help="also the priority scenario")
     ap.add_argument("--tree", type=int, default=0, help="also a shot tree of N files, with RSS")
     ap.add_argument("--verify", action="store_true", help="compare contents, not only sizes")
+    ap.add_argument(
+        "--no-fsync", action="store_true", help="reelsync without fsync (labelled), see above"
+    )
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--json", type=Path, default=None)
@@ -280,9 +290,12 @@ def main() -> None:
         url = stack.enter_context(fresh_database()) if args.database == "postgres" else None
         server = stack.enter_context(running_server(tmp / "server", database_url=url))
         add_london_and_projects(server, roots)
-        agents = agents_at_hq_and_london(stack, server, tmp)
-        ssh = stack.enter_context(sshd(work)) if "rsync" in tools or args.noop else None
-        engine = Reelsync(work, 4, 4096)
+        agent_env = {"REELSYNC_AGENT_FSYNC": "0"} if args.no_fsync else None
+        agents = agents_at_hq_and_london(stack, server, tmp, env=agent_env)
+        wants_ssh = any(t.startswith("rsync") for t in tools) or args.noop
+        ssh = stack.enter_context(sshd(work)) if wants_ssh else None
+        engine = Reelsync(work, 4, 4096, fsync=not args.no_fsync)
+        unsafe = " no fsync" if args.no_fsync else ""
         for name in filter(None, args.sets.split(",")):  # --sets "": only the extras
             src = roots["hq"] / name
             files, size = make_set(name, src, args.scale)
@@ -300,15 +313,17 @@ def main() -> None:
                     else:
                         assert ssh is not None
                         dst.mkdir(parents=True)
+                        durable = ["--fsync"] if tool == "rsync-fsync" else []
                         seconds, note = timed(
-                            ["rsync", "-a", "-e", " ".join(ssh), f"{src}/", f"127.0.0.1:{dst}/"],
+                            ["rsync", "-a", *durable, "-e", " ".join(ssh), f"{src}/",
+                             f"127.0.0.1:{dst}/"],
                             args.timeout,
-                        )
+                        )  # fmt: skip
                     if seconds is not None:
                         note = same_tree(src, dst, args.verify) or note
                         row.seconds.append(seconds)
-                    row.note = note
-                    print(f"  {tool:<7} {seconds or 0:8.2f} s {note}", flush=True)
+                    row.note = (note + unsafe if tool in ("sync", "engine") else note).strip()
+                    print(f"  {tool:<11} {seconds or 0:8.2f} s {row.note}", flush=True)
                 rows.append(row)
             if args.noop and name == "small":
                 row = Row("small-noop", "sync", files, size, [])
@@ -350,7 +365,8 @@ def main() -> None:
 def report(rows: list[Row], extra: dict[str, object]) -> None:
     print(f"\n## end to end (load average {extra['load_before']:.1f} -> {extra['load_after']:.1f})")
     print(
-        f"{'set':<12}{'tool':<8}{'files':>8}{'MB':>8}{'s':>9}{'x rsync':>9}{'x engine':>10}  note"
+        f"{'set':<12}{'tool':<12}{'files':>8}{'MB':>8}{'s':>9}{'x rsync':>9}{'x rsync-f':>10}"
+        f"{'x engine':>10}  note"
     )
     by = {(r.set, r.tool): r for r in rows}
     for r in rows:
@@ -363,8 +379,8 @@ def report(rows: list[Row], extra: dict[str, object]) -> None:
 
         secs = f"{r.median:.2f}" if r.median is not None else "-"
         print(
-            f"{r.set:<12}{r.tool:<8}{r.files:>8}{r.bytes / 1e6:>8.0f}{secs:>9}"
-            f"{ratio('rsync'):>9}{ratio('engine'):>10}  {r.note}"
+            f"{r.set:<12}{r.tool:<12}{r.files:>8}{r.bytes / 1e6:>8.0f}{secs:>9}"
+            f"{ratio('rsync'):>9}{ratio('rsync-fsync'):>10}{ratio('engine'):>10}  {r.note}"
         )
     for t in extra.get("tree") or ():  # type: ignore[attr-defined]
         rss = "; ".join(

@@ -263,7 +263,7 @@ def _items(src: Path) -> list[str]:
 class Reelsync:
     """Two `reelsync transfer` processes: a listening receiver and a pushing sender."""
 
-    def __init__(self, work: Path, streams: int, chunk_kib: int) -> None:
+    def __init__(self, work: Path, streams: int, chunk_kib: int, *, fsync: bool = True) -> None:
         from dataplane_pki import Workspace
 
         # start from compiled bytecode, as an installed package does (see the module's header)
@@ -275,7 +275,7 @@ class Reelsync:
 
         ws = Workspace(work / "pki")
         self.hq, self.site = ws.agent("bench-hq", "hq"), ws.agent("bench-site", "london")
-        self.streams, self.chunk_kib = streams, chunk_kib
+        self.streams, self.chunk_kib, self.fsync = streams, chunk_kib, fsync
         self.cpu = 0.0  # of the last run
 
     def _tls(self, a: object) -> list[str]:
@@ -294,6 +294,7 @@ class Reelsync:
         dst.mkdir(parents=True, exist_ok=True)
         port = free_port()
         tune = ["--streams", str(self.streams), "--chunk-kib", str(self.chunk_kib)]
+        tune += [] if self.fsync else ["--no-fsync"]
         rx = subprocess.Popen(
             [
                 *ns_prefix(rx_ns),

@@ -177,15 +177,18 @@ def agents_at_hq_and_london(
     base: Path,
     *,
     london_extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> dict[str, RunningAgent]:
     """One running agent per site (``hq``, ``london``; data dirs ``base/agent-<site>``), both
-    online; stopped when ``stack`` closes. ``london_extra``: more ``agent enroll`` options."""
+    online; stopped when ``stack`` closes. ``london_extra``: more ``agent enroll`` options;
+    ``env``: more environment for both agents."""
     agents = {
         site: stack.enter_context(
             running_agent(
                 server,
                 site,
                 base / f"agent-{site}",
+                env=env,
                 enroll_extra=london_extra if site == "london" else (),
             )
         )

@@ -163,7 +163,8 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
     """Read ``DATA_DIR/agent.toml`` and the secret; ``REELSYNC_AGENT_LISTEN`` (HOST:PORTS),
     ``REELSYNC_AGENT_ADVERTISE``, ``REELSYNC_AGENT_DIALABLE``, ``REELSYNC_AGENT_BANDWIDTH_LIMIT``
     (MiB/s), ``REELSYNC_AGENT_SERVER_URL`` (one URL, or every replica's, comma-separated),
-    ``REELSYNC_AGENT_REPORT_KEEPALIVE_S`` override the file."""
+    ``REELSYNC_AGENT_REPORT_KEEPALIVE_S``, ``REELSYNC_AGENT_FSYNC`` (``0``: received files are
+    not made durable before they are published, ``[transfer] fsync = false``) override the file."""
     data_dir = data_dir.expanduser()
     files = AgentFiles(data_dir)
     if not files.config.is_file():
@@ -209,7 +210,7 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
         dialable=_truthy(dialable),
         bandwidth_limit=limit * (1 << 20) if limit > 0 else None,
         streams=int(_number(transfer.get("streams", 4), "transfer.streams", minimum=1)),
-        fsync=_truthy(transfer.get("fsync", True)),
+        fsync=_truthy(env.get("REELSYNC_AGENT_FSYNC", transfer.get("fsync", True))),
         work_wait_s=_number(agent.get("work_wait_s", 20.0), "agent.work_wait_s", minimum=0.5),
         max_transfers=int(_number(transfer.get("max_transfers", 4), "max_transfers", minimum=1)),
         report_keepalive_s=keepalive,

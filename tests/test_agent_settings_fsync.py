@@ -1,0 +1,37 @@
+"""``[transfer] fsync`` in agent.toml and ``REELSYNC_AGENT_FSYNC``: durable by default, off only
+when told, the environment over the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reelsync.agent.settings import AgentFiles, load_agent_settings, write_agent_config
+
+
+def _enrolled(data_dir: Path) -> Path:
+    data_dir.mkdir()
+    return write_agent_config(
+        data_dir,
+        server_url="https://cp.example:8443",
+        server_id="a1",
+        site="hq",
+        workspace="",
+        secret="s3cret",
+        listen="127.0.0.1:0",
+        advertise=None,
+        dialable=True,
+        bandwidth_limit_mib_s=None,
+    )
+
+
+def test_fsync_is_on_unless_the_file_or_the_environment_turns_it_off(tmp_path: Path) -> None:
+    data_dir = tmp_path / "agent"
+    config = _enrolled(data_dir)
+    assert config == AgentFiles(data_dir).config
+    assert load_agent_settings(data_dir, {}).fsync is True
+    assert load_agent_settings(data_dir, {"REELSYNC_AGENT_FSYNC": "0"}).fsync is False
+    assert load_agent_settings(data_dir, {"REELSYNC_AGENT_FSYNC": "false"}).fsync is False
+    text = config.read_text().replace("[transfer]\n", "[transfer]\nfsync = false\n", 1)
+    config.write_text(text)
+    assert load_agent_settings(data_dir, {}).fsync is False
+    assert load_agent_settings(data_dir, {"REELSYNC_AGENT_FSYNC": "1"}).fsync is True
