@@ -1,5 +1,6 @@
 """The agent's batched reports: progress coalesced per file, results never dropped while the
-control plane is unreachable, keepalives for files still in flight."""
+control plane is unreachable, keepalives for files still in flight, progress at most every
+progress_s."""
 
 from __future__ import annotations
 
@@ -93,3 +94,25 @@ async def test_the_transfers_held_include_results_not_yet_reported() -> None:
     sink.down = False
     assert await reporter.flush()
     assert reporter.transfer_ids() == set()
+
+
+async def test_progress_goes_at_most_every_progress_s_and_results_at_once() -> None:
+    sink = Sink()
+    reporter = Reporter(sink, keepalive_s=3600, progress_s=3600)
+    reporter.started(["t1", "t2"], [100, 50])
+    assert await reporter.flush()  # a file that starts is said at once
+    reporter.progress("t1", 60, 100)
+    reporter.progress("t2", 10, 50)
+    assert await reporter.flush()
+    assert len(sink.batches) == 1  # progress younger than progress_s waits: nothing sent
+    reporter.finished(FileResult("t2", "done", 50, 50, "xxh3-128t:cd"))
+    assert await reporter.flush()
+    assert sink.batches[-1] == [
+        {"task_id": "t2", "status": "done", "bytes_done": 50, "size": 50,
+         "digest": "xxh3-128t:cd"},
+    ]  # fmt: skip
+    reporter.progress_s = 0.0  # t1's progress is due now, and kept until then
+    assert await reporter.flush()
+    assert sink.batches[-1] == [
+        {"task_id": "t1", "status": "executing", "bytes_done": 60, "size": 100},
+    ]

@@ -4,7 +4,10 @@ Rules: the engine calls the observer on the event loop (never blocking); the rep
 latest progress of each file and every final result, and a flusher sends them every
 ``interval_s`` in one ``POST /report``, or as soon as :meth:`Reporter.flush_soon` is called (a
 transfer ended: its slot and its job's completion should not wait for the next tick; reports
-arriving meanwhile are coalesced into one request). Final results are never dropped: if the
+arriving meanwhile are coalesced into one request). A file's progress goes at most every
+``progress_s`` (a tick with only progress younger than that sends nothing): each report costs
+the control plane a transaction and wakes whoever follows the job, on the CPU the data plane
+uses. Final results are never dropped: if the
 control plane cannot be reached they stay queued and go with the next flush. Files still in
 flight are reported ``executing`` at least every ``keepalive_s`` so their leases do not expire
 mid-transfer. Tasks the control plane answers as revoked (job paused or aborted, lease lost, the
@@ -34,6 +37,7 @@ __all__ = ["ReportSink", "Reporter", "TransferObserverFor"]
 
 _log = logging.getLogger("reelsync.agent")
 _COALESCE_S = 0.005  # a prompt flush waits this long for results finishing at the same moment
+_EARLY_S = 0.05  # progress this close to ``progress_s`` old goes with this tick, not the next
 
 #: The longest error text reported for one file (a long path in a message is cut in the middle).
 MAX_REPORTED_ERROR = 1000
@@ -94,12 +98,14 @@ class Reporter:
         *,
         interval_s: float = 0.5,
         keepalive_s: float = 5.0,
+        progress_s: float = 1.0,
         on_revoked: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.sink = sink
         self.on_revoked = on_revoked
         self.interval_s = interval_s
         self.keepalive_s = keepalive_s
+        self.progress_s = progress_s
         self._live: dict[str, _Live] = {}
         self._dirty: set[str] = set()
         self._final: dict[str, dict[str, Any]] = {}
@@ -146,8 +152,11 @@ class Reporter:
         now = time.monotonic()
         batch = list(self._final.values())
         for task_id, live in self._live.items():
-            if task_id in self._dirty or now - live.sent_at >= self.keepalive_s:
+            age = now - live.sent_at
+            due = age >= self.progress_s - _EARLY_S
+            if (task_id in self._dirty and due) or age >= self.keepalive_s:
                 live.sent_at = now
+                self._dirty.discard(task_id)
                 item: dict[str, Any] = {
                     "task_id": task_id,
                     "status": "executing",
@@ -157,7 +166,6 @@ class Reporter:
                 if live.transfer_id is not None:
                     item["transfer_id"] = live.transfer_id
                 batch.append(item)
-        self._dirty.clear()
         return batch
 
     async def flush(self) -> bool:

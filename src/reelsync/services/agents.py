@@ -56,6 +56,7 @@ class AgentView:
     volumes: tuple[ServedVolume, ...]
     bandwidth_limit: float | None
     revoked_agents: tuple[str, ...] = ()
+    became_online: bool = False  # this heartbeat brought it back (work may be dispatchable now)
 
 
 def _site_code(session: Session, site_id: str) -> str:
@@ -122,6 +123,7 @@ def heartbeat(
     with db.session() as session:
         row = get_server_row(session, server_id)
         stamp = now or utcnow()
+        was = row.status
         if row.status not in (ServerStatus.DISABLED, ServerStatus.REVOKED):
             row.status = ServerStatus.ONLINE.value
         row.last_checkin = stamp
@@ -149,6 +151,7 @@ def heartbeat(
             volumes=served_volumes(session, row),
             bandwidth_limit=_limit_of(row),
             revoked_agents=tuple(revoked_server_ids(session)),
+            became_online=was != row.status,
         )
 
 

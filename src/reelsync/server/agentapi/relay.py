@@ -214,16 +214,17 @@ class FileOpRelay:
         for box in self._boxes.values():
             box.wake.set()
 
-    async def wait(self, server_id: str, timeout: float) -> None:
-        """Sleep until an operation arrives for ``server_id``, :meth:`wake_all` is called or
-        ``timeout`` passes."""
+    async def wait(self, server_id: str, timeout: float) -> bool:
+        """Sleep until an operation arrives for ``server_id``, :meth:`wake_all` is called
+        (True) or ``timeout`` passes (False)."""
         box = self._box(server_id)
         if box.pending:
-            return
+            return True
         try:
             await asyncio.wait_for(box.wake.wait(), timeout)
         except TimeoutError:
-            return
+            return False
+        return True
 
     async def deliver(self, server_id: str, op_id: str, answer: dict[str, Any]) -> bool:
         """An agent's answer, to the waiter here or through the mailbox to another process."""

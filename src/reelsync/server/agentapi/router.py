@@ -50,7 +50,12 @@ _log = logging.getLogger("reelsync.server.agents")
 _agent_header = APIKeyHeader(
     name="Authorization", auto_error=False, description="Agent <agent secret>"
 )
+#: A parked work long-poll runs the scheduling pass again after this long without a wake (work
+#: that no wake announces: submitted through another replica, a retry's backoff or a fence run
+#: out), doubling while the passes find nothing, up to :data:`_POLL_MAX_S`. A wake (a user's
+#: write, a freed slot, a file operation) runs it at once and starts again from the shortest.
 _POLL_S = 0.3
+_POLL_MAX_S = 1.0  # under the relay's _ALIVE_S: a parked agent still counts as polling
 _MAX_HELD_CHARS = 10_000  # ``held`` of a work poll: 200 transfer ids and more (agents send <= 200)
 
 
@@ -332,6 +337,8 @@ def build_router(hub: AgentHub) -> APIRouter:
                     agent.id,
                     released,
                 )
+        if body.started or view.became_online:
+            hub.wake_all()  # work for it, or with it as the peer, may be dispatchable now
         return {
             "server_id": view.server.id,
             "site": view.server.site,
@@ -399,6 +406,7 @@ def build_router(hub: AgentHub) -> APIRouter:
         rates: tuple[float | None, float | None],
     ) -> dict[str, Any] | None:
         deadline = time.monotonic() + wait
+        pause = _POLL_S
         while True:
             if await request.is_disconnected():
                 return None
@@ -437,7 +445,8 @@ def build_router(hub: AgentHub) -> APIRouter:
                     "transfers": [_grant_json(hub, g, scopes) for g in grants],
                     "fileops": fileops,
                 }
-            await hub.relay.wait(agent.id, min(_POLL_S, remaining))
+            woken = await hub.relay.wait(agent.id, min(pause, remaining))
+            pause = _POLL_S if woken else min(2 * pause, _POLL_MAX_S)
 
     @router.post("/bye")
     async def bye(agent: AgentDep, database: DatabaseDep) -> dict[str, Any]:
