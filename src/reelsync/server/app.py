@@ -25,6 +25,7 @@ from reelsync.server.errors import install_error_handlers
 from reelsync.server.intake import Intake, SignInThrottle
 from reelsync.server.jobbell import JobBell
 from reelsync.server.metrics import router as metrics_router
+from reelsync.server.metrics import shared_scrape
 from reelsync.server.ui import install_ui
 from reelsync.services.jobs import SubmitHook
 
@@ -52,6 +53,7 @@ def create_app(
     app.state.database = database
     app.state.submit_hook = submit_hook  # the pre-submit hook (reelsync.notify.hooks.PreSubmitHook)
     app.state.job_bell = JobBell()  # rung by agent reports; wakes GET /jobs/{id}?wait=
+    app.state.metrics_scrape = shared_scrape(database)  # concurrent scrapes share one
     install_error_handlers(app)
     app.include_router(api_v1_router, prefix=API_PREFIX)
     app.include_router(metrics_router)

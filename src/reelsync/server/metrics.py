@@ -16,16 +16,16 @@ import contextvars
 import math
 from collections.abc import Awaitable, Callable, Iterator
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from reelsync.db import Database
-from reelsync.server.dependencies import CurrentActor, DatabaseDep
+from reelsync.server.dependencies import CurrentActor
 from reelsync.services.auth import require_admin
 from reelsync.services.metrics import MetricsSnapshot, snapshot
 
-__all__ = ["router"]
+__all__ = ["SharedScrape", "router", "shared_scrape"]
 
 router = APIRouter(tags=["metrics"])
 
@@ -218,21 +218,18 @@ class SharedScrape:
             self._start(waiting)
 
 
-_SHARED: dict[int, tuple[Database, SharedScrape]] = {}
+def shared_scrape(db: Database) -> SharedScrape:
+    """The app's one shared scrape of ``db`` (``app.state.metrics_scrape``, made by
+    :func:`reelsync.server.app.create_app`)."""
 
+    async def compute() -> bytes:
+        return await run_in_threadpool(lambda: _render(snapshot(db)))  # off the event loop
 
-def _shared(db: Database) -> SharedScrape:
-    kept = _SHARED.get(id(db))
-    if kept is None or kept[0] is not db:
-
-        async def compute() -> bytes:
-            return await run_in_threadpool(lambda: _render(snapshot(db)))  # off the event loop
-
-        kept = _SHARED[id(db)] = (db, SharedScrape(compute))
-    return kept[1]
+    return SharedScrape(compute)
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(db: DatabaseDep, actor: CurrentActor) -> Response:
+async def metrics(request: Request, actor: CurrentActor) -> Response:
     require_admin(actor, "read the metrics")
-    return Response(await _shared(db).get(), media_type=CONTENT_TYPE_LATEST)
+    scrape: SharedScrape = request.app.state.metrics_scrape
+    return Response(await scrape.get(), media_type=CONTENT_TYPE_LATEST)
