@@ -31,6 +31,8 @@ def test_fsync_is_on_unless_the_file_or_the_environment_turns_it_off(tmp_path: P
     assert load_agent_settings(data_dir, {}).fsync is True
     assert load_agent_settings(data_dir, {"REELSYNC_AGENT_FSYNC": "0"}).fsync is False
     assert load_agent_settings(data_dir, {"REELSYNC_AGENT_FSYNC": "false"}).fsync is False
+    # an empty variable (``REELSYNC_AGENT_FSYNC=`` in a unit file) is not a request to turn it off
+    assert load_agent_settings(data_dir, {"REELSYNC_AGENT_FSYNC": ""}).fsync is True
     text = config.read_text().replace("[transfer]\n", "[transfer]\nfsync = false\n", 1)
     config.write_text(text)
     assert load_agent_settings(data_dir, {}).fsync is False

@@ -210,7 +210,7 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
         dialable=_truthy(dialable),
         bandwidth_limit=limit * (1 << 20) if limit > 0 else None,
         streams=int(_number(transfer.get("streams", 4), "transfer.streams", minimum=1)),
-        fsync=_truthy(env.get("REELSYNC_AGENT_FSYNC", transfer.get("fsync", True))),
+        fsync=_truthy(env.get("REELSYNC_AGENT_FSYNC") or transfer.get("fsync", True)),  # "" unset
         work_wait_s=_number(agent.get("work_wait_s", 20.0), "agent.work_wait_s", minimum=0.5),
         max_transfers=int(_number(transfer.get("max_transfers", 4), "max_transfers", minimum=1)),
         report_keepalive_s=keepalive,
