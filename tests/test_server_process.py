@@ -150,3 +150,44 @@ def test_busy_dev_port_releases_the_main_one(data_dir: Path) -> None:
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 78
     assert f"127.0.0.1:{dev}: address already in use" in err
+
+
+FREEZE_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, gc, os, sys
+    from pathlib import Path
+    from reelsync.config import load_server_config
+    from reelsync.server.controlplane import control_plane
+
+    config = load_server_config(Path(sys.argv[1]), os.environ)
+    with control_plane(config) as app:
+        async def main() -> None:
+            before = gc.get_freeze_count()
+            async with app.router.lifespan_context(app):
+                print(before, gc.get_freeze_count(), len(gc.get_objects()))
+        asyncio.run(main())
+    """
+)
+
+
+def test_the_control_plane_freezes_what_start_up_built(tmp_path: Path) -> None:
+    """Once its app has started, the control plane moves what start-up built out of the cyclic
+    collector's way: a full collection then walks only what requests made (before, each one
+    walked ~170,000 start-up objects, a 150-180 ms stall of the request that triggered it). Run
+    in a child process: a freeze in this one would hold the test session's garbage forever."""
+    data_dir = tmp_path / "cp"
+    init = subprocess.run(
+        [sys.executable, "-m", "reelsync", "server", "init", "--data-dir", str(data_dir),
+         "--workspace", "acme", "--admin", "admin@acme.com", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", FREEZE_SCRIPT, str(data_dir)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    before, frozen, tracked = map(int, done.stdout.split())
+    assert before == 0  # nothing frozen while the app was built (python -c, not the CLI)
+    assert frozen > 50_000  # the app, its routes, schemas and the database's metadata
+    assert tracked < frozen // 10  # what the collector still walks right after start-up

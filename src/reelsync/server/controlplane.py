@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging.config
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -82,6 +83,11 @@ def control_plane(config: ServerConfig, worker: Worker | None = None) -> Iterato
                 if worker is not None:
                     stack.enter_context(_listening(worker, hub, inner))
                 state = await stack.enter_async_context(routers_lifespan(inner))
+                # What start-up built (the app, its routes and schemas, the database's metadata)
+                # lives as long as the process: out of the cyclic collector's way, a full
+                # collection walks what requests made (~20,000 objects, 5-20 ms) instead of
+                # ~170,000 more (150-180 ms, a request's p99 stall at one client).
+                gc.freeze()
                 yield state
 
         app.router.lifespan_context = lifespan
