@@ -17,6 +17,7 @@ from reelsync.client import AsyncSession, Session, parse_find
 from reelsync.client.early import EarlyRequest
 from reelsync.config import ClientConfig
 from reelsync.errors import (
+    AgentOfflineError,
     AuthenticationError,
     ConflictError,
     ConnectionLostError,
@@ -242,8 +243,9 @@ def test_a_server_that_comes_up_during_the_retries_answers() -> None:
 class Flaky:
     """Fails its first calls (None: a dropped connection; else that HTTP status), then answers."""
 
-    def __init__(self, failures: list[int | None]) -> None:
+    def __init__(self, failures: list[int | None], body: dict[str, Any] | None = None) -> None:
         self.failures = failures
+        self.body = body or {"detail": "restarting"}
         self.calls: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -252,7 +254,7 @@ class Flaky:
             failure = self.failures.pop(0)
             if failure is None:
                 raise httpx.ReadError("connection reset by peer", request=request)
-            return httpx.Response(failure, json={"detail": "restarting"})
+            return httpx.Response(failure, json=self.body)
         return httpx.Response(201 if request.method == "POST" else 200, json={"id": "j" * 24})
 
 
@@ -289,6 +291,36 @@ def test_only_harmless_repeats_are_retried() -> None:
     with _flaky_session(broken) as s, pytest.raises(InternalError):
         s.get_entity("site", "london")
     assert len(broken.calls) == 1
+
+
+def test_no_agent_online_is_answered_at_once_while_a_busy_database_is_waited_out() -> None:
+    """The server's 503 that no agent is online where a sync needs one is shown at once (before,
+    `reelsync sync` waited its 20 s of retries for an agent that only a person can start); a 503
+    for something that passes (the database restarting, a proxy) is still retried."""
+
+    def answers(code: str, message: str) -> Flaky:
+        """Answers the first call with that 503 error body, then with a job."""
+        return Flaky([503], body={"error": {"code": code, "message": message}})
+
+    offline = answers("agent_offline", "no agent is online at site london (ldn1 offline)")
+    with (
+        Session(
+            ClientConfig(url="http://cp", api_key=KEY, retry_s=60),
+            transport=httpx.MockTransport(offline),
+        ) as s,
+        pytest.raises(AgentOfflineError) as info,
+    ):
+        s.submit_job({"source": "a", "destination": "site=london"})
+    assert len(offline.calls) == 1
+    assert info.value.exit_code == 75  # temporary: the same command works once one is up
+    assert info.value.message.startswith("no agent is online at site london")
+    busy = answers("unavailable", "the database is unavailable: connection refused")
+    with Session(
+        ClientConfig(url="http://cp", api_key=KEY, retry_s=60),
+        transport=httpx.MockTransport(busy),
+    ) as s:
+        assert s.submit_job({"source": "a"})["id"] == "j" * 24
+    assert len(busy.calls) == 2
 
 
 def test_an_early_request_is_the_first_attempt_of_the_same_request() -> None:

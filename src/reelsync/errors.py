@@ -223,6 +223,14 @@ class UnavailableError(RetryableError):
     code = "unavailable"
 
 
+class AgentOfflineError(UnavailableError):
+    """No agent is online where the request needs one. The server's own answer: a client shows it
+    at once instead of waiting its retries out, since an agent is started by a person, not by
+    waiting (still exit code 75, temporary: the same command works once one is up)."""
+
+    code = "agent_offline"
+
+
 class InternalError(ReelsyncError):
     code = "internal"
     http_status = 500

@@ -10,7 +10,9 @@ to 2 s) for up to ``config.retry_s`` seconds (20 s by default: a control-plane r
 out): always when the connection could not be made
 (nothing reached the server), and for a dropped connection, a timeout or a 502/503/504 answer only
 when sending it twice is harmless -- GET, PUT, DELETE, or a POST carrying an ``Idempotency-Key``
-(job submits and task appends do). A server's own error answer (4xx, 500) is never retried.
+(job submits and task appends do). A server's own error answer (4xx, 500) is never retried, nor
+its answer that no agent is online where the request needs one (``agent_offline``, a 503): an
+agent is started by a person, so the operator gets that line at once, not after 20 s.
 When the retries run out, the error says to run the command again."""
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import httpx
 from reelsync.client.early import API_PREFIX, default_headers, tls_verify
 from reelsync.config import ClientConfig
 from reelsync.errors import (
+    AgentOfflineError,
     AuthenticationError,
     ConfigError,
     ConnectionLostError,
@@ -148,7 +151,11 @@ class Transport:
                 if response.status_code < 400:
                     break
                 error = error_from_response(response)
-                retry = repeatable and response.status_code in _RETRY_STATUS
+                retry = (
+                    repeatable
+                    and response.status_code in _RETRY_STATUS
+                    and not isinstance(error, AgentOfflineError)
+                )
             assert error is not None
             if not retry or time.monotonic() + pause > deadline:
                 if isinstance(error, ConnectionLostError | UnavailableError) and not error.hint:

@@ -43,10 +43,10 @@ from reelsync.domain.syncjob import (
     sync_tasks,
 )
 from reelsync.errors import (
+    AgentOfflineError,
     NotFoundError,
     PermissionDeniedError,
     ReelsyncError,
-    UnavailableError,
     ValidationError,
 )
 from reelsync.services import idempotency, jobs, queues, servers, sites, tasks, volumes
@@ -160,7 +160,7 @@ def _check_agents(db: Database, actor: Actor, *codes: str) -> None:
         found = servers.list_servers(db, actor, site=code)
         if not any(a.status is ServerStatus.ONLINE for a in found):
             state = ", ".join(f"{a.hostname} {a.status}" for a in found)
-            raise UnavailableError(
+            raise AgentOfflineError(
                 f"no agent is online at site {code}" + (f" ({state})" if state else ""),
                 hint="start one there: reelsync agent run" if found else "enroll one first",
             )

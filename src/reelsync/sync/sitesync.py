@@ -47,10 +47,10 @@ from reelsync.domain.syncjob import (
     sync_tasks,
 )
 from reelsync.errors import (
+    AgentOfflineError,
     NotFoundError,
     PermissionDeniedError,
     ReelsyncError,
-    UnavailableError,
     ValidationError,
 )
 
@@ -188,7 +188,7 @@ def _check_agents(session: Session, *sites: str) -> None:
         agents = session.find("server", site=code)
         if not any(a.get("status") == "online" for a in agents):
             state = ", ".join(f"{a.get('hostname')} {a.get('status')}" for a in agents)
-            raise UnavailableError(
+            raise AgentOfflineError(
                 f"no agent is online at site {code}" + (f" ({state})" if state else ""),
                 hint="start one there: reelsync agent run" if agents else "enroll one first",
             )

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reelsync.db import Database
 from reelsync.domain.fileops import FileRequest
-from reelsync.errors import ReelsyncError, UnavailableError, error_from_code
+from reelsync.errors import AgentOfflineError, ReelsyncError, UnavailableError, error_from_code
 from reelsync.services import fileop_mailbox
 from reelsync.services.agents import agents_serving
 
@@ -99,7 +99,7 @@ class FileOpRelay:
         where = f"site {request.site_code}" if request.site_code else "the main site"
         candidates = await self._candidates(request)
         if not candidates:
-            raise UnavailableError(
+            raise AgentOfflineError(
                 f"no agent serves volume {request.volume_code!r} at {where} (none online), so "
                 f"its files cannot be reached ({request.op.value} {request.path or '/'})",
                 hint="start one: reelsync agent run --data-dir DIR",

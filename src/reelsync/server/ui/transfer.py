@@ -46,6 +46,7 @@ from reelsync.domain.syncjob import (
     sync_tasks,
 )
 from reelsync.errors import (
+    AgentOfflineError,
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
@@ -336,7 +337,7 @@ def _check_agents(db: Database, actor: Actor, *codes: str) -> None:
     for code in codes:
         found = servers.list_servers(db, actor, site=code)
         if not any(a.status is ServerStatus.ONLINE for a in found):
-            raise UnavailableError(
+            raise AgentOfflineError(
                 f"no agent is online at site {code}",
                 hint="start one there (reelsync agent run)" if found else "enroll one first",
             )
