@@ -9,7 +9,8 @@ Rules: the reader thread parses frames with the stream's sans-I/O
 :class:`~reelsync.protocol.Connection` (under a lock shared with the sending path) and hands
 whole events to the loop; it stops reading while more than ``max_queued`` bytes of events wait
 (backpressure to the peer through TCP). :meth:`FrameStream.send` queues a frame's buffers for the
-writer thread and waits while more than ``high_water`` bytes are queued. Session tickets are
+writer thread and waits while more than ``high_water`` bytes are queued (on a long path about a
+frame, the socket buffering the rest: engine/pathsize.py ``send_queue``). Session tickets are
 disabled on the server so the two threads never make one TLS object write at once. A dropped
 stream surfaces as ConnectionLostError, a TLS refusal as AuthenticationError, a peer breaking the
 protocol as ProtocolError.
@@ -42,7 +43,7 @@ import ssl
 import threading
 from collections.abc import Callable
 
-from reelsync.engine.pathsize import SHORT_RTT, path_rtt, short_path_lanes
+from reelsync.engine.pathsize import SHORT_RTT, path_rtt, send_queue, short_path_lanes
 from reelsync.engine.ratelimit import TokenBucket
 from reelsync.engine.settings import EngineSettings
 from reelsync.errors import (
@@ -159,7 +160,7 @@ class FrameStream:
         # frame buffers to write, and release callbacks of reusable ones (see send)
         self._out: collections.deque[bytes | memoryview | Callable[[], None]] = collections.deque()
         self._out_bytes = 0
-        self._high_water = 2 * settings.chunk_size + (1 << 20)
+        self._high_water = send_queue(settings, rtt)  # short path: deep; long: ~a frame
         self._out_cv = threading.Condition()
         self._closing = False
         self._drained = asyncio.Event()
