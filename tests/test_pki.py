@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import ssl
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,96 @@ def test_ca_subject() -> None:
     ca = pki.CertificateAuthority.create("zz")
     cn = ca.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     assert cn == "reelsync zz CA"
+
+
+def _blocking_handshake(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, payload: bytes
+) -> tuple[str, bytes]:
+    """A handshake over a socket pair with blocking sockets (as the data plane's streams), then
+    ``payload`` from the client; returns (the suite negotiated, what the server read)."""
+    a, b = socket.socketpair()
+    with a, b:
+        server = server_ctx.wrap_socket(a, server_side=True, do_handshake_on_connect=False)
+        client = client_ctx.wrap_socket(b, do_handshake_on_connect=False)
+        return _exchange(server, client, payload)
+
+
+def _exchange(server: ssl.SSLSocket, client: ssl.SSLSocket, payload: bytes) -> tuple[str, bytes]:
+    with server, client:
+        got: list[bytes] = []
+
+        def serve() -> None:
+            server.do_handshake()
+            data = bytearray()
+            while len(data) < len(payload):
+                chunk = server.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            got.append(bytes(data))
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        client.do_handshake()
+        client.sendall(payload)
+        thread.join(10)
+        suite = client.cipher()
+        assert suite is not None
+        return suite[0], got[0]
+
+
+def test_data_plane_prefers_aes128_and_reads_ahead(
+    tmp_path: Path, ca: pki.CertificateAuthority
+) -> None:
+    """The mutual-TLS contexts negotiate TLS_AES_128_GCM_SHA256 and read ahead (see
+    pki/openssl.py); a peer that offers only AES-256-GCM (an older agent's first choice) still
+    connects, with that suite; bytes arrive whole in both cases."""
+    from reelsync.pki import openssl
+    from reelsync.pki.tlscontext import TLS13_SUITES
+
+    hq_cert, hq_key = _agent(tmp_path, ca, "1" * 24, "hq")
+    ldn_cert, ldn_key = _agent(tmp_path, ca, "2" * 24, "london")
+    ca_file = tmp_path / "ca" / pki.CA_CERT_FILE
+
+    def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+        server = pki.server_ssl_context(hq_cert, hq_key, ca_file)
+        client = pki.client_ssl_context(
+            ca_file, cert_file=ldn_cert, key_file=ldn_key, check_hostname=False
+        )
+        return server, client
+
+    server_ctx, client_ctx = contexts()
+    for ctx in (server_ctx, client_ctx):
+        names = [c["name"] for c in ctx.get_ciphers()]
+        assert names[:3] == TLS13_SUITES.split(":")
+        assert openssl.reads_ahead(ctx) is True
+    payload = bytes(range(256)) * 4096  # 1 MiB: many records, read ahead
+    assert _blocking_handshake(server_ctx, client_ctx, payload) == (
+        "TLS_AES_128_GCM_SHA256",
+        payload,
+    )
+
+    for old_side in ("server", "client"):
+        server_ctx, client_ctx = contexts()
+        old = server_ctx if old_side == "server" else client_ctx
+        assert openssl.order_tls13_suites(old, "TLS_AES_256_GCM_SHA384")
+        assert _blocking_handshake(server_ctx, client_ctx, payload) == (
+            "TLS_AES_256_GCM_SHA384",
+            payload,
+        )
+
+
+def test_openssl_settings_stay_with_their_context() -> None:
+    """The suites' order and read-ahead are the context's own: another context (the control
+    plane's HTTPS, a client's) keeps OpenSSL's defaults."""
+    from reelsync.pki import openssl
+
+    default = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    before = [c["name"] for c in default.get_ciphers()]
+    tuned = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    assert openssl.order_tls13_suites(tuned, "TLS_CHACHA20_POLY1305_SHA256")
+    assert openssl.set_read_ahead(tuned)
+    assert tuned.get_ciphers()[0]["name"] == "TLS_CHACHA20_POLY1305_SHA256"
+    assert [c["name"] for c in default.get_ciphers()] == before
+    assert openssl.reads_ahead(default) is False
+    assert [c["name"] for c in ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).get_ciphers()] == before

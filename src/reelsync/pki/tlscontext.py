@@ -5,7 +5,13 @@ connections do not check host names (peers are dialled by address); they check t
 identity (:func:`reelsync.pki.identity.peer_identity_of`) instead. The control plane's HTTPS
 listener (:func:`https_ssl_context`) also takes TLS 1.2, for clients whose TLS stops there, with
 forward-secret AEAD ciphers only (ECDHE with AES-GCM or ChaCha20-Poly1305), no compression and no
-renegotiation."""
+renegotiation.
+
+The mutual-TLS contexts (the data plane's) are made for CPU per byte, where Python's ``ssl``
+cannot (:mod:`reelsync.pki.openssl`): TLS 1.3 suites in the order :data:`TLS13_SUITES`
+(AES-128-GCM first, RFC 8446's mandatory suite; OpenSSL's default puts AES-256-GCM first; every
+suite stays accepted, so any TLS 1.3 peer still connects), and read-ahead (one ``read`` per
+TLS record received instead of two); where either cannot be set, OpenSSL's default stays."""
 
 from __future__ import annotations
 
@@ -13,16 +19,29 @@ import ssl
 from pathlib import Path
 
 from reelsync.errors import ConfigError
+from reelsync.pki.openssl import order_tls13_suites, set_read_ahead
 
-__all__ = ["HTTPS_TLS12_CIPHERS", "client_ssl_context", "https_ssl_context", "server_ssl_context"]
+__all__ = [
+    "HTTPS_TLS12_CIPHERS",
+    "TLS13_SUITES",
+    "client_ssl_context",
+    "https_ssl_context",
+    "server_ssl_context",
+]
 
 #: the TLS 1.2 cipher suites the control plane's HTTPS offers (TLS 1.3's are all AEAD already)
 HTTPS_TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!SHA1:!SHA256:!SHA384:!RSA+AES"
 
 
+#: the TLS 1.3 suites of the mutual-TLS contexts, in order of preference
+TLS13_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+
 def _base(server_side: bool, ca_file: Path | None, ca_pem: bytes | None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    order_tls13_suites(ctx, TLS13_SUITES)
+    set_read_ahead(ctx)
     try:
         if ca_pem is not None:
             ctx.load_verify_locations(cadata=ca_pem.decode("ascii"))
