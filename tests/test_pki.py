@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import ssl
 import stat
+import sys
 import threading
 from pathlib import Path
 
@@ -367,3 +368,31 @@ def test_openssl_settings_stay_with_their_context() -> None:
     assert [c["name"] for c in default.get_ciphers()] == before
     assert openssl.reads_ahead(default) is False
     assert [c["name"] for c in ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).get_ciphers()] == before
+
+
+def test_where_the_context_cannot_be_reached_openssls_defaults_stay(
+    tmp_path: Path, ca: pki.CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an interpreter whose context layout was not checked (or without ctypes or the libssl
+    functions) nothing is poked: the contexts keep OpenSSL's order and read one record at a
+    time, and agents still connect with each other."""
+    from reelsync.pki import openssl
+
+    assert (sys.version_info[:2] in openssl.LAYOUT_CHECKED) == (openssl._LIB is not None)
+    monkeypatch.setattr(openssl, "_LIB", None)
+    hq_cert, hq_key = _agent(tmp_path, ca, "1" * 24, "hq")
+    ldn_cert, ldn_key = _agent(tmp_path, ca, "2" * 24, "london")
+    ca_file = tmp_path / "ca" / pki.CA_CERT_FILE
+    server_ctx = pki.server_ssl_context(hq_cert, hq_key, ca_file)
+    client_ctx = pki.client_ssl_context(
+        ca_file, cert_file=ldn_cert, key_file=ldn_key, check_hostname=False
+    )
+    default = [c["name"] for c in ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).get_ciphers()]
+    for ctx in (server_ctx, client_ctx):
+        assert [c["name"] for c in ctx.get_ciphers()][:3] == default[:3]
+        assert openssl.reads_ahead(ctx) is None
+        assert not openssl.set_read_ahead(ctx)
+    payload = bytes(range(256)) * 1024
+    suite, got = _blocking_handshake(server_ctx, client_ctx, payload)
+    assert got == payload
+    assert suite == default[0]

@@ -8,7 +8,9 @@ CPython's ``_ssl`` context; it is used only once ``SSL_CTX_get_options`` through
 context's own ``options`` exactly, and each setting is read back (the suites through
 ``SSLContext.get_ciphers``, read-ahead through ``SSL_CTX_ctrl``). Where anything does not fit
 (another Python, no ctypes, a libssl without the function) nothing is changed and the caller
-is told so: OpenSSL's defaults, as before.
+is told so: OpenSSL's defaults, as before. The pointer is read only on the CPython versions whose
+context layout was checked (:data:`LAYOUT_CHECKED`: 3.11, 3.12 and 3.13 with OpenSSL 3.0), since
+proving it means calling libssl with it; on any other the defaults stay.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import ssl
 import sys
 from typing import Any
 
-__all__ = ["order_tls13_suites", "reads_ahead", "set_read_ahead"]
+__all__ = ["LAYOUT_CHECKED", "order_tls13_suites", "reads_ahead", "set_read_ahead"]
+
+#: CPython versions whose ``PySSLContext`` starts with its ``SSL_CTX *`` (checked by hand)
+LAYOUT_CHECKED = frozenset({(3, 11), (3, 12), (3, 13)})
 
 _CTRL_GET_READ_AHEAD = 40  # ssl.h: SSL_CTRL_GET_READ_AHEAD
 _CTRL_SET_READ_AHEAD = 41  # ssl.h: SSL_CTRL_SET_READ_AHEAD
@@ -41,7 +46,7 @@ class _LibSSL:
 def _load() -> _LibSSL | None:
     """libssl as Python's ``_ssl`` module links it (its dependencies answer the look-ups), or
     None where that cannot be had."""
-    if sys.implementation.name != "cpython":
+    if sys.implementation.name != "cpython" or sys.version_info[:2] not in LAYOUT_CHECKED:
         return None
     try:
         import _ssl
