@@ -23,8 +23,9 @@ path): the socket's own send buffer (``tcp_wmem`` max, 4 MiB here) keeps the pat
 next chunk is read, and a stream that slows down (a loss burst, a retransmission timeout) holds
 back little more than the frame it is writing; the units still queued go to the other streams.
 With 9 MiB queued per stream, the slowest stream held the last frames of a session while the
-others idled: 200 x 2 MiB across 50 ms RTT and 0.1 % loss, the streams' last bytes were 0.25 s
-apart (median of 11 runs) with 9 MiB, 0.10 s with 1 MiB, alternated run by run.
+others idled: 200 x 2 MiB across 50 ms RTT and 0.1 % loss, the streams' last bytes were
+0.25-0.28 s apart with 9 MiB, 0.10 s with 1 MiB (medians of two batches of 8-11 runs each way,
+both depths in turn in one set of agents).
 """
 
 from __future__ import annotations
