@@ -31,6 +31,20 @@ def _agent(tmp: Path, ca: pki.CertificateAuthority, agent_id: str, site: str) ->
     return cert_file, key_file
 
 
+def _agent_contexts(
+    tmp: Path, ca: pki.CertificateAuthority
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """The data plane's contexts of two agents of one workspace: hq listening, london dialling."""
+    hq_cert, hq_key = _agent(tmp, ca, "1" * 24, "hq")
+    ldn_cert, ldn_key = _agent(tmp, ca, "2" * 24, "london")
+    ca_file = tmp / "ca" / pki.CA_CERT_FILE
+    server_ctx = pki.server_ssl_context(hq_cert, hq_key, ca_file)
+    client_ctx = pki.client_ssl_context(
+        ca_file, cert_file=ldn_cert, key_file=ldn_key, check_hostname=False
+    )
+    return server_ctx, client_ctx
+
+
 @pytest.fixture
 def ca(tmp_path: Path) -> pki.CertificateAuthority:
     authority = pki.CertificateAuthority.create("acme")
@@ -158,13 +172,7 @@ class Refused(Exception):
 
 
 async def test_mutual_tls_between_two_agents(tmp_path: Path, ca: pki.CertificateAuthority) -> None:
-    hq_cert, hq_key = _agent(tmp_path, ca, "1" * 24, "hq")
-    ldn_cert, ldn_key = _agent(tmp_path, ca, "2" * 24, "london")
-    ca_file = tmp_path / "ca" / pki.CA_CERT_FILE
-    server_ctx = pki.server_ssl_context(hq_cert, hq_key, ca_file)
-    client_ctx = pki.client_ssl_context(
-        ca_file, cert_file=ldn_cert, key_file=ldn_key, check_hostname=False
-    )
+    server_ctx, client_ctx = _agent_contexts(tmp_path, ca)
     server_view, client_view, version = await _handshake(server_ctx, client_ctx)
     assert version == "TLSv1.3"
     assert server_view == pki.PeerIdentity("2" * 24, "london", "acme")
@@ -322,18 +330,7 @@ def test_data_plane_prefers_aes128_and_reads_ahead(
     from reelsync.pki import openssl
     from reelsync.pki.tlscontext import TLS13_SUITES
 
-    hq_cert, hq_key = _agent(tmp_path, ca, "1" * 24, "hq")
-    ldn_cert, ldn_key = _agent(tmp_path, ca, "2" * 24, "london")
-    ca_file = tmp_path / "ca" / pki.CA_CERT_FILE
-
-    def contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-        server = pki.server_ssl_context(hq_cert, hq_key, ca_file)
-        client = pki.client_ssl_context(
-            ca_file, cert_file=ldn_cert, key_file=ldn_key, check_hostname=False
-        )
-        return server, client
-
-    server_ctx, client_ctx = contexts()
+    server_ctx, client_ctx = _agent_contexts(tmp_path, ca)
     for ctx in (server_ctx, client_ctx):
         names = [c["name"] for c in ctx.get_ciphers()]
         assert names[:3] == TLS13_SUITES.split(":")
@@ -345,7 +342,7 @@ def test_data_plane_prefers_aes128_and_reads_ahead(
     )
 
     for old_side in ("server", "client"):
-        server_ctx, client_ctx = contexts()
+        server_ctx, client_ctx = _agent_contexts(tmp_path, ca)
         old = server_ctx if old_side == "server" else client_ctx
         assert openssl.order_tls13_suites(old, "TLS_AES_256_GCM_SHA384")
         assert _blocking_handshake(server_ctx, client_ctx, payload) == (
@@ -380,13 +377,7 @@ def test_where_the_context_cannot_be_reached_openssls_defaults_stay(
 
     assert (sys.version_info[:2] in openssl.LAYOUT_CHECKED) == (openssl._LIB is not None)
     monkeypatch.setattr(openssl, "_LIB", None)
-    hq_cert, hq_key = _agent(tmp_path, ca, "1" * 24, "hq")
-    ldn_cert, ldn_key = _agent(tmp_path, ca, "2" * 24, "london")
-    ca_file = tmp_path / "ca" / pki.CA_CERT_FILE
-    server_ctx = pki.server_ssl_context(hq_cert, hq_key, ca_file)
-    client_ctx = pki.client_ssl_context(
-        ca_file, cert_file=ldn_cert, key_file=ldn_key, check_hostname=False
-    )
+    server_ctx, client_ctx = _agent_contexts(tmp_path, ca)
     default = [c["name"] for c in ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).get_ciphers()]
     for ctx in (server_ctx, client_ctx):
         assert [c["name"] for c in ctx.get_ciphers()][:3] == default[:3]
