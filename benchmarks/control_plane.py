@@ -54,6 +54,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import accsyn_api.session as accsyn_module  # noqa: E402
+
+# The accsyn client turns the root logger on at INFO when imported: every library's INFO lines
+# (alembic's plugins as it loads, each HTTP request) would fill stderr; this script prints its
+# own figures.
+logging.getLogger().setLevel(logging.WARNING)
+
 import requests  # noqa: E402
 import requests.adapters  # noqa: E402
 from accsyn_api.session import Session as AccsynSession  # noqa: E402
