@@ -1,5 +1,6 @@
 """``[transfer] fsync`` in agent.toml and ``REELSYNC_AGENT_FSYNC``: durable by default, off only
-when told, the environment over the file."""
+when told, the environment over the file; and every ``REELSYNC_AGENT_*`` override left empty
+counts as unset."""
 
 from __future__ import annotations
 
@@ -37,3 +38,23 @@ def test_fsync_is_on_unless_the_file_or_the_environment_turns_it_off(tmp_path: P
     config.write_text(text)
     assert load_agent_settings(data_dir, {}).fsync is False
     assert load_agent_settings(data_dir, {"REELSYNC_AGENT_FSYNC": "1"}).fsync is True
+
+
+def test_an_empty_variable_counts_as_unset_for_every_override(tmp_path: Path) -> None:
+    """``REELSYNC_AGENT_*=`` (empty, as a unit file or a shell leaves it) is not a value: the
+    file's setting stands, for every environment override alike (an empty DIALABLE made an agent
+    undialable, an empty BANDWIDTH_LIMIT dropped the file's limit)."""
+    data_dir = tmp_path / "agent"
+    config = _enrolled(data_dir)
+    text = config.read_text().replace("[transfer]\n", "[transfer]\nbandwidth_limit_mib_s = 12\n")
+    config.write_text(text)
+    names = (
+        "REELSYNC_AGENT_LISTEN", "REELSYNC_AGENT_BANDWIDTH_LIMIT", "REELSYNC_AGENT_DIALABLE",
+        "REELSYNC_AGENT_REPORT_KEEPALIVE_S", "REELSYNC_AGENT_SERVER_URL",
+        "REELSYNC_AGENT_ADVERTISE", "REELSYNC_AGENT_FSYNC", "REELSYNC_LOG_LEVEL",
+    )  # fmt: skip
+    from_file = load_agent_settings(data_dir, {})
+    assert from_file.dialable is True
+    assert from_file.bandwidth_limit == 12 * (1 << 20)
+    assert load_agent_settings(data_dir, dict.fromkeys(names, "")) == from_file
+    assert load_agent_settings(data_dir, {"REELSYNC_AGENT_DIALABLE": "0"}).dialable is False

@@ -139,6 +139,13 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _override(env: Mapping[str, str], name: str, setting: Any) -> Any:
+    """The environment's ``name`` over the file's ``setting``. An empty variable (``NAME=`` in a
+    unit file or a shell) counts as unset, for every override alike."""
+    value = env.get(name)
+    return setting if value is None or value == "" else value
+
+
 def _number(value: Any, name: str, *, minimum: float = 0.0) -> float:
     try:
         number = float(value)
@@ -180,25 +187,27 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
     for key in ("server_url", "server_id", "site"):
         if not agent.get(key):
             raise ConfigError(f"{files.config} has no agent.{key}", hint="enroll the agent again")
-    listen = str(env.get("REELSYNC_AGENT_LISTEN") or peer.get("listen") or "")
+    listen = str(_override(env, "REELSYNC_AGENT_LISTEN", peer.get("listen")) or "")
     host, ports = "0.0.0.0", parse_port_range(DEFAULT_PEER_PORTS)  # noqa: S104
     if listen:
         host_text, sep, port_text = listen.rpartition(":")
         if not sep:
             raise ConfigError(f"peer listen must be HOST:PORTS, got {listen!r}")
         host, ports = host_text.strip("[]") or host, parse_port_range(port_text)
-    limit_text = env.get("REELSYNC_AGENT_BANDWIDTH_LIMIT", transfer.get("bandwidth_limit_mib_s"))
+    limit_text = _override(
+        env, "REELSYNC_AGENT_BANDWIDTH_LIMIT", transfer.get("bandwidth_limit_mib_s")
+    )
     limit = _number(limit_text, "bandwidth_limit_mib_s") if limit_text not in (None, "") else 0.0
-    dialable = env.get("REELSYNC_AGENT_DIALABLE", peer.get("dialable", True))
-    keepalive_text = env.get("REELSYNC_AGENT_REPORT_KEEPALIVE_S") or agent.get(
-        "report_keepalive_s", 5.0
+    dialable = _override(env, "REELSYNC_AGENT_DIALABLE", peer.get("dialable", True))
+    keepalive_text = _override(
+        env, "REELSYNC_AGENT_REPORT_KEEPALIVE_S", agent.get("report_keepalive_s", 5.0)
     )
     keepalive = _number(keepalive_text, "agent.report_keepalive_s", minimum=0.1)
     secret = read_private_pem(files.secret).decode().strip()
     return AgentSettings(
         data_dir=data_dir,
         server_url=",".join(
-            split_server_urls(str(env.get("REELSYNC_AGENT_SERVER_URL") or agent["server_url"]))
+            split_server_urls(str(_override(env, "REELSYNC_AGENT_SERVER_URL", agent["server_url"])))
         ),
         server_id=str(agent["server_id"]),
         site=str(agent["site"]),
@@ -206,15 +215,16 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
         secret=secret,
         listen_host=host,
         ports=ports,
-        advertise=str(env.get("REELSYNC_AGENT_ADVERTISE") or peer.get("advertise") or "") or None,
+        advertise=str(_override(env, "REELSYNC_AGENT_ADVERTISE", peer.get("advertise")) or "")
+        or None,
         dialable=_truthy(dialable),
         bandwidth_limit=limit * (1 << 20) if limit > 0 else None,
         streams=int(_number(transfer.get("streams", 4), "transfer.streams", minimum=1)),
-        fsync=_truthy(env.get("REELSYNC_AGENT_FSYNC") or transfer.get("fsync", True)),  # "" unset
+        fsync=_truthy(_override(env, "REELSYNC_AGENT_FSYNC", transfer.get("fsync", True))),
         work_wait_s=_number(agent.get("work_wait_s", 20.0), "agent.work_wait_s", minimum=0.5),
         max_transfers=int(_number(transfer.get("max_transfers", 4), "max_transfers", minimum=1)),
         report_keepalive_s=keepalive,
-        log_level=str(env.get("REELSYNC_LOG_LEVEL") or agent.get("log_level") or "info"),
+        log_level=str(_override(env, "REELSYNC_LOG_LEVEL", agent.get("log_level")) or "info"),
     )
 
 
