@@ -453,6 +453,11 @@ async def test_the_transfer_page_browses_and_sends_as_sync_does(
     nothing = await client.post("/ui/transfer", data=form, headers=FORM)
     assert nothing.status_code == 400
     assert "pick at least one" in nothing.text
+    london = next(a for a in servers.list_servers(database, admin) if a.site == "london")
+    servers.update_server(database, admin, london.id, status="disabled")
+    offline = await client.post("/ui/transfer", data={**form, "pick": SHOT}, headers=FORM)
+    assert offline.status_code == 503  # said at once, as `reelsync sync` says it
+    assert "no agent is online at site london (agent-london disabled)" in offline.text
 
 
 def _send_form(page: str, *picks: str) -> dict[str, str | list[str]]:

@@ -25,7 +25,13 @@ from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.ids import new_entity_id
 from reelsync.domain.records import Actor, EnrollmentToken, Server, ServerStatus
-from reelsync.errors import AuthenticationError, NotFoundError, RevokedError, ValidationError
+from reelsync.errors import (
+    AgentOfflineError,
+    AuthenticationError,
+    NotFoundError,
+    RevokedError,
+    ValidationError,
+)
 from reelsync.services.auth import require_admin
 from reelsync.services.credentials import hash_secret, new_secret
 from reelsync.services.sites import get_site_row
@@ -40,6 +46,7 @@ __all__ = [
     "get_server",
     "get_server_row",
     "list_servers",
+    "require_online",
     "revoke_server",
     "revoked_server_ids",
     "server_record",
@@ -118,6 +125,19 @@ def list_servers(db: Database, actor: Actor, *, site: str | None = None) -> list
             query = query.where(m.Server.site_id == get_site_row(session, site).id)
         rows = session.execute(query.order_by(m.Site.code, m.Server.hostname))
         return [seen_by(actor, server_record(s, code)) for s, code in rows]
+
+
+def require_online(db: Database, actor: Actor, *site_codes: str) -> None:
+    """Each of these sites has an agent online, or :class:`AgentOfflineError` naming the first
+    that has none (and the state of the agents it has)."""
+    for code in site_codes:
+        found = list_servers(db, actor, site=code)
+        if not any(a.status is ServerStatus.ONLINE for a in found):
+            state = ", ".join(f"{a.hostname} {a.status}" for a in found)
+            raise AgentOfflineError(
+                f"no agent is online at site {code}" + (f" ({state})" if state else ""),
+                hint="start one there: reelsync agent run" if found else "enroll one first",
+            )
 
 
 def get_server(db: Database, actor: Actor, server_id: str) -> Server:

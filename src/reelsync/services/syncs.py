@@ -29,7 +29,7 @@ from sqlalchemy import text
 
 from reelsync.db import Database
 from reelsync.domain.fileops import FileOp, FileOperator, FileRequest
-from reelsync.domain.records import Actor, Job, ServerStatus, Volume
+from reelsync.domain.records import Actor, Job, Volume
 from reelsync.domain.status import JobStatus
 from reelsync.domain.syncjob import (
     Direction,
@@ -43,7 +43,6 @@ from reelsync.domain.syncjob import (
     sync_tasks,
 )
 from reelsync.errors import (
-    AgentOfflineError,
     NotFoundError,
     PermissionDeniedError,
     ReelsyncError,
@@ -155,17 +154,6 @@ def _queues(
     return chosen, notes
 
 
-def _check_agents(db: Database, actor: Actor, *codes: str) -> None:
-    for code in codes:
-        found = servers.list_servers(db, actor, site=code)
-        if not any(a.status is ServerStatus.ONLINE for a in found):
-            state = ", ".join(f"{a.hostname} {a.status}" for a in found)
-            raise AgentOfflineError(
-                f"no agent is online at site {code}" + (f" ({state})" if state else ""),
-                hint="start one there: reelsync agent run" if found else "enroll one first",
-            )
-
-
 def _scopes(db: Database, actor: Actor, volume: Volume, paths: Sequence[str]) -> dict[str, str]:
     """Each path's read scope at the source, once the caller may read and write it."""
     if not actor.is_admin:
@@ -206,7 +194,7 @@ def _check(
     source, destination = (main, remote) if way is Direction.DOWNLOAD else (remote, main)
     projects = list(dict.fromkeys(project_of(p) for p in rels))
     chosen, notes = _queues(db, actor, projects, queue)
-    _check_agents(db, actor, source, destination)
+    servers.require_online(db, actor, source, destination)
     scopes = _scopes(db, actor, vol, rels)
     return _Checked(vol, rels, source, destination, remote, chosen, tuple(notes), scopes)
 

@@ -33,7 +33,7 @@ from reelsync.db import Database
 from reelsync.domain.fileops import FileOp, FileOperator, FileRequest
 from reelsync.domain.listing import Entry, Row, collapse
 from reelsync.domain.party import normalise_relative
-from reelsync.domain.records import Actor, ServerStatus, Site, Volume
+from reelsync.domain.records import Actor, Site, Volume
 from reelsync.domain.sequences import parse_sequence
 from reelsync.domain.syncjob import (
     Direction,
@@ -46,7 +46,6 @@ from reelsync.domain.syncjob import (
     sync_tasks,
 )
 from reelsync.errors import (
-    AgentOfflineError,
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
@@ -333,16 +332,6 @@ def _queue_of(db: Database, actor: Actor, picked: str, project: str) -> tuple[st
     return project_queue(project, ((q.code, q.default) for q in rows))
 
 
-def _check_agents(db: Database, actor: Actor, *codes: str) -> None:
-    for code in codes:
-        found = servers.list_servers(db, actor, site=code)
-        if not any(a.status is ServerStatus.ONLINE for a in found):
-            raise AgentOfflineError(
-                f"no agent is online at site {code}",
-                hint="start one there (reelsync agent run)" if found else "enroll one first",
-            )
-
-
 def _check_send(
     db: Database, actor: Actor, volume_ref: str, source: str, destination: str, picks: list[str]
 ) -> tuple[Volume, Direction, str]:
@@ -353,7 +342,7 @@ def _check_send(
     direction, remote = _checked_sites(db, actor, volume, source, destination)
     for pick in picks:
         acls.check_access(db, actor, volume.id, pick, read=True, write=True)
-    _check_agents(db, actor, source, destination)
+    servers.require_online(db, actor, source, destination)
     return volume, direction, remote
 
 
