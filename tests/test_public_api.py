@@ -121,6 +121,7 @@ PINNED = {
         "get_server",
         "get_server_row",
         "list_servers",
+        "require_online",
         "revoke_server",
         "revoked_server_ids",
         "server_record",
