@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from reelsync.db import Database
 from reelsync.db import models as m
 from reelsync.db.types import utcnow
 from reelsync.domain.records import Actor
 from reelsync.scheduler import TaskReport, apply_reports, claim_transfers
-from reelsync.services import jobs, tasks
+from reelsync.services import jobs, tasks, volumes
 from scheduler_world import World
 
 
@@ -198,6 +198,43 @@ def test_site_pair_and_agent_limits(world: World) -> None:
     assert paths[1].startswith("shots/")
     assert world.statuses(paris_job.id) == {"booting": 1, "queued": 2}
     assert claim_transfers(world.db, hq2) == []
+
+
+def test_a_shared_receivers_free_slots_go_to_the_least_busy_sender(world: World) -> None:
+    world.setting("transfer_batch_files", 1)
+    world.setting("agent_concurrency", 2)
+    hq1 = world.agent("hq", dialable=False)
+    hq2 = world.agent("hq", dialable=False)
+    london = world.agent("london")
+    world.job(8)
+    # hq1 polls first, but london's second slot is left to hq2, which has nothing in flight
+    [first] = claim_transfers(world.db, hq1)
+    [second] = claim_transfers(world.db, hq2)
+    assert (first.receiver_id, second.receiver_id) == (london, london)
+    assert claim_transfers(world.db, hq1) == claim_transfers(world.db, hq2) == []  # london full
+    # hq1's transfer ends: hq1 has none in flight, hq2 one; the freed slot is hq1's even if
+    # hq2 asks first
+    apply_reports(world.db, hq1, [TaskReport(first.files[0].task_id, "done", 10, size=10)])
+    assert claim_transfers(world.db, hq2) == []
+    assert len(claim_transfers(world.db, hq1)) == 1
+
+
+def test_a_receivers_slots_are_not_held_for_a_sender_that_cannot_take_them(
+    world: World,
+) -> None:
+    world.setting("transfer_batch_files", 1)
+    world.setting("agent_concurrency", 2)
+    hq1 = world.agent("hq", dialable=False)
+    world.agent("hq", dialable=False, status="offline")
+    elsewhere = world.agent("hq", dialable=False)
+    # the third hq agent serves another volume only: it cannot send these files
+    volumes.create_volume(world.db, world.admin, code="other", paths={"hq": "/mnt/o"})
+    with world.db.session() as s:
+        other = s.scalar(select(m.Volume.id).where(m.Volume.code == "other"))
+        s.add(m.ServerVolume(server_id=elsewhere, volume_id=other))
+    world.agent("london")
+    world.job(8)
+    assert len(claim_transfers(world.db, hq1)) == 2  # nobody else could take london's slots
 
 
 def test_batches_small_files_together_and_big_files_alone(world: World) -> None:

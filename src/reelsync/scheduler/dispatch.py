@@ -16,8 +16,9 @@ Rules:
   (``rate_bytes``/``rate_files``, sent with its poll), at least one file, within the batch limits.
 - A transfer goes only to its DIALING agent: the sender when the receiver listens (push), else the
   receiver, which pulls from a listening sender. Both agents must be online and serve the
-  volumes at their sites; of several agents able to listen, the least busy is picked, so the
-  agents of one site share the work.
+  volumes at their sites; of several agents able to listen, the least busy is picked, and a
+  listener's (or pair's) last free slots are left to the less busy agents able to dial it, so the
+  agents of one site share the work whichever polls first.
 - A claimed task becomes ``booting`` with a lease (``server_id`` = dialer, ``peer_id`` =
   listener, ``transfer_id``, ``lease_expires_at``); its job becomes ``running``.
 - Lock order, as every writer of jobs and tasks: the job row, then its tasks. The job is re-read
@@ -259,9 +260,40 @@ class _Pass:
             src_volumes = me.volumes if sending else peer.volumes
             dst_volumes = peer.volumes if sending else me.volumes
             picked = self._pick(job, src_volumes, dst_volumes)
+            if picked and self._leave_to_others(me, peer, pair, sending, picked):
+                tried.discard(peer.volumes)  # another listener with these volumes may have room
+                continue
             if picked:
                 return self._lease(me, peer, job, sending, pair, picked, priority)
         return None
+
+    def _leave_to_others(
+        self, me: Agent, peer: Agent, pair: tuple[str, str], sending: bool, rows: list[Any]
+    ) -> bool:
+        """Leave ``peer``'s last free slots to agents of ``me``'s site less busy than ``me``
+        that could dial it for these files (online, serving their volumes, below the agent
+        limit): a slot freed at a shared receiver goes to the least busy sender, not to whichever
+        agent polled first. Those agents are polling (a report that frees a slot wakes every
+        parked poll; a parked poll passes again within a second), so the slot is taken at once.
+        The priority lane (no free slot) is never held back."""
+        limit = self.policy.agent_concurrency
+        free = min(
+            limit - self.load.agents[peer.id],
+            self.policy.pair_concurrency - self.load.pairs[pair],
+        )
+        if free <= 0:
+            return False
+        mine = min(self.load.agents[me.id], limit)
+        needed = {row.source_volume_id if sending else row.destination_volume_id for row in rows}
+        others = sum(
+            1
+            for agent in self.fleet.at_site(me.site_id)
+            if agent.id != me.id
+            and self.load.agents[agent.id] < mine
+            and (sending or not agent.listening)  # a listening receiver never dials
+            and needed <= agent.volumes
+        )
+        return others >= free
 
     def _still_dispatchable(self, job: m.Job) -> bool:
         """Lock the job row (job before tasks, the order every writer uses) and re-read it: a
