@@ -27,6 +27,7 @@ Every error raised on purpose by reelsync code is a :class:`ReelsyncError`. The 
     │   ├── RateLimitedError           too many failed sign-ins from one address   (HTTP 429)
     │   ├── PathBusyError              another transfer is writing this destination (HTTP 409)
     │   └── UnavailableError           a dependency (agent, database, SMTP) is down  (HTTP 503)
+    │       └── AgentOfflineError      no agent online where the request needs one (HTTP 503)
     └── InternalError                  a bug: reelsync broke its own rules          (HTTP 500)
 
 Origin: an error raised locally has ``remote = False``. The HTTP client rebuilds the server's error
@@ -40,6 +41,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AgentOfflineError",
     "AuthenticationError",
     "ConfigError",
     "ConflictError",
@@ -79,6 +81,9 @@ class ReelsyncError(Exception):
     http_status: ClassVar[int] = 500
     exit_code: ClassVar[int] = 1
     retryable: ClassVar[bool] = False
+    # whether a client should repeat the same request for a while before giving up: a retryable
+    # error that only a person can clear (an agent to start) says False and is shown at once
+    worth_waiting: ClassVar[bool] = True
 
     def __init__(self, message: str, *, hint: str | None = None, remote: bool = False) -> None:
         super().__init__(message)
@@ -229,6 +234,7 @@ class AgentOfflineError(UnavailableError):
     waiting (still exit code 75, temporary: the same command works once one is up)."""
 
     code = "agent_offline"
+    worth_waiting = False
 
 
 class InternalError(ReelsyncError):

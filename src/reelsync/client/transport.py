@@ -29,7 +29,6 @@ import httpx
 from reelsync.client.early import API_PREFIX, default_headers, tls_verify
 from reelsync.config import ClientConfig
 from reelsync.errors import (
-    AgentOfflineError,
     AuthenticationError,
     ConfigError,
     ConnectionLostError,
@@ -151,11 +150,7 @@ class Transport:
                 if response.status_code < 400:
                     break
                 error = error_from_response(response)
-                retry = (
-                    repeatable
-                    and response.status_code in _RETRY_STATUS
-                    and not isinstance(error, AgentOfflineError)
-                )
+                retry = repeatable and response.status_code in _RETRY_STATUS and error.worth_waiting
             assert error is not None
             if not retry or time.monotonic() + pause > deadline:
                 if isinstance(error, ConnectionLostError | UnavailableError) and not error.hint:
