@@ -236,6 +236,15 @@ class AgentOfflineError(UnavailableError):
     code = "agent_offline"
     worth_waiting = False
 
+    @classmethod
+    def at_site(cls, site: str, agents: list[tuple[str, str]]) -> AgentOfflineError:
+        """The error for ``site``, whose agents are ``(hostname, status)`` (maybe none)."""
+        state = ", ".join(f"{hostname} {status}" for hostname, status in agents)
+        return cls(
+            f"no agent is online at site {site}" + (f" ({state})" if state else ""),
+            hint="start one there: reelsync agent run" if agents else "enroll one first",
+        )
+
 
 class InternalError(ReelsyncError):
     code = "internal"

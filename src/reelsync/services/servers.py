@@ -133,11 +133,7 @@ def require_online(db: Database, actor: Actor, *site_codes: str) -> None:
     for code in site_codes:
         found = list_servers(db, actor, site=code)
         if not any(a.status is ServerStatus.ONLINE for a in found):
-            state = ", ".join(f"{a.hostname} {a.status}" for a in found)
-            raise AgentOfflineError(
-                f"no agent is online at site {code}" + (f" ({state})" if state else ""),
-                hint="start one there: reelsync agent run" if found else "enroll one first",
-            )
+            raise AgentOfflineError.at_site(code, [(a.hostname, str(a.status)) for a in found])
 
 
 def get_server(db: Database, actor: Actor, server_id: str) -> Server:

@@ -187,10 +187,8 @@ def _check_agents(session: Session, *sites: str) -> None:
     for code in sites:
         agents = session.find("server", site=code)
         if not any(a.get("status") == "online" for a in agents):
-            state = ", ".join(f"{a.get('hostname')} {a.get('status')}" for a in agents)
-            raise AgentOfflineError(
-                f"no agent is online at site {code}" + (f" ({state})" if state else ""),
-                hint="start one there: reelsync agent run" if agents else "enroll one first",
+            raise AgentOfflineError.at_site(
+                code, [(str(a.get("hostname")), str(a.get("status"))) for a in agents]
             )
 
 
