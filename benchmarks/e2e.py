@@ -32,6 +32,12 @@ plane, both agents and the CLI: at the start, the peak and at the end of each ru
 submit, and when the low one ended.
 Every copy is checked (file count and bytes; ``--verify`` compares contents too). Run as root
 for sshd (installed with apt-get if missing).
+
+``--runs N`` rounds: each round runs every tool once, back to back, the first tool of a round
+one later than the round before (sync, engine, rsync; then engine, rsync, sync; ...), so the
+disk's speed, which drifts over minutes on a shared machine, falls on every tool alike. Times
+are medians of the rounds; ratios (``x rsync``, ``x engine``: how many times faster than that
+tool) are the medians of the rounds' own ratios.
 """
 
 from __future__ import annotations
@@ -67,12 +73,28 @@ class Row:
     tool: str
     files: int
     bytes: int
-    seconds: list[float]
+    seconds: list[float | None]  # one per round; None: that run failed (see the note)
     note: str = ""
 
     @property
     def median(self) -> float | None:
-        return statistics.median(self.seconds) if self.seconds else None
+        done = [s for s in self.seconds if s is not None]
+        return statistics.median(done) if done else None
+
+    def versus(self, other: Row) -> float | None:
+        """How many times faster this tool was than ``other``: the median of the rounds'
+        ratios where both ran in the same round (round-robin), else the ratio of the medians."""
+        if len(self.seconds) == len(other.seconds):
+            paired = [
+                o / s
+                for s, o in zip(self.seconds, other.seconds, strict=True)
+                if s is not None and o is not None
+            ]
+            if paired:
+                return statistics.median(paired)
+        if other.median is None or self.median is None:
+            return None
+        return other.median / self.median
 
 
 def same_tree(src: Path, dst: Path, contents: bool) -> str:
@@ -300,9 +322,12 @@ def main() -> None:
             src = roots["hq"] / name
             files, size = make_set(name, src, args.scale)
             print(f"# {name}: {files} files, {size / 1e6:.0f} MB", flush=True)
-            for tool in tools:
-                row = Row(name, tool, files, size, [])
-                for _ in range(args.runs):
+            # round-robin: each round runs every tool back to back, starting one tool later
+            # each round, so the disk's drift over minutes falls on every tool alike
+            set_rows = {tool: Row(name, tool, files, size, []) for tool in tools}
+            for turn in range(args.runs):
+                for tool in tools[turn % len(tools) :] + tools[: turn % len(tools)]:
+                    row = set_rows[tool]
                     dst = roots["london"] / name if tool == "sync" else work / "dst"
                     shutil.rmtree(dst, ignore_errors=True)
                     subprocess.run(["sync"], check=False)
@@ -321,32 +346,30 @@ def main() -> None:
                         )  # fmt: skip
                     if seconds is not None:
                         note = same_tree(src, dst, args.verify) or note
-                        row.seconds.append(seconds)
+                    row.seconds.append(seconds)
                     row.note = (note + unsafe if tool in ("sync", "engine") else note).strip()
                     print(f"  {tool:<11} {seconds or 0:8.2f} s {row.note}", flush=True)
-                rows.append(row)
+            rows.extend(set_rows.values())
             if args.noop and name == "small":
-                row = Row("small-noop", "sync", files, size, [])
                 if not (roots["london"] / name).exists():
                     timed_sync(server, name, args.timeout)
-                for _ in range(args.runs):
-                    seconds, note = timed_sync(server, name, args.timeout)
-                    row.seconds += [seconds] if seconds is not None else []
-                    row.note = note
-                    print(f"  noop sync {seconds or 0:8.2f} s {note}", flush=True)
-                rows.append(row)
                 assert ssh is not None
                 dst = work / "dst"
                 shutil.rmtree(dst, ignore_errors=True)
                 dst.mkdir(parents=True)
                 rsync = ["rsync", "-a", "-e", " ".join(ssh), f"{src}/", f"127.0.0.1:{dst}/"]
                 timed(rsync, args.timeout)
-                row = Row("small-noop", "rsync", files, size, [])
-                for _ in range(args.runs):
-                    seconds, note = timed(rsync, args.timeout)
-                    row.seconds += [seconds] if seconds is not None else []
-                    print(f"  noop rsync {seconds or 0:8.2f} s {note}", flush=True)
-                rows.append(row)
+                noop = {t: Row("small-noop", t, files, size, []) for t in ("sync", "rsync")}
+                for turn in range(args.runs):  # alternated, as the sets' rounds
+                    for tool in ("sync", "rsync") if turn % 2 == 0 else ("rsync", "sync"):
+                        if tool == "sync":
+                            seconds, note = timed_sync(server, name, args.timeout)
+                        else:
+                            seconds, note = timed(rsync, args.timeout)
+                        noop[tool].seconds.append(seconds)
+                        noop[tool].note = note
+                        print(f"  noop {tool:<6} {seconds or 0:8.2f} s {note}", flush=True)
+                rows.extend(noop.values())
         if args.tree:
             extra["tree"] = run_tree(server, agents, roots, args.tree, args.timeout)  # type: ignore[arg-type]
         if args.priority:
@@ -373,9 +396,8 @@ def report(rows: list[Row], extra: dict[str, object]) -> None:
 
         def ratio(other: str, r: Row = r) -> str:
             o = by.get((r.set, other))
-            if not o or o.median is None or r.median is None:
-                return "-"
-            return f"{o.median / r.median:.2f}"
+            times = r.versus(o) if o else None
+            return "-" if times is None else f"{times:.2f}"
 
         secs = f"{r.median:.2f}" if r.median is not None else "-"
         print(
