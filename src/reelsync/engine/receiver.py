@@ -925,7 +925,10 @@ class ReceiveSession(OpenWork):
         self._group(top).observer.file_progress(
             t.key, len(t.checksums) * self.chunk_size, t.entry.size
         )
-        await stream.send(Ack(((t.entry.id, w.index),)))
+        if len(t.checksums) < t.chunks:
+            await stream.send(Ack(((t.entry.id, w.index),)))
+        # the chunk that completes the file is not acked: its FILE_DONE follows (acks only
+        # move a sender's progress, in every version, and a finished file counts whole)
         await self._maybe_publish(stream, t)
 
     async def _maybe_publish(self, stream: FrameStream, t: _Target) -> None:

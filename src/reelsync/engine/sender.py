@@ -597,6 +597,11 @@ class SendSession(OpenWork):
                         continue
                     key = src.item.key
                     if out.ok:
+                        if not out.skipped and src.acked < src.size:
+                            # the chunk that completed the file was not acked (FILE_DONE says
+                            # it arrived): progress reaches the size before the result
+                            src.acked = src.size
+                            self._observer(src).file_progress(key, src.size, src.size)
                         digest = digest_text(out.digest) if out.digest else None
                         result = (
                             FileResult(key, "skipped", src.size, src.sent, digest)
@@ -872,8 +877,16 @@ class SendSession(OpenWork):
             wire = self._maybe_corrupt(src, index, data)
             event = Chunk(src.item.id, index, checksum, wire)  # type: ignore[arg-type]
             del data
-            await stream.send(event, functools.partial(self._give_buffer, buf))
+            end = None
+            if first and src.unread == 1 and changed is False:
+                # the file's last chunk: its FILE_END goes in the same writes (TLS records,
+                # TCP segments), and the receiver hears both in one wake-up (engine/stream.py)
+                src.unread = 0
+                end = FileEnd(src.item.id, self._digest(src))
+            await stream.send(event, functools.partial(self._give_buffer, buf), then=end)
             src.sent += size
+            if end is not None:
+                return
         if first:
             src.unread -= 1
             if src.unread == 0:
@@ -893,8 +906,11 @@ class SendSession(OpenWork):
                 stream, src, IntegrityError(f"{self._where(src)} changed while it was being sent")
             )
             return
-        digest = file_digest(c for c in src.checksums if c is not None)
-        await stream.send(FileEnd(src.item.id, digest))
+        await stream.send(FileEnd(src.item.id, self._digest(src)))
+
+    @staticmethod
+    def _digest(src: _Source) -> bytes:
+        return file_digest(c for c in src.checksums if c is not None)
 
     def _take_batch_buffer(self, room: int) -> bytearray:
         """A buffer for a batch needing ``room`` bytes: a pooled full-size one for a large

@@ -10,7 +10,13 @@ Rules: the reader thread parses frames with the stream's sans-I/O
 whole events to the loop; it stops reading while more than ``max_queued`` bytes of events wait
 (backpressure to the peer through TCP). :meth:`FrameStream.send` queues a frame's buffers for the
 writer thread and waits while more than ``high_water`` bytes are queued (on a long path about a
-frame, the socket buffering the rest: engine/pathsize.py ``send_queue``). Session tickets are
+frame, the socket buffering the rest: engine/pathsize.py ``send_queue``); the writer packs a
+large buffer into whole TLS records (its first bytes top up the small frames before it, its
+last part-record waits for the small frames after it), so a chunk's header and the FILE_END
+sent with it (``send(..., then=...)``) take no record, system call and TCP segment of their
+own. A reader that finds more in a chunk's last record (that FILE_END) reads it at once and
+hands both to the loop in one wake-up. :meth:`FrameStream.recv`'s timeout is watched by one
+timer per stream, not a ``wait_for`` per event. Session tickets are
 disabled on the server so the two threads never make one TLS object write at once. A dropped
 stream surfaces as ConnectionLostError, a TLS refusal as AuthenticationError, a peer breaking the
 protocol as ProtocolError.
@@ -38,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import socket
 import ssl
 import threading
@@ -69,6 +76,7 @@ InlineHandler = Callable[[Chunk | Batch], object]
 
 _READ_BUFFER = 1 << 20
 _COALESCE = 64 * 1024
+_RECORD = 16 * 1024  # the largest TLS record's plaintext
 _BIG_READ = 256 * 1024
 _LIMITED_READ = 64 * 1024  # the largest read while a receive limit is on (smooth pacing)
 
@@ -148,12 +156,22 @@ class FrameStream:
         self._gate: threading.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
         rtt = path_rtt(sock)
         self.short_path = rtt is not None and rtt < SHORT_RTT  # see engine/pathsize.py
+        # A large payload's reads go to the TLS object's own read: ssl.SSLSocket.recv_into
+        # wraps it in two Python calls (and a check that does nothing), paid once per 16 KiB
+        # record, ~130 times per 2 MiB chunk. A ragged end of stream then raises SSLEOFError
+        # (a lost stream, as a close mid-payload is anyway) instead of reading 0 bytes.
+        read = getattr(getattr(sock, "_sslobj", None), "read", None)
+        self._read_into: Callable[[int, memoryview], int] = read or (
+            lambda n, view: sock.recv_into(view, n)
+        )
         self._payload_buf = bytearray()  # reused for chunk payloads when a handler consumes them
         self._frame_buf = bytearray()  # reused for large frames (the Connection copies them)
         self._queued = 0
         self._max_queued = max(32 << 20, 3 * settings.chunk_size)
         self._space = threading.Condition()
         self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0  # when the wait under way times out (see _watched)
+        self._watch: asyncio.TimerHandle | None = None
         self._error: ReelsyncError | None = None
         self._closed = False
         # writing
@@ -196,19 +214,23 @@ class FrameStream:
                 with self._lock:
                     pending = self.conn.pending_chunk()
                     frame = self.conn.pending_frame()
+                events: list[object] = []
                 if pending is not None and pending[1] > _BIG_READ and not self._discard:
-                    self._read_payload(*pending)  # a chunk's data, straight into its buffer
+                    # a chunk's data, straight into its buffer
+                    events.append(self._read_payload(*pending))
+                elif frame is not None and frame[1] > _BIG_READ and not self._discard:
+                    events.append(self._read_frame(*frame))  # another large frame, in one go
+                if events and not self.sock.pending():
+                    self._hand_over(events[0])
                     continue
-                if frame is not None and frame[1] > _BIG_READ and not self._discard:
-                    self._read_frame(*frame)  # another large frame: read it in one go
-                    continue
+                # what follows a large payload in its last TLS record (a FILE_END) is read
+                # without waiting and handed over with it: one wake-up of the loop
                 n = self._recv(view)
                 data = view[:n]
                 if self._discard:  # closing: drain until the peer closes too (no RST)
                     if n == 0:
                         return
                     continue
-                events: list[object] = []
                 with self._lock:
                     self.conn.receive_data(data if n else b"")
                     while not isinstance(ev := self.conn.next_event(), NeedData):
@@ -265,16 +287,16 @@ class FrameStream:
                     raise ConnectionLostError(f"stream to {self.peer_name} closed mid-{what}")
                 pos += k
             return
-        start, recv_into = pos, self.sock.recv_into
+        start, read = pos, self._read_into
         while pos < size:
-            k = recv_into(view[pos:])
+            k = read(size - pos, view[pos:])
             if k == 0:
                 raise ConnectionLostError(f"stream to {self.peer_name} closed mid-{what}")
             pos += k
         if limiter is not None:
             limiter.take_blocking(size - start)
 
-    def _read_payload(self, have: int, missing: int) -> None:
+    def _read_payload(self, have: int, missing: int) -> object:
         size = have + missing
         inline = self._inline
         if inline is None:
@@ -291,9 +313,9 @@ class FrameStream:
             chunk = self.conn.receive_chunk_payload(payload, have)
         event = chunk if inline is None else inline(chunk)
         del chunk, payload
-        self._hand_over(event)
+        return event
 
-    def _read_frame(self, have: int, missing: int) -> None:
+    def _read_frame(self, have: int, missing: int) -> object:
         """Read the rest of a large frame into the reused frame buffer and decode it from
         there: no copy into the Connection's buffer; with an inline handler, no copy of the
         batch entries either (the handler consumes them before the next read)."""
@@ -309,7 +331,7 @@ class FrameStream:
         if inline is not None and isinstance(event, Chunk | Batch):
             event = inline(event)
         del body
-        self._hand_over(event)
+        return event
 
     def _hand_over(self, event: object) -> None:
         """Deliver one event to the loop, then wait while too much is queued."""
@@ -333,23 +355,38 @@ class FrameStream:
                         break
                 sent = 0
                 small: list[bytes | memoryview] = []
+                held = 0  # bytes in small
+                sendall = self.sock.sendall
                 for item in items:
                     if callable(item):  # what came before is written: its buffer is free
                         if small:
-                            self.sock.sendall(b"".join(small))
-                            small = []
+                            sendall(b"".join(small))
+                            small, held = [], 0
                         item()
                         continue
-                    sent += len(item)
-                    if len(item) < _COALESCE:
+                    size = len(item)
+                    sent += size
+                    if size < _COALESCE:
                         small.append(item)
+                        held += size
                         continue
+                    # a large buffer goes out in whole TLS records: its first bytes top up the
+                    # small frames before it into a record, its last part-record waits for what
+                    # follows (a chunk's header and its FILE_END share records with its data,
+                    # not a record and a TCP segment each)
+                    view = memoryview(item)
                     if small:
-                        self.sock.sendall(b"".join(small))
-                        small = []
-                    self.sock.sendall(item)
-                if small:
-                    self.sock.sendall(b"".join(small))
+                        k = _RECORD - held % _RECORD
+                        small.append(view[:k])
+                        sendall(b"".join(small))
+                        view = view[k:]
+                    k = len(view) - len(view) % _RECORD
+                    if k:
+                        sendall(view[:k])
+                    held = len(view) - k
+                    small = [view[k:]] if held else []
+                if held:
+                    sendall(b"".join(small))
                 with self._out_cv:
                     self._out_bytes -= sent
                     # wake the loop only for a sender waiting below the high-water mark: most
@@ -384,6 +421,25 @@ class FrameStream:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    # One timer watches a stream's waits, not one per wait (asyncio.wait_for made a timer, a
+    # future and callbacks for every event received): it is armed for the first wait's deadline
+    # and, when it fires, ends the wait under way if that wait's deadline has come, else moves
+    # on to it (or stops, when nobody waits). A wait still ends at its own deadline.
+    def _arm(self, when: float) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch = self._loop.call_at(when, self._watched, when)
+
+    def _watched(self, when: float) -> None:
+        self._watch = None
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self._deadline == math.inf:
+            return
+        if self._deadline <= when:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._arm(self._deadline)
+
     async def recv(self, timeout: float | None = None) -> object:
         """The next event (or what the inline handler made of it); ConnectionClosed once the
         peer closed cleanly."""
@@ -392,9 +448,15 @@ class FrameStream:
                 raise self._error
             if self._closed:
                 raise ConnectionLostError(f"stream to {self.peer_name} closed")
-            self._waiter = self._loop.create_future()
+            self._waiter = waiter = self._loop.create_future()
+            if timeout is None:
+                self._deadline = math.inf
+            else:
+                self._deadline = deadline = self._loop.time() + timeout
+                if self._watch is None or self._watch.when() > deadline:
+                    self._arm(deadline)
             try:
-                await asyncio.wait_for(self._waiter, timeout)
+                await waiter
             except TimeoutError as exc:
                 self.abort()
                 raise ConnectionLostError(
@@ -412,8 +474,15 @@ class FrameStream:
             self._closed = True
         return ev
 
-    async def send(self, event: Event, release: Callable[[], None] | None = None) -> None:
-        """Queue ``event`` for the writer; waits while too much is queued already.
+    async def send(
+        self,
+        event: Event,
+        release: Callable[[], None] | None = None,
+        *,
+        then: Event | None = None,
+    ) -> None:
+        """Queue ``event`` (and ``then`` right after it, in the same writes: a chunk and its
+        file's FILE_END) for the writer; waits while too much is queued already.
 
         Without ``release`` a frame's buffers that are not ``bytes`` are copied; with it they
         are sent as they are and the writer thread calls ``release()`` once they are written
@@ -421,6 +490,8 @@ class FrameStream:
         self._check_open()
         with self._lock:
             bufs = self.conn.send(event)
+            if then is not None:
+                bufs += self.conn.send(then)
         await self._queue(bufs, release)
 
     async def send_batch(self, batch: BatchFrame, release: Callable[[], None]) -> None:
@@ -485,6 +556,9 @@ class FrameStream:
         self._release_reader()
 
     def _release_reader(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         with self._space:
             self._closed = True
             self._discard = True
