@@ -37,7 +37,12 @@ for sshd (installed with apt-get if missing).
 one later than the round before (sync, engine, rsync; then engine, rsync, sync; ...), so the
 disk's speed, which drifts over minutes on a shared machine, falls on every tool alike. Times
 are medians of the rounds; ratios (``x rsync``, ``x engine``: how many times faster than that
-tool) are the medians of the rounds' own ratios.
+tool) are the medians of the rounds' own ratios. ``CPU s``: user + system seconds of every
+process the tool ran on (median of the runs): for ``sync`` both agents, the control plane with
+its workers and the CLI (``beside``: the control plane and the CLI alone, what the control path
+costs beside the data plane; on two cores a CPU second beside it costs about half a second of
+the transfer's wall time); for ``engine`` its two processes; for ``rsync`` both rsyncs, ssh and
+the connection's sshd.
 """
 
 from __future__ import annotations
@@ -53,16 +58,30 @@ import tempfile
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from run import MIB, Reelsync, _fill, make_set, sshd, timed, tree_summary  # noqa: E402
+from run import (  # noqa: E402
+    MIB,
+    Reelsync,
+    _fill,
+    children_cpu,
+    make_set,
+    sshd,
+    sshd_cpu,
+    timed,
+    tree_summary,
+)
 
-from support.agents import add_london_and_projects, agents_at_hq_and_london  # noqa: E402
+from support.agents import (  # noqa: E402
+    RunningAgent,
+    add_london_and_projects,
+    agents_at_hq_and_london,
+)
 from support.postgres import fresh_database  # noqa: E402
 from support.servers import RunningServer, reelsync_cmd, running_server  # noqa: E402
 
@@ -75,6 +94,16 @@ class Row:
     bytes: int
     seconds: list[float | None]  # one per round; None: that run failed (see the note)
     note: str = ""
+    cpu: list[float] = field(default_factory=list)  # user + system s of every process, per run
+    beside: list[float] = field(default_factory=list)  # sync: control plane + CLI, per run
+
+    @property
+    def cpu_median(self) -> float | None:
+        return statistics.median(self.cpu) if self.cpu else None
+
+    @property
+    def beside_median(self) -> float | None:
+        return statistics.median(self.beside) if self.beside else None
 
     @property
     def median(self) -> float | None:
@@ -108,6 +137,33 @@ def same_tree(src: Path, dst: Path, contents: bool) -> str:
                 if path.read_bytes() != other.read_bytes():
                     return f"DIFFERENT {other}"
     return ""
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system seconds so far of the live process ``pid`` and its live descendants (the
+    control plane's workers), with what each reaped of its own children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = sum(int(f) for f in fields[11:15]) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo += [child for child, parent in parents.items() if parent == current]
+    return total
+
+
+def agents_cpu(agents: dict[str, RunningAgent]) -> float:
+    return sum(tree_cpu(a.process.pid) for a in agents.values())
 
 
 def sync_cmd(server: RunningServer, *paths: str) -> tuple[list[str], dict[str, str]]:
@@ -331,6 +387,8 @@ def main() -> None:
                     dst = roots["london"] / name if tool == "sync" else work / "dst"
                     shutil.rmtree(dst, ignore_errors=True)
                     subprocess.run(["sync"], check=False)
+                    plane0, agents0 = tree_cpu(server.process.pid), agents_cpu(agents)
+                    reaped0 = children_cpu() + sshd_cpu()
                     if tool == "sync":
                         seconds, note = timed_sync(server, name, args.timeout)
                     elif tool == "engine":
@@ -344,6 +402,13 @@ def main() -> None:
                              f"127.0.0.1:{dst}/"],
                             args.timeout,
                         )  # fmt: skip
+                    reaped = children_cpu() + sshd_cpu() - reaped0  # the CLI; rsync and ssh
+                    if tool == "sync":
+                        plane = tree_cpu(server.process.pid) - plane0
+                        row.cpu.append(plane + agents_cpu(agents) - agents0 + reaped)
+                        row.beside.append(plane + reaped)
+                    else:
+                        row.cpu.append(reaped)  # the engine's two processes are reaped too
                     if seconds is not None:
                         note = same_tree(src, dst, args.verify) or note
                     row.seconds.append(seconds)
@@ -389,7 +454,7 @@ def report(rows: list[Row], extra: dict[str, object]) -> None:
     print(f"\n## end to end (load average {extra['load_before']:.1f} -> {extra['load_after']:.1f})")
     print(
         f"{'set':<12}{'tool':<12}{'files':>8}{'MB':>8}{'s':>9}{'x rsync':>9}{'x rsync-f':>10}"
-        f"{'x engine':>10}  note"
+        f"{'x engine':>10}{'CPU s':>8}{'beside':>8}  note"
     )
     by = {(r.set, r.tool): r for r in rows}
     for r in rows:
@@ -400,9 +465,12 @@ def report(rows: list[Row], extra: dict[str, object]) -> None:
             return "-" if times is None else f"{times:.2f}"
 
         secs = f"{r.median:.2f}" if r.median is not None else "-"
+        cpu = f"{r.cpu_median:.2f}" if r.cpu_median is not None else "-"
+        beside = f"{r.beside_median:.2f}" if r.beside_median is not None else "-"
         print(
             f"{r.set:<12}{r.tool:<12}{r.files:>8}{r.bytes / 1e6:>8.0f}{secs:>9}"
-            f"{ratio('rsync'):>9}{ratio('rsync-fsync'):>10}{ratio('engine'):>10}  {r.note}"
+            f"{ratio('rsync'):>9}{ratio('rsync-fsync'):>10}{ratio('engine'):>10}"
+            f"{cpu:>8}{beside:>8}  {r.note}"
         )
     for t in extra.get("tree") or ():  # type: ignore[attr-defined]
         rss = "; ".join(
