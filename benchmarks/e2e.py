@@ -4,6 +4,7 @@ agents, beside rsync over ssh and the engine alone, in one run (not part of the 
     python benchmarks/e2e.py [--sets seq,small,big] [--scale 1] [--work /tmp/reelsync-e2e]
                              [--tools sync,engine,rsync,rsync-fsync] [--noop] [--priority]
                              [--tree N] [--no-fsync] [--database sqlite|postgres] [--json FILE]
+                             [--tmpfs SIZE]
 
 Starts ``reelsync server`` (HTTPS, SQLite unless told) and two ``reelsync agent run`` processes
 (sites hq and london, peers on loopback) with the volume ``projects`` rooted at WORK/hq and
@@ -21,6 +22,10 @@ WORK/london. Each data set of ``benchmarks/run.py`` (seq 2,000 x 2 MiB, small 20
 ``--no-fsync``: reelsync without durability (the agents' ``transfer.fsync = false``, through
 ``REELSYNC_AGENT_FSYNC=0``, and ``reelsync transfer --no-fsync`` for the engine alone); its rows say
 "no fsync". Not the default: compare it with ``rsync``, not with ``rsync-fsync``.
+
+``--tmpfs SIZE``: everything (both agents' roots, the engine's and rsync's copies) in a RAM disk
+of that size mounted on WORK, so the disk does not set the pace (the seq and big sets need about
+twice their size: 9 and 5 GB at scale 1).
 
 ``--noop``: the same ``sync`` again with every file already at london (a no-op re-sync of the
 small set), beside rsync's own no-op run. ``--tree N`` (e.g. 100000): a shot tree of N files of
@@ -354,9 +359,25 @@ def main() -> None:
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--tmpfs", default=None, metavar="SIZE", help="mount a RAM disk of this size on --work"
+    )
     args = ap.parse_args()
 
     work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    if args.tmpfs and not os.path.ismount(work):
+        mount = ["mount", "-t", "tmpfs", "-o", f"size={args.tmpfs}", "tmpfs", str(work)]
+        subprocess.run(mount, check=True)
+        try:
+            measure(args, work)
+        finally:
+            subprocess.run(["umount", "-l", str(work)], check=False)
+    else:
+        measure(args, work)
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
     roots = {"hq": work / "hq", "london": work / "london"}
     for root in roots.values():
         root.mkdir(parents=True, exist_ok=True)
