@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -138,6 +139,18 @@ async def test_a_stream_cut_in_a_large_payload_is_lost(pki) -> None:
         server.shutdown(socket.SHUT_RDWR)  # no close_notify
         with pytest.raises(ConnectionLostError):
             await stream.recv(30)
+        stream.abort()
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython's ssl internals")
+async def test_payloads_are_read_with_the_tls_objects_own_read_on_cpython(pki) -> None:
+    """On CPython the stream reads a large payload through the TLS object's own ``read`` (a
+    private attribute of ``ssl.SSLSocket``, with ``recv_into`` as the fallback): a Python whose
+    ``ssl`` drops it still works, only slower, and this says so."""
+    with _tls_pair(pki) as (client, server):
+        stream, _ = await _dialer_stream(client, server, "receive")
+        read = stream._read_into
+        assert getattr(read, "__self__", None) is client._sslobj, read
         stream.abort()
 
 
