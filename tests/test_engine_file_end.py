@@ -30,30 +30,15 @@ from reelsync.protocol import (
     Connection,
     FileEnd,
     Hello,
-    NeedData,
     Side,
     Welcome,
 )
 from test_engine import SMALL, Gate, Recorder, pki, specs, tree, write
-from test_engine_stream import SETTINGS, _tls_pair
+from test_engine_stream import SETTINGS, _tls_pair, _welcome
 
 __all__ = ["pki"]  # the fixture, shared with test_engine
 
 RECORD = 16 * 1024
-
-
-def _listen(server, role: str) -> Connection:  # type: ignore[no-untyped-def]
-    """The listener's side of the handshake, by hand: read the Hello, answer Welcome."""
-    conn = Connection(Side.LISTENER)
-    while True:
-        conn.receive_data(server.recv(64 * 1024))
-        ev = conn.next_event()
-        if not isinstance(ev, NeedData):
-            assert isinstance(ev, Hello), ev
-            assert ev.role == role
-            break
-    server.sendall(b"".join(conn.send(Welcome(4, ev.session, 0))))
-    return conn
 
 
 def _read_exactly(sock, n: int) -> bytes:  # type: ignore[no-untyped-def]
@@ -69,7 +54,7 @@ async def _dialer_stream(client, server, role: str) -> tuple[FrameStream, Connec
     loop = asyncio.get_running_loop()
     stream = FrameStream(client, Side.DIALER, SETTINGS, loop)
     conns: list[Connection] = []
-    welcome = threading.Thread(target=lambda: conns.append(_listen(server, role)))
+    welcome = threading.Thread(target=lambda: conns.append(_welcome(server, role)))
     welcome.start()
     await stream.send(Hello((4,), "s1", 0, 1, role))  # type: ignore[arg-type]
     assert isinstance(await stream.recv(30), Welcome)

@@ -65,17 +65,20 @@ def _tls_pair(pki_files: tuple) -> Iterator[tuple[ssl.SSLSocket, ssl.SSLSocket]]
         server[0].close()
 
 
-def _welcome(server: ssl.SSLSocket) -> None:
-    """The listener's side of the handshake, by hand: read the Hello, answer Welcome, then
-    read nothing more (until the test drains the stream)."""
+def _welcome(server: ssl.SSLSocket, role: str | None = None) -> Connection:
+    """The listener's side of the handshake, by hand: read the Hello (of ``role``, when given),
+    answer Welcome, then read nothing more (until the test drains the stream); the listener's
+    Connection, to go on by hand."""
     conn = Connection(Side.LISTENER)
     while True:
         conn.receive_data(server.recv(64 * 1024))
         ev = conn.next_event()
         if not isinstance(ev, NeedData):
             assert isinstance(ev, Hello), ev
+            assert role is None or ev.role == role, ev
             break
     server.sendall(b"".join(conn.send(Welcome(4, ev.session, 0))))
+    return conn
 
 
 async def _frames_taken(
