@@ -144,11 +144,11 @@ def same_tree(src: Path, dst: Path, contents: bool) -> str:
     return ""
 
 
-def tree_cpu(pid: int) -> float:
-    """User + system seconds so far of the live process ``pid`` and its live descendants (the
-    control plane's workers), with what each reaped of its own children."""
+def trees_cpu(*pids: int) -> list[float]:
+    """User + system seconds so far of each live process ``pid`` and its live descendants (the
+    control plane's workers), with what each reaped of its own children; one read of /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
     times: dict[int, float] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -157,18 +157,25 @@ def tree_cpu(pid: int) -> float:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        parents[int(entry)] = int(fields[1])
+        children.setdefault(int(fields[1]), []).append(int(entry))
         times[int(entry)] = sum(int(f) for f in fields[11:15]) / tick
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += times.get(current, 0.0)
-        todo += [child for child, parent in parents.items() if parent == current]
-    return total
+    totals = []
+    for pid in pids:
+        total, todo = 0.0, [pid]
+        while todo:
+            current = todo.pop()
+            total += times.get(current, 0.0)
+            todo += children.get(current, [])
+        totals.append(total)
+    return totals
 
 
-def agents_cpu(agents: dict[str, RunningAgent]) -> float:
-    return sum(tree_cpu(a.process.pid) for a in agents.values())
+def plane_and_agents_cpu(
+    server: RunningServer, agents: dict[str, RunningAgent]
+) -> tuple[float, float]:
+    """CPU seconds so far of the control plane (with its workers) and of the agents."""
+    plane, *each = trees_cpu(server.process.pid, *(a.process.pid for a in agents.values()))
+    return plane, sum(each)
 
 
 def sync_cmd(server: RunningServer, *paths: str) -> tuple[list[str], dict[str, str]]:
@@ -368,7 +375,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     if args.tmpfs and not os.path.ismount(work):
         mount = ["mount", "-t", "tmpfs", "-o", f"size={args.tmpfs}", "tmpfs", str(work)]
-        subprocess.run(mount, check=True)
+        done = subprocess.run(mount, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"cannot mount a {args.tmpfs} RAM disk on {work} (root?): "
+                             f"{done.stderr.strip()}")  # fmt: skip
         try:
             measure(args, work)
         finally:
@@ -408,7 +418,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
                     dst = roots["london"] / name if tool == "sync" else work / "dst"
                     shutil.rmtree(dst, ignore_errors=True)
                     subprocess.run(["sync"], check=False)
-                    plane0, agents0 = tree_cpu(server.process.pid), agents_cpu(agents)
+                    plane0, agents0 = plane_and_agents_cpu(server, agents)
                     reaped0 = children_cpu() + sshd_cpu()
                     if tool == "sync":
                         seconds, note = timed_sync(server, name, args.timeout)
@@ -425,8 +435,9 @@ def measure(args: argparse.Namespace, work: Path) -> None:
                         )  # fmt: skip
                     reaped = children_cpu() + sshd_cpu() - reaped0  # the CLI; rsync and ssh
                     if tool == "sync":
-                        plane = tree_cpu(server.process.pid) - plane0
-                        row.cpu.append(plane + agents_cpu(agents) - agents0 + reaped)
+                        plane1, agents1 = plane_and_agents_cpu(server, agents)
+                        plane = plane1 - plane0
+                        row.cpu.append(plane + agents1 - agents0 + reaped)
                         row.beside.append(plane + reaped)
                     else:
                         row.cpu.append(reaped)  # the engine's two processes are reaped too
