@@ -4,7 +4,7 @@ agents, beside rsync over ssh and the engine alone, in one run (not part of the 
     python benchmarks/e2e.py [--sets seq,small,big] [--scale 1] [--work /tmp/reelsync-e2e]
                              [--tools sync,engine,rsync,rsync-fsync] [--noop] [--priority]
                              [--tree N] [--no-fsync] [--database sqlite|postgres] [--json FILE]
-                             [--tmpfs SIZE]
+                             [--tmpfs SIZE] [--warm]
 
 Starts ``reelsync server`` (HTTPS, SQLite unless told) and two ``reelsync agent run`` processes
 (sites hq and london, peers on loopback) with the volume ``projects`` rooted at WORK/hq and
@@ -37,6 +37,12 @@ plane, both agents and the CLI: at the start, the peak and at the end of each ru
 submit, and when the low one ended.
 Every copy is checked (file count and bytes; ``--verify`` compares contents too). Run as root
 for sshd (installed with apt-get if missing).
+
+``--warm``: before each tool's run, write and delete a scratch file as large as the set next to
+its destination, as ``benchmarks/run.py --warm`` does: each tool then writes into memory touched
+moments before. On this project's VM the host takes back memory the guest frees, and a tool
+writing through the page cache right after one that did not (the agents write large files with
+direct I/O) pays ~1 s/GB more to get it; ``--warm`` gives every tool its best case.
 
 ``--runs N`` rounds: each round runs every tool once, back to back, the first tool of a round
 one later than the round before (sync, engine, rsync; then engine, rsync, sync; ...), so the
@@ -80,6 +86,7 @@ from run import (  # noqa: E402
     sshd_cpu,
     timed,
     tree_summary,
+    warm_memory,
 )
 
 from support.agents import (  # noqa: E402
@@ -361,6 +368,9 @@ def main() -> None:
     ap.add_argument("--tree", type=int, default=0, help="also a shot tree of N files, with RSS")
     ap.add_argument("--verify", action="store_true", help="compare contents, not only sizes")
     ap.add_argument(
+        "--warm", action="store_true", help="write and delete the set's size before each tool"
+    )
+    ap.add_argument(
         "--no-fsync", action="store_true", help="reelsync without fsync (labelled), see above"
     )
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
@@ -417,6 +427,8 @@ def measure(args: argparse.Namespace, work: Path) -> None:
                     row = set_rows[tool]
                     dst = roots["london"] / name if tool == "sync" else work / "dst"
                     shutil.rmtree(dst, ignore_errors=True)
+                    if args.warm:
+                        warm_memory(dst, size)
                     subprocess.run(["sync"], check=False)
                     plane0, agents0 = plane_and_agents_cpu(server, agents)
                     reaped0 = children_cpu() + sshd_cpu()

@@ -69,6 +69,16 @@ def _fill(path: Path, rng: random.Random, size: int) -> None:
             left -= n
 
 
+def warm_memory(dst: Path, size: int) -> None:
+    """Write and delete a scratch file of ``size`` bytes next to ``dst`` (see --warm)."""
+    scratch = dst.with_name(dst.name + ".warm")
+    block = bytes(4 * MIB)
+    with open(scratch, "wb") as f:
+        for _ in range(size // len(block) + 1):
+            f.write(block)
+    scratch.unlink()
+
+
 def make_set(name: str, root: Path, scale: float) -> tuple[int, int]:
     """Create data set ``name`` under ``root`` (once); returns (files, bytes)."""
     marker = root / ".complete"
@@ -362,12 +372,7 @@ def run_tool(
     (see --warm)."""
     shutil.rmtree(dst, ignore_errors=True)
     if warm:
-        scratch = dst.with_name(dst.name + ".warm")
-        block = bytes(4 * MIB)
-        with open(scratch, "wb") as f:
-            for _ in range(warm // len(block) + 1):
-                f.write(block)
-        scratch.unlink()
+        warm_memory(dst, warm)
     subprocess.run(["sync"], check=False)
     if tool == "reelsync":
         seconds, note = rs.run(src, dst, timeout, host=host, rx_ns=rx_ns, tx_ns=tx_ns)

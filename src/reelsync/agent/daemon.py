@@ -112,6 +112,7 @@ class Agent:
                 streams=settings.streams,
                 bandwidth_limit=settings.bandwidth_limit,
                 fsync=settings.fsync,
+                direct_io=settings.direct_io,
             ),
             client_ssl=client_ssl_context(
                 files.ca, cert_file=files.cert, key_file=files.key, check_hostname=False

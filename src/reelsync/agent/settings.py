@@ -19,6 +19,7 @@ from typing import Any
 import tomli_w
 
 from reelsync.errors import ConfigError
+from reelsync.fs import DIRECT_IO_MODES
 from reelsync.pki import read_private_pem, write_private_pem
 
 __all__ = [
@@ -110,6 +111,7 @@ class AgentSettings:
     bandwidth_limit: float | None = None
     streams: int = 4
     fsync: bool = True
+    direct_io: str = "auto"
     work_wait_s: float = 20.0
     max_transfers: int = 4
     report_interval_s: float = 0.5
@@ -171,7 +173,9 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
     ``REELSYNC_AGENT_ADVERTISE``, ``REELSYNC_AGENT_DIALABLE``, ``REELSYNC_AGENT_BANDWIDTH_LIMIT``
     (MiB/s), ``REELSYNC_AGENT_SERVER_URL`` (one URL, or every replica's, comma-separated),
     ``REELSYNC_AGENT_REPORT_KEEPALIVE_S``, ``REELSYNC_AGENT_FSYNC`` (``0``: received files are
-    not made durable before they are published, ``[transfer] fsync = false``) override the file."""
+    not made durable before they are published, ``[transfer] fsync = false``),
+    ``REELSYNC_AGENT_DIRECT_IO`` (``auto``, ``on`` or ``off``: how received chunks are written,
+    ``[transfer] direct_io``, see :mod:`reelsync.fs.direct`) override the file."""
     data_dir = data_dir.expanduser()
     files = AgentFiles(data_dir)
     if not files.config.is_file():
@@ -203,6 +207,15 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
         env, "REELSYNC_AGENT_REPORT_KEEPALIVE_S", agent.get("report_keepalive_s", 5.0)
     )
     keepalive = _number(keepalive_text, "agent.report_keepalive_s", minimum=0.1)
+    direct_value = _override(env, "REELSYNC_AGENT_DIRECT_IO", transfer.get("direct_io", "auto"))
+    if isinstance(direct_value, bool):  # direct_io = true / false
+        direct_value = "on" if direct_value else "off"
+    direct_io = str(direct_value).strip().lower()
+    if direct_io not in DIRECT_IO_MODES:
+        raise ConfigError(
+            f"{files.config}: transfer.direct_io must be one of {', '.join(DIRECT_IO_MODES)},"
+            f" got {direct_io!r}"
+        )
     secret = read_private_pem(files.secret).decode().strip()
     return AgentSettings(
         data_dir=data_dir,
@@ -221,6 +234,7 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
         bandwidth_limit=limit * (1 << 20) if limit > 0 else None,
         streams=int(_number(transfer.get("streams", 4), "transfer.streams", minimum=1)),
         fsync=_truthy(_override(env, "REELSYNC_AGENT_FSYNC", transfer.get("fsync", True))),
+        direct_io=direct_io,
         work_wait_s=_number(agent.get("work_wait_s", 20.0), "agent.work_wait_s", minimum=0.5),
         max_transfers=int(_number(transfer.get("max_transfers", 4), "max_transfers", minimum=1)),
         report_keepalive_s=keepalive,

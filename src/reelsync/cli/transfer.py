@@ -30,7 +30,7 @@ from reelsync.engine import (
     VolumePath,
 )
 from reelsync.errors import PermissionDeniedError, UserError, ValidationError
-from reelsync.fs import Volume, normalize_relpath
+from reelsync.fs import DIRECT_IO_MODES, Volume, normalize_relpath
 from reelsync.pki import client_ssl_context, server_ssl_context
 
 __all__ = ["transfer"]
@@ -77,6 +77,7 @@ def _settings(opts: dict[str, Any]) -> EngineSettings:
         batch_bytes=min(int(opts["chunk_kib"]) * 1024, 4 * MIB),
         bandwidth_limit=float(bw) * MIB if bw else None,
         fsync=opts["fsync"],
+        direct_io=opts["direct_io"],
         retry_deadline=opts.get("retry_deadline", 300.0),
         congestion=opts["congestion"] or None,
         debug_corrupt=frozenset(corrupt),
@@ -113,6 +114,13 @@ def _common(fn: Any) -> Any:
         click.option("--chunk-kib", type=int, default=4096, show_default=True),
         click.option("--bwlimit", type=float, default=None, help="MiB/s at most, each way"),
         click.option("--fsync/--no-fsync", default=True, show_default=True),
+        click.option(
+            "--direct-io",
+            type=click.Choice(DIRECT_IO_MODES),
+            default="auto",
+            show_default=True,
+            help="write received chunks with direct I/O (auto: on local ext4 and XFS)",
+        ),
         click.option("--congestion", default="bbr", show_default=True),
     ]
     for opt in reversed(options):

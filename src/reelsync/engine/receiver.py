@@ -53,6 +53,7 @@ from reelsync.errors import (
     error_from_code,
 )
 from reelsync.fs import PartFile, Volume, WholeFile, same_file, write_whole_files
+from reelsync.fs.direct import direct_io_wanted
 from reelsync.protocol import (
     Ack,
     Batch,
@@ -895,6 +896,7 @@ class ReceiveSession(OpenWork):
                         chunk_size=self.chunk_size,
                         journal=t.chunks > 1,
                         writeback=self.settings.fsync and t.chunks > 1,
+                        direct=direct_io_wanted(self.settings.direct_io, str(t.volume.real_root)),
                         expect=t.planned,
                     )
                 part = t.part

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reelsync.errors import ConfigError
+from reelsync.fs.direct import DIRECT_IO_MODES
 
 __all__ = ["MIB", "EngineSettings"]
 
@@ -19,6 +20,9 @@ class EngineSettings:
     for more work to the same peer (0: closed as soon as its work is done; at most half of
     ``idle_timeout``, after which the listener would give up on it); ``protocol_max``: the
     highest protocol version spoken (a fleet being upgraded may hold newer agents back).
+    ``direct_io``: how received chunks are written, ``auto`` (direct I/O on local ext4 and XFS),
+    ``on`` (wherever the file system takes it) or ``off`` (through the page cache), see
+    :mod:`reelsync.fs.direct`.
     ``streams`` is the least a session opens; with ``path_rate`` (the path's bandwidth, bytes/s;
     None: always ``streams``) and the measured round trip a session opens more, up to
     ``max_streams``, to cover bandwidth x delay (engine/pathsize.py)."""
@@ -35,6 +39,7 @@ class EngineSettings:
     socket_buffer: int | None = None
     io_threads: int = 6
     fsync: bool = True
+    direct_io: str = "auto"
     connect_timeout: float = 15.0
     idle_timeout: float = 120.0
     retry_deadline: float = 300.0
@@ -61,6 +66,10 @@ class EngineSettings:
             raise ConfigError("batch_bytes must be at least small_file_max and at most 64 MiB")
         if not 1 <= self.protocol_max <= 4:
             raise ConfigError(f"protocol_max must be between 1 and 4, got {self.protocol_max}")
+        if self.direct_io not in DIRECT_IO_MODES:
+            raise ConfigError(
+                f"direct_io must be one of {', '.join(DIRECT_IO_MODES)}, got {self.direct_io!r}"
+            )
         if self.session_idle < 0:
             raise ConfigError("session_idle must be at least 0")
         if self.bandwidth_limit is not None and self.bandwidth_limit <= 0:

@@ -58,6 +58,7 @@ from reelsync.errors import (
     ConnectionLostError,
     ReelsyncError,
 )
+from reelsync.fs.direct import aligned_buffer
 from reelsync.protocol import (
     Batch,
     BatchFrame,
@@ -164,7 +165,9 @@ class FrameStream:
         self._read_into: Callable[[int, memoryview], int] = read or (
             lambda n, view: sock.recv_into(view, n)
         )
-        self._payload_buf = bytearray()  # reused for chunk payloads when a handler consumes them
+        # reused for chunk payloads when a handler consumes them; page-aligned, so a chunk can
+        # go to the disk with direct I/O straight from it (fs/direct.py)
+        self._payload_buf = aligned_buffer(0)
         self._frame_buf = bytearray()  # reused for large frames (the Connection copies them)
         self._queued = 0
         self._max_queued = max(32 << 20, 3 * settings.chunk_size)
@@ -303,8 +306,8 @@ class FrameStream:
             payload: bytearray | memoryview = bytearray(size)
         else:  # the handler consumes the chunk before the next read: reuse one buffer
             if len(self._payload_buf) < size:
-                self._payload_buf = bytearray(size)
-            payload = memoryview(self._payload_buf)[:size]
+                self._payload_buf = aligned_buffer(size)
+            payload = self._payload_buf[:size]
         view = memoryview(payload)
         with self._gate:
             self._recv_all(view, have, "chunk")

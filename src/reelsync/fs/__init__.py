@@ -1,8 +1,9 @@
 """reelsync.fs: volume roots and path confinement, the file operations of an agent, atomic publish
-of received files and the resume journal."""
+of received files (direct I/O where the file system takes it) and the resume journal."""
 
 from __future__ import annotations
 
+from reelsync.fs.direct import DIRECT_IO_MODES
 from reelsync.fs.journal import JournalHeader, ResumeJournal
 from reelsync.fs.partfile import (
     PartFile,
@@ -17,6 +18,7 @@ from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX, is_reserved_name, nor
 from reelsync.fs.volume import Entry, Volume
 
 __all__ = [
+    "DIRECT_IO_MODES",
     "JOURNAL_SUFFIX",
     "PART_SUFFIX",
     "Entry",

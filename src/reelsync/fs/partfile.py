@@ -9,7 +9,8 @@ preallocated to the file's size when it has more than one chunk, so a full disk 
 start (a one-chunk file is one write, which fails at once anyway); chunks land with positional
 writes (``os.pwrite``, safe from several threads; with ``writeback`` each chunk's pages are sent
 to disk as it lands, ``sync_file_range(2)``, so the disk works while the network does and the
-final fsync has little left). Publishing fsyncs (unless told not to), sets the
+final fsync has little left; with ``direct`` a chunk's whole blocks bypass the page cache,
+:mod:`reelsync.fs.direct`). Publishing fsyncs (unless told not to), sets the
 source's mode and mtime, then renames over the final name. Small files come in groups
 (:func:`write_whole_files`): every part file of the group is written, then one durable step
 covers them all (``syncfs(2)`` where the OS has it, else an fsync each), then all are renamed,
@@ -50,6 +51,7 @@ from reelsync.errors import (
     ReelsyncError,
     TransferError,
 )
+from reelsync.fs.direct import ALIGN, aligned_view, open_direct
 from reelsync.fs.journal import JournalHeader, ResumeJournal
 from reelsync.fs.paths import JOURNAL_SUFFIX, PART_SUFFIX
 from reelsync.fs.volume import Volume, path_in_folder
@@ -422,11 +424,14 @@ class PartFile:
         chunk_size: int,
         journal: bool = True,
         writeback: bool = False,
+        direct: bool = False,
         expect: Mapping[int, bytes] | None = None,
     ) -> None:
         """Claim and open (or resume) the part file of ``rel``; ``journal=False`` for a
         one-chunk file, which has nothing to resume; ``writeback``: start writing each chunk to
-        disk as it lands (for a file that is fsynced at publish). Raises
+        disk as it lands (for a file that is fsynced at publish); ``direct``: write the chunks'
+        block-aligned bytes with direct I/O where the file system takes it
+        (:mod:`reelsync.fs.direct`). Raises
         :class:`PathBusyError` when another writer holds the part file's claim; the claim is
         held until :meth:`publish`, :meth:`close` or :meth:`discard`. ``expect``: the chunks
         (index: checksum) an earlier look at the part file found there and the sender was told
@@ -440,7 +445,8 @@ class PartFile:
         self._name, self._part_name = name, f".{name}{PART_SUFFIX}"
         self.final, self.part = Path(final), Path(f"{folder}/{self._part_name}")
         header = JournalHeader(size, mtime_ns, chunk_size)
-        self._fd = -1
+        self._fd = self._direct_fd = -1
+        self._direct = False  # direct writes in use (cleared if the file system refuses one)
         self.journal: ResumeJournal | None = None
         self._journal_path = Path(
             path_in_folder(self._folder_fd, folder, f".{name}{JOURNAL_SUFFIX}")
@@ -471,6 +477,9 @@ class PartFile:
             # preallocating it would only write its blocks twice (zeroes, then the data)
             if self.chunks > 1 and held_size != size:
                 self._preallocate()
+            if direct and size >= ALIGN:
+                self._direct_fd = open_direct(self._folder_fd, self._part_name, self._fd)
+                self._direct = self._direct_fd >= 0
         except OSError as exc:
             self.discard()
             raise os_error(exc, self.where) from exc
@@ -524,16 +533,36 @@ class PartFile:
             raise TransferError(f"{self.where}: chunk {index} has {len(data)} bytes, not {length}")
         try:
             view = memoryview(data)
+            if self._direct and offset % ALIGN == 0 and length >= ALIGN:
+                done = self._write_direct(view[: length - length % ALIGN], offset)
+                view, offset = view[done:], offset + done
+            buffered = len(view)
             while view:
                 written = os.pwrite(self._fd, view, offset)
                 view, offset = view[written:], offset + written
-            if self._writeback:
-                _start_writeback(self._fd, offset - length, length)
+            if self._writeback and buffered:
+                _start_writeback(self._fd, offset - buffered, buffered)
             if self.journal is not None:
                 self.journal.record(index, checksum)
         except OSError as exc:
             self.discard()
             raise os_error(exc, self.where) from exc
+
+    def _write_direct(self, view: memoryview, offset: int) -> int:
+        """Write ``view`` (whole blocks) at ``offset`` (block-aligned) with direct I/O; how many
+        bytes were written that way. A write the file system refuses (EINVAL) ends direct
+        writes for this file: the caller writes the rest through the page cache. The direct
+        descriptor stays open until the claim is let go (another thread may be writing
+        through it)."""
+        src, pos, size = aligned_view(view), 0, len(view)
+        try:
+            while pos < size:
+                pos += os.pwrite(self._direct_fd, src[pos:], offset + pos)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self._direct = False
+        return pos
 
     def publish(self, *, mode: int, mtime_ns: int, fsync: bool = True) -> None:
         """Make the complete, verified file visible under its final name (renamed while the
@@ -550,6 +579,10 @@ class PartFile:
 
     def _let_go(self) -> None:
         """Close the part file, which lets go of its claim."""
+        if self._direct_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._direct_fd)
+            self._direct_fd = -1
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
