@@ -113,6 +113,19 @@ def specs(rels: list[str]) -> tuple[FileSpec, ...]:
     return tuple(FileSpec(f"t-{r}", VolumePath("proj", r), VolumePath("proj", r)) for r in rels)
 
 
+async def push_all(
+    dialer: Engine, port: int, src: Path, files: dict[str, bytes]
+) -> list[FileResult]:
+    """Write ``files`` under ``src`` and push them in one assignment to the listener on
+    ``port``; every one of them must be done."""
+    for rel, data in files.items():
+        write(src, rel, data)
+    job = Assignment("tr1", PeerAddress("127.0.0.1", port), specs(sorted(files)), "ticket-ok")
+    results = await dialer.push(job, Recorder())
+    assert [r.status for r in results] == ["done"] * len(files), results
+    return results
+
+
 async def test_push_mixed_files_then_skip_unchanged(tmp_path: Path, pki) -> None:
     dialer, listening, gate, port, src, dst = await start_pair(tmp_path, pki)
     files = {

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reelsync.domain.chunks import chunk_checksum, chunk_span
-from reelsync.engine import Assignment, EngineSettings, PeerAddress
+from reelsync.engine import EngineSettings
 from reelsync.errors import ConfigError
 from reelsync.fs import PartFile, Volume
 from reelsync.fs import direct as direct_mod
@@ -27,7 +27,7 @@ from reelsync.fs.direct import (
     fs_type,
     open_direct,
 )
-from test_engine import SMALL, Recorder, pki, specs, start_pair, tree, write
+from test_engine import SMALL, pki, push_all, start_pair, tree
 
 __all__ = ["pki"]  # the fixture, shared with test_engine
 
@@ -280,11 +280,7 @@ async def test_the_engine_receives_through_direct_io(
     dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki, settings)
     files = {"plates/a.mov": os.urandom(5 * CHUNK + 123), "plates/b.mov": os.urandom(CHUNK)}
     files |= {f"frames/f.{i:04}.exr": os.urandom(CHUNK // 2 + i) for i in range(20)}
-    for rel, data in files.items():
-        write(src, rel, data)
-    job = Assignment("tr1", PeerAddress("127.0.0.1", port), specs(sorted(files)), "ticket-ok")
-    results = await dialer.push(job, Recorder())
-    assert [r.status for r in results] == ["done"] * len(files), results
+    await push_all(dialer, port, src, files)
     assert tree(dst) == files
     if mode == "on":
         # every whole block of the files that came as chunks (above small_file_max)

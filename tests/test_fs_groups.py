@@ -15,11 +15,10 @@ import pytest
 
 import reelsync.engine.receiver as receiver_mod
 import reelsync.fs.partfile as partfile
-from reelsync.engine import Assignment, PeerAddress
 from reelsync.errors import DiskFullError
 from reelsync.fs import PART_SUFFIX, Volume, WholeFile, write_whole_files
 from reelsync.protocol import FileDone, FileOutcome
-from test_engine import Recorder, pki, specs, start_pair, tree, write
+from test_engine import pki, push_all, start_pair, tree
 
 __all__ = ["pki"]  # the fixture, shared with test_engine
 
@@ -182,11 +181,7 @@ async def test_file_done_is_sent_only_for_durable_files(
     monkeypatch.setattr(receiver_mod, "FileDone", file_done)
     dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki)
     files = {f"sh{i % 4}/comp/f{i:03d}.json": os.urandom(500 + 97 * i) for i in range(60)}
-    for rel, data in files.items():
-        write(src, rel, data)
-    job = Assignment("tr1", PeerAddress("127.0.0.1", port), specs(sorted(files)), "ticket-ok")
-    results = await dialer.push(job, Recorder())
-    assert [r.status for r in results] == ["done"] * len(files), results
+    await push_all(dialer, port, src, files)
     assert tree(dst) == files
     assert len(reported) == len(files)
     assert durable_names == {str(dst / rel) for rel in files}
