@@ -93,7 +93,7 @@ async def test_a_chunk_and_the_file_end_with_it_reach_the_loop_in_one_wake_up(pk
     checksum = chunk_checksum(payload)
     with _tls_pair(pki) as (client, server):
         stream, conn = await _dialer_stream(client, server, "receive")
-        stream.set_inline(lambda ev: ("written", ev.file_id, len(ev.data)))  # type: ignore[union-attr]
+        stream.set_inline(lambda ev, _: ("written", ev.file_id, len(ev.data)))  # type: ignore[union-attr]
         deliveries: list[list[object]] = []
         deliver = stream._deliver
 
@@ -118,7 +118,7 @@ async def test_a_stream_cut_in_a_large_payload_is_lost(pki) -> None:
     payload = os.urandom(512 * 1024)
     with _tls_pair(pki) as (client, server):
         stream, conn = await _dialer_stream(client, server, "receive")
-        stream.set_inline(lambda ev: ("written", ev.file_id, len(ev.data)))  # type: ignore[union-attr]
+        stream.set_inline(lambda ev, _: ("written", ev.file_id, len(ev.data)))  # type: ignore[union-attr]
         frame = b"".join(conn.send(Chunk(7, 0, chunk_checksum(payload), payload)))
         server.sendall(frame[: len(frame) // 2])
         server.shutdown(socket.SHUT_RDWR)  # no close_notify

@@ -9,6 +9,7 @@ import dataclasses
 import errno
 import fcntl
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -289,5 +290,36 @@ async def test_the_engine_receives_through_direct_io(
         )
     else:
         assert used == []
+    await dialer.aclose()
+    await listening.aclose()
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+async def test_large_chunks_are_written_while_the_next_is_read(
+    tmp_path: Path, pki, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Chunks read straight into a stream's buffers (above 256 KiB, as every chunk here is) and
+    written with direct I/O go to writer threads, so the reader reads on; written through the
+    page cache, they are written by the reader thread itself. Every file arrives whole."""
+    if not _takes_direct_io(tmp_path):
+        pytest.skip(f"the file system under {tmp_path} refuses O_DIRECT")
+    threads: list[str] = []
+    real = PartFile.write_chunk
+
+    def spy(self: PartFile, index: int, data: bytes, checksum: bytes) -> None:
+        threads.append(threading.current_thread().name)
+        real(self, index, data, checksum)
+
+    monkeypatch.setattr(PartFile, "write_chunk", spy)
+    chunk = 512 * 1024
+    settings = dataclasses.replace(SMALL, direct_io=mode, chunk_size=chunk, streams=2)
+    dialer, listening, _, port, src, dst = await start_pair(tmp_path, pki, settings)
+    files = {"plates/a.mov": os.urandom(6 * chunk + 400_001), "plates/b.mov": os.urandom(chunk)}
+    files |= {f"frames/f.{i:04}.exr": os.urandom(chunk - 512 * i) for i in range(12)}
+    await push_all(dialer, port, src, files)
+    assert tree(dst) == files
+    assert len(threads) == 7 + 1 + 12
+    expected = "reelsync-write" if mode == "on" else "reelsync-rx"
+    assert [name.split("_")[0] for name in threads] == [expected] * len(threads), threads
     await dialer.aclose()
     await listening.aclose()

@@ -13,7 +13,9 @@ discards them.
 Chunks and batches are verified and written by the reader thread of the stream they arrive on
 (the stream's inline handler, see engine/stream.py); the event loop only hears the outcome
 (:class:`_Written`, :class:`_BatchWritten`) and does the bookkeeping: acks, nacks, publishing.
-Writes in flight are counted, and the session waits for them before it closes part files. Batches
+A chunk written with direct I/O (fs/direct.py) waits for the disk: a writer thread writes it
+while the reader reads the next chunk into the stream's second buffer. Writes in flight (in
+either thread) are counted, and the session waits for them before it closes part files. Batches
 are checked and written one at a time across the streams (a lock, let go for their durable steps):
 their many short system calls otherwise bounce the GIL between the reader threads.
 
@@ -80,6 +82,8 @@ from reelsync.protocol import (
 __all__ = ["FolderResolver", "ReceiveSession", "Resolver", "TicketCheck"]
 
 T = TypeVar("T")
+
+_WRITERS = 8  # threads writing chunks with direct I/O, at most (created as needed)
 
 Resolver = Callable[[ManifestEntry], tuple[str, Volume, str]]
 """Maps a manifest entry to (result key, local volume, normalized relative path); raises
@@ -207,9 +211,10 @@ class ReceiveSession(OpenWork):
         self._folders_done: set[int] = set()
         self._bye = asyncio.Event()
         self._inflight: set[concurrent.futures.Future[Any]] = set()
-        self._writes = 0  # chunks and batches being written by reader threads
+        self._writes = 0  # chunks and batches being written by reader and writer threads
         self._stopped = False  # no more writes from reader threads
         self._writes_cv = threading.Condition()
+        self._writer_pool: concurrent.futures.ThreadPoolExecutor | None = None  # direct writes
         # Batches (small files) are checked and written one at a time, whichever stream brought
         # them: each file is ~10 system calls, each one a release of the GIL, and with several
         # reader threads writing at once nearly every release handed the GIL to another thread
@@ -389,6 +394,8 @@ class ReceiveSession(OpenWork):
                 idle = self._writes == 0
             if not idle:
                 await asyncio.get_running_loop().run_in_executor(None, self._wait_writes)
+            if self._writer_pool is not None:
+                self._writer_pool.shutdown(wait=False)
             writing = list(self._inflight)
             if writing:
                 await asyncio.get_running_loop().run_in_executor(
@@ -856,12 +863,21 @@ class ReceiveSession(OpenWork):
         return PlanEntry(m.id, "send", tuple(sorted(have.items())))
 
     # -- data (reader threads) --------------------------------------------------------------------
-    def _inline(self, ev: Chunk | Batch) -> object:
-        """Verify and write a chunk or a batch in the reader thread that received it."""
+    def _inline(self, ev: Chunk | Batch, deferrable: bool) -> object:
+        """Verify and write a chunk or a batch in the reader thread that received it; a chunk
+        written with direct I/O in a writer thread (a Future), while the reader reads on."""
         with self._writes_cv:
             if self._stopped:
                 return _Late()
             self._writes += 1
+        if deferrable and isinstance(ev, Chunk) and self._direct(ev):
+            try:
+                return self._writers().submit(self._write_counted, ev)
+            except RuntimeError:  # the session is over: write it here
+                pass
+        return self._write_counted(ev)
+
+    def _write_counted(self, ev: Chunk | Batch) -> object:
         try:
             if isinstance(ev, Batch):
                 return _BatchWritten(self._write_batch(ev.entries))
@@ -871,6 +887,21 @@ class ReceiveSession(OpenWork):
                 self._writes -= 1
                 if not self._writes:
                     self._writes_cv.notify_all()
+
+    def _direct(self, ev: Chunk) -> bool:
+        """The chunk goes to its disk with direct I/O: the reader thread would wait for the
+        disk, so a writer thread writes it while the next chunk is read (engine/stream.py)."""
+        t = self.targets.get(ev.file_id)
+        return t is not None and direct_io_wanted(self.settings.direct_io, str(t.volume.real_root))
+
+    def _writers(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._writes_cv:
+            if self._writer_pool is None:
+                # each stream has at most two chunks in flight (its two payload buffers)
+                self._writer_pool = concurrent.futures.ThreadPoolExecutor(
+                    _WRITERS, thread_name_prefix="reelsync-write"
+                )
+            return self._writer_pool
 
     def _write_chunk(self, ev: Chunk) -> _Written | _Late:
         t = self.targets.get(ev.file_id)

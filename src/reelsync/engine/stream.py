@@ -25,7 +25,11 @@ A receiving session may install an *inline handler* (:meth:`FrameStream.set_inli
 thread then passes every CHUNK and BATCH event to it before anything else and delivers what it
 returns instead. The handler verifies and writes the data right there (``pwrite`` and xxh3
 release the GIL), so data never waits for the event loop or an executor, and a large chunk's
-payload lands in a buffer the reader reuses (the handler must not keep the event's data).
+payload lands in a buffer the reader reuses (the handler must not keep the event's data). Two
+such buffers: for a large chunk the handler may instead return a ``concurrent.futures.Future``
+and finish in another thread (a write with direct I/O waits for the disk); the reader then reads
+the next chunk into the other buffer, waits before reusing a buffer until its Future is done,
+and :meth:`FrameStream.recv` hands the loop each Future's outcome in the stream's order.
 
 With the handler comes a *read gate*, a lock shared by the session's streams: on a short path
 (:attr:`FrameStream.short_path`: loopback, a LAN, see engine/pathsize.py) and a machine of at most
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import math
 import socket
@@ -72,8 +77,11 @@ from reelsync.protocol import (
 
 __all__ = ["FrameStream", "InlineHandler", "tune_socket"]
 
-InlineHandler = Callable[[Chunk | Batch], object]
-"""Runs in a stream's reader thread for each CHUNK and BATCH; returns what to deliver instead."""
+InlineHandler = Callable[[Chunk | Batch, bool], object]
+"""Runs in a stream's reader thread for each CHUNK and BATCH; returns what to deliver instead.
+Its second argument says the event's data stays valid after the call (a large chunk read into one
+of the stream's payload buffers): the handler may then return a :class:`concurrent.futures.Future`
+of what to deliver, and finish the work in another thread (see the module)."""
 
 _READ_BUFFER = 1 << 20
 _COALESCE = 64 * 1024
@@ -166,8 +174,12 @@ class FrameStream:
             lambda n, view: sock.recv_into(view, n)
         )
         # reused for chunk payloads when a handler consumes them; page-aligned, so a chunk can
-        # go to the disk with direct I/O straight from it (fs/direct.py)
-        self._payload_buf = aligned_buffer(0)
+        # go to the disk with direct I/O straight from it (fs/direct.py). Two: while a handler
+        # finishes a chunk from one in another thread (its Future), the next is read into the
+        # other; a buffer is reused once its Future is done.
+        self._payload_bufs = [aligned_buffer(0), aligned_buffer(0)]
+        self._payload_busy: list[concurrent.futures.Future[object] | None] = [None, None]
+        self._payload_at = 0
         self._frame_buf = bytearray()  # reused for large frames (the Connection copies them)
         self._queued = 0
         self._max_queued = max(32 << 20, 3 * settings.chunk_size)
@@ -242,7 +254,9 @@ class FrameStream:
                             break
                 inline = self._inline
                 if inline is not None:
-                    events = [inline(e) if isinstance(e, Chunk | Batch) else e for e in events]
+                    events = [
+                        inline(e, False) if isinstance(e, Chunk | Batch) else e for e in events
+                    ]
                 size = sum(_size(e) for e in events)
                 if events:
                     with self._space:
@@ -302,20 +316,29 @@ class FrameStream:
     def _read_payload(self, have: int, missing: int) -> object:
         size = have + missing
         inline = self._inline
+        at = self._payload_at
         if inline is None:
             payload: bytearray | memoryview = bytearray(size)
-        else:  # the handler consumes the chunk before the next read: reuse one buffer
-            if len(self._payload_buf) < size:
-                self._payload_buf = aligned_buffer(size)
-            payload = self._payload_buf[:size]
+        else:  # the handler is done with the chunk (or its Future is): reuse the buffer
+            busy = self._payload_busy[at]
+            if busy is not None:
+                concurrent.futures.wait((busy,))
+                self._payload_busy[at] = None
+            if len(self._payload_bufs[at]) < size:
+                self._payload_bufs[at] = aligned_buffer(size)
+            payload = self._payload_bufs[at][:size]
         view = memoryview(payload)
         with self._gate:
             self._recv_all(view, have, "chunk")
         del view
         with self._lock:
             chunk = self.conn.receive_chunk_payload(payload, have)
-        event = chunk if inline is None else inline(chunk)
-        del chunk, payload
+        if inline is None:
+            return chunk
+        event = inline(chunk, True)
+        if isinstance(event, concurrent.futures.Future):  # finishing elsewhere: read on
+            self._payload_busy[at] = event
+            self._payload_at = 1 - at
         return event
 
     def _read_frame(self, have: int, missing: int) -> object:
@@ -332,7 +355,7 @@ class FrameStream:
         with self._lock:
             event: object = self.conn.receive_frame_body(body, have, copy=inline is None)
         if inline is not None and isinstance(event, Chunk | Batch):
-            event = inline(event)
+            event = inline(event, False)
         del body
         return event
 
@@ -473,6 +496,16 @@ class FrameStream:
             self._queued -= size
             if self._queued <= self._max_queued:
                 self._space.notify()
+        if isinstance(ev, concurrent.futures.Future):
+            # what the handler finishes in another thread, in the stream's order; shielded: a
+            # cancelled receive must not cancel it (the handler counts on it running)
+            try:
+                return await asyncio.shield(asyncio.wrap_future(ev))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # as when the handler raises in the reader thread
+                self._lost(exc)
+                raise _lost_error(exc, self.peer_name) from exc
         if isinstance(ev, ConnectionClosed):
             self._closed = True
         return ev
