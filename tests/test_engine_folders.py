@@ -6,12 +6,16 @@ symlinks not followed, and a peer offering files outside the asked-for folder re
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from dataplane_pki import AgentFiles
 from reelsync.engine import Assignment, Engine, FileSpec, PeerAddress, VolumePath
 from reelsync.engine.folders import CHILD_SEP, FolderObserver, FolderTally
 from reelsync.engine.model import FileResult
+from reelsync.engine.receiver import ReceiveSession
 from reelsync.fs import Volume
 from test_engine import SMALL, Gate, Recorder, pki, start_pair, tree, write
 
@@ -247,5 +251,50 @@ async def test_a_resync_of_an_unchanged_folder_opens_no_file_and_a_touched_file_
     assert third.bytes_sent == len(files[touched])
     assert os.stat(dst / touched).st_mtime_ns == 1_800_000_000 * 10**9
     assert tree(dst) == files
+    await dialer.aclose()
+    await listening.aclose()
+
+
+async def test_a_folder_is_listed_a_window_at_a_time(
+    tmp_path: Path, pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large folder's walk lists on only while fewer than two manifest parts of its files are
+    unsettled, so the receiver holds a window's files, not the tree's; files done, skipped (a
+    re-sync with some files changed) and failed all make room, and every run completes."""
+    part = 40
+    settings = replace(SMALL, manifest_part=part)
+    held: list[int] = []
+    plan = ReceiveSession._plan
+
+    def spy(self: ReceiveSession, manifest):  # type: ignore[no-untyped-def]
+        out = plan(self, manifest)
+        held.append(len(self.targets))  # files planned and not settled, after this part
+        return out
+
+    monkeypatch.setattr(ReceiveSession, "_plan", spy)
+    dialer, listening, _gate, port, src, dst = await start_pair(tmp_path, pki, settings)
+    files = {f"shot/f.{i:04}.exr": os.urandom(100 + i % 700) for i in range(1200)}
+    files |= {f"shot/plates/p{i}.mov": os.urandom(150_000 + i) for i in range(6)}  # chunked
+    for rel, data in files.items():
+        write(src, rel, data)
+    job = Assignment(
+        "tr-w", PeerAddress("127.0.0.1", port), (folder_spec("t", "shot"),), "ticket-ok"
+    )
+    [first] = await dialer.push(job, Recorder())
+    assert first.status == "done", first
+    assert tree(dst) == files
+    assert len(held) > 1200 // part  # the parts
+    assert max(held) <= 2 * part + part, max(held)  # the window and the part being planned
+    for i in range(0, 1200, 7):  # a re-sync: most files skipped, some sent again
+        write(src, f"shot/f.{i:04}.exr", b"changed %d" % i)
+    (dst / "shot/f.0001.exr").unlink()
+    (dst / "shot/f.0001.exr").mkdir()  # one cannot land
+    held.clear()
+    [again] = await dialer.push(job, Recorder())
+    assert again.status == "failed"
+    assert again.error_message is not None
+    assert again.error_message.startswith("1 of 1206 files failed: f.0001.exr"), again
+    assert max(held) <= 3 * part, max(held)
+    assert (dst / "shot/f.0007.exr").read_bytes() == b"changed 7"
     await dialer.aclose()
     await listening.aclose()

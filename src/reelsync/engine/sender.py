@@ -74,6 +74,7 @@ from reelsync.protocol import (
 __all__ = ["BATCH_FILES", "LISTENER_CHILD_IDS", "SendItem", "SendSession", "WantHandler"]
 
 _FIRST_PART = 64  # files in the first manifest part (the next ones double)
+_LISTING_PARTS = 2  # a folder's walk waits while this many full parts' files are unsettled
 
 #: The most files in one BATCH: the receiver holds each one's part file and folder open until the
 #: group is durable, so tiny files must not make a batch of thousands of descriptors.
@@ -208,6 +209,12 @@ class SendSession(OpenWork):
         # the runs of folders announced and not planned yet, by first id (and those ids sorted)
         self._runs: dict[int, _Run] = {}
         self._run_starts: list[int] = []
+        # files of folders listed and not settled: a walk lists on while they are fewer than
+        # the window, so both ends hold a window's files, not a whole tree's (a shot tree of
+        # 100,000 files cost each agent ~1.2 KiB a file, kept by its allocator afterwards)
+        self._listed_open = 0
+        self._listing_window = _LISTING_PARTS * max(1, settings.manifest_part)
+        self._listing_room = asyncio.Event()
 
     # -- open-ended sessions ---------------------------------------------------------------------
 
@@ -294,6 +301,8 @@ class SendSession(OpenWork):
         group.observer.file_finished(result)
         self._remaining -= 1
         parent = src.parent
+        if parent is not None:
+            self._unlisted(1)
         if parent is not None and parent.tally is not None:
             folded = parent.tally.add(result)
             if folded is not None:
@@ -375,8 +384,9 @@ class SendSession(OpenWork):
                 ticket = None
 
     async def _announce_folder(self, folder: _Source, real: str, ticket: str | None) -> None:
-        """List ``folder`` (resolved: ``real``) in parts, each announced as it is found; then the
-        folder's own entry with the count, and its tally may complete."""
+        """List ``folder`` (resolved: ``real``) in parts, each announced as it is found, the next
+        one once fewer than the listing window's files are unsettled; then the folder's own
+        entry with the count, and its tally may complete."""
         item = folder.item
         assert item.volume is not None
         assert folder.tally is not None
@@ -387,6 +397,9 @@ class SendSession(OpenWork):
         count = 0
         error: ReelsyncError | None = None
         while True:
+            while self._listed_open >= self._listing_window:  # until earlier files settle
+                self._listing_room.clear()
+                await self._listing_room.wait()
             ids = self.allocate(part)  # on the loop: ids stay unique with add()'s
             try:
                 run = await self._io(self._list_run, folder, walk, ids)
@@ -415,6 +428,7 @@ class SendSession(OpenWork):
                     ),
                 )
             self._remaining += listed
+            self._listed_open += listed
             count += listed
             entries: list[ManifestEntry] = []
             last = error is not None or listed < len(ids)
@@ -733,6 +747,7 @@ class SendSession(OpenWork):
             for src in done:
                 files.pop(src.item.id, None)  # settled: forgotten (late acks are ignored)
         self._remaining -= len(done)
+        self._unlisted(len(done))
         (folder.group or self._default).observer.files_done([(s.item.key, s.size) for s in done])
         assert folder.tally is not None
         folded = folder.tally.add_done(len(done), size, sent)
@@ -740,11 +755,18 @@ class SendSession(OpenWork):
             self._finish(folder, folded)
         self._maybe_end()
 
+    def _unlisted(self, count: int) -> None:
+        """``count`` listed files of folders settled: a waiting walk may list on."""
+        self._listed_open -= count
+        if self._listed_open < self._listing_window:
+            self._listing_room.set()
+
     def _skip_files(self, folder: _Source, count: int, size: int) -> None:
         """``count`` files of ``folder`` (``size`` bytes) the receiver already has, settled
         together (a re-sync of an unchanged tree is mostly this): one progress call and one
         count for them all, no result per file."""
         self._remaining -= count
+        self._unlisted(count)
         key = folder.item.key
         (folder.group or self._default).observer.count_skipped(key, count, size, list)
         if folder.tally is not None:
