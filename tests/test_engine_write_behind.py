@@ -39,8 +39,8 @@ def _address(data: object) -> int:
 class _Deferring:
     """An inline handler finishing each large chunk in a pool thread once it is let go."""
 
-    def __init__(self) -> None:
-        self.pool = concurrent.futures.ThreadPoolExecutor(4)
+    def __init__(self, workers: int = 4) -> None:
+        self.pool = concurrent.futures.ThreadPoolExecutor(workers)
         self.go = [threading.Event() for _ in range(8)]
         self.handed: list[tuple[int, bool, int]] = []  # (file id, deferrable, buffer address)
         self.seen = threading.Condition()
@@ -140,17 +140,25 @@ async def test_a_failure_in_the_work_ends_the_stream_with_its_error(pki) -> None
 
 async def test_a_cancelled_receive_leaves_the_work_running(pki) -> None:
     """The handler counts its work as running (a session waits for it before closing files):
-    a receive cancelled while it waits for the outcome must not cancel the work."""
-    handler = _Deferring()
+    a receive cancelled while it waits for the outcome must not cancel the work, even one not
+    started yet (here the pool's one thread is busy)."""
+    handler = _Deferring(workers=1)
+    busy = threading.Event()
+    handler.pool.submit(busy.wait, 30)
     async with _receiving(pki, handler) as (stream, conn, send):
         send(_chunks(conn, [0]))
         await asyncio.get_running_loop().run_in_executor(None, handler.wait_handed, 1)
+        while not stream._events:  # the Future, handed to the loop
+            await asyncio.sleep(0.01)
         receive = asyncio.ensure_future(stream.recv(30))
-        await asyncio.sleep(0.1)
+        while stream._events:  # until the receive took it and waits on it
+            await asyncio.sleep(0.01)
+        assert not receive.done()
         receive.cancel()
         with pytest.raises(asyncio.CancelledError):
             await receive
         handler.go[0].set()
+        busy.set()
         handler.pool.shutdown(wait=True)
         assert handler.intact == {0: True}  # it ran, after the receive was cancelled
 

@@ -301,7 +301,7 @@ class SendSession(OpenWork):
         group.observer.file_finished(result)
         self._remaining -= 1
         parent = src.parent
-        if parent is not None:
+        if parent is not None:  # a file of a folder's listing
             self._unlisted(1)
         if parent is not None and parent.tally is not None:
             folded = parent.tally.add(result)

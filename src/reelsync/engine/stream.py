@@ -501,8 +501,6 @@ class FrameStream:
             # cancelled receive must not cancel it (the handler counts on it running)
             try:
                 return await asyncio.shield(asyncio.wrap_future(ev))
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # as when the handler raises in the reader thread
                 self._lost(exc)
                 raise _lost_error(exc, self.peer_name) from exc
