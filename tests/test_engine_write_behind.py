@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ctypes
 import os
 import threading
 
@@ -21,19 +20,11 @@ from reelsync.protocol import Batch, Chunk, FileEnd
 from test_engine import pki
 from test_engine_file_end import _dialer_stream
 from test_engine_stream import _tls_pair
+from test_fs_direct import _address
 
 __all__ = ["pki"]  # the fixture, shared with test_engine
 
 SIZE = 512 * 1024  # read straight into a payload buffer (above 256 KiB)
-
-
-def _address(data: object) -> int:
-    view = memoryview(data)  # type: ignore[arg-type]
-    obj = ctypes.c_char.from_buffer(view)
-    try:
-        return ctypes.addressof(obj)
-    finally:
-        del obj, view
 
 
 class _Deferring:
@@ -50,7 +41,7 @@ class _Deferring:
     def __call__(self, ev: Chunk | Batch, deferrable: bool) -> object:
         assert isinstance(ev, Chunk)
         with self.seen:
-            where = _address(ev.data) if deferrable else 0  # a read-only copy otherwise
+            where = _address(ev.data) if deferrable else 0  # type: ignore[arg-type]  # else read-only
             self.handed.append((ev.file_id, deferrable, where))
             self.seen.notify_all()
         if not deferrable:
