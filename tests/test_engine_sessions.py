@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
+from reelsync.domain.hostos import usable_cores
 from reelsync.engine import (
     Assignment,
     Engine,
@@ -19,7 +23,7 @@ from reelsync.engine import (
     SessionRequest,
     VolumePath,
 )
-from reelsync.engine.pathsize import streams_for
+from reelsync.engine.pathsize import short_path_lanes, streams_for
 from reelsync.errors import PermissionDeniedError
 from reelsync.fs import Volume
 from test_engine import SMALL, Gate, Recorder, pki, specs, start_pair, tree, write
@@ -268,6 +272,21 @@ def test_streams_follow_bandwidth_times_delay() -> None:
     assert streams_for(settings, 0.2, window) == 18
     assert streams_for(settings, 2.0, window) == 32  # capped
     assert streams_for(replace(settings, path_rate=None), 0.2, window) == 4
+
+
+def test_data_lanes_count_the_cores_the_process_may_run_on() -> None:
+    """``taskset -c 0`` on a 16-core server: one lane, not four (the affinity, not the machine)."""
+    script = "from reelsync.engine.pathsize import short_path_lanes as s; print(s())"
+    first = min(os.sched_getaffinity(0))
+    done = subprocess.run(
+        ["taskset", "-c", str(first), sys.executable, "-c", script],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.strip() == "1"
+    for cores, lanes in ((1, 1), (4, 1), (8, 2), (16, 4)):
+        with patch.object(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n))):
+            assert usable_cores() == cores
+            assert short_path_lanes() == lanes
 
 
 async def test_a_session_opens_the_streams_its_path_needs(tmp_path: Path, pki) -> None:

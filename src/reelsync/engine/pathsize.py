@@ -10,9 +10,10 @@ and at most ``EngineSettings.max_streams``. ``rate`` is the path's bandwidth as 
 the minimum applies; on 50 ms at 1 Gbit/s with 4 MiB send buffers, 5; on 200 ms, 18.
 
 On a short path (round trip under :data:`SHORT_RTT`: loopback, a LAN) one stream fills the path
-by itself, so data goes on fewer of them, :func:`short_path_lanes`: one per four cores (one on
-two cores). Each stream carrying data busies a writer thread on the sender and a reader thread
-on the receiver, and there TLS hands over one 16 KiB record per read, each a release of the GIL;
+by itself, so data goes on fewer of them, :func:`short_path_lanes`: one per four cores the
+process may run on (its affinity; one on two cores). Each stream carrying data busies a writer
+thread on the sender and a reader thread on the receiver, and there TLS hands over one 16 KiB
+record per read, each a release of the GIL;
 on two cores one lane instead of four moved 1,000 x 2 MiB 23 % faster and 4 x 256 MiB as fast,
 with 8-10 % less CPU (both ends), and small files 7 % faster. The other streams stay open and
 carry control frames only. Not measured on more cores: the one-per-four-cores rule is a guess.
@@ -32,11 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import socket
 import struct
 from pathlib import Path
 
+from reelsync.domain.hostos import usable_cores
 from reelsync.engine.settings import EngineSettings
 
 __all__ = [
@@ -104,5 +105,6 @@ def send_queue(settings: EngineSettings, rtt: float | None) -> int:
 
 
 def short_path_lanes() -> int:
-    """How many of a session's streams carry data on a short path: one per four cores."""
-    return max(1, (os.cpu_count() or 1) // 4)
+    """How many of a session's streams carry data on a short path: one per four cores the
+    process may run on (its affinity: ``taskset``, a container's cpuset)."""
+    return max(1, usable_cores() // 4)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from reelsync.config import ServerConfig
+from reelsync.domain.hostos import usable_cores
 from reelsync.errors import ConfigError
 from reelsync.server.intake import SignInThrottle
 
@@ -64,8 +65,7 @@ def worker_count(config: ServerConfig, asked: int | None) -> int:
         return asked
     if sqlite or not hasattr(os, "fork"):
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, 8))
+    return min(usable_cores(), 8)
 
 
 class SiblingLink:
