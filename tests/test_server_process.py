@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from reelsync import pki
 
 SCRIPT = textwrap.dedent(
     """
+    import asyncio
     import sys
     from pathlib import Path
     from fastapi import FastAPI
@@ -28,12 +30,18 @@ SCRIPT = textwrap.dedent(
     from reelsync.server.process import serve
 
     app = FastAPI()
+    data_dir, port, tls, dev = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 
     @app.get("/api/v1/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    data_dir, port, tls, dev = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+    @app.get("/slow")
+    async def slow() -> dict[str, str]:
+        (data_dir / "slow-started").touch()
+        await asyncio.sleep(1.0)
+        return {"status": "late"}
+
     config = ServerConfig(data_dir=data_dir, database_url="sqlite://", port=port, tls=tls,
                           accsyn_dev_port=int(dev) if dev else None)
     try:
@@ -116,6 +124,38 @@ def test_https_dev_listener_and_sigterm(data_dir: Path) -> None:
         code, err = stop(proc)
     assert code == 0, err
     assert "received SIGTERM, shutting down" in err
+    assert "Traceback" not in err
+
+
+def test_a_stop_ends_idle_connections_at_once_and_lets_a_request_finish(data_dir: Path) -> None:
+    """Idle keep-alive HTTPS connections (an agent between polls, a browser) do not hold a stop
+    for the graceful timeout; a request in flight still gets its whole answer."""
+    port = free_port()
+    proc = start(data_dir, port)
+    ctx = ssl.create_default_context(cafile=str(data_dir / "tls" / "ca.crt"))
+    base = f"https://127.0.0.1:{port}"
+    idle = [httpx.Client(verify=ctx) for _ in range(3)]
+    busy = httpx.Client(verify=ctx, timeout=30)  # pooled: it never closes its side either
+    answer: list[httpx.Response] = []
+    try:
+        wait_up(f"{base}/api/v1/health", ctx, proc)
+        for client in idle:
+            assert client.get(f"{base}/api/v1/health").status_code == 200
+        slow = threading.Thread(target=lambda: answer.append(busy.get(f"{base}/slow")))
+        slow.start()
+        deadline = time.monotonic() + 20
+        while not (data_dir / "slow-started").exists():
+            assert time.monotonic() < deadline, "the slow request never reached the server"
+            time.sleep(0.01)
+    finally:
+        code, err = stop(proc)
+        for client in (*idle, busy):
+            client.close()
+    slow.join(30)
+    assert code == 0, err
+    assert [r.json() for r in answer] == [{"status": "late"}]
+    # with the idle connections waited for, uvicorn gave up on them after 10 s and said so
+    assert "timeout graceful shutdown exceeded" not in err, err
     assert "Traceback" not in err
 
 

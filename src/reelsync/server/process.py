@@ -99,11 +99,31 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    """A uvicorn server whose signals are handled by :func:`serve`, for all listeners at once."""
+    """A uvicorn server whose signals are handled by :func:`serve`, for all listeners at once,
+    and whose idle connections end at once when it stops."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's graceful stop, but a connection it closes (an idle keep-alive one at once,
+        one answering a request once its response is written) is cut as soon as nothing is left
+        to write: over TLS a close waits for the peer's close_notify, which an idle client (an
+        agent between polls, a browser, a script's connection pool) never sends, so any of them
+        held every stop for the whole graceful timeout (10 s). What was written still reaches
+        the peer (the socket is closed, not reset)."""
+        stopping = asyncio.ensure_future(super().shutdown(sockets))
+        await asyncio.sleep(0)  # uvicorn has run up to its first wait: every close is asked
+        while not stopping.done():
+            for connection in list(self.server_state.connections):
+                transport: Any = getattr(connection, "transport", None)  # asyncio's or uvloop's
+                if transport is None or not transport.is_closing():
+                    continue  # still answering a request: it finishes as uvicorn lets it
+                if transport.get_write_buffer_size() == 0:
+                    transport.abort()
+            await asyncio.wait({stopping}, timeout=0.05)
+        await stopping
 
 
 def _tls_context(config: ServerConfig) -> ssl.SSLContext:
