@@ -24,8 +24,10 @@ WORK/london. Each data set of ``benchmarks/run.py`` (seq 2,000 x 2 MiB, small 20
 "no fsync". Not the default: compare it with ``rsync``, not with ``rsync-fsync``.
 
 ``--tmpfs SIZE``: everything (both agents' roots, the engine's and rsync's copies) in a RAM disk
-of that size mounted on WORK, so the disk does not set the pace (the seq and big sets need about
-twice their size: 9 and 5 GB at scale 1).
+of that size mounted on WORK, so the disk does not set the pace. It holds the sources, london's
+copy of each set (kept until that set's next ``sync``) and the other tools' copy; ``--warm``
+adds a scratch file as large as the set: at scale 1 with every set and ``--warm``, ~18 GB
+(``--tmpfs 20g``), without ``--warm`` ~14 GB.
 
 ``--noop``: the same ``sync`` again with every file already at london (a no-op re-sync of the
 small set), beside rsync's own no-op run. ``--tree N`` (e.g. 100000): a shot tree of N files of
