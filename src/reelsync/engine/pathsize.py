@@ -13,9 +13,9 @@ On a short path (round trip under :data:`SHORT_RTT`: loopback, a LAN) one stream
 by itself, so data goes on fewer of them, :func:`short_path_lanes`: one per four cores the
 process may run on (its affinity; one on two cores). Each stream carrying data busies a writer
 thread on the sender and a reader thread on the receiver, and there TLS hands over one 16 KiB
-record per read, each a release of the GIL;
-on two cores one lane instead of four moved 1,000 x 2 MiB 23 % faster and 4 x 256 MiB as fast,
-with 8-10 % less CPU (both ends), and small files 7 % faster. The other streams stay open and
+record per read, each a release of the GIL; on two cores one lane instead of four moved 1,000 x
+2 MiB 23 % faster and 4 x 256 MiB as fast, with 8-10 % less CPU (both ends), and small files
+7 % faster. The other streams stay open and
 carry control frames only. Not measured on more cores: the one-per-four-cores rule is a guess.
 
 On a long path a stream queues little for its socket beyond the frame it is writing

@@ -109,9 +109,9 @@ class _Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """uvicorn's graceful stop, but a connection it closes (an idle keep-alive one at once,
         one answering a request once its response is written) is cut as soon as nothing is left
-        to write: over TLS a close waits for the peer's close_notify, which an idle client (an
-        agent between polls, a browser, a script's connection pool) never sends, so any of them
-        held every stop for the whole graceful timeout (10 s). What was written still reaches
+        to write: over TLS a close waits for the peer's close_notify, which an idle client (a
+        browser tab, a script's or a CLI's connection pool) never sends, so any of them held
+        every stop for the whole graceful timeout (10 s). What was written still reaches
         the peer (the socket is closed, not reset)."""
         stopping = asyncio.ensure_future(super().shutdown(sockets))
         await asyncio.sleep(0)  # uvicorn has run up to its first wait: every close is asked
