@@ -4,7 +4,7 @@ agents, beside rsync over ssh and the engine alone, in one run (not part of the 
     python benchmarks/e2e.py [--sets seq,small,big] [--scale 1] [--work /tmp/reelsync-e2e]
                              [--tools sync,engine,rsync,rsync-fsync] [--noop] [--priority]
                              [--tree N] [--no-fsync] [--database sqlite|postgres] [--json FILE]
-                             [--tmpfs SIZE] [--warm]
+                             [--tmpfs SIZE] [--warm] [--workers N] [--shots]
 
 Starts ``reelsync server`` (HTTPS, SQLite unless told) and two ``reelsync agent run`` processes
 (sites hq and london, peers on loopback) with the volume ``projects`` rooted at WORK/hq and
@@ -28,6 +28,12 @@ of that size mounted on WORK, so the disk does not set the pace. It holds the so
 copy of each set (kept until that set's next ``sync``) and the other tools' copy; ``--warm``
 adds a scratch file as large as the set: at scale 1 with every set and ``--warm``, ~18 GB
 (``--tmpfs 20g``), without ``--warm`` ~14 GB.
+
+``--shots``: ``sync`` names each shot folder of the set (``proj/<scene>/<shot>``; the big set:
+each reel) as a path of its own, as an operator picking shots does: one task each, leased as
+separate grants that run at once (up to the agents' ``max_transfers``). ``--workers N``: the
+agents' data-plane worker processes (``REELSYNC_AGENT_WORKERS``; each grant runs in one worker,
+so ``--shots`` is what spreads a set over them).
 
 ``--noop``: the same ``sync`` again with every file already at london (a no-op re-sync of the
 small set), beside rsync's own no-op run. ``--tree N`` (e.g. 100000): a shot tree of N files of
@@ -191,8 +197,8 @@ def sync_cmd(server: RunningServer, *paths: str) -> tuple[list[str], dict[str, s
     return reelsync_cmd("sync", "--site", "london", *paths, "--wait"), server.env()
 
 
-def timed_sync(server: RunningServer, path: str, timeout: float) -> tuple[float | None, str]:
-    cmd, env = sync_cmd(server, path)
+def timed_sync(server: RunningServer, *paths: str, timeout: float) -> tuple[float | None, str]:
+    cmd, env = sync_cmd(server, *paths)
     t0 = time.monotonic()
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -201,6 +207,16 @@ def timed_sync(server: RunningServer, path: str, timeout: float) -> tuple[float 
     if done.returncode != 0:
         return None, f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[-400:]}"
     return time.monotonic() - t0, ""
+
+
+def shot_paths(hq: Path, name: str) -> list[str]:
+    """The set as an operator picks shots: each shot folder (``proj/<scene>/<shot>``) a path of
+    its own, or each file where a folder holds files (the big set's reels)."""
+    paths = []
+    for scene in sorted((hq / name / "proj").iterdir()):
+        for shot in sorted(scene.iterdir()):
+            paths.append(str(shot.relative_to(hq)))
+    return paths
 
 
 def make_tree(root: Path, files: int) -> None:
@@ -338,7 +354,7 @@ def run_priority(
     t_low = time.monotonic()
     low_proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)
-    high_s, note = timed_sync(server, "highproj", timeout)
+    high_s, note = timed_sync(server, "highproj", timeout=timeout)
     t_high_end = time.monotonic()
     try:
         low_proc.wait(timeout)
@@ -376,6 +392,14 @@ def main() -> None:
         "--no-fsync", action="store_true", help="reelsync without fsync (labelled), see above"
     )
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument(
+        "--workers", type=int, default=0, help="the agents' data-plane worker processes "
+        "(REELSYNC_AGENT_WORKERS; default: the agents' own, one per four usable cores)"
+    )  # fmt: skip
+    ap.add_argument(
+        "--shots", action="store_true", help="sync each shot folder (the big set: each reel) "
+        "as a path of its own, one task each, instead of the set as one folder"
+    )  # fmt: skip
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument(
@@ -411,7 +435,9 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         url = stack.enter_context(fresh_database()) if args.database == "postgres" else None
         server = stack.enter_context(running_server(tmp / "server", database_url=url))
         add_london_and_projects(server, roots)
-        agent_env = {"REELSYNC_AGENT_FSYNC": "0"} if args.no_fsync else None
+        agent_env = {"REELSYNC_AGENT_FSYNC": "0"} if args.no_fsync else {}
+        if args.workers:
+            agent_env["REELSYNC_AGENT_WORKERS"] = str(args.workers)
         agents = agents_at_hq_and_london(stack, server, tmp, env=agent_env)
         wants_ssh = any(t.startswith("rsync") for t in tools) or args.noop
         ssh = stack.enter_context(sshd(work)) if wants_ssh else None
@@ -435,7 +461,8 @@ def measure(args: argparse.Namespace, work: Path) -> None:
                     plane0, agents0 = plane_and_agents_cpu(server, agents)
                     reaped0 = children_cpu() + sshd_cpu()
                     if tool == "sync":
-                        seconds, note = timed_sync(server, name, args.timeout)
+                        paths = shot_paths(roots["hq"], name) if args.shots else [name]
+                        seconds, note = timed_sync(server, *paths, timeout=args.timeout)
                     elif tool == "engine":
                         seconds, note = engine.run(src, dst, args.timeout)
                     else:
@@ -463,7 +490,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
             rows.extend(set_rows.values())
             if args.noop and name == "small":
                 if not (roots["london"] / name).exists():
-                    timed_sync(server, name, args.timeout)
+                    timed_sync(server, name, timeout=args.timeout)
                 assert ssh is not None
                 dst = work / "dst"
                 shutil.rmtree(dst, ignore_errors=True)
@@ -474,7 +501,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
                 for turn in range(args.runs):  # alternated, as the sets' rounds
                     for tool in ("sync", "rsync") if turn % 2 == 0 else ("rsync", "sync"):
                         if tool == "sync":
-                            seconds, note = timed_sync(server, name, args.timeout)
+                            seconds, note = timed_sync(server, name, timeout=args.timeout)
                         else:
                             seconds, note = timed(rsync, args.timeout)
                         noop[tool].seconds.append(seconds)

@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from reelsync.agent.controlplane import ControlPlane
+from reelsync.agent.dataplane import WorkerPool
 from reelsync.agent.fileops import run_fileop
 from reelsync.agent.gate import TicketGate
 from reelsync.agent.pace import Pace
 from reelsync.agent.reporter import Reporter, TransferObserverFor
 from reelsync.agent.scopes import ScopeBook
 from reelsync.agent.settings import AgentSettings
+from reelsync.agent.workerlink import WorkerInit
 from reelsync.engine import (
     Assignment,
     Engine,
@@ -107,20 +109,31 @@ class Agent:
         for path in (files.key, files.cert, files.ca, files.ticket_key):
             if not path.is_file():
                 raise ConfigError(f"{path} is missing", hint="enroll the agent again")
-        self.engine = Engine(
-            EngineSettings(
-                streams=settings.streams,
-                bandwidth_limit=settings.bandwidth_limit,
-                fsync=settings.fsync,
-                direct_io=settings.direct_io,
-            ),
-            client_ssl=client_ssl_context(
-                files.ca, cert_file=files.cert, key_file=files.key, check_hostname=False
-            ),
-            server_ssl=server_ssl_context(files.cert, files.key, files.ca),
+        engine_settings = EngineSettings(
+            streams=settings.streams,
+            bandwidth_limit=settings.bandwidth_limit,
+            fsync=settings.fsync,
+            direct_io=settings.direct_io,
         )
         self.volumes: dict[str, Volume] = {}
         self.scopes = ScopeBook()
+        self.engine: Engine | WorkerPool
+        if settings.workers > 1:  # the data plane in worker processes (agent/dataplane.py)
+            self.engine = WorkerPool(
+                settings.workers,
+                functools.partial(self._worker_init, engine_settings),
+                self.scopes,
+                connect_timeout=engine_settings.connect_timeout,
+            )
+            self.engine.set_bandwidth_limit(settings.bandwidth_limit)
+        else:
+            self.engine = Engine(
+                engine_settings,
+                client_ssl=client_ssl_context(
+                    files.ca, cert_file=files.cert, key_file=files.key, check_hostname=False
+                ),
+                server_ssl=server_ssl_context(files.cert, files.key, files.ca),
+            )
         self.gate = TicketGate(
             settings.server_id,
             TicketVerifier.from_file(files.ticket_key),
@@ -156,7 +169,23 @@ class Agent:
         self._outage = False  # a control-plane outage was logged already
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def _worker_init(self, engine: EngineSettings, index: int) -> WorkerInit:
+        files = self.settings.files
+        return WorkerInit(
+            index=index,
+            agent_id=self.settings.server_id,
+            workspace=self.settings.workspace,
+            engine=engine,
+            key=files.key,
+            cert=files.cert,
+            ca=files.ca,
+            ticket_key=files.ticket_key,
+            log_level=self.settings.log_level,
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
+        if isinstance(self.engine, WorkerPool):
+            await self.engine.start()
         if self.settings.dialable:
             self.listener = await self._listen()
         loops = [
@@ -198,7 +227,10 @@ class Agent:
         last: ReelsyncError | None = None
         for port in self.settings.ports:
             try:
-                listener = await self.engine.serve(host, port, self.gate)
+                if isinstance(self.engine, WorkerPool):
+                    listener = await self.engine.serve(host, port)
+                else:
+                    listener = await self.engine.serve(host, port, self.gate)
             except ConfigError as exc:
                 last = exc
                 continue
@@ -239,6 +271,8 @@ class Agent:
         self._started = False
         self._last_beat = (now, sent, received)
         self.gate.revoked = frozenset(str(a) for a in answer.get("revoked_agents") or ())
+        if isinstance(self.engine, WorkerPool):
+            self.engine.set_revoked(self.gate.revoked)
         self._apply_volumes(answer.get("volumes") or [])
         self._apply_limit(answer.get("bandwidth_limit"))
         return answer
@@ -246,7 +280,7 @@ class Agent:
     @property
     def bandwidth_limit(self) -> float | None:
         """The limit applied now (bytes/s, each direction): central if set, else agent.toml."""
-        return self.engine.limiter.rate
+        return self.engine.bandwidth_limit
 
     def _apply_limit(self, central: Any) -> None:
         limit = float(central) if isinstance(central, int | float) and central > 0 else None

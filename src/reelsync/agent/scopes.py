@@ -41,6 +41,11 @@ class ScopeBook:
         held = self._scopes.setdefault((code, path), {})
         held[scope] = max(expires_at, now + HOLD_S, held.get(scope, 0.0))
 
+    def held(self, code: str, path: str) -> dict[str | None, float]:
+        """The scopes ``path`` itself is held to, with their expiry (to pass to another process
+        that resolves it: a data-plane worker, agent/dataplane.py)."""
+        return dict(self._scopes.get((code, path), {}))
+
     def prune(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         self._pruned = now

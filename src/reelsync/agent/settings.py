@@ -18,6 +18,7 @@ from typing import Any
 
 import tomli_w
 
+from reelsync.domain.hostos import usable_cores
 from reelsync.errors import ConfigError
 from reelsync.fs import DIRECT_IO_MODES
 from reelsync.pki import read_private_pem, write_private_pem
@@ -112,6 +113,7 @@ class AgentSettings:
     streams: int = 4
     fsync: bool = True
     direct_io: str = "auto"
+    workers: int = 1
     work_wait_s: float = 20.0
     max_transfers: int = 4
     report_interval_s: float = 0.5
@@ -158,6 +160,19 @@ def _number(value: Any, name: str, *, minimum: float = 0.0) -> float:
     return number
 
 
+def _workers(value: Any) -> int:
+    """``[transfer] workers``: data-plane worker processes, or ``auto`` (one per four cores this
+    process may run on; 1, below eight cores, runs the data plane in the agent's own process)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return max(1, usable_cores() // 4)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"transfer.workers must be a number or 'auto', got {value!r}")
+    number = _number(value, "transfer.workers", minimum=1)
+    if number != int(number) or number > 64:
+        raise ConfigError(f"transfer.workers must be a whole number from 1 to 64, got {value!r}")
+    return int(number)
+
+
 TABLES = ("agent", "peer", "transfer")
 
 
@@ -175,7 +190,9 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
     ``REELSYNC_AGENT_REPORT_KEEPALIVE_S``, ``REELSYNC_AGENT_FSYNC`` (``0``: received files are
     not made durable before they are published, ``[transfer] fsync = false``),
     ``REELSYNC_AGENT_DIRECT_IO`` (``auto``, ``on`` or ``off``: how received chunks are written,
-    ``[transfer] direct_io``, see :mod:`reelsync.fs.direct`) override the file."""
+    ``[transfer] direct_io``, see :mod:`reelsync.fs.direct`), ``REELSYNC_AGENT_WORKERS``
+    (data-plane worker processes, ``[transfer] workers``, a number or ``auto``) override the
+    file."""
     data_dir = data_dir.expanduser()
     files = AgentFiles(data_dir)
     if not files.config.is_file():
@@ -216,6 +233,7 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
             f"{files.config}: transfer.direct_io must be one of {', '.join(DIRECT_IO_MODES)},"
             f" got {direct_io!r}"
         )
+    workers = _workers(_override(env, "REELSYNC_AGENT_WORKERS", transfer.get("workers", "auto")))
     secret = read_private_pem(files.secret).decode().strip()
     return AgentSettings(
         data_dir=data_dir,
@@ -235,6 +253,7 @@ def load_agent_settings(data_dir: Path, env: Mapping[str, str]) -> AgentSettings
         streams=int(_number(transfer.get("streams", 4), "transfer.streams", minimum=1)),
         fsync=_truthy(_override(env, "REELSYNC_AGENT_FSYNC", transfer.get("fsync", True))),
         direct_io=direct_io,
+        workers=workers,
         work_wait_s=_number(agent.get("work_wait_s", 20.0), "agent.work_wait_s", minimum=0.5),
         max_transfers=int(_number(transfer.get("max_transfers", 4), "max_transfers", minimum=1)),
         report_keepalive_s=keepalive,

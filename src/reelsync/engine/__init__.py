@@ -8,7 +8,7 @@ through a :class:`TransferObserver`.
 
 from __future__ import annotations
 
-from reelsync.engine.engine import Engine, Listener, NullObserver
+from reelsync.engine.engine import Engine, Listener, NullObserver, listen_socket
 from reelsync.engine.model import (
     Assignment,
     Authorizer,
@@ -37,4 +37,5 @@ __all__ = [
     "SessionRequest",
     "TransferObserver",
     "VolumePath",
+    "listen_socket",
 ]

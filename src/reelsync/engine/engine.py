@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import hashlib
 import logging
 import secrets
 import socket
@@ -77,13 +78,14 @@ from reelsync.protocol import (
     Welcome,
     choose_version,
 )
+from reelsync.protocol.clienthello import route_name
 
 A = TypeVar("A")
 S = TypeVar("S", bound=socket.socket)
 
 _log = logging.getLogger("reelsync.engine")
 
-__all__ = ["Engine", "Listener", "NullObserver"]
+__all__ = ["Engine", "Listener", "NullObserver", "listen_socket"]
 
 
 @dataclass(eq=False)
@@ -127,6 +129,21 @@ class Listener:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self.task
         self.sock.close()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking listening TCP socket on ``host:port`` (port 0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    lsock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind((host, port))
+        lsock.listen(128)
+        lsock.setblocking(False)
+    except OSError as exc:
+        lsock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+    return lsock
 
 
 def _tls_error(exc: BaseException, peer: str) -> ReelsyncError:
@@ -211,6 +228,7 @@ class Engine:
         self._pool = SessionPool()
         self._versions = tuple(v for v in SUPPORTED_VERSIONS if v <= settings.protocol_max)
         self.streams_accepted = 0  # TCP+TLS streams peers opened to this engine
+        self.streams_refused = 0  # of those, refused (no common version, no grant, no session)
         self._window = send_window()
 
     @property
@@ -223,6 +241,11 @@ class Engine:
         limit), from now on, running transfers included."""
         self.limiter.set_rate(rate)
         self.read_limiter.set_rate(rate)
+
+    @property
+    def bandwidth_limit(self) -> float | None:
+        """The limit applied now, bytes/s each way (None: none)."""
+        return self.limiter.rate
 
     @property
     def bytes_moved(self) -> tuple[int, int]:
@@ -518,9 +541,19 @@ class Engine:
         sock.settimeout(None)
         return sock
 
-    def _connect(self, peer: PeerAddress) -> ssl.SSLSocket:
+    def _connect(self, peer: PeerAddress, server_name: str) -> ssl.SSLSocket:
         """Blocking: TCP connect and TLS handshake (runs in a handshake thread)."""
-        return self._tls(self._tcp(peer), peer.host)
+        return self._tls(self._tcp(peer), server_name)
+
+    def _server_name(self, peer: PeerAddress, session: str) -> str:
+        """The name a session's streams give in TLS (SNI): the session's routing name, so a
+        listener that hands connections to worker processes keeps them together
+        (``protocol.clienthello``); the peer's host when the name is checked."""
+        assert self.client_ssl is not None
+        if self.client_ssl.check_hostname:
+            return peer.host
+        digest = hashlib.blake2s(session.encode(), digest_size=8).hexdigest()
+        return route_name(digest)
 
     async def _open_stream(
         self,
@@ -536,12 +569,15 @@ class Engine:
             raise ConfigError("the engine has no client TLS context: it cannot dial")
         loop = asyncio.get_running_loop()
         where = f"{peer.host}:{peer.port}"
+        name = self._server_name(peer, hello.session)
         try:
             if raw is None:
-                sock = await _in_thread(self.handshakes, self._connect, peer)
+                sock = await _in_thread(
+                    self.handshakes, functools.partial(self._connect, server_name=name), peer
+                )
             else:
                 sock = await _in_thread(
-                    self.handshakes, functools.partial(self._tls, host=peer.host), raw, raw
+                    self.handshakes, functools.partial(self._tls, host=name), raw, raw
                 )
         except ssl.SSLError as exc:
             raise _tls_error(exc, where) from exc
@@ -634,16 +670,7 @@ class Engine:
         if self.server_ssl.verify_mode != ssl.CERT_REQUIRED:
             raise ConfigError("the data plane requires mutual TLS (CERT_REQUIRED)")
         self.server_ssl.num_tickets = 0  # see stream.py: no TLS writes from the reader thread
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        lsock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            lsock.bind((host, port))
-            lsock.listen(128)
-            lsock.setblocking(False)
-        except OSError as exc:
-            lsock.close()
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+        lsock = listen_socket(host, port)
         task = asyncio.ensure_future(self._accept_loop(lsock, authorizer))
         listener = Listener(lsock, task, host, lsock.getsockname()[1])
         self._listeners.append(listener)
@@ -667,6 +694,17 @@ class Engine:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def adopt(self, raw: socket.socket, authorizer: Authorizer) -> None:
+        """Serve a peer's connection accepted elsewhere (a process that owns the listening
+        socket and hands connections to worker processes), as if this engine had accepted it."""
+        if self.server_ssl is None:
+            raw.close()
+            raise ConfigError("the engine has no server TLS context: it cannot serve")
+        self.server_ssl.num_tickets = 0  # see serve()
+        task = asyncio.ensure_future(self._accept_raw(raw, authorizer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _accept_raw(self, raw: socket.socket, authorizer: Authorizer) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -680,6 +718,7 @@ class Engine:
         )
 
     async def _refuse(self, stream: FrameStream, err: ReelsyncError) -> None:
+        self.streams_refused += 1
         try:
             with contextlib.suppress(ReelsyncError):
                 await stream.send(Failure(err.code, err.message))
