@@ -68,7 +68,7 @@ class _Studio:
             root.mkdir()
         self.ids = {"hq": "a1", "london": "b1"}
 
-    def pool(self, site: str, count: int) -> WorkerPool:
+    def pool(self, site: str, count: int, **split: int) -> WorkerPool:
         files = self.files[site]
 
         def init(index: int) -> WorkerInit:
@@ -84,7 +84,9 @@ class _Studio:
                 log_level="warning",
             )
 
-        pool = WorkerPool(count, init, ScopeBook(), connect_timeout=SETTINGS.connect_timeout)
+        pool = WorkerPool(
+            count, init, ScopeBook(), connect_timeout=SETTINGS.connect_timeout, **split
+        )
         pool.set_volumes({"vol": Volume("vol", self.roots[site])})
         return pool
 
@@ -123,12 +125,14 @@ class _Studio:
 
 
 def _run(
-    tmp: Path, body: Callable[[_Studio, WorkerPool, WorkerPool, int], Awaitable[None]]
+    tmp: Path,
+    body: Callable[[_Studio, WorkerPool, WorkerPool, int], Awaitable[None]],
+    **split: int,
 ) -> None:
     studio = _Studio(tmp)
 
     async def main() -> None:
-        hq, london = studio.pool("hq", 2), studio.pool("london", 2)
+        hq, london = studio.pool("hq", 2, **split), studio.pool("london", 2)
         try:
             await hq.start()
             await london.start()
@@ -179,6 +183,28 @@ def test_grants_run_in_different_workers_and_each_session_reaches_one_worker(
         assert received > 2 * 3 * MIB
 
     _run(tmp_path, body)
+
+
+def test_a_large_grant_is_split_over_the_workers(tmp_path: Path) -> None:
+    async def body(studio: _Studio, hq: WorkerPool, london: WorkerPool, port: int) -> None:
+        names = [studio.shot(f"sh{n:03d}", big=(n % 3 + 1) * MIB, small=2) for n in range(5)]
+        (studio.roots["hq"] / "edit.mov").write_bytes(os.urandom(MIB + 5))
+        names.append("edit.mov")  # a file task beside the folder tasks
+        job = studio.assignment("t1", names, port)
+        results = await hq.push(job)
+        _ok(results)
+        assert [r.key for r in results] == [s.key for s in job.files]  # the grant's order
+        assert all(studio.same(n) for n in names[:5])
+        assert _sha(studio.roots["london"] / "edit.mov") == _sha(studio.roots["hq"] / "edit.mov")
+        # two parts, each its own session in its own worker at both ends
+        await _until(lambda: hq.open_sessions == 2, "both hq workers to report a session")
+        await _until(
+            lambda: [w.stats[3] for w in london._live()] == [2, 2],
+            "london's workers to report the streams they served",
+        )
+        assert london.streams_refused == 0
+
+    _run(tmp_path, body, split_bytes=1, split_files=1)
 
 
 def test_a_killed_worker_fails_its_transfer_as_retryable_and_is_started_again(

@@ -8,9 +8,11 @@ Rules:
   engine does when it has no workers. Python runs one thread of a process at a time, so one
   engine tops out near one core; workers add cores.
 - Assignments (the control plane's grants) go to the worker running the fewest, so the grants an
-  agent runs at once (``max_transfers``) spread over the workers; each grant's files stay in one
-  worker and session. The worker's progress and results come back as messages and are passed to
-  the caller's observer; cancelling a call stops the worker's transfer and waits until it let go.
+  agent runs at once (``max_transfers``) spread over the workers. A large grant (256 MiB or
+  1,000 files and more) is split in parts of about equal size, one per worker, each its own
+  session; a folder is never split (it is one task: one worker lists and sends it). The
+  worker's progress and results come back as messages and are passed to the caller's observer;
+  cancelling a call stops the worker's transfer and waits until it let go.
 - This process owns the listening socket. For each peer's connection it peeks (never reads) the
   TLS ClientHello and hands the connection to a worker by the routing name the dialer put in it
   (``protocol.clienthello``): every stream of one session reaches the same worker, and sessions
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import socket
@@ -61,6 +64,8 @@ _log = logging.getLogger("reelsync.agent")
 _RESTART_S = 1.0  # a dead worker is started again after this
 _STOP_S = 10.0  # a worker not gone this long after its link closed is killed
 _ROUTES_KEPT_S = 120.0  # a session's streams all come up within a connect timeout or two
+_UNKNOWN_SIZE = 1 << 20  # a file the control plane gave no size for counts as this much
+_PER_FILE = 64 << 10  # what a file costs beside its bytes, in bytes' worth (for balancing parts)
 
 
 @dataclass(eq=False)
@@ -94,8 +99,12 @@ class WorkerPool:
         scopes: ScopeBook,
         *,
         connect_timeout: float = 15.0,
+        split_bytes: int = 256 << 20,
+        split_files: int = 1000,
     ) -> None:
         self.count = count
+        self.split_bytes = split_bytes
+        self.split_files = split_files
         self._init = init
         self._scopes = scopes
         self._connect_timeout = connect_timeout
@@ -325,7 +334,45 @@ class WorkerPool:
                 self._post(worker, "limit", share)
 
     # -- calls -----------------------------------------------------------------------------------
+    def _split(self, assignment: Assignment) -> list[Assignment]:
+        """The grant in parts of about equal size, one per worker, when it is large enough to
+        keep several busy (each part is a session of its own in its own worker)."""
+        files = assignment.files
+        sizes = [s.size if s.size is not None and s.size >= 0 else _UNKNOWN_SIZE for s in files]
+        count = min(len(self._live()), len(files))
+        if count < 2 or (sum(sizes) < self.split_bytes and len(files) < self.split_files):
+            return [assignment]
+        loads = [0] * count
+        parts: list[list[int]] = [[] for _ in range(count)]
+        for i in sorted(range(len(files)), key=lambda i: -sizes[i]):  # largest first
+            lightest = loads.index(min(loads))
+            parts[lightest].append(i)
+            loads[lightest] += sizes[i] + _PER_FILE
+        return [
+            dataclasses.replace(assignment, files=tuple(files[i] for i in sorted(part)))
+            for part in parts
+        ]
+
     async def _call(
+        self, role: str, assignment: Assignment, observer: TransferObserver
+    ) -> list[FileResult]:
+        parts = self._split(assignment)
+        if len(parts) == 1:
+            return await self._call_one(role, assignment, observer)
+        outcomes = await asyncio.gather(
+            *(self._call_one(role, part, observer) for part in parts), return_exceptions=True
+        )
+        results: dict[str, FileResult] = {}
+        for part, outcome in zip(parts, outcomes, strict=True):
+            if isinstance(outcome, ReelsyncError):  # that part's session (or worker) failed
+                results.update((s.key, FileResult.failed(s.key, outcome)) for s in part.files)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                results.update((r.key, r) for r in outcome)
+        return [results[s.key] for s in assignment.files]
+
+    async def _call_one(
         self, role: str, assignment: Assignment, observer: TransferObserver
     ) -> list[FileResult]:
         live = self._live()
