@@ -55,8 +55,8 @@ def test_one_request_creates_then_appends_then_revives(env: Any) -> None:
         assert first.warnings == ()
         tasks = op.tasks(job.id)
         assert [(t["source_path"], t["size"]) for t in tasks] == [(SHOT1, SHOT1_SIZE)]
-        assert [(c.op, c.site_code, c.path) for c in operator.calls] == [
-            (FileOp.GETSIZE, "hq", SHOT1)
+        assert [(c.op, c.site_code, c.paths) for c in operator.calls] == [
+            (FileOp.SIZES, "hq", (SHOT1,))
         ]
 
         second = submit_sync(op, [SHOT2, SHOT1], "london")
@@ -151,6 +151,48 @@ def test_an_empty_folder_is_an_error(env: Any) -> None:
         submit_sync(op, ["proj001/empty"], "london")
     assert str(e.value) == "proj001/empty at hq is an empty folder: nothing to sync"
     assert jobs_of(admin_session) == []
+
+
+def test_many_paths_are_sized_in_few_round_trips_and_older_agents_path_by_path(env: Any) -> None:
+    """70 shots: two ``sizes`` round trips to the source agent (64 paths, then 6), not 70; an
+    agent older than ``sizes`` is asked path by path, with the same sizes; a missing path and an
+    empty folder are said for the first such path in the order given, either way."""
+    transport, admin_session, world, operator, _db = env
+    root = world.volume_root("hq")
+    shots = [f"proj002/sc0100/sh{n:04d}" for n in range(70)]
+    for n, shot in enumerate(shots):
+        make_tree(root, shot, frames=1 + n % 3)
+    paths = [f"{shot}/scans" for shot in shots]
+    with inproc_session(transport, world.operator_key) as op:
+        operator.calls.clear()
+        done = submit_sync(op, paths, "london")
+        assert [(c.op, len(c.paths)) for c in operator.calls] == [
+            (FileOp.SIZES, 64),
+            (FileOp.SIZES, 6),
+        ]
+        sized = {t["source_path"]: t["size"] for t in admin_session.tasks(done.jobs[0].id)}
+        assert sized == {p: (1 + n % 3) * 1000 + 22 for n, p in enumerate(paths)}
+
+        (root / "proj002" / "empty").mkdir()
+        wrong = [paths[0], "proj002/sc0100/nothing", "proj002/empty", paths[1]]
+        for sizes in (True, False):
+            operator.sizes = sizes
+            operator.calls.clear()
+            with pytest.raises(NotFoundError) as missing:
+                submit_sync(op, wrong, "london")
+            assert str(missing.value) == (
+                "proj002/sc0100/nothing does not exist at hq (volume projects)"
+            )
+            with pytest.raises(ValidationError) as empty:
+                submit_sync(op, wrong[2:], "london")
+            assert str(empty.value) == "proj002/empty at hq is an empty folder: nothing to sync"
+            if not sizes:
+                assert FileOp.GETSIZE in {c.op for c in operator.calls}
+        operator.calls.clear()
+        again = submit_sync(op, paths[:5], "london")  # an older agent: path by path
+        assert [c.op for c in operator.calls].count(FileOp.GETSIZE) == 5
+        assert again.jobs[0].size == sum(sized[p] for p in paths[:5])
+        operator.sizes = True
 
 
 def test_the_same_key_again_appends_nothing(env: Any) -> None:

@@ -35,6 +35,7 @@ from reelsync.errors import (
     ValidationError,
 )
 from reelsync.fs import Volume
+from reelsync.server.agentapi.relay import request_to_json
 from reelsync.services import servers
 from reelsync.services.bootstrap import InitResult
 from reelsync.sync import job_name, site_sync
@@ -56,23 +57,20 @@ SHOT2 = "proj001/sc0010/sh0020/scans"
 class DiskFileOperator:
     """An agent's file operations, answered from the per-site volume roots."""
 
-    def __init__(self, roots: dict[str, Path], main: str = "hq") -> None:
+    def __init__(self, roots: dict[str, Path], main: str = "hq", *, sizes: bool = True) -> None:
         self.roots = roots
         self.main = main
+        self.sizes = sizes  # False: an agent older than the ``sizes`` operation
         self.calls: list[FileRequest] = []
 
     async def run(self, request: FileRequest) -> Any:
         self.calls.append(request)
-        if request.op not in (FileOp.EXISTS, FileOp.GETSIZE, FileOp.LS):
+        if request.op not in (FileOp.EXISTS, FileOp.GETSIZE, FileOp.LS, FileOp.SIZES):
             raise NotImplementedError(request.op)
+        if request.op is FileOp.SIZES and not self.sizes:
+            raise ValidationError("unknown file operation 'sizes'")  # what an older agent says
         volume = Volume(request.volume_code, self.roots[request.site_code or self.main])
-        op = {
-            "op": request.op.value,
-            "volume": request.volume_code,
-            "path": request.path,
-            "recursive": request.recursive,
-            "files_only": request.files_only,
-        }
+        op = request_to_json("op1", request)  # what the agent gets
         return run_fileop({request.volume_code: volume}, op)  # what the agent runs
 
 

@@ -8,8 +8,10 @@ an unknown volume is NotFoundError.
 Results are the accsyn shapes: ``ls`` -> ``[{type: 0 dir | 1 file, filename, size, modified,
 files?}]`` (``files`` nested when recursive), ``getsize`` -> int (a folder: its files' total),
 ``exists`` -> bool, ``mkdir``/``rename``/``move``/``delete`` -> True (``delete`` of a folder that
-is not empty needs ``force``; ``rename`` onto an existing path needs ``force``). Blocking: run it
-in a thread.
+is not empty needs ``force``; ``rename`` onto an existing path needs ``force``). ``sizes``
+(reelsync's own, for ``reelsync sync``: ``paths`` with their ``scopes``) -> one entry per path,
+``{size, files}`` or ``{error: {code, message}}``, so one path's problem is said for that path.
+Blocking: run it in a thread.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reelsync.domain.regex import PatternError, compile_pattern
-from reelsync.errors import ConflictError, NotFoundError, ValidationError
+from reelsync.errors import ConflictError, NotFoundError, ReelsyncError, ValidationError
 from reelsync.fs import Entry, Volume, normalize_relpath
 
 __all__ = ["run_fileop"]
@@ -125,6 +127,21 @@ def _scope(op: Mapping[str, Any], key: str) -> str | None:
     return value if value is None or isinstance(value, str) else None
 
 
+def _size_of(volume: Volume, path: str, scope: Any) -> dict[str, Any]:
+    """One path of ``sizes``: ``{size, files}`` (a file: 1), or ``{error: {code, message}}``."""
+    try:
+        rel = normalize_relpath(path)
+        volume.check_within(rel, scope if isinstance(scope, str) else None)
+        entry = volume.stat(rel)
+        if not entry.is_dir:
+            return {"size": entry.size, "files": 1}
+        # kept a few seconds: the transfer of a folder just sized (sync) lists it from this walk
+        files = list(volume.walk_files(volume.resolve_str(rel), keep=True))
+        return {"size": sum(st.st_size for _, st in files), "files": len(files)}
+    except ReelsyncError as exc:
+        return {"error": {"code": exc.code, "message": exc.message}}
+
+
 def run_fileop(volumes: Mapping[str, Volume], op: Mapping[str, Any]) -> Any:
     """Run one relayed operation ``{op, volume, path, path_to?, ...}``; its accsyn result."""
     code = str(op.get("volume") or "")
@@ -135,6 +152,11 @@ def run_fileop(volumes: Mapping[str, Volume], op: Mapping[str, Any]) -> Any:
         volume = copy.copy(volume)
         volume.confine = None
     name = str(op.get("op") or "")
+    if name == "sizes":
+        paths, scopes = op.get("paths") or [], op.get("scopes") or []
+        if not isinstance(paths, list) or not isinstance(scopes, list) or len(paths) != len(scopes):
+            raise ValidationError("sizes needs as many scopes as paths")
+        return [_size_of(volume, str(p), scope) for p, scope in zip(paths, scopes, strict=True)]
     rel = normalize_relpath(str(op.get("path") or ""))
     volume.check_within(rel, _scope(op, "scope"))
     if name == "ls":

@@ -30,6 +30,7 @@ class FileOp(StrEnum):
     RENAME = "rename"
     MOVE = "move"
     DELETE = "delete"
+    SIZES = "sizes"  # getsize of each of ``paths`` in one round trip (reelsync sync)
 
     @property
     def writes(self) -> bool:
@@ -56,6 +57,8 @@ class FileRequest:
     site_code: str | None = None
     scope: str = ""  # the granted sub-path the resolved ``path`` must stay in ("" = the volume)
     scope_to: str = ""  # the same for ``path_to``
+    paths: tuple[str, ...] = ()  # ``sizes``: the paths, with their scopes in ``scopes``
+    scopes: tuple[str, ...] = ()
 
 
 class FileOperator(Protocol):

@@ -56,6 +56,7 @@ def request_to_json(op_id: str, request: FileRequest) -> dict[str, Any]:
         "force": request.force,
         "scope": request.scope,
         "scope_to": request.scope_to,
+        **({"paths": list(request.paths), "scopes": list(request.scopes)} if request.paths else {}),
     }
 
 
