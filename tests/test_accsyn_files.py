@@ -154,6 +154,9 @@ def test_access_and_confinement_are_checked_before_the_operator(files: Files) ->
         files.admin.mv("share=projects/a", "share=archive/a")
     with pytest.raises(AccsynException, match="not supported"):
         files.admin.ls("home=lisa@x.com/inbox")
+    for op in ("sizes", "frobnicate"):  # reelsync's own operation is not accsyn's either
+        with pytest.raises(AccsynException, match=f"unknown file operation '{op}'; use ls, "):
+            files.admin._event("GET", "workspace/file", {"op": op, "path": "share=projects/a"})
     assert len(files.operator.requests) == before
 
 

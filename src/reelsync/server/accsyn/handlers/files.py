@@ -108,8 +108,10 @@ def file(call: Call) -> PendingFileOp:
     data = call.data
     try:
         op = FileOp(str(data.get("op", "")).lower())
+        if op not in _VERBS:  # reelsync's own (sizes): not an accsyn operation
+            raise ValueError(op)
     except ValueError:
-        names = ", ".join(o.value for o in FileOp)
+        names = ", ".join(o.value for o in _VERBS)
         raise ValidationError(f"unknown file operation {data.get('op')!r}; use {names}") from None
     if _VERBS[op] != call.verb:
         raise ValidationError(
