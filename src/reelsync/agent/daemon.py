@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reelsync.agent.controlplane import ControlPlane
-from reelsync.agent.dataplane import WorkerPool
+from reelsync.agent.dataplane import WorkerPool, agent_engine
 from reelsync.agent.fileops import run_fileop
 from reelsync.agent.gate import TicketGate
 from reelsync.agent.pace import Pace
@@ -61,10 +61,8 @@ from reelsync.fs import Volume, normalize_relpath
 from reelsync.pki import (
     RequestSigner,
     TicketVerifier,
-    client_ssl_context,
     read_pem,
     read_private_pem,
-    server_ssl_context,
 )
 
 __all__ = ["Agent"]
@@ -127,13 +125,7 @@ class Agent:
             )
             self.engine.set_bandwidth_limit(settings.bandwidth_limit)
         else:
-            self.engine = Engine(
-                engine_settings,
-                client_ssl=client_ssl_context(
-                    files.ca, cert_file=files.cert, key_file=files.key, check_hostname=False
-                ),
-                server_ssl=server_ssl_context(files.cert, files.key, files.ca),
-            )
+            self.engine = agent_engine(engine_settings, cert=files.cert, key=files.key, ca=files.ca)
         self.gate = TicketGate(
             settings.server_id,
             TicketVerifier.from_file(files.ticket_key),

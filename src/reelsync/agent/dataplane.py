@@ -42,12 +42,15 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reelsync.agent.scopes import ScopeBook
 from reelsync.agent.workerlink import MessageLink, WorkerInit, send_connection
 from reelsync.engine import (
     Assignment,
+    Engine,
+    EngineSettings,
     FileResult,
     Listener,
     NullObserver,
@@ -56,9 +59,10 @@ from reelsync.engine import (
 )
 from reelsync.errors import ConnectionLostError, ReelsyncError, error_from_code
 from reelsync.fs import Volume, normalize_relpath
+from reelsync.pki import client_ssl_context, server_ssl_context
 from reelsync.protocol.clienthello import record_length, route_label
 
-__all__ = ["WorkerPool"]
+__all__ = ["WorkerPool", "agent_engine"]
 
 _log = logging.getLogger("reelsync.agent")
 _RESTART_S = 1.0  # a dead worker is started again after this
@@ -456,6 +460,16 @@ class WorkerPool:
             self._routes[label] = (index, now)
         worker = self._workers[index]
         return worker if worker is not None and worker.alive else live[0]
+
+
+def agent_engine(settings: EngineSettings, *, cert: Path, key: Path, ca: Path) -> Engine:
+    """An engine with the agent's certificate for both ends of its sessions (the agent's own
+    when it has no workers, else each worker's)."""
+    return Engine(
+        settings,
+        client_ssl=client_ssl_context(ca, cert_file=cert, key_file=key, check_hostname=False),
+        server_ssl=server_ssl_context(cert, key, ca),
+    )
 
 
 def _quiet(future: asyncio.Future[Any]) -> None:

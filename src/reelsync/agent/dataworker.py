@@ -22,13 +22,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from reelsync.agent.dataplane import agent_engine
 from reelsync.agent.gate import TicketGate
 from reelsync.agent.scopes import ScopeBook
 from reelsync.agent.workerlink import MessageLink, WorkerInit, receive_connection
-from reelsync.engine import Assignment, Engine, FileResult
+from reelsync.engine import Assignment, FileResult
 from reelsync.errors import InternalError, ReelsyncError
 from reelsync.fs import Volume
-from reelsync.pki import TicketVerifier, client_ssl_context, server_ssl_context
+from reelsync.pki import TicketVerifier
 
 __all__ = ["main"]
 
@@ -68,13 +69,7 @@ class _Worker:
         self.init = init
         self.scopes = ScopeBook()
         self.volumes: dict[str, Volume] = {}
-        self.engine = Engine(
-            init.engine,
-            client_ssl=client_ssl_context(
-                init.ca, cert_file=init.cert, key_file=init.key, check_hostname=False
-            ),
-            server_ssl=server_ssl_context(init.cert, init.key, init.ca),
-        )
+        self.engine = agent_engine(init.engine, cert=init.cert, key=init.key, ca=init.ca)
         self.gate = TicketGate(
             init.agent_id,
             TicketVerifier.from_file(init.ticket_key),
