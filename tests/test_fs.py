@@ -283,3 +283,27 @@ def test_a_kept_walk_is_reused_once_and_not_after_its_time(tmp_path: Path, monke
     (tmp_path / "v" / "shot" / "d.exr").write_bytes(b"d")
     monkeypatch.setattr(volume_module, "WALK_KEPT_S", 0.0)  # the kept one is too old: a new walk
     assert len(list(vol.walk_files(real, reuse=True))) == 4
+
+
+def test_a_kept_walk_outlives_another_thread_dropping_an_old_one(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Walks kept by several threads at once (a sync's paths sized in parallel): an expired
+    listing another thread drops between this walk's look and its drop is no error."""
+    from reelsync.fs import volume as volume_module
+
+    for name in ("sh010", "sh020"):
+        (tmp_path / "v" / name).mkdir(parents=True)
+        (tmp_path / "v" / name / "a.exr").write_bytes(b"aa")
+    vol = Volume("projects", tmp_path / "v")
+    list(vol.walk_files(vol.resolve_str("sh010"), keep=True))
+    monkeypatch.setattr(volume_module, "WALK_KEPT_S", 0.0)  # every kept walk is now too old
+
+    class Racing(dict):  # the other thread drops each old listing right after it was seen
+        def items(self):  # type: ignore[no-untyped-def]
+            seen = list(super().items())
+            self.clear()
+            return seen
+
+    vol._kept = Racing(vol._kept)
+    assert [b for b, _ in vol.walk_files(vol.resolve_str("sh020"), keep=True)] == ["a.exr"]

@@ -410,6 +410,9 @@ class Agent:
             answer["error"] = {"code": exc.code, "message": exc.message}
         except OSError as exc:
             answer["error"] = {"code": "internal", "message": f"{op.get('op')}: {exc}"}
+        except Exception as exc:  # a bug: answer it (the caller waits), log it, live on
+            _log.exception("file operation %s failed", op.get("op"))
+            answer["error"] = {"code": "internal", "message": f"{op.get('op')} failed: {exc}"}
         try:
             await self.control.fileop_result(answer)
         except ReelsyncError as exc:

@@ -347,7 +347,7 @@ class Volume:
                 return itertools.chain(listing, walk)
             now = time.monotonic()
             for old in [k for k, (t, _) in list(self._kept.items()) if now - t >= WALK_KEPT_S]:
-                del self._kept[old]
+                self._kept.pop(old, None)  # another thread's walk may have dropped it meanwhile
             self._kept[folder] = (now, listing)
             return iter(listing)
         return self._walk(folder)
