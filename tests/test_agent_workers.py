@@ -255,6 +255,26 @@ def test_the_bandwidth_limit_holds_for_the_pool_as_a_whole(tmp_path: Path) -> No
     _run(tmp_path, body)
 
 
+def test_an_engine_serves_handed_over_connections_only_with_mutual_tls(tmp_path: Path) -> None:
+    """Like ``serve``, ``adopt`` refuses a server context that does not require the peer's
+    certificate, and closes the connection it was handed."""
+    import socket
+    import ssl
+
+    from reelsync.engine import Engine
+
+    lax = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # verify_mode CERT_NONE
+    files = _Studio(tmp_path).files["london"]
+    for server_ssl in (None, lax):
+        engine = Engine(SETTINGS, server_ssl=server_ssl)
+        here, there = socket.socketpair()
+        with pytest.raises(ConfigError, match="mutual TLS"):
+            engine.adopt(here, None)  # type: ignore[arg-type]
+        assert here.fileno() == -1  # closed
+        there.close()
+    assert files.server().verify_mode == ssl.CERT_REQUIRED  # what agents use
+
+
 def test_workers_setting() -> None:
     assert _workers("auto") >= 1
     assert _workers(3) == 3

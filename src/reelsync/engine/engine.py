@@ -697,9 +697,9 @@ class Engine:
     def adopt(self, raw: socket.socket, authorizer: Authorizer) -> None:
         """Serve a peer's connection accepted elsewhere (a process that owns the listening
         socket and hands connections to worker processes), as if this engine had accepted it."""
-        if self.server_ssl is None:
+        if self.server_ssl is None or self.server_ssl.verify_mode != ssl.CERT_REQUIRED:
             raw.close()
-            raise ConfigError("the engine has no server TLS context: it cannot serve")
+            raise ConfigError("the data plane requires a server TLS context with mutual TLS")
         self.server_ssl.num_tickets = 0  # see serve()
         task = asyncio.ensure_future(self._accept_raw(raw, authorizer))
         self._tasks.add(task)
