@@ -1,7 +1,7 @@
 """Soak: operators syncing shots while every process is killed at random (not part of the tests).
 
     python benchmarks/soak.py [--minutes 5] [--concurrency 4] [--fault-every 20]
-                              [--database sqlite|postgres] [--seed N]
+                              [--database sqlite|postgres] [--seed N] [--workers N]
 
 Starts a real control plane and four real agents (two at hq, two at london, one shared root per
 site), three employee operators and a queue per project. Then, until ``--minutes`` pass:
@@ -12,6 +12,9 @@ site), three employee operators and a queue per project. Then, until ``--minutes
 - a fault about every ``--fault-every`` seconds: the control plane SIGKILLed and restarted a few
   seconds later, or an agent SIGKILLed or SIGTERMed and restarted (one agent per site is always
   left online: the next fault comes after the restarted agent is online again).
+
+``--workers N`` runs every agent's data plane in N worker processes (``REELSYNC_AGENT_WORKERS``):
+a SIGKILLed agent's workers must stop by themselves, and a killed agent's files resume.
 
 Then it waits for the syncs still running and checks: every file of every shot synced is at london
 and identical (SHA-256), no part file is left, every job is done; and counts the files SENT twice
@@ -83,6 +86,7 @@ class Soak:
     shots: int = 0
     inodes: dict[str, int] = field(default_factory=dict)
     republished: set[str] = field(default_factory=set)
+    agent_env: dict[str, str] = field(default_factory=dict)  # e.g. REELSYNC_AGENT_WORKERS
 
     # -- operators -------------------------------------------------------------------------------
     def make_shot(self) -> str:
@@ -146,7 +150,7 @@ class Soak:
         else:
             agent.stop(signal.SIGTERM, timeout=60)
         time.sleep(self.rng.uniform(1.0, 4.0))
-        agent.process, agent.log_file = start_agent(self.server, agent.data_dir)
+        agent.process, agent.log_file = start_agent(self.server, agent.data_dir, self.agent_env)
         agent._stopped = False
         agent.wait_online(120)  # back before the next fault may take its sibling
         return f"agent {how}"
@@ -181,7 +185,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def setup(stack: ExitStack, tmp: Path, database: str) -> Soak:
+def setup(stack: ExitStack, tmp: Path, database: str, agent_env: dict[str, str]) -> Soak:
     url = stack.enter_context(fresh_database()) if database == "postgres" else None
     server = stack.enter_context(
         running_server(tmp / "server", database_url=url, check_clean_exit=False)
@@ -206,11 +210,11 @@ def setup(stack: ExitStack, tmp: Path, database: str) -> Soak:
     agents = {}
     for name, site in (("hq1", "hq"), ("hq2", "hq"), ("ldn1", "london"), ("ldn2", "london")):
         agents[name] = stack.enter_context(
-            running_agent(server, site, tmp / name, check_clean_exit=False)
+            running_agent(server, site, tmp / name, env=agent_env, check_clean_exit=False)
         )
     for agent in agents.values():
         agent.wait_online()
-    return Soak(server, agents, roots, keys, random.Random())
+    return Soak(server, agents, roots, keys, random.Random(), agent_env=agent_env)
 
 
 def verify(soak: Soak, outcomes: list[Outcome]) -> dict[str, Any]:
@@ -265,10 +269,15 @@ def main() -> int:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="the agents' data-plane worker processes "
+        "(REELSYNC_AGENT_WORKERS; default: the agents' own)"
+    )  # fmt: skip
     args = parser.parse_args()
+    agent_env = {"REELSYNC_AGENT_WORKERS": str(args.workers)} if args.workers else {}
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     with tempfile.TemporaryDirectory(prefix="rs-soak-") as tmp_text, ExitStack() as stack:
-        soak = setup(stack, Path(tmp_text), args.database)
+        soak = setup(stack, Path(tmp_text), args.database, agent_env)
         soak.rng.seed(seed)
         stop = threading.Event()
         faults = threading.Thread(target=soak.fault_loop, args=(stop, args.fault_every))
@@ -301,7 +310,9 @@ def main() -> int:
             start_server_process(soak.server)
         for agent in soak.agents.values():
             if agent.process.poll() is not None:
-                agent.process, agent.log_file = start_agent(soak.server, agent.data_dir)
+                agent.process, agent.log_file = start_agent(
+                    soak.server, agent.data_dir, soak.agent_env
+                )
                 agent._stopped = False
         report = {
             "seed": seed,
