@@ -27,7 +27,8 @@ WORK/london. Each data set of ``benchmarks/run.py`` (seq 2,000 x 2 MiB, small 20
 of that size mounted on WORK, so the disk does not set the pace. It holds the sources, london's
 copy of each set (kept until that set's next ``sync``) and the other tools' copy; ``--warm``
 adds a scratch file as large as the set: at scale 1 with every set and ``--warm``, ~18 GB
-(``--tmpfs 20g``), without ``--warm`` ~14 GB.
+(``--tmpfs 20g``), without ``--warm`` ~16 GB; a run that would not fit stops at once and says
+so.
 
 ``--shots``: ``sync`` names each shot folder of the set (``proj/<scene>/<shot>``; the big set:
 each reel) as a path of its own, as an operator picking shots does: one task each, leased as
@@ -423,7 +424,37 @@ def main() -> None:
         measure(args, work)
 
 
+_SET_BYTES = {"seq": 2000 * 2 * MIB, "small": 20000 * 34 * 1024, "big": 4 * 512 * MIB}
+
+
+def check_room(args: argparse.Namespace, work: Path) -> None:
+    """Stop with one line when WORK cannot hold what the run writes (a RAM disk too small ran
+    out mid-set, with a traceback). The sets are made one after the other; while set k runs,
+    WORK holds every source made so far, london's copy of each earlier set, set k's copy at
+    london and the other tools' copy, and with ``--warm`` a scratch file as large as set k."""
+    held = peak = 0
+    for name in filter(None, args.sets.split(",")):
+        share = min(1.0, args.scale) if name == "big" else args.scale
+        size = int(_SET_BYTES.get(name, 0) * share)
+        if not (work / "hq" / name / ".complete").exists():
+            held += size  # its source
+        peak = max(peak, held + size * (2 + args.warm))
+        held += size  # london's copy stays
+    if args.priority:  # 1,600 x 512 KiB at hq and at london
+        held += int(1600 * 512 * 1024 * args.scale) * 2
+    held += args.tree * 1280 * 2  # 0.5-2 KiB a file, at hq and at london
+    need = max(peak, held)
+    free = shutil.disk_usage(work).free
+    if need > free:
+        raise SystemExit(
+            f"{work} has {free / 1e9:.1f} GB free; this run needs about {need / 1e9:.1f} GB at "
+            "its peak (the sets, their copies and --warm's scratch): give a larger --tmpfs, a "
+            "smaller --scale or fewer --sets"
+        )
+
+
 def measure(args: argparse.Namespace, work: Path) -> None:
+    check_room(args, work)
     roots = {"hq": work / "hq", "london": work / "london"}
     for root in roots.values():
         root.mkdir(parents=True, exist_ok=True)
