@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,12 @@ def _matcher(pattern: str) -> Callable[[str], bool]:
     return lambda name: fnmatch.fnmatchcase(name.lower(), lowered)
 
 
+def _sizing_walk(volume: Volume, rel: str) -> Iterable[tuple[str, os.stat_result]]:
+    """The files below folder ``rel``, walked to size it: the walk is kept a few seconds, and
+    the transfer of a folder just sized (a sync) lists it from this walk, not a second one."""
+    return volume.walk_files(volume.resolve_str(rel), keep=True)
+
+
 class _Lister:
     """``ls``: filters apply to files (and to folders with ``directories_only``); ``include``
     wins over ``exclude``; ``files_only`` with ``recursive`` lists files of sub-folders by their
@@ -89,8 +96,7 @@ class _Lister:
     def tree_size(self, rel: str) -> int:
         """The total size of the files below ``rel`` that ``include``/``exclude`` let through
         (one walk, one ``lstat`` per entry)."""
-        # kept a few seconds: the transfer of a folder just sized (sync) lists it from this walk
-        files = self.volume.walk_files(self.volume.resolve_str(rel), keep=True)
+        files = _sizing_walk(self.volume, rel)
         if not self.include and not self.exclude:
             return sum(st.st_size for _, st in files)
         return sum(st.st_size for below, st in files if self.wanted(below.rpartition("/")[2]))
@@ -135,8 +141,7 @@ def _size_of(volume: Volume, path: str, scope: Any) -> dict[str, Any]:
         entry = volume.stat(rel)
         if not entry.is_dir:
             return {"size": entry.size, "files": 1}
-        # kept a few seconds: the transfer of a folder just sized (sync) lists it from this walk
-        files = list(volume.walk_files(volume.resolve_str(rel), keep=True))
+        files = list(_sizing_walk(volume, rel))
         return {"size": sum(st.st_size for _, st in files), "files": len(files)}
     except ReelsyncError as exc:
         return {"error": {"code": exc.code, "message": exc.message}}

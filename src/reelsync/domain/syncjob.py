@@ -32,7 +32,9 @@ __all__ = [
     "by_project",
     "check_may_sync",
     "direction_between",
+    "empty_folder_error",
     "job_name",
+    "missing_path_error",
     "moved_note",
     "project_of",
     "project_queue",
@@ -129,6 +131,16 @@ def project_queue(project: str, queues: Iterable[tuple[str, bool]]) -> tuple[str
 def moved_note(name: str, was: str, queue: str) -> str:
     """What is said when the day's job moves to the queue asked for."""
     return f"job {name!r} moved from queue {was} to {queue} (the queue asked for)"
+
+
+def missing_path_error(path: str, site: str, volume: str) -> NotFoundError:
+    """What a sync says of a path that is not at the source (server and client flows alike)."""
+    return NotFoundError(f"{path} does not exist at {site} (volume {volume})")
+
+
+def empty_folder_error(path: str, site: str) -> ValidationError:
+    """What a sync says of a folder with no file to send."""
+    return ValidationError(f"{path} at {site} is an empty folder: nothing to sync")
 
 
 def sync_tasks(

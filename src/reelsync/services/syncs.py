@@ -36,7 +36,9 @@ from reelsync.domain.syncjob import (
     Direction,
     by_project,
     check_may_sync,
+    empty_folder_error,
     job_name,
+    missing_path_error,
     moved_note,
     project_of,
     project_queue,
@@ -207,8 +209,8 @@ async def _size(operator: FileOperator, checked: _Checked) -> dict[str, int]:
     """Each path's size at the source (a folder: its files' total), counted by the agent there:
     ``_SIZES_PER_CALL`` paths per round trip to it (``sizes``), a few round trips at once; an
     agent older than ``sizes`` is asked path by path. One after the other, a sync of 100 shots
-    waited ~4.5 s for its round trips. The error said is the one of the first path (in the
-    order given) that has one."""
+    waited ~4.5 s for its round trips. Every round trip is waited for, so the error said is the
+    one of the first path (in the order given) that has one."""
     vol, site = checked.volume, checked.source
     parts = [
         checked.paths[i : i + _SIZES_PER_CALL]
@@ -236,18 +238,12 @@ async def _size(operator: FileOperator, checked: _Checked) -> dict[str, int]:
             raise ValidationError(f"the agent at {site} answered sizes with {answer!r:.200}")
         return [_sized(site, vol.code, p, a) for p, a in zip(paths, answer, strict=True)]
 
-    tasks = [asyncio.ensure_future(part(paths)) for paths in parts]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    answers = await asyncio.gather(*(part(paths) for paths in parts), return_exceptions=True)
     sizes: dict[str, int] = {}
-    for paths, task in zip(parts, tasks, strict=True):
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
-        for path, size in zip(paths, task.result(), strict=True):
+    for paths, answer in zip(parts, answers, strict=True):  # in order: the first error is said
+        if isinstance(answer, BaseException):
+            raise answer
+        for path, size in zip(paths, answer, strict=True):
             if isinstance(size, ReelsyncError):
                 raise size
             sizes[path] = size
@@ -261,13 +257,13 @@ def _sized(site: str, volume: str, path: str, answer: Any) -> int | ReelsyncErro
     error = answer.get("error")
     if isinstance(error, Mapping):
         if error.get("code") == NotFoundError.code:
-            return NotFoundError(f"{path} does not exist at {site} (volume {volume})")
+            return missing_path_error(path, site, volume)
         return error_from_code(str(error.get("code")), str(error.get("message")), remote=False)
     size, files = answer.get("size"), answer.get("files")
     if not isinstance(size, int) or isinstance(size, bool) or not isinstance(files, int):
         return ValidationError(f"the agent at {site} answered sizes of {path} with {answer!r}")
     if files == 0:
-        return ValidationError(f"{path} at {site} is an empty folder: nothing to sync")
+        return empty_folder_error(path, site)
     return size
 
 
@@ -288,14 +284,14 @@ async def _size_one(
             size = await operator.run(op(FileOp.GETSIZE))
         except NotFoundError:  # the path, or the volume at the agent: say which
             if await operator.run(op(FileOp.EXISTS)) is not True:
-                return NotFoundError(f"{path} does not exist at {site} (volume {vol.code})")
+                return missing_path_error(path, site, vol.code)
             raise
         if not isinstance(size, int) or isinstance(size, bool):
             return ValidationError(f"the agent at {site} answered getsize {path} with {size!r}")
         if size == 0:  # an empty file, a folder of empty files, or an empty folder
             listed = await operator.run(op(FileOp.LS, recursive=True))
             if not any(isinstance(e, Mapping) and e.get("type") == 1 for e in listed or ()):
-                return ValidationError(f"{path} at {site} is an empty folder: nothing to sync")
+                return empty_folder_error(path, site)
         return size
 
 

@@ -39,7 +39,9 @@ from reelsync.domain.syncjob import (
     Direction,
     by_project,
     check_may_sync,
+    empty_folder_error,
     job_name,
+    missing_path_error,
     moved_note,
     project_of,
     project_queue,
@@ -261,7 +263,7 @@ def _measure(
             size = _file_op(session, "getsize", volume, path, site, sent=(sent or {}).get(path))
         except NotFoundError:  # the path, or the volume at the agent: say which
             if _file_op(session, "exists", volume, path, site) is not True:
-                raise NotFoundError(f"{path} does not exist at {site} (volume {volume})") from None
+                raise missing_path_error(path, site, volume) from None
             raise
         if not isinstance(size, int) or isinstance(size, bool):
             raise ValidationError(f"the agent at {site} answered getsize {path} with {size!r}")
@@ -270,7 +272,7 @@ def _measure(
                 session, "ls", volume, path, site, recursive="true", files_only="true"
             )
             if not any(isinstance(e, Mapping) and e.get("type") == 1 for e in listed):
-                raise ValidationError(f"{path} at {site} is an empty folder: nothing to sync")
+                raise empty_folder_error(path, site)
         sizes[path] = size
     return sizes
 
